@@ -1,0 +1,4 @@
+//! The rules language: YAML files SREs write, checked into a validated [`model::RuleSet`].
+
+pub mod model;
+pub mod selector;

@@ -1,0 +1,568 @@
+//! The validated rules model: what a rules file means once it has been checked.
+//!
+//! Everything here is built exactly once, by [`crate::rules::decode`], from the YAML the SRE wrote.
+//! Newtypes carry their invariants ([`Objective`] is in (0, 1), [`Window`] is a whole number of
+//! minutes, selectors are compiled), so the engine and the runtime never re-check them.
+//! The YAML reference for every field is `docs/rules.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::rules::selector::Selector;
+use crate::time::Dur;
+
+/// Labels attached to a service, an SLO or an alert tier (sorted, unique names).
+pub type Labels = BTreeMap<String, String>;
+
+/// Every service, probe and scrape target of a set of rules files.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// One entry per `service:` document, in file order.
+    pub services: Vec<Service>,
+    /// Health checks declared in any file; names are unique across the set.
+    pub probes: Vec<Probe>,
+    /// Scrape targets declared in any file; names are unique across the set.
+    pub scrapes: Vec<ScrapeTarget>,
+}
+
+impl RuleSet {
+    /// All SLOs of all services.
+    pub fn slos(&self) -> impl Iterator<Item = &Slo> {
+        self.services.iter().flat_map(|s| s.slos.iter())
+    }
+}
+
+/// A service and its SLOs, from one YAML document.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The file the service was read from.
+    pub file: PathBuf,
+    /// Service name, `[A-Za-z0-9][-A-Za-z0-9_.]*`.
+    pub name: String,
+    /// Labels added to every SLO of the service (and so to every export and alert).
+    pub labels: Labels,
+    /// Team or person who owns the service; shown in notifications.
+    pub owner: Option<String>,
+    /// Runbook URL; shown in notifications.
+    pub runbook: Option<String>,
+    /// Dashboard URL; shown in notifications.
+    pub dashboard: Option<String>,
+    /// The service's SLOs, in file order.
+    pub slos: Vec<Slo>,
+}
+
+/// The stable identity of an SLO: `service/slo`. State (budget history) is keyed by it, so label
+/// or objective edits keep the history.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct SloId {
+    /// The service name.
+    pub service: String,
+    /// The SLO name, unique within the service.
+    pub slo: String,
+}
+
+impl fmt::Display for SloId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.service, self.slo)
+    }
+}
+
+/// One service level objective, fully resolved (service labels merged in, defaults applied).
+#[derive(Debug, Clone)]
+pub struct Slo {
+    /// `service/name`.
+    pub id: SloId,
+    /// Free text for people.
+    pub description: Option<String>,
+    /// Service labels overlaid with the SLO's own labels.
+    pub labels: Labels,
+    /// Target fraction of good events (or good slices).
+    pub objective: Objective,
+    /// The compliance window.
+    pub window: Window,
+    /// How the budget is counted.
+    pub method: BudgetingMethod,
+    /// What is measured.
+    pub indicator: Indicator,
+    /// Burn-rate alert tiers and their guards.
+    pub alerting: Alerting,
+    /// What a window without any data means.
+    pub no_data: NoDataPolicy,
+}
+
+/// An objective as a ratio in the open interval (0, 1). Written in YAML as a percentage
+/// (`99.9` or `"99.9%"`); 100 is refused because it leaves no error budget.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Objective(f64);
+
+/// Why an objective was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ObjectiveError {
+    /// 100% leaves no budget.
+    #[error(
+        "objective 100% leaves no error budget, so every failure is an infinite burn; use 99.99 or lower"
+    )]
+    Hundred,
+    /// Outside (0, 100).
+    #[error("objective {0} is outside (0, 100); write a percentage such as 99.9 or \"99.9%\"")]
+    OutOfRange(String),
+    /// Not a number.
+    #[error("objective `{0}` is not a number; write a percentage such as 99.9 or \"99.9%\"")]
+    NotANumber(String),
+}
+
+impl Objective {
+    /// From a percentage such as 99.9.
+    pub fn from_percent(p: f64) -> Result<Objective, ObjectiveError> {
+        if !p.is_finite() {
+            return Err(ObjectiveError::NotANumber(p.to_string()));
+        }
+        if p == 100.0 {
+            return Err(ObjectiveError::Hundred);
+        }
+        if p <= 0.0 || p > 100.0 {
+            return Err(ObjectiveError::OutOfRange(p.to_string()));
+        }
+        Ok(Objective(p / 100.0))
+    }
+    /// From text: `99.9`, `99.9%` or ` 99.9 % `.
+    pub fn parse(text: &str) -> Result<Objective, ObjectiveError> {
+        let t = text.trim();
+        let num = t.strip_suffix('%').unwrap_or(t).trim();
+        let p: f64 = num
+            .parse()
+            .map_err(|_| ObjectiveError::NotANumber(text.to_owned()))?;
+        Objective::from_percent(p)
+    }
+    /// The target ratio, e.g. 0.999.
+    pub fn ratio(self) -> f64 {
+        self.0
+    }
+    /// The target as a percentage, e.g. 99.9.
+    pub fn percent(self) -> f64 {
+        self.0 * 100.0
+    }
+    /// The error budget ratio, `1 - objective`, computed from the percentage so that 99.9 gives
+    /// 0.001 as closely as floating point allows (always > 0).
+    pub fn budget(self) -> f64 {
+        (100.0 - self.percent()) / 100.0
+    }
+}
+
+/// The compliance window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Window {
+    /// The last `Dur` up to now (a whole number of minutes, at least one hour).
+    Rolling(Dur),
+    /// The current calendar period in a time zone, e.g. this month in Europe/Berlin.
+    Calendar {
+        /// Month, ISO week (Monday first) or quarter.
+        unit: CalendarUnit,
+        /// The IANA zone the period boundaries are computed in (default UTC).
+        tz: jiff::tz::TimeZone,
+        /// The zone's IANA name as written, for display.
+        tz_name: String,
+    },
+}
+
+impl Window {
+    /// The nominal length used to derive burn-rate factors: the rolling length, or 30d for a
+    /// month, 7d for a week, 90d for a quarter. (The budget in minutes uses the true length of the
+    /// current calendar period.)
+    pub fn nominal(&self) -> Dur {
+        match self {
+            Window::Rolling(d) => *d,
+            Window::Calendar { unit, .. } => unit.nominal(),
+        }
+    }
+}
+
+/// A calendar period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalendarUnit {
+    /// ISO week, starting Monday 00:00.
+    Week,
+    /// Calendar month, starting on the 1st at 00:00.
+    Month,
+    /// Calendar quarter, starting 1 Jan, 1 Apr, 1 Jul and 1 Oct at 00:00.
+    Quarter,
+}
+
+impl CalendarUnit {
+    /// Nominal length (7d, 30d, 90d) for burn-rate factors.
+    pub fn nominal(self) -> Dur {
+        match self {
+            CalendarUnit::Week => Dur::from_days(7),
+            CalendarUnit::Month => Dur::from_days(30),
+            CalendarUnit::Quarter => Dur::from_days(90),
+        }
+    }
+    /// The YAML keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CalendarUnit::Week => "week",
+            CalendarUnit::Month => "month",
+            CalendarUnit::Quarter => "quarter",
+        }
+    }
+}
+
+/// How the error budget is counted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BudgetingMethod {
+    /// Good events over total events (the default).
+    Occurrences,
+    /// Good time slices over total time slices.
+    Timeslices {
+        /// Length of one slice (divides one hour evenly; 1m by default).
+        slice: Dur,
+        /// For ratio, probe and latency-threshold indicators: a slice is good when its own
+        /// good/total ratio is at least this (0, 1]. Ignored by latency-percentile indicators,
+        /// whose slices are judged by the percentile.
+        target: f64,
+    },
+}
+
+/// What an SLO measures.
+#[derive(Debug, Clone)]
+pub enum Indicator {
+    /// Good (or bad) events over total events, from selectors on scraped counters.
+    Ratio {
+        /// Which selector the numerator is: `good` or `bad` events.
+        numerator: RatioNumerator,
+        /// Selector of the numerator counter(s); matching series are summed.
+        numerator_selector: Arc<Selector>,
+        /// Selector of the total counter(s); matching series are summed.
+        total: Arc<Selector>,
+    },
+    /// Success ratio of a named health-check probe.
+    ProbeAvailability {
+        /// Name of a probe declared in the rule set.
+        probe: String,
+    },
+    /// Fraction of requests at or under a latency threshold (`le`).
+    LatencyThreshold {
+        /// Requests at or under this are good.
+        threshold: Dur,
+        /// Where the latencies come from.
+        source: LatencySource,
+    },
+    /// A percentile of each time slice must be at or under a threshold.
+    LatencyPercentile {
+        /// The percentile, e.g. 95 for p95.
+        percentile: Percentile,
+        /// A slice is good when its percentile is at or under this.
+        threshold: Dur,
+        /// Where the latencies come from.
+        source: LatencySource,
+    },
+}
+
+impl Indicator {
+    /// True for the indicators that carry latencies (and so have percentiles to report).
+    pub fn is_latency(&self) -> bool {
+        matches!(
+            self,
+            Indicator::LatencyThreshold { .. } | Indicator::LatencyPercentile { .. }
+        )
+    }
+}
+
+/// Whether a ratio indicator's numerator counts good or bad events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RatioNumerator {
+    /// `good:` was given; bad = total - good.
+    Good,
+    /// `bad:` was given.
+    Bad,
+}
+
+/// Where latency observations come from.
+#[derive(Debug, Clone)]
+pub enum LatencySource {
+    /// Total durations of a named probe.
+    Probe {
+        /// Name of a probe declared in the rule set.
+        probe: String,
+    },
+    /// A scraped classic histogram: its `_bucket{le=...}` and `_count` series.
+    Histogram {
+        /// Selector of the histogram by base name (no `_bucket` suffix), e.g.
+        /// `http_request_duration_seconds{job="api"}`.
+        selector: Arc<Selector>,
+        /// Bucket edges (seconds) the histogram is declared to have, if given; used to warn when
+        /// the threshold is not an edge.
+        buckets: Option<Vec<f64>>,
+    },
+}
+
+/// A percentile in (0, 100), kept in parts per million so rank arithmetic is exact
+/// (p99.9 is 999_000 ppm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percentile(u32);
+
+impl Percentile {
+    /// From a percentage such as 95 or 99.9 (at most 4 decimals are kept).
+    pub fn from_percent(p: f64) -> Option<Percentile> {
+        if !(p.is_finite() && p > 0.0 && p < 100.0) {
+            return None;
+        }
+        let ppm = (p * 10_000.0).round();
+        if ppm <= 0.0 || ppm >= 1_000_000.0 {
+            return None;
+        }
+        Some(Percentile(ppm as u32))
+    }
+    /// Parts per million.
+    pub fn ppm(self) -> u32 {
+        self.0
+    }
+    /// As a quantile in (0, 1).
+    pub fn quantile(self) -> f64 {
+        self.0 as f64 / 1_000_000.0
+    }
+    /// The nearest-rank position for `n` observations: the smallest `k` such that at least
+    /// `percentile` of the observations are among the first `k` sorted ones, `ceil(p * n)`.
+    /// The slice percentile is at or under a threshold exactly when at least this many
+    /// observations are at or under it.
+    pub fn rank(self, n: u64) -> u64 {
+        let num = self.0 as u128 * n as u128;
+        num.div_ceil(1_000_000) as u64
+    }
+}
+
+/// Burn-rate alerting for one SLO.
+#[derive(Debug, Clone)]
+pub struct Alerting {
+    /// The multiwindow tiers, in order (defaults: page_fast, page_slow, ticket_fast, ticket_slow).
+    pub tiers: Vec<BurnTier>,
+    /// A tier does not fire while its long window holds fewer events (or slices) than this
+    /// (low-traffic protection). 0 disables the guard.
+    pub min_events: u64,
+}
+
+/// One multiwindow, multi-burn-rate alert tier: fires when the burn rate over both the long and
+/// the short window is above `factor` (for `for_` in a row).
+#[derive(Debug, Clone)]
+pub struct BurnTier {
+    /// Tier name, e.g. `page_fast`; unique within the SLO.
+    pub name: String,
+    /// `page` or `ticket` (or any routing word the user chose).
+    pub severity: String,
+    /// The long window, e.g. 1h.
+    pub long: Dur,
+    /// The short window, e.g. 5m (long/12 by default).
+    pub short: Dur,
+    /// Burn-rate threshold: budget fraction x nominal window / long window (14.4 for 2% of a 30d
+    /// budget in 1h).
+    pub factor: f64,
+    /// How long the condition must hold before the tier fires (0 = at once).
+    pub for_: Dur,
+    /// Extra labels for the alert.
+    pub labels: Labels,
+}
+
+/// What a window with no data at all means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum NoDataPolicy {
+    /// No data is neither good nor bad: SLI reported as 1, burn 0, tiers quiet (the default).
+    #[default]
+    Ignore,
+    /// No data counts as meeting the objective (for timeslices: empty slices are good).
+    Good,
+    /// No data counts as failing (for timeslices: empty slices are bad; for occurrences: an empty
+    /// window burns as if every event failed).
+    Bad,
+}
+
+/// A health check declared in a rules file (run by the agent; see `burnwatch run`).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The file it was declared in.
+    pub file: PathBuf,
+    /// Unique name, used by `probe:` in indicators.
+    pub name: String,
+    /// What to check.
+    pub kind: ProbeKind,
+    /// Time between two checks.
+    pub interval: Dur,
+    /// Give-up time for one check; below `interval`.
+    pub timeout: Dur,
+    /// Labels added to the probe's exports.
+    pub labels: Labels,
+    /// Names of probes this one depends on (their failure inhibits this one's alerts).
+    pub depends_on: Vec<String>,
+}
+
+/// The protocol of a probe.
+#[derive(Debug, Clone)]
+pub enum ProbeKind {
+    /// An HTTP(S) request.
+    Http(HttpProbe),
+    /// A TCP connect, optionally sending a line and expecting a reply.
+    Tcp {
+        /// `host:port`.
+        address: String,
+        /// Line to send after connecting.
+        send: Option<String>,
+        /// Regex the first reply line must match.
+        expect: Option<Arc<regex::Regex>>,
+    },
+    /// A DNS resolution of a host name.
+    Dns {
+        /// Name to resolve.
+        name: String,
+        /// Record type, `A` or `AAAA` (default `A`).
+        record: String,
+    },
+}
+
+/// An HTTP probe.
+#[derive(Debug, Clone)]
+pub struct HttpProbe {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Request method (default GET).
+    pub method: String,
+    /// Request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// Acceptable status codes (default 200-299).
+    pub expect_status: Vec<StatusRange>,
+    /// The body must match this regex.
+    pub body_matches: Option<Arc<regex::Regex>>,
+    /// The body must not match this regex.
+    pub body_not_matches: Option<Arc<regex::Regex>>,
+    /// Follow redirects (default true).
+    pub follow_redirects: bool,
+    /// Verify TLS certificates (default true).
+    pub tls_verify: bool,
+    /// Extra CA bundle (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// An inclusive range of HTTP status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    /// Lowest accepted code.
+    pub lo: u16,
+    /// Highest accepted code.
+    pub hi: u16,
+}
+
+/// A Prometheus-format metrics endpoint to scrape.
+#[derive(Debug, Clone)]
+pub struct ScrapeTarget {
+    /// The file it was declared in.
+    pub file: PathBuf,
+    /// Unique name.
+    pub name: String,
+    /// `http://` or `https://` URL of the metrics page.
+    pub url: String,
+    /// Time between two scrapes.
+    pub interval: Dur,
+    /// Give-up time; below `interval`.
+    pub timeout: Dur,
+    /// Largest accepted body in bytes (after decompression).
+    pub body_limit: u64,
+    /// Largest accepted number of samples.
+    pub sample_limit: u64,
+    /// Labels added to the target's exports.
+    pub labels: Labels,
+}
+
+/// The SRE Workbook's four default tiers as (name, severity, budget consumed, long window).
+/// Short windows are long/12.
+pub const DEFAULT_TIERS: [(&str, &str, f64, Dur); 4] = [
+    ("page_fast", "page", 0.02, Dur::HOUR),
+    ("page_slow", "page", 0.05, Dur::from_hours(6)),
+    ("ticket_fast", "ticket", 0.10, Dur::DAY),
+    ("ticket_slow", "ticket", 0.10, Dur::from_days(3)),
+];
+
+/// Burn-rate factor for consuming `budget_fraction` of the budget of a `nominal` window within
+/// `long`: `budget_fraction x nominal / long`. For 2% of 30d in 1h that is 14.4; of 28d, 13.44.
+pub fn burn_factor(budget_fraction: f64, nominal: Dur, long: Dur) -> f64 {
+    // Multiply before dividing, in the order Sloth uses, so 30d gives exactly 14.4/6/3/1.
+    budget_fraction * 100.0 * (nominal.millis() as f64 / 3_600_000.0)
+        / 100.0
+        / (long.millis() as f64 / 3_600_000.0)
+}
+
+/// The default tiers for a window: the four Workbook tiers, minus any whose long window is longer
+/// than the window itself (a 3d tier makes no sense for a 1d SLO).
+pub fn default_tiers(window: &Window) -> Vec<BurnTier> {
+    let nominal = window.nominal();
+    DEFAULT_TIERS
+        .iter()
+        .filter(|(_, _, _, long)| *long <= nominal)
+        .map(|&(name, severity, fraction, long)| BurnTier {
+            name: name.to_owned(),
+            severity: severity.to_owned(),
+            long,
+            short: Dur(long.millis() / 12),
+            factor: burn_factor(fraction, nominal, long),
+            for_: Dur(0),
+            labels: Labels::new(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workbook_factors() {
+        let f = |d: u64| -> Vec<f64> {
+            default_tiers(&Window::Rolling(Dur::from_days(d)))
+                .iter()
+                .map(|t| t.factor)
+                .collect()
+        };
+        let close = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12)
+        };
+        assert!(close(&f(30), &[14.4, 6.0, 3.0, 1.0]), "{:?}", f(30));
+        assert!(
+            close(&f(28), &[13.44, 5.6, 2.8, 28.0 * 24.0 * 0.1 / 72.0]),
+            "{:?}",
+            f(28)
+        );
+        let t = default_tiers(&Window::Rolling(Dur::from_days(30)));
+        let shorts: Vec<Dur> = t.iter().map(|t| t.short).collect();
+        assert_eq!(
+            shorts,
+            vec![
+                Dur::from_mins(5),
+                Dur::from_mins(30),
+                Dur::from_hours(2),
+                Dur::from_hours(6)
+            ]
+        );
+    }
+
+    #[test]
+    fn objective_bounds() {
+        assert_eq!(Objective::parse("99.9%").unwrap().percent(), 99.9);
+        assert!((Objective::parse("99.9").unwrap().budget() - 0.001).abs() < 1e-15);
+        assert_eq!(Objective::parse("100"), Err(ObjectiveError::Hundred));
+        assert!(Objective::parse("0").is_err());
+        assert!(Objective::parse("101").is_err());
+        assert!(Objective::parse("abc").is_err());
+    }
+
+    #[test]
+    fn percentile_rank() {
+        let p95 = Percentile::from_percent(95.0).unwrap();
+        assert_eq!(p95.rank(100), 95);
+        assert_eq!(p95.rank(101), 96);
+        assert_eq!(p95.rank(1), 1);
+        assert_eq!(Percentile::from_percent(99.9).unwrap().ppm(), 999_000);
+    }
+}
