@@ -156,7 +156,7 @@ impl Objective {
 /// The compliance window.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Window {
-    /// The last `Dur` up to now (a whole number of minutes, at least one hour).
+    /// The last `Dur` up to now (a whole number of minutes, at least one minute).
     Rolling(Dur),
     /// The current calendar period in a time zone, e.g. this month in Europe/Berlin.
     Calendar {
