@@ -215,7 +215,7 @@ fn read_slos(path: &Path) -> (Vec<SloText>, usize) {
     let mut service = String::new();
     let mut in_slos = false;
     let mut item_start: Option<usize> = None;
-    // Every line index that ends an SLO item (exclusive) is found by scanning once.
+    // (service, first line, end line exclusive) of every item of a `slos:` list.
     let mut items: Vec<(String, usize, usize)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() || is_comment(line) {
@@ -232,7 +232,9 @@ fn read_slos(path: &Path) -> (Vec<SloText>, usize) {
             continue;
         }
         if in_slos && indent(line) == 2 && line.trim_start().starts_with("- ") {
-            if let Some(s) = item_start.replace(i) {
+            // A new `- ` item at the list's indent ends the previous one.
+            let previous = item_start.replace(i);
+            if let Some(s) = previous {
                 items.push((service.clone(), s, i));
             }
         }
