@@ -83,8 +83,7 @@ impl Kind {
 }
 
 /// One YAML node with its position.
-#[derive(Debug, Clone)]
-#[derive(PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Node(Spanned<Kind>);
 
 impl Node {

@@ -186,7 +186,10 @@ impl Selector {
         let mut c = Cursor { text, pos: 0 };
         c.skip_ws();
         if c.peek().is_none() {
-            return err(0, format!("empty selector; write a selector such as {EXAMPLE}"));
+            return err(
+                0,
+                format!("empty selector; write a selector such as {EXAMPLE}"),
+            );
         }
         let name_start = c.pos;
         let mut metric = None;
@@ -494,9 +497,19 @@ mod tests {
             s.to_string(),
             r#"http_requests_total{code!~"5..",job="api",method!="GET",path=~"/v1/.*"}"#
         );
-        let l = [("job", "api"), ("code", "200"), ("path", "/v1/x"), ("method", "POST")];
+        let l = [
+            ("job", "api"),
+            ("code", "200"),
+            ("path", "/v1/x"),
+            ("method", "POST"),
+        ];
         assert!(s.matches("http_requests_total", &l));
-        let l5 = [("job", "api"), ("code", "503"), ("path", "/v1/x"), ("method", "POST")];
+        let l5 = [
+            ("job", "api"),
+            ("code", "503"),
+            ("path", "/v1/x"),
+            ("method", "POST"),
+        ];
         assert!(!s.matches("http_requests_total", &l5));
         assert!(!s.matches("other", &l));
     }
@@ -541,8 +554,14 @@ mod tests {
     fn refuses_promql_with_offsets_and_advice() {
         let e = Selector::parse("rate(x[5m])").unwrap_err();
         assert_eq!(e.offset, 0);
-        assert!(e.message.starts_with("PromQL functions are not allowed here"));
-        assert!(e.message.contains(r#"write a selector such as http_requests_total{job="api"}"#));
+        assert!(
+            e.message
+                .starts_with("PromQL functions are not allowed here")
+        );
+        assert!(
+            e.message
+                .contains(r#"write a selector such as http_requests_total{job="api"}"#)
+        );
         let e = Selector::parse("x[5m]").unwrap_err();
         assert_eq!(e.offset, 1);
         assert!(e.message.contains("range selectors"));
