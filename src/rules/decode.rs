@@ -207,8 +207,13 @@ impl<'n> MapReader<'n> {
                 );
                 None
             }
-            [_, second, ..] => {
-                let pos = self.key_pos(second).unwrap_or(self.pos);
+            [_, _, ..] => {
+                // Point at the one written last: the earlier one is usually the intended one.
+                let pos = present
+                    .iter()
+                    .filter_map(|k| self.key_pos(k))
+                    .max()
+                    .unwrap_or(self.pos);
                 d.error(
                     pos,
                     format!(
@@ -1888,5 +1893,459 @@ impl Decoder<'_> {
             return None;
         }
         Some((t, fraction, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{check_sources, load_str};
+    use std::path::PathBuf;
+
+    /// Every diagnostic of one file named t.yaml, as printed.
+    fn diags(src: &str) -> Vec<String> {
+        check_sources(&[(PathBuf::from("t.yaml"), src.as_bytes().to_vec())])
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn has(src: &str, want: &str) {
+        let d = diags(src);
+        assert!(
+            d.iter().any(|l| l.starts_with(want)),
+            "missing {want:?} in {d:#?}"
+        );
+    }
+
+    fn ok(src: &str) -> crate::rules::model::RuleSet {
+        match load_str("t.yaml", src) {
+            Ok(r) => r,
+            Err(d) => panic!("{d:#?}"),
+        }
+    }
+
+    /// A valid service with one ratio SLO; `extra` lines are added to the SLO.
+    fn slo_with(extra: &str) -> String {
+        format!(
+            "version: burnwatch/v1\nservice: api\nslos:\n  - name: avail\n    objective: 99.9\n    indicator:\n      ratio:\n        good: 'x{{code!~\"5..\"}}'\n        total: x\n{extra}"
+        )
+    }
+
+    fn factors(src: &str) -> Vec<(String, f64, Dur, Dur, String)> {
+        let r = ok(src);
+        let slo = r.slos().next().expect("one SLO");
+        slo.alerting
+            .tiers
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.factor,
+                    t.long,
+                    t.short,
+                    t.severity.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn good_document_decodes_with_defaults() {
+        let r = ok(&slo_with(""));
+        let slo = r.slos().next().unwrap();
+        assert_eq!(slo.id.to_string(), "api/avail");
+        assert_eq!(slo.window, Window::Rolling(Dur::from_days(30)));
+        assert_eq!(slo.method, BudgetingMethod::Occurrences);
+        assert_eq!(slo.no_data, NoDataPolicy::Ignore);
+        assert!(close(slo.objective.ratio(), 0.999));
+        let Indicator::Ratio {
+            numerator, total, ..
+        } = &slo.indicator
+        else {
+            panic!("ratio")
+        };
+        assert_eq!(*numerator, RatioNumerator::Good);
+        assert_eq!(total.to_string(), "x");
+    }
+
+    #[test]
+    fn objective_forms() {
+        let r = ok(&slo_with("").replace("99.9", "\"99.5%\""));
+        assert!(close(r.slos().next().unwrap().objective.percent(), 99.5));
+        has(
+            &slo_with("").replace("99.9", "100"),
+            "t.yaml:5:16: error: objective 100% leaves no error budget",
+        );
+        has(
+            &slo_with("").replace("99.9", "0.999"),
+            "t.yaml:5:16: warning: objective 0.999 means 0.999%; if you meant a ratio, write 99.9",
+        );
+        has(
+            &slo_with("").replace("99.9", "abc"),
+            "t.yaml:5:16: error: `objective` must be a percentage",
+        );
+    }
+
+    #[test]
+    fn default_tier_factors_through_decode() {
+        let f = factors(&slo_with(""));
+        let names: Vec<&str> = f.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["page_fast", "page_slow", "ticket_fast", "ticket_slow"]
+        );
+        for (t, want) in f.iter().zip([14.4, 6.0, 3.0, 1.0]) {
+            assert!(close(t.1, want), "{t:?}");
+        }
+        let f = factors(&slo_with("    window: 28d\n"));
+        for (t, want) in f.iter().zip([13.44, 5.6, 2.8, 28.0 * 24.0 * 0.1 / 72.0]) {
+            assert!(close(t.1, want), "{t:?}");
+        }
+        // A 1d window keeps only the tiers whose long window fits (warning: window under 1d? no).
+        let f = factors(&slo_with("    window: 1d\n"));
+        assert_eq!(f.len(), 3);
+        assert!(close(f[0].1, 0.02 * 24.0));
+        // Calendar month uses the nominal 30d.
+        let f = factors(&slo_with("    window: month\n"));
+        assert!(close(f[0].1, 14.4));
+    }
+
+    #[test]
+    fn tier_overrides_and_custom_tiers() {
+        let f = factors(&slo_with(
+            "    alerting:\n      tiers:\n        page_fast: {long: 2h}\n        page_slow: {budget_consumed: 10%}\n        ticket_fast: {burn_rate: 2.5, for: 10m}\n        ticket_slow: {disabled: true}\n        weekly: {long: 7d, budget_consumed: 50%}\n        hot: {long: 30m, burn_rate: 20}\n",
+        ));
+        let names: Vec<&str> = f.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["page_fast", "page_slow", "ticket_fast", "weekly", "hot"]
+        );
+        // 2% of 30d in 2h: 0.02 * 720 / 2 = 7.2, short 2h/12 = 10m.
+        assert!(close(f[0].1, 7.2));
+        assert_eq!(f[0].3, Dur::from_mins(10));
+        // 10% of 30d in 6h: 0.1 * 720 / 6 = 12.
+        assert!(close(f[1].1, 12.0));
+        assert_eq!(f[1].3, Dur::from_mins(30));
+        assert!(close(f[2].1, 2.5));
+        // 50% of 30d in 7d: 0.5 * 720 / 168.
+        assert!(close(f[3].1, 0.5 * 720.0 / 168.0));
+        assert_eq!(f[3].3, Dur::from_hours(14));
+        assert_eq!(f[3].4, "ticket");
+        assert!(close(f[4].1, 20.0));
+        assert_eq!(f[4].3, Dur::from_mins(2));
+        assert_eq!(f[4].4, "page");
+        let r = ok(&slo_with(
+            "    alerting: {disabled: true, min_events: 50}\n",
+        ));
+        let a = &r.slos().next().unwrap().alerting;
+        assert!(a.tiers.is_empty());
+        assert_eq!(a.min_events, 50);
+    }
+
+    #[test]
+    fn tier_errors() {
+        let src = slo_with(
+            "    alerting:\n      tiers:\n        page_fast: {short: 1h}\n        weekly: {long: 7d}\n        big: {long: 60d, burn_rate: 1}\n        odd: {long: 90s, burn_rate: 1}\n",
+        );
+        let d = diags(&src);
+        assert!(d.iter().any(|l| l.starts_with("t.yaml:12:28: error: tier `page_fast` has short window 1h not shorter than its long window 1h")), "{d:#?}");
+        assert!(
+            d.iter().any(|l| l
+                .starts_with("t.yaml:13:17: error: custom tier `weekly` needs `budget_consumed`")),
+            "{d:#?}"
+        );
+        assert!(
+            d.iter().any(|l| l.starts_with(
+                "t.yaml:14:21: error: tier `big` has long window 60d but the SLO window is only 30d"
+            )),
+            "{d:#?}"
+        );
+        assert!(
+            d.iter().any(|l| l.starts_with(
+                "t.yaml:15:21: error: `long` 1m30s is not a whole number of minutes; write 1m or 2m"
+            )),
+            "{d:#?}"
+        );
+        // A default tier dropped for a short window comes back when named, and must then fit.
+        has(
+            &slo_with(
+                "    window: 1d\n    alerting:\n      tiers:\n        ticket_slow: {for: 1h}\n",
+            ),
+            "t.yaml:13:22: error: tier `ticket_slow` has long window 3d but the SLO window is only 1d",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_with_did_you_mean() {
+        has(
+            &slo_with("    windw: 30d\n"),
+            "t.yaml:10:5: error: unknown key `windw` in an SLO; did you mean `window`?",
+        );
+        has(
+            &slo_with("    frobnicate: 1\n"),
+            "t.yaml:10:5: error: unknown key `frobnicate` in an SLO; allowed keys are `name`",
+        );
+        has(
+            "version: burnwatch/v1\nservise: a\nslos: []\n",
+            "t.yaml:2:1: error: unknown key `servise` in a rules document; did you mean `service`?",
+        );
+    }
+
+    #[test]
+    fn missing_and_wrong_types() {
+        has(
+            "version: burnwatch/v1\nservice: a\n",
+            "t.yaml:1:1: error: a rules document is missing required key `slos`",
+        );
+        has(
+            "version: burnwatch/v2\nservice: a\nslos: []\n",
+            "t.yaml:1:10: error: unknown version `burnwatch/v2`; write `version: burnwatch/v1`",
+        );
+        has(
+            &slo_with("    labels: [a]\n"),
+            "t.yaml:10:13: error: `labels` must be a mapping",
+        );
+        has(
+            &slo_with("    labels: {1abc: x, ok: y}\n"),
+            "t.yaml:10:14: error: label name `1abc` is not valid",
+        );
+        has(
+            "- a\n- b\n",
+            "t.yaml:1:1: error: `a rules document` must be a mapping",
+        );
+        has(
+            "version: burnwatch/v1\nservice: 'bad name'\nslos: []\n",
+            "t.yaml:2:10: error: `service` `bad name` is not a valid name",
+        );
+    }
+
+    #[test]
+    fn windows() {
+        has(
+            &slo_with("    window: 1M\n"),
+            "t.yaml:10:13: error: `window`: unknown unit `M` in `1M`",
+        );
+        assert!(diags(&slo_with("    window: 1M\n"))[0].contains("window: month"));
+        has(
+            &slo_with("    window: 1m\n"),
+            "t.yaml:10:13: warning: window 1m is one minute; for a calendar month write `window: month`, for 30 days `30d`",
+        );
+        has(
+            &slo_with("    window: 6h\n"),
+            "t.yaml:10:13: warning: window 6h is shorter than a day",
+        );
+        has(
+            &slo_with("    window: 1mo\n"),
+            "t.yaml:10:13: error: `window: 1mo` is not a duration; for a calendar month write `window: month`",
+        );
+        has(
+            &slo_with("    window: 90s\n"),
+            "t.yaml:10:13: error: `window` 1m30s is not a whole number of minutes",
+        );
+    }
+
+    #[test]
+    fn calendar_zones() {
+        let r = ok(&slo_with(
+            "    window: quarter\n    time_zone: America/New_York\n",
+        ));
+        let Window::Calendar { unit, tz_name, tz } = &r.slos().next().unwrap().window else {
+            panic!("calendar")
+        };
+        assert_eq!(*unit, CalendarUnit::Quarter);
+        assert_eq!(tz_name, "America/New_York");
+        assert_eq!(tz.iana_name(), Some("America/New_York"));
+        let r = ok(&slo_with("    window: week\n"));
+        let Window::Calendar { tz_name, .. } = &r.slos().next().unwrap().window else {
+            panic!("calendar")
+        };
+        assert_eq!(tz_name, "UTC");
+        has(
+            &slo_with("    window: month\n    time_zone: Europe/Atlantis\n"),
+            "t.yaml:11:16: error: unknown time zone `Europe/Atlantis`",
+        );
+        has(
+            &slo_with("    window: 30d\n    time_zone: UTC\n"),
+            "t.yaml:11:5: error: `time_zone` only applies to calendar windows",
+        );
+    }
+
+    #[test]
+    fn selectors_errors_point_into_the_scalar() {
+        let src = "version: burnwatch/v1\nservice: api\nslos:\n  - name: a\n    objective: 99\n    indicator:\n      ratio:\n        good: rate(x[5m])\n        total: 'x{a=\"b\" c=\"d\"}'\n";
+        let d = diags(src);
+        assert!(
+            d[0].starts_with("t.yaml:8:15: error: `good`: PromQL functions are not allowed here"),
+            "{d:#?}"
+        );
+        assert!(d[0].contains("write a selector such as http_requests_total{job=\"api\"}"));
+        // Quoted scalar: column of the quote + 1 + byte offset 8.
+        assert!(
+            d[1].starts_with("t.yaml:9:25: error: `total`: expected `,` or `}`"),
+            "{d:#?}"
+        );
+        has(
+            &slo_with("")
+                .replace("good:", "bad:")
+                .replace("total: x", "total: x\n        good: y"),
+            "t.yaml:10:9: error: a ratio indicator takes exactly one of `good`, `bad`",
+        );
+    }
+
+    #[test]
+    fn duplicates_and_references() {
+        let a = "version: burnwatch/v1\nservice: api\nprobes:\n  - name: p1\n    dns: {name: api.internal}\nslos:\n  - name: s\n    objective: 99\n    indicator: {probe: p2}\n  - name: s\n    objective: 99\n    indicator: {probe: p1}\n";
+        let b = "version: burnwatch/v1\nservice: api\nprobes:\n  - name: p1\n    tcp: {address: 'x:1'}\nslos:\n  - name: t\n    objective: 99\n    indicator: {probe: p1}\n";
+        let r = check_sources(&[
+            (PathBuf::from("a.yaml"), a.as_bytes().to_vec()),
+            (PathBuf::from("b.yaml"), b.as_bytes().to_vec()),
+        ]);
+        let d: Vec<String> = r.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            d,
+            [
+                "a.yaml:9:24: error: unknown probe `p2`; did you mean `p1`?",
+                "a.yaml:10:11: error: SLO `s` is declared twice in service `api` (first at line 7); give each SLO its own name",
+                "b.yaml:2:10: error: service `api` is already declared at a.yaml:2:10; names must be unique across all rules files: rename one",
+                "b.yaml:4:11: error: probe `p1` is already declared at a.yaml:4:11; names must be unique across all rules files: rename one",
+            ]
+        );
+        assert!(r.rules.is_none());
+        assert_eq!(r.files[0].errors, 2);
+        assert!(r.files[1].services.is_empty());
+    }
+
+    #[test]
+    fn timeslices_rules() {
+        let r = ok(&slo_with(
+            "    method: timeslices\n    timeslice: 5m\n    timeslice_target: 95%\n",
+        ));
+        assert_eq!(
+            r.slos().next().unwrap().method,
+            BudgetingMethod::Timeslices {
+                slice: Dur::from_mins(5),
+                target: 0.95
+            }
+        );
+        let r = ok(&slo_with("    method: timeslices\n"));
+        let BudgetingMethod::Timeslices { slice, target } = r.slos().next().unwrap().method else {
+            panic!("timeslices")
+        };
+        assert_eq!(slice, Dur::MINUTE);
+        assert!(close(target, 0.999));
+        has(
+            &slo_with("    method: timeslices\n    timeslice: 7m\n"),
+            "t.yaml:11:16: error: timeslice 7m does not divide one hour evenly",
+        );
+        has(
+            &slo_with("    timeslice_target: 99\n"),
+            "t.yaml:10:5: error: `timeslice_target` needs `method: timeslices`",
+        );
+        has(
+            &slo_with("    method: timeslice\n"),
+            "t.yaml:10:13: error: `method: timeslice` is not allowed; did you mean `timeslices`?",
+        );
+    }
+
+    #[test]
+    fn latency_indicators() {
+        let p = "version: burnwatch/v1\nservice: api\nprobes:\n  - name: hp\n    http: {url: 'https://api.internal/h'}\nslos:\n  - name: p95\n    objective: 99\n    indicator:\n      latency_percentile: {percentile: p99.9, threshold: 500ms, probe: hp}\n";
+        let r = ok(p);
+        let slo = r.slos().next().unwrap();
+        assert_eq!(
+            slo.method,
+            BudgetingMethod::Timeslices {
+                slice: Dur::MINUTE,
+                target: 1.0
+            }
+        );
+        let Indicator::LatencyPercentile { percentile, .. } = &slo.indicator else {
+            panic!("percentile")
+        };
+        assert_eq!(percentile.ppm(), 999_000);
+        has(
+            &p.replace(
+                "objective: 99\n",
+                "objective: 99\n    method: occurrences\n",
+            ),
+            "t.yaml:9:13: error: `method: occurrences` does not work with `latency_percentile`",
+        );
+        has(
+            &p.replace(
+                "objective: 99\n",
+                "objective: 99\n    method: timeslices\n    timeslice_target: 90\n",
+            ),
+            "t.yaml:10:5: error: `timeslice_target` does not apply to `latency_percentile`",
+        );
+        let h = "version: burnwatch/v1\nservice: api\nslos:\n  - name: fast\n    objective: 99\n    indicator:\n      latency_threshold:\n        threshold: 300ms\n        histogram: 'http_request_duration_seconds{job=\"api\"}'\n";
+        let d = diags(h);
+        assert_eq!(
+            d,
+            [
+                "t.yaml:8:20: warning: threshold 300ms is not a bucket edge of histogram http_request_duration_seconds (Prometheus default buckets: 5ms 10ms 25ms 50ms 100ms 250ms 500ms 1s 2s500ms 5s 10s); burnwatch counts the largest edge at or under it (250ms) as good: use 250ms or 500ms, or declare `buckets:`"
+            ]
+        );
+        assert!(diags(&h.replace("300ms", "250ms")).is_empty());
+        let declared = format!("{h}        buckets: [0.1, 0.3]\n");
+        assert!(diags(&declared).is_empty());
+        has(
+            &format!("{h}        buckets: [0.3, 0.1]\n"),
+            "t.yaml:10:24: error: bucket edge 0.1 is not above the previous one",
+        );
+        has(
+            &h.replace("seconds{", "seconds_bucket{"),
+            "t.yaml:9:20: error: `histogram` names `http_request_duration_seconds_bucket`; give the base name `http_request_duration_seconds`",
+        );
+    }
+
+    #[test]
+    fn probes_and_scrapes() {
+        let base = "version: burnwatch/v1\nservice: api\nPROBE\nslos:\n  - name: s\n    objective: 99\n    indicator: {probe: hp}\n";
+        let with = |p: &str| base.replace("PROBE", p);
+        let r = ok(&with(
+            "probes:\n  - name: hp\n    http: {url: 'https://a.example/h', method: post}\n    interval: 5s\nscrape:\n  - name: app\n    url: http://a.example:9100/metrics\n    body_limit: 2MiB\n",
+        ));
+        let pr = &r.probes[0];
+        assert_eq!(pr.interval, Dur::from_secs(5));
+        assert_eq!(pr.timeout, Dur::from_millis(4500));
+        let ProbeKind::Http(h) = &pr.kind else {
+            panic!("http")
+        };
+        assert_eq!(h.method, "POST");
+        assert_eq!(h.expect_status, [StatusRange { lo: 200, hi: 299 }]);
+        assert_eq!(r.scrapes[0].body_limit, 2 << 20);
+        assert_eq!(r.scrapes[0].timeout, Dur::from_secs(10));
+        let d = diags(&with(
+            "probes:\n  - name: hp\n    http:\n      url: 'a.example'\n      expect_status: [99, '300-200', 2xx]\n      body_matches: '(['\n    timeout: 30s\nscrape:\n  - name: app\n    url: http://a.example/m\n    body_limit: 10 parsecs\n",
+        ));
+        let want = [
+            "t.yaml:6:12: error: `url` `a.example` is not an http(s) URL",
+            "t.yaml:7:23: error: status `99` is not valid",
+            "t.yaml:7:27: error: status `300-200` is not valid",
+            "t.yaml:8:21: error: `body_matches` is not a valid regular expression",
+            "t.yaml:9:14: error: `timeout` 30s is not shorter than `interval` 30s",
+            "t.yaml:13:17: error: `body_limit` `10 parsecs` is not a size",
+        ];
+        for w in want {
+            assert!(
+                d.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {d:#?}"
+            );
+        }
+        assert_eq!(d.len(), want.len(), "{d:#?}");
+        has(
+            &with("probes:\n  - name: hp\n    dns: {name: a.example}\n    tcp: {address: 'a:1'}\n"),
+            "t.yaml:6:5: error: a probe takes exactly one of `http`, `tcp`, `dns`",
+        );
+        has(
+            &with("probes:\n  - name: hp\n    tcp: {address: 'nohost'}\n"),
+            "t.yaml:5:20: error: `address` `nohost` is not host:port",
+        );
     }
 }
