@@ -108,7 +108,13 @@ impl<'n> MapReader<'n> {
         allowed: &[&str],
     ) -> Option<MapReader<'n>> {
         let Kind::Map(entries) = node.kind() else {
-            d.type_error(node, what, "a mapping of `key: value` lines");
+            d.error(
+                node.pos(),
+                format!(
+                    "{what} must be a mapping of `key: value` lines, found {}; write `key: value` lines",
+                    node.kind().type_name()
+                ),
+            );
             return None;
         };
         for (k, _) in entries {
@@ -1390,7 +1396,7 @@ impl Decoder<'_> {
 
     fn timeslice(&mut self, n: &Node, window: Option<&Window>) -> Option<Dur> {
         let d = self.pos_dur(n, "timeslice")?;
-        if Dur::HOUR.millis() % d.millis() != 0 || d < Dur::SECOND {
+        if d < Dur::SECOND || !Dur::HOUR.millis().is_multiple_of(d.millis()) {
             self.error(
                 n.pos(),
                 format!(
@@ -2117,7 +2123,7 @@ mod tests {
         );
         has(
             "- a\n- b\n",
-            "t.yaml:1:1: error: `a rules document` must be a mapping",
+            "t.yaml:1:1: error: a rules document must be a mapping of `key: value` lines, found a list",
         );
         has(
             "version: burnwatch/v1\nservice: 'bad name'\nslos: []\n",

@@ -87,9 +87,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The candidate closest to `word`, if it is close enough to be a likely typo: at most 2 edits
-/// and at most a third of the word's length (so `foo` does not suggest `for`... unless one edit),
-/// or equal ignoring case, `-` versus `_`.
+/// The candidate closest to `word`, if it is close enough to be a likely typo: equal ignoring
+/// case and `-` versus `_`, a known synonym from other SLO tools, or within a third of the word's
+/// length in edits (at least 1, at most 2), so short unrelated words are not suggested.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
     let w = norm(word);

@@ -247,7 +247,8 @@ pub fn load_str(name: &str, text: &str) -> Result<RuleSet, Vec<Diagnostic>> {
 /// Names that must be unique across the file set, and probe references that must resolve.
 fn cross_checks(files: &mut [(PathBuf, FileRules)]) {
     let mut new: Vec<(usize, Diagnostic)> = Vec::new();
-    let kinds: [(&str, fn(&FileRules) -> &Vec<Decl>); 3] = [
+    type Decls = fn(&FileRules) -> &Vec<Decl>;
+    let kinds: [(&str, Decls); 3] = [
         ("service", |f| &f.service_decls),
         ("probe", |f| &f.probe_decls),
         ("scrape target", |f| &f.scrape_decls),
