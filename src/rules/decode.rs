@@ -2354,4 +2354,19 @@ mod tests {
             "t.yaml:5:20: error: `address` `nohost` is not host:port",
         );
     }
+
+    proptest::proptest! {
+        /// Any text, and any mutation of a good file, yields a result or diagnostics: never a
+        /// panic.
+        #[test]
+        fn never_panics(text in "\\PC{0,200}", cut in 0usize..400, insert in "[ :\\-\\[\\]{},'\"a-z0-9%.]{0,6}") {
+            let _ = load_str("t.yaml", &text);
+            let mut good = slo_with("    window: month\n    alerting: {tiers: {page_fast: {long: 2h}}}\n");
+            let at = cut.min(good.len());
+            if good.is_char_boundary(at) {
+                good.insert_str(at, &insert);
+                let _ = load_str("t.yaml", &good);
+            }
+        }
+    }
 }
