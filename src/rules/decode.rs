@@ -1,0 +1,2372 @@
+//! The schema walker: from the span-aware YAML tree of one file to the validated model.
+//!
+//! It never stops at the first problem: every unknown key, wrong type, missing field and bad value
+//! of the file is reported, each at the line and column of the offending key or value. Schemas
+//! read declaratively through [`MapReader`], which is created with the allowed keys (so unknown
+//! keys, with a did-you-mean, are reported at once) and hands out typed optional or required
+//! fields. Checks that span files (duplicate names, probe references) are done by
+//! [`crate::rules`] after every file has been decoded, from the declarations collected here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::rules::ServiceSummary;
+use crate::rules::diag::{Diagnostic, Severity, did_you_mean};
+use crate::rules::model::{
+    Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_TIERS, HttpProbe, Indicator, Labels,
+    LatencySource, NoDataPolicy, Objective, Percentile, Probe, ProbeKind, RatioNumerator,
+    ScrapeTarget, Service, Slo, SloId, StatusRange, Window, burn_factor,
+};
+use crate::rules::node::{Kind, Node, Pos};
+use crate::rules::selector::Selector;
+use crate::time::{Dur, DurError};
+
+/// The only `version:` this decoder reads.
+pub const VERSION: &str = "burnwatch/v1";
+/// Prometheus client libraries' default histogram buckets, in seconds.
+pub const PROMETHEUS_DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Longest service, SLO, probe, scrape or tier name.
+const MAX_NAME_LEN: usize = 128;
+
+/// A name declared somewhere, for checks across the file set.
+#[derive(Debug, Clone)]
+pub struct Decl {
+    /// The name as written.
+    pub name: String,
+    /// Where it is written.
+    pub pos: Pos,
+}
+
+/// Everything decoded from one file.
+#[derive(Debug, Default)]
+pub struct FileRules {
+    /// Services whose documents decoded without errors.
+    pub services: Vec<Service>,
+    /// Probes that decoded without errors.
+    pub probes: Vec<Probe>,
+    /// Scrape targets that decoded without errors.
+    pub scrapes: Vec<ScrapeTarget>,
+    /// One summary per service document that decoded without errors.
+    pub summaries: Vec<ServiceSummary>,
+    /// Every problem of the file.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Service names declared (even in documents with errors).
+    pub service_decls: Vec<Decl>,
+    /// Probe names declared.
+    pub probe_decls: Vec<Decl>,
+    /// Scrape target names declared.
+    pub scrape_decls: Vec<Decl>,
+    /// Every `probe:` and `depends_on:` reference, to be resolved against the whole file set.
+    pub probe_refs: Vec<Decl>,
+}
+
+/// Decodes the documents of one file (`source` is its text, used to map offsets inside scalars
+/// to columns).
+pub fn decode_file(file: &Path, source: &str, docs: &[Node]) -> FileRules {
+    let mut d = Decoder {
+        file,
+        source,
+        out: FileRules::default(),
+    };
+    if docs.is_empty() {
+        d.error(
+            Pos::new(1, 1),
+            format!(
+                "the file holds no rules; start it with `version: {VERSION}`, `service: NAME` and `slos:`"
+            ),
+        );
+    }
+    for doc in docs {
+        d.document(doc);
+    }
+    d.out
+}
+
+/// Collects diagnostics while walking one file.
+struct Decoder<'a> {
+    file: &'a Path,
+    source: &'a str,
+    out: FileRules,
+}
+
+/// Reads one YAML mapping against its schema.
+struct MapReader<'n> {
+    entries: &'n [(Node, Node)],
+    pos: Pos,
+    what: &'static str,
+}
+
+impl<'n> MapReader<'n> {
+    /// Checks that `node` is a mapping whose keys are all in `allowed`, reporting every unknown
+    /// key (with a did-you-mean) and non-string key. None when `node` is not a mapping.
+    fn new(
+        d: &mut Decoder<'_>,
+        node: &'n Node,
+        what: &'static str,
+        allowed: &[&str],
+    ) -> Option<MapReader<'n>> {
+        let Kind::Map(entries) = node.kind() else {
+            d.error(
+                node.pos(),
+                format!(
+                    "{what} must be a mapping of `key: value` lines, found {}; write `key: value` lines",
+                    node.kind().type_name()
+                ),
+            );
+            return None;
+        };
+        for (k, _) in entries {
+            match k.as_str() {
+                Some(key) if allowed.contains(&key) => {}
+                Some(key) => {
+                    let hint = match did_you_mean(key, allowed) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("allowed keys are {}", backticked(allowed)),
+                    };
+                    d.error(k.pos(), format!("unknown key `{key}` in {what}; {hint}"));
+                }
+                None => d.error(
+                    k.pos(),
+                    format!(
+                        "keys in {what} must be names, found {}; allowed keys are {}",
+                        k.kind().type_name(),
+                        backticked(allowed)
+                    ),
+                ),
+            }
+        }
+        Some(MapReader {
+            entries,
+            pos: node.pos(),
+            what,
+        })
+    }
+
+    /// The value of `key`, if present.
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// Where `key` itself is written, if present.
+    fn key_pos(&self, key: &str) -> Option<Pos> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k.pos())
+    }
+
+    /// An optional field read with `read` (which reports its own errors).
+    fn opt<'d, T>(
+        &self,
+        d: &mut Decoder<'d>,
+        key: &'static str,
+        read: impl FnOnce(&mut Decoder<'d>, &'n Node, &'static str) -> Option<T>,
+    ) -> Option<T> {
+        self.get(key).and_then(|n| read(d, n, key))
+    }
+
+    /// A required field: reports its absence at the mapping.
+    fn req<'d, T>(
+        &self,
+        d: &mut Decoder<'d>,
+        key: &'static str,
+        example: &str,
+        read: impl FnOnce(&mut Decoder<'d>, &'n Node, &'static str) -> Option<T>,
+    ) -> Option<T> {
+        match self.get(key) {
+            Some(n) => read(d, n, key),
+            None => {
+                d.error(
+                    self.pos,
+                    format!(
+                        "{} is missing required key `{key}`; add `{key}: {example}`",
+                        self.what
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Which one of `keys` is present; reports none or several.
+    fn exactly_one(&self, d: &mut Decoder<'_>, keys: &[&'static str]) -> Option<&'static str> {
+        let present: Vec<&'static str> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.get(k).is_some())
+            .collect();
+        match present.as_slice() {
+            [one] => Some(one),
+            [] => {
+                d.error(
+                    self.pos,
+                    format!(
+                        "{} needs exactly one of {}; add one of them",
+                        self.what,
+                        backticked(keys)
+                    ),
+                );
+                None
+            }
+            [_, _, ..] => {
+                // Point at the one written last: the earlier one is usually the intended one.
+                let pos = present
+                    .iter()
+                    .filter_map(|k| self.key_pos(k))
+                    .max()
+                    .unwrap_or(self.pos);
+                d.error(
+                    pos,
+                    format!(
+                        "{} takes exactly one of {}, found {}; keep only one",
+                        self.what,
+                        backticked(keys),
+                        backticked(&present)
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn backticked(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Prints a number briefly: integers without a fraction, others with at most 6 decimals.
+fn fmt_num(x: f64) -> String {
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    let s = format!("{x:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A bucket edge in seconds, printed as a duration when it is a whole number of milliseconds.
+fn fmt_edge(secs: f64) -> String {
+    let ms = secs * 1000.0;
+    if ms >= 1.0 && (ms - ms.round()).abs() < 1e-6 && ms < 1e15 {
+        Dur(ms.round() as u64).to_string()
+    } else {
+        format!("{}s", fmt_num(secs))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        && !s.starts_with("__")
+}
+
+/// What an indicator decoded to, with what the method rules need to know about it.
+struct IndicatorOut {
+    indicator: Indicator,
+    percentile: bool,
+}
+
+impl Decoder<'_> {
+    fn push(&mut self, pos: Pos, severity: Severity, message: String) {
+        self.out.diagnostics.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            pos,
+            severity,
+            message,
+        });
+    }
+    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.push(pos, Severity::Error, message.into());
+    }
+    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.push(pos, Severity::Warning, message.into());
+    }
+    fn errors(&self) -> usize {
+        self.out.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+    fn type_error(&mut self, n: &Node, key: &str, expected: &str) {
+        let found = match n.scalar_text() {
+            Some(t) if t.chars().count() <= 40 => format!("{} `{t}`", n.kind().type_name()),
+            _ => n.kind().type_name().to_owned(),
+        };
+        self.error(
+            n.pos(),
+            format!("`{key}` must be {expected}, found {found}; write {expected}"),
+        );
+    }
+
+    // ---- typed readers: each reports its own errors and returns None on failure ----
+
+    fn string(&mut self, n: &Node, key: &str) -> Option<String> {
+        match n.kind() {
+            Kind::Str(s) => Some(s.clone()),
+            _ => {
+                self.type_error(n, key, "a string");
+                None
+            }
+        }
+    }
+
+    /// Any scalar as text (label values and headers: `tier: 1` means "1").
+    fn scalar(&mut self, n: &Node, key: &str) -> Option<String> {
+        match n.scalar_text() {
+            Some(t) => Some(t),
+            None => {
+                self.type_error(n, key, "a string");
+                None
+            }
+        }
+    }
+
+    fn name(&mut self, n: &Node, key: &str) -> Option<String> {
+        let s = self.string(n, key)?;
+        if valid_name(&s) {
+            Some(s)
+        } else {
+            self.error(
+                n.pos(),
+                format!(
+                    "`{key}` `{s}` is not a valid name; use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most {MAX_NAME_LEN} characters (e.g. `checkout-api`)"
+                ),
+            );
+            None
+        }
+    }
+
+    fn bool(&mut self, n: &Node, key: &str) -> Option<bool> {
+        match n.kind() {
+            Kind::Bool(b) => Some(*b),
+            _ => {
+                self.type_error(n, key, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, n: &Node, key: &str) -> Option<u64> {
+        match n.kind() {
+            Kind::Int(i) if *i >= 0 => Some(*i as u64),
+            _ => {
+                self.type_error(n, key, "a whole number such as 100");
+                None
+            }
+        }
+    }
+
+    fn dur(&mut self, n: &Node, key: &str) -> Option<Dur> {
+        let Some(text) = n
+            .scalar_text()
+            .filter(|_| !matches!(n.kind(), Kind::Bool(_)))
+        else {
+            self.type_error(n, key, "a duration such as 30s, 5m or 1h");
+            return None;
+        };
+        match Dur::parse(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(n.pos(), format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A duration that must be positive.
+    fn pos_dur(&mut self, n: &Node, key: &str) -> Option<Dur> {
+        let d = self.dur(n, key)?;
+        if d.is_zero() {
+            self.error(
+                n.pos(),
+                format!("`{key}` must be longer than zero; write a duration such as 30s"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A duration of whole minutes, at least one minute (windows and alert tiers).
+    fn minutes(&mut self, n: &Node, key: &str) -> Option<Dur> {
+        let d = self.dur(n, key)?;
+        if d < Dur::MINUTE {
+            self.error(
+                n.pos(),
+                format!("`{key}` {d} is shorter than one minute; write at least 1m"),
+            );
+            return None;
+        }
+        if d.millis() % Dur::MINUTE.millis() != 0 {
+            let down = Dur(d.millis() / 60_000 * 60_000);
+            let up = Dur(down.millis() + 60_000);
+            self.error(
+                n.pos(),
+                format!("`{key}` {d} is not a whole number of minutes; write {down} or {up}"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn url(&mut self, n: &Node, key: &str) -> Option<String> {
+        let s = self.string(n, key)?;
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"));
+        match rest {
+            Some(r)
+                if !r.is_empty() && !r.starts_with('/') && !s.chars().any(char::is_whitespace) =>
+            {
+                Some(s)
+            }
+            _ => {
+                self.error(
+                    n.pos(),
+                    format!(
+                        "`{key}` `{s}` is not an http(s) URL; write a URL such as https://host.example/path"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn regex(&mut self, n: &Node, key: &str) -> Option<Arc<regex::Regex>> {
+        let s = self.string(n, key)?;
+        match regex::RegexBuilder::new(&s).size_limit(1 << 20).build() {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or("invalid").trim().to_owned();
+                self.error(
+                    n.pos(),
+                    format!(
+                        "`{key}` is not a valid regular expression ({why}); write an RE2 regex such as '\"status\":\"ok\"'"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn labels(&mut self, n: &Node, key: &str) -> Option<Labels> {
+        if matches!(n.kind(), Kind::Null) {
+            return Some(Labels::new());
+        }
+        let Kind::Map(entries) = n.kind() else {
+            self.type_error(
+                n,
+                key,
+                "a mapping of label names to values, e.g. {team: payments}",
+            );
+            return None;
+        };
+        let mut out = Labels::new();
+        let before = self.errors();
+        for (k, v) in entries {
+            let Some(name) = k.scalar_text() else {
+                self.type_error(k, key, "a label name");
+                continue;
+            };
+            if !valid_label_name(&name) {
+                self.error(
+                    k.pos(),
+                    format!(
+                        "label name `{name}` is not valid; use letters, digits and `_`, not starting with a digit or `__` (e.g. `team`)"
+                    ),
+                );
+                continue;
+            }
+            if matches!(v.kind(), Kind::Null) {
+                self.error(
+                    v.pos(),
+                    format!("label `{name}` has no value; write `{name}: value` or remove it"),
+                );
+                continue;
+            }
+            if let Some(val) = self.scalar(v, &name) {
+                out.insert(name, val);
+            }
+        }
+        (self.errors() == before).then_some(out)
+    }
+
+    fn list<'n>(&mut self, n: &'n Node, key: &str) -> Option<&'n [Node]> {
+        match n.kind() {
+            Kind::Seq(items) => Some(items),
+            Kind::Null => Some(&[]),
+            _ => {
+                self.type_error(n, key, "a list");
+                None
+            }
+        }
+    }
+
+    /// One word out of `choices` (as written, so messages can quote it).
+    fn choice(&mut self, n: &Node, key: &str, choices: &[&'static str]) -> Option<&'static str> {
+        let s = self.scalar(n, key)?;
+        if let Some(c) = choices.iter().find(|c| **c == s) {
+            return Some(c);
+        }
+        let hint = match did_you_mean(&s, choices) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("write one of {}", backticked(choices)),
+        };
+        self.error(n.pos(), format!("`{key}: {s}` is not allowed; {hint}"));
+        None
+    }
+
+    /// A percentage: `99.9`, `"99.9%"`; returns the percentage (not yet range-checked).
+    fn percent_number(&mut self, n: &Node, key: &str) -> Option<f64> {
+        let p = match n.kind() {
+            Kind::Int(i) => Some(*i as f64),
+            Kind::Float(f) => Some(*f),
+            Kind::Str(s) => {
+                let t = s.trim();
+                t.strip_suffix('%').unwrap_or(t).trim().parse::<f64>().ok()
+            }
+            _ => None,
+        };
+        match p {
+            Some(p) if p.is_finite() => Some(p),
+            _ => {
+                self.type_error(n, key, "a percentage such as 99.9 or \"99.9%\"");
+                None
+            }
+        }
+    }
+
+    fn objective(&mut self, n: &Node, key: &str) -> Option<Objective> {
+        let p = self.percent_number(n, key)?;
+        match Objective::from_percent(p) {
+            Ok(o) => {
+                if p < 50.0 {
+                    let msg = if p <= 1.0 {
+                        format!(
+                            "objective {} means {}%; if you meant a ratio, write {}",
+                            fmt_num(p),
+                            fmt_num(p),
+                            fmt_num(p * 100.0)
+                        )
+                    } else {
+                        format!(
+                            "objective {}% is below 50%, so most events may fail; objectives are percentages such as 99.9",
+                            fmt_num(p)
+                        )
+                    };
+                    self.warn(n.pos(), msg);
+                }
+                Some(o)
+            }
+            Err(e) => {
+                self.error(n.pos(), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// A fraction written as a percentage in (0, 100].
+    fn fraction(&mut self, n: &Node, key: &str) -> Option<f64> {
+        let p = self.percent_number(n, key)?;
+        if p > 0.0 && p <= 100.0 {
+            Some(p / 100.0)
+        } else {
+            self.error(
+                n.pos(),
+                format!(
+                    "`{key}` {} is outside (0, 100]; write a percentage such as 50%",
+                    fmt_num(p)
+                ),
+            );
+            None
+        }
+    }
+
+    /// A selector, with parse errors placed at their column inside the YAML scalar when it is
+    /// written on one line.
+    fn selector(&mut self, n: &Node, key: &str) -> Option<Arc<Selector>> {
+        let text = self.string(n, key)?;
+        match Selector::parse(&text) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                let p = n.pos();
+                let (pos, at) = match n.single_line_text_start(self.source) {
+                    Some(start) => {
+                        let chars = text.get(..e.offset).map_or(0, |s| s.chars().count());
+                        let col = p.column.saturating_add(start).saturating_add(chars as u32);
+                        (Pos::new(p.line, col), String::new())
+                    }
+                    None => (
+                        p,
+                        format!(" (at character {} of the selector)", e.offset + 1),
+                    ),
+                };
+                self.error(pos, format!("`{key}`{at}: {}", e.message));
+                None
+            }
+        }
+    }
+
+    fn probe_ref(&mut self, n: &Node, key: &str) -> Option<String> {
+        let name = self.name(n, key)?;
+        self.out.probe_refs.push(Decl {
+            name: name.clone(),
+            pos: n.pos(),
+        });
+        Some(name)
+    }
+
+    // ---- schema ----
+
+    fn document(&mut self, doc: &Node) {
+        const KEYS: &[&str] = &[
+            "version",
+            "service",
+            "labels",
+            "owner",
+            "runbook",
+            "dashboard",
+            "probes",
+            "scrape",
+            "slos",
+        ];
+        let before = self.errors();
+        let Some(m) = MapReader::new(self, doc, "a rules document", KEYS) else {
+            return;
+        };
+        if let Some(v) = m.req(self, "version", VERSION, Decoder::scalar)
+            && v != VERSION
+        {
+            let pos = m.get("version").map_or(m.pos, Node::pos);
+            self.error(
+                pos,
+                format!("unknown version `{v}`; write `version: {VERSION}`"),
+            );
+        }
+        let name = m.req(self, "service", "checkout", Decoder::name);
+        if let (Some(name), Some(n)) = (&name, m.get("service")) {
+            self.out.service_decls.push(Decl {
+                name: name.clone(),
+                pos: n.pos(),
+            });
+        }
+        let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
+        let owner = m.opt(self, "owner", Decoder::scalar);
+        let runbook = m.opt(self, "runbook", Decoder::url);
+        let dashboard = m.opt(self, "dashboard", Decoder::url);
+
+        let mut probes = Vec::new();
+        if let Some(items) = m.opt(self, "probes", Decoder::list) {
+            for item in items {
+                if let Some(p) = self.probe(item) {
+                    probes.push(p);
+                }
+            }
+        }
+        let mut scrapes = Vec::new();
+        if let Some(items) = m.opt(self, "scrape", Decoder::list) {
+            for item in items {
+                if let Some(s) = self.scrape(item) {
+                    scrapes.push(s);
+                }
+            }
+        }
+        let mut slos = Vec::new();
+        let service_name = name.clone().unwrap_or_default();
+        if let Some(items) = m.req(self, "slos", "[...]", Decoder::list) {
+            if items.is_empty() {
+                let pos = m.get("slos").map_or(m.pos, Node::pos);
+                self.error(
+                    pos,
+                    "`slos` is empty; declare at least one SLO with `name`, `objective` and `indicator`",
+                );
+            }
+            // Names are compared as written, even in SLOs that have other errors.
+            let mut seen: Vec<(&str, Pos)> = Vec::new();
+            for item in items {
+                let written = match item.kind() {
+                    Kind::Map(e) => e
+                        .iter()
+                        .find(|(k, _)| k.as_str() == Some("name"))
+                        .and_then(|(_, v)| v.as_str().map(|s| (s, v.pos()))),
+                    _ => None,
+                };
+                if let Some((n, pos)) = written {
+                    if let Some((_, first)) = seen.iter().find(|(s, _)| *s == n) {
+                        self.error(
+                            pos,
+                            format!(
+                                "SLO `{n}` is declared twice in service `{service_name}` (first at line {}); give each SLO its own name",
+                                first.line
+                            ),
+                        );
+                    }
+                    seen.push((n, pos));
+                }
+                if let Some(slo) = self.slo(item, &service_name, &labels) {
+                    slos.push(slo);
+                }
+            }
+        }
+        if self.errors() > before {
+            return;
+        }
+        let Some(name) = name else { return };
+        self.out.summaries.push(ServiceSummary {
+            service: name.clone(),
+            slos: slos.len(),
+            probes: probes.len(),
+            scrapes: scrapes.len(),
+        });
+        self.out.probes.extend(probes);
+        self.out.scrapes.extend(scrapes);
+        self.out.services.push(Service {
+            file: self.file.to_path_buf(),
+            name,
+            labels,
+            owner,
+            runbook,
+            dashboard,
+            slos,
+        });
+    }
+
+    /// Interval and timeout of a probe or scrape target: default timeout is 10s, or 90% of
+    /// shorter intervals so it stays below the interval.
+    fn interval_timeout(&mut self, m: &MapReader<'_>) -> Option<(Dur, Dur)> {
+        let interval = match m.get("interval") {
+            Some(n) => {
+                let d = self.dur(n, "interval")?;
+                if d < Dur::SECOND {
+                    self.error(
+                        n.pos(),
+                        format!("`interval` {d} is shorter than one second; write at least 1s"),
+                    );
+                    return None;
+                }
+                d
+            }
+            None => Dur::from_secs(30),
+        };
+        let timeout = match m.get("timeout") {
+            Some(n) => {
+                let t = self.pos_dur(n, "timeout")?;
+                if t >= interval {
+                    self.error(
+                        n.pos(),
+                        format!(
+                            "`timeout` {t} is not shorter than `interval` {interval}; write a timeout below {interval}, e.g. {}",
+                            Dur(interval.millis() / 2)
+                        ),
+                    );
+                    return None;
+                }
+                t
+            }
+            None if interval > Dur::from_secs(10) => Dur::from_secs(10),
+            None => Dur(interval.millis() * 9 / 10),
+        };
+        Some((interval, timeout))
+    }
+
+    fn probe(&mut self, node: &Node) -> Option<Probe> {
+        const KEYS: &[&str] = &[
+            "name",
+            "http",
+            "tcp",
+            "dns",
+            "interval",
+            "timeout",
+            "labels",
+            "depends_on",
+        ];
+        let before = self.errors();
+        let m = MapReader::new(self, node, "a probe", KEYS)?;
+        let name = m.req(self, "name", "checkout-health", Decoder::name);
+        if let (Some(name), Some(n)) = (&name, m.get("name")) {
+            self.out.probe_decls.push(Decl {
+                name: name.clone(),
+                pos: n.pos(),
+            });
+        }
+        let kind = match m.exactly_one(self, &["http", "tcp", "dns"]) {
+            Some("http") => m.opt(self, "http", |d, n, _| d.http(n)),
+            Some("tcp") => m.opt(self, "tcp", |d, n, _| d.tcp(n)),
+            Some(_) => m.opt(self, "dns", |d, n, _| d.dns(n)),
+            None => None,
+        };
+        let times = self.interval_timeout(&m);
+        let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
+        let mut depends_on = Vec::new();
+        if let Some(items) = m.opt(self, "depends_on", Decoder::list) {
+            for item in items {
+                if let Some(dep) = self.probe_ref(item, "depends_on") {
+                    if Some(&dep) == name.as_ref() {
+                        self.error(
+                            item.pos(),
+                            format!("probe `{dep}` depends on itself; remove it from `depends_on`"),
+                        );
+                    }
+                    depends_on.push(dep);
+                }
+            }
+        }
+        if self.errors() > before {
+            return None;
+        }
+        let (interval, timeout) = times?;
+        Some(Probe {
+            file: self.file.to_path_buf(),
+            name: name?,
+            kind: kind?,
+            interval,
+            timeout,
+            labels,
+            depends_on,
+        })
+    }
+
+    fn http(&mut self, node: &Node) -> Option<ProbeKind> {
+        const KEYS: &[&str] = &[
+            "url",
+            "method",
+            "headers",
+            "body",
+            "expect_status",
+            "body_matches",
+            "body_not_matches",
+            "follow_redirects",
+            "tls_verify",
+            "ca_file",
+        ];
+        const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let before = self.errors();
+        let m = MapReader::new(self, node, "an http probe", KEYS)?;
+        let url = m.req(self, "url", "https://host.example/healthz", Decoder::url);
+        let method = m
+            .opt(self, "method", |d, n, k| {
+                let s = d.scalar(n, k)?;
+                let up = s.to_ascii_uppercase();
+                if METHODS.contains(&up.as_str()) {
+                    Some(up)
+                } else {
+                    d.error(
+                        n.pos(),
+                        format!(
+                            "`method: {s}` is not allowed; write one of {}",
+                            backticked(METHODS)
+                        ),
+                    );
+                    None
+                }
+            })
+            .unwrap_or_else(|| "GET".to_owned());
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(h) = m.get("headers") {
+            match h.kind() {
+                Kind::Map(entries) => {
+                    for (k, v) in entries {
+                        let Some(hn) = self.scalar(k, "headers") else {
+                            continue;
+                        };
+                        if hn.is_empty() || !hn.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                            self.error(
+                                k.pos(),
+                                format!(
+                                    "header name `{hn}` is not valid; write a name such as `Accept` (no spaces or `:`)"
+                                ),
+                            );
+                            continue;
+                        }
+                        if let Some(hv) = self.scalar(v, &hn) {
+                            if hv.contains(['\r', '\n']) {
+                                self.error(
+                                    v.pos(),
+                                    format!(
+                                        "header `{hn}` contains a line break; write the value on one line"
+                                    ),
+                                );
+                                continue;
+                            }
+                            headers.insert(hn, hv);
+                        }
+                    }
+                }
+                Kind::Null => {}
+                _ => self.type_error(h, "headers", "a mapping of header names to values"),
+            }
+        }
+        let body = match m.get("body") {
+            Some(n) if matches!(n.kind(), Kind::Null) => None,
+            Some(n) => self.string(n, "body"),
+            None => None,
+        };
+        let expect_status = match m.get("expect_status") {
+            Some(n) => self.statuses(n).unwrap_or_default(),
+            None => vec![StatusRange { lo: 200, hi: 299 }],
+        };
+        let body_matches = m.opt(self, "body_matches", Decoder::regex);
+        let body_not_matches = m.opt(self, "body_not_matches", Decoder::regex);
+        let follow_redirects = m
+            .opt(self, "follow_redirects", Decoder::bool)
+            .unwrap_or(true);
+        let tls_verify = m.opt(self, "tls_verify", Decoder::bool).unwrap_or(true);
+        let ca_file = m.opt(self, "ca_file", Decoder::string).map(Into::into);
+        if self.errors() > before {
+            return None;
+        }
+        Some(ProbeKind::Http(HttpProbe {
+            url: url?,
+            method,
+            headers,
+            body,
+            expect_status,
+            body_matches,
+            body_not_matches,
+            follow_redirects,
+            tls_verify,
+            ca_file,
+        }))
+    }
+
+    fn statuses(&mut self, n: &Node) -> Option<Vec<StatusRange>> {
+        let items: Vec<&Node> = match n.kind() {
+            Kind::Seq(items) => items.iter().collect(),
+            Kind::Int(_) | Kind::Str(_) => vec![n],
+            _ => {
+                self.type_error(
+                    n,
+                    "expect_status",
+                    "a list of status codes such as [200, \"200-299\"]",
+                );
+                return None;
+            }
+        };
+        if items.is_empty() {
+            self.error(
+                n.pos(),
+                "`expect_status` is empty; list the accepted codes, e.g. [\"200-299\"]",
+            );
+            return None;
+        }
+        let before = self.errors();
+        let mut out = Vec::new();
+        for item in items {
+            let code = |s: &str| {
+                s.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+            };
+            let range = match item.kind() {
+                Kind::Int(i) => u16::try_from(*i)
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .map(|c| StatusRange { lo: c, hi: c }),
+                Kind::Str(s) => {
+                    let t = s.trim();
+                    if let Some((a, b)) = t.split_once('-') {
+                        match (code(a), code(b)) {
+                            (Some(lo), Some(hi)) if lo <= hi => Some(StatusRange { lo, hi }),
+                            _ => None,
+                        }
+                    } else if t.len() == 3 && t.ends_with("xx") {
+                        code(&format!("{}00", &t[..1])).map(|lo| StatusRange { lo, hi: lo + 99 })
+                    } else {
+                        code(t).map(|c| StatusRange { lo: c, hi: c })
+                    }
+                }
+                _ => None,
+            };
+            match range {
+                Some(r) => out.push(r),
+                None => self.error(
+                    item.pos(),
+                    format!(
+                        "status `{}` is not valid; write a code from 100 to 599 such as 200, or a range such as \"200-299\"",
+                        item.scalar_text().unwrap_or_default()
+                    ),
+                ),
+            }
+        }
+        (self.errors() == before).then_some(out)
+    }
+
+    fn tcp(&mut self, node: &Node) -> Option<ProbeKind> {
+        let before = self.errors();
+        let m = MapReader::new(self, node, "a tcp probe", &["address", "send", "expect"])?;
+        let address = m.req(self, "address", "\"db.internal:5432\"", |d, n, k| {
+            let a = d.scalar(n, k)?;
+            let ok = a.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if ok {
+                Some(a)
+            } else {
+                d.error(
+                    n.pos(),
+                    format!(
+                        "`address` `{a}` is not host:port; write for example \"db.internal:5432\""
+                    ),
+                );
+                None
+            }
+        });
+        let send = m.opt(self, "send", Decoder::string);
+        let expect = m.opt(self, "expect", Decoder::regex);
+        if self.errors() > before {
+            return None;
+        }
+        Some(ProbeKind::Tcp {
+            address: address?,
+            send,
+            expect,
+        })
+    }
+
+    fn dns(&mut self, node: &Node) -> Option<ProbeKind> {
+        let before = self.errors();
+        let m = MapReader::new(self, node, "a dns probe", &["name", "record"])?;
+        let name = m.req(self, "name", "checkout.internal", |d, n, k| {
+            let s = d.string(n, k)?;
+            let ok = !s.is_empty()
+                && s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if ok {
+                Some(s)
+            } else {
+                d.error(
+                    n.pos(),
+                    format!("`name` `{s}` is not a host name; write one such as checkout.internal"),
+                );
+                None
+            }
+        });
+        let record = m
+            .opt(self, "record", |d, n, k| d.choice(n, k, &["A", "AAAA"]))
+            .unwrap_or("A");
+        if self.errors() > before {
+            return None;
+        }
+        Some(ProbeKind::Dns {
+            name: name?,
+            record: record.to_owned(),
+        })
+    }
+
+    fn scrape(&mut self, node: &Node) -> Option<ScrapeTarget> {
+        const KEYS: &[&str] = &[
+            "name",
+            "url",
+            "interval",
+            "timeout",
+            "body_limit",
+            "sample_limit",
+            "labels",
+        ];
+        let before = self.errors();
+        let m = MapReader::new(self, node, "a scrape target", KEYS)?;
+        let name = m.req(self, "name", "checkout-app", Decoder::name);
+        if let (Some(name), Some(n)) = (&name, m.get("name")) {
+            self.out.scrape_decls.push(Decl {
+                name: name.clone(),
+                pos: n.pos(),
+            });
+        }
+        let url = m.req(
+            self,
+            "url",
+            "http://host.example:9100/metrics",
+            Decoder::url,
+        );
+        let times = self.interval_timeout(&m);
+        let body_limit = m
+            .opt(self, "body_limit", |d, n, _| d.bytes(n))
+            .unwrap_or(10 * 1024 * 1024);
+        let sample_limit = m
+            .opt(self, "sample_limit", |d, n, k| {
+                let v = d.uint(n, k)?;
+                if v == 0 {
+                    d.error(
+                        n.pos(),
+                        "`sample_limit` must be at least 1; write e.g. 50000",
+                    );
+                    return None;
+                }
+                Some(v)
+            })
+            .unwrap_or(50_000);
+        let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
+        if self.errors() > before {
+            return None;
+        }
+        let (interval, timeout) = times?;
+        Some(ScrapeTarget {
+            file: self.file.to_path_buf(),
+            name: name?,
+            url: url?,
+            interval,
+            timeout,
+            body_limit,
+            sample_limit,
+            labels,
+        })
+    }
+
+    /// A byte size: an integer or a number with KiB/MiB/GiB/KB/MB/GB/B.
+    fn bytes(&mut self, n: &Node) -> Option<u64> {
+        let parsed = match n.kind() {
+            Kind::Int(i) if *i > 0 => Some(*i as u64),
+            Kind::Str(s) => {
+                let t = s.trim();
+                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+                let (num, unit) = t.split_at(split);
+                let mult: Option<u64> = match unit.trim() {
+                    "" | "B" => Some(1),
+                    "KiB" => Some(1 << 10),
+                    "MiB" => Some(1 << 20),
+                    "GiB" => Some(1 << 30),
+                    "KB" | "kB" => Some(1_000),
+                    "MB" => Some(1_000_000),
+                    "GB" => Some(1_000_000_000),
+                    _ => None,
+                };
+                num.parse::<u64>()
+                    .ok()
+                    .zip(mult)
+                    .and_then(|(a, b)| a.checked_mul(b))
+                    .filter(|v| *v > 0)
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error(
+                n.pos(),
+                format!(
+                    "`body_limit` `{}` is not a size; write bytes or a size such as 10MiB (units KiB, MiB, GiB, KB, MB, GB)",
+                    n.scalar_text().unwrap_or_default()
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn window(&mut self, n: &Node, key: &str) -> Option<Window> {
+        let text = n.scalar_text().unwrap_or_default();
+        let unit = match text.as_str() {
+            "month" => Some(CalendarUnit::Month),
+            "week" => Some(CalendarUnit::Week),
+            "quarter" => Some(CalendarUnit::Quarter),
+            _ => None,
+        };
+        if let Some(unit) = unit {
+            return Some(Window::Calendar {
+                unit,
+                tz: jiff::tz::TimeZone::UTC,
+                tz_name: "UTC".to_owned(),
+            });
+        }
+        if let Kind::Str(s) = n.kind()
+            && let Err(DurError::UnknownUnit { unit, .. }) = Dur::parse(s)
+            && matches!(
+                unit.to_ascii_lowercase().as_str(),
+                "mo" | "mon" | "mth" | "month" | "months" | "mos"
+            )
+        {
+            self.error(
+                n.pos(),
+                format!(
+                    "`window: {s}` is not a duration; for a calendar month write `window: month`, for 30 days `30d`"
+                ),
+            );
+            return None;
+        }
+        let d = self.minutes(n, key)?;
+        if d == Dur::MINUTE {
+            self.warn(
+                n.pos(),
+                "window 1m is one minute; for a calendar month write `window: month`, for 30 days `30d`",
+            );
+        } else if d < Dur::DAY {
+            self.warn(
+                n.pos(),
+                format!(
+                    "window {d} is shorter than a day, so the error budget resets quickly; SLO windows are usually 7d, 28d or 30d"
+                ),
+            );
+        }
+        Some(Window::Rolling(d))
+    }
+
+    fn slo(&mut self, node: &Node, service: &str, svc_labels: &Labels) -> Option<Slo> {
+        const KEYS: &[&str] = &[
+            "name",
+            "description",
+            "objective",
+            "window",
+            "time_zone",
+            "method",
+            "timeslice",
+            "timeslice_target",
+            "no_data",
+            "labels",
+            "indicator",
+            "alerting",
+        ];
+        let before = self.errors();
+        let m = MapReader::new(self, node, "an SLO", KEYS)?;
+        let name = m.req(self, "name", "availability", Decoder::name);
+        let description = m.opt(self, "description", Decoder::scalar);
+        let objective = m.req(self, "objective", "99.9", Decoder::objective);
+        let mut window = m.opt(self, "window", Decoder::window).or_else(|| {
+            m.get("window")
+                .is_none()
+                .then_some(Window::Rolling(Dur::from_days(30)))
+        });
+        if let Some(tzn) = m.get("time_zone") {
+            match window.as_mut() {
+                Some(Window::Calendar { tz, tz_name, .. }) => {
+                    if let Some(s) = self.string(tzn, "time_zone") {
+                        match jiff::tz::TimeZone::get(&s) {
+                            Ok(z) => {
+                                *tz = z;
+                                *tz_name = s;
+                            }
+                            Err(_) => self.error(
+                                tzn.pos(),
+                                format!(
+                                    "unknown time zone `{s}`; write an IANA name such as Europe/Berlin, America/New_York or UTC"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                Some(Window::Rolling(d)) => {
+                    let d = *d;
+                    let pos = m.key_pos("time_zone").unwrap_or(m.pos);
+                    self.error(
+                        pos,
+                        format!(
+                            "`time_zone` only applies to calendar windows, but the window is a rolling {d}; remove it, or write `window: month` (or week, quarter)"
+                        ),
+                    );
+                }
+                None => {}
+            }
+        }
+        let method = m.opt(self, "method", |d, n, k| {
+            d.choice(n, k, &["occurrences", "timeslices"])
+        });
+        let no_data = m
+            .opt(self, "no_data", |d, n, k| {
+                d.choice(n, k, &["ignore", "good", "bad"])
+            })
+            .map(|c| match c {
+                "good" => NoDataPolicy::Good,
+                "bad" => NoDataPolicy::Bad,
+                _ => NoDataPolicy::Ignore,
+            })
+            .unwrap_or_default();
+        let mut labels = svc_labels.clone();
+        if let Some(own) = m.opt(self, "labels", Decoder::labels) {
+            labels.extend(own);
+        }
+        let indicator = m.req(
+            self,
+            "indicator",
+            "{ratio: {good: ..., total: ...}}",
+            |d, n, _| d.indicator(n),
+        );
+
+        // Method rules: percentiles are judged per slice, so they imply timeslices.
+        // Judged from what is written, so the method rules are checked even when the indicator
+        // itself has errors.
+        let percentile = indicator.as_ref().map_or_else(
+            || {
+                m.get("indicator")
+                    .and_then(|n| match n.kind() {
+                        Kind::Map(e) => Some(e),
+                        _ => None,
+                    })
+                    .is_some_and(|e| {
+                        e.iter()
+                            .any(|(k, _)| k.as_str() == Some("latency_percentile"))
+                    })
+            },
+            |i| i.percentile,
+        );
+        let timeslices = match method {
+            Some("timeslices") => true,
+            Some(_) => {
+                if percentile {
+                    let pos = m.get("method").map_or(m.pos, Node::pos);
+                    self.error(
+                        pos,
+                        "`method: occurrences` does not work with `latency_percentile`, which is judged per time slice; write `method: timeslices` or remove `method`",
+                    );
+                }
+                false
+            }
+            None => percentile,
+        };
+        let slice = match m.get("timeslice") {
+            Some(n) if !timeslices => {
+                let pos = m.key_pos("timeslice").unwrap_or(n.pos());
+                self.error(
+                    pos,
+                    "`timeslice` needs `method: timeslices`; add it or remove `timeslice`",
+                );
+                None
+            }
+            Some(n) => self.timeslice(n, window.as_ref()),
+            None => Some(Dur::MINUTE),
+        };
+        let target = match m.get("timeslice_target") {
+            Some(n) if !timeslices => {
+                let pos = m.key_pos("timeslice_target").unwrap_or(n.pos());
+                self.error(
+                    pos,
+                    "`timeslice_target` needs `method: timeslices`; add it or remove `timeslice_target`",
+                );
+                None
+            }
+            Some(n) if percentile => {
+                let pos = m.key_pos("timeslice_target").unwrap_or(n.pos());
+                self.error(
+                    pos,
+                    "`timeslice_target` does not apply to `latency_percentile` (the percentile decides each slice); remove it",
+                );
+                None
+            }
+            Some(n) => self.fraction(n, "timeslice_target"),
+            None if percentile => Some(1.0),
+            None => objective.map(Objective::ratio),
+        };
+        let alerting = match (m.get("alerting"), window.as_ref()) {
+            (Some(n), Some(w)) => self.alerting(n, w),
+            (None, Some(w)) => Some(Alerting {
+                tiers: crate::rules::model::default_tiers(w),
+                min_events: 0,
+            }),
+            (_, None) => None,
+        };
+        if self.errors() > before {
+            return None;
+        }
+        let method = if timeslices {
+            BudgetingMethod::Timeslices {
+                slice: slice?,
+                target: target?,
+            }
+        } else {
+            BudgetingMethod::Occurrences
+        };
+        let slo = Slo {
+            id: SloId {
+                service: service.to_owned(),
+                slo: name?,
+            },
+            description,
+            labels,
+            objective: objective?,
+            window: window.take()?,
+            method,
+            indicator: indicator?.indicator,
+            alerting: alerting?,
+            no_data,
+        };
+        Some(slo)
+    }
+
+    fn timeslice(&mut self, n: &Node, window: Option<&Window>) -> Option<Dur> {
+        let d = self.pos_dur(n, "timeslice")?;
+        if d < Dur::SECOND || !Dur::HOUR.millis().is_multiple_of(d.millis()) {
+            self.error(
+                n.pos(),
+                format!(
+                    "timeslice {d} does not divide one hour evenly; write a slice such as 10s, 30s, 1m, 5m, 10m or 15m"
+                ),
+            );
+            return None;
+        }
+        if let Some(Window::Rolling(w)) = window
+            && w.millis() % d.millis() != 0
+        {
+            self.error(
+                n.pos(),
+                format!(
+                    "timeslice {d} does not divide the {w} window evenly; write a slice that does, such as 1m"
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn indicator(&mut self, node: &Node) -> Option<IndicatorOut> {
+        const KINDS: &[&str] = &["ratio", "probe", "latency_threshold", "latency_percentile"];
+        let m = MapReader::new(self, node, "the indicator", KINDS)?;
+        let which = m.exactly_one(self, KINDS)?;
+        let n = m.get(which)?;
+        match which {
+            "ratio" => {
+                let before = self.errors();
+                let r = MapReader::new(self, n, "a ratio indicator", &["good", "bad", "total"])?;
+                let numerator = r.exactly_one(self, &["good", "bad"]);
+                let sel = numerator.and_then(|k| r.opt(self, k, Decoder::selector));
+                let total = r.req(
+                    self,
+                    "total",
+                    "'http_requests_total{job=\"api\"}'",
+                    Decoder::selector,
+                );
+                if self.errors() > before {
+                    return None;
+                }
+                Some(IndicatorOut {
+                    indicator: Indicator::Ratio {
+                        numerator: if numerator? == "good" {
+                            RatioNumerator::Good
+                        } else {
+                            RatioNumerator::Bad
+                        },
+                        numerator_selector: sel?,
+                        total: total?,
+                    },
+                    percentile: false,
+                })
+            }
+            "probe" => Some(IndicatorOut {
+                indicator: Indicator::ProbeAvailability {
+                    probe: self.probe_ref(n, "probe")?,
+                },
+                percentile: false,
+            }),
+            "latency_threshold" => {
+                let before = self.errors();
+                let l = MapReader::new(
+                    self,
+                    n,
+                    "a latency_threshold indicator",
+                    &["threshold", "probe", "histogram", "buckets"],
+                )?;
+                let threshold = l.req(self, "threshold", "300ms", Decoder::pos_dur);
+                let source = self.latency_source(&l, threshold);
+                if self.errors() > before {
+                    return None;
+                }
+                Some(IndicatorOut {
+                    indicator: Indicator::LatencyThreshold {
+                        threshold: threshold?,
+                        source: source?,
+                    },
+                    percentile: false,
+                })
+            }
+            _ => {
+                let before = self.errors();
+                let l = MapReader::new(
+                    self,
+                    n,
+                    "a latency_percentile indicator",
+                    &["percentile", "threshold", "probe", "histogram", "buckets"],
+                )?;
+                let percentile = l.req(self, "percentile", "95", |d, n, k| {
+                    let p = match n.kind() {
+                        Kind::Int(i) => Some(*i as f64),
+                        Kind::Float(f) => Some(*f),
+                        Kind::Str(s) => {
+                            let t = s.trim();
+                            let t = t.strip_prefix(['p', 'P']).unwrap_or(t);
+                            t.strip_suffix('%').unwrap_or(t).trim().parse().ok()
+                        }
+                        _ => None,
+                    };
+                    match p.and_then(Percentile::from_percent) {
+                        Some(p) => Some(p),
+                        None => {
+                            d.error(
+                                n.pos(),
+                                format!(
+                                    "`{k}` `{}` is not a percentile in (0, 100); write for example 95, 99.9 or \"p95\"",
+                                    n.scalar_text().unwrap_or_default()
+                                ),
+                            );
+                            None
+                        }
+                    }
+                });
+                let threshold = l.req(self, "threshold", "500ms", Decoder::pos_dur);
+                let source = self.latency_source(&l, threshold);
+                if self.errors() > before {
+                    return None;
+                }
+                Some(IndicatorOut {
+                    indicator: Indicator::LatencyPercentile {
+                        percentile: percentile?,
+                        threshold: threshold?,
+                        source: source?,
+                    },
+                    percentile: true,
+                })
+            }
+        }
+    }
+
+    fn latency_source(
+        &mut self,
+        l: &MapReader<'_>,
+        threshold: Option<Dur>,
+    ) -> Option<LatencySource> {
+        match l.exactly_one(self, &["probe", "histogram"])? {
+            "probe" => {
+                if let Some(p) = l.key_pos("buckets") {
+                    self.error(
+                        p,
+                        "`buckets` only applies to `histogram`; remove it (probe latencies are exact)",
+                    );
+                }
+                let probe = l.opt(self, "probe", Decoder::probe_ref)?;
+                Some(LatencySource::Probe { probe })
+            }
+            _ => {
+                let hn = l.get("histogram")?;
+                let selector = self.selector(hn, "histogram")?;
+                let Some(metric) = selector.metric().map(str::to_owned) else {
+                    self.error(
+                        hn.pos(),
+                        "`histogram` needs a metric name; write the histogram's base name such as http_request_duration_seconds{job=\"api\"}",
+                    );
+                    return None;
+                };
+                for suffix in ["_bucket", "_count", "_sum"] {
+                    if let Some(base) = metric.strip_suffix(suffix) {
+                        self.error(
+                            hn.pos(),
+                            format!(
+                                "`histogram` names `{metric}`; give the base name `{base}` (burnwatch reads {base}_bucket and {base}_count itself)"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+                let buckets = l.opt(self, "buckets", |d, n, _| d.buckets(n));
+                if l.get("buckets").is_some() && buckets.is_none() {
+                    return None;
+                }
+                if let (Some(t), Some(tn)) = (threshold, l.get("threshold")) {
+                    self.bucket_warning(t, tn.pos(), &metric, buckets.as_deref());
+                }
+                Some(LatencySource::Histogram { selector, buckets })
+            }
+        }
+    }
+
+    fn buckets(&mut self, n: &Node) -> Option<Vec<f64>> {
+        let items = self.list(n, "buckets")?;
+        let mut out: Vec<f64> = Vec::new();
+        let before = self.errors();
+        for item in items {
+            let v = match item.kind() {
+                Kind::Int(i) => Some(*i as f64),
+                Kind::Float(f) => Some(*f),
+                _ => None,
+            };
+            match v {
+                Some(v) if v.is_finite() && v > 0.0 => {
+                    if out.last().is_some_and(|last| *last >= v) {
+                        self.error(
+                            item.pos(),
+                            format!(
+                                "bucket edge {} is not above the previous one; list `buckets` in increasing order without repeats",
+                                fmt_num(v)
+                            ),
+                        );
+                    }
+                    out.push(v);
+                }
+                _ => self.error(
+                    item.pos(),
+                    format!(
+                        "bucket edge `{}` is not a positive number of seconds; write edges such as 0.1, 0.25, 0.5",
+                        item.scalar_text().unwrap_or_default()
+                    ),
+                ),
+            }
+        }
+        if out.is_empty() && self.errors() == before {
+            self.error(
+                n.pos(),
+                "`buckets` is empty; list the histogram's edges in seconds, or remove `buckets`",
+            );
+        }
+        (self.errors() == before).then_some(out)
+    }
+
+    fn bucket_warning(&mut self, threshold: Dur, pos: Pos, metric: &str, declared: Option<&[f64]>) {
+        let edges: &[f64] = declared.unwrap_or(&PROMETHEUS_DEFAULT_BUCKETS);
+        let t = threshold.as_secs_f64();
+        let eps = 1e-9 * t.max(1.0);
+        if edges.iter().any(|e| (e - t).abs() <= eps) {
+            return;
+        }
+        let below = edges
+            .iter()
+            .copied()
+            .filter(|e| *e <= t)
+            .fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.max(e))));
+        let above = edges
+            .iter()
+            .copied()
+            .filter(|e| *e > t)
+            .fold(None, |a: Option<f64>, e| Some(a.map_or(e, |a| a.min(e))));
+        let list = edges
+            .iter()
+            .map(|e| fmt_edge(*e))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let whence = if declared.is_some() {
+            "declared `buckets`"
+        } else {
+            "Prometheus default buckets"
+        };
+        let counted = match below {
+            Some(b) => format!(
+                "burnwatch counts the largest edge at or under it ({}) as good",
+                fmt_edge(b)
+            ),
+            None => "no edge is at or under it, so no request counts as good".to_owned(),
+        };
+        let advice = match (below, above) {
+            (Some(b), Some(a)) => format!("use {} or {}", fmt_edge(b), fmt_edge(a)),
+            (Some(b), None) => format!("use {}", fmt_edge(b)),
+            (None, Some(a)) => format!("use {}", fmt_edge(a)),
+            (None, None) => "use one of the edges".to_owned(),
+        };
+        let declare = if declared.is_some() {
+            ", or add the edge to `buckets:` if the histogram has it"
+        } else {
+            ", or declare `buckets:`"
+        };
+        self.warn(
+            pos,
+            format!(
+                "threshold {threshold} is not a bucket edge of histogram {metric} ({whence}: {list}); {counted}: {advice}{declare}"
+            ),
+        );
+    }
+
+    fn alerting(&mut self, node: &Node, window: &Window) -> Option<Alerting> {
+        let before = self.errors();
+        let m = MapReader::new(self, node, "alerting", &["min_events", "disabled", "tiers"])?;
+        let min_events = m.opt(self, "min_events", Decoder::uint).unwrap_or(0);
+        let disabled = m.opt(self, "disabled", Decoder::bool).unwrap_or(false);
+        let nominal = window.nominal();
+        // Defaults are kept with their budget fraction so overrides can recompute the factor.
+        let mut tiers: Vec<(BurnTier, Option<f64>, bool)> = DEFAULT_TIERS
+            .iter()
+            .map(|&(name, severity, fraction, long)| {
+                let t = BurnTier {
+                    name: name.to_owned(),
+                    severity: severity.to_owned(),
+                    long,
+                    short: Dur(long.millis() / 12),
+                    factor: burn_factor(fraction, nominal, long),
+                    for_: Dur(0),
+                    labels: Labels::new(),
+                };
+                // A default longer than the window is dropped unless the user names it.
+                (t, Some(fraction), long <= nominal)
+            })
+            .collect();
+        if let Some(tn) = m.get("tiers") {
+            match tn.kind() {
+                Kind::Map(entries) => {
+                    for (k, v) in entries {
+                        let Some(name) = self.name(k, "tiers") else {
+                            continue;
+                        };
+                        let idx = tiers.iter().position(|(t, _, _)| t.name == name);
+                        if let Some(t) = self.tier(&name, v, idx.map(|i| &tiers[i]), nominal) {
+                            match idx {
+                                Some(i) => tiers[i] = t,
+                                None => tiers.push(t),
+                            }
+                        }
+                    }
+                }
+                Kind::Null => {}
+                _ => self.type_error(tn, "tiers", "a mapping of tier names to settings"),
+            }
+        }
+        if self.errors() > before {
+            return None;
+        }
+        let tiers = if disabled {
+            Vec::new()
+        } else {
+            tiers
+                .into_iter()
+                .filter(|(_, _, keep)| *keep)
+                .map(|(t, _, _)| t)
+                .collect()
+        };
+        Some(Alerting { tiers, min_events })
+    }
+
+    /// Decodes one entry of `tiers:`: an override of a default tier (`base`) or a custom tier.
+    /// Returns the tier, its budget fraction (if known) and whether it is kept.
+    fn tier(
+        &mut self,
+        name: &str,
+        node: &Node,
+        base: Option<&(BurnTier, Option<f64>, bool)>,
+        nominal: Dur,
+    ) -> Option<(BurnTier, Option<f64>, bool)> {
+        const KEYS: &[&str] = &[
+            "long",
+            "short",
+            "budget_consumed",
+            "burn_rate",
+            "severity",
+            "for",
+            "labels",
+            "disabled",
+        ];
+        let before = self.errors();
+        let m = MapReader::new(self, node, "an alert tier", KEYS)?;
+        let disabled = m.opt(self, "disabled", Decoder::bool).unwrap_or(false);
+        let long = m.opt(self, "long", Decoder::minutes);
+        let short = m.opt(self, "short", Decoder::minutes);
+        let fraction = m.opt(self, "budget_consumed", Decoder::fraction);
+        let rate = m.opt(self, "burn_rate", |d, n, k| {
+            let v = match n.kind() {
+                Kind::Int(i) => Some(*i as f64),
+                Kind::Float(f) => Some(*f),
+                _ => None,
+            };
+            match v {
+                Some(v) if v.is_finite() && v > 0.0 => Some(v),
+                _ => {
+                    d.error(
+                        n.pos(),
+                        format!(
+                            "`{k}` must be a number above 0, e.g. 14.4; write the burn-rate factor"
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let severity = m.opt(self, "severity", |d, n, k| {
+            let s = d.string(n, k)?;
+            if s.is_empty() || s.chars().any(char::is_whitespace) {
+                d.error(
+                    n.pos(),
+                    format!("`{k}` must be one word such as page or ticket"),
+                );
+                return None;
+            }
+            Some(s)
+        });
+        let for_ = m.opt(self, "for", Decoder::dur);
+        let labels = m.opt(self, "labels", Decoder::labels);
+        if let (Some(_), Some(p)) = (m.get("budget_consumed"), m.key_pos("burn_rate")) {
+            self.error(
+                p,
+                format!(
+                    "tier `{name}` gives both `budget_consumed` and `burn_rate`; keep one of them"
+                ),
+            );
+        }
+        if self.errors() > before {
+            return None;
+        }
+        if disabled {
+            let t = base.map(|b| b.0.clone()).unwrap_or_else(|| BurnTier {
+                name: name.to_owned(),
+                severity: String::new(),
+                long: Dur::HOUR,
+                short: Dur::from_mins(5),
+                factor: 1.0,
+                for_: Dur(0),
+                labels: Labels::new(),
+            });
+            return Some((t, None, false));
+        }
+        let (mut t, base_fraction) = match base {
+            Some((t, f, _)) => (t.clone(), *f),
+            None => {
+                if long.is_none() {
+                    self.error(
+                        m.pos,
+                        format!(
+                            "custom tier `{name}` is missing `long`; add `long: 7d` (and `budget_consumed` or `burn_rate`)"
+                        ),
+                    );
+                }
+                if fraction.is_none() && rate.is_none() {
+                    self.error(
+                        m.pos,
+                        format!(
+                            "custom tier `{name}` needs `budget_consumed` (e.g. 50%) or `burn_rate` (e.g. 2.0); add one"
+                        ),
+                    );
+                }
+                let l = long.unwrap_or(Dur::HOUR);
+                let t = BurnTier {
+                    name: name.to_owned(),
+                    severity: String::new(),
+                    long: l,
+                    short: Dur::MINUTE,
+                    factor: 1.0,
+                    for_: Dur(0),
+                    labels: Labels::new(),
+                };
+                (t, None)
+            }
+        };
+        if self.errors() > before {
+            return None;
+        }
+        if let Some(l) = long {
+            t.long = l;
+        }
+        if let Some(s) = short {
+            t.short = s;
+        } else if long.is_some() || base.is_none() {
+            // Keep the Workbook's long/12 ratio, rounded down to whole minutes (at least 1m).
+            t.short = Dur((t.long.millis() / 12 / 60_000).max(1) * 60_000);
+        }
+        let fraction = fraction.or(base_fraction);
+        match (rate, fraction) {
+            (Some(r), _) => t.factor = r,
+            (None, Some(f)) if long.is_some() || m.get("budget_consumed").is_some() => {
+                t.factor = burn_factor(f, nominal, t.long);
+            }
+            _ => {}
+        }
+        if let Some(s) = severity {
+            t.severity = s;
+        } else if base.is_none() {
+            t.severity = if t.factor >= 6.0 { "page" } else { "ticket" }.to_owned();
+        }
+        if let Some(f) = for_ {
+            t.for_ = f;
+        }
+        if let Some(l) = labels {
+            t.labels = l;
+        }
+        let long_pos = m.get("long").map_or(m.pos, Node::pos);
+        if t.long > nominal {
+            self.error(
+                long_pos,
+                format!(
+                    "tier `{name}` has long window {} but the SLO window is only {nominal}; write `long:` at most {nominal}, or `disabled: true`",
+                    t.long
+                ),
+            );
+        }
+        if t.short >= t.long {
+            let pos = m.get("short").map_or(long_pos, Node::pos);
+            self.error(
+                pos,
+                format!(
+                    "tier `{name}` has short window {} not shorter than its long window {}; write a short window such as {}",
+                    t.short,
+                    t.long,
+                    Dur((t.long.millis() / 12 / 60_000).max(1) * 60_000)
+                ),
+            );
+        }
+        if self.errors() > before {
+            return None;
+        }
+        Some((t, fraction, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{check_sources, load_str};
+    use std::path::PathBuf;
+
+    /// Every diagnostic of one file named t.yaml, as printed.
+    fn diags(src: &str) -> Vec<String> {
+        check_sources(&[(PathBuf::from("t.yaml"), src.as_bytes().to_vec())])
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn has(src: &str, want: &str) {
+        let d = diags(src);
+        assert!(
+            d.iter().any(|l| l.starts_with(want)),
+            "missing {want:?} in {d:#?}"
+        );
+    }
+
+    fn ok(src: &str) -> crate::rules::model::RuleSet {
+        match load_str("t.yaml", src) {
+            Ok(r) => r,
+            Err(d) => panic!("{d:#?}"),
+        }
+    }
+
+    /// A valid service with one ratio SLO; `extra` lines are added to the SLO.
+    fn slo_with(extra: &str) -> String {
+        format!(
+            "version: burnwatch/v1\nservice: api\nslos:\n  - name: avail\n    objective: 99.9\n    indicator:\n      ratio:\n        good: 'x{{code!~\"5..\"}}'\n        total: x\n{extra}"
+        )
+    }
+
+    fn factors(src: &str) -> Vec<(String, f64, Dur, Dur, String)> {
+        let r = ok(src);
+        let slo = r.slos().next().expect("one SLO");
+        slo.alerting
+            .tiers
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.factor,
+                    t.long,
+                    t.short,
+                    t.severity.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn good_document_decodes_with_defaults() {
+        let r = ok(&slo_with(""));
+        let slo = r.slos().next().unwrap();
+        assert_eq!(slo.id.to_string(), "api/avail");
+        assert_eq!(slo.window, Window::Rolling(Dur::from_days(30)));
+        assert_eq!(slo.method, BudgetingMethod::Occurrences);
+        assert_eq!(slo.no_data, NoDataPolicy::Ignore);
+        assert!(close(slo.objective.ratio(), 0.999));
+        let Indicator::Ratio {
+            numerator, total, ..
+        } = &slo.indicator
+        else {
+            panic!("ratio")
+        };
+        assert_eq!(*numerator, RatioNumerator::Good);
+        assert_eq!(total.to_string(), "x");
+    }
+
+    #[test]
+    fn objective_forms() {
+        let r = ok(&slo_with("").replace("99.9", "\"99.5%\""));
+        assert!(close(r.slos().next().unwrap().objective.percent(), 99.5));
+        has(
+            &slo_with("").replace("99.9", "100"),
+            "t.yaml:5:16: error: objective 100% leaves no error budget",
+        );
+        has(
+            &slo_with("").replace("99.9", "0.999"),
+            "t.yaml:5:16: warning: objective 0.999 means 0.999%; if you meant a ratio, write 99.9",
+        );
+        has(
+            &slo_with("").replace("99.9", "abc"),
+            "t.yaml:5:16: error: `objective` must be a percentage",
+        );
+    }
+
+    #[test]
+    fn default_tier_factors_through_decode() {
+        let f = factors(&slo_with(""));
+        let names: Vec<&str> = f.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["page_fast", "page_slow", "ticket_fast", "ticket_slow"]
+        );
+        for (t, want) in f.iter().zip([14.4, 6.0, 3.0, 1.0]) {
+            assert!(close(t.1, want), "{t:?}");
+        }
+        let f = factors(&slo_with("    window: 28d\n"));
+        for (t, want) in f.iter().zip([13.44, 5.6, 2.8, 28.0 * 24.0 * 0.1 / 72.0]) {
+            assert!(close(t.1, want), "{t:?}");
+        }
+        // A 1d window keeps only the tiers whose long window fits (warning: window under 1d? no).
+        let f = factors(&slo_with("    window: 1d\n"));
+        assert_eq!(f.len(), 3);
+        assert!(close(f[0].1, 0.02 * 24.0));
+        // Calendar month uses the nominal 30d.
+        let f = factors(&slo_with("    window: month\n"));
+        assert!(close(f[0].1, 14.4));
+    }
+
+    #[test]
+    fn tier_overrides_and_custom_tiers() {
+        let f = factors(&slo_with(
+            "    alerting:\n      tiers:\n        page_fast: {long: 2h}\n        page_slow: {budget_consumed: 10%}\n        ticket_fast: {burn_rate: 2.5, for: 10m}\n        ticket_slow: {disabled: true}\n        weekly: {long: 7d, budget_consumed: 50%}\n        hot: {long: 30m, burn_rate: 20}\n",
+        ));
+        let names: Vec<&str> = f.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["page_fast", "page_slow", "ticket_fast", "weekly", "hot"]
+        );
+        // 2% of 30d in 2h: 0.02 * 720 / 2 = 7.2, short 2h/12 = 10m.
+        assert!(close(f[0].1, 7.2));
+        assert_eq!(f[0].3, Dur::from_mins(10));
+        // 10% of 30d in 6h: 0.1 * 720 / 6 = 12.
+        assert!(close(f[1].1, 12.0));
+        assert_eq!(f[1].3, Dur::from_mins(30));
+        assert!(close(f[2].1, 2.5));
+        // 50% of 30d in 7d: 0.5 * 720 / 168.
+        assert!(close(f[3].1, 0.5 * 720.0 / 168.0));
+        assert_eq!(f[3].3, Dur::from_hours(14));
+        assert_eq!(f[3].4, "ticket");
+        assert!(close(f[4].1, 20.0));
+        assert_eq!(f[4].3, Dur::from_mins(2));
+        assert_eq!(f[4].4, "page");
+        let r = ok(&slo_with(
+            "    alerting: {disabled: true, min_events: 50}\n",
+        ));
+        let a = &r.slos().next().unwrap().alerting;
+        assert!(a.tiers.is_empty());
+        assert_eq!(a.min_events, 50);
+    }
+
+    #[test]
+    fn tier_errors() {
+        let src = slo_with(
+            "    alerting:\n      tiers:\n        page_fast: {short: 1h}\n        weekly: {long: 7d}\n        big: {long: 60d, burn_rate: 1}\n        odd: {long: 90s, burn_rate: 1}\n",
+        );
+        let d = diags(&src);
+        assert!(d.iter().any(|l| l.starts_with("t.yaml:12:28: error: tier `page_fast` has short window 1h not shorter than its long window 1h")), "{d:#?}");
+        assert!(
+            d.iter().any(|l| l
+                .starts_with("t.yaml:13:17: error: custom tier `weekly` needs `budget_consumed`")),
+            "{d:#?}"
+        );
+        assert!(
+            d.iter().any(|l| l.starts_with(
+                "t.yaml:14:21: error: tier `big` has long window 60d but the SLO window is only 30d"
+            )),
+            "{d:#?}"
+        );
+        assert!(
+            d.iter().any(|l| l.starts_with(
+                "t.yaml:15:21: error: `long` 1m30s is not a whole number of minutes; write 1m or 2m"
+            )),
+            "{d:#?}"
+        );
+        // A default tier dropped for a short window comes back when named, and must then fit.
+        has(
+            &slo_with(
+                "    window: 1d\n    alerting:\n      tiers:\n        ticket_slow: {for: 1h}\n",
+            ),
+            "t.yaml:13:22: error: tier `ticket_slow` has long window 3d but the SLO window is only 1d",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_with_did_you_mean() {
+        has(
+            &slo_with("    windw: 30d\n"),
+            "t.yaml:10:5: error: unknown key `windw` in an SLO; did you mean `window`?",
+        );
+        has(
+            &slo_with("    frobnicate: 1\n"),
+            "t.yaml:10:5: error: unknown key `frobnicate` in an SLO; allowed keys are `name`",
+        );
+        has(
+            "version: burnwatch/v1\nservise: a\nslos: []\n",
+            "t.yaml:2:1: error: unknown key `servise` in a rules document; did you mean `service`?",
+        );
+    }
+
+    #[test]
+    fn missing_and_wrong_types() {
+        has(
+            "version: burnwatch/v1\nservice: a\n",
+            "t.yaml:1:1: error: a rules document is missing required key `slos`",
+        );
+        has(
+            "version: burnwatch/v2\nservice: a\nslos: []\n",
+            "t.yaml:1:10: error: unknown version `burnwatch/v2`; write `version: burnwatch/v1`",
+        );
+        has(
+            &slo_with("    labels: [a]\n"),
+            "t.yaml:10:13: error: `labels` must be a mapping",
+        );
+        has(
+            &slo_with("    labels: {1abc: x, ok: y}\n"),
+            "t.yaml:10:14: error: label name `1abc` is not valid",
+        );
+        has(
+            "- a\n- b\n",
+            "t.yaml:1:1: error: a rules document must be a mapping of `key: value` lines, found a list",
+        );
+        has(
+            "version: burnwatch/v1\nservice: 'bad name'\nslos: []\n",
+            "t.yaml:2:10: error: `service` `bad name` is not a valid name",
+        );
+    }
+
+    #[test]
+    fn windows() {
+        has(
+            &slo_with("    window: 1M\n"),
+            "t.yaml:10:13: error: `window`: unknown unit `M` in `1M`",
+        );
+        assert!(diags(&slo_with("    window: 1M\n"))[0].contains("window: month"));
+        has(
+            &slo_with("    window: 1m\n"),
+            "t.yaml:10:13: warning: window 1m is one minute; for a calendar month write `window: month`, for 30 days `30d`",
+        );
+        has(
+            &slo_with("    window: 6h\n"),
+            "t.yaml:10:13: warning: window 6h is shorter than a day",
+        );
+        has(
+            &slo_with("    window: 1mo\n"),
+            "t.yaml:10:13: error: `window: 1mo` is not a duration; for a calendar month write `window: month`",
+        );
+        has(
+            &slo_with("    window: 90s\n"),
+            "t.yaml:10:13: error: `window` 1m30s is not a whole number of minutes",
+        );
+    }
+
+    #[test]
+    fn calendar_zones() {
+        let r = ok(&slo_with(
+            "    window: quarter\n    time_zone: America/New_York\n",
+        ));
+        let Window::Calendar { unit, tz_name, tz } = &r.slos().next().unwrap().window else {
+            panic!("calendar")
+        };
+        assert_eq!(*unit, CalendarUnit::Quarter);
+        assert_eq!(tz_name, "America/New_York");
+        assert_eq!(tz.iana_name(), Some("America/New_York"));
+        let r = ok(&slo_with("    window: week\n"));
+        let Window::Calendar { tz_name, .. } = &r.slos().next().unwrap().window else {
+            panic!("calendar")
+        };
+        assert_eq!(tz_name, "UTC");
+        has(
+            &slo_with("    window: month\n    time_zone: Europe/Atlantis\n"),
+            "t.yaml:11:16: error: unknown time zone `Europe/Atlantis`",
+        );
+        has(
+            &slo_with("    window: 30d\n    time_zone: UTC\n"),
+            "t.yaml:11:5: error: `time_zone` only applies to calendar windows",
+        );
+    }
+
+    #[test]
+    fn selectors_errors_point_into_the_scalar() {
+        let src = "version: burnwatch/v1\nservice: api\nslos:\n  - name: a\n    objective: 99\n    indicator:\n      ratio:\n        good: rate(x[5m])\n        total: 'x{a=\"b\" c=\"d\"}'\n";
+        let d = diags(src);
+        assert!(
+            d[0].starts_with("t.yaml:8:15: error: `good`: PromQL functions are not allowed here"),
+            "{d:#?}"
+        );
+        assert!(d[0].contains("write a selector such as http_requests_total{job=\"api\"}"));
+        // Quoted scalar: column of the quote + 1 + byte offset 8.
+        assert!(
+            d[1].starts_with("t.yaml:9:25: error: `total`: expected `,` or `}`"),
+            "{d:#?}"
+        );
+        has(
+            &slo_with("")
+                .replace("good:", "bad:")
+                .replace("total: x", "total: x\n        good: y"),
+            "t.yaml:10:9: error: a ratio indicator takes exactly one of `good`, `bad`",
+        );
+    }
+
+    #[test]
+    fn duplicates_and_references() {
+        let a = "version: burnwatch/v1\nservice: api\nprobes:\n  - name: p1\n    dns: {name: api.internal}\nslos:\n  - name: s\n    objective: 99\n    indicator: {probe: p2}\n  - name: s\n    objective: 99\n    indicator: {probe: p1}\n";
+        let b = "version: burnwatch/v1\nservice: api\nprobes:\n  - name: p1\n    tcp: {address: 'x:1'}\nslos:\n  - name: t\n    objective: 99\n    indicator: {probe: p1}\n";
+        let r = check_sources(&[
+            (PathBuf::from("a.yaml"), a.as_bytes().to_vec()),
+            (PathBuf::from("b.yaml"), b.as_bytes().to_vec()),
+        ]);
+        let d: Vec<String> = r.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            d,
+            [
+                "a.yaml:9:24: error: unknown probe `p2`; did you mean `p1`?",
+                "a.yaml:10:11: error: SLO `s` is declared twice in service `api` (first at line 7); give each SLO its own name",
+                "b.yaml:2:10: error: service `api` is already declared at a.yaml:2:10; names must be unique across all rules files: rename one",
+                "b.yaml:4:11: error: probe `p1` is already declared at a.yaml:4:11; names must be unique across all rules files: rename one",
+            ]
+        );
+        assert!(r.rules.is_none());
+        assert_eq!(r.files[0].errors, 2);
+        assert!(r.files[1].services.is_empty());
+    }
+
+    #[test]
+    fn timeslices_rules() {
+        let r = ok(&slo_with(
+            "    method: timeslices\n    timeslice: 5m\n    timeslice_target: 95%\n",
+        ));
+        assert_eq!(
+            r.slos().next().unwrap().method,
+            BudgetingMethod::Timeslices {
+                slice: Dur::from_mins(5),
+                target: 0.95
+            }
+        );
+        let r = ok(&slo_with("    method: timeslices\n"));
+        let BudgetingMethod::Timeslices { slice, target } = r.slos().next().unwrap().method else {
+            panic!("timeslices")
+        };
+        assert_eq!(slice, Dur::MINUTE);
+        assert!(close(target, 0.999));
+        has(
+            &slo_with("    method: timeslices\n    timeslice: 7m\n"),
+            "t.yaml:11:16: error: timeslice 7m does not divide one hour evenly",
+        );
+        has(
+            &slo_with("    timeslice_target: 99\n"),
+            "t.yaml:10:5: error: `timeslice_target` needs `method: timeslices`",
+        );
+        has(
+            &slo_with("    method: timeslice\n"),
+            "t.yaml:10:13: error: `method: timeslice` is not allowed; did you mean `timeslices`?",
+        );
+    }
+
+    #[test]
+    fn latency_indicators() {
+        let p = "version: burnwatch/v1\nservice: api\nprobes:\n  - name: hp\n    http: {url: 'https://api.internal/h'}\nslos:\n  - name: p95\n    objective: 99\n    indicator:\n      latency_percentile: {percentile: p99.9, threshold: 500ms, probe: hp}\n";
+        let r = ok(p);
+        let slo = r.slos().next().unwrap();
+        assert_eq!(
+            slo.method,
+            BudgetingMethod::Timeslices {
+                slice: Dur::MINUTE,
+                target: 1.0
+            }
+        );
+        let Indicator::LatencyPercentile { percentile, .. } = &slo.indicator else {
+            panic!("percentile")
+        };
+        assert_eq!(percentile.ppm(), 999_000);
+        has(
+            &p.replace(
+                "objective: 99\n",
+                "objective: 99\n    method: occurrences\n",
+            ),
+            "t.yaml:9:13: error: `method: occurrences` does not work with `latency_percentile`",
+        );
+        has(
+            &p.replace(
+                "objective: 99\n",
+                "objective: 99\n    method: timeslices\n    timeslice_target: 90\n",
+            ),
+            "t.yaml:10:5: error: `timeslice_target` does not apply to `latency_percentile`",
+        );
+        let h = "version: burnwatch/v1\nservice: api\nslos:\n  - name: fast\n    objective: 99\n    indicator:\n      latency_threshold:\n        threshold: 300ms\n        histogram: 'http_request_duration_seconds{job=\"api\"}'\n";
+        let d = diags(h);
+        assert_eq!(
+            d,
+            [
+                "t.yaml:8:20: warning: threshold 300ms is not a bucket edge of histogram http_request_duration_seconds (Prometheus default buckets: 5ms 10ms 25ms 50ms 100ms 250ms 500ms 1s 2s500ms 5s 10s); burnwatch counts the largest edge at or under it (250ms) as good: use 250ms or 500ms, or declare `buckets:`"
+            ]
+        );
+        assert!(diags(&h.replace("300ms", "250ms")).is_empty());
+        let declared = format!("{h}        buckets: [0.1, 0.3]\n");
+        assert!(diags(&declared).is_empty());
+        has(
+            &format!("{h}        buckets: [0.3, 0.1]\n"),
+            "t.yaml:10:24: error: bucket edge 0.1 is not above the previous one",
+        );
+        has(
+            &h.replace("seconds{", "seconds_bucket{"),
+            "t.yaml:9:20: error: `histogram` names `http_request_duration_seconds_bucket`; give the base name `http_request_duration_seconds`",
+        );
+    }
+
+    #[test]
+    fn probes_and_scrapes() {
+        let base = "version: burnwatch/v1\nservice: api\nPROBE\nslos:\n  - name: s\n    objective: 99\n    indicator: {probe: hp}\n";
+        let with = |p: &str| base.replace("PROBE", p);
+        let r = ok(&with(
+            "probes:\n  - name: hp\n    http: {url: 'https://a.example/h', method: post}\n    interval: 5s\nscrape:\n  - name: app\n    url: http://a.example:9100/metrics\n    body_limit: 2MiB\n",
+        ));
+        let pr = &r.probes[0];
+        assert_eq!(pr.interval, Dur::from_secs(5));
+        assert_eq!(pr.timeout, Dur::from_millis(4500));
+        let ProbeKind::Http(h) = &pr.kind else {
+            panic!("http")
+        };
+        assert_eq!(h.method, "POST");
+        assert_eq!(h.expect_status, [StatusRange { lo: 200, hi: 299 }]);
+        assert_eq!(r.scrapes[0].body_limit, 2 << 20);
+        assert_eq!(r.scrapes[0].timeout, Dur::from_secs(10));
+        let d = diags(&with(
+            "probes:\n  - name: hp\n    http:\n      url: 'a.example'\n      expect_status: [99, '300-200', 2xx]\n      body_matches: '(['\n    timeout: 30s\nscrape:\n  - name: app\n    url: http://a.example/m\n    body_limit: 10 parsecs\n",
+        ));
+        let want = [
+            "t.yaml:6:12: error: `url` `a.example` is not an http(s) URL",
+            "t.yaml:7:23: error: status `99` is not valid",
+            "t.yaml:7:27: error: status `300-200` is not valid",
+            "t.yaml:8:21: error: `body_matches` is not a valid regular expression",
+            "t.yaml:9:14: error: `timeout` 30s is not shorter than `interval` 30s",
+            "t.yaml:13:17: error: `body_limit` `10 parsecs` is not a size",
+        ];
+        for w in want {
+            assert!(
+                d.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {d:#?}"
+            );
+        }
+        assert_eq!(d.len(), want.len(), "{d:#?}");
+        has(
+            &with("probes:\n  - name: hp\n    dns: {name: a.example}\n    tcp: {address: 'a:1'}\n"),
+            "t.yaml:6:5: error: a probe takes exactly one of `http`, `tcp`, `dns`",
+        );
+        has(
+            &with("probes:\n  - name: hp\n    tcp: {address: 'nohost'}\n"),
+            "t.yaml:5:20: error: `address` `nohost` is not host:port",
+        );
+    }
+
+    proptest::proptest! {
+        /// Any text, and any mutation of a good file, yields a result or diagnostics: never a
+        /// panic.
+        #[test]
+        fn never_panics(text in "\\PC{0,200}", cut in 0usize..400, insert in "[ :\\-\\[\\]{},'\"a-z0-9%.]{0,6}") {
+            let _ = load_str("t.yaml", &text);
+            let mut good = slo_with("    window: month\n    alerting: {tiers: {page_fast: {long: 2h}}}\n");
+            let at = cut.min(good.len());
+            if good.is_char_boundary(at) {
+                good.insert_str(at, &insert);
+                let _ = load_str("t.yaml", &good);
+            }
+        }
+    }
+}

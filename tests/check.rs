@@ -1,0 +1,248 @@
+//! End-to-end tests of `burnwatch check`: the built binary on fixture files, including hostile
+//! inputs, each bounded by a timeout so a hang fails the test instead of blocking it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_burnwatch");
+const LIMIT: Duration = Duration::from_secs(10);
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check")
+}
+
+/// Runs the binary from the fixtures directory (so paths print relative), killing it after
+/// LIMIT.
+fn run(args: &[&str]) -> Out {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(fixtures())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn burnwatch");
+    let mut so = child.stdout.take().expect("stdout piped");
+    let mut se = child.stderr.take().expect("stderr piped");
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let t1 = std::thread::spawn(move || {
+        let mut s = String::new();
+        so.read_to_string(&mut s).expect("read stdout");
+        s
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut s = String::new();
+        se.read_to_string(&mut s).expect("read stderr");
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("burnwatch {args:?} did not finish within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        code: status.code().expect("exited normally, not by a signal"),
+        stdout: t1.join().expect("stdout thread"),
+        stderr: t2.join().expect("stderr thread"),
+    }
+}
+
+#[test]
+fn good_file_set_prints_summaries() {
+    let o = run(&["check", "good"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_eq!(
+        o.stdout,
+        "good/checkout.yaml: OK: service checkout, 3 SLOs, 1 probe, 1 scrape target\n\
+         good/platform.yml: OK: service database, 1 SLO, 1 probe, 0 scrape targets; \
+         service search, 1 SLO, 0 probes, 0 scrape targets\n"
+    );
+    assert_eq!(o.stderr, "");
+}
+
+#[test]
+fn a_good_file_alone_misses_its_cross_file_probe() {
+    // checkout.yaml depends on db-health, which platform.yml declares.
+    let o = run(&["check", "good/checkout.yaml"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(
+        o.stdout,
+        "good/checkout.yaml:16:18: error: unknown probe `db-health`; declare it under `probes:` or use one of `checkout-health`\n"
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_one_run() {
+    let o = run(&["check", "bad/many-errors.yaml"]);
+    assert_eq!(o.code, 1);
+    let want = [
+        "3:10: error: label name `__team` is not valid",
+        "7:12: error: `url` `ftp://shop.internal/health` is not an http(s) URL",
+        "8:28: error: status `700` is not valid",
+        "10:14: error: `timeout` 10s is not shorter than `interval` 5s",
+        "12:5: error: an SLO is missing required key `objective`; add `objective: 99.9`",
+        "13:5: error: unknown key `objectve` in an SLO; did you mean `objective`?",
+        "14:13: error: `window`: unknown unit `M` in `1M`",
+        "17:16: error: `good`: PromQL functions are not allowed here",
+        "18:47: error: `total`: expected `,` or `}` after a matcher, found the end of the selector",
+        "19:11: error: SLO `availability` is declared twice in service `shop` (first at line 12)",
+        "20:16: error: objective 100% leaves no error budget",
+        "22:5: error: `time_zone` only applies to calendar windows",
+        "24:14: error: unknown probe `shop-helth`; did you mean `shop-health`?",
+        "27:13: error: `method: occurrences` does not work with `latency_percentile`",
+        "32:20: error: `histogram` names `http_request_duration_seconds_bucket`",
+        "36:16: error: unknown time zone `Mars/Olympus`",
+        "38:16: error: timeslice 7m does not divide one hour evenly",
+        "43:28: error: tier `page_fast` has short window 2h not shorter than its long window 1h",
+        "44:17: error: custom tier `weekly` needs `budget_consumed`",
+    ];
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{}", o.stdout);
+    for (line, w) in lines.iter().zip(want) {
+        let w = format!("bad/many-errors.yaml:{w}");
+        assert!(line.starts_with(&w), "expected {w:?}, got {line:?}");
+    }
+    assert_eq!(
+        o.stderr,
+        "burnwatch: 19 error(s), 0 warning(s) in 1 file(s)\n"
+    );
+}
+
+/// One error line for `file`, at `pos`, containing `needle`.
+fn single_error(file: &str, pos: &str, needle: &str) {
+    let o = run(&["check", file]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", o.stdout);
+    assert!(
+        lines[0].starts_with(&format!("{file}:{pos}: error: ")) && lines[0].contains(needle),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    single_error("bad/duplicate-key.yaml", "3:1", "duplicate key `service`");
+}
+
+#[test]
+fn alias_bomb() {
+    single_error(
+        "bad/bomb.yaml",
+        "5:8",
+        "YAML refused (alias replay limit exceeded",
+    );
+}
+
+#[test]
+fn binary_file() {
+    single_error("bad/binary.yaml", "2:10", "file is not UTF-8 text");
+}
+
+#[test]
+fn empty_file() {
+    single_error("bad/empty.yaml", "1:1", "the file holds no rules");
+}
+
+#[test]
+fn month_written_as_1m_upper() {
+    let o = run(&["check", "bad/window-1M.yaml"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stdout.starts_with(
+        "bad/window-1M.yaml:6:13: error: `window`: unknown unit `M` in `1M`; units are ms, s, m (minutes), h, d, w; `M` would be months: for a calendar month write `window: month`, for a rolling window write days such as `30d`\n"
+    ), "{}", o.stdout);
+}
+
+#[test]
+fn one_minute_window_warns_and_strict_fails() {
+    let expected = "window-1m.yaml: OK: service minutes, 1 SLO, 1 probe, 0 scrape targets\n\
+        window-1m.yaml:8:16: warning: objective 0.999 means 0.999%; if you meant a ratio, write 99.9\n\
+        window-1m.yaml:9:13: warning: window 1m is one minute; for a calendar month write `window: month`, for 30 days `30d`\n";
+    let o = run(&["check", "window-1m.yaml"]);
+    assert_eq!(o.code, 0);
+    assert_eq!(o.stdout, expected);
+    let o = run(&["check", "--strict", "window-1m.yaml"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stdout, expected);
+    assert!(o.stderr.contains("--strict: warnings fail"), "{}", o.stderr);
+}
+
+#[test]
+fn hostile_generated_inputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deep = dir.path().join("deep.yaml");
+    std::fs::write(&deep, "[".repeat(100_000)).expect("write");
+    let deep_map = dir.path().join("deep-map.yaml");
+    std::fs::write(&deep_map, "{a: ".repeat(100_000)).expect("write");
+    let big = dir.path().join("big.yaml");
+    let line = "# padding padding padding padding padding padding padding padding padding\n";
+    std::fs::write(&big, line.repeat(20 * 1024 * 1024 / line.len() + 1)).expect("write");
+    for (path, needle) in [
+        (&deep, "YAML refused"),
+        (&deep_map, "YAML refused"),
+        (&big, "over the 8 MiB limit for a rules file"),
+    ] {
+        let p = path.to_str().expect("utf-8 temp path");
+        let o = run(&["check", p]);
+        assert_eq!(o.code, 1, "{p}: {}{}", o.stdout, o.stderr);
+        let lines: Vec<&str> = o.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", o.stdout);
+        assert!(
+            lines[0].starts_with(&format!("{p}:")) && lines[0].contains(needle),
+            "{}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn whole_fixture_tree_reports_all_files() {
+    let o = run(&["check", "."]);
+    assert_eq!(o.code, 1);
+    // Every bad file is reported, and good files still get their OK line.
+    for f in [
+        "./bad/binary.yaml:",
+        "./bad/bomb.yaml:",
+        "./bad/duplicate-key.yaml:",
+        "./bad/empty.yaml:",
+        "./bad/many-errors.yaml:",
+        "./bad/window-1M.yaml:",
+        "./good/platform.yml: OK:",
+        "./window-1m.yaml: OK:",
+    ] {
+        assert!(o.stdout.contains(f), "missing {f} in {}", o.stdout);
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = run(&["check", "does-not-exist.yaml"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .contains("does-not-exist.yaml: no such file or directory")
+    );
+    let o = run(&["check"]);
+    assert_eq!(o.code, 2);
+    let o = run(&["--version"]);
+    assert_eq!(o.code, 0);
+    assert_eq!(
+        o.stdout,
+        format!("burnwatch {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
