@@ -12,7 +12,9 @@ use burnwatch::rules::model::{
     NoDataPolicy, Objective, Percentile, RatioNumerator, Slo, SloId, Window, default_tiers,
 };
 use burnwatch::rules::selector::Selector;
-use burnwatch::slo::{AlertState, Engine, EngineCheckpoint, SloIdx, SloReport, TierLayout, WindowReport};
+use burnwatch::slo::{
+    AlertState, Engine, EngineCheckpoint, SloIdx, SloReport, TierLayout, WindowReport,
+};
 use burnwatch::storage;
 use burnwatch::time::{Dur, Timestamp};
 use proptest::prelude::*;
@@ -36,11 +38,17 @@ fn calendar(unit: CalendarUnit, tz: &str) -> Window {
 
 fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo {
     Slo {
-        id: SloId { service: "model".into(), slo: name.into() },
+        id: SloId {
+            service: "model".into(),
+            slo: name.into(),
+        },
         description: None,
         labels: Labels::new(),
         objective: Objective::from_percent(objective).expect("valid objective"),
-        alerting: Alerting { tiers: default_tiers(&window), min_events: 0 },
+        alerting: Alerting {
+            tiers: default_tiers(&window),
+            min_events: 0,
+        },
         window,
         method: BudgetingMethod::Occurrences,
         indicator,
@@ -66,14 +74,37 @@ fn custom_tier(name: &str, long: u64, short: u64, factor: f64, for_: u64) -> Bur
 
 /// The eight SLOs every stream drives.
 fn slos() -> Vec<Slo> {
-    let mut a = slo("rolling30d", 99.0, Window::Rolling(Dur::from_days(30)), probe());
+    let mut a = slo(
+        "rolling30d",
+        99.0,
+        Window::Rolling(Dur::from_days(30)),
+        probe(),
+    );
     a.alerting.tiers.push(custom_tier("odd", 97, 7, 2.0, 13));
     a.alerting.min_events = 20;
-    let b = slo("month_berlin", 95.0, calendar(CalendarUnit::Month, "Europe/Berlin"), probe());
-    let mut c = slo("week_ny", 90.0, calendar(CalendarUnit::Week, "America/New_York"), probe());
+    let b = slo(
+        "month_berlin",
+        95.0,
+        calendar(CalendarUnit::Month, "Europe/Berlin"),
+        probe(),
+    );
+    let mut c = slo(
+        "week_ny",
+        90.0,
+        calendar(CalendarUnit::Week, "America/New_York"),
+        probe(),
+    );
     c.no_data = NoDataPolicy::Bad;
-    let mut d = slo("slices5m", 99.0, Window::Rolling(Dur::from_days(7)), probe());
-    d.method = BudgetingMethod::Timeslices { slice: Dur::from_mins(5), target: 0.9 };
+    let mut d = slo(
+        "slices5m",
+        99.0,
+        Window::Rolling(Dur::from_days(7)),
+        probe(),
+    );
+    d.method = BudgetingMethod::Timeslices {
+        slice: Dur::from_mins(5),
+        target: 0.9,
+    };
     d.no_data = NoDataPolicy::Bad;
     let e = slo(
         "latency_quarter",
@@ -90,8 +121,12 @@ fn slos() -> Vec<Slo> {
         Window::Rolling(Dur::from_days(2)),
         Indicator::Ratio {
             numerator: RatioNumerator::Bad,
-            numerator_selector: Arc::new(Selector { metric: Some("errors_total".into()) }),
-            total: Arc::new(Selector { metric: Some("requests_total".into()) }),
+            numerator_selector: Arc::new(Selector {
+                metric: Some("errors_total".into()),
+            }),
+            total: Arc::new(Selector {
+                metric: Some("requests_total".into()),
+            }),
         },
     );
     f.no_data = NoDataPolicy::Good;
@@ -105,10 +140,18 @@ fn slos() -> Vec<Slo> {
             source: LatencySource::Probe { probe: "p".into() },
         },
     );
-    g.method = BudgetingMethod::Timeslices { slice: Dur::MINUTE, target: 0.98 };
+    g.method = BudgetingMethod::Timeslices {
+        slice: Dur::MINUTE,
+        target: 0.98,
+    };
     g.no_data = NoDataPolicy::Good;
     // A half-hour zone: period starts fall inside an hour bucket.
-    let h = slo("month_kolkata", 99.0, calendar(CalendarUnit::Month, "Asia/Kolkata"), probe());
+    let h = slo(
+        "month_kolkata",
+        99.0,
+        calendar(CalendarUnit::Month, "Asia/Kolkata"),
+        probe(),
+    );
     vec![a, b, c, d, e, f, g, h]
 }
 
@@ -121,7 +164,10 @@ enum Op {
     /// A latency (seconds, possibly invalid) to the latency SLOs (e, g).
     Latency { secs: f64, back: i64 },
     /// A counter scrape for f: per series (id, value or None when absent).
-    Scrape { bad: Vec<(u64, f64)>, total: Vec<(u64, f64)> },
+    Scrape {
+        bad: Vec<(u64, f64)>,
+        total: Vec<(u64, f64)>,
+    },
     /// Evaluate everything at the clock, `back` ms before it.
     Evaluate { back: i64 },
     /// Checkpoint, encode, decode, restore into a fresh engine and compare reports.
@@ -137,11 +183,14 @@ fn op() -> impl Strategy<Value = (i64, Op)> {
     let back = prop_oneof![8 => Just(0i64), 2 => 0i64..(8 * HOUR)];
     let counter = || {
         prop::collection::vec(
-            (0u64..4, prop_oneof![
-                9 => (0u32..5000).prop_map(f64::from),
-                1 => Just(f64::NAN),
-                1 => Just(-3.0),
-            ]),
+            (
+                0u64..4,
+                prop_oneof![
+                    9 => (0u32..5000).prop_map(f64::from),
+                    1 => Just(f64::NAN),
+                    1 => Just(-3.0),
+                ],
+            ),
             0..4,
         )
     };
@@ -206,7 +255,9 @@ impl Model {
         let good = good.min(total);
         if let Some(sl) = slice_ms(s) {
             // An observation for a slice that time has already left is dropped.
-            let late = self.latest.is_some_and(|l| ts.div_euclid(sl) < l.div_euclid(sl));
+            let late = self
+                .latest
+                .is_some_and(|l| ts.div_euclid(sl) < l.div_euclid(sl));
             self.see(s, ts);
             if !late {
                 self.events.push((ts, good, total));
@@ -294,19 +345,36 @@ fn count(events: &[(i64, u64, u64)], r: i64, first: i64, now: i64) -> (u64, u64)
 
 /// Calendar period computed through `Zoned` arithmetic (a different path from the engine's).
 fn period(unit: CalendarUnit, tz: &jiff::tz::TimeZone, now: i64) -> (i64, i64) {
-    let z = jiff::Timestamp::from_millisecond(now).expect("in range").to_zoned(tz.clone());
+    let z = jiff::Timestamp::from_millisecond(now)
+        .expect("in range")
+        .to_zoned(tz.clone());
     let day = z.start_of_day().expect("day start");
     let (start, months, days) = match unit {
-        CalendarUnit::Month => (day.first_of_month().expect("first").start_of_day().expect("sod"), 1, 0),
+        CalendarUnit::Month => (
+            day.first_of_month()
+                .expect("first")
+                .start_of_day()
+                .expect("sod"),
+            1,
+            0,
+        ),
         CalendarUnit::Week => {
             let mut d = day.clone();
             while d.weekday() != jiff::civil::Weekday::Monday {
-                d = d.yesterday().expect("yesterday").start_of_day().expect("sod");
+                d = d
+                    .yesterday()
+                    .expect("yesterday")
+                    .start_of_day()
+                    .expect("sod");
             }
             (d, 0, 7)
         }
         CalendarUnit::Quarter => {
-            let mut d = day.first_of_month().expect("first").start_of_day().expect("sod");
+            let mut d = day
+                .first_of_month()
+                .expect("first")
+                .start_of_day()
+                .expect("sod");
             while !matches!(d.month(), 1 | 4 | 7 | 10) {
                 d = d
                     .checked_sub(jiff::Span::new().months(1))
@@ -322,7 +390,10 @@ fn period(unit: CalendarUnit, tz: &jiff::tz::TimeZone, now: i64) -> (i64, i64) {
         .expect("end")
         .start_of_day()
         .expect("sod");
-    (start.timestamp().as_millisecond(), end.timestamp().as_millisecond())
+    (
+        start.timestamp().as_millisecond(),
+        end.timestamp().as_millisecond(),
+    )
 }
 
 fn check_window(
@@ -336,7 +407,13 @@ fn check_window(
 ) -> Result<(), TestCaseError> {
     let (g, t) = count(judged, r, first, now);
     let budget = s.objective.budget();
-    prop_assert_eq!((got.good, got.total), (g, t), "window {} of {}", got.length, s.id);
+    prop_assert_eq!(
+        (got.good, got.total),
+        (g, t),
+        "window {} of {}",
+        got.length,
+        s.id
+    );
     prop_assert_eq!(got.start, Timestamp(first * r));
     prop_assert_eq!(got.resolution, Dur(r as u64));
     prop_assert_eq!(got.length, Dur(length_ms as u64));
@@ -349,7 +426,12 @@ fn check_window(
         (1.0, 0.0)
     };
     prop_assert!((got.sli - sli).abs() <= 1e-12, "sli {} vs {}", got.sli, sli);
-    prop_assert!((got.burn_rate - burn).abs() <= 1e-9 * burn.max(1.0), "burn {} vs {}", got.burn_rate, burn);
+    prop_assert!(
+        (got.burn_rate - burn).abs() <= 1e-9 * burn.max(1.0),
+        "burn {} vs {}",
+        got.burn_rate,
+        burn
+    );
     Ok(())
 }
 
@@ -357,17 +439,30 @@ fn all_finite(r: &SloReport) -> bool {
     let w = |w: &WindowReport| {
         w.sli.is_finite()
             && w.burn_rate.is_finite()
-            && w.latency.is_none_or(|q| [q.p50, q.p90, q.p95, q.p99].iter().all(|v| v.is_finite()))
+            && w.latency
+                .is_none_or(|q| [q.p50, q.p90, q.p95, q.p99].iter().all(|v| v.is_finite()))
     };
     w(&r.window)
         && r.alert_windows.iter().all(w)
-        && [r.budget.ratio, r.budget.remaining, r.budget.total_minutes, r.budget.remaining_minutes]
+        && [
+            r.budget.ratio,
+            r.budget.remaining,
+            r.budget.total_minutes,
+            r.budget.remaining_minutes,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+        && r.tiers
             .iter()
-            .all(|v| v.is_finite())
-        && r.tiers.iter().all(|t| t.long_burn.is_finite() && t.short_burn.is_finite())
+            .all(|t| t.long_burn.is_finite() && t.short_burn.is_finite())
 }
 
-fn check_report(s: &Slo, m: &mut Model, layout: TierLayout, rep: &SloReport) -> Result<(), TestCaseError> {
+fn check_report(
+    s: &Slo,
+    m: &mut Model,
+    layout: TierLayout,
+    rep: &SloReport,
+) -> Result<(), TestCaseError> {
     prop_assert!(all_finite(rep), "non-finite value in {rep:?}");
     let now = m.latest.expect("evaluated");
     prop_assert_eq!(rep.at, Timestamp(now));
@@ -383,7 +478,10 @@ fn check_report(s: &Slo, m: &mut Model, layout: TierLayout, rep: &SloReport) -> 
         Window::Calendar { unit, tz, .. } => {
             let (start, end) = period(*unit, tz, now);
             let r = RES[layout.calendar_tier(Timestamp(start), Timestamp(now))];
-            (end - start, (r, start.div_euclid(r) + i64::from(start.rem_euclid(r) != 0)))
+            (
+                end - start,
+                (r, start.div_euclid(r) + i64::from(start.rem_euclid(r) != 0)),
+            )
         }
     };
     check_window(s, &rep.window, &judged, r, first, now, len_ms)?;
@@ -393,7 +491,12 @@ fn check_report(s: &Slo, m: &mut Model, layout: TierLayout, rep: &SloReport) -> 
     let total_minutes = budget * len_ms as f64 / 60_000.0;
     prop_assert!((rep.budget.total_minutes - total_minutes).abs() < 1e-9);
     // Alert windows: distinct long/short durations, shortest first.
-    let mut ws: Vec<Dur> = s.alerting.tiers.iter().flat_map(|t| [t.long, t.short]).collect();
+    let mut ws: Vec<Dur> = s
+        .alerting
+        .tiers
+        .iter()
+        .flat_map(|t| [t.long, t.short])
+        .collect();
     ws.sort();
     ws.dedup();
     prop_assert_eq!(rep.alert_windows.len(), ws.len());
@@ -419,18 +522,32 @@ fn check_report(s: &Slo, m: &mut Model, layout: TierLayout, rep: &SloReport) -> 
         let (long, short) = (find(t.long), find(t.short));
         let guard = long.total >= s.alerting.min_events
             || (s.no_data == NoDataPolicy::Bad && long.total == 0);
-        let cond = long.burn_rate > t.factor && short.burn_rate > t.factor && guard;
+        // Same tie rule as the engine: above the factor by more than 1e-9 relative.
+        let above = |b: f64| b > t.factor * (1.0 + 1e-9);
+        let cond = above(long.burn_rate) && above(short.burn_rate) && guard;
         let next = match (cond, m.alerts[i]) {
             (false, _) => AlertState::Quiet,
-            (true, AlertState::Quiet) if t.for_.is_zero() => AlertState::Firing { since: Timestamp(now) },
-            (true, AlertState::Quiet) => AlertState::Pending { since: Timestamp(now) },
+            (true, AlertState::Quiet) if t.for_.is_zero() => AlertState::Firing {
+                since: Timestamp(now),
+            },
+            (true, AlertState::Quiet) => AlertState::Pending {
+                since: Timestamp(now),
+            },
             (true, AlertState::Pending { since }) if now - since.0 >= t.for_.millis() as i64 => {
-                AlertState::Firing { since: Timestamp(now) }
+                AlertState::Firing {
+                    since: Timestamp(now),
+                }
             }
             (true, st) => st,
         };
         m.alerts[i] = next;
-        prop_assert_eq!(rep.tiers[i].condition, cond, "tier {} of {}", &t.name, &s.id);
+        prop_assert_eq!(
+            rep.tiers[i].condition,
+            cond,
+            "tier {} of {}",
+            &t.name,
+            &s.id
+        );
         prop_assert_eq!(rep.tiers[i].state, next, "tier {} of {}", &t.name, &s.id);
     }
     Ok(())

@@ -488,7 +488,8 @@ impl Entry {
             let (li, si) = self.plan.tier_windows[i];
             let (long, short) = (&alert_windows[li], &alert_windows[si]);
             let guard_ok = long.total >= min_events || (bad_no_data && !long.has_data);
-            let condition = long.burn_rate > t.factor && short.burn_rate > t.factor && guard_ok;
+            let condition =
+                exceeds(long.burn_rate, t.factor) && exceeds(short.burn_rate, t.factor) && guard_ok;
             let slot = &mut self.state.alerts[i].1;
             *slot = slot.step(condition, now, t.for_);
             tiers.push(TierReport {
@@ -517,6 +518,17 @@ impl Entry {
             rejected: self.state.rejected,
         }
     }
+}
+
+/// Relative margin by which a burn rate must exceed a tier factor. An exact tie (e.g. 360 bad of
+/// 120000 against 99.9%, burn exactly 3) is not "above", but `Objective::budget()` for 99.9 is
+/// 0.000999999999999943, which would turn the tie into 3.0000000000002 and fire; the margin keeps
+/// ties quiet as the arithmetic intends, and is far below any meaningful burn difference.
+pub const BURN_TIE_EPSILON: f64 = 1e-9;
+
+/// Whether `burn` is above `factor` (by more than [`BURN_TIE_EPSILON`], relative).
+pub fn exceeds(burn: f64, factor: f64) -> bool {
+    burn > factor * (1.0 + BURN_TIE_EPSILON)
 }
 
 /// The SLO engine: every SLO's counts, sketches, counters, slices and alert states.

@@ -36,8 +36,8 @@ pub mod tiers;
 pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint, fingerprint};
 pub use counter::{CounterSet, ScrapeDelta};
 pub use engine::{
-    AlertState, BudgetReport, Engine, IngestError, ScrapeOutcome, SloIdx, SloReport, SloState,
-    Snapshot, TierReport, WindowReport,
+    AlertState, BURN_TIE_EPSILON, BudgetReport, Engine, IngestError, ScrapeOutcome, SloIdx,
+    SloReport, SloState, Snapshot, TierReport, WindowReport, exceeds,
 };
 pub use ring::{Counts, Ring};
 pub use sketch::LatencyQuantiles;
