@@ -643,3 +643,146 @@ proptest! {
         }
     }
 }
+
+/// Evaluates a calendar SLO fed one good event per minute over `[from, to)` and returns the
+/// report at `to - 1 ms`.
+fn calendar_run(window: Window, from: &str, to: &str) -> SloReport {
+    let mut s = slo("cal", 99.0, window, probe());
+    s.alerting.tiers.clear();
+    let mut e = Engine::new();
+    let i = e.add_slo(&s);
+    let (a, b) = (zoned_ms(from), zoned_ms(to));
+    let mut t = a;
+    while t < b {
+        e.record(i, Timestamp(t), t % (7 * MIN) != 0)
+            .expect("valid");
+        t += MIN;
+    }
+    e.evaluate_slo(i, Timestamp(b - 1)).expect("idx")
+}
+
+#[test]
+fn calendar_month_ends_and_leap_years() {
+    let utc = || calendar(CalendarUnit::Month, "UTC");
+    // Jan 31 23:59 is still January (31 days); Feb 1 00:00 starts February afresh.
+    let r = calendar_run(utc(), "2024-01-31T00:00[UTC]", "2024-02-01T00:00[UTC]");
+    assert_eq!(r.window.length, Dur::from_days(31));
+    assert_eq!(r.window.total, 1440);
+    let r = calendar_run(utc(), "2024-01-31T00:00[UTC]", "2024-02-01T00:01[UTC]");
+    assert_eq!(r.window.start, Timestamp(zoned_ms("2024-02-01T00:00[UTC]")));
+    assert_eq!((r.window.total, r.window.length), (1, Dur::from_days(29)));
+    // Leap and common Februaries: budget minutes follow the true length (1% x 29 d / 28 d).
+    assert!((r.budget.total_minutes - 0.01 * 29.0 * 1440.0).abs() < 1e-9);
+    let r = calendar_run(utc(), "2023-02-27T00:00[UTC]", "2023-03-01T00:00[UTC]");
+    assert_eq!(r.window.length, Dur::from_days(28));
+    assert!((r.budget.total_minutes - 0.01 * 28.0 * 1440.0).abs() < 1e-9);
+    // Two days of traffic, counted on the 1 h tier (the period start is 27 days back).
+    assert_eq!(r.window.total, 2 * 1440);
+    assert_eq!(r.window.resolution, Dur::HOUR);
+}
+
+#[test]
+fn calendar_week_with_dst_changes() {
+    // Berlin springs forward on Sunday 2024-03-31: that ISO week is 167 h.
+    let r = calendar_run(
+        calendar(CalendarUnit::Week, "Europe/Berlin"),
+        "2024-03-25T00:00[Europe/Berlin]",
+        "2024-04-01T00:00[Europe/Berlin]",
+    );
+    assert_eq!(r.window.length, Dur::from_hours(167));
+    assert_eq!(r.window.total, 167 * 60);
+    assert!((r.budget.total_minutes - 0.01 * 167.0 * 60.0).abs() < 1e-9);
+    // New York falls back on Sunday 2024-11-03: 169 h.
+    let r = calendar_run(
+        calendar(CalendarUnit::Week, "America/New_York"),
+        "2024-10-28T00:00[America/New_York]",
+        "2024-11-04T00:00[America/New_York]",
+    );
+    assert_eq!(r.window.length, Dur::from_hours(169));
+    assert_eq!(r.window.total, 169 * 60);
+    assert!((r.budget.total_minutes - 0.01 * 169.0 * 60.0).abs() < 1e-9);
+    // Good events: every minute except multiples of 7 minutes since the epoch.
+    let bad = (0..169 * 60)
+        .map(|k| zoned_ms("2024-10-28T00:00[America/New_York]") + k * MIN)
+        .filter(|t| t % (7 * MIN) == 0)
+        .count() as u64;
+    assert_eq!(r.window.total - r.window.good, bad);
+    let burn = (bad as f64 / (169.0 * 60.0)) / 0.01;
+    assert!((r.budget.remaining - (1.0 - burn)).abs() < 1e-12);
+    assert!((r.budget.remaining_minutes - (1.0 - burn) * 0.01 * 169.0 * 60.0).abs() < 1e-9);
+}
+
+#[test]
+fn calendar_quarter_boundaries() {
+    let q = || calendar(CalendarUnit::Quarter, "Europe/Berlin");
+    // Q4 2024 in Berlin: Oct 1 to Jan 1 with the October fall-back, 92 d + 1 h.
+    let r = calendar_run(
+        q(),
+        "2024-12-30T00:00[Europe/Berlin]",
+        "2025-01-01T00:00[Europe/Berlin]",
+    );
+    assert_eq!(r.window.length, Dur::from_hours(92 * 24 + 1));
+    assert_eq!(
+        r.window.start,
+        Timestamp(zoned_ms("2024-10-01T00:00[Europe/Berlin]"))
+    );
+    assert_eq!(r.window.total, 2 * 1440);
+    assert_eq!(r.window.resolution, Dur::HOUR);
+    // One minute into Q1 2025 (90 d less the March spring-forward hour): only that minute counts.
+    let r = calendar_run(
+        q(),
+        "2024-12-31T23:00[Europe/Berlin]",
+        "2025-01-01T00:01[Europe/Berlin]",
+    );
+    assert_eq!(r.window.length, Dur::from_hours(90 * 24 - 1));
+    assert_eq!(r.window.total, 1);
+    assert_eq!(r.window.resolution, Dur::MINUTE);
+}
+
+#[test]
+fn reload_keeps_counts_unless_the_indicator_changes() {
+    let slos = slos();
+    let (mut engine, idx) = fresh_engine(&slos);
+    let t0 = zoned_ms("2024-05-10T12:00[UTC]");
+    for k in 0..120 {
+        for &i in &idx {
+            if engine.slo(i).is_some_and(|s| !s.indicator.is_latency()) {
+                engine
+                    .record(i, Timestamp(t0 + k * MIN), k % 5 != 0)
+                    .expect("valid");
+            }
+        }
+    }
+    let before = engine.evaluate(Timestamp(t0 + 120 * MIN));
+    let mut edited = slos.clone();
+    // Objective, window and tiers edited: counts kept (30 d -> 10 d ring, newest buckets kept).
+    edited[0].objective = Objective::from_percent(99.5).expect("valid");
+    edited[0].window = Window::Rolling(Dur::from_days(10));
+    edited[0].alerting.tiers.truncate(2);
+    // Indicator edited: starts fresh.
+    edited[1].indicator = Indicator::ProbeAvailability {
+        probe: "other".into(),
+    };
+    // Removed: dropped.
+    let removed = edited.remove(2);
+    let report = engine.reload(&edited);
+    assert_eq!(report.reset, vec![slos[1].id.clone()]);
+    assert_eq!(report.dropped, vec![removed.id.clone()]);
+    assert!(report.added.is_empty());
+    assert_eq!(report.kept.len(), edited.len() - 1);
+    let after = engine.evaluate(Timestamp(t0 + 120 * MIN));
+    let a = engine.index_of(&slos[0].id).expect("kept");
+    assert_eq!(
+        after.slos[a.0 as usize].window.total,
+        before.slos[0].window.total
+    );
+    assert_eq!(after.slos[a.0 as usize].tiers.len(), 2);
+    let b = engine.index_of(&slos[1].id).expect("kept");
+    assert_eq!(after.slos[b.0 as usize].window.total, 0);
+    assert_eq!(engine.index_of(&removed.id), None);
+    // A checkpoint survives the storage framing byte for byte.
+    let bytes = storage::encode(&engine.checkpoint()).expect("encode");
+    let again = storage::encode(&storage::decode::<EngineCheckpoint>(&bytes).expect("decode"))
+        .expect("encode");
+    assert_eq!(bytes, again);
+}
