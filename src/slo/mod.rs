@@ -1,2 +1,44 @@
 //! The SLO engine: exact good/total counts in tiered time buckets, SLIs, error budgets, burn
-//! rates and alert tiers. Pure logic: no I/O, no clock, no async.
+//! rates and alert tiers. Pure logic: no I/O, no clock, no async; every instant is an argument.
+//!
+//! # Storage and memory
+//! Every event is added to all three count tiers (1 m x 360 = 6 h, 10 m x 432 = 3 d,
+//! 1 h x N where N covers the SLO window, the longest calendar period incl. a DST hour, and the
+//! longest alert window, plus one bucket), so each tier is exact on its own and a window is
+//! read from the finest tier that covers it (see [`tiers`]). A bucket is 16 bytes
+//! ([`ring::Counts`]): an occurrences SLO with a 30d window holds 360 + 432 + 721 buckets, about
+//! 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Latency SLIs add DDSketch tiers
+//! (1 m x 60, 10 m x 36, 1 h x 72, 1 d x (window days + 1)); an empty bucket costs 8 bytes and a
+//! filled one a sketch (a few hundred bytes to a few KiB depending on the latency spread).
+//!
+//! # Hot path
+//! [`Engine::record`] and [`Engine::record_counts`] do no allocation and, in the common case of
+//! an event in the current bucket, no division: a bounds check and three additions per tier.
+//! [`Engine::record_latency`] also feeds four sketches and allocates one per new bucket.
+//!
+//! # Modules
+//! - [`ring`]: the time-bucketed ring and exact counts;
+//! - [`tiers`]: tier layout, window-to-tier choice, calendar periods;
+//! - [`sketch`]: latency sketch tiers;
+//! - [`counter`]: cumulative counter increments with resets;
+//! - [`slice`]: timeslice accumulation and judgement;
+//! - [`engine`]: the engine, ingest, evaluation and alert tiers;
+//! - [`checkpoint`]: serializable state and restore across restarts and reloads.
+
+pub mod checkpoint;
+pub mod counter;
+pub mod engine;
+pub mod ring;
+pub mod sketch;
+pub mod slice;
+pub mod tiers;
+
+pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint, fingerprint};
+pub use counter::{CounterSet, ScrapeDelta};
+pub use engine::{
+    AlertState, BURN_TIE_EPSILON, BudgetReport, Engine, IngestError, ScrapeOutcome, SloIdx,
+    SloReport, SloState, Snapshot, TierReport, WindowReport, exceeds,
+};
+pub use ring::{Counts, Ring};
+pub use sketch::LatencyQuantiles;
+pub use tiers::{TierLayout, calendar_period};

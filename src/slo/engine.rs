@@ -1,0 +1,1005 @@
+//! The engine proper: SLOs addressed by a dense [`SloIdx`], the ingest hot path, evaluation into
+//! reports, and alert tier state machines.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::model::{
+    BudgetingMethod, Indicator, NoDataPolicy, RatioNumerator, RuleSet, Slo, SloId, Window,
+};
+use crate::slo::counter::CounterSet;
+use crate::slo::ring::{Counts, Ring};
+use crate::slo::sketch::{LatencyQuantiles, LatencyTiers, sketch_days};
+use crate::slo::slice::{SliceAcc, SliceJudge};
+use crate::slo::tiers::{
+    COUNT_FINE_LEN, COUNT_RES, MAX_TIMESTAMP, TierLayout, calendar_period,
+    first_bucket_at_or_after, needed_span,
+};
+use crate::time::{Dur, Timestamp};
+
+/// Dense index of an SLO in an [`Engine`], returned by [`Engine::add_slo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SloIdx(pub u32);
+
+/// Why an ingest call was refused (the engine state is unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    /// No SLO has this index.
+    #[error("no SLO with index {0}")]
+    UnknownSlo(u32),
+    /// Instants before the epoch or after year 9000 are refused.
+    #[error("timestamp {0} ms is outside [0, year 9000]")]
+    Timestamp(i64),
+    /// A latency must be a finite number of seconds >= 0.
+    #[error("latency {0} s is not a finite non-negative number")]
+    InvalidLatency(f64),
+    /// The SLO's indicator has no latencies.
+    #[error("SLO index {0} is not a latency SLO")]
+    NotLatency(u32),
+}
+
+/// State of one alert tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum AlertState {
+    /// Condition false.
+    #[default]
+    Quiet,
+    /// Condition true since `since`, waiting for the tier's `for`.
+    Pending {
+        /// When the condition became true.
+        since: Timestamp,
+    },
+    /// Firing since `since`.
+    Firing {
+        /// When the tier started firing.
+        since: Timestamp,
+    },
+}
+
+impl AlertState {
+    /// The next state given whether the condition holds at `now`.
+    pub fn step(self, cond: bool, now: Timestamp, for_: Dur) -> AlertState {
+        match (cond, self) {
+            (false, _) => AlertState::Quiet,
+            (true, AlertState::Quiet) if for_.is_zero() => AlertState::Firing { since: now },
+            (true, AlertState::Quiet) => AlertState::Pending { since: now },
+            (true, AlertState::Pending { since }) if now.since(since) >= for_ => {
+                AlertState::Firing { since: now }
+            }
+            (true, s) => s,
+        }
+    }
+}
+
+/// Counts and derived figures of one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowReport {
+    /// Nominal length (rolling) or the true length of the current period (calendar).
+    pub length: Dur,
+    /// Start of the first bucket counted.
+    pub start: Timestamp,
+    /// Resolution of the tier the counts come from.
+    pub resolution: Dur,
+    /// Good events (or good slices).
+    pub good: u64,
+    /// All events (or slices).
+    pub total: u64,
+    /// good / total; by the no-data policy when `total` is 0.
+    pub sli: f64,
+    /// (bad / total) / budget; by the no-data policy when `total` is 0.
+    pub burn_rate: f64,
+    /// False when the window holds no event.
+    pub has_data: bool,
+    /// Latency percentiles (latency SLIs with observations only).
+    pub latency: Option<LatencyQuantiles>,
+}
+
+/// The error budget over the SLO window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetReport {
+    /// 1 - objective.
+    pub ratio: f64,
+    /// Fraction of the budget left: 1 - burn rate of the SLO window (negative when overspent).
+    pub remaining: f64,
+    /// Budget in minutes: ratio x true window length.
+    pub total_minutes: f64,
+    /// remaining x total_minutes.
+    pub remaining_minutes: f64,
+}
+
+/// One alert tier at evaluation time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TierReport {
+    /// Tier name.
+    pub name: String,
+    /// Severity word.
+    pub severity: String,
+    /// Burn-rate threshold.
+    pub factor: f64,
+    /// Long window.
+    pub long: Dur,
+    /// Short window.
+    pub short: Dur,
+    /// Burn rate over the long window.
+    pub long_burn: f64,
+    /// Burn rate over the short window.
+    pub short_burn: f64,
+    /// Events in the long window (for the min_events guard).
+    pub long_events: u64,
+    /// Whether the firing condition held at this evaluation.
+    pub condition: bool,
+    /// State after this evaluation.
+    pub state: AlertState,
+}
+
+/// Everything the engine knows about one SLO at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SloReport {
+    /// Index in the engine.
+    pub idx: SloIdx,
+    /// `service/slo`.
+    pub id: SloId,
+    /// The effective evaluation instant (never earlier than the newest data).
+    pub at: Timestamp,
+    /// The compliance window.
+    pub window: WindowReport,
+    /// Every distinct alert window (long and short), shortest first.
+    pub alert_windows: Vec<WindowReport>,
+    /// Error budget.
+    pub budget: BudgetReport,
+    /// Time until the budget is spent at the 1 h burn rate (`None` at burn 0).
+    pub time_to_exhaustion: Option<Dur>,
+    /// Alert tiers, in rule order.
+    pub tiers: Vec<TierReport>,
+    /// Events lost because they arrived later than every tier's span (or after their slice).
+    pub late_dropped: u64,
+    /// Values refused at the door (invalid latencies and counter samples).
+    pub rejected: u64,
+}
+
+/// Reports of every SLO at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// The requested instant.
+    pub at: Timestamp,
+    /// One report per SLO, by index.
+    pub slos: Vec<SloReport>,
+}
+
+/// What one counter scrape added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScrapeOutcome {
+    /// Good events added.
+    pub good: u64,
+    /// Events added.
+    pub total: u64,
+    /// Samples refused.
+    pub rejected: u64,
+}
+
+/// Serializable state of one SLO.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloState {
+    pub(crate) counts: [Ring<Counts>; 3],
+    pub(crate) sketches: Option<LatencyTiers>,
+    pub(crate) numerator: CounterSet,
+    pub(crate) total: CounterSet,
+    pub(crate) slices: Option<SliceAcc>,
+    pub(crate) alerts: Vec<(String, AlertState)>,
+    pub(crate) latest: Option<Timestamp>,
+    pub(crate) rejected: u64,
+}
+
+/// Derived, immutable facts about an SLO, computed once when it is added.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) layout: TierLayout,
+    budget: f64,
+    threshold_secs: Option<f64>,
+    numerator: RatioNumerator,
+    judge: Option<SliceJudge>,
+    /// Distinct alert windows, shortest first.
+    alert_windows: Vec<Dur>,
+    /// Per tier: (long, short) indexes into `alert_windows`.
+    tier_windows: Vec<(usize, usize)>,
+    pub(crate) sketch_days: usize,
+}
+
+impl Plan {
+    fn new(slo: &Slo) -> Plan {
+        let threshold_secs = match &slo.indicator {
+            Indicator::LatencyThreshold { threshold, .. }
+            | Indicator::LatencyPercentile { threshold, .. } => Some(threshold.as_secs_f64()),
+            _ => None,
+        };
+        let numerator = match &slo.indicator {
+            Indicator::Ratio { numerator, .. } => *numerator,
+            // Histogram `le` buckets count good events.
+            _ => RatioNumerator::Good,
+        };
+        let judge = match (&slo.method, &slo.indicator) {
+            (BudgetingMethod::Occurrences, _) => None,
+            (
+                BudgetingMethod::Timeslices { .. },
+                Indicator::LatencyPercentile { percentile, .. },
+            ) => Some(SliceJudge::percentile(*percentile)),
+            (BudgetingMethod::Timeslices { target, .. }, _) => Some(SliceJudge::ratio(*target)),
+        };
+        let mut alert_windows: Vec<Dur> = slo
+            .alerting
+            .tiers
+            .iter()
+            .flat_map(|t| [t.long, t.short])
+            .collect();
+        alert_windows.sort();
+        alert_windows.dedup();
+        let pos = |d: Dur| alert_windows.binary_search(&d).unwrap_or(0);
+        let tier_windows = slo
+            .alerting
+            .tiers
+            .iter()
+            .map(|t| (pos(t.long), pos(t.short)))
+            .collect();
+        Plan {
+            layout: TierLayout::for_slo(slo),
+            budget: slo.objective.budget(),
+            threshold_secs,
+            numerator,
+            judge,
+            alert_windows,
+            tier_windows,
+            sketch_days: sketch_days(needed_span(slo)),
+        }
+    }
+}
+
+impl SloState {
+    pub(crate) fn fresh(slo: &Slo, plan: &Plan) -> SloState {
+        SloState {
+            counts: [
+                Ring::new(COUNT_RES[0], COUNT_FINE_LEN[0]),
+                Ring::new(COUNT_RES[1], COUNT_FINE_LEN[1]),
+                Ring::new(COUNT_RES[2], plan.layout.lens[2]),
+            ],
+            sketches: slo
+                .indicator
+                .is_latency()
+                .then(|| LatencyTiers::new(plan.sketch_days)),
+            numerator: CounterSet::new(),
+            total: CounterSet::new(),
+            slices: match &slo.method {
+                BudgetingMethod::Timeslices { slice, .. } => Some(SliceAcc::new(slice.millis())),
+                BudgetingMethod::Occurrences => None,
+            },
+            alerts: slo
+                .alerting
+                .tiers
+                .iter()
+                .map(|t| (t.name.clone(), AlertState::Quiet))
+                .collect(),
+            latest: None,
+            rejected: 0,
+        }
+    }
+
+    /// Fits restored state to a (possibly edited) SLO with the same fingerprint: rings resized
+    /// keeping the newest buckets, alert states kept by tier name.
+    pub(crate) fn adapt(&mut self, slo: &Slo, plan: &Plan) {
+        self.counts[0].resize(COUNT_FINE_LEN[0]);
+        self.counts[1].resize(COUNT_FINE_LEN[1]);
+        self.counts[2].resize(plan.layout.lens[2]);
+        match (&mut self.sketches, slo.indicator.is_latency()) {
+            (Some(s), true) => s.resize_days(plan.sketch_days),
+            (s, true) => *s = Some(LatencyTiers::new(plan.sketch_days)),
+            (s, false) => *s = None,
+        }
+        let old: BTreeMap<String, AlertState> =
+            std::mem::take(&mut self.alerts).into_iter().collect();
+        self.alerts = slo
+            .alerting
+            .tiers
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    old.get(&t.name).copied().unwrap_or_default(),
+                )
+            })
+            .collect();
+    }
+
+    /// Heap bytes of the count rings (16 B per bucket).
+    pub fn count_bytes(&self) -> usize {
+        self.counts
+            .iter()
+            .map(|r| r.len() * std::mem::size_of::<Counts>())
+            .sum()
+    }
+
+    fn late_dropped(&self) -> u64 {
+        // The coarsest ring drops only what no tier could hold.
+        self.counts[2].late_dropped() + self.slices.as_ref().map_or(0, |s| s.late_dropped)
+    }
+}
+
+pub(crate) struct Entry {
+    pub(crate) slo: Slo,
+    pub(crate) fingerprint: u64,
+    pub(crate) plan: Plan,
+    pub(crate) state: SloState,
+}
+
+impl Entry {
+    pub(crate) fn new(slo: &Slo) -> Entry {
+        let plan = Plan::new(slo);
+        let state = SloState::fresh(slo, &plan);
+        Entry {
+            slo: slo.clone(),
+            fingerprint: crate::slo::checkpoint::fingerprint(slo),
+            plan,
+            state,
+        }
+    }
+
+    /// Adds events: to the open slice (timeslices) or straight into the count rings.
+    #[inline]
+    fn ingest(&mut self, ts: Timestamp, good: u64, total: u64) {
+        let st = &mut self.state;
+        if st.latest.is_none_or(|l| ts > l) {
+            st.latest = Some(ts);
+        }
+        let good = good.min(total);
+        match &mut st.slices {
+            None => {
+                for r in &mut st.counts {
+                    r.add(ts, total, total - good);
+                }
+            }
+            Some(acc) => {
+                let counts = &mut st.counts;
+                let judge = self
+                    .plan
+                    .judge
+                    .unwrap_or(SliceJudge::Ratio { ppm: 1_000_000 });
+                let span = self.plan.layout.span(2).millis() as i64;
+                acc.roll(ts.0, judge, self.slo.no_data, span, |last, g| {
+                    for r in counts.iter_mut() {
+                        r.add(Timestamp(last), 1, u64::from(!g));
+                    }
+                });
+                acc.add(ts.0, good, total);
+            }
+        }
+    }
+
+    /// Moves time to `now`: judges finished slices and rotates every ring.
+    fn advance(&mut self, now: Timestamp) {
+        let st = &mut self.state;
+        if st.latest.is_none_or(|l| now > l) {
+            st.latest = Some(now);
+        }
+        let now = st.latest.unwrap_or(now);
+        if let Some(acc) = &mut st.slices {
+            let counts = &mut st.counts;
+            let judge = self
+                .plan
+                .judge
+                .unwrap_or(SliceJudge::Ratio { ppm: 1_000_000 });
+            let span = self.plan.layout.span(2).millis() as i64;
+            acc.roll(now.0, judge, self.slo.no_data, span, |last, g| {
+                for r in counts.iter_mut() {
+                    r.add(Timestamp(last), 1, u64::from(!g));
+                }
+            });
+        }
+        for r in &mut st.counts {
+            r.advance(now);
+        }
+        if let Some(s) = &mut st.sketches {
+            s.advance(now);
+        }
+    }
+
+    fn window(&self, start: Timestamp, tier: usize, now: Timestamp, length: Dur) -> WindowReport {
+        let r = COUNT_RES[tier].millis() as i64;
+        let first = first_bucket_at_or_after(start, r);
+        let c = self.state.counts[tier].sum(first - 1, now.0.div_euclid(r));
+        let budget = self.plan.budget;
+        let (sli, burn_rate) = if c.total > 0 {
+            let bad = c.bad as f64 / c.total as f64;
+            (c.good() as f64 / c.total as f64, bad / budget)
+        } else {
+            match self.slo.no_data {
+                NoDataPolicy::Ignore | NoDataPolicy::Good => (1.0, 0.0),
+                NoDataPolicy::Bad => (0.0, 1.0 / budget),
+            }
+        };
+        WindowReport {
+            length,
+            start: Timestamp(first * r),
+            resolution: COUNT_RES[tier],
+            good: c.good(),
+            total: c.total,
+            sli,
+            burn_rate,
+            has_data: c.total > 0,
+            latency: self
+                .state
+                .sketches
+                .as_ref()
+                .and_then(|s| s.quantiles(Timestamp(first * r), now)),
+        }
+    }
+
+    fn rolling(&self, w: Dur, now: Timestamp) -> WindowReport {
+        let tier = self.plan.layout.rolling_tier(w);
+        let r = COUNT_RES[tier].millis() as i64;
+        let n = self.plan.layout.rolling_buckets(tier, w);
+        let start = Timestamp((now.0.div_euclid(r) - n + 1) * r);
+        self.window(start, tier, now, w)
+    }
+
+    fn evaluate(&mut self, idx: SloIdx, now: Timestamp) -> SloReport {
+        let now = Timestamp(now.0.clamp(0, MAX_TIMESTAMP.0));
+        self.advance(now);
+        let now = self.state.latest.unwrap_or(now);
+        let window = match &self.slo.window {
+            Window::Rolling(w) => self.rolling(*w, now),
+            Window::Calendar { unit, tz, .. } => {
+                let (start, end) = calendar_period(*unit, tz, now);
+                let tier = self.plan.layout.calendar_tier(start, now);
+                self.window(start, tier, now, end.since(start))
+            }
+        };
+        let alert_windows: Vec<WindowReport> = self
+            .plan
+            .alert_windows
+            .iter()
+            .map(|w| self.rolling(*w, now))
+            .collect();
+        let budget = self.plan.budget;
+        let remaining = 1.0 - window.burn_rate;
+        let total_minutes = budget * window.length.as_mins_f64();
+        let budget_report = BudgetReport {
+            ratio: budget,
+            remaining,
+            total_minutes,
+            remaining_minutes: remaining * total_minutes,
+        };
+        let hour_burn = match self.plan.alert_windows.binary_search(&Dur::HOUR) {
+            Ok(i) => alert_windows[i].burn_rate,
+            Err(_) => self.rolling(Dur::HOUR, now).burn_rate,
+        };
+        let time_to_exhaustion = if remaining <= 0.0 {
+            Some(Dur(0))
+        } else if hour_burn <= 0.0 {
+            None
+        } else {
+            // f64 -> u64 casts saturate, and both operands are finite and positive.
+            Some(Dur(
+                (remaining * window.length.millis() as f64 / hour_burn) as u64
+            ))
+        };
+        let min_events = self.slo.alerting.min_events;
+        let bad_no_data = self.slo.no_data == NoDataPolicy::Bad;
+        let mut tiers = Vec::with_capacity(self.slo.alerting.tiers.len());
+        for (i, t) in self.slo.alerting.tiers.iter().enumerate() {
+            let (li, si) = self.plan.tier_windows[i];
+            let (long, short) = (&alert_windows[li], &alert_windows[si]);
+            let guard_ok = long.total >= min_events || (bad_no_data && !long.has_data);
+            let condition =
+                exceeds(long.burn_rate, t.factor) && exceeds(short.burn_rate, t.factor) && guard_ok;
+            let slot = &mut self.state.alerts[i].1;
+            *slot = slot.step(condition, now, t.for_);
+            tiers.push(TierReport {
+                name: t.name.clone(),
+                severity: t.severity.clone(),
+                factor: t.factor,
+                long: t.long,
+                short: t.short,
+                long_burn: long.burn_rate,
+                short_burn: short.burn_rate,
+                long_events: long.total,
+                condition,
+                state: *slot,
+            });
+        }
+        SloReport {
+            idx,
+            id: self.slo.id.clone(),
+            at: now,
+            window,
+            alert_windows,
+            budget: budget_report,
+            time_to_exhaustion,
+            tiers,
+            late_dropped: self.state.late_dropped(),
+            rejected: self.state.rejected,
+        }
+    }
+}
+
+/// Relative margin by which a burn rate must exceed a tier factor. An exact tie (e.g. 360 bad of
+/// 120000 against 99.9%, burn exactly 3) is not "above", but `Objective::budget()` for 99.9 is
+/// 0.000999999999999943, which would turn the tie into 3.0000000000002 and fire; the margin keeps
+/// ties quiet as the arithmetic intends, and is far below any meaningful burn difference.
+pub const BURN_TIE_EPSILON: f64 = 1e-9;
+
+/// Whether `burn` is above `factor` (by more than [`BURN_TIE_EPSILON`], relative).
+pub fn exceeds(burn: f64, factor: f64) -> bool {
+    burn > factor * (1.0 + BURN_TIE_EPSILON)
+}
+
+/// The SLO engine: every SLO's counts, sketches, counters, slices and alert states.
+#[derive(Default)]
+pub struct Engine {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) by_id: BTreeMap<SloId, u32>,
+}
+
+#[inline]
+fn check_ts(ts: Timestamp) -> Result<(), IngestError> {
+    if ts.0 < 0 || ts.0 > MAX_TIMESTAMP.0 {
+        Err(IngestError::Timestamp(ts.0))
+    } else {
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// An engine without SLOs.
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// An engine with every SLO of a rule set, in rule order.
+    pub fn from_rules(rules: &RuleSet) -> Engine {
+        let mut e = Engine::new();
+        for slo in rules.slos() {
+            e.add_slo(slo);
+        }
+        e
+    }
+
+    /// Adds an SLO with fresh state and returns its index. Adding an id that is already present
+    /// replaces that SLO's definition in place (same index, fresh state).
+    pub fn add_slo(&mut self, slo: &Slo) -> SloIdx {
+        let entry = Entry::new(slo);
+        if let Some(&i) = self.by_id.get(&slo.id) {
+            self.entries[i as usize] = entry;
+            return SloIdx(i);
+        }
+        let i = self.entries.len() as u32;
+        self.entries.push(entry);
+        self.by_id.insert(slo.id.clone(), i);
+        SloIdx(i)
+    }
+
+    /// Number of SLOs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True without SLOs.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The index of an SLO by id.
+    pub fn index_of(&self, id: &SloId) -> Option<SloIdx> {
+        self.by_id.get(id).map(|&i| SloIdx(i))
+    }
+
+    /// The model of an SLO.
+    pub fn slo(&self, idx: SloIdx) -> Option<&Slo> {
+        self.entries.get(idx.0 as usize).map(|e| &e.slo)
+    }
+
+    /// The count-tier layout of an SLO (which resolution serves which window).
+    pub fn layout(&self, idx: SloIdx) -> Option<TierLayout> {
+        self.entries.get(idx.0 as usize).map(|e| e.plan.layout)
+    }
+
+    /// Heap bytes of an SLO's count rings.
+    pub fn count_bytes(&self, idx: SloIdx) -> Option<usize> {
+        self.entries
+            .get(idx.0 as usize)
+            .map(|e| e.state.count_bytes())
+    }
+
+    /// Approximate heap bytes of an SLO's latency sketches (0 for other SLOs).
+    pub fn sketch_bytes(&self, idx: SloIdx) -> Option<usize> {
+        self.entries
+            .get(idx.0 as usize)
+            .map(|e| e.state.sketches.as_ref().map_or(0, |s| s.approx_bytes()))
+    }
+
+    #[inline]
+    fn entry_mut(&mut self, idx: SloIdx) -> Result<&mut Entry, IngestError> {
+        self.entries
+            .get_mut(idx.0 as usize)
+            .ok_or(IngestError::UnknownSlo(idx.0))
+    }
+
+    /// One event (ratio or probe): good or bad, at `ts`.
+    #[inline]
+    pub fn record(&mut self, idx: SloIdx, ts: Timestamp, good: bool) -> Result<(), IngestError> {
+        check_ts(ts)?;
+        self.entry_mut(idx)?.ingest(ts, u64::from(good), 1);
+        Ok(())
+    }
+
+    /// Pre-aggregated events at `ts`: `total` events of which `good` (clamped to `total`) good.
+    #[inline]
+    pub fn record_counts(
+        &mut self,
+        idx: SloIdx,
+        ts: Timestamp,
+        good: u64,
+        total: u64,
+    ) -> Result<(), IngestError> {
+        check_ts(ts)?;
+        self.entry_mut(idx)?.ingest(ts, good, total);
+        Ok(())
+    }
+
+    /// One latency observation of a latency SLO: good iff `secs <= threshold`; also feeds the
+    /// percentile sketches. NaN, infinities and negatives are refused (and counted).
+    #[inline]
+    pub fn record_latency(
+        &mut self,
+        idx: SloIdx,
+        ts: Timestamp,
+        secs: f64,
+    ) -> Result<(), IngestError> {
+        check_ts(ts)?;
+        let e = self.entry_mut(idx)?;
+        let Some(threshold) = e.plan.threshold_secs else {
+            return Err(IngestError::NotLatency(idx.0));
+        };
+        if !(secs.is_finite() && secs >= 0.0) {
+            e.state.rejected += 1;
+            return Err(IngestError::InvalidLatency(secs));
+        }
+        let accepted_slice = e
+            .state
+            .slices
+            .as_ref()
+            .is_none_or(|acc| acc.cur.is_none_or(|c| ts.0.div_euclid(acc.slice_ms) >= c));
+        e.ingest(ts, u64::from(secs <= threshold), 1);
+        if accepted_slice && let Some(s) = &mut e.state.sketches {
+            s.add(ts, secs);
+        }
+        Ok(())
+    }
+
+    /// One scrape of cumulative counters for an SLO: `numerator` and `total` are
+    /// `(series id, value)` samples. Per-series increments are summed and rounded to whole events;
+    /// the numerator counts good or bad events per the indicator (`le` buckets of a histogram:
+    /// good), and is clamped to the total.
+    pub fn record_counter_scrape(
+        &mut self,
+        idx: SloIdx,
+        ts: Timestamp,
+        numerator: &[(u64, f64)],
+        total: &[(u64, f64)],
+    ) -> Result<ScrapeOutcome, IngestError> {
+        check_ts(ts)?;
+        let e = self.entry_mut(idx)?;
+        let n = e.state.numerator.scrape(numerator);
+        let t = e.state.total.scrape(total);
+        let rejected = n.rejected + t.rejected;
+        e.state.rejected += rejected;
+        // Saturating float-to-int casts; deltas are finite and >= 0.
+        let total = t.delta.round() as u64;
+        let num = (n.delta.round() as u64).min(total);
+        let good = match e.plan.numerator {
+            RatioNumerator::Good => num,
+            RatioNumerator::Bad => total - num,
+        };
+        if total > 0 {
+            e.ingest(ts, good, total);
+        }
+        Ok(ScrapeOutcome {
+            good,
+            total,
+            rejected,
+        })
+    }
+
+    /// Moves every SLO's clock to `now`: judges finished slices and rotates rings.
+    pub fn advance(&mut self, now: Timestamp) {
+        let now = Timestamp(now.0.clamp(0, MAX_TIMESTAMP.0));
+        for e in &mut self.entries {
+            e.advance(now);
+        }
+    }
+
+    /// Evaluates one SLO at `now` (or at its newest data, if later), updating its alert tiers.
+    pub fn evaluate_slo(&mut self, idx: SloIdx, now: Timestamp) -> Result<SloReport, IngestError> {
+        Ok(self.entry_mut(idx)?.evaluate(idx, now))
+    }
+
+    /// Evaluates every SLO at `now`.
+    pub fn evaluate(&mut self, now: Timestamp) -> Snapshot {
+        let slos = self
+            .entries
+            .iter_mut()
+            .enumerate()
+            .map(|(i, e)| e.evaluate(SloIdx(i as u32), now))
+            .collect();
+        Snapshot { at: now, slos }
+    }
+
+    /// Rebuilds the engine for a new set of SLOs, keeping the state of those whose fingerprint is
+    /// unchanged (see [`Engine::restore`]).
+    pub fn reload<'a>(
+        &mut self,
+        slos: impl IntoIterator<Item = &'a Slo>,
+    ) -> crate::slo::checkpoint::RestoreReport {
+        let cp = std::mem::take(self).into_checkpoint();
+        for slo in slos {
+            self.add_slo(slo);
+        }
+        self.restore(cp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::model::{
+        Alerting, BurnTier, Labels, LatencySource, Objective, Percentile, default_tiers,
+    };
+
+    pub(crate) fn slo(name: &str, window: Window, indicator: Indicator) -> Slo {
+        Slo {
+            id: SloId {
+                service: "svc".into(),
+                slo: name.into(),
+            },
+            description: None,
+            labels: Labels::new(),
+            objective: Objective::from_percent(99.0).expect("valid"),
+            alerting: Alerting {
+                tiers: default_tiers(&window),
+                min_events: 0,
+            },
+            window,
+            method: BudgetingMethod::Occurrences,
+            indicator,
+            no_data: NoDataPolicy::Ignore,
+        }
+    }
+
+    fn probe() -> Indicator {
+        Indicator::ProbeAvailability { probe: "p".into() }
+    }
+
+    fn latency(ms: u64) -> Indicator {
+        Indicator::LatencyThreshold {
+            threshold: Dur(ms),
+            source: LatencySource::Probe { probe: "p".into() },
+        }
+    }
+
+    const DAY0: i64 = 20_000 * 86_400_000;
+
+    fn t(mins: i64) -> Timestamp {
+        Timestamp(DAY0 + mins * 60_000)
+    }
+
+    #[test]
+    fn rejected_latencies_leave_state_untouched() {
+        let mut e = Engine::new();
+        let i = e.add_slo(&slo(
+            "lat",
+            Window::Rolling(Dur::from_days(30)),
+            latency(300),
+        ));
+        e.record_latency(i, t(0), 0.3).expect("valid");
+        e.record_latency(i, t(0), 0.301).expect("valid");
+        let before = e.evaluate_slo(i, t(1)).expect("idx");
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5] {
+            let r = e.record_latency(i, t(0), bad);
+            assert!(
+                matches!(r, Err(IngestError::InvalidLatency(v)) if v.to_bits() == bad.to_bits())
+            );
+        }
+        let after = e.evaluate_slo(i, t(1)).expect("idx");
+        assert_eq!(after.window.total, 2);
+        assert_eq!(after.window.good, 1);
+        assert_eq!(after.rejected, 4);
+        assert_eq!(before.window, after.window);
+        assert_eq!(
+            e.record_latency(i, Timestamp(-1), 0.1),
+            Err(IngestError::Timestamp(-1))
+        );
+        let p = e.add_slo(&slo("probe", Window::Rolling(Dur::from_days(30)), probe()));
+        assert_eq!(
+            e.record_latency(p, t(0), 0.1),
+            Err(IngestError::NotLatency(p.0))
+        );
+        assert_eq!(
+            e.record(SloIdx(99), t(0), true),
+            Err(IngestError::UnknownSlo(99))
+        );
+    }
+
+    #[test]
+    fn no_data_policies() {
+        for (policy, sli, burn) in [
+            (NoDataPolicy::Ignore, 1.0, 0.0),
+            (NoDataPolicy::Good, 1.0, 0.0),
+            (NoDataPolicy::Bad, 0.0, 100.0),
+        ] {
+            let mut s = slo("nd", Window::Rolling(Dur::from_days(30)), probe());
+            s.no_data = policy;
+            s.alerting.min_events = 1_000;
+            let mut e = Engine::new();
+            let i = e.add_slo(&s);
+            let r = e.evaluate_slo(i, t(0)).expect("idx");
+            assert!(!r.window.has_data);
+            assert_eq!(r.window.sli, sli);
+            assert!(
+                (r.window.burn_rate - burn).abs() < 1e-9,
+                "{}",
+                r.window.burn_rate
+            );
+            let firing = r.tiers.iter().any(|t| t.state != AlertState::Quiet);
+            // Bad: the min_events guard does not hide an empty window.
+            assert_eq!(firing, policy == NoDataPolicy::Bad);
+            if policy == NoDataPolicy::Bad {
+                assert_eq!(r.time_to_exhaustion, Some(Dur(0)));
+            } else {
+                assert_eq!(r.time_to_exhaustion, None);
+                assert_eq!(r.budget.remaining, 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn counter_scrapes_with_numerator_kinds() {
+        let mut s = slo("ratio", Window::Rolling(Dur::from_days(1)), probe());
+        s.indicator = Indicator::Ratio {
+            numerator: RatioNumerator::Bad,
+            numerator_selector: std::sync::Arc::new(crate::rules::selector::Selector {
+                metric: Some("errors_total".into()),
+            }),
+            total: std::sync::Arc::new(crate::rules::selector::Selector {
+                metric: Some("requests_total".into()),
+            }),
+        };
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        let o = e
+            .record_counter_scrape(i, t(0), &[(1, 5.0)], &[(1, 100.0), (2, 50.0)])
+            .expect("ok");
+        assert_eq!(
+            o,
+            ScrapeOutcome {
+                good: 0,
+                total: 0,
+                rejected: 0
+            }
+        );
+        let o = e
+            .record_counter_scrape(i, t(1), &[(1, 7.0)], &[(1, 120.0), (2, 60.0)])
+            .expect("ok");
+        assert_eq!(
+            o,
+            ScrapeOutcome {
+                good: 28,
+                total: 30,
+                rejected: 0
+            }
+        );
+        // Reset of total series 1 (value 4 counts as 4), bad counter jumps by more than the total:
+        // clamped to the total.
+        let o = e
+            .record_counter_scrape(i, t(2), &[(1, 100.0)], &[(1, 4.0), (2, f64::NAN)])
+            .expect("ok");
+        assert_eq!(
+            o,
+            ScrapeOutcome {
+                good: 0,
+                total: 4,
+                rejected: 1
+            }
+        );
+        let r = e.evaluate_slo(i, t(3)).expect("idx");
+        assert_eq!((r.window.good, r.window.total), (28, 34));
+        assert_eq!(r.rejected, 1);
+    }
+
+    #[test]
+    fn for_delays_firing_and_state_persists() {
+        let mut s = slo("for", Window::Rolling(Dur::from_days(30)), probe());
+        s.alerting.tiers = vec![BurnTier {
+            name: "fast".into(),
+            severity: "page".into(),
+            long: Dur::HOUR,
+            short: Dur::from_mins(5),
+            factor: 10.0,
+            for_: Dur::from_mins(3),
+            labels: Labels::new(),
+        }];
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        let mut states = Vec::new();
+        for m in 0..8 {
+            e.record_counts(i, t(m), 50, 100).expect("ok");
+            states.push(e.evaluate_slo(i, t(m)).expect("idx").tiers[0].state);
+        }
+        assert_eq!(states[0], AlertState::Pending { since: t(0) });
+        assert_eq!(states[2], AlertState::Pending { since: t(0) });
+        assert_eq!(states[3], AlertState::Firing { since: t(3) });
+        assert_eq!(states[7], AlertState::Firing { since: t(3) });
+        // Budget overspent: 50% errors against a 1% budget.
+        let r = e.evaluate_slo(i, t(8)).expect("idx");
+        assert!((r.budget.remaining - (1.0 - 50.0)).abs() < 1e-9);
+        assert_eq!(r.time_to_exhaustion, Some(Dur(0)));
+    }
+
+    #[test]
+    fn time_to_exhaustion_from_hour_burn() {
+        let mut e = Engine::new();
+        let i = e.add_slo(&slo("tte", Window::Rolling(Dur::from_days(30)), probe()));
+        // 60 minutes of 1000 events with 2 bad: 0.2% errors, burn 0.2 against a 1% budget.
+        for m in 0..60 {
+            e.record_counts(i, t(m), 998, 1000).expect("ok");
+        }
+        let r = e.evaluate_slo(i, t(59)).expect("idx");
+        let burn = 0.002 / 0.01;
+        assert!((r.window.burn_rate - burn).abs() < 1e-9);
+        assert!((r.budget.remaining - 0.8).abs() < 1e-9);
+        assert!((r.budget.total_minutes - 0.01 * 30.0 * 1440.0).abs() < 1e-9);
+        // remaining x window / burn = 0.8 x 30 d / 0.2 = 120 d.
+        let tte = r.time_to_exhaustion.expect("burning").millis() as f64;
+        assert!((tte - 120.0 * 86_400_000.0).abs() < 10.0, "{tte}");
+    }
+
+    #[test]
+    fn latency_percentile_slices() {
+        let mut s = slo("p95", Window::Rolling(Dur::from_days(1)), probe());
+        s.indicator = Indicator::LatencyPercentile {
+            percentile: Percentile::from_percent(95.0).expect("valid"),
+            threshold: Dur(500),
+            source: LatencySource::Probe { probe: "p".into() },
+        };
+        s.method = BudgetingMethod::Timeslices {
+            slice: Dur::MINUTE,
+            target: 0.99,
+        };
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        // Minute 0: 19 fast + 1 slow of 20 (rank(20) = 19): good. Minute 1: 18 fast + 2 slow: bad.
+        for k in 0..20 {
+            e.record_latency(i, t(0).add(Dur(k)), if k == 0 { 0.9 } else { 0.1 })
+                .expect("ok");
+        }
+        for k in 0..20 {
+            e.record_latency(i, t(1).add(Dur(k)), if k < 2 { 0.9 } else { 0.1 })
+                .expect("ok");
+        }
+        let r = e.evaluate_slo(i, t(2)).expect("idx");
+        assert_eq!((r.window.good, r.window.total), (1, 2));
+        let q = r.window.latency.expect("observations");
+        assert_eq!(q.count, 40);
+        // A late observation for a judged slice is dropped, from the sketches too.
+        e.record_latency(i, t(0), 0.1).expect("ok");
+        let r = e.evaluate_slo(i, t(2)).expect("idx");
+        assert_eq!(r.late_dropped, 1);
+        assert_eq!(r.window.latency.expect("observations").count, 40);
+    }
+
+    #[test]
+    fn memory_of_a_30d_occurrences_slo() {
+        let mut e = Engine::new();
+        let i = e.add_slo(&slo("mem", Window::Rolling(Dur::from_days(30)), probe()));
+        let bytes = e.count_bytes(i).expect("idx");
+        assert_eq!(bytes, 16 * (360 + 432 + 721));
+        assert!(bytes < 64 * 1024);
+    }
+}

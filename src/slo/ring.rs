@@ -1,0 +1,369 @@
+//! A fixed-size ring of time buckets: the storage primitive under every count and sketch tier.
+//!
+//! Bucket `k` holds the instants `[k*r, (k+1)*r)` (`k = t.div_euclid(r)`). The ring keeps the
+//! newest `N` buckets; moving the head forward clears the buckets it skips, and an instant older
+//! than the oldest held bucket is dropped and counted as late. Time only moves forward: the head
+//! never goes back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{Dur, Timestamp};
+
+/// Exact good/bad counts of one bucket (16 bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Every event in the bucket.
+    pub total: u64,
+    /// The bad ones among them (`bad <= total`).
+    pub bad: u64,
+}
+
+impl Counts {
+    /// Good events, `total - bad`.
+    pub fn good(self) -> u64 {
+        self.total - self.bad
+    }
+    /// Adds another bucket's counts, saturating (2^64 events do not happen, but never panic).
+    pub fn add(&mut self, other: Counts) {
+        self.total = self.total.saturating_add(other.total);
+        self.bad = self.bad.saturating_add(other.bad);
+    }
+}
+
+/// Where an instant falls relative to a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// In the held slot with this index.
+    Slot(usize),
+    /// Older than the oldest held bucket.
+    Late,
+    /// Before the epoch (refused: bucket arithmetic assumes `t >= 0`).
+    Negative,
+}
+
+/// A time-bucketed ring of `len` buckets of `res` milliseconds each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ring<T> {
+    res: u64,
+    slots: Vec<T>,
+    /// Index of the newest bucket, once the ring has seen any time.
+    head: Option<i64>,
+    /// Slot of `head` (kept so the hot path needs no modulo).
+    head_slot: usize,
+    /// Start of the head bucket in ms (kept so the hot path usually needs no division).
+    head_start: i64,
+    late_dropped: u64,
+}
+
+impl<T: Default> Ring<T> {
+    /// An empty ring; `res` and `len` are at least 1 (smaller values are raised to 1).
+    pub fn new(res: Dur, len: usize) -> Ring<T> {
+        let len = len.max(1);
+        Ring {
+            res: res.millis().max(1),
+            slots: (0..len).map(|_| T::default()).collect(),
+            head: None,
+            head_slot: 0,
+            head_start: 0,
+            late_dropped: 0,
+        }
+    }
+
+    /// Bucket width.
+    pub fn resolution(&self) -> Dur {
+        Dur(self.res)
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Always false: a ring has at least one bucket (present for clippy's `len` convention).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Time covered by all buckets, `res x len`.
+    pub fn span(&self) -> Dur {
+        Dur(self.res.saturating_mul(self.slots.len() as u64))
+    }
+
+    /// Index of the newest bucket, `None` before the ring has seen any time.
+    pub fn head(&self) -> Option<i64> {
+        self.head
+    }
+
+    /// Weight of the additions refused because they were older than the ring's span.
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped
+    }
+
+    /// Records `n` refused late units (events or observations).
+    pub fn note_late(&mut self, n: u64) {
+        self.late_dropped = self.late_dropped.saturating_add(n);
+    }
+
+    /// Bucket index of an instant.
+    #[inline]
+    pub fn bucket_of(&self, t: Timestamp) -> i64 {
+        t.0.div_euclid(self.res as i64)
+    }
+
+    /// Moves the head forward to the bucket of `t` (clearing skipped buckets); never backward.
+    pub fn advance(&mut self, t: Timestamp) {
+        if t.0 < 0 {
+            return;
+        }
+        let k = self.bucket_of(t);
+        self.rotate_to(k);
+    }
+
+    fn rotate_to(&mut self, k: i64) {
+        let len = self.slots.len();
+        match self.head {
+            Some(h) if k <= h => {}
+            Some(h) => {
+                let steps = (k - h) as u64;
+                if steps >= len as u64 {
+                    self.slots.iter_mut().for_each(|s| *s = T::default());
+                    self.head_slot = k.rem_euclid(len as i64) as usize;
+                } else {
+                    let mut slot = self.head_slot;
+                    for _ in 0..steps {
+                        slot += 1;
+                        if slot == len {
+                            slot = 0;
+                        }
+                        self.slots[slot] = T::default();
+                    }
+                    self.head_slot = slot;
+                }
+                self.head = Some(k);
+                self.head_start = k * self.res as i64;
+            }
+            None => {
+                self.head = Some(k);
+                self.head_slot = k.rem_euclid(len as i64) as usize;
+                self.head_start = k * self.res as i64;
+            }
+        }
+    }
+
+    /// Finds (rotating forward if needed) the slot for an instant. The common case (same bucket
+    /// as the head) costs two comparisons.
+    #[inline]
+    pub fn place(&mut self, t: Timestamp) -> Place {
+        if t.0 >= self.head_start && t.0 - self.head_start < self.res as i64 && self.head.is_some()
+        {
+            return Place::Slot(self.head_slot);
+        }
+        if t.0 < 0 {
+            return Place::Negative;
+        }
+        let k = self.bucket_of(t);
+        match self.head {
+            Some(h) if k <= h => {
+                let back = (h - k) as u64;
+                let len = self.slots.len();
+                if back >= len as u64 {
+                    Place::Late
+                } else {
+                    let back = back as usize;
+                    let slot = if back <= self.head_slot {
+                        self.head_slot - back
+                    } else {
+                        self.head_slot + len - back
+                    };
+                    Place::Slot(slot)
+                }
+            }
+            _ => {
+                self.rotate_to(k);
+                Place::Slot(self.head_slot)
+            }
+        }
+    }
+
+    /// Mutable access to a slot found by [`Ring::place`].
+    #[inline]
+    pub fn slot_mut(&mut self, slot: usize) -> &mut T {
+        &mut self.slots[slot]
+    }
+
+    /// The bucket `k`, if the ring holds it (`head - len < k <= head`).
+    pub fn get(&self, k: i64) -> Option<&T> {
+        let h = self.head?;
+        let len = self.slots.len() as i64;
+        if k > h || k <= h - len {
+            return None;
+        }
+        let back = (h - k) as usize;
+        let len = self.slots.len();
+        let slot = (self.head_slot + len - back) % len;
+        Some(&self.slots[slot])
+    }
+
+    /// The held buckets with index in `(lo_excl, hi_incl]`, newest first.
+    pub fn range(&self, lo_excl: i64, hi_incl: i64) -> impl Iterator<Item = &T> {
+        let (lo, hi) = match self.head {
+            Some(h) => {
+                let len = self.slots.len() as i64;
+                ((lo_excl + 1).max(h - len + 1), hi_incl.min(h))
+            }
+            None => (1, 0),
+        };
+        (lo..=hi).rev().filter_map(move |k| self.get(k))
+    }
+
+    /// Changes the number of buckets, keeping the newest ones (and the head).
+    pub fn resize(&mut self, new_len: usize) {
+        let new_len = new_len.max(1);
+        if new_len == self.slots.len() {
+            return;
+        }
+        let mut slots: Vec<T> = (0..new_len).map(|_| T::default()).collect();
+        if let Some(h) = self.head {
+            let keep = new_len.min(self.slots.len());
+            for back in 0..keep {
+                let k = h - back as i64;
+                let old_slot = (self.head_slot + self.slots.len() - back) % self.slots.len();
+                let new_slot = k.rem_euclid(new_len as i64) as usize;
+                slots[new_slot] = std::mem::take(&mut self.slots[old_slot]);
+            }
+            self.head_slot = h.rem_euclid(new_len as i64) as usize;
+        }
+        self.slots = slots;
+    }
+
+    /// Total number of buckets holding a non-default value (for memory accounting in tests).
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter()
+    }
+}
+
+impl Ring<Counts> {
+    /// Adds `total` events of which `bad` are bad at `t`. Returns false (and counts the events as
+    /// late) when `t` is older than the span; negative instants are refused without counting.
+    #[inline]
+    pub fn add(&mut self, t: Timestamp, total: u64, bad: u64) -> bool {
+        match self.place(t) {
+            Place::Slot(s) => {
+                let c = &mut self.slots[s];
+                c.total = c.total.saturating_add(total);
+                c.bad = c.bad.saturating_add(bad);
+                true
+            }
+            Place::Late => {
+                self.note_late(total);
+                false
+            }
+            Place::Negative => false,
+        }
+    }
+
+    /// Sum of the held buckets in `(lo_excl, hi_incl]`.
+    pub fn sum(&self, lo_excl: i64, hi_incl: i64) -> Counts {
+        let mut acc = Counts::default();
+        for c in self.range(lo_excl, hi_incl) {
+            acc.add(*c);
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(ms: i64) -> Timestamp {
+        Timestamp(ms)
+    }
+
+    #[test]
+    fn rotation_clears_skipped_buckets() {
+        let mut r: Ring<Counts> = Ring::new(Dur(10), 4);
+        assert!(r.add(ts(5), 1, 0)); // bucket 0
+        assert!(r.add(ts(15), 2, 1)); // bucket 1
+        assert_eq!(r.sum(-1, 1), Counts { total: 3, bad: 1 });
+        // Jump to bucket 4: buckets 2,3,4 are cleared, bucket 0 falls out.
+        assert!(r.add(ts(45), 1, 1));
+        assert_eq!(r.head(), Some(4));
+        assert_eq!(r.get(0), None);
+        assert_eq!(r.get(1), Some(&Counts { total: 2, bad: 1 }));
+        assert_eq!(r.sum(0, 4), Counts { total: 3, bad: 2 });
+        // Late: bucket 0 is gone now.
+        assert!(!r.add(ts(3), 7, 0));
+        assert_eq!(r.late_dropped(), 7);
+        // Out-of-order but still held.
+        assert!(r.add(ts(21), 1, 0));
+        assert_eq!(r.get(2), Some(&Counts { total: 1, bad: 0 }));
+        // A jump longer than the ring clears everything.
+        r.advance(ts(1000));
+        assert_eq!(r.sum(i64::MIN / 2, 100), Counts::default());
+        assert_eq!(r.head(), Some(100));
+    }
+
+    #[test]
+    fn negative_refused() {
+        let mut r: Ring<Counts> = Ring::new(Dur(10), 4);
+        assert!(!r.add(ts(-1), 1, 0));
+        assert_eq!(r.late_dropped(), 0);
+        assert_eq!(r.head(), None);
+    }
+
+    #[test]
+    fn resize_keeps_newest() {
+        let mut r: Ring<Counts> = Ring::new(Dur(1), 5);
+        for t in 0..10 {
+            r.add(ts(t), t as u64, 0);
+        }
+        r.resize(3);
+        assert_eq!(r.get(9).map(|c| c.total), Some(9));
+        assert_eq!(r.get(7).map(|c| c.total), Some(7));
+        assert_eq!(r.get(6), None);
+        r.resize(8);
+        assert_eq!(r.get(9).map(|c| c.total), Some(9));
+        assert_eq!(r.get(7).map(|c| c.total), Some(7));
+        assert_eq!(r.get(6).map(|c| c.total), Some(0));
+        r.add(ts(10), 10, 0);
+        assert_eq!(r.sum(2, 10).total, 9 + 8 + 7 + 10);
+    }
+
+    #[test]
+    fn matches_brute_force_on_random_walk() {
+        // Deterministic pseudo-random walk (LCG) of forward and backward instants.
+        let mut seed: u64 = 42;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        let (res, len) = (7i64, 9usize);
+        let mut r: Ring<Counts> = Ring::new(Dur(res as u64), len);
+        let mut raw: Vec<(i64, u64)> = Vec::new();
+        let mut newest = 0i64;
+        let mut t = 0i64;
+        for _ in 0..2000 {
+            t = (t + (next() % 20) as i64 - 8).max(0);
+            let n = next() % 3 + 1;
+            let k = t.div_euclid(res);
+            let head = newest.div_euclid(res).max(k);
+            let accepted = r.add(ts(t), n, 0);
+            assert_eq!(accepted, k > head - len as i64);
+            if accepted {
+                raw.push((t, n));
+            }
+            newest = newest.max(t);
+            let h = newest.div_euclid(res);
+            let lo = h - len as i64;
+            let expect: u64 = raw
+                .iter()
+                .filter(|(t, _)| t.div_euclid(res) > lo)
+                .map(|(_, n)| n)
+                .sum();
+            assert_eq!(r.sum(lo, h).total, expect);
+        }
+    }
+}
