@@ -96,8 +96,13 @@ pub struct Slo {
 
 /// An objective as a ratio in the open interval (0, 1). Written in YAML as a percentage
 /// (`99.9` or `"99.9%"`); 100 is refused because it leaves no error budget.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct Objective(f64);
+///
+/// Kept in parts per billion so that the error budget is computed from integers: 99.9 gives a
+/// budget of exactly `1_000_000 / 1e9`, the float nearest 0.001, where `1.0 - 0.999` gives
+/// 0.0010000000000000009 and turns exact burn-rate ties into false alerts. Percentages are kept
+/// to 7 decimals (99.9999999%), far beyond any real objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Objective(u64);
 
 /// Why an objective was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -115,19 +120,27 @@ pub enum ObjectiveError {
     NotANumber(String),
 }
 
+/// Parts per billion in one.
+const PPB: u64 = 1_000_000_000;
+
 impl Objective {
     /// From a percentage such as 99.9.
     pub fn from_percent(p: f64) -> Result<Objective, ObjectiveError> {
         if !p.is_finite() {
             return Err(ObjectiveError::NotANumber(p.to_string()));
         }
-        if p == 100.0 {
-            return Err(ObjectiveError::Hundred);
-        }
         if p <= 0.0 || p > 100.0 {
             return Err(ObjectiveError::OutOfRange(p.to_string()));
         }
-        Ok(Objective(p / 100.0))
+        // p is in (0, 100], so the product is in (0, 1e9] and the cast cannot overflow.
+        let ppb = (p * 10_000_000.0).round() as u64;
+        if ppb >= PPB {
+            return Err(ObjectiveError::Hundred);
+        }
+        if ppb == 0 {
+            return Err(ObjectiveError::OutOfRange(p.to_string()));
+        }
+        Ok(Objective(ppb))
     }
     /// From text: `99.9`, `99.9%` or ` 99.9 % `.
     pub fn parse(text: &str) -> Result<Objective, ObjectiveError> {
@@ -140,16 +153,20 @@ impl Objective {
     }
     /// The target ratio, e.g. 0.999.
     pub fn ratio(self) -> f64 {
-        self.0
+        self.0 as f64 / PPB as f64
     }
     /// The target as a percentage, e.g. 99.9.
     pub fn percent(self) -> f64 {
-        self.0 * 100.0
+        self.0 as f64 / 10_000_000.0
     }
-    /// The error budget ratio, `1 - objective`, computed from the percentage so that 99.9 gives
-    /// 0.001 as closely as floating point allows (always > 0).
+    /// The target in parts per billion (99.9% is 999_000_000), for exact arithmetic.
+    pub fn ppb(self) -> u64 {
+        self.0
+    }
+    /// The error budget ratio, `1 - objective`, from integers (always > 0): 99.9 gives the
+    /// float nearest 0.001.
     pub fn budget(self) -> f64 {
-        (100.0 - self.percent()) / 100.0
+        (PPB - self.0) as f64 / PPB as f64
     }
 }
 
@@ -550,7 +567,14 @@ mod tests {
     #[test]
     fn objective_bounds() {
         assert_eq!(Objective::parse("99.9%").unwrap().percent(), 99.9);
-        assert!((Objective::parse("99.9").unwrap().budget() - 0.001).abs() < 1e-15);
+        assert_eq!(Objective::parse("99.9").unwrap().budget(), 0.001);
+        assert_eq!(Objective::parse("99.95").unwrap().budget(), 0.0005);
+        assert_eq!(Objective::parse("99").unwrap().budget(), 0.01);
+        assert_eq!(Objective::parse("99.9").unwrap().ratio(), 0.999);
+        assert_eq!(
+            Objective::parse("99.99999999"),
+            Err(ObjectiveError::Hundred)
+        );
         assert_eq!(Objective::parse("100"), Err(ObjectiveError::Hundred));
         assert!(Objective::parse("0").is_err());
         assert!(Objective::parse("101").is_err());

@@ -55,12 +55,13 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 /// The canonical text the fingerprint hashes (stable across releases: change it only with a
-/// checkpoint version bump). Selectors are written with their `Debug` form.
+/// checkpoint version bump). Selectors are written in their canonical `Display` form, so
+/// reformatting a selector in YAML (spacing, quote style, matcher order kept) keeps the state.
 pub fn canonical_text(slo: &Slo) -> String {
     let mut s = String::new();
     let source = |src: &LatencySource| match src {
         LatencySource::Probe { probe } => format!("probe={probe}"),
-        LatencySource::Histogram { selector, .. } => format!("histogram={selector:?}"),
+        LatencySource::Histogram { selector, .. } => format!("histogram={selector}"),
     };
     // Writing into a String cannot fail.
     let _ = match &slo.indicator {
@@ -69,10 +70,7 @@ pub fn canonical_text(slo: &Slo) -> String {
             numerator_selector,
             total,
         } => {
-            write!(
-                s,
-                "ratio;{numerator:?}={numerator_selector:?};total={total:?}"
-            )
+            write!(s, "ratio;{numerator:?}={numerator_selector};total={total}")
         }
         Indicator::ProbeAvailability { probe } => write!(s, "probe;{probe}"),
         Indicator::LatencyThreshold {

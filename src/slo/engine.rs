@@ -864,12 +864,12 @@ mod tests {
         let mut s = slo("ratio", Window::Rolling(Dur::from_days(1)), probe());
         s.indicator = Indicator::Ratio {
             numerator: RatioNumerator::Bad,
-            numerator_selector: std::sync::Arc::new(crate::rules::selector::Selector {
-                metric: Some("errors_total".into()),
-            }),
-            total: std::sync::Arc::new(crate::rules::selector::Selector {
-                metric: Some("requests_total".into()),
-            }),
+            numerator_selector: std::sync::Arc::new(
+                crate::rules::selector::Selector::parse("errors_total").expect("valid selector"),
+            ),
+            total: std::sync::Arc::new(
+                crate::rules::selector::Selector::parse("requests_total").expect("valid selector"),
+            ),
         };
         let mut e = Engine::new();
         let i = e.add_slo(&s);
