@@ -246,3 +246,34 @@ fn usage_errors_exit_2() {
         format!("burnwatch {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// The shipped examples are what users copy: they must pass the strictest check, as one file
+/// set (names are unique across files), with a summary line per file.
+#[test]
+fn shipped_examples_pass_strict_check() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let out = run(&["check", "--strict", rules.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    let files: Vec<_> = std::fs::read_dir(&rules)
+        .expect("rules/ exists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    assert!(
+        files.len() >= 4,
+        "expected the four example files, found {}",
+        files.len()
+    );
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.contains(": OK: service "))
+            .count(),
+        files.len()
+    );
+    assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+}
