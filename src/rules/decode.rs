@@ -15,7 +15,7 @@ use crate::rules::diag::{Diagnostic, Severity, did_you_mean};
 use crate::rules::model::{
     Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_TIERS, HttpProbe, Indicator, Labels,
     LatencySource, NoDataPolicy, Objective, Percentile, Probe, ProbeKind, RatioNumerator,
-    ScrapeTarget, Service, Slo, SloId, StatusRange, Window, burn_factor,
+    ScrapeTarget, Service, Slo, SloId, StatusRange, Window, burn_factor, default_tier,
 };
 use crate::rules::node::{Kind, Node, Pos};
 use crate::rules::selector::Selector;
@@ -1681,18 +1681,14 @@ impl Decoder<'_> {
         // Defaults are kept with their budget fraction so overrides can recompute the factor.
         let mut tiers: Vec<(BurnTier, Option<f64>, bool)> = DEFAULT_TIERS
             .iter()
-            .map(|&(name, severity, fraction, long)| {
-                let t = BurnTier {
-                    name: name.to_owned(),
-                    severity: severity.to_owned(),
-                    long,
-                    short: Dur(long.millis() / 12),
-                    factor: burn_factor(fraction, nominal, long),
-                    for_: Dur(0),
-                    labels: Labels::new(),
-                };
+            .map(|&entry| {
+                let (_, _, fraction, long) = entry;
                 // A default longer than the window is dropped unless the user names it.
-                (t, Some(fraction), long <= nominal)
+                (
+                    default_tier(entry, nominal),
+                    Some(fraction),
+                    long <= nominal,
+                )
             })
             .collect();
         if let Some(tn) = m.get("tiers") {

@@ -518,16 +518,25 @@ pub fn default_tiers(window: &Window) -> Vec<BurnTier> {
     DEFAULT_TIERS
         .iter()
         .filter(|(_, _, _, long)| *long <= nominal)
-        .map(|&(name, severity, fraction, long)| BurnTier {
-            name: name.to_owned(),
-            severity: severity.to_owned(),
-            long,
-            short: Dur(long.millis() / 12),
-            factor: burn_factor(fraction, nominal, long),
-            for_: Dur(0),
-            labels: Labels::new(),
-        })
+        .map(|&entry| default_tier(entry, nominal))
         .collect()
+}
+
+/// One entry of [`DEFAULT_TIERS`] as a tier for a window of `nominal` length: short window
+/// long/12, factor from [`burn_factor`], no `for`, no labels.
+pub fn default_tier(
+    (name, severity, fraction, long): (&str, &str, f64, Dur),
+    nominal: Dur,
+) -> BurnTier {
+    BurnTier {
+        name: name.to_owned(),
+        severity: severity.to_owned(),
+        long,
+        short: Dur(long.millis() / 12),
+        factor: burn_factor(fraction, nominal, long),
+        for_: Dur(0),
+        labels: Labels::new(),
+    }
 }
 
 #[cfg(test)]
