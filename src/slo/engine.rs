@@ -323,6 +323,24 @@ impl SloState {
     }
 }
 
+/// Judges every slice that ended before `t` and records each as one good or bad event in all
+/// count tiers (empty slices per the no-data policy, back at most one coarse-tier span).
+fn roll_slices(
+    plan: &Plan,
+    no_data: NoDataPolicy,
+    acc: &mut SliceAcc,
+    counts: &mut [Ring<Counts>; 3],
+    t: Timestamp,
+) {
+    let judge = plan.judge.unwrap_or(SliceJudge::Ratio { ppm: 1_000_000 });
+    let span = plan.layout.span(2).millis() as i64;
+    acc.roll(t.0, judge, no_data, span, |last, g| {
+        for r in counts.iter_mut() {
+            r.add(Timestamp(last), 1, u64::from(!g));
+        }
+    });
+}
+
 pub(crate) struct Entry {
     pub(crate) slo: Slo,
     pub(crate) fingerprint: u64,
@@ -357,17 +375,7 @@ impl Entry {
                 }
             }
             Some(acc) => {
-                let counts = &mut st.counts;
-                let judge = self
-                    .plan
-                    .judge
-                    .unwrap_or(SliceJudge::Ratio { ppm: 1_000_000 });
-                let span = self.plan.layout.span(2).millis() as i64;
-                acc.roll(ts.0, judge, self.slo.no_data, span, |last, g| {
-                    for r in counts.iter_mut() {
-                        r.add(Timestamp(last), 1, u64::from(!g));
-                    }
-                });
+                roll_slices(&self.plan, self.slo.no_data, acc, &mut st.counts, ts);
                 acc.add(ts.0, good, total);
             }
         }
@@ -381,17 +389,7 @@ impl Entry {
         }
         let now = st.latest.unwrap_or(now);
         if let Some(acc) = &mut st.slices {
-            let counts = &mut st.counts;
-            let judge = self
-                .plan
-                .judge
-                .unwrap_or(SliceJudge::Ratio { ppm: 1_000_000 });
-            let span = self.plan.layout.span(2).millis() as i64;
-            acc.roll(now.0, judge, self.slo.no_data, span, |last, g| {
-                for r in counts.iter_mut() {
-                    r.add(Timestamp(last), 1, u64::from(!g));
-                }
-            });
+            roll_slices(&self.plan, self.slo.no_data, acc, &mut st.counts, now);
         }
         for r in &mut st.counts {
             r.advance(now);
