@@ -121,12 +121,8 @@ fn slos() -> Vec<Slo> {
         Window::Rolling(Dur::from_days(2)),
         Indicator::Ratio {
             numerator: RatioNumerator::Bad,
-            numerator_selector: Arc::new(Selector {
-                metric: Some("errors_total".into()),
-            }),
-            total: Arc::new(Selector {
-                metric: Some("requests_total".into()),
-            }),
+            numerator_selector: Arc::new(Selector::parse("errors_total").expect("valid selector")),
+            total: Arc::new(Selector::parse("requests_total").expect("valid selector")),
         },
     );
     f.no_data = NoDataPolicy::Good;
