@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::model::{BudgetingMethod, Indicator, LatencySource, Slo, SloId};
-use crate::slo::engine::{Engine, Entry, SloState};
+use crate::slo::engine::{Engine, Entry, SloState, apply_head};
 
 /// The saved state of one SLO.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,23 +112,29 @@ pub fn fingerprint(slo: &Slo) -> u64 {
 }
 
 impl Engine {
-    /// A copy of all state.
+    /// A copy of all state, including the events still pending in write-combining heads.
     pub fn checkpoint(&self) -> EngineCheckpoint {
         EngineCheckpoint {
             slos: self
                 .entries
                 .iter()
-                .map(|e| SloCheckpoint {
-                    id: e.slo.id.clone(),
-                    fingerprint: e.fingerprint,
-                    state: e.state.clone(),
+                .zip(&self.heads)
+                .map(|(e, h)| {
+                    let mut state = e.state.clone();
+                    apply_head(&mut state, h);
+                    SloCheckpoint {
+                        id: e.slo.id.clone(),
+                        fingerprint: e.fingerprint,
+                        state,
+                    }
                 })
                 .collect(),
         }
     }
 
     /// All state, consuming the engine (no copy).
-    pub fn into_checkpoint(self) -> EngineCheckpoint {
+    pub fn into_checkpoint(mut self) -> EngineCheckpoint {
+        self.flush_heads();
         EngineCheckpoint {
             slos: self
                 .entries
@@ -175,6 +181,8 @@ impl Engine {
                 report.added.push(e.slo.id.clone());
             }
         }
+        // Every state was replaced: events pending in the heads belonged to the old ones.
+        self.reset_heads();
         report
     }
 }

@@ -529,10 +529,71 @@ pub fn exceeds(burn: f64, factor: f64) -> bool {
     burn > factor * (1.0 + BURN_TIE_EPSILON)
 }
 
+/// Marks a head with no pending events.
+const HEAD_EMPTY: i64 = -1;
+/// Marks the head of an SLO whose events do not go straight into the rings (timeslices): such
+/// events are never write-combined. Never equal to a minute of an accepted instant (those are >= 0).
+const HEAD_OFF: i64 = i64::MIN;
+/// Width of a head's bucket: the finest count tier, so a head's minute lies in one bucket of
+/// every tier.
+const HEAD_RES: i64 = 60_000;
+
+/// Write-combining buffer of one SLO's newest minute: the pending good/bad counts of events that
+/// arrived consecutively for the same minute, not yet added to the three count rings.
+///
+/// Flushing a head adds its counts to the rings in one call, which is exactly what the separate
+/// calls would have done: consecutive additions to one bucket cannot be told apart from their sum
+/// (saturating sums of non-negative numbers are associative, and a late bucket is late for every
+/// event in it). Heads are 32 bytes and contiguous, so the ingest of an event for the SLO's
+/// current minute touches one cache line instead of three ring slots.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+pub(crate) struct Head {
+    /// Minute (`ts / 60 s`) of the pending counts, or [`HEAD_EMPTY`] / [`HEAD_OFF`].
+    minute: i64,
+    /// Pending events.
+    total: u64,
+    /// Pending bad events.
+    bad: u64,
+    /// Newest instant among the pending events.
+    latest: i64,
+}
+
+impl Head {
+    fn for_entry(e: &Entry) -> Head {
+        Head {
+            minute: if e.state.slices.is_some() {
+                HEAD_OFF
+            } else {
+                HEAD_EMPTY
+            },
+            total: 0,
+            bad: 0,
+            latest: 0,
+        }
+    }
+}
+
+/// Adds a head's pending events to a state (as if they had been ingested one by one).
+pub(crate) fn apply_head(state: &mut SloState, h: &Head) {
+    if h.minute < 0 {
+        return;
+    }
+    if state.latest.is_none_or(|l| h.latest > l.0) {
+        state.latest = Some(Timestamp(h.latest));
+    }
+    let t = Timestamp(h.minute * HEAD_RES);
+    for r in &mut state.counts {
+        r.add(t, h.total, h.bad);
+    }
+}
+
 /// The SLO engine: every SLO's counts, sketches, counters, slices and alert states.
 #[derive(Default)]
 pub struct Engine {
     pub(crate) entries: Vec<Entry>,
+    /// One write-combining head per entry, by index (see [`Head`]). Readers flush them first.
+    pub(crate) heads: Vec<Head>,
     pub(crate) by_id: BTreeMap<SloId, u32>,
 }
 
@@ -564,12 +625,15 @@ impl Engine {
     /// replaces that SLO's definition in place (same index, fresh state).
     pub fn add_slo(&mut self, slo: &Slo) -> SloIdx {
         let entry = Entry::new(slo);
+        let head = Head::for_entry(&entry);
         if let Some(&i) = self.by_id.get(&slo.id) {
             self.entries[i as usize] = entry;
+            self.heads[i as usize] = head;
             return SloIdx(i);
         }
         let i = self.entries.len() as u32;
         self.entries.push(entry);
+        self.heads.push(head);
         self.by_id.insert(slo.id.clone(), i);
         SloIdx(i)
     }
@@ -620,12 +684,79 @@ impl Engine {
             .ok_or(IngestError::UnknownSlo(idx.0))
     }
 
+    /// Adds the pending events of every head to the rings and empties the heads.
+    pub(crate) fn flush_heads(&mut self) {
+        for (e, h) in self.entries.iter_mut().zip(&mut self.heads) {
+            if h.minute >= 0 {
+                apply_head(&mut e.state, h);
+                h.minute = HEAD_EMPTY;
+            }
+        }
+    }
+
+    /// Adds the pending events of one head to its rings and empties it.
+    fn flush_head(&mut self, i: usize) {
+        if let (Some(e), Some(h)) = (self.entries.get_mut(i), self.heads.get_mut(i))
+            && h.minute >= 0
+        {
+            apply_head(&mut e.state, h);
+            h.minute = HEAD_EMPTY;
+        }
+    }
+
+    /// Resets every head to empty (after the entries' states were replaced wholesale).
+    pub(crate) fn reset_heads(&mut self) {
+        self.heads = self.entries.iter().map(Head::for_entry).collect();
+    }
+
+    /// Ingests `total` events of which `bad` are bad (`bad <= total`) at an accepted `ts`: into
+    /// the SLO's head when it holds the same minute (one cache line), otherwise flushing the head
+    /// and starting a new one; timeslice SLOs go to their entry directly.
+    #[inline]
+    fn ingest(
+        &mut self,
+        idx: SloIdx,
+        ts: Timestamp,
+        bad: u64,
+        total: u64,
+    ) -> Result<(), IngestError> {
+        let i = idx.0 as usize;
+        let Some(h) = self.heads.get_mut(i) else {
+            return Err(IngestError::UnknownSlo(idx.0));
+        };
+        let minute = ts.0 / HEAD_RES;
+        if h.minute == minute {
+            h.total = h.total.saturating_add(total);
+            h.bad = h.bad.saturating_add(bad);
+            h.latest = h.latest.max(ts.0);
+            return Ok(());
+        }
+        self.ingest_slow(i, ts, minute, bad, total);
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ingest_slow(&mut self, i: usize, ts: Timestamp, minute: i64, bad: u64, total: u64) {
+        let (e, h) = (&mut self.entries[i], &mut self.heads[i]);
+        if h.minute == HEAD_OFF {
+            e.ingest(ts, total - bad, total);
+            return;
+        }
+        apply_head(&mut e.state, h);
+        *h = Head {
+            minute,
+            total,
+            bad,
+            latest: ts.0,
+        };
+    }
+
     /// One event (ratio or probe): good or bad, at `ts`.
     #[inline]
     pub fn record(&mut self, idx: SloIdx, ts: Timestamp, good: bool) -> Result<(), IngestError> {
         check_ts(ts)?;
-        self.entry_mut(idx)?.ingest(ts, u64::from(good), 1);
-        Ok(())
+        self.ingest(idx, ts, u64::from(!good), 1)
     }
 
     /// Pre-aggregated events at `ts`: `total` events of which `good` (clamped to `total`) good.
@@ -638,8 +769,7 @@ impl Engine {
         total: u64,
     ) -> Result<(), IngestError> {
         check_ts(ts)?;
-        self.entry_mut(idx)?.ingest(ts, good, total);
-        Ok(())
+        self.ingest(idx, ts, total - good.min(total), total)
     }
 
     /// One latency observation of a latency SLO: good iff `secs <= threshold`; also feeds the
@@ -665,11 +795,10 @@ impl Engine {
             .slices
             .as_ref()
             .is_none_or(|acc| acc.cur.is_none_or(|c| ts.0.div_euclid(acc.slice_ms) >= c));
-        e.ingest(ts, u64::from(secs <= threshold), 1);
         if accepted_slice && let Some(s) = &mut e.state.sketches {
             s.add(ts, secs);
         }
-        Ok(())
+        self.ingest(idx, ts, u64::from(secs > threshold), 1)
     }
 
     /// One scrape of cumulative counters for an SLO: `numerator` and `total` are
@@ -697,7 +826,7 @@ impl Engine {
             RatioNumerator::Bad => total - num,
         };
         if total > 0 {
-            e.ingest(ts, good, total);
+            self.ingest(idx, ts, total - good, total)?;
         }
         Ok(ScrapeOutcome {
             good,
@@ -709,6 +838,7 @@ impl Engine {
     /// Moves every SLO's clock to `now`: judges finished slices and rotates rings.
     pub fn advance(&mut self, now: Timestamp) {
         let now = Timestamp(now.0.clamp(0, MAX_TIMESTAMP.0));
+        self.flush_heads();
         for e in &mut self.entries {
             e.advance(now);
         }
@@ -716,11 +846,13 @@ impl Engine {
 
     /// Evaluates one SLO at `now` (or at its newest data, if later), updating its alert tiers.
     pub fn evaluate_slo(&mut self, idx: SloIdx, now: Timestamp) -> Result<SloReport, IngestError> {
+        self.flush_head(idx.0 as usize);
         Ok(self.entry_mut(idx)?.evaluate(idx, now))
     }
 
     /// Evaluates every SLO at `now`.
     pub fn evaluate(&mut self, now: Timestamp) -> Snapshot {
+        self.flush_heads();
         let slos = self
             .entries
             .iter_mut()
@@ -750,6 +882,7 @@ mod tests {
     use crate::rules::model::{
         Alerting, BurnTier, Labels, LatencySource, Objective, Percentile, default_tiers,
     };
+    use crate::slo::checkpoint::EngineCheckpoint;
 
     pub(crate) fn slo(name: &str, window: Window, indicator: Indicator) -> Slo {
         Slo {
@@ -990,6 +1123,43 @@ mod tests {
         let r = e.evaluate_slo(i, t(2)).expect("idx");
         assert_eq!(r.late_dropped, 1);
         assert_eq!(r.window.latency.expect("observations").count, 40);
+    }
+
+    #[test]
+    fn checkpoint_includes_pending_heads() {
+        let mut e = Engine::new();
+        let i = e.add_slo(&slo("cp", Window::Rolling(Dur::from_days(30)), probe()));
+        let l = e.add_slo(&slo(
+            "lat",
+            Window::Rolling(Dur::from_days(30)),
+            latency(300),
+        ));
+        // Out of order across minutes, then several events left pending in the same minute.
+        for (m, ms, good) in [(3, 0, true), (1, 5, false), (3, 9, false), (3, 7, true)] {
+            e.record(i, t(m).add(Dur(ms)), good).expect("ok");
+            e.record_latency(l, t(m).add(Dur(ms)), if good { 0.1 } else { 0.5 })
+                .expect("ok");
+        }
+        let cp = e.checkpoint();
+        let mut restored = Engine::new();
+        restored.add_slo(&slo("cp", Window::Rolling(Dur::from_days(30)), probe()));
+        restored.add_slo(&slo(
+            "lat",
+            Window::Rolling(Dur::from_days(30)),
+            latency(300),
+        ));
+        restored.restore(cp);
+        for idx in [i, l] {
+            let a = e.evaluate_slo(idx, t(3)).expect("idx");
+            let b = restored.evaluate_slo(idx, t(3)).expect("idx");
+            assert_eq!((a.window.good, a.window.total), (2, 4));
+            assert_eq!(a.at, t(3).add(Dur(9)));
+            assert_eq!(a, b);
+        }
+        // A restore discards pending events of the replaced state.
+        e.record(i, t(5), false).expect("ok");
+        e.restore(EngineCheckpoint::default());
+        assert_eq!(e.evaluate_slo(i, t(6)).expect("idx").window.total, 0);
     }
 
     #[test]

@@ -263,12 +263,36 @@ impl Ring<Counts> {
     }
 
     /// Sum of the held buckets in `(lo_excl, hi_incl]`.
+    ///
+    /// The held range maps to at most two contiguous runs of slots, summed without per-bucket
+    /// index arithmetic (evaluation sums hundreds of buckets per window). Saturating sums of
+    /// non-negative counts do not depend on the order of the terms.
     pub fn sum(&self, lo_excl: i64, hi_incl: i64) -> Counts {
-        let mut acc = Counts::default();
-        for c in self.range(lo_excl, hi_incl) {
-            acc.add(*c);
+        let Some(h) = self.head else {
+            return Counts::default();
+        };
+        let len = self.slots.len() as i64;
+        let lo = lo_excl.saturating_add(1).max(h - len + 1);
+        let hi = hi_incl.min(h);
+        if lo > hi {
+            return Counts::default();
         }
-        acc
+        let n = (hi - lo + 1) as usize;
+        // Slot of bucket `lo`, `h - lo` buckets behind the head.
+        let back = (h - lo) as usize;
+        let len = self.slots.len();
+        let first = (self.head_slot + len - back) % len;
+        let (a, b) = if first + n <= len {
+            (&self.slots[first..first + n], &self.slots[..0])
+        } else {
+            (&self.slots[first..], &self.slots[..first + n - len])
+        };
+        let (mut total, mut bad) = (0u64, 0u64);
+        for c in a.iter().chain(b) {
+            total = total.saturating_add(c.total);
+            bad = bad.saturating_add(c.bad);
+        }
+        Counts { total, bad }
     }
 }
 
