@@ -536,7 +536,7 @@ const HEAD_EMPTY: i64 = -1;
 const HEAD_OFF: i64 = i64::MIN;
 /// Width of a head's bucket: the finest count tier, so a head's minute lies in one bucket of
 /// every tier.
-const HEAD_RES: i64 = 60_000;
+const HEAD_RES: i64 = COUNT_RES[0].millis() as i64;
 
 /// Write-combining buffer of one SLO's newest minute: the pending good/bad counts of events that
 /// arrived consecutively for the same minute, not yet added to the three count rings.
