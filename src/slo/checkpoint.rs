@@ -122,6 +122,9 @@ impl Engine {
                 .map(|(e, h)| {
                     let mut state = e.state.clone();
                     apply_head(&mut state, h);
+                    if let Some(s) = &mut state.sketches {
+                        s.flush();
+                    }
                     SloCheckpoint {
                         id: e.slo.id.clone(),
                         fingerprint: e.fingerprint,
@@ -139,10 +142,15 @@ impl Engine {
             slos: self
                 .entries
                 .into_iter()
-                .map(|e: Entry| SloCheckpoint {
-                    id: e.slo.id,
-                    fingerprint: e.fingerprint,
-                    state: e.state,
+                .map(|mut e: Entry| {
+                    if let Some(s) = &mut e.state.sketches {
+                        s.flush();
+                    }
+                    SloCheckpoint {
+                        id: e.slo.id,
+                        fingerprint: e.fingerprint,
+                        state: e.state,
+                    }
                 })
                 .collect(),
         }

@@ -1156,6 +1156,8 @@ mod tests {
             assert_eq!(a.at, t(3).add(Dur(9)));
             assert_eq!(a, b);
         }
+        let lat = restored.evaluate_slo(l, t(3)).expect("idx").window.latency;
+        assert_eq!(lat.expect("observations").count, 4);
         // A restore discards pending events of the replaced state.
         e.record(i, t(5), false).expect("ok");
         e.restore(EngineCheckpoint::default());
