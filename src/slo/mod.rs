@@ -8,13 +8,14 @@
 //! read from the finest tier that covers it (see [`tiers`]). A bucket is 16 bytes
 //! ([`ring::Counts`]): an occurrences SLO with a 30d window holds 360 + 432 + 721 buckets, about
 //! 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Latency SLIs add DDSketch tiers
-//! (1 m x 60, 10 m x 36, 1 h x 72, 1 d x (window days + 1)); an empty bucket costs 8 bytes and a
-//! filled one a sketch (a few hundred bytes to a few KiB depending on the latency spread).
+//! (5 m x 36, 1 h x 72, 1 d x (window days + 1)); an empty bucket costs 8 bytes and a filled one
+//! a sketch (a few hundred bytes to a few KiB depending on the latency spread).
 //!
 //! # Hot path
 //! [`Engine::record`] and [`Engine::record_counts`] do no allocation and, in the common case of
 //! an event in the current bucket, no division: a bounds check and three additions per tier.
-//! [`Engine::record_latency`] also feeds four sketches and allocates one per new bucket.
+//! [`Engine::record_latency`] also adds to one sketch, the pending 5-minute head; finished heads
+//! cascade into the coarser tiers (one merge per bucket, not per observation).
 //!
 //! # Modules
 //! - [`ring`]: the time-bucketed ring and exact counts;

@@ -1,5 +1,5 @@
-//! Latency sketches in time tiers (1 m x 60, 10 m x 36, 1 h x 72, 1 d x (window days + 1)) for
-//! the p50/p90/p95/p99 of latency SLIs. Percentiles are approximate (DDSketch, 1% relative
+//! Latency sketches in time tiers (5 m x 36, 1 h x 72, 1 d x (window days + 1)) for the
+//! p50/p90/p95/p99 of latency SLIs. Percentiles are approximate (DDSketch, 1% relative
 //! accuracy); the good/bad classification that drives budgets never uses them.
 //!
 //! Empty buckets are `None` (one pointer), so a quiet SLO costs little; a bucket's sketch is
@@ -42,32 +42,38 @@ pub struct LatencyQuantiles {
     pub p99: f64,
 }
 
-/// The four sketch tiers of one latency SLO, plus a write-combining head for the current minute.
+/// Number of sketch tiers.
+const TIERS: usize = SKETCH_RES.len();
+
+/// The sketch tiers of one latency SLO, each with a write-combining head.
+///
+/// An observation goes into one sketch only: the head of the finest tier (one logarithm, one
+/// bin). When a newer bucket starts, the finished head moves into its ring slot and is merged
+/// into the head of the next tier, which in turn settles when its own bucket ends. So a 5 m
+/// bucket costs one merge, not one per tier, and no tier re-reads another. Readers call
+/// [`LatencyTiers::advance`] or [`LatencyTiers::flush`] first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyTiers {
-    rings: [Ring<SketchSlot>; 4],
-    /// Observations of the newest minute, merged into the rings when the minute changes or a
-    /// reader needs them ([`LatencyTiers::flush`]). Adding to one sketch instead of four (one
-    /// logarithm, one bin) is what keeps latency ingest cheap. Never serialized: callers flush
-    /// before a checkpoint.
+    rings: [Ring<SketchSlot>; TIERS],
+    /// Pending buckets per tier; never serialized (callers flush before a checkpoint).
     #[serde(skip)]
-    head: Option<SketchHead>,
+    heads: [Option<SketchHead>; TIERS],
 }
 
-/// The pending observations of one minute.
+/// The pending observations of one bucket of one tier.
 #[derive(Clone)]
 struct SketchHead {
-    /// Index of the minute (`t / SKETCH_RES[0]`).
-    minute: i64,
-    sketch: DDSketch,
+    /// Index of the bucket (`t / SKETCH_RES[tier]`).
+    bucket: i64,
+    sketch: Box<DDSketch>,
 }
 
 impl fmt::Debug for SketchHead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "SketchHead(minute={}, n={})",
-            self.minute,
+            "SketchHead(bucket={}, n={})",
+            self.bucket,
             self.sketch.count()
         )
     }
@@ -77,6 +83,10 @@ fn new_sketch() -> DDSketch {
     DDSketch::new(Config::defaults())
 }
 
+fn res_ms(tier: usize) -> i64 {
+    SKETCH_RES[tier].millis() as i64
+}
+
 impl LatencyTiers {
     /// Tiers whose daily ring holds `days` days (window days + 1).
     pub fn new(days: usize) -> LatencyTiers {
@@ -84,45 +94,45 @@ impl LatencyTiers {
             rings: [
                 Ring::new(SKETCH_RES[0], SKETCH_FINE_LEN[0]),
                 Ring::new(SKETCH_RES[1], SKETCH_FINE_LEN[1]),
-                Ring::new(SKETCH_RES[2], SKETCH_FINE_LEN[2]),
-                Ring::new(SKETCH_RES[3], days),
+                Ring::new(SKETCH_RES[2], days),
             ],
-            head: None,
+            heads: Default::default(),
         }
     }
 
     /// Number of days the daily ring holds.
     pub fn days(&self) -> usize {
-        self.rings[3].len()
+        self.rings[TIERS - 1].len()
     }
 
     /// Changes the daily ring's length, keeping the newest days.
     pub fn resize_days(&mut self, days: usize) {
-        self.rings[3].resize(days);
+        self.flush();
+        self.rings[TIERS - 1].resize(days);
     }
 
-    /// Adds one finite, non-negative latency (checked by the caller): into the head when it holds
-    /// the same minute; a newer minute flushes the head first; an older one (a late observation)
-    /// goes to the rings directly.
+    /// Adds one finite, non-negative latency (checked by the caller): into the finest head when
+    /// it holds the same bucket; a newer bucket settles the head first; an older one (a late
+    /// observation) goes to the rings directly.
     #[inline]
     pub fn add(&mut self, t: Timestamp, secs: f64) {
         if t.0 < 0 {
             return;
         }
-        let minute = t.0.div_euclid(SKETCH_RES[0].millis() as i64);
-        if let Some(h) = &mut self.head
-            && h.minute == minute
+        let bucket = t.0.div_euclid(res_ms(0));
+        if let Some(h) = &mut self.heads[0]
+            && h.bucket == bucket
         {
             h.sketch.add(secs);
             return;
         }
-        self.add_slow(t, minute, secs);
+        self.add_slow(t, bucket, secs);
     }
 
     #[cold]
     #[inline(never)]
-    fn add_slow(&mut self, t: Timestamp, minute: i64, secs: f64) {
-        if self.head.as_ref().is_some_and(|h| minute < h.minute) {
+    fn add_slow(&mut self, t: Timestamp, bucket: i64, secs: f64) {
+        if self.heads[0].as_ref().is_some_and(|h| bucket < h.bucket) {
             for r in &mut self.rings {
                 merge_into(r, t, 1, |slot| {
                     slot.get_or_insert_with(|| Box::new(new_sketch())).add(secs)
@@ -130,36 +140,59 @@ impl LatencyTiers {
             }
             return;
         }
-        self.flush();
-        let mut sketch = new_sketch();
+        if let Some(h) = self.heads[0].take() {
+            self.settle(0, h);
+        }
+        let mut sketch = Box::new(new_sketch());
         sketch.add(secs);
-        self.head = Some(SketchHead { minute, sketch });
+        self.heads[0] = Some(SketchHead { bucket, sketch });
     }
 
-    /// Merges the head into every tier and empties it.
-    pub fn flush(&mut self) {
-        let Some(h) = self.head.take() else {
-            return;
-        };
-        let t = Timestamp(h.minute * SKETCH_RES[0].millis() as i64);
+    /// Puts a finished head of `tier` into its ring slot and carries its observations to the
+    /// coarser tiers: merged into their head when it holds the same bucket, else starting it (an
+    /// older coarse head settles first).
+    fn settle(&mut self, tier: usize, h: SketchHead) {
+        let t = Timestamp(h.bucket * res_ms(tier));
         let n = h.sketch.count() as u64;
-        // Coarse tiers merge a copy; the finest tier takes the sketch itself when its slot is
-        // empty (the usual case: the head covers the whole minute).
-        let (finest, coarse) = self.rings.split_at_mut(1);
-        for r in coarse {
-            merge_into(r, t, n, |slot| match slot {
-                Some(existing) => merge(existing, &h.sketch),
-                None => *slot = Some(Box::new(h.sketch.clone())),
-            });
+        if tier + 1 < TIERS {
+            let up = t.0.div_euclid(res_ms(tier + 1));
+            match &mut self.heads[tier + 1] {
+                Some(next) if next.bucket == up => merge(&mut next.sketch, &h.sketch),
+                Some(next) if next.bucket > up => {
+                    // Only after a flush can a finer head be older than a coarser one; its
+                    // observations then go to the coarser rings directly.
+                    for r in &mut self.rings[tier + 1..] {
+                        merge_into(r, t, n, |slot| put(slot, &h.sketch));
+                    }
+                }
+                next => {
+                    let fresh = SketchHead {
+                        bucket: up,
+                        sketch: h.sketch.clone(),
+                    };
+                    if let Some(old) = next.replace(fresh) {
+                        self.settle(tier + 1, old);
+                    }
+                }
+            }
         }
         let sketch = h.sketch;
-        merge_into(&mut finest[0], t, n, move |slot| match slot {
+        merge_into(&mut self.rings[tier], t, n, move |slot| match slot {
             Some(existing) => merge(existing, &sketch),
-            None => *slot = Some(Box::new(sketch)),
+            None => *slot = Some(sketch),
         });
     }
 
-    /// Flushes the head and moves every tier's head to `t`.
+    /// Settles every head, finest first, so the rings hold every observation.
+    pub fn flush(&mut self) {
+        for tier in 0..TIERS {
+            if let Some(h) = self.heads[tier].take() {
+                self.settle(tier, h);
+            }
+        }
+    }
+
+    /// Flushes the heads and moves every tier's head to `t`.
     pub fn advance(&mut self, t: Timestamp) {
         self.flush();
         for r in &mut self.rings {
@@ -171,13 +204,13 @@ impl LatencyTiers {
     /// resolution (`None` when no observation falls in it). Observations still in the head are
     /// not seen: readers [`advance`](LatencyTiers::advance) or [`flush`](LatencyTiers::flush) first.
     pub fn quantiles(&self, start: Timestamp, now: Timestamp) -> Option<LatencyQuantiles> {
-        let tier = (0..4)
+        let tier = (0..TIERS)
             .find(|&i| {
                 let r = SKETCH_RES[i].millis() as i64;
                 first_bucket_at_or_after(start, r)
                     > now.0.div_euclid(r) - self.rings[i].len() as i64
             })
-            .unwrap_or(3);
+            .unwrap_or(TIERS - 1);
         let ring = &self.rings[tier];
         let r = SKETCH_RES[tier].millis() as i64;
         let first = first_bucket_at_or_after(start, r);
@@ -209,19 +242,22 @@ impl LatencyTiers {
     /// Rough heap bytes: slots plus allocated sketches (each counted by its bin count), and the
     /// head.
     pub fn approx_bytes(&self) -> usize {
-        self.head.as_ref().map_or(0, |h| {
-            std::mem::size_of::<SketchHead>() + 8 * h.sketch.length()
-        }) + self
-            .rings
+        self.heads
             .iter()
-            .flat_map(|r| r.iter())
-            .map(|s| {
-                std::mem::size_of::<SketchSlot>()
-                    + s.0
-                        .as_ref()
-                        .map_or(0, |k| std::mem::size_of::<DDSketch>() + 8 * k.length())
-            })
+            .flatten()
+            .map(|h| std::mem::size_of::<SketchHead>() + 8 * h.sketch.length())
             .sum::<usize>()
+            + self
+                .rings
+                .iter()
+                .flat_map(|r| r.iter())
+                .map(|s| {
+                    std::mem::size_of::<SketchSlot>()
+                        + s.0
+                            .as_ref()
+                            .map_or(0, |k| std::mem::size_of::<DDSketch>() + 8 * k.length())
+                })
+                .sum::<usize>()
     }
 }
 
@@ -236,6 +272,14 @@ fn merge_into(
         Place::Slot(s) => f(&mut r.slot_mut(s).0),
         Place::Late => r.note_late(n),
         Place::Negative => {}
+    }
+}
+
+/// Merges `from` into the slot's sketch, or puts a copy there.
+fn put(slot: &mut Option<Box<DDSketch>>, from: &DDSketch) {
+    match slot {
+        Some(existing) => merge(existing, from),
+        None => *slot = Some(Box::new(from.clone())),
     }
 }
 
@@ -278,32 +322,91 @@ mod tests {
         );
     }
 
-    /// The write-combining head changes nothing: out-of-order and late observations across
-    /// minutes give exactly the quantiles of one sketch fed every observation directly.
-    #[test]
-    fn head_merges_equal_direct_sketch() {
-        let mut t = LatencyTiers::new(2);
-        let mut direct = new_sketch();
-        let mut n = 0u64;
-        // Minutes 0..10 in the order 3, 1, 3, 7, 2, 7, 0, 9 (late, equal and newer minutes).
-        for (k, m) in [3i64, 1, 3, 7, 2, 7, 0, 9].into_iter().enumerate() {
-            for j in 0..50 {
-                let secs = 0.001 * ((k as f64 + 1.0) * 7.0 + j as f64 * 13.0);
-                t.add(Timestamp(m * 60_000 + j), secs);
-                direct.add(secs);
-                n += 1;
+    /// Feeds `(t, secs)` pairs to tiers (then advances to `now`) and to one direct sketch per
+    /// query range, and checks that every range's quantiles are exactly the direct sketch's.
+    fn check_against_direct(events: &[(i64, f64)], now: i64, ranges: &[(i64, i64)]) {
+        let mut t = LatencyTiers::new(4);
+        for &(ts, secs) in events {
+            t.add(Timestamp(ts), secs);
+        }
+        t.advance(Timestamp(now));
+        for &(lo, hi) in ranges {
+            let mut direct = new_sketch();
+            events
+                .iter()
+                .filter(|&&(ts, _)| ts >= lo && ts <= hi)
+                .for_each(|&(_, secs)| direct.add(secs));
+            let q = t
+                .quantiles(Timestamp(lo), Timestamp(hi))
+                .expect("observations");
+            assert_eq!(q.count, direct.count() as u64, "range {lo}..={hi}");
+            for (p, got) in [(0.5, q.p50), (0.9, q.p90), (0.95, q.p95), (0.99, q.p99)] {
+                let want = direct.quantile(p).expect("valid").expect("non-empty");
+                assert_eq!(got, want, "p{p} over {lo}..={hi}");
             }
         }
-        let now = Timestamp(10 * 60_000);
-        t.advance(now);
-        let q = t.quantiles(Timestamp(0), now).expect("observations");
-        assert_eq!(q.count, n);
-        for (p, got) in [(0.5, q.p50), (0.9, q.p90), (0.95, q.p95), (0.99, q.p99)] {
-            let want = direct.quantile(p).expect("valid").expect("non-empty");
-            assert_eq!(got, want, "p{p}");
+    }
+
+    /// The write-combining heads change nothing: out-of-order and late observations across
+    /// 5-minute buckets give exactly the quantiles of one sketch fed them directly.
+    #[test]
+    fn heads_equal_direct_sketch_within_hours() {
+        const B: i64 = 300_000;
+        let mut events = Vec::new();
+        // Buckets in the order 3, 1, 3, 7, 2, 7, 0, 9 (late, equal and newer buckets).
+        for (k, b) in [3i64, 1, 3, 7, 2, 7, 0, 9].into_iter().enumerate() {
+            for j in 0..50 {
+                events.push((
+                    b * B + j * 1000,
+                    0.001 * ((k + 1) * 7 + j as usize * 13) as f64,
+                ));
+            }
         }
-        // Minute 7 alone: 100 observations, whether they went through the head or not.
-        let q = t.quantiles(Timestamp(7 * 60_000), Timestamp(7 * 60_000 + 59_999));
-        assert_eq!(q.expect("observations").count, 100);
+        // The whole span, and bucket 7 alone (100 observations, through the head or not).
+        check_against_direct(&events, 10 * B, &[(0, 10 * B), (7 * B, 8 * B - 1)]);
+    }
+
+    /// Across hours and days: coarse heads settle into their rings when their bucket ends, and a
+    /// flush in between (a reader) does not lose or double anything.
+    #[test]
+    fn heads_equal_direct_sketch_across_days() {
+        const H: i64 = 3_600_000;
+        let mut events = Vec::new();
+        let mut x = 7u64;
+        for i in 0..3000i64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Mostly forward in time over 3 days, every 10th observation 1-5 hours late.
+            let mut ts = i * 86;
+            ts *= 1000;
+            if i % 10 == 0 {
+                ts = (ts - ((x >> 40) % 5 + 1) as i64 * H).max(0);
+            }
+            events.push((ts, 0.001 + ((x >> 33) % 5000) as f64 / 1000.0));
+        }
+        let now = 3000 * 86_000;
+        let mut ranges = vec![(0, now)];
+        ranges.extend((0..3).map(|d| (d * 24 * H, (d + 1) * 24 * H - 1)));
+        ranges.push((70 * H, now));
+        check_against_direct(&events, now, &ranges);
+        // Same events with a flush (an evaluation) every 500 observations.
+        let mut t = LatencyTiers::new(4);
+        let mut plain = LatencyTiers::new(4);
+        for (i, &(ts, secs)) in events.iter().enumerate() {
+            t.add(Timestamp(ts), secs);
+            plain.add(Timestamp(ts), secs);
+            if i % 500 == 0 {
+                t.flush();
+            }
+        }
+        t.advance(Timestamp(now));
+        plain.advance(Timestamp(now));
+        for &(lo, hi) in &ranges {
+            assert_eq!(
+                t.quantiles(Timestamp(lo), Timestamp(hi)),
+                plain.quantiles(Timestamp(lo), Timestamp(hi))
+            );
+        }
     }
 }

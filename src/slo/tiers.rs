@@ -14,10 +14,12 @@ use crate::time::{Dur, Timestamp};
 pub const COUNT_RES: [Dur; 3] = [Dur::MINUTE, Dur(600_000), Dur::HOUR];
 /// Fixed lengths of the two fine count tiers: 6 h of minutes, 3 d of 10-minute buckets.
 pub const COUNT_FINE_LEN: [usize; 2] = [360, 432];
-/// Resolutions of the four latency sketch tiers: 1 m, 10 m, 1 h, 1 d.
-pub const SKETCH_RES: [Dur; 4] = [Dur::MINUTE, Dur(600_000), Dur::HOUR, Dur::DAY];
-/// Fixed lengths of the three fine sketch tiers (1 h, 6 h, 3 d).
-pub const SKETCH_FINE_LEN: [usize; 3] = [60, 36, 72];
+/// Resolutions of the three latency sketch tiers: 5 m, 1 h, 1 d. Percentiles are reported, not
+/// alerted on, so 5 minutes is fine enough for the shortest windows and keeps a latency SLO's
+/// sketches (each up to a few KiB) few: 36 + 72 + days instead of one a minute.
+pub const SKETCH_RES: [Dur; 3] = [Dur(300_000), Dur::HOUR, Dur::DAY];
+/// Fixed lengths of the two fine sketch tiers (3 h of 5 m, 3 d of 1 h).
+pub const SKETCH_FINE_LEN: [usize; 2] = [36, 72];
 
 /// Largest instant the engine accepts: 9000-01-01T00:00:00Z, well inside jiff's range so
 /// calendar arithmetic on any accepted instant cannot fail.
