@@ -812,7 +812,9 @@ pub async fn generate_load(
     let start = Instant::now();
     // The default (burst) missed-tick policy keeps the average rate when ticks are shorter than the
     // timer's millisecond resolution.
-    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rps);
+    // Above 10^9 rps the period would round to zero, which `interval` refuses.
+    let period = (Duration::from_secs(1) / rps).max(Duration::from_nanos(1));
+    let mut ticker = tokio::time::interval(period);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
