@@ -5,8 +5,11 @@
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`storage`]: checkpoints of engine state (versioned, checksummed, atomic).
+//! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
+//!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
 
 pub mod rules;
 pub mod slo;
 pub mod storage;
+pub mod synthetic;
 pub mod time;
