@@ -600,7 +600,7 @@ proptest! {
                 }
                 Op::Scrape { bad, total } => {
                     let i = counter_slo;
-                    let out = engine.record_counter_scrape(idx[i], Timestamp(clock), &bad, &total).expect("valid");
+                    let out = engine.record_counter_scrape(idx[i], Timestamp(clock), 0, &bad, &total).expect("valid");
                     let m = &mut models[i];
                     let b = Model::counter_delta(&mut m.bad_series, &bad).round() as u64;
                     let t = Model::counter_delta(&mut m.total_series, &total).round() as u64;

@@ -801,21 +801,23 @@ impl Engine {
         self.ingest(idx, ts, u64::from(secs > threshold), 1)
     }
 
-    /// One scrape of cumulative counters for an SLO: `numerator` and `total` are
-    /// `(series id, value)` samples. Per-series increments are summed and rounded to whole events;
+    /// One scrape of cumulative counters for an SLO from one `source` (a scrape target):
+    /// `numerator` and `total` are `(series id, value)` samples. Only the source's own series
+    /// absent from the scrape are forgotten. Per-series increments are summed and rounded to whole events;
     /// the numerator counts good or bad events per the indicator (`le` buckets of a histogram:
     /// good), and is clamped to the total.
     pub fn record_counter_scrape(
         &mut self,
         idx: SloIdx,
         ts: Timestamp,
+        source: u64,
         numerator: &[(u64, f64)],
         total: &[(u64, f64)],
     ) -> Result<ScrapeOutcome, IngestError> {
         check_ts(ts)?;
         let e = self.entry_mut(idx)?;
-        let n = e.state.numerator.scrape(numerator);
-        let t = e.state.total.scrape(total);
+        let n = e.state.numerator.scrape(source, numerator);
+        let t = e.state.total.scrape(source, total);
         let rejected = n.rejected + t.rejected;
         e.state.rejected += rejected;
         // Saturating float-to-int casts; deltas are finite and >= 0.
@@ -1005,7 +1007,7 @@ mod tests {
         let mut e = Engine::new();
         let i = e.add_slo(&s);
         let o = e
-            .record_counter_scrape(i, t(0), &[(1, 5.0)], &[(1, 100.0), (2, 50.0)])
+            .record_counter_scrape(i, t(0), 0, &[(1, 5.0)], &[(1, 100.0), (2, 50.0)])
             .expect("ok");
         assert_eq!(
             o,
@@ -1016,7 +1018,7 @@ mod tests {
             }
         );
         let o = e
-            .record_counter_scrape(i, t(1), &[(1, 7.0)], &[(1, 120.0), (2, 60.0)])
+            .record_counter_scrape(i, t(1), 0, &[(1, 7.0)], &[(1, 120.0), (2, 60.0)])
             .expect("ok");
         assert_eq!(
             o,
@@ -1029,7 +1031,7 @@ mod tests {
         // Reset of total series 1 (value 4 counts as 4), bad counter jumps by more than the total:
         // clamped to the total.
         let o = e
-            .record_counter_scrape(i, t(2), &[(1, 100.0)], &[(1, 4.0), (2, f64::NAN)])
+            .record_counter_scrape(i, t(2), 0, &[(1, 100.0)], &[(1, 4.0), (2, f64::NAN)])
             .expect("ok");
         assert_eq!(
             o,
