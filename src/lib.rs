@@ -1,6 +1,7 @@
 //! burnwatch: an observability agent and SLO evaluator.
 //!
 //! Layout:
+//! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
@@ -8,6 +9,7 @@
 //! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
 //!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
 
+pub mod config;
 pub mod rules;
 pub mod slo;
 pub mod storage;

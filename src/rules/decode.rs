@@ -84,24 +84,25 @@ pub fn decode_file(file: &Path, source: &str, docs: &[Node]) -> FileRules {
     d.out
 }
 
-/// Collects diagnostics while walking one file.
-struct Decoder<'a> {
-    file: &'a Path,
-    source: &'a str,
-    out: FileRules,
+/// Collects diagnostics while walking one file (also used by [`crate::config`] for the agent's
+/// own file, so both report errors the same way).
+pub(crate) struct Decoder<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) source: &'a str,
+    pub(crate) out: FileRules,
 }
 
 /// Reads one YAML mapping against its schema.
-struct MapReader<'n> {
+pub(crate) struct MapReader<'n> {
     entries: &'n [(Node, Node)],
-    pos: Pos,
+    pub(crate) pos: Pos,
     what: &'static str,
 }
 
 impl<'n> MapReader<'n> {
     /// Checks that `node` is a mapping whose keys are all in `allowed`, reporting every unknown
     /// key (with a did-you-mean) and non-string key. None when `node` is not a mapping.
-    fn new(
+    pub(crate) fn new(
         d: &mut Decoder<'_>,
         node: &'n Node,
         what: &'static str,
@@ -145,7 +146,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// The value of `key`, if present.
-    fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
@@ -153,7 +154,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// Where `key` itself is written, if present.
-    fn key_pos(&self, key: &str) -> Option<Pos> {
+    pub(crate) fn key_pos(&self, key: &str) -> Option<Pos> {
         self.entries
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
@@ -161,7 +162,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// An optional field read with `read` (which reports its own errors).
-    fn opt<'d, T>(
+    pub(crate) fn opt<'d, T>(
         &self,
         d: &mut Decoder<'d>,
         key: &'static str,
@@ -171,7 +172,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// A required field: reports its absence at the mapping.
-    fn req<'d, T>(
+    pub(crate) fn req<'d, T>(
         &self,
         d: &mut Decoder<'d>,
         key: &'static str,
@@ -194,7 +195,7 @@ impl<'n> MapReader<'n> {
     }
 
     /// Which one of `keys` is present; reports none or several.
-    fn exactly_one(&self, d: &mut Decoder<'_>, keys: &[&'static str]) -> Option<&'static str> {
+    pub(crate) fn exactly_one(&self, d: &mut Decoder<'_>, keys: &[&'static str]) -> Option<&'static str> {
         let present: Vec<&'static str> = keys
             .iter()
             .copied()
@@ -285,7 +286,7 @@ struct IndicatorOut {
 }
 
 impl Decoder<'_> {
-    fn push(&mut self, pos: Pos, severity: Severity, message: String) {
+    pub(crate) fn push(&mut self, pos: Pos, severity: Severity, message: String) {
         self.out.diagnostics.push(Diagnostic {
             file: self.file.to_path_buf(),
             pos,
@@ -293,16 +294,16 @@ impl Decoder<'_> {
             message,
         });
     }
-    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>) {
         self.push(pos, Severity::Error, message.into());
     }
-    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, pos: Pos, message: impl Into<String>) {
         self.push(pos, Severity::Warning, message.into());
     }
-    fn errors(&self) -> usize {
+    pub(crate) fn errors(&self) -> usize {
         self.out.diagnostics.iter().filter(|d| d.is_error()).count()
     }
-    fn type_error(&mut self, n: &Node, key: &str, expected: &str) {
+    pub(crate) fn type_error(&mut self, n: &Node, key: &str, expected: &str) {
         let found = match n.scalar_text() {
             Some(t) if t.chars().count() <= 40 => format!("{} `{t}`", n.kind().type_name()),
             _ => n.kind().type_name().to_owned(),
@@ -315,7 +316,7 @@ impl Decoder<'_> {
 
     // ---- typed readers: each reports its own errors and returns None on failure ----
 
-    fn string(&mut self, n: &Node, key: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, n: &Node, key: &str) -> Option<String> {
         match n.kind() {
             Kind::Str(s) => Some(s.clone()),
             _ => {
@@ -326,7 +327,7 @@ impl Decoder<'_> {
     }
 
     /// Any scalar as text (label values and headers: `tier: 1` means "1").
-    fn scalar(&mut self, n: &Node, key: &str) -> Option<String> {
+    pub(crate) fn scalar(&mut self, n: &Node, key: &str) -> Option<String> {
         match n.scalar_text() {
             Some(t) => Some(t),
             None => {
@@ -336,7 +337,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn name(&mut self, n: &Node, key: &str) -> Option<String> {
+    pub(crate) fn name(&mut self, n: &Node, key: &str) -> Option<String> {
         let s = self.string(n, key)?;
         if valid_name(&s) {
             Some(s)
@@ -351,7 +352,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn bool(&mut self, n: &Node, key: &str) -> Option<bool> {
+    pub(crate) fn bool(&mut self, n: &Node, key: &str) -> Option<bool> {
         match n.kind() {
             Kind::Bool(b) => Some(*b),
             _ => {
@@ -361,7 +362,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn uint(&mut self, n: &Node, key: &str) -> Option<u64> {
+    pub(crate) fn uint(&mut self, n: &Node, key: &str) -> Option<u64> {
         match n.kind() {
             Kind::Int(i) if *i >= 0 => Some(*i as u64),
             _ => {
@@ -371,7 +372,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn dur(&mut self, n: &Node, key: &str) -> Option<Dur> {
+    pub(crate) fn dur(&mut self, n: &Node, key: &str) -> Option<Dur> {
         let Some(text) = n
             .scalar_text()
             .filter(|_| !matches!(n.kind(), Kind::Bool(_)))
@@ -389,7 +390,7 @@ impl Decoder<'_> {
     }
 
     /// A duration that must be positive.
-    fn pos_dur(&mut self, n: &Node, key: &str) -> Option<Dur> {
+    pub(crate) fn pos_dur(&mut self, n: &Node, key: &str) -> Option<Dur> {
         let d = self.dur(n, key)?;
         if d.is_zero() {
             self.error(
@@ -402,7 +403,7 @@ impl Decoder<'_> {
     }
 
     /// A duration of whole minutes, at least one minute (windows and alert tiers).
-    fn minutes(&mut self, n: &Node, key: &str) -> Option<Dur> {
+    pub(crate) fn minutes(&mut self, n: &Node, key: &str) -> Option<Dur> {
         let d = self.dur(n, key)?;
         if d < Dur::MINUTE {
             self.error(
@@ -423,7 +424,7 @@ impl Decoder<'_> {
         Some(d)
     }
 
-    fn url(&mut self, n: &Node, key: &str) -> Option<String> {
+    pub(crate) fn url(&mut self, n: &Node, key: &str) -> Option<String> {
         let s = self.string(n, key)?;
         let rest = s
             .strip_prefix("http://")
@@ -446,7 +447,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn regex(&mut self, n: &Node, key: &str) -> Option<Arc<regex::Regex>> {
+    pub(crate) fn regex(&mut self, n: &Node, key: &str) -> Option<Arc<regex::Regex>> {
         let s = self.string(n, key)?;
         match regex::RegexBuilder::new(&s).size_limit(1 << 20).build() {
             Ok(r) => Some(Arc::new(r)),
@@ -464,7 +465,7 @@ impl Decoder<'_> {
         }
     }
 
-    fn labels(&mut self, n: &Node, key: &str) -> Option<Labels> {
+    pub(crate) fn labels(&mut self, n: &Node, key: &str) -> Option<Labels> {
         if matches!(n.kind(), Kind::Null) {
             return Some(Labels::new());
         }
@@ -506,7 +507,7 @@ impl Decoder<'_> {
         (self.errors() == before).then_some(out)
     }
 
-    fn list<'n>(&mut self, n: &'n Node, key: &str) -> Option<&'n [Node]> {
+    pub(crate) fn list<'n>(&mut self, n: &'n Node, key: &str) -> Option<&'n [Node]> {
         match n.kind() {
             Kind::Seq(items) => Some(items),
             Kind::Null => Some(&[]),
@@ -518,7 +519,7 @@ impl Decoder<'_> {
     }
 
     /// One word out of `choices` (as written, so messages can quote it).
-    fn choice(&mut self, n: &Node, key: &str, choices: &[&'static str]) -> Option<&'static str> {
+    pub(crate) fn choice(&mut self, n: &Node, key: &str, choices: &[&'static str]) -> Option<&'static str> {
         let s = self.scalar(n, key)?;
         if let Some(c) = choices.iter().find(|c| **c == s) {
             return Some(c);
