@@ -1,11 +1,13 @@
 //! burnwatch: an observability agent and SLO evaluator.
 //!
 //! Layout:
+//! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`storage`]: checkpoints of engine state (versioned, checksummed, atomic).
 
+pub mod exposition;
 pub mod rules;
 pub mod slo;
 pub mod storage;
