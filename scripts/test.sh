@@ -21,7 +21,7 @@ die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 #   SYSTEM_PACKAGES=(prometheus prometheus-alertmanager)
 # for tests that run a real Prometheus and Alertmanager on loopback. Empty today: no test needs one.
 # ---------------------------------------------------------------------------------------------
-SYSTEM_PACKAGES=()
+SYSTEM_PACKAGES=(prometheus)
 
 install_system_packages() {
     (( ${#SYSTEM_PACKAGES[@]} )) || return 0

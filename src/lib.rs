@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
+//! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
@@ -10,6 +11,7 @@
 //!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
 
 pub mod config;
+pub mod exposition;
 pub mod rules;
 pub mod slo;
 pub mod storage;

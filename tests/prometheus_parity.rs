@@ -1,0 +1,340 @@
+//! Differential test against a real Prometheus 2.42 (Debian's `prometheus`, installed by
+//! scripts/test.sh): Prometheus scrapes every fixture from a loopback server, and what it stored
+//! must equal what our parser yields; malformed fixtures must be rejected by both.
+//!
+//! Not compared: fixtures with explicit timestamps (Prometheus would store them in the past, out
+//! of an instant query's reach; unit tests cover timestamps). Normalised on our side to
+//! Prometheus's storage semantics: empty label values mean "no label", and of duplicate series
+//! the first value is kept.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burnwatch::exposition::{Format, parse_owned};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The whole test's budget for Prometheus to start and scrape every target once.
+const SCRAPE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Fixtures whose samples carry timestamps; see the module docs.
+const TIMESTAMPED: [&str; 2] = ["text-timestamps.prom", "om-timestamps.om"];
+
+type SeriesKey = (String, Vec<(String, String)>);
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exposition")
+}
+
+fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixture_dir())
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| !TIMESTAMPED.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    names
+}
+
+fn format_of(name: &str) -> Format {
+    if name.ends_with(".om") {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match format_of(name) {
+        Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+    }
+}
+
+fn prometheus_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the `prometheus` binary is not on PATH: run `bash scripts/test.sh`, which \
+                 installs Debian's prometheus package (2.42) that this parity test needs"
+            )
+        })
+}
+
+/// Kills Prometheus when the test ends, however it ends.
+struct PrometheusGuard(Child);
+
+impl Drop for PrometheusGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves `/<fixture name>` with the fixture's bytes and content type, one request per connection.
+async fn serve_fixtures(listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            let path = text.split(' ').nth(1).unwrap_or("/");
+            let name = path.trim_start_matches('/');
+            let response = match std::fs::read(fixture_dir().join(name)) {
+                Ok(body) if !name.contains('/') => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n",
+                        content_type(name),
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&body);
+                    r
+                }
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&response).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One GET against Prometheus's HTTP API, returning the parsed JSON `data` field.
+async fn api_get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
+    let fetch = async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let request = hyper::Request::get(path)
+            .header("host", addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        if json["status"] != "success" {
+            return Err(format!("API error: {json}"));
+        }
+        Ok(json["data"].clone())
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .map_err(|_| "API request timed out".to_owned())?
+}
+
+/// Instant query; returns (labels including `__name__`, value as Prometheus formats it).
+async fn query(addr: SocketAddr, promql: &str) -> Vec<(BTreeMap<String, String>, String)> {
+    let data = api_get(
+        addr,
+        &format!("/api/v1/query?query={}", percent_encode(promql)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("query {promql}: {e}"));
+    data["result"]
+        .as_array()
+        .expect("vector result")
+        .iter()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .expect("metric object")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("label string").to_owned()))
+                .collect();
+            let value = r["value"][1].as_str().expect("value string").to_owned();
+            (labels, value)
+        })
+        .collect()
+}
+
+fn prom_value(s: &str) -> f64 {
+    s.parse()
+        .unwrap_or_else(|_| panic!("Prometheus value {s:?}"))
+}
+
+fn same_value(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// What our parser yields, normalised to Prometheus's storage semantics (see module docs).
+fn ours(name: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
+    let body = std::fs::read(fixture_dir().join(name)).expect("fixture");
+    let samples = parse_owned(&body, format_of(name)).map_err(|e| e.to_string())?;
+    let mut series = BTreeMap::new();
+    for s in samples {
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        labels.sort();
+        series.entry((s.name, labels)).or_insert(s.value);
+    }
+    Ok(series)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_stores_what_we_parse() {
+    let binary = prometheus_binary();
+    let names = fixture_names();
+
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind fixture server");
+    let fixture_addr = listener.local_addr().expect("fixture addr");
+    let server = tokio::spawn(serve_fixtures(listener));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config =
+        String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+    for name in &names {
+        config.push_str(&format!(
+            "- job_name: '{name}'\n  metrics_path: '/{name}'\n  static_configs:\n  - targets: ['{fixture_addr}']\n"
+        ));
+    }
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("write config");
+
+    // Reserve a free port for Prometheus's web listener.
+    let prom_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+    let child = Command::new(&binary)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={prom_addr}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    let _guard = PrometheusGuard(child);
+
+    // Wait (bounded) until every job has an `up` sample, i.e. was scraped at least once.
+    let started = Instant::now();
+    let mut up: BTreeMap<String, f64> = BTreeMap::new();
+    while up.len() < names.len() {
+        if started.elapsed() > SCRAPE_DEADLINE {
+            let log =
+                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+            panic!(
+                "Prometheus scraped only {} of {} fixtures within {SCRAPE_DEADLINE:?}; log:\n{log}",
+                up.len(),
+                names.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok(data) = api_get(prom_addr, "/api/v1/query?query=up").await {
+            up = data["result"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| {
+                            let job = r["metric"]["job"].as_str()?.to_owned();
+                            Some((job, prom_value(r["value"][1].as_str()?)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+    }
+
+    let mut compared_series = 0usize;
+    for name in &names {
+        let scraped_ok = up[name] == 1.0;
+        match (ours(name), name.split('-').next()) {
+            (Err(e), Some("bad")) => {
+                assert!(
+                    !scraped_ok,
+                    "{name}: we reject ({e}) but Prometheus accepted it"
+                );
+            }
+            (Err(e), Some("strict")) => {
+                // Documented divergence: Prometheus 2.42 is more lenient here.
+                assert!(
+                    scraped_ok,
+                    "{name}: expected Prometheus to accept what we reject ({e})"
+                );
+            }
+            (Ok(series), Some("text" | "om")) => {
+                assert!(
+                    scraped_ok,
+                    "{name}: we parse it but Prometheus failed the scrape"
+                );
+                let stored = query(prom_addr, &format!("{{job=\"{name}\"}}")).await;
+                let mut theirs: BTreeMap<SeriesKey, f64> = BTreeMap::new();
+                for (mut labels, value) in stored {
+                    let metric = labels.remove("__name__").expect("__name__");
+                    if metric == "up" || metric.starts_with("scrape_") {
+                        continue;
+                    }
+                    labels.remove("job");
+                    labels.remove("instance");
+                    theirs.insert((metric, labels.into_iter().collect()), prom_value(&value));
+                }
+                let ours_keys: Vec<_> = series.keys().collect();
+                let their_keys: Vec<_> = theirs.keys().collect();
+                assert_eq!(ours_keys, their_keys, "{name}: series differ");
+                for (key, v) in &series {
+                    assert!(
+                        same_value(*v, theirs[key]),
+                        "{name}: {key:?} ours {v} vs Prometheus {}",
+                        theirs[key]
+                    );
+                }
+                compared_series += series.len();
+            }
+            (result, _) => panic!("{name}: unexpected outcome for its name: {result:?}"),
+        }
+    }
+    assert!(
+        compared_series >= 40,
+        "compared only {compared_series} series"
+    );
+    server.abort();
+}
