@@ -6,12 +6,15 @@
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
+//! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
+//!   HTTP fetch.
 //! - [`storage`]: checkpoints of engine state (versioned, checksummed, atomic).
 //! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
 //!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
 
 pub mod config;
 pub mod exposition;
+pub mod probe;
 pub mod rules;
 pub mod slo;
 pub mod storage;
