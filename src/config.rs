@@ -238,7 +238,10 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     let at_least_1s = |d: &mut Decoder<'_>, n: &Node, key: &'static str| {
         let v = d.pos_dur(n, key)?;
         if v < Dur::from_secs(1) {
-            d.error(n.pos(), format!("`{key}` {v} is too short; write at least 1s"));
+            d.error(
+                n.pos(),
+                format!("`{key}` {v} is too short; write at least 1s"),
+            );
             return None;
         }
         Some(v)
@@ -252,7 +255,9 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     if let Some(v) = m.opt(d, "reload_check_interval", Decoder::dur) {
         cfg.reload_check_interval = (!v.is_zero()).then_some(v);
     }
-    if let Some(v) = m.opt(d, "log_format", |d, n, k| d.choice(n, k, &["human", "json"])) {
+    if let Some(v) = m.opt(d, "log_format", |d, n, k| {
+        d.choice(n, k, &["human", "json"])
+    }) {
         cfg.log_format = if v == "json" {
             LogFormat::Json
         } else {
@@ -362,7 +367,10 @@ mod tests {
         assert_eq!(c.evaluation_interval, Dur::from_secs(10));
         assert_eq!(c.checkpoint_interval, Dur::MINUTE);
         assert_eq!(c.reload_check_interval, Some(Dur::from_secs(5)));
-        assert_eq!(c.state_file(), PathBuf::from("/etc/burnwatch/data/state.bwcp"));
+        assert_eq!(
+            c.state_file(),
+            PathBuf::from("/etc/burnwatch/data/state.bwcp")
+        );
     }
 
     #[test]
@@ -404,7 +412,11 @@ mod tests {
             assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
         }
         assert_eq!(e.len(), want.len(), "{e:#?}");
-        assert!(errors("{}").iter().any(|l| l.contains("missing required key `rules`")));
+        assert!(
+            errors("{}")
+                .iter()
+                .any(|l| l.contains("missing required key `rules`"))
+        );
         assert!(errors("").iter().any(|l| l.contains("empty")));
     }
 

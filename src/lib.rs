@@ -5,6 +5,7 @@
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
+//! - [`scrape`]: scraped pages to the counter samples of the SLOs that read them (pure).
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod exposition;
 pub mod probe;
 pub mod rules;
+pub mod scrape;
 pub mod slo;
 pub mod storage;
 pub mod synthetic;

@@ -195,7 +195,11 @@ impl<'n> MapReader<'n> {
     }
 
     /// Which one of `keys` is present; reports none or several.
-    pub(crate) fn exactly_one(&self, d: &mut Decoder<'_>, keys: &[&'static str]) -> Option<&'static str> {
+    pub(crate) fn exactly_one(
+        &self,
+        d: &mut Decoder<'_>,
+        keys: &[&'static str],
+    ) -> Option<&'static str> {
         let present: Vec<&'static str> = keys
             .iter()
             .copied()
@@ -519,7 +523,12 @@ impl Decoder<'_> {
     }
 
     /// One word out of `choices` (as written, so messages can quote it).
-    pub(crate) fn choice(&mut self, n: &Node, key: &str, choices: &[&'static str]) -> Option<&'static str> {
+    pub(crate) fn choice(
+        &mut self,
+        n: &Node,
+        key: &str,
+        choices: &[&'static str],
+    ) -> Option<&'static str> {
         let s = self.scalar(n, key)?;
         if let Some(c) = choices.iter().find(|c| **c == s) {
             return Some(c);
