@@ -1,6 +1,7 @@
 //! burnwatch: an observability agent and SLO evaluator.
 //!
 //! Layout:
+//! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
@@ -13,6 +14,7 @@
 //! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
 //!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
 
+pub mod agent;
 pub mod config;
 pub mod exposition;
 pub mod probe;

@@ -132,6 +132,10 @@ impl Dur {
     pub fn as_mins_f64(self) -> f64 {
         self.0 as f64 / 60_000.0
     }
+    /// As a `std::time::Duration` (for timers).
+    pub const fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
     /// True for a zero duration.
     pub const fn is_zero(self) -> bool {
         self.0 == 0

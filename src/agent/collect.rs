@@ -1,0 +1,245 @@
+//! Collectors: one task per probe and per scrape target, each on its own interval with a fixed
+//! offset (spread over the interval by a hash of the name, as Prometheus spreads scrapes), so a
+//! thousand probes do not fire in the same millisecond. Concurrency is bounded by semaphores;
+//! results go to the evaluator through a bounded queue (a slow evaluator slows collection, memory
+//! does not grow). A reload stops this generation's collectors and starts the next.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+use crate::agent::evaluator::{Observation, ScrapeFailure};
+use crate::exposition::Format;
+use crate::probe::{FetchRequest, Prober};
+use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
+use crate::scrape::{ScrapePlan, TargetLabels, match_page};
+use crate::slo::checkpoint::fnv1a64;
+use crate::time::{Dur, Timestamp};
+
+/// How long stopping waits for in-flight checks before aborting them.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Shared limits and channels of every collector.
+#[derive(Clone)]
+pub struct Shared {
+    /// Runs checks and fetches.
+    pub prober: Arc<Prober>,
+    /// Where results go.
+    pub tx: mpsc::Sender<Observation>,
+    /// Probes in flight at once.
+    pub probe_slots: Arc<Semaphore>,
+    /// Scrapes in flight at once.
+    pub scrape_slots: Arc<Semaphore>,
+}
+
+/// The running collectors of one rule set generation.
+pub struct Collectors {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Collectors {
+    /// Starts a collector for every probe and scrape target of `rules`.
+    pub fn spawn(
+        rules: &RuleSet,
+        generation: u64,
+        plan: Arc<ScrapePlan>,
+        shared: &Shared,
+    ) -> Collectors {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for p in &rules.probes {
+            tasks.spawn(probe_loop(
+                p.clone(),
+                generation,
+                shared.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        for t in &rules.scrapes {
+            tasks.spawn(scrape_loop(
+                t.clone(),
+                generation,
+                plan.clone(),
+                shared.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        Collectors { stop, tasks }
+    }
+
+    /// Stops every collector: in-flight checks get [`STOP_GRACE`] to finish, then are aborted.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_GRACE, all).await.is_err() {
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// Wall clock in ms since the epoch.
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The fixed offset of `name` within `interval`: spread by hash, stable across restarts.
+fn offset(name: &str, interval: Dur) -> Duration {
+    let ms = interval.millis().max(1);
+    Duration::from_millis(fnv1a64(name.as_bytes()) % ms)
+}
+
+/// Resolves when `stop` turns true (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Waits `d`, or returns false when told to stop.
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stopped(stop) => false,
+    }
+}
+
+async fn probe_loop(
+    probe: Probe,
+    generation: u64,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    if !sleep_or_stop(offset(&probe.name, probe.interval), &mut stop).await {
+        return;
+    }
+    let mut tick = tokio::time::interval(probe.interval.to_std());
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let name: Arc<str> = probe.name.as_str().into();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        let outcome = {
+            let Ok(_permit) = shared.probe_slots.acquire().await else {
+                return;
+            };
+            tokio::select! {
+                o = shared.prober.run(&probe) => o,
+                _ = stopped(&mut stop) => return,
+            }
+        };
+        let obs = Observation::Probe {
+            generation,
+            name: name.clone(),
+            outcome,
+        };
+        if shared.tx.send(obs).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn scrape_loop(
+    target: ScrapeTarget,
+    generation: u64,
+    plan: Arc<ScrapePlan>,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    if !sleep_or_stop(offset(&target.name, target.interval), &mut stop).await {
+        return;
+    }
+    let labels = TargetLabels::for_target(&target);
+    let mut tick = tokio::time::interval(target.interval.to_std());
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let name: Arc<str> = target.name.as_str().into();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        let obs = {
+            let Ok(_permit) = shared.scrape_slots.acquire().await else {
+                return;
+            };
+            tokio::select! {
+                o = scrape_once(&target, &labels, &plan, &shared.prober) => o,
+                _ = stopped(&mut stop) => return,
+            }
+        };
+        let (at, duration_secs, bytes, result) = obs;
+        let obs = Observation::Scrape {
+            generation,
+            target: name.clone(),
+            at,
+            duration_secs,
+            bytes,
+            result,
+        };
+        if shared.tx.send(obs).await.is_err() {
+            return;
+        }
+    }
+}
+
+type ScrapeResult = (
+    Timestamp,
+    f64,
+    u64,
+    Result<crate::scrape::Matched, ScrapeFailure>,
+);
+
+/// One scrape: fetch, check the status, parse and match (all or nothing).
+pub async fn scrape_once(
+    target: &ScrapeTarget,
+    labels: &TargetLabels,
+    plan: &ScrapePlan,
+    prober: &Prober,
+) -> ScrapeResult {
+    let at = Timestamp(wall_ms());
+    let started = Instant::now();
+    let headers = [("Accept", Format::ACCEPT)];
+    let mut req = FetchRequest::new(&target.url, target.timeout, target.body_limit);
+    req.headers = &headers;
+    let fetched = prober.fetch(&req).await;
+    let result = match fetched {
+        Err(e) => {
+            let secs = started.elapsed().as_secs_f64();
+            return (
+                at,
+                secs,
+                0,
+                Err(ScrapeFailure {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                }),
+            );
+        }
+        Ok(resp) if !(200..300).contains(&resp.status) => (
+            resp.body.len() as u64,
+            Err(ScrapeFailure {
+                reason: "status",
+                message: format!("status {} (expected 2xx)", resp.status),
+            }),
+        ),
+        Ok(resp) => {
+            let format = Format::from_content_type(resp.content_type.as_deref());
+            let matched = match_page(plan, labels, &resp.body, format, target.sample_limit);
+            (
+                resp.body.len() as u64,
+                matched.map_err(|e| ScrapeFailure {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                }),
+            )
+        }
+    };
+    (at, started.elapsed().as_secs_f64(), result.0, result.1)
+}

@@ -1,0 +1,672 @@
+//! The single writer: owns the engine and every status, applies observations from the
+//! collectors, evaluates, and produces the immutable [`AgentSnapshot`] that readers share.
+//! Synchronous and clock-free (every instant is an argument), so it is tested on a simulated
+//! clock; the async loop in [`crate::agent`] only feeds it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::probe::ProbeOutcome;
+use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet};
+use crate::scrape::{Matched, ScrapePlan};
+use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
+use crate::slo::engine::{Engine, SloIdx, SloReport};
+use crate::time::Timestamp;
+
+/// What a collector reports to the evaluator. `generation` is the rule set it was started for;
+/// observations of an older generation (in flight during a reload) are dropped.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    /// One probe check.
+    Probe {
+        /// Rule set generation.
+        generation: u64,
+        /// Probe name.
+        name: Arc<str>,
+        /// Its result.
+        outcome: ProbeOutcome,
+    },
+    /// One scrape.
+    Scrape {
+        /// Rule set generation.
+        generation: u64,
+        /// Target name.
+        target: Arc<str>,
+        /// When the scrape started (its samples' timestamp).
+        at: Timestamp,
+        /// How long it took, in seconds.
+        duration_secs: f64,
+        /// Body size in bytes (after decompression), when a body arrived.
+        bytes: u64,
+        /// The samples per SLO, or why the scrape failed.
+        result: Result<Matched, ScrapeFailure>,
+    },
+}
+
+/// Why a scrape failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScrapeFailure {
+    /// Stable machine name (`timeout`, `refused`, `status`, `parse`, `sample_limit`, ...).
+    pub reason: &'static str,
+    /// The sentence for people.
+    pub message: String,
+}
+
+/// How a probe feeds an SLO.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Feed {
+    /// Success is a good event.
+    Availability,
+    /// A successful check's duration is a latency; a failed check is a bad event.
+    Latency,
+}
+
+/// The last result of a probe, for exports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeResultView {
+    /// Start of the check, ms since the epoch.
+    pub at_ms: i64,
+    /// Whether it passed.
+    pub success: bool,
+    /// Total seconds.
+    pub duration_secs: f64,
+    /// Seconds in DNS, connect, TLS, first byte and transfer.
+    pub phases: [f64; 5],
+    /// HTTP status, if any.
+    pub status: Option<u16>,
+    /// TLS leaf certificate expiry, ms since the epoch.
+    pub cert_not_after_ms: Option<i64>,
+    /// Machine name of the failure.
+    pub failure_reason: Option<&'static str>,
+    /// The failure for people.
+    pub failure: Option<String>,
+}
+
+impl From<&ProbeOutcome> for ProbeResultView {
+    fn from(o: &ProbeOutcome) -> ProbeResultView {
+        let p = &o.phases;
+        ProbeResultView {
+            at_ms: o.started_ms,
+            success: o.success,
+            duration_secs: o.duration_secs,
+            phases: [p.dns, p.connect, p.tls, p.first_byte, p.transfer],
+            status: o.status,
+            cert_not_after_ms: o.cert_not_after_ms,
+            failure_reason: o.failure.as_ref().map(|f| f.reason()),
+            failure: o.failure.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// One probe's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeStatus {
+    /// Probe name.
+    pub name: String,
+    /// `http`, `tcp` or `dns`.
+    pub kind: &'static str,
+    /// URL, address or name checked.
+    pub target: String,
+    /// The probe's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The newest result.
+    pub last: Option<ProbeResultView>,
+    /// Failures in a row up to the newest result.
+    pub consecutive_failures: u64,
+    /// Checks since the agent started.
+    pub checks_total: u64,
+    /// Failed checks since the agent started.
+    pub failures_total: u64,
+    /// The newest successful check, ms since the epoch.
+    pub last_success_ms: Option<i64>,
+}
+
+/// One scrape target's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetStatus {
+    /// Target name (its `job` label).
+    pub name: String,
+    /// Metrics URL.
+    pub url: String,
+    /// Whether the newest scrape succeeded.
+    pub up: bool,
+    /// Start of the newest scrape, ms since the epoch.
+    pub last_scrape_ms: Option<i64>,
+    /// Start of the newest successful scrape.
+    pub last_success_ms: Option<i64>,
+    /// Duration of the newest scrape, seconds.
+    pub duration_secs: f64,
+    /// Samples on the newest successful page.
+    pub samples: u64,
+    /// Bytes of the newest page.
+    pub bytes: u64,
+    /// Why the newest scrape failed.
+    pub failure: Option<ScrapeFailure>,
+    /// Failures in a row.
+    pub consecutive_failures: u64,
+    /// Scrapes since the agent started.
+    pub scrapes_total: u64,
+    /// Failed scrapes since the agent started.
+    pub failures_total: u64,
+}
+
+/// The rules as loaded, and the outcome of the newest reload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RulesStatus {
+    /// Generation of the rule set in force (1 at start, +1 per successful reload).
+    pub generation: u64,
+    /// When the rule set in force was loaded, ms since the epoch.
+    pub loaded_at_ms: i64,
+    /// Number of SLOs, probes and scrape targets in force.
+    pub slos: usize,
+    /// Probes in force.
+    pub probes: usize,
+    /// Scrape targets in force.
+    pub targets: usize,
+    /// Whether the newest reload attempt succeeded.
+    pub last_reload_ok: bool,
+    /// Errors of the newest failed reload (`file:line:column: ...`), empty after a success.
+    pub last_reload_errors: Vec<String>,
+    /// Failed reloads since the agent started.
+    pub reload_failures_total: u64,
+}
+
+/// Checkpoint bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CheckpointStatus {
+    /// The newest successful write, ms since the epoch.
+    pub last_ok_ms: Option<i64>,
+    /// The newest write error, if the newest write failed.
+    pub last_error: Option<String>,
+    /// What the start-up restore did: SLOs kept, reset, added, dropped.
+    pub restored: Option<[usize; 4]>,
+}
+
+/// Everything readers (exporters, API, CLI) see, published whole after each evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSnapshot {
+    /// Evaluation instant.
+    pub at: Timestamp,
+    /// The rule set in force (definitions: objectives, labels, links).
+    #[serde(skip)]
+    pub rules: Arc<RuleSet>,
+    /// One report per SLO, in engine order.
+    pub slos: Vec<SloReport>,
+    /// Probes by name.
+    pub probes: Vec<ProbeStatus>,
+    /// Scrape targets by name.
+    pub targets: Vec<TargetStatus>,
+    /// Rules loading.
+    pub rules_status: RulesStatus,
+    /// Checkpoints.
+    pub checkpoint: CheckpointStatus,
+    /// Observations dropped because their rule set was replaced while they were in flight.
+    pub stale_observations: u64,
+}
+
+/// The evaluator: engine plus statuses.
+pub struct Evaluator {
+    rules: Arc<RuleSet>,
+    engine: Engine,
+    feeds: HashMap<String, Vec<(SloIdx, Feed)>>,
+    plan: Arc<ScrapePlan>,
+    probes: BTreeMap<String, ProbeStatus>,
+    targets: BTreeMap<String, TargetStatus>,
+    rules_status: RulesStatus,
+    /// Checkpoint bookkeeping (written by the agent loop).
+    pub checkpoint: CheckpointStatus,
+    stale: u64,
+}
+
+impl Evaluator {
+    /// An evaluator for `rules` (generation 1), loaded at `now`.
+    pub fn new(rules: RuleSet, now: Timestamp) -> Evaluator {
+        let mut ev = Evaluator {
+            rules: Arc::new(RuleSet::default()),
+            engine: Engine::new(),
+            feeds: HashMap::new(),
+            plan: Arc::default(),
+            probes: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            rules_status: RulesStatus::default(),
+            checkpoint: CheckpointStatus::default(),
+            stale: 0,
+        };
+        ev.install(rules, now);
+        ev
+    }
+
+    /// The rule set in force.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// The generation of the rule set in force.
+    pub fn generation(&self) -> u64 {
+        self.rules_status.generation
+    }
+
+    /// The scrape plan collectors of this generation use.
+    pub fn plan(&self) -> &Arc<ScrapePlan> {
+        &self.plan
+    }
+
+    /// Restores engine state saved earlier (matching SLOs by id and fingerprint).
+    pub fn restore(&mut self, cp: EngineCheckpoint) -> RestoreReport {
+        let report = self.engine.restore(cp);
+        self.checkpoint.restored = Some([
+            report.kept.len(),
+            report.reset.len(),
+            report.added.len(),
+            report.dropped.len(),
+        ]);
+        report
+    }
+
+    /// A copy of the engine state, for a checkpoint.
+    pub fn engine_checkpoint(&self) -> EngineCheckpoint {
+        self.engine.checkpoint()
+    }
+
+    /// Replaces the rule set: unchanged SLOs keep their state; probe and target statuses of
+    /// names still configured are kept. Returns what happened to each SLO.
+    pub fn reload(&mut self, rules: RuleSet, now: Timestamp) -> RestoreReport {
+        let report = self
+            .engine
+            .reload(rules.services.iter().flat_map(|s| &s.slos));
+        self.install_definitions(rules, now);
+        report
+    }
+
+    /// Notes a rejected reload: the rule set in force stays.
+    pub fn reload_failed(&mut self, errors: Vec<String>) {
+        self.rules_status.last_reload_ok = false;
+        self.rules_status.last_reload_errors = errors;
+        self.rules_status.reload_failures_total += 1;
+    }
+
+    fn install(&mut self, rules: RuleSet, now: Timestamp) {
+        self.engine = Engine::from_rules(&rules);
+        self.install_definitions(rules, now);
+    }
+
+    fn install_definitions(&mut self, rules: RuleSet, now: Timestamp) {
+        let mut feeds: HashMap<String, Vec<(SloIdx, Feed)>> = HashMap::new();
+        for slo in rules.services.iter().flat_map(|s| &s.slos) {
+            let Some(idx) = self.engine.index_of(&slo.id) else {
+                continue;
+            };
+            let feed = match &slo.indicator {
+                Indicator::ProbeAvailability { probe } => Some((probe, Feed::Availability)),
+                Indicator::LatencyThreshold {
+                    source: LatencySource::Probe { probe },
+                    ..
+                }
+                | Indicator::LatencyPercentile {
+                    source: LatencySource::Probe { probe },
+                    ..
+                } => Some((probe, Feed::Latency)),
+                _ => None,
+            };
+            if let Some((probe, f)) = feed {
+                feeds.entry(probe.clone()).or_default().push((idx, f));
+            }
+        }
+        self.feeds = feeds;
+        self.plan = Arc::new(ScrapePlan::new(&rules, |id| self.engine.index_of(id)));
+        let mut probes = BTreeMap::new();
+        for p in &rules.probes {
+            let (kind, target) = match &p.kind {
+                ProbeKind::Http(h) => ("http", h.url.clone()),
+                ProbeKind::Tcp { address, .. } => ("tcp", address.clone()),
+                ProbeKind::Dns { name, .. } => ("dns", name.clone()),
+            };
+            let old = self.probes.remove(&p.name);
+            probes.insert(
+                p.name.clone(),
+                ProbeStatus {
+                    name: p.name.clone(),
+                    kind,
+                    target,
+                    labels: p
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    last: old.as_ref().and_then(|o| o.last.clone()),
+                    consecutive_failures: old.as_ref().map_or(0, |o| o.consecutive_failures),
+                    checks_total: old.as_ref().map_or(0, |o| o.checks_total),
+                    failures_total: old.as_ref().map_or(0, |o| o.failures_total),
+                    last_success_ms: old.as_ref().and_then(|o| o.last_success_ms),
+                },
+            );
+        }
+        self.probes = probes;
+        let mut targets = BTreeMap::new();
+        for t in &rules.scrapes {
+            let mut st = self.targets.remove(&t.name).unwrap_or(TargetStatus {
+                name: t.name.clone(),
+                url: t.url.clone(),
+                up: false,
+                last_scrape_ms: None,
+                last_success_ms: None,
+                duration_secs: 0.0,
+                samples: 0,
+                bytes: 0,
+                failure: None,
+                consecutive_failures: 0,
+                scrapes_total: 0,
+                failures_total: 0,
+            });
+            st.url = t.url.clone();
+            targets.insert(t.name.clone(), st);
+        }
+        self.targets = targets;
+        self.rules_status = RulesStatus {
+            generation: self.rules_status.generation + 1,
+            loaded_at_ms: now.0,
+            slos: self.engine.len(),
+            probes: rules.probes.len(),
+            targets: rules.scrapes.len(),
+            last_reload_ok: true,
+            last_reload_errors: Vec::new(),
+            reload_failures_total: self.rules_status.reload_failures_total,
+        };
+        self.rules = Arc::new(rules);
+    }
+
+    /// Applies one observation: SLO events into the engine, and the probe or target status.
+    pub fn apply(&mut self, obs: Observation) {
+        match obs {
+            Observation::Probe {
+                generation,
+                name,
+                outcome,
+            } => {
+                if generation != self.generation() {
+                    self.stale += 1;
+                    return;
+                }
+                self.apply_probe(&name, &outcome);
+            }
+            Observation::Scrape {
+                generation,
+                target,
+                at,
+                duration_secs,
+                bytes,
+                result,
+            } => {
+                if generation != self.generation() {
+                    self.stale += 1;
+                    return;
+                }
+                self.apply_scrape(&target, at, duration_secs, bytes, result);
+            }
+        }
+    }
+
+    fn apply_probe(&mut self, name: &str, o: &ProbeOutcome) {
+        let ts = Timestamp(o.started_ms.max(0));
+        for &(idx, feed) in self.feeds.get(name).map(Vec::as_slice).unwrap_or_default() {
+            // Errors here are an unknown index (cannot happen: feeds are rebuilt with the
+            // engine) or a refused value, which the engine already counts as rejected.
+            let _ = match feed {
+                Feed::Availability => self.engine.record(idx, ts, o.success),
+                Feed::Latency if o.success => self.engine.record_latency(idx, ts, o.duration_secs),
+                Feed::Latency => self.engine.record(idx, ts, false),
+            };
+        }
+        if let Some(st) = self.probes.get_mut(name) {
+            st.checks_total += 1;
+            if o.success {
+                st.consecutive_failures = 0;
+                st.last_success_ms = Some(o.started_ms);
+            } else {
+                st.consecutive_failures += 1;
+                st.failures_total += 1;
+            }
+            st.last = Some(ProbeResultView::from(o));
+        }
+    }
+
+    fn apply_scrape(
+        &mut self,
+        target: &str,
+        at: Timestamp,
+        duration_secs: f64,
+        bytes: u64,
+        result: Result<Matched, ScrapeFailure>,
+    ) {
+        // The source of a target's series: its name's hash, so a renamed target starts over.
+        let source = crate::slo::checkpoint::fnv1a64(target.as_bytes());
+        let Some(st) = self.targets.get_mut(target) else {
+            return;
+        };
+        st.scrapes_total += 1;
+        st.last_scrape_ms = Some(at.0);
+        st.duration_secs = duration_secs;
+        st.bytes = bytes;
+        match result {
+            Ok(m) => {
+                st.up = true;
+                st.failure = None;
+                st.consecutive_failures = 0;
+                st.last_success_ms = Some(at.0);
+                st.samples = m.samples;
+                for s in &m.slos {
+                    let _ = self.engine.record_counter_scrape(
+                        s.slo,
+                        at,
+                        source,
+                        &s.numerator,
+                        &s.total,
+                    );
+                }
+            }
+            Err(f) => {
+                st.up = false;
+                st.failure = Some(f);
+                st.consecutive_failures += 1;
+                st.failures_total += 1;
+            }
+        }
+    }
+
+    /// Evaluates every SLO at `now` and builds the snapshot readers share.
+    pub fn evaluate(&mut self, now: Timestamp) -> AgentSnapshot {
+        let snap = self.engine.evaluate(now);
+        AgentSnapshot {
+            at: now,
+            rules: self.rules.clone(),
+            slos: snap.slos,
+            probes: self.probes.values().cloned().collect(),
+            targets: self.targets.values().cloned().collect(),
+            rules_status: self.rules_status.clone(),
+            checkpoint: self.checkpoint.clone(),
+            stale_observations: self.stale,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::Format;
+    use crate::probe::{Failure, Phases};
+    use crate::rules::load_str;
+    use crate::scrape::{TargetLabels, match_page};
+    use crate::time::Dur;
+
+    const RULES: &str = r#"
+version: burnwatch/v1
+service: shop
+probes:
+  - name: home
+    http: {url: "http://127.0.0.1:1/"}
+    interval: 10s
+scrape:
+  - name: api
+    url: http://127.0.0.1:2/metrics
+slos:
+  - name: up
+    objective: 99
+    indicator: {probe: home}
+  - name: fast
+    objective: 90
+    indicator:
+      latency_threshold: {threshold: 300ms, probe: home}
+  - name: errors
+    objective: 99.9
+    indicator:
+      ratio:
+        bad: req_total{code="500"}
+        total: req_total
+"#;
+
+    const T0: i64 = 1_780_000_000_000;
+
+    fn outcome(at: i64, success: bool, secs: f64) -> ProbeOutcome {
+        ProbeOutcome {
+            started_ms: at,
+            success,
+            duration_secs: secs,
+            phases: Phases::default(),
+            status: Some(if success { 200 } else { 503 }),
+            cert_not_after_ms: None,
+            failure: (!success).then(|| Failure::Status {
+                status: 503,
+                expected: "200-299".into(),
+            }),
+        }
+    }
+
+    fn scrape(ev: &Evaluator, at: i64, ok: u64, bad: u64) -> Observation {
+        let page = format!("req_total{{code=\"200\"}} {ok}\nreq_total{{code=\"500\"}} {bad}\n");
+        let target = TargetLabels::for_target(&ev.rules().scrapes[0]);
+        Observation::Scrape {
+            generation: ev.generation(),
+            target: "api".into(),
+            at: Timestamp(at),
+            duration_secs: 0.01,
+            bytes: page.len() as u64,
+            result: Ok(
+                match_page(ev.plan(), &target, page.as_bytes(), Format::Text, 100)
+                    .expect("valid page"),
+            ),
+        }
+    }
+
+    fn report<'a>(s: &'a AgentSnapshot, name: &str) -> &'a SloReport {
+        s.slos.iter().find(|r| r.id.slo == name).expect("slo")
+    }
+
+    #[test]
+    fn probes_and_scrapes_feed_exact_counts() {
+        let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(T0));
+        let g = ev.generation();
+        // 10 checks: 2 failures, 3 slow (0.5 s) successes, 5 fast (0.1 s) successes.
+        for i in 0..10i64 {
+            let (ok, secs) = match i {
+                0 | 5 => (false, 0.01),
+                1..=3 => (true, 0.5),
+                _ => (true, 0.1),
+            };
+            ev.apply(Observation::Probe {
+                generation: g,
+                name: "home".into(),
+                outcome: outcome(T0 + i * 10_000, ok, secs),
+            });
+        }
+        // Counters: baseline, +100 (+2 bad), then a reset to 50 (+1 bad), then a failed scrape.
+        ev.apply(scrape(&ev, T0, 1000, 10));
+        ev.apply(scrape(&ev, T0 + 15_000, 1098, 12));
+        ev.apply(scrape(&ev, T0 + 30_000, 49, 1));
+        ev.apply(Observation::Scrape {
+            generation: g,
+            target: "api".into(),
+            at: Timestamp(T0 + 45_000),
+            duration_secs: 1.0,
+            bytes: 0,
+            result: Err(ScrapeFailure {
+                reason: "timeout",
+                message: "timeout after 1s".into(),
+            }),
+        });
+        let s = ev.evaluate(Timestamp(T0 + 120_000));
+        let up = report(&s, "up");
+        assert_eq!((up.window.good, up.window.total), (8, 10));
+        let fast = report(&s, "fast");
+        assert_eq!((fast.window.good, fast.window.total), (5, 10));
+        assert_eq!(fast.window.latency.expect("sketched").count, 8);
+        let errors = report(&s, "errors");
+        // 100 events (2 bad) then a reset: 49 + 1 = 50 events (1 bad).
+        assert_eq!((errors.window.good, errors.window.total), (147, 150));
+        let p = &s.probes[0];
+        assert_eq!(
+            (p.checks_total, p.failures_total, p.consecutive_failures),
+            (10, 2, 0)
+        );
+        assert_eq!(p.last_success_ms, Some(T0 + 90_000));
+        let t = &s.targets[0];
+        assert!(!t.up);
+        assert_eq!((t.scrapes_total, t.failures_total), (4, 1));
+        assert_eq!(t.last_success_ms, Some(T0 + 30_000));
+        assert_eq!(t.failure.as_ref().map(|f| f.reason), Some("timeout"));
+        assert_eq!(t.samples, 2);
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_state_and_drops_stale_observations() {
+        let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(T0));
+        let old = ev.generation();
+        for i in 0..4 {
+            ev.apply(Observation::Probe {
+                generation: old,
+                name: "home".into(),
+                outcome: outcome(T0 + i * 1000, i != 0, 0.1),
+            });
+        }
+        // Change the objective of `up` only (same indicator: state kept) and the latency
+        // threshold of `fast` (new indicator: state reset).
+        let changed = RULES
+            .replace("objective: 99\n", "objective: 98\n")
+            .replace("300ms", "200ms");
+        let report = ev.reload(
+            load_str("r.yaml", &changed).expect("rules"),
+            Timestamp(T0 + 5000),
+        );
+        assert_eq!(report.kept.len(), 2, "{report:?}");
+        assert_eq!(report.reset.len(), 1, "{report:?}");
+        assert_eq!(ev.generation(), old + 1);
+        // An observation from the old collectors is dropped, a new one counts.
+        ev.apply(Observation::Probe {
+            generation: old,
+            name: "home".into(),
+            outcome: outcome(T0 + 6000, false, 0.1),
+        });
+        ev.apply(Observation::Probe {
+            generation: ev.generation(),
+            name: "home".into(),
+            outcome: outcome(T0 + 7000, true, 0.1),
+        });
+        let s = ev.evaluate(Timestamp(T0 + Dur::MINUTE.millis() as i64));
+        assert_eq!(s.stale_observations, 1);
+        let up = report_of(&s, "up");
+        assert_eq!((up.window.good, up.window.total), (4, 5));
+        let fast = report_of(&s, "fast");
+        assert_eq!((fast.window.good, fast.window.total), (1, 1));
+        assert_eq!(s.probes[0].checks_total, 5);
+        ev.reload_failed(vec!["r.yaml:1:1: error: x".into()]);
+        let s = ev.evaluate(Timestamp(T0 + 61_000));
+        assert!(!s.rules_status.last_reload_ok);
+        assert_eq!(s.rules_status.reload_failures_total, 1);
+        assert_eq!(s.rules_status.generation, old + 1);
+    }
+
+    fn report_of<'a>(s: &'a AgentSnapshot, name: &str) -> &'a SloReport {
+        report(s, name)
+    }
+}

@@ -1,0 +1,322 @@
+//! The running agent: loads rules and restores state, runs the collectors, and drives the one
+//! writer ([`evaluator::Evaluator`]) that evaluates, publishes snapshots, checkpoints and
+//! reloads. Readers (HTTP server, exporters, the demo's table) only see published
+//! [`AgentSnapshot`]s.
+//!
+//! Lifecycle:
+//! - start: rules must load (the same errors as `burnwatch check`); the checkpoint in the data
+//!   directory is restored; a corrupt or newer-version checkpoint stops the start with a message
+//!   saying how to proceed, instead of silently starting with an empty budget;
+//! - every `evaluation_interval`: evaluate and publish; every `checkpoint_interval`: save;
+//! - reload (SIGHUP, a changed rules file, or [`Agent::reload`]): a rule set with errors is
+//!   rejected, logged with every error, and the agent keeps the last good rules;
+//! - shutdown: collectors stop, queued results are applied, a last evaluation is published and
+//!   the state is checkpointed.
+
+pub mod collect;
+pub mod evaluator;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::config::AgentConfig;
+use crate::probe::Prober;
+use crate::rules::{self, model::RuleSet};
+use crate::slo::checkpoint::EngineCheckpoint;
+use crate::storage::{self, StorageError};
+use crate::time::Timestamp;
+
+use collect::{Collectors, Shared, stopped, wall_ms};
+pub use evaluator::AgentSnapshot;
+use evaluator::Evaluator;
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The rules (or the config's rules paths) have errors.
+    #[error("the rules have errors:\n{}", .0.join("\n"))]
+    Rules(Vec<String>),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The checkpoint exists but cannot be used.
+    #[error(
+        "the state checkpoint {path} cannot be restored: {source}. Starting anyway would lose the \
+         error budget history. Fix the file, or move it away to start with an empty history \
+         (e.g. `mv {path} {path}.bad`)"
+    )]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: StorageError,
+    },
+    /// The probe TLS setup failed (e.g. an unreadable CA file).
+    #[error("probes: {0}")]
+    Probe(#[from] crate::probe::ProbeError),
+}
+
+/// A running agent.
+pub struct Agent {
+    snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+    reload: mpsc::Sender<()>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Loads rules and state and starts collecting. Must be called inside a tokio runtime.
+    pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
+        let rules = load_rules(&cfg)?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+        let now = Timestamp(wall_ms());
+        let mut ev = Evaluator::new(rules, now);
+        let state_file = cfg.state_file();
+        match storage::load::<EngineCheckpoint>(&state_file) {
+            Ok(Some(cp)) => {
+                let r = ev.restore(cp);
+                tracing::info!(
+                    file = %state_file.display(),
+                    kept = r.kept.len(),
+                    reset = r.reset.len(),
+                    added = r.added.len(),
+                    dropped = r.dropped.len(),
+                    "restored SLO state"
+                );
+                for id in &r.reset {
+                    tracing::warn!(slo = %id, "indicator changed since the checkpoint: state reset");
+                }
+            }
+            Ok(None) => {
+                tracing::info!(file = %state_file.display(), "no checkpoint yet: fresh state")
+            }
+            Err(source) => {
+                return Err(AgentError::Checkpoint {
+                    path: state_file,
+                    source,
+                });
+            }
+        }
+        let prober = Arc::new(Prober::new(&ev.rules().probes)?);
+        let (tx, rx) = mpsc::channel(cfg.queue_length);
+        let shared = Shared {
+            prober,
+            tx,
+            probe_slots: Arc::new(Semaphore::new(cfg.max_concurrent_probes)),
+            scrape_slots: Arc::new(Semaphore::new(cfg.max_concurrent_scrapes)),
+        };
+        let first = Arc::new(ev.evaluate(now));
+        let (snap_tx, snapshots) = watch::channel(first);
+        let (reload, reload_rx) = mpsc::channel(4);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, reload_rx, stop_rx));
+        Ok(Agent {
+            snapshots,
+            reload,
+            stop,
+            task,
+        })
+    }
+
+    /// The newest snapshot.
+    pub fn snapshot(&self) -> Arc<AgentSnapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// A receiver of every published snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<AgentSnapshot>> {
+        self.snapshots.clone()
+    }
+
+    /// A handle that asks for a reload (as SIGHUP does).
+    pub fn reloader(&self) -> mpsc::Sender<()> {
+        self.reload.clone()
+    }
+
+    /// Stops collecting, applies what is queued, publishes a last snapshot and checkpoints.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "agent loop ended abnormally");
+        }
+    }
+}
+
+/// Expands the config's rules paths and loads them as one file set.
+fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
+    let paths = cfg
+        .rule_paths()
+        .map_err(|d| AgentError::Rules(d.iter().map(ToString::to_string).collect()))?;
+    let report = rules::check_paths(&paths);
+    for d in report.diagnostics.iter().filter(|d| !d.is_error()) {
+        tracing::warn!("{d}");
+    }
+    report.rules.ok_or_else(|| {
+        AgentError::Rules(
+            report
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(ToString::to_string)
+                .collect(),
+        )
+    })
+}
+
+/// Size and modification time of every rules file: a change means "reload".
+fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let paths = cfg.rule_paths().unwrap_or_default();
+    let (files, _) = rules::collect_files(&paths);
+    files
+        .into_iter()
+        .map(|f| {
+            let m = std::fs::metadata(&f).ok();
+            let len = m.as_ref().map_or(0, |m| m.len());
+            let mtime = m.and_then(|m| m.modified().ok());
+            (f, len, mtime)
+        })
+        .collect()
+}
+
+async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator) {
+    let cp = ev.engine_checkpoint();
+    let path = cfg.state_file();
+    let saved = tokio::task::spawn_blocking(move || storage::save(&path, &cp)).await;
+    match saved {
+        Ok(Ok(())) => {
+            ev.checkpoint.last_ok_ms = Some(wall_ms());
+            ev.checkpoint.last_error = None;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "checkpoint failed");
+            ev.checkpoint.last_error = Some(e.to_string());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "checkpoint task failed");
+            ev.checkpoint.last_error = Some(e.to_string());
+        }
+    }
+}
+
+fn interval(d: Duration) -> tokio::time::Interval {
+    let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+async fn run_loop(
+    cfg: AgentConfig,
+    mut ev: Evaluator,
+    shared: Shared,
+    mut rx: mpsc::Receiver<Observation>,
+    snap_tx: watch::Sender<Arc<AgentSnapshot>>,
+    mut reload_rx: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut collectors = Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), &shared);
+    let mut eval_tick = interval(cfg.evaluation_interval.to_std());
+    let mut cp_tick = interval(cfg.checkpoint_interval.to_std());
+    let watch_every = cfg
+        .reload_check_interval
+        .map_or(Duration::from_secs(3600), |d| d.to_std());
+    let mut watch_tick = interval(watch_every);
+    let mut files = rules_fingerprint(&cfg);
+    tracing::info!(
+        slos = ev
+            .rules()
+            .services
+            .iter()
+            .map(|s| s.slos.len())
+            .sum::<usize>(),
+        probes = ev.rules().probes.len(),
+        targets = ev.rules().scrapes.len(),
+        "agent running"
+    );
+    loop {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            _ = eval_tick.tick() => {
+                let snap = ev.evaluate(Timestamp(wall_ms()));
+                let _ = snap_tx.send(Arc::new(snap));
+            }
+            _ = cp_tick.tick() => checkpoint(&cfg, &mut ev).await,
+            Some(()) = reload_rx.recv() => {
+                files = rules_fingerprint(&cfg);
+                collectors = reload(&cfg, &mut ev, collectors, &shared).await;
+            }
+            _ = watch_tick.tick(), if cfg.reload_check_interval.is_some() => {
+                let now = rules_fingerprint(&cfg);
+                if now != files {
+                    files = now;
+                    tracing::info!("rules files changed: reloading");
+                    collectors = reload(&cfg, &mut ev, collectors, &shared).await;
+                }
+            }
+            Some(obs) = rx.recv() => ev.apply(obs),
+        }
+    }
+    collectors.stop().await;
+    while let Ok(obs) = rx.try_recv() {
+        ev.apply(obs);
+    }
+    let snap = ev.evaluate(Timestamp(wall_ms()));
+    let _ = snap_tx.send(Arc::new(snap));
+    checkpoint(&cfg, &mut ev).await;
+    tracing::info!("agent stopped; state checkpointed");
+}
+
+use evaluator::Observation;
+
+/// Loads the rules again; on success swaps the evaluator's rule set and restarts collectors,
+/// on failure logs every error and keeps everything as it was.
+async fn reload(
+    cfg: &AgentConfig,
+    ev: &mut Evaluator,
+    collectors: Collectors,
+    shared: &Shared,
+) -> Collectors {
+    match load_rules(cfg) {
+        Ok(rules) => {
+            collectors.stop().await;
+            let r = ev.reload(rules, Timestamp(wall_ms()));
+            tracing::info!(
+                generation = ev.generation(),
+                kept = r.kept.len(),
+                reset = r.reset.len(),
+                added = r.added.len(),
+                dropped = r.dropped.len(),
+                "rules reloaded"
+            );
+            Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), shared)
+        }
+        Err(e) => {
+            let errors = match e {
+                AgentError::Rules(v) => v,
+                other => vec![other.to_string()],
+            };
+            for line in &errors {
+                tracing::error!("{line}");
+            }
+            tracing::error!(
+                errors = errors.len(),
+                "rules reload rejected; keeping the last good rules"
+            );
+            ev.reload_failed(errors);
+            collectors
+        }
+    }
+}
