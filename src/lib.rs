@@ -3,10 +3,12 @@
 //! Layout:
 //! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
+//! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`scrape`]: scraped pages to the counter samples of the SLOs that read them (pure).
+//! - [`server`]: the HTTP server: health, readiness and the JSON API, read from snapshots.
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
@@ -16,10 +18,12 @@
 
 pub mod agent;
 pub mod config;
+pub mod demo;
 pub mod exposition;
 pub mod probe;
 pub mod rules;
 pub mod scrape;
+pub mod server;
 pub mod slo;
 pub mod storage;
 pub mod synthetic;

@@ -1,14 +1,25 @@
 //! The `burnwatch` command line.
 //!
-//! `burnwatch check [--strict] PATHS...` validates rules files and reports every problem at once.
-//! Exit codes: 0 when the rules are good (warnings allowed unless `--strict`), 1 when there are
-//! errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
+//! - `burnwatch check [--strict] PATHS...` validates rules files and reports every problem at
+//!   once. Exit codes: 0 when the rules are good (warnings allowed unless `--strict`), 1 when
+//!   there are errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
+//! - `burnwatch run --config burnwatch.yaml` runs the agent until SIGTERM or SIGINT; SIGHUP
+//!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint).
+//! - `burnwatch demo` runs the agent on a built-in synthetic service with an injected outage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use burnwatch::agent::Agent;
+use burnwatch::config::{self, AgentConfig, LogFormat};
+use burnwatch::demo::{self, DemoOptions};
 use burnwatch::rules::{self, CheckReport};
 
 /// Observability agent and SLO evaluator: probes, scrapes, exact error budgets and multiwindow
@@ -33,6 +44,36 @@ enum Command {
         #[arg(required = true, value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
+    /// Run the agent: probe, scrape, evaluate, checkpoint; SIGHUP or a changed file reloads rules.
+    Run {
+        /// The agent config file.
+        #[arg(long, short, default_value = "burnwatch.yaml")]
+        config: PathBuf,
+    },
+    /// Run the agent on a built-in synthetic service and inject an outage after a minute.
+    Demo {
+        /// Address of the agent's HTTP API.
+        #[arg(long, default_value = config::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Where the demo writes its rules and state (default: a new temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Requests per second sent to the synthetic service.
+        #[arg(long, default_value_t = 50)]
+        rps: u32,
+        /// Seconds of healthy traffic before the outage.
+        #[arg(long, default_value_t = 60)]
+        outage_after: u64,
+        /// Seconds the outage lasts.
+        #[arg(long, default_value_t = 240)]
+        outage_for: u64,
+        /// Seconds between two status tables.
+        #[arg(long, default_value_t = 10)]
+        print_every: u64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,7 +86,138 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Run { config } => report_exit(run(&config)),
+        Command::Demo {
+            listen,
+            data_dir,
+            rps,
+            outage_after,
+            outage_for,
+            print_every,
+            duration,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("burnwatch-demo-{}", std::process::id()))
+            });
+            let opts = DemoOptions {
+                listen,
+                data_dir,
+                rps,
+                outage_after: Duration::from_secs(outage_after),
+                outage_for: Duration::from_secs(outage_for),
+                print_every: Duration::from_secs(print_every.max(1)),
+            };
+            report_exit(run_demo(opts, duration.map(Duration::from_secs)))
+        }
     }
+}
+
+fn report_exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("burnwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still dies on the default action.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg: AgentConfig = match config::load(path) {
+        Ok(c) => c,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            anyhow::bail!("{} error(s) in the config file", diags.len());
+        }
+    };
+    init_logging(cfg.log_format, &cfg.log_level);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let agent = Agent::start(cfg).await?;
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let server = tokio::spawn(burnwatch::server::serve(
+            listener,
+            agent.subscribe(),
+            async move { burnwatch::agent::collect::stopped(&mut stop_rx).await },
+        ));
+        let reload = agent.reloader();
+        let hup = tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading rules");
+                if reload.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        termination().await;
+        hup.abort();
+        let _ = stop_tx.send(true);
+        agent.shutdown().await;
+        let _ = server.await;
+        Ok(())
+    })
+}
+
+fn run_demo(opts: DemoOptions, duration: Option<Duration>) -> anyhow::Result<()> {
+    init_logging(LogFormat::Human, "warn");
+    runtime()?.block_on(async move {
+        let stop = async move {
+            match duration {
+                Some(d) => tokio::select! {
+                    _ = termination() => {}
+                    _ = tokio::time::sleep(d) => {}
+                },
+                None => termination().await,
+            }
+        };
+        demo::run(opts, stop).await?;
+        Ok(())
+    })
 }
 
 /// Runs `check`; an `Err` is a usage error (exit 2).

@@ -58,6 +58,15 @@ pub enum AlertState {
 }
 
 impl AlertState {
+    /// `quiet`, `pending` or `firing`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Quiet => "quiet",
+            AlertState::Pending { .. } => "pending",
+            AlertState::Firing { .. } => "firing",
+        }
+    }
+
     /// The next state given whether the condition holds at `now`.
     pub fn step(self, cond: bool, now: Timestamp, for_: Dur) -> AlertState {
         match (cond, self) {
