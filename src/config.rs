@@ -449,4 +449,12 @@ mod tests {
         let e = c.rule_paths().expect_err("no match");
         assert!(e[0].message.contains("matches no file"), "{e:?}");
     }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/burnwatch.yaml");
+        let c = load(&path).expect("deploy/burnwatch.yaml is valid");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/burnwatch"));
+        assert_eq!(c.rules, vec![path.parent().expect("dir").join("rules/*.yaml")]);
+    }
 }
