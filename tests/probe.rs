@@ -247,15 +247,21 @@ fn reason(out: &ProbeOutcome) -> &'static str {
 
 const T: Dur = Dur::from_secs(5);
 
+/// Runs an HTTP probe with the default timeout `T`.
+async fn run_http(prober: &Prober, h: HttpProbe) -> ProbeOutcome {
+    run(prober, &probe(ProbeKind::Http(h), T)).await
+}
+
+/// Runs a default HTTP probe (GET, 2xx) of `url`.
+async fn get(prober: &Prober, url: String) -> ProbeOutcome {
+    run_http(prober, http(url)).await
+}
+
 #[tokio::test]
 async fn http_success_and_phases() {
     let base = http_server().await;
     let prober = Prober::new(&[]).expect("prober");
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http(format!("{base}/ok"))), T),
-    )
-    .await;
+    let out = get(&prober, format!("{base}/ok")).await;
     assert!(out.success, "{out:?}");
     assert_eq!(out.status, Some(200));
     assert_eq!(out.cert_not_after_ms, None);
@@ -271,11 +277,7 @@ async fn http_success_and_phases() {
 async fn http_status_checks() {
     let base = http_server().await;
     let prober = Prober::new(&[]).expect("prober");
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http(format!("{base}/503"))), T),
-    )
-    .await;
+    let out = get(&prober, format!("{base}/503")).await;
     assert_eq!(reason(&out), "status");
     assert_eq!(out.status, Some(503));
     assert_eq!(
@@ -287,11 +289,11 @@ async fn http_status_checks() {
         StatusRange { lo: 200, hi: 299 },
         StatusRange { lo: 503, hi: 503 },
     ];
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert!(out.success, "{out:?}");
     let mut h = http(format!("{base}/ok"));
     h.expect_status = vec![StatusRange { lo: 500, hi: 599 }];
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert_eq!(
         out.failure.expect("failed").to_string(),
         "status 200 (expected 500-599)"
@@ -320,24 +322,12 @@ async fn redirects() {
     let base = http_server().await;
     let prober = Prober::new(&[]).expect("prober");
     // Exactly MAX_REDIRECTS hops are followed; one more fails.
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http(format!("{base}/redirect/10"))), T),
-    )
-    .await;
+    let out = get(&prober, format!("{base}/redirect/10")).await;
     assert!(out.success, "{out:?}");
     assert_eq!(out.status, Some(200));
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http(format!("{base}/redirect/11"))), T),
-    )
-    .await;
+    let out = get(&prober, format!("{base}/redirect/11")).await;
     assert_eq!(reason(&out), "too_many_redirects");
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http(format!("{base}/loop"))), T),
-    )
-    .await;
+    let out = get(&prober, format!("{base}/loop")).await;
     assert_eq!(reason(&out), "too_many_redirects");
     assert_eq!(
         out.failure.expect("failed").to_string(),
@@ -346,18 +336,18 @@ async fn redirects() {
     // Not following: the 302 itself is judged.
     let mut h = http(format!("{base}/redirect/3"));
     h.follow_redirects = false;
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert_eq!((reason(&out), out.status), ("status", Some(302)));
     // 303 turns a POST into a body-less GET; 307 repeats it.
     let mut h = http(format!("{base}/see-other"));
     h.method = "POST".to_owned();
     h.body = Some("payload".to_owned());
     h.body_matches = regex("^GET $");
-    let out = run(&prober, &probe(ProbeKind::Http(h.clone()), T)).await;
+    let out = run_http(&prober, h.clone()).await;
     assert!(out.success, "{out:?}");
     h.url = format!("{base}/temporary");
     h.body_matches = regex("^POST payload$");
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert!(out.success, "{out:?}");
 }
 
@@ -367,29 +357,21 @@ async fn body_regexes_and_cap() {
     let prober = Prober::new(&[]).expect("prober");
     let mut h = http(format!("{base}/ok"));
     h.body_matches = regex(MARKER);
-    assert!(
-        run(&prober, &probe(ProbeKind::Http(h.clone()), T))
-            .await
-            .success
-    );
+    assert!(run_http(&prober, h.clone()).await.success);
     h.url = format!("{base}/plain");
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert_eq!(reason(&out), "body_mismatch");
     let mut h = http(format!("{base}/ok"));
     h.body_not_matches = regex(MARKER);
-    let out = run(&prober, &probe(ProbeKind::Http(h.clone()), T)).await;
+    let out = run_http(&prober, h.clone()).await;
     assert_eq!(reason(&out), "body_forbidden");
     h.url = format!("{base}/plain");
-    assert!(run(&prober, &probe(ProbeKind::Http(h), T)).await.success);
+    assert!(run_http(&prober, h).await.success);
     // A 2 MiB body: too large to match against, fine to ignore.
     let mut h = http(format!("{base}/big"));
-    assert!(
-        run(&prober, &probe(ProbeKind::Http(h.clone()), T))
-            .await
-            .success
-    );
+    assert!(run_http(&prober, h.clone()).await.success);
     h.body_not_matches = regex("b");
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert_eq!(reason(&out), "body_too_large");
 }
 
@@ -404,7 +386,7 @@ async fn request_headers() {
         "^ua={} x=yes host=127\\.0\\.0\\.1:{port}$",
         regex::escape(USER_AGENT)
     ));
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert!(out.success, "{out:?}");
     assert!(USER_AGENT.starts_with("burnwatch/"));
 }
@@ -415,18 +397,10 @@ async fn refused_and_bad_url() {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     let prober = Prober::new(&[]).expect("prober");
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http(format!("http://{addr}/"))), T),
-    )
-    .await;
+    let out = get(&prober, format!("http://{addr}/")).await;
     assert_eq!(reason(&out), "refused");
     assert_eq!(out.phases.first_byte, 0.0);
-    let out = run(
-        &prober,
-        &probe(ProbeKind::Http(http("ftp://x/".to_owned())), T),
-    )
-    .await;
+    let out = get(&prober, "ftp://x/".to_owned()).await;
     assert_eq!(reason(&out), "config");
 }
 
@@ -529,7 +503,7 @@ async fn tls_verification_and_not_after() {
         h.body_matches = regex(MARKER);
         let prober = Prober::new(&[]).expect("prober");
         // Mozilla roots only: the test CA is unknown.
-        let out = run(&prober, &probe(ProbeKind::Http(h.clone()), T)).await;
+        let out = run_http(&prober, h.clone()).await;
         assert_eq!(reason(&out), "tls", "{out:?}");
         assert!(out.phases.tls > 0.0);
         // With the CA file.
@@ -543,7 +517,7 @@ async fn tls_verification_and_not_after() {
         // Verification off: no CA needed, notAfter still reported.
         h.ca_file = None;
         h.tls_verify = false;
-        let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+        let out = run_http(&prober, h).await;
         assert!(out.success, "{out:?}");
         assert_eq!(out.cert_not_after_ms, Some(want));
     }
@@ -557,7 +531,7 @@ async fn expired_certificate() {
     let mut h = http(format!("{base}/ok"));
     h.ca_file = Some(ca.path().to_owned());
     let prober = Prober::new(&[]).expect("prober");
-    let out = run(&prober, &probe(ProbeKind::Http(h.clone()), T)).await;
+    let out = run_http(&prober, h.clone()).await;
     assert_eq!(
         out.failure,
         Some(Failure::CertExpired {
@@ -571,7 +545,7 @@ async fn expired_certificate() {
     );
     // Documented choice: `tls_verify: false` checks nothing about the certificate.
     h.tls_verify = false;
-    let out = run(&prober, &probe(ProbeKind::Http(h), T)).await;
+    let out = run_http(&prober, h).await;
     assert!(out.success, "{out:?}");
     assert_eq!(out.cert_not_after_ms, Some(jiff_ms(2020, 1, 1, 12, 34, 56)));
 }

@@ -619,7 +619,7 @@ impl std::io::Write for Limited {
 
 enum Decoder {
     Identity(Limited),
-    Gzip(flate2::write::GzDecoder<Limited>),
+    Gzip(Box<flate2::write::GzDecoder<Limited>>),
 }
 
 impl Decoder {
@@ -738,7 +738,7 @@ async fn fetch_in(
             }
             Decoder::Identity(sink)
         }
-        Some("gzip" | "x-gzip") => Decoder::Gzip(flate2::write::GzDecoder::new(sink)),
+        Some("gzip" | "x-gzip") => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
         Some(other) => {
             return Err(Failure::Protocol(format!(
                 "unsupported content-encoding `{other}`"
@@ -842,11 +842,11 @@ mod tests {
         enc.write_all(b"hello gzip").unwrap();
         let gz = enc.finish().unwrap();
         let new = || {
-            Decoder::Gzip(flate2::write::GzDecoder::new(Limited {
+            Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Limited {
                 buf: Vec::new(),
                 limit: 100,
                 exceeded: false,
-            }))
+            })))
         };
         let mut d = new();
         for piece in gz.chunks(3) {

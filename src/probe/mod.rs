@@ -279,9 +279,9 @@ impl Prober {
         for probe in probes {
             if let ProbeKind::Http(h) = &probe.kind {
                 let key = tls_key(h.tls_verify, h.ca_file.as_deref());
-                if !configs.contains_key(&key) {
-                    let config = tls::client_config(&key)?;
-                    configs.insert(key, config);
+                if let std::collections::hash_map::Entry::Vacant(slot) = configs.entry(key) {
+                    let config = tls::client_config(slot.key())?;
+                    slot.insert(config);
                 }
             }
         }
