@@ -455,6 +455,9 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/burnwatch.yaml");
         let c = load(&path).expect("deploy/burnwatch.yaml is valid");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/burnwatch"));
-        assert_eq!(c.rules, vec![path.parent().expect("dir").join("rules/*.yaml")]);
+        assert_eq!(
+            c.rules,
+            vec![path.parent().expect("dir").join("rules/*.yaml")]
+        );
     }
 }
