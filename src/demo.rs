@@ -96,6 +96,7 @@ slos:
       latency_threshold:
         threshold: 300ms
         histogram: demo_http_request_duration_seconds
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
   # The health endpoint, checked every 5s.
   - name: health
     objective: 99.9

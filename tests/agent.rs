@@ -45,6 +45,7 @@ slos:
       latency_threshold:
         threshold: 300ms
         histogram: 'demo_http_request_duration_seconds{{job="shop"}}'
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
   - name: health
     objective: 99
     indicator: {{probe: health}}
