@@ -57,7 +57,11 @@ fn generate(format: Format) -> Vec<u8> {
         match family % 4 {
             0 => {
                 let name = format!("app_http_requests_{family}");
-                let sample = if om { format!("{name}_total") } else { name.clone() };
+                let sample = if om {
+                    format!("{name}_total")
+                } else {
+                    name.clone()
+                };
                 let _ = writeln!(out, "# HELP {name} Requests handled, by method and code.");
                 let _ = writeln!(out, "# TYPE {name} counter");
                 for m in METHODS {
@@ -89,7 +93,10 @@ fn generate(format: Format) -> Vec<u8> {
                         );
                     }
                     let sum = cumulative as f64 * 0.123_456_7;
-                    let _ = writeln!(out, "{name}_sum{{service=\"{service}\",method=\"{m}\"}} {sum}");
+                    let _ = writeln!(
+                        out,
+                        "{name}_sum{{service=\"{service}\",method=\"{m}\"}} {sum}"
+                    );
                     let _ = writeln!(
                         out,
                         "{name}_count{{service=\"{service}\",method=\"{m}\"}} {cumulative}"
