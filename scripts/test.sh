@@ -19,7 +19,8 @@ die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------------------------------------
 # System packages (Debian). Later issues add what their integration tests need here, e.g.
 #   SYSTEM_PACKAGES=(prometheus prometheus-alertmanager)
-# for tests that run a real Prometheus and Alertmanager on loopback. Empty today: no test needs one.
+# for tests that run a real Prometheus and Alertmanager on loopback. prometheus (Debian: 2.42):
+# tests/prometheus_parity.rs checks the exposition parser against what it stores.
 # ---------------------------------------------------------------------------------------------
 SYSTEM_PACKAGES=(prometheus)
 

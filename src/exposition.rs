@@ -347,8 +347,8 @@ impl std::fmt::Display for Found {
 ///
 /// On `Err`, samples before the bad line have already been delivered: buffer and discard them
 /// if the body must be taken whole.
-pub fn parse<'a>(
-    input: &'a [u8],
+pub fn parse(
+    input: &[u8],
     format: Format,
     on_sample: impl FnMut(&Sample<'_>),
 ) -> Result<ParseSummary, ParseError> {
@@ -705,12 +705,11 @@ impl<'a> Parser<'a> {
 
     /// Counts a new family when `name` does not belong to the current one.
     fn track_family(&mut self, name: &'a str) {
-        if let Some((family, kind)) = self.family {
-            if let Some(suffix) = name.strip_prefix(family) {
-                if suffix.is_empty() || kind.suffixes(self.format).contains(&suffix) {
-                    return;
-                }
-            }
+        if let Some((family, kind)) = self.family
+            && let Some(suffix) = name.strip_prefix(family)
+            && (suffix.is_empty() || kind.suffixes(self.format).contains(&suffix))
+        {
+            return;
         }
         self.summary.families += 1;
         self.family = Some((name, MetricType::Unknown));
@@ -1094,10 +1093,8 @@ fn parse_float_slow(token: &[u8]) -> Option<f64> {
     }
     let unsigned = s.strip_prefix(['+', '-']);
     // Go accepts a sign on infinities but not on NaN; Rust accepts both.
-    if let Some(u) = unsigned {
-        if u.starts_with(['n', 'N']) {
-            return None;
-        }
+    if unsigned.is_some_and(|u| u.starts_with(['n', 'N'])) {
+        return None;
     }
     let v: f64 = s.parse().ok()?;
     // Go reports overflow (`1e400`) as an error where Rust returns an infinity.
