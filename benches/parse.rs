@@ -174,5 +174,41 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse);
+/// Worst cases for parts of the parser (many labels per line: the duplicate-name check;
+/// escape-heavy values: unescaping; newline floods; exemplars; garbage), each at 1x and 16x the
+/// size: bytes/s must stay flat (linear time), which criterion's throughput shows directly.
+fn bench_pathological(c: &mut Criterion) {
+    let units: [(&str, &str, Format); 5] = [
+        (
+            "labels",
+            "m{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\",h=\"8\"} 1\n",
+            Format::Text,
+        ),
+        (
+            "escapes",
+            "m{a=\"\\\\\\\"\\n\\\\\\\"\\n\"} 1\n",
+            Format::Text,
+        ),
+        ("newlines", "\n", Format::Text),
+        (
+            "exemplars",
+            "m_total{a=\"b\"} 1 # {t=\"x\"} 1 1\n",
+            Format::OpenMetrics,
+        ),
+        ("garbage", "{{{{{{{{{{{{{{{{", Format::Text),
+    ];
+    let mut group = c.benchmark_group("parse_pathological");
+    for (name, unit, format) in units {
+        for times in [4096usize, 4096 * 16] {
+            let body = unit.repeat(times).into_bytes();
+            group.throughput(Throughput::Bytes(body.len() as u64));
+            group.bench_function(format!("{name}/{}k_units", times / 1024), |b| {
+                b.iter(|| std::hint::black_box(parse(&body, format, |_| {})).is_ok())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_pathological);
 criterion_main!(benches);
