@@ -102,6 +102,47 @@ async fn wait_until(
     }
 }
 
+/// A synthetic service, rules for it in a temporary directory, and an in-process agent that has
+/// made its first (baseline) scrape: traffic from here on is counted.
+struct Fixture {
+    base: String,
+    svc: Service,
+    svc_stop: watch::Sender<bool>,
+    dir: tempfile::TempDir,
+    rules_file: std::path::PathBuf,
+    agent: Agent,
+    rx: watch::Receiver<Arc<AgentSnapshot>>,
+    prober: Prober,
+}
+
+impl Fixture {
+    async fn start(b: Behaviour) -> Fixture {
+        let (base, svc, svc_stop) = start_service(b).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules_file = dir.path().join("shop.yaml");
+        std::fs::write(&rules_file, rules(&base, "99")).expect("write rules");
+        let agent = Agent::start(config(dir.path(), &rules_file))
+            .await
+            .expect("agent starts");
+        let mut rx = agent.subscribe();
+        // Traffic before the first scrape is the baseline (as Prometheus `increase`).
+        wait_until(&mut rx, "a first scrape", |s| {
+            s.targets[0].last_success_ms.is_some()
+        })
+        .await;
+        Fixture {
+            base,
+            svc,
+            svc_stop,
+            dir,
+            rules_file,
+            agent,
+            rx,
+            prober: Prober::new(&[]).expect("prober"),
+        }
+    }
+}
+
 fn slo<'a>(s: &'a AgentSnapshot, name: &str) -> &'a SloReport {
     s.slos
         .iter()
@@ -142,21 +183,16 @@ async fn scraped_and_probed_slis_equal_the_targets_exact_counts() {
         slow_latency: Duration::from_millis(320),
         health_down: false,
     };
-    let (base, svc, svc_stop) = start_service(b).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rules_file = dir.path().join("shop.yaml");
-    std::fs::write(&rules_file, rules(&base, "99")).expect("write rules");
-    let agent = Agent::start(config(dir.path(), &rules_file))
-        .await
-        .expect("agent starts");
-    let mut rx = agent.subscribe();
-    let prober = Prober::new(&[]).expect("prober");
-
-    // Traffic before the first scrape is the baseline (as Prometheus `increase`): wait for it.
-    wait_until(&mut rx, "a first scrape", |s| {
-        s.targets[0].last_success_ms.is_some()
-    })
-    .await;
+    let Fixture {
+        base,
+        svc,
+        svc_stop,
+        dir,
+        rules_file: _,
+        agent,
+        mut rx,
+        prober,
+    } = Fixture::start(b).await;
     let baseline = svc.stats();
     // The first scrape may have raced a request: take the truth from the first scrape after
     // this point, by waiting one more scrape before driving.
@@ -232,19 +268,16 @@ async fn broken_rules_are_rejected_and_the_last_good_rules_keep_running() {
         latency: Duration::from_millis(1),
         ..Behaviour::healthy()
     };
-    let (base, _svc, _stop) = start_service(b).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rules_file = dir.path().join("shop.yaml");
-    std::fs::write(&rules_file, rules(&base, "99")).expect("write rules");
-    let agent = Agent::start(config(dir.path(), &rules_file))
-        .await
-        .expect("agent starts");
-    let mut rx = agent.subscribe();
-    let prober = Prober::new(&[]).expect("prober");
-    wait_until(&mut rx, "a first scrape", |s| {
-        s.targets[0].last_success_ms.is_some()
-    })
-    .await;
+    let Fixture {
+        base,
+        svc: _svc,
+        svc_stop: _stop,
+        dir: _dir,
+        rules_file,
+        agent,
+        mut rx,
+        prober,
+    } = Fixture::start(b).await;
     let n = rx.borrow().targets[0].scrapes_total;
     wait_until(&mut rx, "another scrape", |s| {
         s.targets[0].scrapes_total > n

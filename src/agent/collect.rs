@@ -109,41 +109,67 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn probe_loop(
-    probe: Probe,
-    generation: u64,
-    shared: Shared,
+/// Runs `check` every `interval` (first at `name`'s offset), one slot of `slots` per run, and
+/// sends each observation; returns when told to stop or when the evaluator is gone.
+async fn run_every<F, Fut>(
+    name: &str,
+    interval: Dur,
+    slots: Arc<Semaphore>,
+    tx: mpsc::Sender<Observation>,
     mut stop: watch::Receiver<bool>,
-) {
-    if !sleep_or_stop(offset(&probe.name, probe.interval), &mut stop).await {
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Observation>,
+{
+    if !sleep_or_stop(offset(name, interval), &mut stop).await {
         return;
     }
-    let mut tick = tokio::time::interval(probe.interval.to_std());
+    let mut tick = tokio::time::interval(interval.to_std());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let name: Arc<str> = probe.name.as_str().into();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopped(&mut stop) => return,
         }
-        let outcome = {
-            let Ok(_permit) = shared.probe_slots.acquire().await else {
+        let obs = {
+            let Ok(_permit) = slots.acquire().await else {
                 return;
             };
             tokio::select! {
-                o = shared.prober.run(&probe) => o,
+                o = check() => o,
                 _ = stopped(&mut stop) => return,
             }
         };
-        let obs = Observation::Probe {
-            generation,
-            name: name.clone(),
-            outcome,
-        };
-        if shared.tx.send(obs).await.is_err() {
+        if tx.send(obs).await.is_err() {
             return;
         }
     }
+}
+
+async fn probe_loop(probe: Probe, generation: u64, shared: Shared, stop: watch::Receiver<bool>) {
+    let name: Arc<str> = probe.name.as_str().into();
+    let probe = Arc::new(probe);
+    let prober = shared.prober.clone();
+    let check = || {
+        let (probe, prober, name) = (probe.clone(), prober.clone(), name.clone());
+        async move {
+            Observation::Probe {
+                generation,
+                name,
+                outcome: prober.run(&probe).await,
+            }
+        }
+    };
+    run_every(
+        &probe.name,
+        probe.interval,
+        shared.probe_slots.clone(),
+        shared.tx.clone(),
+        stop,
+        check,
+    )
+    .await;
 }
 
 async fn scrape_loop(
@@ -151,42 +177,42 @@ async fn scrape_loop(
     generation: u64,
     plan: Arc<ScrapePlan>,
     shared: Shared,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    if !sleep_or_stop(offset(&target.name, target.interval), &mut stop).await {
-        return;
-    }
-    let labels = TargetLabels::for_target(&target);
-    let mut tick = tokio::time::interval(target.interval.to_std());
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let name: Arc<str> = target.name.as_str().into();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped(&mut stop) => return,
-        }
-        let obs = {
-            let Ok(_permit) = shared.scrape_slots.acquire().await else {
-                return;
-            };
-            tokio::select! {
-                o = scrape_once(&target, &labels, &plan, &shared.prober) => o,
-                _ = stopped(&mut stop) => return,
+    let labels = Arc::new(TargetLabels::for_target(&target));
+    let target = Arc::new(target);
+    let prober = shared.prober.clone();
+    let check = || {
+        let (target, labels, plan, prober, name) = (
+            target.clone(),
+            labels.clone(),
+            plan.clone(),
+            prober.clone(),
+            name.clone(),
+        );
+        async move {
+            let (at, duration_secs, bytes, result) =
+                scrape_once(&target, &labels, &plan, &prober).await;
+            Observation::Scrape {
+                generation,
+                target: name,
+                at,
+                duration_secs,
+                bytes,
+                result,
             }
-        };
-        let (at, duration_secs, bytes, result) = obs;
-        let obs = Observation::Scrape {
-            generation,
-            target: name.clone(),
-            at,
-            duration_secs,
-            bytes,
-            result,
-        };
-        if shared.tx.send(obs).await.is_err() {
-            return;
         }
-    }
+    };
+    run_every(
+        &target.name,
+        target.interval,
+        shared.scrape_slots.clone(),
+        shared.tx.clone(),
+        stop,
+        check,
+    )
+    .await;
 }
 
 type ScrapeResult = (
