@@ -2,7 +2,7 @@
 //! from the newest published snapshot (never from the engine). Graceful: on shutdown it stops
 //! accepting and gives open connections a bounded time to finish.
 //!
-//! Routes: `GET /healthz` (alive), `GET /readyz` (rules loaded and state restored: 200, else
+//! Routes: `GET /metrics` (OpenMetrics, see [`crate::export::prometheus`]), `GET /healthz` (alive), `GET /readyz` (rules loaded and state restored: 200, else
 //! 503), `GET /api/v1/slos`, `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`,
 //! `GET /api/v1/targets`, `GET /api/v1/status`. Errors are JSON: `{"error": "..."}`.
 
@@ -97,7 +97,7 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json_response(status, &json!({ "error": message }))
 }
 
-fn route(req: &Request<Incoming>, snap: &AgentSnapshot) -> Response<Full<Bytes>> {
+fn route(req: &Request<Incoming>, snap: &Arc<AgentSnapshot>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
     }
@@ -105,6 +105,20 @@ fn route(req: &Request<Incoming>, snap: &AgentSnapshot) -> Response<Full<Bytes>>
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     match parts.as_slice() {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        ["metrics"] => match crate::export::prometheus::encode(snap) {
+            Ok(page) => {
+                let mut r = Response::new(Full::new(Bytes::from(page)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(crate::export::prometheus::CONTENT_TYPE),
+                );
+                r
+            }
+            Err(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding the metrics failed",
+            ),
+        },
         ["readyz"] => {
             // The agent publishes its first snapshot only after the rules loaded and the
             // checkpoint was restored, so a snapshot with a rule generation means ready.

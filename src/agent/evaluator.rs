@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::probe::ProbeOutcome;
-use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet};
+use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, SloId};
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx, SloReport};
@@ -204,6 +204,10 @@ pub struct AgentSnapshot {
     pub checkpoint: CheckpointStatus,
     /// Observations dropped because their rule set was replaced while they were in flight.
     pub stale_observations: u64,
+    /// Events counted per SLO since the agent started (good, bad): monotonic, for counters.
+    pub events_total: BTreeMap<SloId, (u64, u64)>,
+    /// Seconds the evaluation that produced this snapshot took (set by the agent loop).
+    pub evaluation_seconds: f64,
 }
 
 /// The evaluator: engine plus statuses.
@@ -218,6 +222,8 @@ pub struct Evaluator {
     /// Checkpoint bookkeeping (written by the agent loop).
     pub checkpoint: CheckpointStatus,
     stale: u64,
+    /// Events counted since start, by engine index (good, bad).
+    events: Vec<(u64, u64)>,
 }
 
 impl Evaluator {
@@ -233,6 +239,7 @@ impl Evaluator {
             rules_status: RulesStatus::default(),
             checkpoint: CheckpointStatus::default(),
             stale: 0,
+            events: Vec::new(),
         };
         ev.install(rules, now);
         ev
@@ -273,11 +280,36 @@ impl Evaluator {
     /// Replaces the rule set: unchanged SLOs keep their state; probe and target statuses of
     /// names still configured are kept. Returns what happened to each SLO.
     pub fn reload(&mut self, rules: RuleSet, now: Timestamp) -> RestoreReport {
+        let before = self.events_by_id();
         let report = self
             .engine
             .reload(rules.services.iter().flat_map(|s| &s.slos));
         self.install_definitions(rules, now);
+        for (id, counts) in before {
+            if let Some(idx) = self.engine.index_of(&id) {
+                self.events[idx.0 as usize] = counts;
+            }
+        }
         report
+    }
+
+    fn events_by_id(&self) -> BTreeMap<SloId, (u64, u64)> {
+        self.rules
+            .services
+            .iter()
+            .flat_map(|s| &s.slos)
+            .filter_map(|slo| {
+                let idx = self.engine.index_of(&slo.id)?;
+                Some((slo.id.clone(), *self.events.get(idx.0 as usize)?))
+            })
+            .collect()
+    }
+
+    fn count(&mut self, idx: SloIdx, good: u64, bad: u64) {
+        if let Some(e) = self.events.get_mut(idx.0 as usize) {
+            e.0 += good;
+            e.1 += bad;
+        }
     }
 
     /// Notes a rejected reload: the rule set in force stays.
@@ -315,6 +347,7 @@ impl Evaluator {
             }
         }
         self.feeds = feeds;
+        self.events = vec![(0, 0); self.engine.len()];
         self.plan = Arc::new(ScrapePlan::new(&rules, |id| self.engine.index_of(id)));
         let mut probes = BTreeMap::new();
         for p in &rules.probes {
@@ -410,14 +443,27 @@ impl Evaluator {
 
     fn apply_probe(&mut self, name: &str, o: &ProbeOutcome) {
         let ts = Timestamp(o.started_ms.max(0));
-        for &(idx, feed) in self.feeds.get(name).map(Vec::as_slice).unwrap_or_default() {
+        let feeds = self.feeds.get(name).cloned().unwrap_or_default();
+        for (idx, feed) in feeds {
             // Errors here are an unknown index (cannot happen: feeds are rebuilt with the
             // engine) or a refused value, which the engine already counts as rejected.
-            let _ = match feed {
-                Feed::Availability => self.engine.record(idx, ts, o.success),
-                Feed::Latency if o.success => self.engine.record_latency(idx, ts, o.duration_secs),
-                Feed::Latency => self.engine.record(idx, ts, false),
+            let (r, good) = match feed {
+                Feed::Availability => (self.engine.record(idx, ts, o.success), o.success),
+                Feed::Latency if o.success => {
+                    let slo = self.engine.slo(idx);
+                    let threshold = slo.and_then(|s| match &s.indicator {
+                        Indicator::LatencyThreshold { threshold, .. }
+                        | Indicator::LatencyPercentile { threshold, .. } => Some(*threshold),
+                        _ => None,
+                    });
+                    let fast = threshold.is_some_and(|t| o.duration_secs <= t.as_secs_f64());
+                    (self.engine.record_latency(idx, ts, o.duration_secs), fast)
+                }
+                Feed::Latency => (self.engine.record(idx, ts, false), false),
             };
+            if r.is_ok() {
+                self.count(idx, u64::from(good), u64::from(!good));
+            }
         }
         if let Some(st) = self.probes.get_mut(name) {
             st.checks_total += 1;
@@ -457,13 +503,12 @@ impl Evaluator {
                 st.last_success_ms = Some(at.0);
                 st.samples = m.samples;
                 for s in &m.slos {
-                    let _ = self.engine.record_counter_scrape(
-                        s.slo,
-                        at,
-                        source,
-                        &s.numerator,
-                        &s.total,
-                    );
+                    if let Ok(out) =
+                        self.engine
+                            .record_counter_scrape(s.slo, at, source, &s.numerator, &s.total)
+                    {
+                        self.count(s.slo, out.good, out.total - out.good);
+                    }
                 }
             }
             Err(f) => {
@@ -487,6 +532,8 @@ impl Evaluator {
             rules_status: self.rules_status.clone(),
             checkpoint: self.checkpoint.clone(),
             stale_observations: self.stale,
+            events_total: self.events_by_id(),
+            evaluation_seconds: 0.0,
         }
     }
 }
@@ -610,6 +657,15 @@ slos:
             (10, 2, 0)
         );
         assert_eq!(p.last_success_ms, Some(T0 + 90_000));
+        let totals = |n: &str| {
+            s.events_total[&SloId {
+                service: "shop".into(),
+                slo: n.into(),
+            }]
+        };
+        assert_eq!(totals("up"), (8, 2));
+        assert_eq!(totals("fast"), (5, 5));
+        assert_eq!(totals("errors"), (147, 3));
         let t = &s.targets[0];
         assert!(!t.up);
         assert_eq!((t.scrapes_total, t.failures_total), (4, 1));

@@ -250,7 +250,9 @@ async fn run_loop(
             biased;
             _ = stopped(&mut stop) => break,
             _ = eval_tick.tick() => {
-                let snap = ev.evaluate(Timestamp(wall_ms()));
+                let started = std::time::Instant::now();
+                let mut snap = ev.evaluate(Timestamp(wall_ms()));
+                snap.evaluation_seconds = started.elapsed().as_secs_f64();
                 let _ = snap_tx.send(Arc::new(snap));
             }
             _ = cp_tick.tick() => checkpoint(&cfg, &mut ev).await,

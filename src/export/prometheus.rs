@@ -1,0 +1,582 @@
+//! The `/metrics` page: every number of a snapshot in OpenMetrics text, written with
+//! `prometheus-client` through a collector that reads the snapshot at scrape time. Nothing is
+//! cached between scrapes, so a deleted SLO, probe or target disappears at once and nothing goes
+//! stale. Label sets come from the rules (bounded by config), never from scraped data.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::agent::AgentSnapshot;
+use crate::rules::model::{Slo, Window};
+use crate::slo::engine::AlertState;
+
+/// The content type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Label names burnwatch sets itself; a rules label with one of these names is not exported (the
+/// rules checker could warn about it; the exporter must not emit a duplicate label).
+const RESERVED: [&str; 8] = [
+    "service", "slo", "window", "tier", "severity", "quantile", "result", "phase",
+];
+
+/// The page for `snap`.
+pub fn encode(snap: &Arc<AgentSnapshot>) -> Result<String, fmt::Error> {
+    let mut reg = Registry::with_prefix("burnwatch");
+    reg.register_collector(Box::new(SnapshotCollector(snap.clone())));
+    let mut out = String::with_capacity(256 + snap.slos.len() * 2048);
+    prometheus_client::encoding::text::encode(&mut out, &reg)?;
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct SnapshotCollector(Arc<AgentSnapshot>);
+
+/// Fixed label names are borrowed; names from the rules are owned.
+type Labels = Vec<(Cow<'static, str>, String)>;
+
+/// Writes one family: its descriptor, then one sample per row.
+fn family<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (Labels, M)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for (labels, metric) in rows {
+        metric.encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauges<'a>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, f64)> + 'a,
+) -> fmt::Result {
+    family(
+        enc,
+        name,
+        help,
+        MetricType::Gauge,
+        rows.into_iter().map(|(l, v)| (l, ConstGauge::new(v))),
+    )
+}
+
+fn counters(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, u64)>,
+) -> fmt::Result {
+    family(
+        enc,
+        name,
+        help,
+        MetricType::Counter,
+        rows.into_iter().map(|(l, v)| (l, ConstCounter::new(v))),
+    )
+}
+
+/// `service`, `slo` and the rules' labels (service labels, overridden by the SLO's).
+fn slo_labels(slo: &Slo, service_labels: &crate::rules::model::Labels) -> Labels {
+    let mut l: Labels = vec![
+        ("service".into(), slo.id.service.clone()),
+        ("slo".into(), slo.id.slo.clone()),
+    ];
+    let mut extra: std::collections::BTreeMap<&str, &str> = service_labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    extra.extend(slo.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for (k, v) in extra {
+        if !RESERVED.contains(&k) {
+            l.push((Cow::Owned(k.to_owned()), v.to_owned()));
+        }
+    }
+    l
+}
+
+fn with(mut l: Labels, extra: &[(&'static str, String)]) -> Labels {
+    l.extend(extra.iter().map(|(k, v)| (Cow::Borrowed(*k), v.clone())));
+    l
+}
+
+fn one(name: &'static str, value: &str) -> Labels {
+    vec![(Cow::Borrowed(name), value.to_owned())]
+}
+
+fn window_name(w: &Window) -> String {
+    match w {
+        Window::Rolling(d) => d.to_string(),
+        Window::Calendar { unit, .. } => unit.as_str().to_owned(),
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let snap = &self.0;
+        let defs: Vec<(&Slo, Labels)> = snap
+            .rules
+            .services
+            .iter()
+            .flat_map(|svc| {
+                svc.slos
+                    .iter()
+                    .map(move |s| (s, slo_labels(s, &svc.labels)))
+            })
+            .collect();
+        let by_id = |id: &crate::rules::model::SloId| defs.iter().find(|(s, _)| &s.id == id);
+        let rows: Vec<(&crate::slo::engine::SloReport, &Slo, &Labels)> = snap
+            .slos
+            .iter()
+            .filter_map(|r| by_id(&r.id).map(|(s, l)| (r, *s, l)))
+            .collect();
+
+        gauges(
+            &mut enc,
+            "slo_objective_ratio",
+            "The SLO's objective as a ratio (99.9% is 0.999)",
+            rows.iter()
+                .map(|(_, s, l)| ((*l).clone(), s.objective.ratio())),
+        )?;
+        let windows = |f: fn(&crate::slo::engine::WindowReport) -> f64| {
+            rows.iter()
+                .flat_map(move |(r, s, l)| {
+                    std::iter::once(with((*l).clone(), &[("window", window_name(&s.window))]))
+                        .zip(std::iter::once(f(&r.window)))
+                        .chain(r.alert_windows.iter().map(move |w| {
+                            (
+                                with((*l).clone(), &[("window", w.length.to_string())]),
+                                f(w),
+                            )
+                        }))
+                })
+                .collect::<Vec<_>>()
+        };
+        gauges(
+            &mut enc,
+            "slo_sli_ratio",
+            "Good events over all events in the window (the SLO window and each alert window)",
+            windows(|w| w.sli),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_burn_rate",
+            "Error rate in the window divided by the error budget rate (1 spends the budget exactly over the SLO window)",
+            windows(|w| w.burn_rate),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_window_events",
+            "Events in the window (exact counts at bucket resolution)",
+            windows(|w| w.total as f64),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_error_budget_remaining_ratio",
+            "Share of the SLO window's error budget left (negative when overspent)",
+            rows.iter()
+                .map(|(r, _, l)| ((*l).clone(), r.budget.remaining)),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_error_budget_minutes",
+            "The SLO window's error budget as time (e.g. 43.2 for 99.9% of 30 days)",
+            rows.iter()
+                .map(|(r, _, l)| ((*l).clone(), r.budget.total_minutes)),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_error_budget_exhaustion_seconds",
+            "Time until the budget is spent at the 1h burn rate (absent when not burning)",
+            rows.iter().filter_map(|(r, _, l)| {
+                r.time_to_exhaustion
+                    .map(|d| ((*l).clone(), d.as_secs_f64()))
+            }),
+        )?;
+        counters(
+            &mut enc,
+            "slo_events",
+            "Events counted since the agent started, by result",
+            rows.iter().flat_map(|(r, _, l)| {
+                let (good, bad) = snap.events_total.get(&r.id).copied().unwrap_or_default();
+                [
+                    (with((*l).clone(), &[("result", "good".into())]), good),
+                    (with((*l).clone(), &[("result", "bad".into())]), bad),
+                ]
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_latency_seconds",
+            "Latency percentiles per window (DDSketch, 1% relative error); latency SLOs fed by probes",
+            rows.iter().flat_map(|(r, s, l)| {
+                let mut out = Vec::new();
+                let all = std::iter::once((window_name(&s.window), &r.window))
+                    .chain(r.alert_windows.iter().map(|w| (w.length.to_string(), w)));
+                for (name, w) in all {
+                    if let Some(q) = &w.latency {
+                        for (p, v) in [
+                            ("0.5", q.p50),
+                            ("0.9", q.p90),
+                            ("0.95", q.p95),
+                            ("0.99", q.p99),
+                        ] {
+                            out.push((
+                                with(
+                                    (*l).clone(),
+                                    &[("window", name.clone()), ("quantile", p.into())],
+                                ),
+                                v,
+                            ));
+                        }
+                    }
+                }
+                out
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "slo_alert_state",
+            "Burn-rate alert tier state: 0 quiet, 1 pending, 2 firing",
+            rows.iter().flat_map(|(r, _, l)| {
+                r.tiers.iter().map(move |t| {
+                    let v = match t.state {
+                        AlertState::Quiet => 0.0,
+                        AlertState::Pending { .. } => 1.0,
+                        AlertState::Firing { .. } => 2.0,
+                    };
+                    (
+                        with(
+                            (*l).clone(),
+                            &[("tier", t.name.clone()), ("severity", t.severity.clone())],
+                        ),
+                        v,
+                    )
+                })
+            }),
+        )?;
+
+        // Probes, named after blackbox_exporter's probe_* series.
+        let probe = |name: &str| one("probe", name);
+        gauges(
+            &mut enc,
+            "probe_success",
+            "Whether the newest check passed (1) or failed (0)",
+            snap.probes.iter().filter_map(|p| {
+                p.last
+                    .as_ref()
+                    .map(|l| (probe(&p.name), f64::from(u8::from(l.success))))
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "probe_duration_seconds",
+            "Duration of the newest check",
+            snap.probes
+                .iter()
+                .filter_map(|p| p.last.as_ref().map(|l| (probe(&p.name), l.duration_secs))),
+        )?;
+        gauges(
+            &mut enc,
+            "probe_phase_duration_seconds",
+            "Duration of each phase of the newest check (resolve, connect, tls, processing, transfer, as blackbox_exporter names them)",
+            snap.probes.iter().flat_map(|p| {
+                const NAMES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
+                p.last.iter().flat_map(move |l| {
+                    NAMES
+                        .iter()
+                        .zip(l.phases)
+                        .map(move |(n, v)| (with(probe(&p.name), &[("phase", (*n).to_owned())]), v))
+                })
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "probe_http_status_code",
+            "HTTP status of the newest check",
+            snap.probes.iter().filter_map(|p| {
+                p.last
+                    .as_ref()
+                    .and_then(|l| l.status)
+                    .map(|c| (probe(&p.name), f64::from(c)))
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "probe_ssl_earliest_cert_expiry",
+            "Expiry of the TLS leaf certificate, Unix seconds",
+            snap.probes.iter().filter_map(|p| {
+                p.last
+                    .as_ref()
+                    .and_then(|l| l.cert_not_after_ms)
+                    .map(|ms| (probe(&p.name), ms as f64 / 1000.0))
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "probe_consecutive_failures",
+            "Failed checks in a row",
+            snap.probes
+                .iter()
+                .map(|p| (probe(&p.name), p.consecutive_failures as f64)),
+        )?;
+        counters(
+            &mut enc,
+            "probe_checks",
+            "Checks since the agent started",
+            snap.probes.iter().map(|p| (probe(&p.name), p.checks_total)),
+        )?;
+        counters(
+            &mut enc,
+            "probe_failures",
+            "Failed checks since the agent started",
+            snap.probes
+                .iter()
+                .map(|p| (probe(&p.name), p.failures_total)),
+        )?;
+
+        // Scrape targets.
+        let target = |name: &str| one("target", name);
+        gauges(
+            &mut enc,
+            "target_up",
+            "Whether the newest scrape succeeded",
+            snap.targets
+                .iter()
+                .map(|t| (target(&t.name), f64::from(u8::from(t.up)))),
+        )?;
+        gauges(
+            &mut enc,
+            "target_scrape_duration_seconds",
+            "Duration of the newest scrape",
+            snap.targets
+                .iter()
+                .map(|t| (target(&t.name), t.duration_secs)),
+        )?;
+        gauges(
+            &mut enc,
+            "target_scrape_samples",
+            "Samples on the newest successful page",
+            snap.targets
+                .iter()
+                .map(|t| (target(&t.name), t.samples as f64)),
+        )?;
+        counters(
+            &mut enc,
+            "target_scrapes",
+            "Scrapes since the agent started",
+            snap.targets
+                .iter()
+                .map(|t| (target(&t.name), t.scrapes_total)),
+        )?;
+        counters(
+            &mut enc,
+            "target_scrape_failures",
+            "Failed scrapes since the agent started",
+            snap.targets
+                .iter()
+                .map(|t| (target(&t.name), t.failures_total)),
+        )?;
+
+        // The agent itself.
+        gauges(
+            &mut enc,
+            "build_info",
+            "Always 1; the version as a label",
+            [(one("version", env!("CARGO_PKG_VERSION")), 1.0)],
+        )?;
+        gauges(
+            &mut enc,
+            "evaluation_duration_seconds",
+            "Duration of the newest evaluation of every SLO",
+            [(Vec::new(), snap.evaluation_seconds)],
+        )?;
+        gauges(
+            &mut enc,
+            "checkpoint_last_success_timestamp_seconds",
+            "When state was last checkpointed, Unix seconds (absent before the first)",
+            snap.checkpoint
+                .last_ok_ms
+                .map(|ms| (Vec::new(), ms as f64 / 1000.0)),
+        )?;
+        gauges(
+            &mut enc,
+            "rules_last_reload_success",
+            "Whether the newest rules reload succeeded",
+            [(
+                Vec::new(),
+                f64::from(u8::from(snap.rules_status.last_reload_ok)),
+            )],
+        )?;
+        counters(
+            &mut enc,
+            "rules_reload_failures",
+            "Rejected rules reloads since the agent started",
+            [(Vec::new(), snap.rules_status.reload_failures_total)],
+        )?;
+        gauges(
+            &mut enc,
+            "rules_slos",
+            "SLOs in force",
+            [(Vec::new(), snap.rules_status.slos as f64)],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::evaluator::{Evaluator, Observation};
+    use crate::exposition::{Format, parse_owned};
+    use crate::probe::{Phases, ProbeOutcome};
+    use crate::rules::load_str;
+    use crate::time::Timestamp;
+
+    const RULES: &str = r#"
+version: burnwatch/v1
+service: shop
+labels: {team: payments}
+probes:
+  - name: home
+    http: {url: "http://127.0.0.1:1/"}
+    interval: 10s
+slos:
+  - name: up
+    objective: 99.5
+    labels: {tier: "1", env: prod}
+    indicator: {probe: home}
+"#;
+
+    fn snapshot() -> Arc<AgentSnapshot> {
+        let t0 = 1_780_000_000_000;
+        let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(t0));
+        for i in 0..10i64 {
+            ev.apply(Observation::Probe {
+                generation: ev.generation(),
+                name: "home".into(),
+                outcome: ProbeOutcome {
+                    started_ms: t0 + i * 10_000,
+                    success: i != 3,
+                    duration_secs: 0.25,
+                    phases: Phases {
+                        dns: 0.01,
+                        connect: 0.02,
+                        tls: 0.0,
+                        first_byte: 0.2,
+                        transfer: 0.02,
+                    },
+                    status: Some(if i == 3 { 503 } else { 200 }),
+                    cert_not_after_ms: Some(1_900_000_000_000),
+                    failure: None,
+                },
+            });
+        }
+        Arc::new(ev.evaluate(Timestamp(t0 + 120_000)))
+    }
+
+    fn value(
+        samples: &[crate::exposition::OwnedSample],
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> f64 {
+        let hits: Vec<f64> = samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+            })
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(hits.len(), 1, "{name} {labels:?}: {hits:?}");
+        hits[0]
+    }
+
+    #[test]
+    fn page_is_valid_openmetrics_with_the_snapshot_values() {
+        let page = encode(&snapshot()).expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
+        let slo = [("service", "shop"), ("slo", "up")];
+        assert_eq!(
+            value(&samples, "burnwatch_slo_objective_ratio", &slo),
+            0.995
+        );
+        let w30 = [("slo", "up"), ("window", "30d")];
+        assert_eq!(value(&samples, "burnwatch_slo_sli_ratio", &w30), 0.9);
+        assert_eq!(value(&samples, "burnwatch_slo_window_events", &w30), 10.0);
+        // Burn over 5m: (1/10) / 0.005 = 20.
+        let w5 = [("slo", "up"), ("window", "5m")];
+        assert!((value(&samples, "burnwatch_slo_burn_rate", &w5) - 20.0).abs() < 1e-9);
+        let good = [("slo", "up"), ("result", "good")];
+        assert_eq!(value(&samples, "burnwatch_slo_events_total", &good), 9.0);
+        let bad = [("slo", "up"), ("result", "bad")];
+        assert_eq!(value(&samples, "burnwatch_slo_events_total", &bad), 1.0);
+        // The rules' labels (service's and SLO's) are on every SLO series, except one named like
+        // a label burnwatch sets itself (`tier`), which is left out rather than duplicated.
+        let labelled = [("team", "payments"), ("env", "prod")];
+        assert_eq!(
+            value(&samples, "burnwatch_slo_objective_ratio", &labelled),
+            0.995
+        );
+        assert!(
+            samples
+                .iter()
+                .filter(|s| s.name == "burnwatch_slo_objective_ratio")
+                .all(|s| !s.labels.iter().any(|(k, _)| k == "tier"))
+        );
+        let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
+        assert!(value(&samples, "burnwatch_slo_alert_state", &page_fast) >= 1.0);
+        let p = [("probe", "home")];
+        assert_eq!(value(&samples, "burnwatch_probe_success", &p), 1.0);
+        assert_eq!(
+            value(&samples, "burnwatch_probe_http_status_code", &p),
+            200.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_probe_ssl_earliest_cert_expiry", &p),
+            1_900_000_000.0
+        );
+        assert_eq!(value(&samples, "burnwatch_probe_checks_total", &p), 10.0);
+        assert_eq!(value(&samples, "burnwatch_probe_failures_total", &p), 1.0);
+        let connect = [("probe", "home"), ("phase", "connect")];
+        assert_eq!(
+            value(&samples, "burnwatch_probe_phase_duration_seconds", &connect),
+            0.02
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "burnwatch_build_info",
+                &[("version", env!("CARGO_PKG_VERSION"))]
+            ),
+            1.0
+        );
+        assert!(
+            samples.iter().all(|s| s.value.is_finite()),
+            "no NaN or infinity"
+        );
+    }
+
+    #[test]
+    fn deleted_slos_disappear() {
+        let snap = snapshot();
+        let mut gone = (*snap).clone();
+        gone.slos.clear();
+        let page = encode(&Arc::new(gone)).expect("encodes");
+        assert!(!page.contains("slo=\"up\""), "{page}");
+        assert!(encode(&snap).expect("encodes").contains("slo=\"up\""));
+    }
+}
