@@ -474,6 +474,10 @@ impl<'a> Parser<'a> {
         input: &'a [u8],
         visitor: &mut V,
     ) -> Result<ParseSummary, ParseError> {
+        // One UTF-8 check for the whole body (std's ASCII fast path makes it cheap) lets every
+        // name and label value be sliced out as `&str` without a check of its own; only a body
+        // that is not UTF-8 somewhere (maybe just in a comment) falls back to per-token checks.
+        let text = std::str::from_utf8(input).ok();
         let mut pos = 0usize;
         let mut line_no = 0u64;
         while pos < input.len() {
@@ -483,6 +487,8 @@ impl<'a> Parser<'a> {
                 Some(i) => (&rest[..i], pos + i + 1),
                 None => (rest, input.len()),
             };
+            // Both ends sit next to a `\n` or at an end of the body: always char boundaries.
+            let line_text = text.and_then(|t| t.get(pos..pos + line.len()));
             let at = |(col, kind): LineError| ParseError {
                 line: line_no,
                 column: col as u64 + 1,
@@ -506,7 +512,8 @@ impl<'a> Parser<'a> {
                 }
                 return Ok(self.summary);
             }
-            self.line(line, visitor).map_err(at)?;
+            self.line(Cursor::new(line, line_text), visitor)
+                .map_err(at)?;
         }
         match self.format {
             Format::Text => Ok(self.summary),
@@ -520,10 +527,10 @@ impl<'a> Parser<'a> {
 
     fn line<V: Visitor + ?Sized>(
         &mut self,
-        line: &'a [u8],
+        line: Cursor<'a>,
         visitor: &mut V,
     ) -> Result<(), LineError> {
-        match line.first() {
+        match line.peek() {
             None => match self.format {
                 Format::Text => Ok(()),
                 Format::OpenMetrics => Err((0, ErrorKind::EmptyLine)),
@@ -535,10 +542,10 @@ impl<'a> Parser<'a> {
 
     fn comment<V: Visitor + ?Sized>(
         &mut self,
-        line: &'a [u8],
+        mut c: Cursor<'a>,
         visitor: &mut V,
     ) -> Result<(), LineError> {
-        let mut c = Cursor { line, pos: 1 };
+        c.pos = 1;
         let keyword = match self.format {
             Format::Text => {
                 // Prometheus: `#[ \t]+(HELP|TYPE)[ \t]+` starts metadata; anything else is a comment.
@@ -630,11 +637,11 @@ impl<'a> Parser<'a> {
 
     fn sample<V: Visitor + ?Sized>(
         &mut self,
-        line: &'a [u8],
+        mut c: Cursor<'a>,
         visitor: &mut V,
     ) -> Result<(), LineError> {
         let om = self.format == Format::OpenMetrics;
-        let mut c = Cursor { line, pos: 0 };
+        let line = c.line;
         let name = c.metric_name()?;
         self.labels.clear();
         if !om {
@@ -736,25 +743,93 @@ fn snippet(token: &[u8]) -> String {
     String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned()
 }
 
-/// Bytes allowed in metric names after the first (`[a-zA-Z0-9_:]`); label names exclude `:`.
-static NAME_CHAR: [bool; 256] = {
-    let mut t = [false; 256];
+/// [`NAME_CLASS`] bit: may start a metric name (`[a-zA-Z_:]`).
+const METRIC_START: u8 = 1;
+/// [`NAME_CLASS`] bit: may continue a metric name (`[a-zA-Z0-9_:]`).
+const METRIC_CHAR: u8 = 2;
+/// [`NAME_CLASS`] bit: may start a label name (`[a-zA-Z_]`).
+const LABEL_START: u8 = 4;
+/// [`NAME_CLASS`] bit: may continue a label name (`[a-zA-Z0-9_]`).
+const LABEL_CHAR: u8 = 8;
+
+/// Name character classes per byte: one table lookup per byte in the hottest loop.
+static NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+        let alpha = b.is_ascii_alphabetic() || b == b'_';
+        let mut class = 0;
+        if alpha || b == b':' {
+            class |= METRIC_START | METRIC_CHAR;
+        }
+        if b.is_ascii_digit() {
+            class |= METRIC_CHAR | LABEL_CHAR;
+        }
+        if alpha {
+            class |= LABEL_START | LABEL_CHAR;
+        }
+        t[i] = class;
         i += 1;
     }
     t
 };
 
+/// Index of the first `"` or `\\` in `s`. Label values are short, where memchr's setup costs
+/// more than the scan, so the first 32 bytes go 8 at a time in a `u64` (SWAR), the rest to memchr.
+#[inline]
+fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    // High bit set in each zero byte of `v`, and possibly in bytes *after* a zero byte (borrow);
+    // never before the first one, so the lowest set bit is exact.
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let head = &s[..s.len().min(32)];
+    let mut chunks = head.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        // Little-endian so that the first byte in memory is the lowest one.
+        let w = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
+        let hits = zero_bytes(w ^ QUOTES) | zero_bytes(w ^ BACKSLASHES);
+        if hits != 0 {
+            return Some(base + (hits.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    if let Some(i) = chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+    {
+        return Some(base + i);
+    }
+    memchr2(b'"', b'\\', &s[head.len()..]).map(|i| head.len() + i)
+}
+
 /// A position inside one line.
 struct Cursor<'a> {
     line: &'a [u8],
+    /// The same line as `&str` when the whole body is UTF-8 (see [`Parser::run`]).
+    text: Option<&'a str>,
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
+    fn new(line: &'a [u8], text: Option<&'a str>) -> Self {
+        Cursor { line, text, pos: 0 }
+    }
+
+    /// `line[start..end]` as `&str`: a cheap slice of the validated line, or a UTF-8 check.
+    #[inline]
+    fn str_between(&self, start: usize, end: usize) -> Option<&'a str> {
+        match self.text {
+            Some(t) => t.get(start..end),
+            None => std::str::from_utf8(self.line.get(start..end)?).ok(),
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.line.get(self.pos).copied()
     }
@@ -809,39 +884,42 @@ impl<'a> Cursor<'a> {
     /// A value or timestamp token: up to the next space (or tab, in text).
     fn token(&mut self, om: bool) -> &'a [u8] {
         let rest = self.rest();
-        let len = if om {
-            memchr(b' ', rest)
-        } else {
-            memchr2(b' ', b'\t', rest)
-        }
-        .unwrap_or(rest.len());
+        // Tokens are a few bytes: a plain loop beats memchr's setup.
+        let len = rest
+            .iter()
+            .position(|&b| b == b' ' || (!om && b == b'\t'))
+            .unwrap_or(rest.len());
         self.pos += len;
         &rest[..len]
     }
 
     fn name(&mut self, metric: bool) -> Result<&'a str, LineError> {
+        let (first, rest) = if metric {
+            (METRIC_START, METRIC_CHAR)
+        } else {
+            (LABEL_START, LABEL_CHAR)
+        };
         let start = self.pos;
-        match self.peek() {
-            Some(b) if b.is_ascii_alphabetic() || b == b'_' || (metric && b == b':') => {}
+        let tail = self.rest();
+        match tail.first() {
+            Some(&b) if NAME_CLASS[usize::from(b)] & first != 0 => {}
             found => {
                 let expected = if metric {
                     "a metric name"
                 } else {
                     "a label name"
                 };
-                return Err(self.unexpected(expected, found));
+                return Err(self.unexpected(expected, found.copied()));
             }
         }
-        self.pos += 1;
-        while let Some(b) = self.peek() {
-            if !NAME_CHAR[b as usize] || (!metric && b == b':') {
-                break;
-            }
-            self.pos += 1;
-        }
+        let len = tail[1..]
+            .iter()
+            .position(|&b| NAME_CLASS[usize::from(b)] & rest == 0)
+            .map_or(tail.len(), |i| i + 1);
+        self.pos += len;
         // The bytes are ASCII by construction, so this cannot fail; no `unsafe` needed.
-        std::str::from_utf8(&self.line[start..self.pos])
-            .map_err(|_| (start, ErrorKind::InvalidUtf8("name")))
+        self.str_between(start, self.pos)
+            .ok_or((start, ErrorKind::InvalidUtf8("name")))
     }
 
     fn metric_name(&mut self) -> Result<&'a str, LineError> {
@@ -910,13 +988,14 @@ impl<'a> Cursor<'a> {
         self.pos += 1;
         let start = self.pos;
         let rest = self.rest();
-        let Some(i) = memchr2(b'"', b'\\', rest) else {
+        let Some(i) = find_quote_or_backslash(rest) else {
             return Err((start - 1, ErrorKind::UnterminatedLabelValue));
         };
         if rest[i] == b'"' {
             self.pos += i + 1;
-            let s = std::str::from_utf8(&rest[..i])
-                .map_err(|_| (start, ErrorKind::InvalidUtf8("label value")))?;
+            let s = self
+                .str_between(start, start + i)
+                .ok_or((start, ErrorKind::InvalidUtf8("label value")))?;
             return Ok(Cow::Borrowed(s));
         }
         // Escapes: copy into an owned buffer.

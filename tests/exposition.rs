@@ -595,3 +595,70 @@ fn every_truncation_of_every_fixture_parses_or_errors() {
     }
     assert!(prefixes > 2000, "{prefixes}");
 }
+
+/// Label values are scanned 8 bytes at a time for the first 32 bytes and by memchr after: a
+/// quote or escape at every offset across those boundaries must end or unescape the value
+/// exactly where a byte-by-byte reading says.
+#[test]
+fn label_value_scan_finds_quotes_and_escapes_at_every_offset() {
+    for len in 0..80usize {
+        let plain: String = (0..len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        for escape in ["", "\\\\", "\\\"", "\\n"] {
+            let raw = format!("{}{escape}{}", &plain[..len / 2], &plain[len / 2..]);
+            let want = format!(
+                "{}{}{}",
+                &plain[..len / 2],
+                match escape {
+                    "\\\\" => "\\",
+                    "\\\"" => "\"",
+                    "\\n" => "\n",
+                    _ => "",
+                },
+                &plain[len / 2..]
+            );
+            let body = format!("m{{a=\"{raw}\",b=\"{plain}\"}} {len}\n");
+            let got = parse_owned_full(body.as_bytes(), Format::Text).expect(&body);
+            let labels = [("a", want.as_str()), ("b", plain.as_str())];
+            assert_samples(&body, &got.samples, &[s("m", &labels, len as f64, None)]);
+            // Unterminated at the same length: the error points at the opening quote.
+            let cut = format!("m{{a=\"{raw}}} 1\n");
+            let err = parse(cut.as_bytes(), Format::Text, |_| {}).expect_err(&cut);
+            assert_eq!(
+                (err.column, err.kind),
+                (5, ErrorKind::UnterminatedLabelValue)
+            );
+        }
+    }
+}
+
+/// A body that is not UTF-8 somewhere (here in a plain comment, which text format skips)
+/// takes the per-token UTF-8 checks instead of the whole-body one: same results, and a bad
+/// label value is still reported at its own position.
+#[test]
+fn bodies_with_non_utf8_bytes_outside_values() {
+    let body = b"# comment \xff\xfe\nm{city=\"Z\xc3\xbcrich\",b=\"x\\\"y\"} 1.5 17\nn 2\n";
+    let got = parse_owned_full(body, Format::Text).expect("non-UTF-8 comment is skipped");
+    let want = [
+        s("m", &[("city", "Zürich"), ("b", "x\"y")], 1.5, Some(17)),
+        s("n", &[], 2.0, None),
+    ];
+    assert_samples("non-utf8 comment", &got.samples, &want);
+    let err = parse(
+        b"ok{a=\"\xc3\xbc\"} 1\nm{a=\"b\",c=\"\xc3\"} 1\n",
+        Format::Text,
+        |_| {},
+    )
+    .expect_err("truncated UTF-8 sequence in a value");
+    assert_eq!(
+        (err.line, err.column, err.kind),
+        (2, 12, ErrorKind::InvalidUtf8("label value"))
+    );
+    let err = parse(b"m{a=\"\xc3\xbc\\n\xff\"} 1\n", Format::Text, |_| {})
+        .expect_err("invalid byte after an escape");
+    assert_eq!(
+        (err.column, err.kind),
+        (6, ErrorKind::InvalidUtf8("label value"))
+    );
+}
