@@ -23,6 +23,7 @@
 //! - [`sketch`]: latency sketch tiers;
 //! - [`counter`]: cumulative counter increments with resets;
 //! - [`slice`]: timeslice accumulation and judgement;
+//! - [`window_sums`]: the count tiers of one SLO with running sums of its rolling windows;
 //! - [`engine`]: the engine, ingest, evaluation and alert tiers;
 //! - [`checkpoint`]: serializable state and restore across restarts and reloads.
 
@@ -33,6 +34,7 @@ pub mod ring;
 pub mod sketch;
 pub mod slice;
 pub mod tiers;
+pub mod window_sums;
 
 pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint, fingerprint};
 pub use counter::{CounterSet, ScrapeDelta};
