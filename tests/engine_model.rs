@@ -800,9 +800,19 @@ fn rolling_slos() -> Vec<Slo> {
         custom_tier("d", 4320, 4319, 1.0, 0),
         custom_tier("e", 4321, 7, 1.0, 5),
     ]);
-    let mut b = slo("rolling90m", 95.0, Window::Rolling(Dur::from_mins(90)), probe());
+    let mut b = slo(
+        "rolling90m",
+        95.0,
+        Window::Rolling(Dur::from_mins(90)),
+        probe(),
+    );
     b.alerting.tiers = vec![custom_tier("fast", 60, 5, 2.0, 0)];
-    let mut c = slo("rolling1d", 99.9, Window::Rolling(Dur::from_days(1)), probe());
+    let mut c = slo(
+        "rolling1d",
+        99.9,
+        Window::Rolling(Dur::from_days(1)),
+        probe(),
+    );
     c.no_data = NoDataPolicy::Bad;
     vec![a, b, c]
 }

@@ -602,7 +602,9 @@ pub(crate) fn apply_head(state: &mut SloState, h: &Head) {
     if state.latest.is_none_or(|l| h.latest > l.0) {
         state.latest = Some(Timestamp(h.latest));
     }
-    state.counts.add(Timestamp(h.minute * HEAD_RES), h.total, h.bad);
+    state
+        .counts
+        .add(Timestamp(h.minute * HEAD_RES), h.total, h.bad);
 }
 
 /// The SLO engine: every SLO's counts, sketches, counters, slices and alert states.
@@ -680,7 +682,7 @@ impl Engine {
         self.entries.get(idx.0 as usize).map(|e| e.plan.layout)
     }
 
-    /// Heap bytes of an SLO's count rings.
+    /// Bytes of an SLO's count rings and their window sums.
     pub fn count_bytes(&self, idx: SloIdx) -> Option<usize> {
         self.entries
             .get(idx.0 as usize)

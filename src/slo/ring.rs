@@ -162,39 +162,14 @@ impl<T: Default> Ring<T> {
         self.rotate_to(k);
     }
 
-    /// Moves the head forward to the bucket of `t` like [`Ring::advance`], first showing `seen`
-    /// every bucket that the move clears while it still holds its value (all of them when the
-    /// move is longer than the ring).
-    pub fn advance_with(&mut self, t: Timestamp, seen: impl FnMut(&T)) {
-        if t.0 < 0 {
-            return;
-        }
-        let k = self.bucket_of(t);
-        self.rotate_to_with(k, seen);
-    }
-
-    /// Whether `t` lies after the head bucket (or the ring has no head yet): adding at `t` would
-    /// move the head. No division: a comparison against the head bucket's start.
-    #[inline]
-    pub fn is_ahead(&self, t: Timestamp) -> bool {
-        t.0 >= 0 && (self.head.is_none() || t.0 - self.head_start >= self.res as i64)
-    }
-
     fn rotate_to(&mut self, k: i64) {
-        self.rotate_to_with(k, |_| {});
-    }
-
-    fn rotate_to_with(&mut self, k: i64, mut seen: impl FnMut(&T)) {
         let len = self.slots.len();
         match self.head {
             Some(h) if k <= h => {}
             Some(h) => {
                 let steps = (k - h) as u64;
                 if steps >= len as u64 {
-                    self.slots.iter_mut().for_each(|s| {
-                        seen(s);
-                        *s = T::default();
-                    });
+                    self.slots.iter_mut().for_each(|s| *s = T::default());
                     self.head_slot = k.rem_euclid(len as i64) as usize;
                 } else {
                     let mut slot = self.head_slot;
@@ -203,7 +178,6 @@ impl<T: Default> Ring<T> {
                         if slot == len {
                             slot = 0;
                         }
-                        seen(&self.slots[slot]);
                         self.slots[slot] = T::default();
                     }
                     self.head_slot = slot;

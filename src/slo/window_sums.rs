@@ -2,16 +2,20 @@
 //! an evaluation reads a few buckets per window instead of every bucket of every window (a 30d
 //! SLO with the default tiers would otherwise sum ~1,900 buckets, ~30 KB, per evaluation).
 //!
-//! Two kinds of sums, both exact (`u128`, see [`WideCounts`]) and both equal, bucket for bucket,
-//! to summing the ring ([`Ring::sum`]), which the proptests check against raw events:
-//! - per tier, the sum of the whole ring (the windows as long as the ring, e.g. 6h on the minute
-//!   tier): kept eagerly, since every accepted add lands in it and every rotation clears buckets
-//!   it is already writing;
-//! - per tracked shorter window `n`, the sum of `(at - n, at]` for the head `at` it was last read
-//!   at: adds into that range update it; when the head has moved, the next read slides it
-//!   (subtract the buckets that left, add the ones that entered) if the buckets that left are
-//!   still held, and otherwise sums the ring afresh. Sliding happens on reads, not on ingest,
-//!   so ingest pays a comparison per window, not a read of the bucket leaving each window.
+//! A tracked window of `n` buckets on a ring of `len` is read as two parts, both exact and
+//! together equal, bucket for bucket, to summing the ring ([`Ring::sum`]; the proptests check
+//! this against raw events):
+//! - a running sum (`u128`, see [`WideCounts`]) of its newest `m = min(n, len - SLACK)` buckets
+//!   `(at - m, at]` for the head `at` it was last read at. Adds into that range update it; when
+//!   the head has moved, the next read slides it (subtract the buckets that left, add the ones
+//!   that entered) if the buckets that left are still held, otherwise it is summed afresh;
+//! - the oldest `n - m` buckets (at most [`SLACK`]), read from the ring.
+//!
+//! Keeping `m` at least `SLACK` buckets short of the ring means the buckets leaving it stay held
+//! for `SLACK` head moves, so reads at least every `SLACK` buckets (8 minutes on the minute
+//! tier) always slide. Sliding happens on reads, never on ingest: ingest pays a comparison per
+//! window at most, and never reads a bucket it does not write (a read of the bucket a rotation
+//! clears would be a cache miss per flush).
 //!
 //! The sums are a cache: not serialized, rebuilt from the rings after a restore or resize, and
 //! any window not tracked (or queried at an instant other than the head) is summed from the ring.
@@ -21,20 +25,26 @@ use serde::{Deserialize, Serialize};
 use crate::slo::ring::{Counts, Ring, WideCounts};
 use crate::time::{Dur, Timestamp};
 
+/// Buckets of head movement a window sum tolerates between reads and still slides (see the
+/// module docs); also the most buckets a read sums from the ring per window.
+pub const SLACK: i64 = 8;
+
 /// Count rings of one SLO (1 m, 10 m, 1 h) and their window sums.
+///
+/// `repr(C)` with the sums first: ingest reads `top` and the rings' heads, which then share
+/// cache lines (an extra line per flush measurably slows ingest across 10,000 SLOs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
+#[repr(C)]
 pub struct CountTiers {
-    rings: [Ring<Counts>; 3],
     #[serde(skip)]
     sums: Sums,
+    rings: [Ring<Counts>; 3],
 }
 
 #[derive(Debug, Clone)]
+#[repr(C)]
 struct Sums {
-    /// Per tier: the sum of every held bucket, while known (`None` after a restore or resize
-    /// until the next read recomputes it).
-    whole: [Option<WideCounts>; 3],
     /// Per tier: the newest `at` among that tier's windows; an add to a newer bucket touches no
     /// window sum (the common case: ingest into the current minute before the next evaluation).
     top: [i64; 3],
@@ -44,18 +54,19 @@ struct Sums {
 impl Default for Sums {
     fn default() -> Sums {
         Sums {
-            whole: [None; 3],
             top: [i64::MIN; 3],
             windows: Vec::new(),
         }
     }
 }
 
-/// The sum of the `n` buckets `(at - n, at]` of one tier, `n` shorter than the ring.
+/// A window of `n` buckets of one tier: the running sum of its newest `m` buckets
+/// `(at - m, at]` (the other `n - m` are read from the ring).
 #[derive(Debug, Clone, Copy)]
 struct WindowSum {
     tier: usize,
     n: i64,
+    m: i64,
     /// Head bucket the sum is exact for, `None` until first read.
     at: Option<i64>,
     sum: WideCounts,
@@ -64,7 +75,7 @@ struct WindowSum {
 impl WindowSum {
     /// Brings the sum to the head `h` of `ring`.
     fn slide(&mut self, ring: &Ring<Counts>, h: i64) {
-        let (n, len) = (self.n, ring.len() as i64);
+        let (n, len) = (self.m, ring.len() as i64);
         match self.at {
             Some(a) if a == h => return,
             // The buckets leaving, `(a - n, h - n]`, are all still held iff `a - n >= h - len`.
@@ -84,11 +95,10 @@ impl CountTiers {
     /// Empty rings of `lens` buckets at the resolutions `res`, tracking the windows `(tier, n)`.
     pub fn new(res: [Dur; 3], lens: [usize; 3], windows: &[(usize, i64)]) -> CountTiers {
         let mut t = CountTiers {
-            rings: [0, 1, 2].map(|i| Ring::new(res[i], lens[i])),
             sums: Sums::default(),
+            rings: [0, 1, 2].map(|i| Ring::new(res[i], lens[i])),
         };
         t.track(windows);
-        t.sums.whole = [Some(WideCounts::default()); 3];
         t
     }
 
@@ -101,17 +111,17 @@ impl CountTiers {
         self.track(windows);
     }
 
-    /// Forgets every sum and tracks `windows` (those as long as their ring are served by the
-    /// whole-ring sum and need no entry).
+    /// Forgets every sum and tracks `windows` (lengths capped to their ring).
     fn track(&mut self, windows: &[(usize, i64)]) {
         self.sums = Sums::default();
         for &(tier, n) in windows {
-            let short = n < self.rings[tier].len() as i64;
-            let new = !self.sums.windows.iter().any(|w| (w.tier, w.n) == (tier, n));
-            if short && new {
+            let len = self.rings[tier].len() as i64;
+            let n = n.clamp(1, len);
+            if !self.sums.windows.iter().any(|w| (w.tier, w.n) == (tier, n)) {
                 self.sums.windows.push(WindowSum {
                     tier,
                     n,
+                    m: n.min(len - SLACK).max(0),
                     at: None,
                     sum: WideCounts::default(),
                 });
@@ -124,41 +134,16 @@ impl CountTiers {
         &self.rings[i]
     }
 
-    /// Moves tier `i`'s head to the bucket of `t`, keeping the whole-ring sum.
-    #[inline]
-    fn rotate(&mut self, i: usize, t: Timestamp) {
-        let ring = &mut self.rings[i];
-        match &mut self.sums.whole[i] {
-            Some(w) => {
-                let newer = ring.head().is_none_or(|h| ring.bucket_of(t) - h >= ring.len() as i64);
-                if newer {
-                    // Everything is cleared: no need to read it.
-                    *w = WideCounts::default();
-                    ring.advance(t);
-                } else {
-                    ring.advance_with(t, |c| w.sub(*c));
-                }
-            }
-            None => ring.advance(t),
-        }
-    }
-
     /// Adds `total` events of which `bad` are bad at `t` to every tier (see [`Ring::add`]).
     #[inline]
     pub fn add(&mut self, t: Timestamp, total: u64, bad: u64) {
         for i in 0..3 {
-            if self.rings[i].is_ahead(t) {
-                self.rotate(i, t);
-            }
             let Some((k, grew)) = self.rings[i].add_tracked(t, total, bad) else {
                 continue;
             };
-            if let Some(w) = &mut self.sums.whole[i] {
-                w.add(grew);
-            }
             if k <= self.sums.top[i] {
                 for w in &mut self.sums.windows {
-                    if w.tier == i && w.at.is_some_and(|a| k <= a && k > a - w.n) {
+                    if w.tier == i && w.at.is_some_and(|a| k <= a && k > a - w.m) {
                         w.sum.add(grew);
                     }
                 }
@@ -168,10 +153,8 @@ impl CountTiers {
 
     /// Moves every tier's head forward to the bucket of `t` (never backward).
     pub fn advance(&mut self, t: Timestamp) {
-        for i in 0..3 {
-            if self.rings[i].is_ahead(t) {
-                self.rotate(i, t);
-            }
+        for r in &mut self.rings {
+            r.advance(t);
         }
     }
 
@@ -184,13 +167,9 @@ impl CountTiers {
     /// otherwise from the ring. Equal to [`CountTiers::sum`] over the same range.
     pub fn rolling(&mut self, i: usize, n: i64, k: i64) -> Counts {
         let ring = &self.rings[i];
+        let n = n.min(ring.len() as i64);
         if ring.head() != Some(k) {
             return ring.sum(k - n, k);
-        }
-        if n >= ring.len() as i64 {
-            return self.sums.whole[i]
-                .get_or_insert_with(|| ring.sum_wide(i64::MIN, k))
-                .counts();
         }
         let Some(w) = self
             .sums
@@ -202,7 +181,11 @@ impl CountTiers {
         };
         w.slide(ring, k);
         self.sums.top[i] = self.sums.top[i].max(k);
-        w.sum.counts()
+        let mut c = w.sum;
+        let oldest = ring.sum_wide(k - n, k - w.m);
+        c.total += oldest.total;
+        c.bad += oldest.bad;
+        c.counts()
     }
 
     /// Events the coarsest tier refused as older than its span (no tier could hold them).
@@ -233,7 +216,8 @@ mod tests {
 
     /// Small rings (res 1, 10, 100 ms; 12, 9, 15 buckets) and windows of every length.
     fn tiers() -> CountTiers {
-        let windows: Vec<(usize, i64)> = (0..3).flat_map(|i| (1..=16).map(move |n| (i, n))).collect();
+        let windows: Vec<(usize, i64)> =
+            (0..3).flat_map(|i| (1..=16).map(move |n| (i, n))).collect();
         CountTiers::new([Dur(1), Dur(10), Dur(100)], [12, 9, 15], &windows)
     }
 
@@ -278,7 +262,13 @@ mod tests {
         let mut c = tiers();
         let big = u64::MAX - 5;
         c.add(Timestamp(0), big, big);
-        assert_eq!(c.rolling(0, 3, 0), Counts { total: big, bad: big });
+        assert_eq!(
+            c.rolling(0, 3, 0),
+            Counts {
+                total: big,
+                bad: big
+            }
+        );
         c.add(Timestamp(1), big, 1);
         c.add(Timestamp(1), big, 1);
         // Bucket 1 saturated at u64::MAX; the window total saturates too.
@@ -289,11 +279,23 @@ mod tests {
         assert_eq!(c.rolling(0, 3, 1), want);
         assert_eq!(c.rolling(0, 12, 1), want);
         c.advance(Timestamp(2));
-        assert_eq!(c.rolling(0, 2, 2), Counts { total: u64::MAX, bad: 2 });
+        assert_eq!(
+            c.rolling(0, 2, 2),
+            Counts {
+                total: u64::MAX,
+                bad: 2
+            }
+        );
         c.advance(Timestamp(3));
         // Bucket 1 left the 2-bucket window: its saturated value is subtracted exactly.
         assert_eq!(c.rolling(0, 2, 3), Counts::default());
-        assert_eq!(c.rolling(0, 3, 3), Counts { total: u64::MAX, bad: 2 });
+        assert_eq!(
+            c.rolling(0, 3, 3),
+            Counts {
+                total: u64::MAX,
+                bad: 2
+            }
+        );
     }
 
     #[test]
