@@ -145,7 +145,7 @@ fn evaluate(c: &mut Criterion) {
     let (mut e, now) = filled_engine();
     let bytes = e.count_bytes(SloIdx(0)).unwrap_or(0);
     eprintln!(
-        "state: {} B of count buckets per 30d occurrences SLO ({:.1} KiB; target < 64 KiB)",
+        "state: {} B of count buckets and window sums per 30d occurrences SLO ({:.1} KiB; target < 64 KiB)",
         bytes,
         bytes as f64 / 1024.0
     );

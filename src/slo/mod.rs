@@ -7,7 +7,10 @@
 //! longest alert window, plus one bucket), so each tier is exact on its own and a window is
 //! read from the finest tier that covers it (see [`tiers`]). A bucket is 16 bytes
 //! ([`ring::Counts`]): an occurrences SLO with a 30d window holds 360 + 432 + 721 buckets, about
-//! 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Latency SLIs add DDSketch tiers
+//! 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Each rolling window an evaluation
+//! reads (SLO window, alert windows, 1 h) adds an 80-byte running sum ([`window_sums`]), so an
+//! evaluation reads a few buckets per window, not all of them: 24,896 B in all for a 30d SLO
+//! with the default tiers (8 sums). Latency SLIs add DDSketch tiers
 //! (5 m x 36, 1 h x 72, 1 d x (window days + 1)); an empty bucket costs 8 bytes and a filled one
 //! a sketch (a few hundred bytes to a few KiB depending on the latency spread).
 //!
@@ -23,6 +26,7 @@
 //! - [`sketch`]: latency sketch tiers;
 //! - [`counter`]: cumulative counter increments with resets;
 //! - [`slice`]: timeslice accumulation and judgement;
+//! - [`window_sums`]: the count tiers of one SLO with running sums of its rolling windows;
 //! - [`engine`]: the engine, ingest, evaluation and alert tiers;
 //! - [`checkpoint`]: serializable state and restore across restarts and reloads.
 
@@ -33,6 +37,7 @@ pub mod ring;
 pub mod sketch;
 pub mod slice;
 pub mod tiers;
+pub mod window_sums;
 
 pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint, fingerprint};
 pub use counter::{CounterSet, ScrapeDelta};

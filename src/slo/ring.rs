@@ -30,6 +30,42 @@ impl Counts {
     }
 }
 
+/// An exact sum of bucket counts: 2^64 buckets of 2^64 events each cannot overflow it, so it can
+/// be kept up to date by adding and subtracting buckets, unlike a saturating `u64` sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WideCounts {
+    /// Every event.
+    pub total: u128,
+    /// The bad ones.
+    pub bad: u128,
+}
+
+impl WideCounts {
+    /// Adds a bucket.
+    #[inline]
+    pub fn add(&mut self, c: Counts) {
+        self.total += u128::from(c.total);
+        self.bad += u128::from(c.bad);
+    }
+
+    /// Removes a bucket that was added before.
+    #[inline]
+    pub fn sub(&mut self, c: Counts) {
+        self.total -= u128::from(c.total);
+        self.bad -= u128::from(c.bad);
+    }
+
+    /// The sum saturated to `u64`: the same as summing the buckets with saturating additions
+    /// (all terms are non-negative, and `bad <= total` survives the clamp).
+    pub fn counts(self) -> Counts {
+        let clamp = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+        Counts {
+            total: clamp(self.total),
+            bad: clamp(self.bad),
+        }
+    }
+}
+
 /// Where an instant falls relative to a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -38,6 +74,13 @@ pub enum Place {
     /// Older than the oldest held bucket.
     Late,
     /// Before the epoch (refused: bucket arithmetic assumes `t >= 0`).
+    Negative,
+}
+
+/// [`Place`] with the slot's distance behind the head, in buckets.
+enum Located {
+    Slot { slot: usize, back: usize },
+    Late,
     Negative,
 }
 
@@ -154,12 +197,25 @@ impl<T: Default> Ring<T> {
     /// as the head) costs two comparisons.
     #[inline]
     pub fn place(&mut self, t: Timestamp) -> Place {
+        match self.locate(t) {
+            Located::Slot { slot, .. } => Place::Slot(slot),
+            Located::Late => Place::Late,
+            Located::Negative => Place::Negative,
+        }
+    }
+
+    /// [`Ring::place`], also telling how many buckets behind the head the slot is.
+    #[inline]
+    fn locate(&mut self, t: Timestamp) -> Located {
         if t.0 >= self.head_start && t.0 - self.head_start < self.res as i64 && self.head.is_some()
         {
-            return Place::Slot(self.head_slot);
+            return Located::Slot {
+                slot: self.head_slot,
+                back: 0,
+            };
         }
         if t.0 < 0 {
-            return Place::Negative;
+            return Located::Negative;
         }
         let k = self.bucket_of(t);
         match self.head {
@@ -167,7 +223,7 @@ impl<T: Default> Ring<T> {
                 let back = (h - k) as u64;
                 let len = self.slots.len();
                 if back >= len as u64 {
-                    Place::Late
+                    Located::Late
                 } else {
                     let back = back as usize;
                     let slot = if back <= self.head_slot {
@@ -175,12 +231,15 @@ impl<T: Default> Ring<T> {
                     } else {
                         self.head_slot + len - back
                     };
-                    Place::Slot(slot)
+                    Located::Slot { slot, back }
                 }
             }
             _ => {
                 self.rotate_to(k);
-                Place::Slot(self.head_slot)
+                Located::Slot {
+                    slot: self.head_slot,
+                    back: 0,
+                }
             }
         }
     }
@@ -247,35 +306,54 @@ impl Ring<Counts> {
     /// late) when `t` is older than the span; negative instants are refused without counting.
     #[inline]
     pub fn add(&mut self, t: Timestamp, total: u64, bad: u64) -> bool {
-        match self.place(t) {
-            Place::Slot(s) => {
-                let c = &mut self.slots[s];
+        self.add_tracked(t, total, bad).is_some()
+    }
+
+    /// [`Ring::add`], returning on success the bucket written and what it actually grew by
+    /// (less than asked only when a count saturates), so sums kept elsewhere stay exact.
+    #[inline]
+    pub fn add_tracked(&mut self, t: Timestamp, total: u64, bad: u64) -> Option<(i64, Counts)> {
+        match self.locate(t) {
+            Located::Slot { slot, back } => {
+                let c = &mut self.slots[slot];
+                let before = *c;
                 c.total = c.total.saturating_add(total);
                 c.bad = c.bad.saturating_add(bad);
-                true
+                let grew = Counts {
+                    total: c.total - before.total,
+                    bad: c.bad - before.bad,
+                };
+                // `locate` placed the instant, so the ring has a head.
+                Some((self.head.unwrap_or(0) - back as i64, grew))
             }
-            Place::Late => {
+            Located::Late => {
                 self.note_late(total);
-                false
+                None
             }
-            Place::Negative => false,
+            Located::Negative => None,
         }
     }
 
-    /// Sum of the held buckets in `(lo_excl, hi_incl]`.
+    /// Sum of the held buckets in `(lo_excl, hi_incl]`, saturated to `u64` (see
+    /// [`WideCounts::counts`]).
+    pub fn sum(&self, lo_excl: i64, hi_incl: i64) -> Counts {
+        self.sum_wide(lo_excl, hi_incl).counts()
+    }
+
+    /// The exact (unsaturated) sum of the held buckets in `(lo_excl, hi_incl]`.
     ///
     /// The held range maps to at most two contiguous runs of slots, summed without per-bucket
-    /// index arithmetic (evaluation sums hundreds of buckets per window). Saturating sums of
-    /// non-negative counts do not depend on the order of the terms.
-    pub fn sum(&self, lo_excl: i64, hi_incl: i64) -> Counts {
+    /// index arithmetic.
+    pub fn sum_wide(&self, lo_excl: i64, hi_incl: i64) -> WideCounts {
+        let mut sum = WideCounts::default();
         let Some(h) = self.head else {
-            return Counts::default();
+            return sum;
         };
         let len = self.slots.len() as i64;
         let lo = lo_excl.saturating_add(1).max(h - len + 1);
         let hi = hi_incl.min(h);
         if lo > hi {
-            return Counts::default();
+            return sum;
         }
         let n = (hi - lo + 1) as usize;
         // Slot of bucket `lo`, `h - lo` buckets behind the head.
@@ -287,12 +365,10 @@ impl Ring<Counts> {
         } else {
             (&self.slots[first..], &self.slots[..first + n - len])
         };
-        let (mut total, mut bad) = (0u64, 0u64);
         for c in a.iter().chain(b) {
-            total = total.saturating_add(c.total);
-            bad = bad.saturating_add(c.bad);
+            sum.add(*c);
         }
-        Counts { total, bad }
+        sum
     }
 }
 
