@@ -183,7 +183,10 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
 
     let started = tokio::time::Instant::now();
     let mut phase = Phase::Healthy;
-    let mut tick = tokio::time::interval_at(started + opts.print_every, opts.print_every);
+    // Phases switch on a one-second tick, independent of how often the table is printed.
+    let mut tick =
+        tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+    let mut next_print = opts.print_every;
     let snaps = agent.subscribe();
     tokio::pin!(shutdown);
     loop {
@@ -214,8 +217,11 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
                 }
             }
         }
-        let snap = snaps.borrow().clone();
-        print!("{}", table(&snap, elapsed, phase));
+        if elapsed >= next_print {
+            next_print += opts.print_every;
+            let snap = snaps.borrow().clone();
+            print!("{}", table(&snap, elapsed, phase));
+        }
     }
     let _ = stop_tx.send(true);
     let _ = load_task.await;

@@ -13,6 +13,7 @@
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
+//! - [`status`]: the `burnwatch status` table, rendered from the JSON API.
 //! - [`storage`]: checkpoints of engine state (versioned, checksummed, atomic).
 //! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
 //!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
@@ -27,6 +28,7 @@ pub mod rules;
 pub mod scrape;
 pub mod server;
 pub mod slo;
+pub mod status;
 pub mod storage;
 pub mod synthetic;
 pub mod time;

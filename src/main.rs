@@ -5,6 +5,7 @@
 //!   there are errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
 //! - `burnwatch run --config burnwatch.yaml` runs the agent until SIGTERM or SIGINT; SIGHUP
 //!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint).
+//! - `burnwatch status [--url URL]` prints a table of a running agent's SLOs.
 //! - `burnwatch demo` runs the agent on a built-in synthetic service with an injected outage.
 
 use std::path::PathBuf;
@@ -50,6 +51,12 @@ enum Command {
         #[arg(long, short, default_value = "burnwatch.yaml")]
         config: PathBuf,
     },
+    /// Show every SLO of a running agent: objective, SLI, budget left, fastest burn, alerts.
+    Status {
+        /// The agent's address.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+    },
     /// Run the agent on a built-in synthetic service and inject an outage after a minute.
     Demo {
         /// Address of the agent's HTTP API.
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => report_exit(run(&config)),
+        Command::Status { url } => report_exit(status(&url)),
         Command::Demo {
             listen,
             data_dir,
@@ -201,6 +209,29 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let _ = server.await;
         Ok(())
     })
+}
+
+fn status(url: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let url = format!("{}/api/v1/slos", url.trim_end_matches('/'));
+    let body = runtime()?.block_on(async {
+        let prober = burnwatch::probe::Prober::new(&[])?;
+        let req =
+            burnwatch::probe::FetchRequest::new(&url, burnwatch::time::Dur::from_secs(5), 64 << 20);
+        let resp = prober
+            .fetch(&req)
+            .await
+            .with_context(|| format!("cannot reach the agent at {url}"))?;
+        anyhow::ensure!(resp.status == 200, "{url} answered status {}", resp.status);
+        Ok::<_, anyhow::Error>(resp.body)
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).context("the answer is not JSON")?;
+    print!(
+        "{}",
+        burnwatch::status::render(&json, std::io::stdout().is_terminal())?
+    );
+    Ok(())
 }
 
 fn run_demo(opts: DemoOptions, duration: Option<Duration>) -> anyhow::Result<()> {
