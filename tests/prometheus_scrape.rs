@@ -32,14 +32,6 @@ const SLOS: [&str; 4] = ["availability", "latency", "health", "health-latency"];
 /// Documented families this setup cannot have: the probe is plain HTTP, so no certificate.
 const NOT_IN_THIS_SETUP: [&str; 1] = ["burnwatch_probe_ssl_earliest_cert_expiry"];
 
-/// Documented families the agent serves under another name (a bug in src/export/prometheus.rs,
-/// reported rather than fixed here): (documented, served). The test asserts the divergence
-/// still holds, so fixing the exporter makes it fail until the entry is dropped.
-const KNOWN_DIVERGENCES: [(&str, &str); 1] = [(
-    "burnwatch_slo_error_budget_seconds",
-    "burnwatch_slo_error_budget_minutes",
-)];
-
 fn rules(base: &str) -> String {
     format!(
         r#"version: burnwatch/v1
@@ -458,16 +450,6 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     assert!(families.len() >= 29, "parsed only {families:?}");
     for f in &families {
         if NOT_IN_THIS_SETUP.contains(&f.name.as_str()) {
-            continue;
-        }
-        if let Some((_, served)) = KNOWN_DIVERGENCES.iter().find(|(d, _)| *d == f.name) {
-            let documented = query(prom, &f.name).await.expect("query");
-            let actual = query(prom, served).await.expect("query");
-            assert!(
-                documented.is_empty() && !actual.is_empty(),
-                "{} is served now: drop it from KNOWN_DIVERGENCES",
-                f.name
-            );
             continue;
         }
         let rows = wait_for(&format!("{} in Prometheus", f.name), || async {

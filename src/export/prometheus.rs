@@ -4,6 +4,7 @@
 //! stale. Label sets come from the rules (bounded by config), never from scraped data.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::agent::AgentSnapshot;
-use crate::rules::model::{Slo, Window};
+use crate::rules::model::{Slo, SloId, Window};
 use crate::slo::engine::AlertState;
 
 /// The content type of [`encode`]'s output.
@@ -125,17 +126,17 @@ fn window_name(w: &Window) -> String {
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let snap = &self.0;
-        let defs: Vec<(&Slo, Labels)> = snap
+        let defs: HashMap<&SloId, (&Slo, Labels)> = snap
             .rules
             .services
             .iter()
             .flat_map(|svc| {
                 svc.slos
                     .iter()
-                    .map(move |s| (s, slo_labels(s, &svc.labels)))
+                    .map(move |s| (&s.id, (s, slo_labels(s, &svc.labels))))
             })
             .collect();
-        let by_id = |id: &crate::rules::model::SloId| defs.iter().find(|(s, _)| &s.id == id);
+        let by_id = |id: &SloId| defs.get(id);
         let rows: Vec<(&crate::slo::engine::SloReport, &Slo, &Labels)> = snap
             .slos
             .iter()
@@ -190,10 +191,10 @@ impl Collector for SnapshotCollector {
         )?;
         gauges(
             &mut enc,
-            "slo_error_budget_minutes",
-            "The SLO window's error budget as time (e.g. 43.2 for 99.9% of 30 days)",
+            "slo_error_budget_seconds",
+            "The SLO window's error budget as time (2592 for 99.9% of 30 days: 43m12s)",
             rows.iter()
-                .map(|(r, _, l)| ((*l).clone(), r.budget.total_minutes)),
+                .map(|(r, _, l)| ((*l).clone(), r.budget.total_minutes * 60.0)),
         )?;
         gauges(
             &mut enc,
