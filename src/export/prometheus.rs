@@ -9,7 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -44,12 +46,12 @@ struct SnapshotCollector(Arc<AgentSnapshot>);
 type Labels = Vec<(Cow<'static, str>, String)>;
 
 /// Writes one family: its descriptor, then one sample per row.
-fn family<M: EncodeMetric>(
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     kind: MetricType,
-    rows: impl IntoIterator<Item = (Labels, M)>,
+    rows: impl IntoIterator<Item = (L, M)>,
 ) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, kind)?;
     for (labels, metric) in rows {
@@ -58,11 +60,11 @@ fn family<M: EncodeMetric>(
     Ok(())
 }
 
-fn gauges<'a>(
+fn gauges<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    rows: impl IntoIterator<Item = (Labels, f64)> + 'a,
+    rows: impl IntoIterator<Item = (L, f64)>,
 ) -> fmt::Result {
     family(
         enc,
@@ -73,11 +75,11 @@ fn gauges<'a>(
     )
 }
 
-fn counters(
+fn counters<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    rows: impl IntoIterator<Item = (Labels, u64)>,
+    rows: impl IntoIterator<Item = (L, u64)>,
 ) -> fmt::Result {
     family(
         enc,
@@ -110,6 +112,45 @@ fn slo_labels(slo: &Slo, service_labels: &crate::rules::model::Labels) -> Labels
 fn with(mut l: Labels, extra: &[(&'static str, String)]) -> Labels {
     l.extend(extra.iter().map(|(k, v)| (Cow::Borrowed(*k), v.clone())));
     l
+}
+
+/// A label set without copies: an SLO's labels, borrowed, plus up to two of burnwatch's own.
+#[derive(Debug)]
+struct Set<'a> {
+    base: &'a [(Cow<'static, str>, String)],
+    extra: [(&'static str, Cow<'a, str>); 2],
+    n: usize,
+}
+
+impl<'a> Set<'a> {
+    /// `base` plus `extra` (at most two; more would be a bug in this module).
+    fn new(
+        base: &'a [(Cow<'static, str>, String)],
+        extra: &[(&'static str, Cow<'a, str>)],
+    ) -> Set<'a> {
+        debug_assert!(extra.len() <= 2);
+        let mut set = Set {
+            base,
+            extra: [("", Cow::Borrowed("")), ("", Cow::Borrowed(""))],
+            n: extra.len().min(2),
+        };
+        for (slot, e) in set.extra.iter_mut().zip(extra) {
+            *slot = e.clone();
+        }
+        set
+    }
+}
+
+impl EncodeLabelSet for Set<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        for label in self.base {
+            label.encode(encoder.encode_label())?;
+        }
+        for (k, v) in &self.extra[..self.n] {
+            (*k, v.as_ref()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
 }
 
 fn one(name: &'static str, value: &str) -> Labels {
@@ -148,16 +189,16 @@ impl Collector for SnapshotCollector {
             "slo_objective_ratio",
             "The SLO's objective as a ratio (99.9% is 0.999)",
             rows.iter()
-                .map(|(_, s, l)| ((*l).clone(), s.objective.ratio())),
+                .map(|(_, s, l)| (Set::new(l, &[]), s.objective.ratio())),
         )?;
         let windows = |f: fn(&crate::slo::engine::WindowReport) -> f64| {
             rows.iter()
                 .flat_map(move |(r, s, l)| {
-                    std::iter::once(with((*l).clone(), &[("window", window_name(&s.window))]))
+                    std::iter::once(Set::new(l, &[("window", window_name(&s.window).into())]))
                         .zip(std::iter::once(f(&r.window)))
                         .chain(r.alert_windows.iter().map(move |w| {
                             (
-                                with((*l).clone(), &[("window", w.length.to_string())]),
+                                Set::new(l, &[("window", w.length.to_string().into())]),
                                 f(w),
                             )
                         }))
@@ -187,14 +228,14 @@ impl Collector for SnapshotCollector {
             "slo_error_budget_remaining_ratio",
             "Share of the SLO window's error budget left (negative when overspent)",
             rows.iter()
-                .map(|(r, _, l)| ((*l).clone(), r.budget.remaining)),
+                .map(|(r, _, l)| (Set::new(l, &[]), r.budget.remaining)),
         )?;
         gauges(
             &mut enc,
             "slo_error_budget_seconds",
             "The SLO window's error budget as time (2592 for 99.9% of 30 days: 43m12s)",
             rows.iter()
-                .map(|(r, _, l)| ((*l).clone(), r.budget.total_minutes * 60.0)),
+                .map(|(r, _, l)| (Set::new(l, &[]), r.budget.total_minutes * 60.0)),
         )?;
         gauges(
             &mut enc,
@@ -202,7 +243,7 @@ impl Collector for SnapshotCollector {
             "Time until the budget is spent at the 1h burn rate (absent when not burning)",
             rows.iter().filter_map(|(r, _, l)| {
                 r.time_to_exhaustion
-                    .map(|d| ((*l).clone(), d.as_secs_f64()))
+                    .map(|d| (Set::new(l, &[]), d.as_secs_f64()))
             }),
         )?;
         counters(
@@ -212,8 +253,8 @@ impl Collector for SnapshotCollector {
             rows.iter().flat_map(|(r, _, l)| {
                 let (good, bad) = snap.events_total.get(&r.id).copied().unwrap_or_default();
                 [
-                    (with((*l).clone(), &[("result", "good".into())]), good),
-                    (with((*l).clone(), &[("result", "bad".into())]), bad),
+                    (Set::new(l, &[("result", "good".into())]), good),
+                    (Set::new(l, &[("result", "bad".into())]), bad),
                 ]
             }),
         )?;
@@ -234,9 +275,9 @@ impl Collector for SnapshotCollector {
                             ("0.99", q.p99),
                         ] {
                             out.push((
-                                with(
-                                    (*l).clone(),
-                                    &[("window", name.clone()), ("quantile", p.into())],
+                                Set::new(
+                                    l,
+                                    &[("window", name.clone().into()), ("quantile", p.into())],
                                 ),
                                 v,
                             ));
@@ -258,9 +299,12 @@ impl Collector for SnapshotCollector {
                         AlertState::Firing { .. } => 2.0,
                     };
                     (
-                        with(
-                            (*l).clone(),
-                            &[("tier", t.name.clone()), ("severity", t.severity.clone())],
+                        Set::new(
+                            l,
+                            &[
+                                ("tier", t.name.as_str().into()),
+                                ("severity", t.severity.as_str().into()),
+                            ],
                         ),
                         v,
                     )
@@ -401,7 +445,7 @@ impl Collector for SnapshotCollector {
             &mut enc,
             "evaluation_duration_seconds",
             "Duration of the newest evaluation of every SLO",
-            [(Vec::new(), snap.evaluation_seconds)],
+            [(Labels::new(), snap.evaluation_seconds)],
         )?;
         gauges(
             &mut enc,
@@ -409,14 +453,14 @@ impl Collector for SnapshotCollector {
             "When state was last checkpointed, Unix seconds (absent before the first)",
             snap.checkpoint
                 .last_ok_ms
-                .map(|ms| (Vec::new(), ms as f64 / 1000.0)),
+                .map(|ms| (Labels::new(), ms as f64 / 1000.0)),
         )?;
         gauges(
             &mut enc,
             "rules_last_reload_success",
             "Whether the newest rules reload succeeded",
             [(
-                Vec::new(),
+                Labels::new(),
                 f64::from(u8::from(snap.rules_status.last_reload_ok)),
             )],
         )?;
@@ -424,13 +468,13 @@ impl Collector for SnapshotCollector {
             &mut enc,
             "rules_reload_failures",
             "Rejected rules reloads since the agent started",
-            [(Vec::new(), snap.rules_status.reload_failures_total)],
+            [(Labels::new(), snap.rules_status.reload_failures_total)],
         )?;
         gauges(
             &mut enc,
             "rules_slos",
             "SLOs in force",
-            [(Vec::new(), snap.rules_status.slos as f64)],
+            [(Labels::new(), snap.rules_status.slos as f64)],
         )?;
         Ok(())
     }
