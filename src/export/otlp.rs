@@ -297,12 +297,15 @@ fn resource(attrs: &[(String, String)]) -> Resource {
         .build()
 }
 
+/// Data points: attributes and value.
+type Points<T> = Vec<(Vec<KeyValue>, T)>;
+
 /// One instrument: its name, description, unit and how to read its points off a snapshot.
 struct Family<T> {
     name: &'static str,
     help: &'static str,
     unit: &'static str,
-    points: fn(&AgentSnapshot) -> Vec<(Vec<KeyValue>, T)>,
+    points: fn(&AgentSnapshot) -> Points<T>,
 }
 
 fn gauge(
@@ -350,9 +353,12 @@ const RESERVED: [&str; 8] = [
     "service", "slo", "window", "tier", "severity", "quantile", "result", "phase",
 ];
 
+/// An SLO report, its rule and its attributes.
+type SloRow<'a> = (&'a SloReport, &'a Slo, Vec<KeyValue>);
+
 /// Each SLO report with its rule and its attributes (`service`, `slo`, then the rules' labels:
 /// the service's, overridden by the SLO's). Reports without a rule are skipped.
-fn slo_rows(snap: &AgentSnapshot) -> Vec<(&SloReport, &Slo, Vec<KeyValue>)> {
+fn slo_rows(snap: &AgentSnapshot) -> Vec<SloRow<'_>> {
     let mut out = Vec::with_capacity(snap.slos.len());
     for svc in &snap.rules.services {
         for slo in &svc.slos {
@@ -398,7 +404,7 @@ fn window_name(w: &Window) -> Cow<'static, str> {
 }
 
 /// Every window of every SLO (the SLO window, then each alert window) with `window` set.
-fn per_window<T>(snap: &AgentSnapshot, f: fn(&WindowReport) -> T) -> Vec<(Vec<KeyValue>, T)> {
+fn per_window<T>(snap: &AgentSnapshot, f: fn(&WindowReport) -> T) -> Points<T> {
     let mut out = Vec::new();
     for (r, s, attrs) in slo_rows(snap) {
         out.push((
@@ -412,10 +418,7 @@ fn per_window<T>(snap: &AgentSnapshot, f: fn(&WindowReport) -> T) -> Vec<(Vec<Ke
     out
 }
 
-fn per_slo<T>(
-    snap: &AgentSnapshot,
-    f: fn(&SloReport, &Slo) -> Option<T>,
-) -> Vec<(Vec<KeyValue>, T)> {
+fn per_slo<T>(snap: &AgentSnapshot, f: fn(&SloReport, &Slo) -> Option<T>) -> Points<T> {
     slo_rows(snap)
         .into_iter()
         .filter_map(|(r, s, attrs)| f(r, s).map(|v| (attrs, v)))
@@ -425,7 +428,7 @@ fn per_slo<T>(
 fn per_probe<T>(
     snap: &AgentSnapshot,
     f: fn(&crate::agent::evaluator::ProbeStatus) -> Option<T>,
-) -> Vec<(Vec<KeyValue>, T)> {
+) -> Points<T> {
     snap.probes
         .iter()
         .filter_map(|p| f(p).map(|v| (vec![KeyValue::new("probe", p.name.clone())], v)))
@@ -435,14 +438,14 @@ fn per_probe<T>(
 fn per_target<T>(
     snap: &AgentSnapshot,
     f: fn(&crate::agent::evaluator::TargetStatus) -> T,
-) -> Vec<(Vec<KeyValue>, T)> {
+) -> Points<T> {
     snap.targets
         .iter()
         .map(|t| (vec![KeyValue::new("target", t.name.clone())], f(t)))
         .collect()
 }
 
-fn agent<T>(v: Option<T>) -> Vec<(Vec<KeyValue>, T)> {
+fn agent<T>(v: Option<T>) -> Points<T> {
     v.into_iter().map(|v| (Vec::new(), v)).collect()
 }
 
