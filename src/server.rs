@@ -132,18 +132,18 @@ fn route(req: &Request<Incoming>, snap: &Arc<AgentSnapshot>) -> Response<Full<By
         }
         ["api", "v1", "slos"] => {
             let slos: Vec<Value> = snap
-                .slos
-                .iter()
-                .filter_map(|r| slo_json(snap, r, false))
+                .slo_rows()
+                .into_iter()
+                .map(|(r, _, def)| slo_json(r, def, false))
                 .collect();
             json_response(StatusCode::OK, &json!({"at": snap.at, "slos": slos}))
         }
         ["api", "v1", "slos", service, slo] => {
             match snap
-                .slos
-                .iter()
-                .find(|r| r.id.service == *service && r.id.slo == *slo)
-                .and_then(|r| slo_json(snap, r, true))
+                .slo_rows()
+                .into_iter()
+                .find(|(r, _, _)| r.id.service == *service && r.id.slo == *slo)
+                .map(|(r, _, def)| slo_json(r, def, true))
             {
                 Some(v) => json_response(StatusCode::OK, &v),
                 None => error(
@@ -173,14 +173,6 @@ fn route(req: &Request<Incoming>, snap: &Arc<AgentSnapshot>) -> Response<Full<By
     }
 }
 
-fn definition<'a>(snap: &'a AgentSnapshot, r: &SloReport) -> Option<&'a Slo> {
-    snap.rules
-        .services
-        .iter()
-        .flat_map(|s| &s.slos)
-        .find(|s| s.id == r.id)
-}
-
 fn window_text(w: &Window) -> String {
     match w {
         Window::Rolling(d) => d.to_string(),
@@ -189,8 +181,7 @@ fn window_text(w: &Window) -> String {
 }
 
 /// One SLO: definition, headline numbers, and (detail) every window and tier.
-fn slo_json(snap: &AgentSnapshot, r: &SloReport, detail: bool) -> Option<Value> {
-    let def = definition(snap, r)?;
+fn slo_json(r: &SloReport, def: &Slo, detail: bool) -> Value {
     let fastest = r
         .alert_windows
         .iter()
@@ -215,5 +206,5 @@ fn slo_json(snap: &AgentSnapshot, r: &SloReport, detail: bool) -> Option<Value> 
         obj.insert("report".into(), json!(r));
         obj.insert("description".into(), json!(def.description));
     }
-    Some(v)
+    v
 }

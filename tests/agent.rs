@@ -3,8 +3,10 @@
 //! file is rejected while the agent keeps its last good rules, and a SIGKILLed agent restarts
 //! from its checkpoint without losing budget.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,9 @@ use burnwatch::agent::{Agent, AgentSnapshot};
 use burnwatch::config::AgentConfig;
 use burnwatch::probe::{FetchRequest, Prober};
 use burnwatch::slo::engine::SloReport;
-use burnwatch::synthetic::{self, Behaviour, Service, Stats};
+use burnwatch::synthetic::{Behaviour, Service, Stats};
 use burnwatch::time::Dur;
+use common::{Proc, drive, start_service};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -51,30 +54,6 @@ slos:
     indicator: {{probe: health}}
 "#
     )
-}
-
-/// A synthetic service on an ephemeral port: (base URL, handle, stop sender).
-async fn start_service(b: Behaviour) -> (String, Service, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let svc = Service::new(b);
-    let (tx, mut rx) = watch::channel(false);
-    tokio::spawn(synthetic::serve(listener, svc.clone(), async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    (base, svc, tx)
-}
-
-/// `n` sequential GETs of the service's API.
-async fn drive(prober: &Prober, base: &str, n: usize) {
-    let url = format!("{base}/api/orders");
-    for _ in 0..n {
-        let r = prober
-            .fetch(&FetchRequest::new(&url, Dur::from_secs(5), 1 << 20))
-            .await
-            .expect("the service answers");
-        assert!(r.status == 200 || r.status == 500, "{}", r.status);
-    }
 }
 
 /// Polls `f` on fresh snapshots until it holds, or panics with the last snapshot's SLOs.
@@ -339,16 +318,6 @@ async fn broken_rules_are_rejected_and_the_last_good_rules_keep_running() {
     let objective = snap.rules.services[0].slos[0].objective.percent();
     assert!((objective - 99.5).abs() < 1e-9);
     agent.shutdown().await;
-}
-
-/// Kills the child on drop, so a failed assertion leaves no agent behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn_agent(config: &Path) -> Proc {

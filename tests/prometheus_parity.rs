@@ -7,18 +7,18 @@
 //! Prometheus's storage semantics: empty label values mean "no label", and of duplicate series
 //! the first value is kept.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnwatch::exposition::{Format, parse_owned};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use common::{Proc, get_json, percent_encode, prometheus_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The whole test's budget for Prometheus to start and scrape every target once.
 const SCRAPE_DEADLINE: Duration = Duration::from_secs(30);
@@ -54,29 +54,6 @@ fn content_type(name: &str) -> &'static str {
     match format_of(name) {
         Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         Format::Text => "text/plain; version=0.0.4; charset=utf-8",
-    }
-}
-
-fn prometheus_binary() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("prometheus"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the `prometheus` binary is not on PATH: run `bash scripts/test.sh`, which \
-                 installs Debian's prometheus package (2.42) that this parity test needs"
-            )
-        })
-}
-
-/// Kills Prometheus when the test ends, however it ends.
-struct PrometheusGuard(Child);
-
-impl Drop for PrometheusGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -119,48 +96,13 @@ async fn serve_fixtures(listener: TcpListener) {
     }
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One GET against Prometheus's HTTP API, returning the parsed JSON `data` field.
+/// One GET against Prometheus's HTTP API, returning the JSON `data` field.
 async fn api_get(addr: SocketAddr, path: &str) -> Result<serde_json::Value, String> {
-    let fetch = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let request = hyper::Request::get(path)
-            .header("host", addr.to_string())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        if json["status"] != "success" {
-            return Err(format!("API error: {json}"));
-        }
-        Ok(json["data"].clone())
-    };
-    tokio::time::timeout(Duration::from_secs(5), fetch)
-        .await
-        .map_err(|_| "API request timed out".to_owned())?
+    let json = get_json(addr, path).await?;
+    if json["status"] != "success" {
+        return Err(format!("API error: {json}"));
+    }
+    Ok(json["data"].clone())
 }
 
 /// Instant query; returns (labels including `__name__`, value as Prometheus formats it).
@@ -253,7 +195,7 @@ async fn prometheus_stores_what_we_parse() {
         .stderr(log)
         .spawn()
         .expect("start prometheus");
-    let _guard = PrometheusGuard(child);
+    let _guard = Proc(child);
 
     // Wait (bounded) until every job has an `up` sample, i.e. was scraped at least once.
     let started = Instant::now();

@@ -4,21 +4,18 @@
 //! the synthetic service's exact counters, and every PromQL expression of `dashboards/*.json`
 //! returns data (a dead panel query fails the test).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burnwatch::probe::{FetchRequest, Prober};
-use burnwatch::synthetic::{self, Behaviour, Service};
-use burnwatch::time::Dur;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use burnwatch::probe::Prober;
+use burnwatch::synthetic::Behaviour;
+use common::{Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, start_service};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// Every wait in this test is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -67,79 +64,6 @@ slos:
       latency_threshold: {{threshold: 250ms, probe: health}}
 "#
     )
-}
-
-fn prometheus_binary() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("prometheus"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the `prometheus` binary is not on PATH: run `bash scripts/test.sh`, which \
-                 installs Debian's prometheus package (2.42) that this test needs"
-            )
-        })
-}
-
-/// Kills a child process when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One bounded GET returning the parsed JSON body.
-async fn get_json(addr: SocketAddr, path: &str) -> Result<Value, String> {
-    let fetch = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let request = hyper::Request::get(path)
-            .header("host", addr.to_string())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
-        }
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
-    };
-    tokio::time::timeout(Duration::from_secs(5), fetch)
-        .await
-        .map_err(|_| format!("GET {path} timed out"))?
 }
 
 /// Instant query: the result vector as (labels including `__name__`, value).
@@ -302,17 +226,6 @@ fn substitute(expr: &str, slo: &str) -> String {
     e
 }
 
-async fn drive(prober: &Prober, base: &str, n: u64) {
-    let url = format!("{base}/api/orders");
-    for _ in 0..n {
-        let r = prober
-            .fetch(&FetchRequest::new(&url, Dur::from_secs(5), 1 << 20))
-            .await
-            .expect("the service answers");
-        assert!(r.status == 200 || r.status == 500, "{}", r.status);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has_data() {
     let started = Instant::now();
@@ -327,13 +240,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         slow_latency: Duration::from_millis(320),
         health_down: false,
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let svc = Service::new(behaviour);
-    let (svc_stop, mut svc_rx) = watch::channel(false);
-    tokio::spawn(synthetic::serve(listener, svc.clone(), async move {
-        let _ = svc_rx.wait_for(|s| *s).await;
-    }));
+    let (base, svc, svc_stop) = start_service(behaviour).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("shop.yaml"), rules(&base)).expect("rules");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::probe::ProbeOutcome;
-use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, SloId};
+use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, Service, Slo, SloId};
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx, SloReport};
@@ -208,6 +208,23 @@ pub struct AgentSnapshot {
     pub events_total: BTreeMap<SloId, (u64, u64)>,
     /// Seconds the evaluation that produced this snapshot took (set by the agent loop).
     pub evaluation_seconds: f64,
+}
+
+impl AgentSnapshot {
+    /// Each SLO report with its service and rule, in report order; one map build, so readers
+    /// (exporters, the API) never search the rules per report.
+    pub fn slo_rows(&self) -> Vec<(&SloReport, &Service, &Slo)> {
+        let defs: HashMap<&SloId, (&Service, &Slo)> = self
+            .rules
+            .services
+            .iter()
+            .flat_map(|svc| svc.slos.iter().map(move |s| (&s.id, (svc, s))))
+            .collect();
+        self.slos
+            .iter()
+            .filter_map(|r| defs.get(&r.id).map(|&(svc, s)| (r, svc, s)))
+            .collect()
+    }
 }
 
 /// The evaluator: engine plus statuses.

@@ -24,8 +24,7 @@
 //! **TLS.** Only `http://` endpoints are supported in this build (no TLS stack is compiled into
 //! the exporter); an `https://` endpoint is rejected by [`OtlpExporter::start`].
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +38,9 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
-use crate::rules::model::{Slo, Window};
-use crate::slo::engine::{AlertState, SloReport, WindowReport};
+use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
+use crate::rules::model::Slo;
+use crate::slo::engine::{SloReport, WindowReport};
 
 /// The `service.name` resource attribute when [`OtlpConfig::resource`] sets none.
 pub const DEFAULT_SERVICE_NAME: &str = "burnwatch";
@@ -347,44 +347,27 @@ fn counter(
         .build()
 }
 
-/// Attribute names burnwatch sets itself; a rules label with one of these names is not
-/// exported (same rule as `/metrics`).
-const RESERVED: [&str; 8] = [
-    "service", "slo", "window", "tier", "severity", "quantile", "result", "phase",
-];
-
 /// An SLO report, its rule and its attributes.
 type SloRow<'a> = (&'a SloReport, &'a Slo, Vec<KeyValue>);
 
 /// Each SLO report with its rule and its attributes (`service`, `slo`, then the rules' labels:
-/// the service's, overridden by the SLO's). Reports without a rule are skipped.
+/// see [`rule_labels`]). Reports without a rule are skipped.
 fn slo_rows(snap: &AgentSnapshot) -> Vec<SloRow<'_>> {
-    let mut out = Vec::with_capacity(snap.slos.len());
-    for svc in &snap.rules.services {
-        for slo in &svc.slos {
-            let Some(report) = snap.slos.iter().find(|r| r.id == slo.id) else {
-                continue;
-            };
-            let mut labels: BTreeMap<&str, &str> = svc
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            labels.extend(slo.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    snap.slo_rows()
+        .into_iter()
+        .map(|(report, svc, slo)| {
             let mut attrs = vec![
                 KeyValue::new("service", slo.id.service.clone()),
                 KeyValue::new("slo", slo.id.slo.clone()),
             ];
             attrs.extend(
-                labels
+                rule_labels(svc, slo)
                     .into_iter()
-                    .filter(|(k, _)| !RESERVED.contains(k))
                     .map(|(k, v)| KeyValue::new(Key::new(k.to_owned()), v.to_owned())),
             );
-            out.push((report, slo, attrs));
-        }
-    }
-    out
+            (report, slo, attrs)
+        })
+        .collect()
 }
 
 fn with(
@@ -394,13 +377,6 @@ fn with(
     let mut a = attrs.to_vec();
     a.extend(extra.into_iter().map(|(k, v)| KeyValue::new(k, v)));
     a
-}
-
-fn window_name(w: &Window) -> Cow<'static, str> {
-    match w {
-        Window::Rolling(d) => Cow::Owned(d.to_string()),
-        Window::Calendar { unit, .. } => Cow::Borrowed(unit.as_str()),
-    }
 }
 
 /// Every window of every SLO (the SLO window, then each alert window) with `window` set.
@@ -503,12 +479,7 @@ static GAUGES: [Family<f64>; 23] = [
                     .chain(r.alert_windows.iter().map(|w| (w.length.to_string(), w)));
                 for (name, w) in all {
                     let Some(q) = &w.latency else { continue };
-                    for (p, v) in [
-                        ("0.5", q.p50),
-                        ("0.9", q.p90),
-                        ("0.95", q.p95),
-                        ("0.99", q.p99),
-                    ] {
+                    for (p, v) in quantile_points(q) {
                         out.push((
                             with(
                                 &attrs,
@@ -530,11 +501,7 @@ static GAUGES: [Family<f64>; 23] = [
             let mut out = Vec::new();
             for (r, _, attrs) in slo_rows(snap) {
                 for t in &r.tiers {
-                    let v = match t.state {
-                        AlertState::Quiet => 0.0,
-                        AlertState::Pending { .. } => 1.0,
-                        AlertState::Firing { .. } => 2.0,
-                    };
+                    let v = alert_state_value(t.state);
                     out.push((
                         with(
                             &attrs,

@@ -4,7 +4,6 @@
 //! stale. Label sets come from the rules (bounded by config), never from scraped data.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -18,17 +17,12 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::agent::AgentSnapshot;
-use crate::rules::model::{Slo, SloId, Window};
-use crate::slo::engine::AlertState;
+use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
+use crate::rules::model::{Service, Slo};
+use crate::slo::engine::{SloReport, WindowReport};
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Label names burnwatch sets itself; a rules label with one of these names is not exported (the
-/// rules checker could warn about it; the exporter must not emit a duplicate label).
-const RESERVED: [&str; 8] = [
-    "service", "slo", "window", "tier", "severity", "quantile", "result", "phase",
-];
 
 /// The page for `snap`.
 pub fn encode(snap: &Arc<AgentSnapshot>) -> Result<String, fmt::Error> {
@@ -90,27 +84,17 @@ fn counters<L: EncodeLabelSet>(
     )
 }
 
-/// `service`, `slo` and the rules' labels (service labels, overridden by the SLO's).
-fn slo_labels(slo: &Slo, service_labels: &crate::rules::model::Labels) -> Labels {
+/// `service`, `slo` and the rules' labels (see [`rule_labels`]).
+fn slo_labels(svc: &Service, slo: &Slo) -> Labels {
     let mut l: Labels = vec![
         ("service".into(), slo.id.service.clone()),
         ("slo".into(), slo.id.slo.clone()),
     ];
-    let mut extra: std::collections::BTreeMap<&str, &str> = service_labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    extra.extend(slo.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    for (k, v) in extra {
-        if !RESERVED.contains(&k) {
-            l.push((Cow::Owned(k.to_owned()), v.to_owned()));
-        }
-    }
-    l
-}
-
-fn with(mut l: Labels, extra: &[(&'static str, String)]) -> Labels {
-    l.extend(extra.iter().map(|(k, v)| (Cow::Borrowed(*k), v.clone())));
+    l.extend(
+        rule_labels(svc, slo)
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k.to_owned()), v.to_owned())),
+    );
     l
 }
 
@@ -157,31 +141,18 @@ fn one(name: &'static str, value: &str) -> Labels {
     vec![(Cow::Borrowed(name), value.to_owned())]
 }
 
-fn window_name(w: &Window) -> String {
-    match w {
-        Window::Rolling(d) => d.to_string(),
-        Window::Calendar { unit, .. } => unit.as_str().to_owned(),
-    }
-}
-
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let snap = &self.0;
-        let defs: HashMap<&SloId, (&Slo, Labels)> = snap
-            .rules
-            .services
+        let slo_rows = snap.slo_rows();
+        let labels: Vec<Labels> = slo_rows
             .iter()
-            .flat_map(|svc| {
-                svc.slos
-                    .iter()
-                    .map(move |s| (&s.id, (s, slo_labels(s, &svc.labels))))
-            })
+            .map(|(_, svc, s)| slo_labels(svc, s))
             .collect();
-        let by_id = |id: &SloId| defs.get(id);
-        let rows: Vec<(&crate::slo::engine::SloReport, &Slo, &Labels)> = snap
-            .slos
+        let rows: Vec<(&SloReport, &Slo, &Labels)> = slo_rows
             .iter()
-            .filter_map(|r| by_id(&r.id).map(|(s, l)| (r, *s, l)))
+            .zip(&labels)
+            .map(|((r, _, s), l)| (*r, *s, l))
             .collect();
 
         gauges(
@@ -191,10 +162,10 @@ impl Collector for SnapshotCollector {
             rows.iter()
                 .map(|(_, s, l)| (Set::new(l, &[]), s.objective.ratio())),
         )?;
-        let windows = |f: fn(&crate::slo::engine::WindowReport) -> f64| {
+        let windows = |f: fn(&WindowReport) -> f64| {
             rows.iter()
                 .flat_map(move |(r, s, l)| {
-                    std::iter::once(Set::new(l, &[("window", window_name(&s.window).into())]))
+                    std::iter::once(Set::new(l, &[("window", window_name(&s.window))]))
                         .zip(std::iter::once(f(&r.window)))
                         .chain(r.alert_windows.iter().map(move |w| {
                             (
@@ -264,21 +235,16 @@ impl Collector for SnapshotCollector {
             "Latency percentiles per window (DDSketch, 1% relative error); latency SLOs fed by probes",
             rows.iter().flat_map(|(r, s, l)| {
                 let mut out = Vec::new();
-                let all = std::iter::once((window_name(&s.window), &r.window))
-                    .chain(r.alert_windows.iter().map(|w| (w.length.to_string(), w)));
+                let all = std::iter::once((window_name(&s.window), &r.window)).chain(
+                    r.alert_windows
+                        .iter()
+                        .map(|w| (Cow::Owned(w.length.to_string()), w)),
+                );
                 for (name, w) in all {
                     if let Some(q) = &w.latency {
-                        for (p, v) in [
-                            ("0.5", q.p50),
-                            ("0.9", q.p90),
-                            ("0.95", q.p95),
-                            ("0.99", q.p99),
-                        ] {
+                        for (p, v) in quantile_points(q) {
                             out.push((
-                                Set::new(
-                                    l,
-                                    &[("window", name.clone().into()), ("quantile", p.into())],
-                                ),
+                                Set::new(l, &[("window", name.clone()), ("quantile", p.into())]),
                                 v,
                             ));
                         }
@@ -293,11 +259,7 @@ impl Collector for SnapshotCollector {
             "Burn-rate alert tier state: 0 quiet, 1 pending, 2 firing",
             rows.iter().flat_map(|(r, _, l)| {
                 r.tiers.iter().map(move |t| {
-                    let v = match t.state {
-                        AlertState::Quiet => 0.0,
-                        AlertState::Pending { .. } => 1.0,
-                        AlertState::Firing { .. } => 2.0,
-                    };
+                    let v = alert_state_value(t.state);
                     (
                         Set::new(
                             l,
@@ -339,10 +301,11 @@ impl Collector for SnapshotCollector {
             snap.probes.iter().flat_map(|p| {
                 const NAMES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
                 p.last.iter().flat_map(move |l| {
-                    NAMES
-                        .iter()
-                        .zip(l.phases)
-                        .map(move |(n, v)| (with(probe(&p.name), &[("phase", (*n).to_owned())]), v))
+                    NAMES.iter().zip(l.phases).map(move |(n, v)| {
+                        let mut l = probe(&p.name);
+                        l.push((Cow::Borrowed("phase"), (*n).to_owned()));
+                        (l, v)
+                    })
                 })
             }),
         )?;
