@@ -1,6 +1,7 @@
 //! burnwatch: an observability agent and SLO evaluator.
 //!
 //! Layout:
+//! - [`alert`]: the alert model: identity (Alertmanager fingerprints), matchers.
 //! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
@@ -11,6 +12,7 @@
 //! - [`scrape`]: scraped pages to the counter samples of the SLOs that read them (pure).
 //! - [`server`]: the HTTP server: health, readiness and the JSON API, read from snapshots.
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
+//! - [`notify`]: notifications to receivers, and the reasons they were (not) sent.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
 //! - [`status`]: the `burnwatch status` table, rendered from the JSON API.
@@ -19,10 +21,12 @@
 //!   generator, for `burnwatch demo` and as the ground-truth target of integration tests.
 
 pub mod agent;
+pub mod alert;
 pub mod config;
 pub mod demo;
 pub mod export;
 pub mod exposition;
+pub mod notify;
 pub mod probe;
 pub mod rules;
 pub mod scrape;
