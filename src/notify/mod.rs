@@ -7,9 +7,12 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::alert::{Alert, AlertStatus};
 use crate::rules::model::Labels;
-use crate::time::Timestamp;
+use crate::time::{Dur, Timestamp};
 
 /// Why a notification was sent (Alertmanager's `notification_reason`, v0.32+ wording).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -129,6 +132,42 @@ impl Notification {
     pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.iter().filter(|a| a.ends_at.is_some())
     }
+}
+
+/// Why one delivery attempt failed, classified for the retry policy.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: network errors, timeouts, 5xx, 429. `retry_after` is the peer's
+    /// `Retry-After`, when it sent one (it overrides the backoff).
+    #[error("{message} (will retry)")]
+    Retryable {
+        /// What happened, for logs.
+        message: String,
+        /// The earliest time to try again, as the peer asked.
+        retry_after: Option<Dur>,
+    },
+    /// Retrying cannot help (4xx other than 429, a rejected address, bad credentials): logged
+    /// and counted, then dropped.
+    #[error("{message} (permanent)")]
+    Permanent {
+        /// What happened, for logs.
+        message: String,
+    },
+}
+
+/// A boxed send future (trait objects cannot have `async fn`).
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// One way of reaching people (an email address, a webhook URL, a Slack channel, a PagerDuty
+/// service). A receiver in the config holds one or more integrations; each has its own
+/// notification log entry, so one failing integration never re-sends through the others.
+pub trait Integration: Send + Sync {
+    /// The integration type: `email`, `webhook`, `slack`, `pagerduty`.
+    fn kind(&self) -> &'static str;
+    /// Whether resolved alerts are sent (and partial resolves notify).
+    fn send_resolved(&self) -> bool;
+    /// One delivery attempt, bounded by the integration's own timeout. Never logs secrets.
+    fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a>;
 }
 
 /// The intersection of label sets (pairs present with equal values in all of them).
