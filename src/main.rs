@@ -5,6 +5,8 @@
 //!   there are errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
 //! - `burnwatch run --config burnwatch.yaml` runs the agent until SIGTERM or SIGINT; SIGHUP
 //!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint).
+//!   With `export.otlp` configured it also pushes to a collector, and on shutdown pushes the
+//!   last snapshot once more before exiting.
 //! - `burnwatch status [--url URL]` prints a table of a running agent's SLOs.
 //! - `burnwatch demo` runs the agent on a built-in synthetic service with an injected outage.
 
@@ -21,6 +23,7 @@ use tokio::sync::watch;
 use burnwatch::agent::Agent;
 use burnwatch::config::{self, AgentConfig, LogFormat};
 use burnwatch::demo::{self, DemoOptions};
+use burnwatch::export::otlp::OtlpExporter;
 use burnwatch::rules::{self, CheckReport};
 
 /// Observability agent and SLO evaluator: probes, scrapes, exact error budgets and multiwindow
@@ -182,7 +185,22 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let otlp = cfg.export.otlp.clone();
         let agent = Agent::start(cfg).await?;
+        let exporter = match &otlp {
+            Some(o) => {
+                let e = OtlpExporter::start(o, agent.subscribe())
+                    .context("cannot start the OTLP exporter")?;
+                tracing::info!(
+                    endpoint = %o.endpoint,
+                    protocol = ?o.protocol,
+                    interval = ?o.interval,
+                    "OTLP push enabled"
+                );
+                Some(e)
+            }
+            None => None,
+        };
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let server = tokio::spawn(burnwatch::server::serve(
             listener,
@@ -205,7 +223,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         termination().await;
         hup.abort();
         let _ = stop_tx.send(true);
+        // The agent publishes its last snapshot while stopping; the exporter's final push
+        // comes after, so the collector gets the values the checkpoint holds.
         agent.shutdown().await;
+        if let Some(e) = exporter {
+            match e.shutdown().await {
+                Ok(()) => tracing::info!("OTLP: last values pushed"),
+                Err(err) => tracing::warn!(error = %err, "OTLP: the last push failed"),
+            }
+        }
         let _ = server.await;
         Ok(())
     })
