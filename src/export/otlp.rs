@@ -396,7 +396,9 @@ impl opentelemetry_http::HttpClient for HyperClient {
         request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
         let send = send(self.tls.clone(), request);
-        let bounded = tokio::time::timeout(self.timeout, send);
+        let timeout = self.timeout;
+        // The timer too must be created on the runtime, not on the SDK's thread.
+        let bounded = async move { tokio::time::timeout(timeout, send).await };
         match self.runtime.spawn(bounded).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(format!("no answer within {:?}", self.timeout).into()),
