@@ -814,5 +814,31 @@ mod tests {
             c.rules,
             vec![path.parent().expect("dir").join("rules/*.yaml")]
         );
+        // The commented `export` example is valid too once uncommented (its secret and CA
+        // file replaced by ones that exist here).
+        let text = std::fs::read_to_string(&path).expect("read");
+        let example = text
+            .split_once("# export:")
+            .map(|(_, rest)| format!("export:{rest}"))
+            .expect("an export example");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("CA");
+        std::fs::write(&ca, cert.pem()).expect("write CA");
+        let example = example
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("{env: OTLP_API_KEY}", "k3y")
+            .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string());
+        let c = parse(&path, format!("rules: [r]\n{example}\n").as_bytes())
+            .expect("the uncommented example is valid");
+        let o = c.export.otlp.expect("otlp");
+        assert_eq!(o.endpoint, "https://otel-collector.internal:4317");
+        assert_eq!(o.headers, vec![("x-api-key".to_owned(), "k3y".to_owned())]);
     }
 }

@@ -1003,6 +1003,29 @@ mod tests {
     }
 
     #[test]
+    fn https_is_accepted_and_secrets_stay_out_of_debug() {
+        assert_eq!(
+            endpoint(&cfg("https://c:4318", OtlpProtocol::HttpProtobuf)).expect("valid"),
+            "https://c:4318/v1/metrics"
+        );
+        let c = OtlpConfig {
+            headers: vec![("x-api-key".into(), "hunter2".into())],
+            ..cfg("https://c:4317", OtlpProtocol::Grpc)
+        };
+        c.check().expect("valid");
+        let dbg = format!("{c:?}");
+        assert!(
+            dbg.contains("x-api-key: <redacted>") && !dbg.contains("hunter2"),
+            "{dbg}"
+        );
+        let zero = OtlpConfig {
+            interval: Duration::ZERO,
+            ..c
+        };
+        assert!(matches!(zero.check(), Err(OtlpError::ZeroDuration { .. })));
+    }
+
+    #[test]
     fn families_have_unique_names() {
         let mut names: Vec<&str> = GAUGES
             .iter()
