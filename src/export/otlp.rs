@@ -27,7 +27,7 @@
 //! **TLS.** `https://` endpoints work for both transports with the crate's one TLS stack:
 //! rustls with the `ring` provider and the Mozilla roots of `webpki-roots`, plus
 //! [`OtlpConfig::ca_file`]. gRPC goes through tonic's rustls connector; OTLP/HTTP goes through
-//! [`HyperClient`] (hyper + tokio-rustls), so neither reqwest nor a second TLS stack is built.
+//! `HyperClient` (hyper + tokio-rustls), so neither reqwest nor a second TLS stack is built.
 //!
 //! **Secrets.** Header values are usually credentials: the `Debug` form of [`OtlpConfig`] shows
 //! header names only, and no error or log line carries a value.
@@ -383,7 +383,7 @@ const MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// its own reader thread, outside any runtime, so each request runs on the runtime the
 /// exporter was started in.
 #[derive(Debug)]
-pub struct HyperClient {
+struct HyperClient {
     runtime: tokio::runtime::Handle,
     tls: Option<Arc<rustls::ClientConfig>>,
     timeout: Duration,
