@@ -10,15 +10,18 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::export::otlp::{OtlpConfig, OtlpError, OtlpProtocol};
 use crate::rules::decode::{Decoder, FileRules, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
-use crate::rules::node::{self, Node, Pos};
+use crate::rules::node::{self, Kind, Node, Pos};
 use crate::time::Dur;
 
 /// The default listen address (the exporter and API arrive on it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// Largest agent config file read.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Largest secret file (`{file: ...}` header value) read.
+const MAX_SECRET_BYTES: u64 = 64 << 10;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,17 @@ pub struct AgentConfig {
     /// `queue_length`: results waiting for the evaluator; when full, collectors wait (a
     /// slow evaluator slows collection instead of growing memory). Default 4096.
     pub queue_length: usize,
+    /// `export`: pushes and exposition variants besides the default `/metrics` page.
+    pub export: ExportConfig,
+}
+
+/// The `export:` section: one optional block per exporter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportConfig {
+    /// `export.otlp`: push every number to an OpenTelemetry collector at a fixed interval;
+    /// absent means no push. Read at start only: a rules reload does not touch it, a change
+    /// needs a restart.
+    pub otlp: Option<OtlpConfig>,
 }
 
 impl AgentConfig {
@@ -82,6 +96,7 @@ impl AgentConfig {
             max_concurrent_probes: 64,
             max_concurrent_scrapes: 16,
             queue_length: 4096,
+            export: ExportConfig::default(),
         }
     }
 
@@ -201,6 +216,7 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
         "max_concurrent_probes",
         "max_concurrent_scrapes",
         "queue_length",
+        "export",
     ];
     let m = MapReader::new(d, doc, "the agent config", KEYS)?;
     let before = d.errors();
@@ -235,17 +251,6 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
             }
         }
     }
-    let at_least_1s = |d: &mut Decoder<'_>, n: &Node, key: &'static str| {
-        let v = d.pos_dur(n, key)?;
-        if v < Dur::from_secs(1) {
-            d.error(
-                n.pos(),
-                format!("`{key}` {v} is too short; write at least 1s"),
-            );
-            return None;
-        }
-        Some(v)
-    };
     if let Some(v) = m.opt(d, "evaluation_interval", at_least_1s) {
         cfg.evaluation_interval = v;
     }
@@ -287,7 +292,238 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     if let Some(v) = m.opt(d, "queue_length", count) {
         cfg.queue_length = v;
     }
+    if let Some(e) = m.opt(d, "export", |d, n, _| decode_export(d, base, n)) {
+        cfg.export = e;
+    }
     (d.errors() == before).then_some(cfg)
+}
+
+fn at_least_1s(d: &mut Decoder<'_>, n: &Node, key: &'static str) -> Option<Dur> {
+    let v = d.pos_dur(n, key)?;
+    if v < Dur::from_secs(1) {
+        d.error(
+            n.pos(),
+            format!("`{key}` {v} is too short; write at least 1s"),
+        );
+        return None;
+    }
+    Some(v)
+}
+
+/// The `export:` section. Each exporter's block is read by its own function.
+fn decode_export(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<ExportConfig> {
+    const KEYS: &[&str] = &[
+        "otlp", //
+    ];
+    if matches!(n.kind(), Kind::Null) {
+        return Some(ExportConfig::default());
+    }
+    let m = MapReader::new(d, n, "`export`", KEYS)?;
+    let before = d.errors();
+    let mut out = ExportConfig::default();
+    if let Some(n) = m.get("otlp") {
+        out.otlp = decode_otlp(d, base, n);
+    }
+    (d.errors() == before).then_some(out)
+}
+
+/// `export.otlp`, checked by [`OtlpConfig::check`] so that everything the exporter would
+/// refuse at start is reported here, at the offending line.
+fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig> {
+    const KEYS: &[&str] = &[
+        "endpoint", "protocol", "interval", "timeout", "headers", "resource", "ca_file",
+    ];
+    let m = MapReader::new(d, n, "`export.otlp`", KEYS)?;
+    let before = d.errors();
+    let endpoint = m.req(d, "endpoint", "http://127.0.0.1:4317", Decoder::url);
+    let protocol = match m.opt(d, "protocol", |d, n, k| {
+        d.choice(n, k, &["grpc", "http/protobuf"])
+    }) {
+        Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
+        _ => OtlpProtocol::Grpc,
+    };
+    let mut cfg = OtlpConfig::new(endpoint.unwrap_or_default(), protocol);
+    if let Some(v) = m.opt(d, "interval", at_least_1s) {
+        cfg.interval = v.to_std();
+    }
+    if let Some(v) = m.opt(d, "timeout", Decoder::pos_dur) {
+        cfg.timeout = v.to_std();
+    }
+    if let Some(h) = m.opt(d, "headers", |d, n, _| decode_headers(d, base, n)) {
+        cfg.headers = h;
+    }
+    if let Some(r) = m.opt(d, "resource", decode_resource) {
+        cfg.resource = r;
+    }
+    if let Some(s) = m.opt(d, "ca_file", Decoder::string) {
+        cfg.ca_file = Some(base.join(s));
+        if cfg.endpoint.starts_with("http://")
+            && let Some(p) = m.get("ca_file").map(Node::pos)
+        {
+            d.error(
+                p,
+                "`ca_file` is only used for an https:// endpoint; write the endpoint as https:// or remove `ca_file`",
+            );
+        }
+    }
+    if d.errors() != before {
+        return None;
+    }
+    if let Err(e) = cfg.check() {
+        let at = |key: &str| m.get(key).map_or(m.pos, Node::pos);
+        let pos = match &e {
+            OtlpError::Endpoint { .. } => at("endpoint"),
+            OtlpError::Header { name, .. } => header_pos(m.get("headers"), name).unwrap_or(m.pos),
+            OtlpError::CaFile { .. } | OtlpError::Tls(_) => at("ca_file"),
+            _ => m.pos,
+        };
+        d.error(pos, format!("{e}; fix `export.otlp`"));
+        return None;
+    }
+    Some(cfg)
+}
+
+/// Where the header `name` is written inside `headers`.
+fn header_pos(headers: Option<&Node>, name: &str) -> Option<Pos> {
+    let Kind::Map(entries) = headers?.kind() else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.scalar_text().as_deref() == Some(name))
+        .map(|(k, _)| k.pos())
+}
+
+/// `headers: {name: value}`, a value being literal text, `{env: VAR}` or `{file: path}`.
+fn decode_headers(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<Vec<(String, String)>> {
+    let entries = string_map(
+        d,
+        n,
+        "headers",
+        "a mapping of header names to values, e.g. {x-api-key: {env: OTLP_TOKEN}}",
+    )?;
+    let before = d.errors();
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let Some(name) = d.scalar(k, "headers") else {
+            continue;
+        };
+        let value = match v.kind() {
+            Kind::Map(_) => secret(d, base, v, &name),
+            Kind::Seq(_) | Kind::Null => {
+                d.type_error(v, &name, "a value, {env: VAR} or {file: /path}");
+                None
+            }
+            _ => d.scalar(v, &name),
+        };
+        if let Some(value) = value {
+            out.push((name, value));
+        }
+    }
+    (d.errors() == before).then_some(out)
+}
+
+/// A header value read from the environment or a file. Messages name the variable or file,
+/// never the value.
+fn secret(d: &mut Decoder<'_>, base: &Path, n: &Node, header: &str) -> Option<String> {
+    let m = MapReader::new(d, n, "a secret header value", &["env", "file"])?;
+    match m.exactly_one(d, &["env", "file"])? {
+        "env" => {
+            let var = m.opt(d, "env", Decoder::string)?;
+            match std::env::var(&var) {
+                Ok(v) if !v.is_empty() => Some(v),
+                _ => {
+                    d.error(
+                        m.get("env").map_or(m.pos, Node::pos),
+                        format!(
+                            "header `{header}`: the environment variable `{var}` is not set or empty (or not UTF-8); set it for the agent or give the value another way"
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            let file = base.join(m.opt(d, "file", Decoder::string)?);
+            let pos = m.get("file").map_or(m.pos, Node::pos);
+            match read_secret_file(&file) {
+                Ok(v) => Some(v),
+                Err(why) => {
+                    d.error(
+                        pos,
+                        format!("header `{header}`: secret file {}: {why}", file.display()),
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// A secret file's text without the trailing newline editors and `echo` add.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_SECRET_BYTES {
+        return Err(format!(
+            "{} bytes, more than the {MAX_SECRET_BYTES} allowed",
+            meta.len()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let v = text.trim_end_matches(['\n', '\r']);
+    if v.is_empty() {
+        return Err("the file is empty".to_owned());
+    }
+    Ok(v.to_owned())
+}
+
+/// `resource: {name: value}`: OpenTelemetry resource attributes (dotted names allowed).
+fn decode_resource(
+    d: &mut Decoder<'_>,
+    n: &Node,
+    key: &'static str,
+) -> Option<Vec<(String, String)>> {
+    let entries = string_map(
+        d,
+        n,
+        key,
+        "a mapping of attribute names to values, e.g. {deployment.environment.name: prod}",
+    )?;
+    let before = d.errors();
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let Some(name) = d.scalar(k, key) else {
+            continue;
+        };
+        if name.is_empty() {
+            d.error(
+                k.pos(),
+                "a resource attribute needs a name; write `name: value`",
+            );
+            continue;
+        }
+        if let Some(value) = d.scalar(v, &name) {
+            out.push((name, value));
+        }
+    }
+    (d.errors() == before).then_some(out)
+}
+
+/// The entries of a mapping (an empty value is an empty mapping).
+fn string_map<'n>(
+    d: &mut Decoder<'_>,
+    n: &'n Node,
+    key: &str,
+    expected: &str,
+) -> Option<&'n [(Node, Node)]> {
+    match n.kind() {
+        Kind::Map(entries) => Some(entries),
+        Kind::Null => Some(&[]),
+        _ => {
+            d.type_error(n, key, expected);
+            None
+        }
+    }
 }
 
 /// A path, or the files and directories matching a pattern in its last component.
@@ -421,6 +657,125 @@ mod tests {
     }
 
     #[test]
+    fn otlp_block_with_every_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "t0ken\n").expect("write");
+        let text = "rules: [r]\nexport:\n  otlp:\n    endpoint: https://collector:4318\n    protocol: http/protobuf\n    interval: 15s\n    timeout: 3s\n    headers: {x-api-key: {file: token}, x-tenant: 42}\n    resource: {deployment.environment.name: prod}\n    ca_file: /dev/null\n";
+        // /dev/null holds no certificate: the CA file is checked here, not at the first push.
+        let e = match parse(&dir.path().join("bw.yaml"), text.as_bytes()) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(d) => d.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        };
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].contains("bw.yaml:10:14: error: OTLP ca_file /dev/null: no PEM certificate"),
+            "{e:#?}"
+        );
+
+        let c = parse(
+            &dir.path().join("bw.yaml"),
+            text.replace("    ca_file: /dev/null\n", "").as_bytes(),
+        )
+        .expect("valid");
+        let o = c.export.otlp.expect("otlp block");
+        assert_eq!(o.endpoint, "https://collector:4318");
+        assert_eq!(o.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(o.interval, std::time::Duration::from_secs(15));
+        assert_eq!(o.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(
+            o.headers,
+            vec![
+                ("x-api-key".to_owned(), "t0ken".to_owned()),
+                ("x-tenant".to_owned(), "42".to_owned())
+            ]
+        );
+        assert_eq!(
+            o.resource,
+            vec![("deployment.environment.name".to_owned(), "prod".to_owned())]
+        );
+        // Secrets never reach Debug output.
+        let dbg = format!("{o:?}");
+        assert!(
+            !dbg.contains("t0ken") && dbg.contains("x-api-key: <redacted>"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn otlp_defaults_and_absent_block() {
+        let c = parse(Path::new("b.yaml"), b"rules: [r]\n").expect("valid");
+        assert_eq!(c.export, ExportConfig::default());
+        let c = parse(
+            Path::new("b.yaml"),
+            b"rules: [r]\nexport:\n  otlp: {endpoint: 'http://127.0.0.1:4317'}\n",
+        )
+        .expect("valid");
+        let o = c.export.otlp.expect("otlp");
+        assert_eq!(
+            o,
+            OtlpConfig::new("http://127.0.0.1:4317", OtlpProtocol::Grpc)
+        );
+    }
+
+    #[test]
+    fn otlp_errors_have_positions_and_hide_secrets() {
+        let e = errors(
+            "rules: [r]\nexport:\n  otlp:\n    endpoint: ftp://c:1\n    protocol: thrift\n    interval: 0s\n    timeout: 0s\n    headers: {x-a: {env: BURNWATCH_TEST_UNSET_VARIABLE_4242}, x-b: {file: /nonexistent/secret}, x-c: {env: A, file: B}}\n    resource: [a]\n    colour: red\n",
+        );
+        let want = [
+            "burnwatch.yaml:4:15: error: `endpoint` `ftp://c:1` is not an http(s) URL",
+            "burnwatch.yaml:5:15: error: `protocol: thrift` is not allowed",
+            "burnwatch.yaml:6:15: error: `interval` must be longer than zero",
+            "burnwatch.yaml:7:14: error: `timeout` must be longer than zero",
+            "error: header `x-a`: the environment variable `BURNWATCH_TEST_UNSET_VARIABLE_4242` is not set",
+            "error: header `x-b`: secret file /nonexistent/secret:",
+            "error: a secret header value takes exactly one of `env`, `file`",
+            "burnwatch.yaml:9:15: error: `resource` must be a mapping",
+            "burnwatch.yaml:10:5: error: unknown key `colour` in `export.otlp`",
+        ];
+        for w in want {
+            assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        // Checks only the exporter can make, at the right line; no header value in messages.
+        let e = errors(
+            "rules: [r]\nexport:\n  otlp:\n    endpoint: http://c:1\n    headers:\n      bad name: v\n      x-ok: \"line\\nbreak-s3cret\"\n",
+        );
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].contains("burnwatch.yaml:6:7: error: OTLP header \"bad name\""),
+            "{e:#?}"
+        );
+        let e = errors(
+            "rules: [r]\nexport:\n  otlp:\n    endpoint: http://c:1\n    headers: {x-ok: \"line\\nbreak-s3cret\"}\n",
+        );
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].contains("burnwatch.yaml:5:15: error: OTLP header \"x-ok\""),
+            "{e:#?}"
+        );
+        assert!(e.iter().all(|l| !l.contains("s3cret")), "{e:#?}");
+        let e =
+            errors("rules: [r]\nexport:\n  otlp:\n    endpoint: http://c:1\n    ca_file: ca.pem\n");
+        assert!(
+            e.iter().any(|l| l.contains(
+                "burnwatch.yaml:5:14: error: `ca_file` is only used for an https:// endpoint"
+            )),
+            "{e:#?}"
+        );
+        assert!(
+            errors("rules: [r]\nexport: {otlp: {}}\n")
+                .iter()
+                .any(|l| l.contains("`export.otlp` is missing required key `endpoint`"))
+        );
+        assert!(
+            errors("rules: [r]\nexport: {otlb: {}}\n")
+                .iter()
+                .any(|l| l.contains("unknown key `otlb` in `export`; did you mean `otlp`?"))
+        );
+    }
+
+    #[test]
     fn wildcards() {
         assert!(wildcard("*.yaml", "a.yaml"));
         assert!(wildcard("*.yaml", ".yaml"));
@@ -459,5 +814,31 @@ mod tests {
             c.rules,
             vec![path.parent().expect("dir").join("rules/*.yaml")]
         );
+        // The commented `export` example is valid too once uncommented (its secret and CA
+        // file replaced by ones that exist here).
+        let text = std::fs::read_to_string(&path).expect("read");
+        let example = text
+            .split_once("# export:")
+            .map(|(_, rest)| format!("export:{rest}"))
+            .expect("an export example");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("CA");
+        std::fs::write(&ca, cert.pem()).expect("write CA");
+        let example = example
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("{env: OTLP_API_KEY}", "k3y")
+            .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string());
+        let c = parse(&path, format!("rules: [r]\n{example}\n").as_bytes())
+            .expect("the uncommented example is valid");
+        let o = c.export.otlp.expect("otlp");
+        assert_eq!(o.endpoint, "https://otel-collector.internal:4317");
+        assert_eq!(o.headers, vec![("x-api-key".to_owned(), "k3y".to_owned())]);
     }
 }

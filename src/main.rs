@@ -5,6 +5,8 @@
 //!   there are errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
 //! - `burnwatch run --config burnwatch.yaml` runs the agent until SIGTERM or SIGINT; SIGHUP
 //!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint).
+//!   With `export.otlp` configured it also pushes to a collector, and on shutdown pushes the
+//!   last snapshot once more before exiting.
 //! - `burnwatch status [--url URL]` prints a table of a running agent's SLOs.
 //! - `burnwatch demo` runs the agent on a built-in synthetic service with an injected outage.
 
@@ -21,7 +23,10 @@ use tokio::sync::watch;
 use burnwatch::agent::Agent;
 use burnwatch::config::{self, AgentConfig, LogFormat};
 use burnwatch::demo::{self, DemoOptions};
-use burnwatch::rules::{self, CheckReport};
+use burnwatch::export::RESERVED;
+use burnwatch::export::otlp::OtlpExporter;
+use burnwatch::rules::node::{self, Kind, Node};
+use burnwatch::rules::{self, CheckReport, Diagnostic, Severity};
 
 /// Observability agent and SLO evaluator: probes, scrapes, exact error budgets and multiwindow
 /// burn-rate alerts.
@@ -182,7 +187,22 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let otlp = cfg.export.otlp.clone();
         let agent = Agent::start(cfg).await?;
+        let exporter = match &otlp {
+            Some(o) => {
+                let e = OtlpExporter::start(o, agent.subscribe())
+                    .context("cannot start the OTLP exporter")?;
+                tracing::info!(
+                    endpoint = %o.endpoint,
+                    protocol = ?o.protocol,
+                    interval = ?o.interval,
+                    "OTLP push enabled"
+                );
+                Some(e)
+            }
+            None => None,
+        };
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let server = tokio::spawn(burnwatch::server::serve(
             listener,
@@ -205,7 +225,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         termination().await;
         hup.abort();
         let _ = stop_tx.send(true);
+        // The agent publishes its last snapshot while stopping; the exporter's final push
+        // comes after, so the collector gets the values the checkpoint holds.
         agent.shutdown().await;
+        if let Some(e) = exporter {
+            match e.shutdown().await {
+                Ok(()) => tracing::info!("OTLP: last values pushed"),
+                Err(err) => tracing::warn!(error = %err, "OTLP: the last push failed"),
+            }
+        }
         let _ = server.await;
         Ok(())
     })
@@ -261,7 +289,19 @@ fn check(paths: &[PathBuf], strict: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let report = rules::check_paths(paths);
+    let mut report = rules::check_paths(paths);
+    report.diagnostics.extend(reserved_label_warnings(&report));
+    // Keep the report in file order, then position, with the new warnings in place.
+    let order: Vec<PathBuf> = report.files.iter().map(|f| f.path.clone()).collect();
+    report.diagnostics.sort_by_key(|d| {
+        (
+            order
+                .iter()
+                .position(|p| *p == d.file)
+                .unwrap_or(usize::MAX),
+            d.pos,
+        )
+    });
     print_report(&report);
     let errors = report.errors();
     let warnings = report.warnings();
@@ -317,6 +357,55 @@ fn print_report(report: &CheckReport) {
             println!("{d}");
         }
     }
+}
+
+/// A warning for every service or SLO `labels:` key that burnwatch sets itself on exports
+/// ([`RESERVED`]): such a label is dropped from `/metrics` and OTLP, which is easy to miss.
+/// Read from the YAML again because the validated model keeps no positions for labels.
+fn reserved_label_warnings(report: &CheckReport) -> Vec<Diagnostic> {
+    fn entries(n: &Node) -> &[(Node, Node)] {
+        match n.kind() {
+            Kind::Map(e) => e,
+            _ => &[],
+        }
+    }
+    fn get<'n>(n: &'n Node, key: &str) -> Option<&'n Node> {
+        entries(n)
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+    let mut out = Vec::new();
+    for f in &report.files {
+        let Ok(docs) = std::fs::read(&f.path).map(|b| node::parse_documents(&b)) else {
+            continue;
+        };
+        for doc in docs.iter().flatten() {
+            let slos = get(doc, "slos").map_or(&[][..], |n| match n.kind() {
+                Kind::Seq(items) => items.as_slice(),
+                _ => &[],
+            });
+            let label_maps = std::iter::once(doc)
+                .chain(slos)
+                .filter_map(|n| get(n, "labels"));
+            for labels in label_maps {
+                for (k, _) in entries(labels) {
+                    let Some(name) = k.as_str().filter(|n| RESERVED.contains(n)) else {
+                        continue;
+                    };
+                    out.push(Diagnostic {
+                        file: f.path.clone(),
+                        pos: k.pos(),
+                        severity: Severity::Warning,
+                        message: format!(
+                            "label `{name}` is set by burnwatch itself on exported series, so this label is dropped from /metrics and OTLP; rename it (e.g. `{name}_name` or `team_{name}`)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {

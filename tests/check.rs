@@ -277,3 +277,49 @@ fn shipped_examples_pass_strict_check() {
     );
     assert!(!out.stdout.contains("warning"), "{}", out.stdout);
 }
+
+/// A service or SLO label named like a label burnwatch sets itself (`tier`, `window`, ...) is
+/// dropped from the exports: `check` warns at the label, naming it, and only `--strict` fails.
+#[test]
+fn reserved_label_names_warn_with_positions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("shop.yaml");
+    std::fs::write(
+        &file,
+        "version: burnwatch/v1\nservice: shop\nlabels: {team: payments, tier: gold}\nslos:\n  - name: up\n    objective: 99\n    labels:\n      window: weekly\n      owner: ann\n    indicator:\n      ratio: {bad: 'errors_total', total: 'requests_total'}\n",
+    )
+    .expect("write rules");
+    let path = file.to_str().expect("utf-8 path");
+    let o = run(&["check", path]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", o.stdout);
+    assert!(
+        lines[0].starts_with(&format!("{path}: OK: service shop, 1 SLO")),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{path}:3:26: warning: label `tier` is set by burnwatch itself on exported series"
+        )) && lines[1].contains("rename it"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{path}:8:7: warning: label `window` is set by burnwatch"
+        )),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stderr, "");
+
+    let o = run(&["check", "--strict", path]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("0 error(s), 2 warning(s)"),
+        "{}",
+        o.stderr
+    );
+}

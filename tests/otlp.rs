@@ -1,19 +1,34 @@
 //! The OTLP push against in-process receivers on loopback (a tonic `MetricsService` and a hyper
 //! server decoding OTLP/HTTP protobuf bodies): the values that arrive equal the snapshot's, the
 //! configured resource attributes and headers arrive, a deleted SLO disappears from the next
-//! export, and a collector that is not listening does not hold shutdown beyond a bound.
+//! export, and a collector that is not listening does not hold shutdown beyond a bound. Both
+//! transports work over TLS with a private CA given as `ca_file`, and refuse a server whose
+//! CA is not trusted.
+//!
+//! The real `burnwatch run` binary with an `export.otlp` block: the pushed values equal its own
+//! `/metrics` page (and the synthetic target's exact counts), the header from `{env: ...}` and
+//! the resource attributes arrive, SIGTERM pushes the last values once more, and a collector
+//! that is down is logged while evaluation goes on.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use burnwatch::agent::AgentSnapshot;
 use burnwatch::agent::evaluator::{Evaluator, Observation};
 use burnwatch::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
-use burnwatch::probe::{Phases, ProbeOutcome};
+use burnwatch::exposition::{Format, OwnedSample, parse_owned};
+use burnwatch::probe::{FetchRequest, Phases, ProbeOutcome, Prober};
 use burnwatch::rules::load_str;
-use burnwatch::time::Timestamp;
+use burnwatch::synthetic::Behaviour;
+use burnwatch::time::{Dur, Timestamp};
+use common::{Proc, drive, free_addr, start_service};
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -153,71 +168,154 @@ impl MetricsService for Mock {
 }
 
 async fn grpc_receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(MetricsServiceServer::new(Mock(tx)))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    (format!("http://{addr}"), rx)
+    grpc_receiver_with(None).await
 }
 
 async fn http_receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
+    http_receiver_with(None).await
+}
+
+/// A gRPC collector, behind TLS with `pki`'s leaf when given.
+async fn grpc_receiver_with(pki: Option<&Pki>) -> (String, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::unbounded_channel();
+    let mut server = tonic::transport::Server::builder();
+    let scheme = match pki {
+        Some(p) => {
+            server = server
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(
+                    tonic::transport::Identity::from_pem(&p.leaf_pem, &p.leaf_key_pem),
+                ))
+                .expect("server TLS config");
+            "https"
+        }
+        None => "http",
+    };
+    tokio::spawn(
+        server
+            .add_service(MetricsServiceServer::new(Mock(tx)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (format!("{scheme}://{addr}"), rx)
+}
+
+/// An OTLP/HTTP collector, behind TLS with `pki`'s leaf when given.
+async fn http_receiver_with(pki: Option<&Pki>) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let acceptor = pki.map(|p| p.acceptor());
+    let scheme = if pki.is_some() { "https" } else { "http" };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let tx = tx.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        async move {
-                            let ok = req.method() == hyper::Method::POST
-                                && req.uri().path() == "/v1/metrics";
-                            let token = req
-                                .headers()
-                                .get("x-token")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned);
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                            let decoded = body
-                                .ok()
-                                .and_then(|b| ExportMetricsServiceRequest::decode(b).ok());
-                            let status = match decoded {
-                                Some(r) if ok => {
-                                    let _ = tx.send(flatten(&r, token));
-                                    200
-                                }
-                                _ => 400,
-                            };
-                            let reply = ExportMetricsServiceResponse {
-                                partial_success: None,
-                            }
-                            .encode_to_vec();
-                            Ok::<_, Infallible>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/x-protobuf")
-                                    .body(Full::new(bytes::Bytes::from(reply)))
-                                    .expect("static response"),
-                            )
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(stream).await {
+                            serve_otlp_http(tls, tx).await;
                         }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
+                    }
+                    None => serve_otlp_http(stream, tx).await,
+                }
             });
         }
     });
-    (format!("http://{addr}"), rx)
+    (format!("{scheme}://{addr}"), rx)
+}
+
+/// One HTTP/1.1 connection of the OTLP/HTTP collector.
+async fn serve_otlp_http<IO>(io: IO, tx: mpsc::UnboundedSender<Received>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let tx = tx.clone();
+        async move {
+            let ok = req.method() == hyper::Method::POST && req.uri().path() == "/v1/metrics";
+            let token = req
+                .headers()
+                .get("x-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            let decoded = body
+                .ok()
+                .and_then(|b| ExportMetricsServiceRequest::decode(b).ok());
+            let status = match decoded {
+                Some(r) if ok => {
+                    let _ = tx.send(flatten(&r, token));
+                    200
+                }
+                _ => 400,
+            };
+            let reply = ExportMetricsServiceResponse {
+                partial_success: None,
+            }
+            .encode_to_vec();
+            Ok::<_, Infallible>(
+                hyper::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/x-protobuf")
+                    .body(Full::new(bytes::Bytes::from(reply)))
+                    .expect("static response"),
+            )
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+        .await;
+}
+
+/// A private CA and a leaf for 127.0.0.1 signed by it, as the collector's certificate.
+struct Pki {
+    ca_pem: String,
+    leaf_pem: String,
+    leaf_key_pem: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "burnwatch OTLP test CA");
+        let ca_key = KeyPair::generate().expect("key");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let leaf_key = KeyPair::generate().expect("key");
+        let leaf_cert = leaf
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        Pki {
+            ca_pem: ca_cert.pem(),
+            leaf_pem: leaf_cert.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+        }
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(self.leaf_pem.as_bytes()).expect("leaf")],
+                PrivateKeyDer::from_pem_slice(self.leaf_key_pem.as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
 }
 
 /// The first export for which `pred` holds, within [`DEADLINE`].
@@ -407,4 +505,344 @@ async fn a_closed_port_does_not_hold_shutdown() {
         );
         assert!(started.elapsed() < Duration::from_secs(6));
     }
+}
+
+/// Exports over TLS to a collector whose certificate a private CA signed: they arrive when the
+/// CA is given as `ca_file`, and none arrives without it (the Mozilla roots do not know it).
+async fn tls_round_trip(protocol: OtlpProtocol) {
+    let pki = Pki::new();
+    let ca = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(ca.path(), &pki.ca_pem).expect("write CA");
+    let (endpoint, mut rx) = match protocol {
+        OtlpProtocol::Grpc => grpc_receiver_with(Some(&pki)).await,
+        OtlpProtocol::HttpProtobuf => http_receiver_with(Some(&pki)).await,
+    };
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+
+    let (_tx, snaps) = watch::channel(snapshot());
+    let untrusted = OtlpConfig {
+        timeout: Duration::from_secs(1),
+        ..config(endpoint.clone(), protocol)
+    };
+    let exporter = OtlpExporter::start(&untrusted, snaps.clone()).expect("starts");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let flushed = tokio::time::timeout(DEADLINE, exporter.shutdown())
+        .await
+        .expect("shutdown is bounded");
+    assert!(
+        flushed.is_err(),
+        "{protocol:?}: an unknown CA must be refused"
+    );
+    assert!(rx.try_recv().is_err(), "{protocol:?}: nothing got through");
+
+    let trusted = OtlpConfig {
+        ca_file: Some(ca.path().to_owned()),
+        ..config(endpoint, protocol)
+    };
+    let exporter = OtlpExporter::start(&trusted, snaps).expect("starts");
+    let r = wait_for(&mut rx, |r| r.points.keys().any(|(n, _)| n == SLI)).await;
+    assert_eq!(r.token.as_deref(), Some("s3cret"));
+    let slo = [("service", "shop"), ("slo", "up"), ("window", "30d")];
+    // Ground truth: 9 good of 10 checks.
+    assert_eq!(get(&r, SLI, &slo), 0.9);
+    tokio::time::timeout(DEADLINE, exporter.shutdown())
+        .await
+        .expect("shutdown is bounded")
+        .expect("final flush over TLS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_with_a_private_ca() {
+    tls_round_trip(OtlpProtocol::Grpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_over_tls_with_a_private_ca() {
+    tls_round_trip(OtlpProtocol::HttpProtobuf).await;
+}
+
+// ---- the real agent binary ----
+
+fn agent_rules(base: &str) -> String {
+    format!(
+        r#"version: burnwatch/v1
+service: shop
+labels: {{team: payments}}
+scrape:
+  - name: shop
+    url: {base}/metrics
+    interval: 1s
+slos:
+  - name: availability
+    objective: 99
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5..",job="shop"}}'
+        total: 'demo_http_requests_total{{job="shop"}}'
+"#
+    )
+}
+
+/// A directory with rules for the service at `base` and an agent config pushing to `endpoint`
+/// every `interval`; returns (directory, config file, listen address).
+fn agent_dir(base: &str, endpoint: &str, interval: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("shop.yaml"), agent_rules(base)).expect("rules");
+    let listen = free_addr().to_string();
+    let cfg = format!(
+        "listen: {listen}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\n\
+         export:\n  otlp:\n    endpoint: {endpoint}\n    interval: {interval}\n    timeout: 1s\n    \
+         headers: {{x-token: {{env: BURNWATCH_TEST_OTLP_TOKEN}}}}\n    \
+         resource: {{deployment.environment.name: e2e, service.name: slo-agent}}\n"
+    );
+    std::fs::write(dir.path().join("burnwatch.yaml"), cfg).expect("config");
+    (dir, listen)
+}
+
+fn spawn_agent(dir: &Path, stderr: Stdio) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_burnwatch"))
+            .args(["run", "--config"])
+            .arg(dir.join("burnwatch.yaml"))
+            .env("RUST_LOG", "warn")
+            .env("BURNWATCH_TEST_OTLP_TOKEN", "s3cret")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start burnwatch run"),
+    )
+}
+
+/// SIGTERM, then the exit status within the deadline.
+fn terminate(agent: &mut Proc) -> std::process::ExitStatus {
+    let pid = agent.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid}");
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = agent.0.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < end, "the agent did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The agent's `/metrics` page, parsed.
+async fn metrics(prober: &Prober, listen: &str) -> Option<Vec<OwnedSample>> {
+    let url = format!("http://{listen}/metrics");
+    let r = prober
+        .fetch(&FetchRequest::new(&url, Dur::from_secs(2), 16 << 20))
+        .await
+        .ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    parse_owned(
+        &r.body,
+        Format::from_content_type(r.content_type.as_deref()),
+    )
+    .ok()
+}
+
+fn sample(samples: &[OwnedSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(x, y)| x == k && y == v))
+        })
+        .map(|s| s.value)
+}
+
+/// Polls `/metrics` until `f` holds.
+async fn wait_metrics(
+    prober: &Prober,
+    listen: &str,
+    what: &str,
+    f: impl Fn(&[OwnedSample]) -> bool,
+) -> Vec<OwnedSample> {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(m) = metrics(prober, listen).await
+            && f(&m)
+        {
+            return m;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const GOOD: [(&str, &str); 2] = [("slo", "availability"), ("result", "good")];
+const BAD: [(&str, &str); 2] = [("slo", "availability"), ("result", "bad")];
+
+/// Starts traffic accounting: waits for the first scrape, drives 40 requests (every 4th fails)
+/// and waits until `/metrics` counts exactly 30 good and 10 bad.
+async fn counted_traffic(prober: &Prober, base: &str, listen: &str) -> Vec<OwnedSample> {
+    wait_metrics(prober, listen, "a first scrape", |m| {
+        sample(m, "burnwatch_target_up", &[("target", "shop")]) == Some(1.0)
+    })
+    .await;
+    drive(prober, base, 40).await;
+    wait_metrics(prober, listen, "30 good and 10 bad events", |m| {
+        sample(m, "burnwatch_slo_events_total", &GOOD) == Some(30.0)
+            && sample(m, "burnwatch_slo_events_total", &BAD) == Some(10.0)
+    })
+    .await
+}
+
+fn erring() -> Behaviour {
+    Behaviour {
+        error_every: 4,
+        errors_per_cycle: 1,
+        latency: Duration::from_millis(1),
+        ..Behaviour::healthy()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_pushes_what_its_metrics_page_shows() {
+    let (base, svc, _svc_stop) = start_service(erring()).await;
+    let (endpoint, mut rx) = grpc_receiver().await;
+    let (dir, listen) = agent_dir(&base, &endpoint, "1s");
+    let mut agent = spawn_agent(dir.path(), Stdio::inherit());
+    let prober = Prober::new(&[]).expect("prober");
+    let page = counted_traffic(&prober, &base, &listen).await;
+    // The synthetic service's own counters are the ground truth.
+    let truth = svc.stats();
+    assert_eq!((truth.requests, truth.code(500)), (40, 10));
+
+    let r = wait_for(&mut rx, |r| {
+        r.points
+            .iter()
+            .any(|((n, a), v)| n == "burnwatch_slo_events" && *v == 30.0 && a.len() == 4)
+    })
+    .await;
+    assert_eq!(
+        r.token.as_deref(),
+        Some("s3cret"),
+        "header from {{env: ...}}"
+    );
+    assert_eq!(
+        r.resource.get("service.name").map(String::as_str),
+        Some("slo-agent")
+    );
+    assert_eq!(
+        r.resource
+            .get("deployment.environment.name")
+            .map(String::as_str),
+        Some("e2e")
+    );
+    // Every sample of these families on /metrics arrives with the same attributes and value.
+    let families = [
+        (
+            "burnwatch_slo_objective_ratio",
+            "burnwatch_slo_objective_ratio",
+        ),
+        ("burnwatch_slo_sli_ratio", "burnwatch_slo_sli_ratio"),
+        ("burnwatch_slo_window_events", "burnwatch_slo_window_events"),
+        ("burnwatch_slo_burn_rate", "burnwatch_slo_burn_rate"),
+        (
+            "burnwatch_slo_error_budget_remaining_ratio",
+            "burnwatch_slo_error_budget_remaining_ratio",
+        ),
+        ("burnwatch_slo_events_total", "burnwatch_slo_events"),
+    ];
+    let mut compared = 0;
+    for (prom, otlp) in families {
+        for s in page.iter().filter(|s| s.name == prom) {
+            let mut labels = s.labels.clone();
+            labels.sort();
+            let pushed = r.points.get(&(otlp.to_owned(), labels.clone()));
+            assert_eq!(pushed, Some(&s.value), "{otlp} {labels:?}");
+            compared += 1;
+        }
+    }
+    // objective 1, SLI/events/burn per window (30d + 4 alert windows), budget 1, events 2.
+    assert!(compared >= 1 + 3 * 5 + 1 + 2, "{compared}");
+    let slo = [("slo", "availability"), ("team", "payments")];
+    assert_eq!(get(&r, "burnwatch_slo_objective_ratio", &slo), 0.99);
+    let mut w = slo.to_vec();
+    w.push(("window", "30d"));
+    assert_eq!(get(&r, SLI, &w), 30.0 / 40.0);
+    assert_eq!(get(&r, "burnwatch_slo_events", &BAD), 10.0);
+
+    let status = terminate(&mut agent);
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_pushes_the_last_values() {
+    let (base, _svc, _svc_stop) = start_service(erring()).await;
+    let (endpoint, mut rx) = http_receiver().await;
+    // An interval no test waits for: whatever arrives is the shutdown push.
+    let (dir, listen) = agent_dir(&base, &endpoint, "1h");
+    let cfg = dir.path().join("burnwatch.yaml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("timeout: 1s", "protocol: http/protobuf\n    timeout: 1s"),
+    )
+    .expect("config");
+    let mut agent = spawn_agent(dir.path(), Stdio::inherit());
+    let prober = Prober::new(&[]).expect("prober");
+    counted_traffic(&prober, &base, &listen).await;
+    assert!(rx.try_recv().is_err(), "no periodic push before the hour");
+
+    let signalled = Instant::now();
+    let status = terminate(&mut agent);
+    assert!(status.success(), "{status}");
+    let r = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .expect("the shutdown push had arrived when the agent exited")
+        .expect("receiver alive");
+    assert!(signalled.elapsed() < DEADLINE);
+    assert_eq!(r.token.as_deref(), Some("s3cret"));
+    assert_eq!(get(&r, "burnwatch_slo_events", &GOOD), 30.0);
+    assert_eq!(get(&r, "burnwatch_slo_events", &BAD), 10.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_collector_is_logged_and_evaluation_goes_on() {
+    let (base, _svc, _svc_stop) = start_service(erring()).await;
+    let endpoint = format!("http://{}", free_addr());
+    let (dir, listen) = agent_dir(&base, &endpoint, "1s");
+    let mut agent = spawn_agent(dir.path(), Stdio::piped());
+    let mut stderr = agent.0.stderr.take().expect("piped stderr");
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let prober = Prober::new(&[]).expect("prober");
+    counted_traffic(&prober, &base, &listen).await;
+    // Pushes fail every second meanwhile; the API's numbers keep advancing.
+    let addr = listen.parse().expect("listen address");
+    let end = Instant::now() + DEADLINE;
+    drive(&prober, &base, 8).await;
+    loop {
+        let v = common::get_json(addr, "/api/v1/slos").await;
+        if let Ok(v) = &v
+            && v["slos"][0]["total"] == 48
+        {
+            assert_eq!(v["slos"][0]["good"], 36);
+            break;
+        }
+        assert!(Instant::now() < end, "the API did not advance: {v:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = terminate(&mut agent);
+    assert!(status.success(), "{status}");
+    let log = log.join().expect("stderr reader");
+    assert!(
+        log.contains("OTLP export failed") && log.contains(&endpoint),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "a secret reached the log: {log}");
 }

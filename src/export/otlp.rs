@@ -21,19 +21,33 @@
 //! the next interval simply tries again with fresh values (observable values need no replay).
 //! Every export is bounded by [`OtlpConfig::timeout`].
 //!
-//! **TLS.** Only `http://` endpoints are supported in this build (no TLS stack is compiled into
-//! the exporter); an `https://` endpoint is rejected by [`OtlpExporter::start`].
+//! Failed exports are logged here (one `warn` line per failed interval, naming the endpoint and
+//! the error, never a header value), because the SDK's own logging is compiled out.
+//!
+//! **TLS.** `https://` endpoints work for both transports with the crate's one TLS stack:
+//! rustls with the `ring` provider and the Mozilla roots of `webpki-roots`, plus
+//! [`OtlpConfig::ca_file`]. gRPC goes through tonic's rustls connector; OTLP/HTTP goes through
+//! `HyperClient` (hyper + tokio-rustls), so neither reqwest nor a second TLS stack is built.
+//!
+//! **Secrets.** Header values are usually credentials: the `Debug` form of [`OtlpConfig`] shows
+//! header names only, and no error or log line carries a value.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Meter, MeterProvider as _, ObservableCounter, ObservableGauge};
 use opentelemetry::{Key, KeyValue};
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
 use opentelemetry_otlp::{
     MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use tokio::sync::watch;
 
@@ -55,21 +69,45 @@ pub enum OtlpProtocol {
 }
 
 /// Where and how often to push metrics.
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq)]
 pub struct OtlpConfig {
-    /// Collector URL, `http://host:port`. For HTTP, `/v1/metrics` is appended unless the path
-    /// already ends with it.
+    /// Collector URL, `http://host:port` or `https://host:port`. For HTTP, `/v1/metrics` is
+    /// appended unless the path already ends with it.
     pub endpoint: String,
     /// The transport.
     pub protocol: OtlpProtocol,
     /// Time between exports (must be positive).
     pub interval: Duration,
-    /// Extra request headers (gRPC metadata for gRPC), e.g. an auth token.
+    /// Extra request headers (gRPC metadata for gRPC), e.g. an auth token. Values are treated
+    /// as secrets: never shown by `Debug`, errors or logs.
     pub headers: Vec<(String, String)>,
     /// Resource attributes; `service.name` defaults to [`DEFAULT_SERVICE_NAME`].
     pub resource: Vec<(String, String)>,
     /// Bound on one export, connection included (must be positive).
     pub timeout: Duration,
+    /// A PEM bundle trusted on top of the Mozilla roots for an `https://` endpoint (e.g. the
+    /// private CA that signed the collector's certificate).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are credentials: show that they exist, not what they are.
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, _)| format!("{k}: <redacted>"))
+            .collect();
+        f.debug_struct("OtlpConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("interval", &self.interval)
+            .field("headers", &headers)
+            .field("resource", &self.resource)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl OtlpConfig {
@@ -82,14 +120,37 @@ impl OtlpConfig {
             headers: Vec::new(),
             resource: Vec::new(),
             timeout: Duration::from_secs(10),
+            ca_file: None,
         }
+    }
+
+    /// Everything [`OtlpExporter::start`] would refuse, checked without starting anything:
+    /// the endpoint, the headers, the durations and the CA file. The agent config calls it so
+    /// that these are config errors with a position.
+    pub fn check(&self) -> Result<(), OtlpError> {
+        if self.interval.is_zero() {
+            return Err(OtlpError::ZeroDuration { what: "interval" });
+        }
+        if self.timeout.is_zero() {
+            return Err(OtlpError::ZeroDuration { what: "timeout" });
+        }
+        endpoint(self)?;
+        header_map(&self.headers)?;
+        if let Some(path) = &self.ca_file {
+            read_ca(path)?;
+        }
+        Ok(())
+    }
+
+    fn is_https(&self) -> bool {
+        self.endpoint.starts_with("https://")
     }
 }
 
 /// Why the exporter could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    /// The endpoint is not an `http://` URL.
+    /// The endpoint is not an `http://` or `https://` URL.
     #[error("OTLP endpoint {endpoint:?}: {reason}")]
     Endpoint {
         /// The configured endpoint.
@@ -111,9 +172,20 @@ pub enum OtlpError {
         /// `interval` or `timeout`.
         what: &'static str,
     },
-    /// The gRPC transport needs a tokio runtime to be built in.
-    #[error("OTLP gRPC exporter must be started inside a tokio runtime")]
+    /// Both transports run their connections on the caller's tokio runtime.
+    #[error("OTLP exporter must be started inside a tokio runtime")]
     NoRuntime,
+    /// The `ca_file` cannot be read or holds no usable certificate.
+    #[error("OTLP ca_file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS client configuration cannot be built.
+    #[error("OTLP TLS setup: {0}")]
+    Tls(String),
     /// The SDK refused the exporter configuration.
     #[error("building the OTLP exporter for {endpoint}: {source}")]
     Build {
@@ -148,18 +220,17 @@ impl std::fmt::Debug for OtlpExporter {
 
 impl OtlpExporter {
     /// Builds the pipeline and starts exporting every `cfg.interval`. Must be called inside a
-    /// tokio runtime (the gRPC channel is bound to it).
+    /// tokio runtime (the connections of both transports run on it).
     pub fn start(
         cfg: &OtlpConfig,
         snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     ) -> Result<OtlpExporter, OtlpError> {
-        if cfg.interval.is_zero() {
-            return Err(OtlpError::ZeroDuration { what: "interval" });
-        }
-        if cfg.timeout.is_zero() {
-            return Err(OtlpError::ZeroDuration { what: "timeout" });
-        }
-        let exporter = build_exporter(cfg)?;
+        cfg.check()?;
+        let exporter = Logged {
+            inner: build_exporter(cfg)?,
+            endpoint: cfg.endpoint.clone(),
+            failing: AtomicBool::new(false),
+        };
         let reader = PeriodicReader::builder(exporter)
             .with_interval(cfg.interval)
             .build();
@@ -210,26 +281,43 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
         source,
     };
     let headers = header_map(&cfg.headers)?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| OtlpError::NoRuntime)?;
     match cfg.protocol {
         OtlpProtocol::Grpc => {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(OtlpError::NoRuntime);
-            }
-            MetricExporter::builder()
+            let mut b = MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
                 .with_timeout(cfg.timeout)
                 .with_temporality(Temporality::Cumulative)
                 .with_metadata(
                     opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
-                )
-                .build()
-                .map_err(build_err)
+                );
+            if cfg.is_https() {
+                // tonic's default for https trusts no root at all; give it the same roots as
+                // the HTTP transport and the probes.
+                let mut tls = ClientTlsConfig::new().with_webpki_roots();
+                if let Some(path) = &cfg.ca_file {
+                    tls = tls.ca_certificate(Certificate::from_pem(read_ca(path)?));
+                }
+                b = b.with_tls_config(tls);
+            }
+            b.build().map_err(build_err)
         }
         OtlpProtocol::HttpProtobuf => {
+            let tls = if cfg.is_https() {
+                Some(tls_config(cfg.ca_file.as_deref())?)
+            } else {
+                None
+            };
+            let client = HyperClient {
+                runtime,
+                tls,
+                timeout: cfg.timeout,
+            };
             let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
             MetricExporter::builder()
                 .with_http()
+                .with_http_client(client)
                 .with_protocol(Protocol::HttpBinary)
                 .with_endpoint(endpoint.clone())
                 .with_timeout(cfg.timeout)
@@ -241,22 +329,202 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
     }
 }
 
-/// The URL the SDK gets: checked to be plain `http://`, with the OTLP/HTTP path for HTTP (the
-/// SDK uses a programmatic endpoint verbatim).
+/// Reads a PEM bundle and checks it holds at least one certificate rustls accepts as a trust
+/// anchor; returns the file's bytes.
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad = |reason: String| OtlpError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("unusable certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no PEM certificate in the file".to_owned()));
+    }
+    Ok(pem)
+}
+
+/// The rustls client configuration of the HTTP transport: ring, Mozilla roots, the CA file.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, OtlpError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        for cert in CertificateDer::pem_slice_iter(&read_ca(path)?).flatten() {
+            roots.add(cert).map_err(|e| OtlpError::Tls(e.to_string()))?;
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| OtlpError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Largest collector response read (the SDK's own clients use the same bound).
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// The OTLP/HTTP transport: one HTTP/1.1 connection per export (exports are seconds to
+/// minutes apart, so pooling buys nothing), TLS through tokio-rustls. The SDK calls it from
+/// its own reader thread, outside any runtime, so each request runs on the runtime the
+/// exporter was started in.
+#[derive(Debug)]
+struct HyperClient {
+    runtime: tokio::runtime::Handle,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for HyperClient {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let send = send(self.tls.clone(), request);
+        let timeout = self.timeout;
+        // The timer too must be created on the runtime, not on the SDK's thread.
+        let bounded = async move { tokio::time::timeout(timeout, send).await };
+        match self.runtime.spawn(bounded).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(format!("no answer within {:?}", self.timeout).into()),
+            Err(join) => Err(join.to_string().into()),
+        }
+    }
+}
+
+async fn send(
+    tls: Option<Arc<rustls::ClientConfig>>,
+    request: http::Request<bytes::Bytes>,
+) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+    use http_body_util::{BodyExt, Full, Limited};
+    use hyper_util::rt::TokioIo;
+    let uri = request.uri().clone();
+    let host = uri.host().ok_or("the endpoint has no host")?.to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let (mut parts, body) = request.into_parts();
+    // HTTP/1.1 wants origin-form and a Host header.
+    parts.uri = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+    parts.headers.insert(
+        http::header::HOST,
+        http::HeaderValue::from_str(authority).map_err(|e| e.to_string())?,
+    );
+    let request = http::Request::from_parts(parts, Full::new(body));
+    // IPv6 literals arrive bracketed in the URI; the resolver and SNI want them bare.
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port)).await?;
+    let _ = tcp.set_nodelay(true);
+    let response = match tls {
+        Some(cfg) => {
+            let name = rustls::pki_types::ServerName::try_from(bare)?;
+            let stream = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await?;
+            let (mut tx, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            tx.send_request(request).await?
+        }
+        None => {
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+            tokio::spawn(conn);
+            tx.send_request(request).await?
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, MAX_RESPONSE_BYTES)
+        .collect()
+        .await?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, body))
+}
+
+/// The SDK exporter, logging each failed export (the SDK's own logging is compiled out) and
+/// the recovery after a failure.
+struct Logged {
+    inner: MetricExporter,
+    endpoint: String,
+    failing: AtomicBool,
+}
+
+impl PushMetricExporter for Logged {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let r = self.inner.export(metrics).await;
+        match &r {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(endpoint = %self.endpoint, "OTLP export works again");
+                }
+            }
+            Err(e) => {
+                self.failing.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    endpoint = %self.endpoint,
+                    error = %e,
+                    "OTLP export failed; the next interval sends fresh values"
+                );
+            }
+        }
+        r
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+/// The URL the SDK gets: checked to be `http://` or `https://` with a host, with the OTLP/HTTP
+/// path for HTTP (the SDK uses a programmatic endpoint verbatim).
 fn endpoint(cfg: &OtlpConfig) -> Result<String, OtlpError> {
     let bad = |reason| OtlpError::Endpoint {
         endpoint: cfg.endpoint.clone(),
         reason,
     };
-    let rest = if let Some(rest) = cfg.endpoint.strip_prefix("http://") {
-        rest
-    } else if cfg.endpoint.starts_with("https://") {
-        return Err(bad("https is not supported by this build; use http://"));
-    } else {
-        return Err(bad("must start with http://"));
+    let Some(rest) = cfg
+        .endpoint
+        .strip_prefix("http://")
+        .or_else(|| cfg.endpoint.strip_prefix("https://"))
+    else {
+        return Err(bad("must start with http:// or https://"));
     };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(bad("has no host"));
+    }
+    match cfg.endpoint.parse::<http::Uri>() {
+        Ok(u) if u.host().is_some_and(|h| !h.is_empty()) => {}
+        _ => return Err(bad("is not a valid URL")),
     }
     let base = cfg.endpoint.trim_end_matches('/');
     Ok(match cfg.protocol {
@@ -707,7 +975,13 @@ mod tests {
 
     #[test]
     fn bad_endpoints_and_headers_are_refused() {
-        for e in ["https://c:4317", "c:4317", "http://", "http:///x"] {
+        for e in [
+            "ftp://c:4317",
+            "c:4317",
+            "http://",
+            "http:///x",
+            "http://a b:1",
+        ] {
             assert!(
                 matches!(
                     endpoint(&cfg(e, OtlpProtocol::Grpc)),
@@ -726,6 +1000,29 @@ mod tests {
         ));
         let ok = header_map(&[("X-Token".into(), "abc".into())]).expect("valid");
         assert_eq!(ok.get("x-token").map(|v| v.as_bytes()), Some(&b"abc"[..]));
+    }
+
+    #[test]
+    fn https_is_accepted_and_secrets_stay_out_of_debug() {
+        assert_eq!(
+            endpoint(&cfg("https://c:4318", OtlpProtocol::HttpProtobuf)).expect("valid"),
+            "https://c:4318/v1/metrics"
+        );
+        let c = OtlpConfig {
+            headers: vec![("x-api-key".into(), "hunter2".into())],
+            ..cfg("https://c:4317", OtlpProtocol::Grpc)
+        };
+        c.check().expect("valid");
+        let dbg = format!("{c:?}");
+        assert!(
+            dbg.contains("x-api-key: <redacted>") && !dbg.contains("hunter2"),
+            "{dbg}"
+        );
+        let zero = OtlpConfig {
+            interval: Duration::ZERO,
+            ..c
+        };
+        assert!(matches!(zero.check(), Err(OtlpError::ZeroDuration { .. })));
     }
 
     #[test]
