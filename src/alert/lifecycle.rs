@@ -75,7 +75,9 @@ pub enum Phase {
 }
 
 /// The name of a [`Phase`], for transitions and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum State {
     /// Not firing and never fired, or a pending spell ended.
     Inactive,
@@ -508,7 +510,10 @@ mod tests {
         let text = serde_json::to_string(&l).expect("serialize");
         let mut back: Lifecycle = serde_json::from_str(&text).expect("deserialize");
         assert_eq!(back, l);
-        assert_eq!(back.step(false, t(9), &p), Some((State::Firing, State::Resolved)));
+        assert_eq!(
+            back.step(false, t(9), &p),
+            Some((State::Firing, State::Resolved))
+        );
         assert_eq!(back.phase, resolved(3, 9));
         // A pending spell also survives: `for` counts from before the restart.
         let mut l = Lifecycle::new();
@@ -516,7 +521,10 @@ mod tests {
         let mut back: Lifecycle =
             serde_json::from_str(&serde_json::to_string(&l).expect("serialize"))
                 .expect("deserialize");
-        assert_eq!(back.step(true, t(3), &p), Some((State::Pending, State::Firing)));
+        assert_eq!(
+            back.step(true, t(3), &p),
+            Some((State::Pending, State::Firing))
+        );
         assert_eq!(back.phase, firing(3));
     }
 

@@ -2425,7 +2425,9 @@ mod tests {
         let a = &r.slos().next().expect("one SLO").alerting;
         assert_eq!((a.flap, a.budget_exhausted.as_ref()), (None, None));
         assert_eq!(
-            a.no_data_alert.as_ref().map(|n| (n.for_, n.severity.as_str())),
+            a.no_data_alert
+                .as_ref()
+                .map(|n| (n.for_, n.severity.as_str())),
             Some((Dur::from_hours(2), "ticket"))
         );
         // `disabled: true` turns off every alert of the SLO, not only the tiers.
