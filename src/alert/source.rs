@@ -412,10 +412,7 @@ impl Alerter {
         let mut probe_rules = BTreeMap::new();
         for p in &rules.probes {
             let Some(a) = &p.alert else { continue };
-            let mut l = p.labels.clone();
-            l.insert(names::ALERTNAME.into(), PROBE_DOWN.into());
-            l.insert(names::PROBE.into(), p.name.clone());
-            l.insert(names::SEVERITY.into(), a.severity.clone());
+            let l = down_labels(&p.labels, PROBE_DOWN, names::PROBE, &p.name, &a.severity);
             let params = Params {
                 for_: a.for_,
                 keep_firing_for: a.keep_firing_for,
@@ -429,10 +426,13 @@ impl Alerter {
         }
         for t in &rules.scrapes {
             let Some(a) = &t.alert else { continue };
-            let mut l = t.labels.clone();
-            l.insert(names::ALERTNAME.into(), SCRAPE_TARGET_DOWN.into());
-            l.insert(names::TARGET.into(), t.name.clone());
-            l.insert(names::SEVERITY.into(), a.severity.clone());
+            let l = down_labels(
+                &t.labels,
+                SCRAPE_TARGET_DOWN,
+                names::TARGET,
+                &t.name,
+                &a.severity,
+            );
             let params = Params {
                 for_: a.for_,
                 keep_firing_for: a.keep_firing_for,
@@ -479,6 +479,16 @@ impl Alerter {
         });
         out
     }
+}
+
+/// The labels of a probe or target alert: its own labels, then `alertname`, `key=name` and
+/// `severity` (the built-ins win).
+fn down_labels(own: &Labels, alertname: &str, key: &str, name: &str, severity: &str) -> Labels {
+    let mut l = own.clone();
+    l.insert(names::ALERTNAME.into(), alertname.into());
+    l.insert(key.into(), name.into());
+    l.insert(names::SEVERITY.into(), severity.into());
+    l
 }
 
 fn source_slo(s: &Source) -> Option<&SloId> {

@@ -2043,15 +2043,12 @@ impl Decoder<'_> {
         let before = self.errors();
         let m = MapReader::new(self, n, what, keys)?;
         let mut rule = default;
-        if let Some(s) = m.opt(self, "severity", Decoder::severity) {
-            rule.severity = s;
-        }
-        if let Some(f) = m.opt(self, "for", Decoder::dur) {
-            rule.for_ = f;
-        }
-        if let Some(k) = m.opt(self, "keep_firing_for", Decoder::dur) {
-            rule.keep_firing_for = k;
-        }
+        self.alert_timing(
+            &m,
+            &mut rule.severity,
+            &mut rule.for_,
+            &mut rule.keep_firing_for,
+        );
         let flap = match m.get("flap") {
             Some(f) => self.flap(f),
             None => Some(Some(FlapPolicy::default())),
@@ -2060,6 +2057,25 @@ impl Decoder<'_> {
             return None;
         }
         Some((Some(rule), flap?))
+    }
+
+    /// Overrides `severity`, `for` and `keep_firing_for` with the ones given in `m`.
+    fn alert_timing(
+        &mut self,
+        m: &MapReader<'_>,
+        severity: &mut String,
+        for_: &mut Dur,
+        keep_firing_for: &mut Dur,
+    ) {
+        if let Some(s) = m.opt(self, "severity", Decoder::severity) {
+            *severity = s;
+        }
+        if let Some(f) = m.opt(self, "for", Decoder::dur) {
+            *for_ = f;
+        }
+        if let Some(k) = m.opt(self, "keep_firing_for", Decoder::dur) {
+            *keep_firing_for = k;
+        }
     }
 
     /// A probe's `alert:`: `false`, `true` or the thresholds and settings of `ProbeDown`.
@@ -2138,15 +2154,7 @@ impl Decoder<'_> {
         if let Some(s) = m.opt(self, "successes", count) {
             a.successes = s;
         }
-        if let Some(s) = m.opt(self, "severity", Decoder::severity) {
-            a.severity = s;
-        }
-        if let Some(f) = m.opt(self, "for", Decoder::dur) {
-            a.for_ = f;
-        }
-        if let Some(k) = m.opt(self, "keep_firing_for", Decoder::dur) {
-            a.keep_firing_for = k;
-        }
+        self.alert_timing(&m, &mut a.severity, &mut a.for_, &mut a.keep_firing_for);
         a.runbook = m.opt(self, "runbook", Decoder::url);
         a.dashboard = m.opt(self, "dashboard", Decoder::url);
         a.summary = m.opt(self, "summary", Decoder::string);
