@@ -75,6 +75,7 @@ fn http_probe(addr: std::net::SocketAddr) -> Probe {
         timeout: Dur::from_secs(2),
         labels: BTreeMap::new(),
         depends_on: Vec::new(),
+        alert: None,
     }
 }
 

@@ -47,7 +47,7 @@ fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo 
         objective: Objective::from_percent(objective).expect("valid objective"),
         alerting: Alerting {
             tiers: default_tiers(&window),
-            min_events: 0,
+            ..Alerting::default()
         },
         window,
         method: BudgetingMethod::Occurrences,
@@ -68,6 +68,7 @@ fn custom_tier(name: &str, long: u64, short: u64, factor: f64, for_: u64) -> Bur
         short: Dur::from_mins(short),
         factor,
         for_: Dur::from_mins(for_),
+        keep_firing_for: Dur(0),
         labels: Labels::new(),
     }
 }

@@ -34,6 +34,7 @@ fn slo(name: &str, min_events: u64) -> Slo {
         alerting: Alerting {
             tiers: default_tiers(&window),
             min_events,
+            ..Alerting::default()
         },
         window,
         method: BudgetingMethod::Occurrences,

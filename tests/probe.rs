@@ -187,6 +187,7 @@ fn probe(kind: ProbeKind, timeout: Dur) -> Probe {
         timeout,
         labels: BTreeMap::new(),
         depends_on: Vec::new(),
+        alert: None,
     }
 }
 

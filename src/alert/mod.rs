@@ -9,7 +9,9 @@
 //!
 //! Pure: no I/O, no clock; every time is passed in.
 
+pub mod lifecycle;
 pub mod matcher;
+pub mod source;
 
 use std::fmt;
 

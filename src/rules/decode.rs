@@ -13,9 +13,10 @@ use std::sync::Arc;
 use crate::rules::ServiceSummary;
 use crate::rules::diag::{Diagnostic, Severity, did_you_mean};
 use crate::rules::model::{
-    Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_TIERS, HttpProbe, Indicator, Labels,
-    LatencySource, NoDataPolicy, Objective, Percentile, Probe, ProbeKind, RatioNumerator,
-    ScrapeTarget, Service, Slo, SloId, StatusRange, Window, burn_factor, default_tier,
+    AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_TIERS, FlapPolicy,
+    HttpProbe, Indicator, Labels, LatencySource, NoDataPolicy, Objective, Percentile, Probe,
+    ProbeAlert, ProbeKind, ProbeTrigger, RatioNumerator, ScrapeTarget, Service, Slo, SloId,
+    StatusRange, Window, burn_factor, default_tier,
 };
 use crate::rules::node::{Kind, Node, Pos};
 use crate::rules::selector::Selector;
@@ -804,6 +805,7 @@ impl Decoder<'_> {
             "timeout",
             "labels",
             "depends_on",
+            "alert",
         ];
         let before = self.errors();
         let m = MapReader::new(self, node, "a probe", KEYS)?;
@@ -836,6 +838,10 @@ impl Decoder<'_> {
                 }
             }
         }
+        let alert = match m.get("alert") {
+            Some(n) => self.probe_alert(n),
+            None => Some(Some(ProbeAlert::default())),
+        };
         if self.errors() > before {
             return None;
         }
@@ -848,6 +854,7 @@ impl Decoder<'_> {
             timeout,
             labels,
             depends_on,
+            alert: alert?,
         })
     }
 
@@ -1089,6 +1096,7 @@ impl Decoder<'_> {
             "body_limit",
             "sample_limit",
             "labels",
+            "alert",
         ];
         let before = self.errors();
         let m = MapReader::new(self, node, "a scrape target", KEYS)?;
@@ -1123,10 +1131,18 @@ impl Decoder<'_> {
             })
             .unwrap_or(50_000);
         let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
+        let alert = match m.get("alert") {
+            Some(n) => self.alert_rule(n, "alert", AlertRule::target_down_default(), true),
+            None => Some((
+                Some(AlertRule::target_down_default()),
+                Some(FlapPolicy::default()),
+            )),
+        };
         if self.errors() > before {
             return None;
         }
         let (interval, timeout) = times?;
+        let (alert, flap) = alert?;
         Some(ScrapeTarget {
             file: self.file.to_path_buf(),
             name: name?,
@@ -1136,6 +1152,8 @@ impl Decoder<'_> {
             body_limit,
             sample_limit,
             labels,
+            alert,
+            flap,
         })
     }
 
@@ -1372,7 +1390,7 @@ impl Decoder<'_> {
             (Some(n), Some(w)) => self.alerting(n, w),
             (None, Some(w)) => Some(Alerting {
                 tiers: crate::rules::model::default_tiers(w),
-                min_events: 0,
+                ..Alerting::default()
             }),
             (_, None) => None,
         };
@@ -1684,9 +1702,38 @@ impl Decoder<'_> {
 
     fn alerting(&mut self, node: &Node, window: &Window) -> Option<Alerting> {
         let before = self.errors();
-        let m = MapReader::new(self, node, "alerting", &["min_events", "disabled", "tiers"])?;
+        const KEYS: &[&str] = &[
+            "min_events",
+            "disabled",
+            "tiers",
+            "budget_exhausted",
+            "no_data",
+            "flap",
+        ];
+        let m = MapReader::new(self, node, "alerting", KEYS)?;
         let min_events = m.opt(self, "min_events", Decoder::uint).unwrap_or(0);
         let disabled = m.opt(self, "disabled", Decoder::bool).unwrap_or(false);
+        let budget_exhausted = match m.get("budget_exhausted") {
+            Some(n) => self
+                .alert_rule(
+                    n,
+                    "budget_exhausted",
+                    AlertRule::budget_exhausted_default(),
+                    false,
+                )
+                .map(|(r, _)| r),
+            None => Some(Some(AlertRule::budget_exhausted_default())),
+        };
+        let no_data_alert = match m.get("no_data") {
+            Some(n) => self
+                .alert_rule(n, "no_data", AlertRule::no_data_default(), false)
+                .map(|(r, _)| r),
+            None => Some(Some(AlertRule::no_data_default())),
+        };
+        let flap = match m.get("flap") {
+            Some(n) => self.flap(n),
+            None => Some(Some(FlapPolicy::default())),
+        };
         let nominal = window.nominal();
         // Defaults are kept with their budget fraction so overrides can recompute the factor.
         let mut tiers: Vec<(BurnTier, Option<f64>, bool)> = DEFAULT_TIERS
@@ -1733,7 +1780,22 @@ impl Decoder<'_> {
                 .map(|(t, _, _)| t)
                 .collect()
         };
-        Some(Alerting { tiers, min_events })
+        if disabled {
+            return Some(Alerting {
+                tiers,
+                min_events,
+                budget_exhausted: None,
+                no_data_alert: None,
+                flap: flap?,
+            });
+        }
+        Some(Alerting {
+            tiers,
+            min_events,
+            budget_exhausted: budget_exhausted?,
+            no_data_alert: no_data_alert?,
+            flap: flap?,
+        })
     }
 
     /// Decodes one entry of `tiers:`: an override of a default tier (`base`) or a custom tier.
@@ -1752,6 +1814,7 @@ impl Decoder<'_> {
             "burn_rate",
             "severity",
             "for",
+            "keep_firing_for",
             "labels",
             "disabled",
         ];
@@ -1780,18 +1843,9 @@ impl Decoder<'_> {
                 }
             }
         });
-        let severity = m.opt(self, "severity", |d, n, k| {
-            let s = d.string(n, k)?;
-            if s.is_empty() || s.chars().any(char::is_whitespace) {
-                d.error(
-                    n.pos(),
-                    format!("`{k}` must be one word such as page or ticket"),
-                );
-                return None;
-            }
-            Some(s)
-        });
+        let severity = m.opt(self, "severity", Decoder::severity);
         let for_ = m.opt(self, "for", Decoder::dur);
+        let keep_firing_for = m.opt(self, "keep_firing_for", Decoder::dur);
         let labels = m.opt(self, "labels", Decoder::labels);
         if let (Some(_), Some(p)) = (m.get("budget_consumed"), m.key_pos("burn_rate")) {
             self.error(
@@ -1812,6 +1866,7 @@ impl Decoder<'_> {
                 short: Dur::from_mins(5),
                 factor: 1.0,
                 for_: Dur(0),
+                keep_firing_for: Dur(0),
                 labels: Labels::new(),
             });
             return Some((t, None, false));
@@ -1843,6 +1898,7 @@ impl Decoder<'_> {
                     short: Dur::MINUTE,
                     factor: 1.0,
                     for_: Dur(0),
+                    keep_firing_for: Dur(0),
                     labels: Labels::new(),
                 };
                 (t, None)
@@ -1876,6 +1932,9 @@ impl Decoder<'_> {
         if let Some(f) = for_ {
             t.for_ = f;
         }
+        if let Some(k) = keep_firing_for {
+            t.keep_firing_for = k;
+        }
         if let Some(l) = labels {
             t.labels = l;
         }
@@ -1905,6 +1964,207 @@ impl Decoder<'_> {
             return None;
         }
         Some((t, fraction, true))
+    }
+
+    /// A routing word: one word such as `page` or `ticket`.
+    fn severity(&mut self, n: &Node, key: &str) -> Option<String> {
+        let s = self.string(n, key)?;
+        if s.is_empty() || s.chars().any(char::is_whitespace) {
+            self.error(
+                n.pos(),
+                format!("`{key}` must be one word such as page or ticket"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    /// `flap: false`, `flap: true` (the defaults) or `flap: {window, max_changes, hold}`.
+    /// The outer `None` is an error; `Some(None)` is "turned off".
+    fn flap(&mut self, n: &Node) -> Option<Option<FlapPolicy>> {
+        if let Kind::Bool(b) = n.kind() {
+            return Some(b.then(FlapPolicy::default));
+        }
+        let before = self.errors();
+        let m = MapReader::new(self, n, "flap", &["window", "max_changes", "hold"])?;
+        let mut p = FlapPolicy::default();
+        if let Some(w) = m.opt(self, "window", Decoder::pos_dur) {
+            p.window = w;
+        }
+        if let Some(h) = m.opt(self, "hold", Decoder::pos_dur) {
+            p.hold = h;
+        }
+        if let Some(c) = m.opt(self, "max_changes", Decoder::uint) {
+            match u32::try_from(c) {
+                Ok(c) if c >= 1 => p.max_changes = c,
+                _ => {
+                    let pos = m.get("max_changes").map_or(m.pos, Node::pos);
+                    self.error(
+                        pos,
+                        "`max_changes` must be between 1 and 4294967295; write e.g. `max_changes: 4`, or `flap: false` to turn damping off",
+                    );
+                }
+            }
+        }
+        (self.errors() == before).then_some(Some(p))
+    }
+
+    /// An alert switch: `false` (off), `true` (the defaults) or a mapping of `severity`, `for`,
+    /// `keep_firing_for` (and `flap` when `with_flap`). Returns the rule and the flap policy (the
+    /// default one unless `with_flap` and given). The outer `None` is an error.
+    fn alert_rule(
+        &mut self,
+        n: &Node,
+        key: &str,
+        default: AlertRule,
+        with_flap: bool,
+    ) -> Option<(Option<AlertRule>, Option<FlapPolicy>)> {
+        if let Kind::Bool(b) = n.kind() {
+            return Some((b.then_some(default), Some(FlapPolicy::default())));
+        }
+        if !matches!(n.kind(), Kind::Map(_)) {
+            self.type_error(
+                n,
+                key,
+                "`false`, or a mapping such as `{severity: ticket, for: 5m}`",
+            );
+            return None;
+        }
+        let keys: &[&str] = if with_flap {
+            &["severity", "for", "keep_firing_for", "flap"]
+        } else {
+            &["severity", "for", "keep_firing_for"]
+        };
+        let what = match key {
+            "budget_exhausted" => "budget_exhausted",
+            "no_data" => "no_data",
+            _ => "an alert",
+        };
+        let before = self.errors();
+        let m = MapReader::new(self, n, what, keys)?;
+        let mut rule = default;
+        self.alert_timing(
+            &m,
+            &mut rule.severity,
+            &mut rule.for_,
+            &mut rule.keep_firing_for,
+        );
+        let flap = match m.get("flap") {
+            Some(f) => self.flap(f),
+            None => Some(Some(FlapPolicy::default())),
+        };
+        if self.errors() > before {
+            return None;
+        }
+        Some((Some(rule), flap?))
+    }
+
+    /// Overrides `severity`, `for` and `keep_firing_for` with the ones given in `m`.
+    fn alert_timing(
+        &mut self,
+        m: &MapReader<'_>,
+        severity: &mut String,
+        for_: &mut Dur,
+        keep_firing_for: &mut Dur,
+    ) {
+        if let Some(s) = m.opt(self, "severity", Decoder::severity) {
+            *severity = s;
+        }
+        if let Some(f) = m.opt(self, "for", Decoder::dur) {
+            *for_ = f;
+        }
+        if let Some(k) = m.opt(self, "keep_firing_for", Decoder::dur) {
+            *keep_firing_for = k;
+        }
+    }
+
+    /// A probe's `alert:`: `false`, `true` or the thresholds and settings of `ProbeDown`.
+    fn probe_alert(&mut self, n: &Node) -> Option<Option<ProbeAlert>> {
+        const KEYS: &[&str] = &[
+            "failures",
+            "of",
+            "failing_for",
+            "successes",
+            "severity",
+            "for",
+            "keep_firing_for",
+            "runbook",
+            "dashboard",
+            "summary",
+            "flap",
+        ];
+        if let Kind::Bool(b) = n.kind() {
+            return Some(b.then(ProbeAlert::default));
+        }
+        if !matches!(n.kind(), Kind::Map(_)) {
+            self.type_error(
+                n,
+                "alert",
+                "`false`, or a mapping such as `{failures: 3, of: 5}`",
+            );
+            return None;
+        }
+        let before = self.errors();
+        let m = MapReader::new(self, n, "a probe alert", KEYS)?;
+        let mut a = ProbeAlert::default();
+        let count = |d: &mut Decoder<'_>, n: &Node, k: &str| -> Option<u32> {
+            let v = d.uint(n, k)?;
+            match u32::try_from(v) {
+                Ok(v) if (1..=1000).contains(&v) => Some(v),
+                _ => {
+                    d.error(
+                        n.pos(),
+                        format!("`{k}` must be between 1 and 1000; write e.g. `{k}: 3`"),
+                    );
+                    None
+                }
+            }
+        };
+        let failures = m.opt(self, "failures", count);
+        let of = m.opt(self, "of", count);
+        let failing_for = m.opt(self, "failing_for", Decoder::pos_dur);
+        if let (Some(_), Some(p)) = (m.get("failures"), m.key_pos("failing_for")) {
+            self.error(
+                p,
+                "a probe alert takes `failures` (with an optional `of`) or `failing_for`, not both; keep one of them",
+            );
+        }
+        if let (None, Some(p)) = (m.get("failures"), m.key_pos("of")) {
+            self.error(
+                p,
+                "`of` needs `failures`; write e.g. `failures: 3, of: 5` (3 failures among the last 5 checks)",
+            );
+        }
+        match (failures, of, failing_for) {
+            (Some(f), Some(o), _) if o < f => {
+                let pos = m.get("of").map_or(m.pos, Node::pos);
+                self.error(
+                    pos,
+                    format!(
+                        "`of: {o}` is fewer checks than `failures: {f}`; write `of:` at least {f}, e.g. `failures: {f}, of: {}`",
+                        f + 2
+                    ),
+                );
+            }
+            (Some(f), Some(o), _) => a.trigger = ProbeTrigger::OutOf { failures: f, of: o },
+            (Some(f), None, _) => a.trigger = ProbeTrigger::Consecutive(f),
+            (None, _, Some(d)) => a.trigger = ProbeTrigger::FailingFor(d),
+            (None, _, None) => {}
+        }
+        if let Some(s) = m.opt(self, "successes", count) {
+            a.successes = s;
+        }
+        self.alert_timing(&m, &mut a.severity, &mut a.for_, &mut a.keep_firing_for);
+        a.runbook = m.opt(self, "runbook", Decoder::url);
+        a.dashboard = m.opt(self, "dashboard", Decoder::url);
+        a.summary = m.opt(self, "summary", Decoder::string);
+        if let Some(f) = m.get("flap") {
+            a.flap = self.flap(f)?;
+        }
+        if self.errors() > before {
+            return None;
+        }
+        Some(Some(a))
     }
 }
 
@@ -2090,6 +2350,216 @@ mod tests {
                 "    window: 1d\n    alerting:\n      tiers:\n        ticket_slow: {for: 1h}\n",
             ),
             "t.yaml:13:22: error: tier `ticket_slow` has long window 3d but the SLO window is only 1d",
+        );
+    }
+
+    #[test]
+    fn alert_defaults_keep_old_files_valid() {
+        let r = ok(&slo_with(""));
+        let a = &r.slos().next().expect("one SLO").alerting;
+        assert_eq!(
+            a.budget_exhausted,
+            Some(AlertRule {
+                severity: "ticket".into(),
+                for_: Dur(0),
+                keep_firing_for: Dur(0)
+            })
+        );
+        assert_eq!(
+            a.no_data_alert,
+            Some(AlertRule {
+                severity: "ticket".into(),
+                for_: Dur::from_mins(30),
+                keep_firing_for: Dur(0)
+            })
+        );
+        assert_eq!(
+            a.flap,
+            Some(FlapPolicy {
+                window: Dur::HOUR,
+                max_changes: 4,
+                hold: Dur::from_mins(30)
+            })
+        );
+        assert!(a.tiers.iter().all(|t| t.keep_firing_for == Dur(0)));
+        let probe = format!(
+            "{}probes:\n  - name: p\n    tcp: {{address: \"h:1\"}}\nscrape:\n  - name: s\n    url: http://h:9/metrics\n",
+            slo_with("")
+        );
+        let r = ok(&probe);
+        assert_eq!(r.probes[0].alert, Some(ProbeAlert::default()));
+        let pa = ProbeAlert::default();
+        assert_eq!(pa.trigger, ProbeTrigger::Consecutive(3));
+        assert_eq!((pa.successes, pa.severity.as_str()), (2, "page"));
+        assert_eq!(
+            r.scrapes[0].alert,
+            Some(AlertRule {
+                severity: "ticket".into(),
+                for_: Dur::from_mins(5),
+                keep_firing_for: Dur(0)
+            })
+        );
+        assert_eq!(r.scrapes[0].flap, Some(FlapPolicy::default()));
+    }
+
+    #[test]
+    fn alerting_syntax_decodes() {
+        let r = ok(&slo_with(
+            "    alerting:\n      budget_exhausted: {severity: page, for: 10m, keep_firing_for: 1h}\n      no_data: false\n      flap: {window: 2h, max_changes: 6, hold: 15m}\n      tiers:\n        page_fast: {keep_firing_for: 10m, for: 2m}\n",
+        ));
+        let a = &r.slos().next().expect("one SLO").alerting;
+        assert_eq!(
+            a.budget_exhausted,
+            Some(AlertRule {
+                severity: "page".into(),
+                for_: Dur::from_mins(10),
+                keep_firing_for: Dur::HOUR
+            })
+        );
+        assert_eq!(a.no_data_alert, None);
+        assert_eq!(
+            a.flap,
+            Some(FlapPolicy {
+                window: Dur::from_hours(2),
+                max_changes: 6,
+                hold: Dur::from_mins(15)
+            })
+        );
+        assert_eq!(a.tiers[0].keep_firing_for, Dur::from_mins(10));
+        assert_eq!(a.tiers[0].for_, Dur::from_mins(2));
+        let r = ok(&slo_with(
+            "    alerting: {flap: false, budget_exhausted: false, no_data: {for: 2h}}\n",
+        ));
+        let a = &r.slos().next().expect("one SLO").alerting;
+        assert_eq!((a.flap, a.budget_exhausted.as_ref()), (None, None));
+        assert_eq!(
+            a.no_data_alert
+                .as_ref()
+                .map(|n| (n.for_, n.severity.as_str())),
+            Some((Dur::from_hours(2), "ticket"))
+        );
+        // `disabled: true` turns off every alert of the SLO, not only the tiers.
+        let r = ok(&slo_with("    alerting: {disabled: true}\n"));
+        let a = &r.slos().next().expect("one SLO").alerting;
+        assert!(a.tiers.is_empty() && a.budget_exhausted.is_none() && a.no_data_alert.is_none());
+    }
+
+    fn probe_with(alert: &str) -> String {
+        format!(
+            "{}probes:\n  - name: p\n    tcp: {{address: \"h:1\"}}\n    alert: {alert}\n",
+            slo_with("")
+        )
+    }
+
+    #[test]
+    fn probe_and_scrape_alerts_decode() {
+        let trig = |alert: &str| {
+            ok(&probe_with(alert)).probes[0]
+                .alert
+                .as_ref()
+                .map(|a| a.trigger)
+        };
+        assert_eq!(trig("{failures: 5}"), Some(ProbeTrigger::Consecutive(5)));
+        assert_eq!(
+            trig("{failures: 3, of: 5}"),
+            Some(ProbeTrigger::OutOf { failures: 3, of: 5 })
+        );
+        assert_eq!(
+            trig("{failing_for: 2m}"),
+            Some(ProbeTrigger::FailingFor(Dur::from_mins(2)))
+        );
+        assert_eq!(trig("false"), None);
+        assert_eq!(trig("true"), Some(ProbeTrigger::Consecutive(3)));
+        let r = ok(&probe_with(
+            "{successes: 4, severity: ticket, for: 1m, keep_firing_for: 5m, runbook: https://rb.example/p, dashboard: https://d.example/p, summary: Checkout health check failing, flap: false}",
+        ));
+        assert_eq!(
+            r.probes[0].alert,
+            Some(ProbeAlert {
+                trigger: ProbeTrigger::Consecutive(3),
+                successes: 4,
+                severity: "ticket".into(),
+                for_: Dur::MINUTE,
+                keep_firing_for: Dur::from_mins(5),
+                runbook: Some("https://rb.example/p".into()),
+                dashboard: Some("https://d.example/p".into()),
+                summary: Some("Checkout health check failing".into()),
+                flap: None,
+            })
+        );
+        let scrape = |alert: &str| {
+            let r = ok(&format!(
+                "{}scrape:\n  - name: s\n    url: http://h:9/metrics\n    alert: {alert}\n",
+                slo_with("")
+            ));
+            (r.scrapes[0].alert.clone(), r.scrapes[0].flap)
+        };
+        assert_eq!(scrape("false").0, None);
+        assert_eq!(
+            scrape("{for: 10m, severity: page, flap: {max_changes: 2}}"),
+            (
+                Some(AlertRule {
+                    severity: "page".into(),
+                    for_: Dur::from_mins(10),
+                    keep_firing_for: Dur(0)
+                }),
+                Some(FlapPolicy {
+                    max_changes: 2,
+                    ..FlapPolicy::default()
+                })
+            )
+        );
+    }
+
+    #[test]
+    fn alert_syntax_errors() {
+        has(
+            &probe_with("{failures: 3, failing_for: 2m}"),
+            "t.yaml:13:26: error: a probe alert takes `failures` (with an optional `of`) or `failing_for`, not both; keep one of them",
+        );
+        has(
+            &probe_with("{failures: 5, of: 3}"),
+            "t.yaml:13:30: error: `of: 3` is fewer checks than `failures: 5`; write `of:` at least 5, e.g. `failures: 5, of: 7`",
+        );
+        has(
+            &probe_with("{of: 3}"),
+            "t.yaml:13:13: error: `of` needs `failures`; write e.g. `failures: 3, of: 5`",
+        );
+        has(
+            &probe_with("{failures: 0}"),
+            "t.yaml:13:23: error: `failures` must be between 1 and 1000; write e.g. `failures: 3`",
+        );
+        has(
+            &probe_with("{failures: 3, sucesses: 2}"),
+            "t.yaml:13:26: error: unknown key `sucesses` in a probe alert; did you mean `successes`?",
+        );
+        has(
+            &probe_with("later"),
+            "t.yaml:13:12: error: `alert` must be `false`, or a mapping such as `{failures: 3, of: 5}`, found a string `later`",
+        );
+        has(
+            &slo_with("    alerting: {budget_exhausted: {severity: two words}}\n"),
+            "t.yaml:10:45: error: `severity` must be one word such as page or ticket",
+        );
+        has(
+            &slo_with("    alerting: {no_data: 15m}\n"),
+            "t.yaml:10:25: error: `no_data` must be `false`, or a mapping such as `{severity: ticket, for: 5m}`, found a string `15m`",
+        );
+        has(
+            &slo_with("    alerting: {flap: {max_changes: 0}}\n"),
+            "t.yaml:10:36: error: `max_changes` must be between 1 and 4294967295",
+        );
+        has(
+            &slo_with("    alerting: {flap: {window: 0s}}\n"),
+            "t.yaml:10:31: error: `window` must be longer than zero",
+        );
+        has(
+            &slo_with("    alerting: {tiers: {page_fast: {keep_firing_for: soon}}}\n"),
+            "t.yaml:10:53: error: `keep_firing_for`: `soon` is not a duration",
+        );
+        has(
+            &slo_with("    alerting: {no_data: {for: 1h, flap: false}}\n"),
+            "t.yaml:10:35: error: unknown key `flap` in no_data; allowed keys are `severity`, `for`, `keep_firing_for`",
         );
     }
 

@@ -360,6 +360,87 @@ pub struct Alerting {
     /// A tier does not fire while its long window holds fewer events (or slices) than this
     /// (low-traffic protection). 0 disables the guard.
     pub min_events: u64,
+    /// The `SloErrorBudgetExhausted` alert (budget remaining <= 0); `None` when turned off.
+    pub budget_exhausted: Option<AlertRule>,
+    /// The `SloNoData` alert (no event counted for `for_`); `None` when turned off.
+    pub no_data_alert: Option<AlertRule>,
+    /// Flap damping for every alert of the SLO; `None` when turned off.
+    pub flap: Option<FlapPolicy>,
+}
+
+impl Default for Alerting {
+    /// No tiers, no guard, and the default budget, no-data and flap settings: what code that
+    /// builds SLOs by hand starts from (`Alerting { tiers, ..Alerting::default() }`).
+    fn default() -> Alerting {
+        Alerting {
+            tiers: Vec::new(),
+            min_events: 0,
+            budget_exhausted: Some(AlertRule::budget_exhausted_default()),
+            no_data_alert: Some(AlertRule::no_data_default()),
+            flap: Some(FlapPolicy::default()),
+        }
+    }
+}
+
+/// Settings of one alert that is not a burn tier (budget exhausted, no data, scrape target down).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlertRule {
+    /// Routing word (`page`, `ticket`, ...), the alert's `severity` label.
+    pub severity: String,
+    /// How long the condition must hold before the alert fires (0 = at once).
+    pub for_: Dur,
+    /// How long the alert keeps firing after the condition cleared (0 = resolve at once).
+    pub keep_firing_for: Dur,
+}
+
+impl AlertRule {
+    /// `SloErrorBudgetExhausted` by default: ticket, at once.
+    pub fn budget_exhausted_default() -> AlertRule {
+        AlertRule {
+            severity: "ticket".to_owned(),
+            for_: Dur(0),
+            keep_firing_for: Dur(0),
+        }
+    }
+    /// `SloNoData` by default: ticket after 30 minutes without any event.
+    pub fn no_data_default() -> AlertRule {
+        AlertRule {
+            severity: "ticket".to_owned(),
+            for_: Dur::from_mins(30),
+            keep_firing_for: Dur(0),
+        }
+    }
+    /// `ScrapeTargetDown` by default: ticket after 5 minutes down.
+    pub fn target_down_default() -> AlertRule {
+        AlertRule {
+            severity: "ticket".to_owned(),
+            for_: Dur::from_mins(5),
+            keep_firing_for: Dur(0),
+        }
+    }
+}
+
+/// Flap damping: an alert that changes between firing and resolved more than `max_changes` times
+/// within `window` is held firing (reported as flapping, not re-sent) until its condition has
+/// been stable for `hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlapPolicy {
+    /// The sliding window the changes are counted in (default 1h).
+    pub window: Dur,
+    /// Changes allowed within `window`; one more makes the alert flapping (default 4).
+    pub max_changes: u32,
+    /// How long the condition must stay unchanged before a flapping alert settles (default 30m).
+    pub hold: Dur,
+}
+
+impl Default for FlapPolicy {
+    fn default() -> FlapPolicy {
+        FlapPolicy {
+            window: Dur::HOUR,
+            max_changes: 4,
+            hold: Dur::from_mins(30),
+        }
+    }
 }
 
 /// One multiwindow, multi-burn-rate alert tier: fires when the burn rate over both the long and
@@ -379,6 +460,8 @@ pub struct BurnTier {
     pub factor: f64,
     /// How long the condition must hold before the tier fires (0 = at once).
     pub for_: Dur,
+    /// How long the tier's alert keeps firing after the condition cleared (0 = resolve at once).
+    pub keep_firing_for: Dur,
     /// Extra labels for the alert.
     pub labels: Labels,
 }
@@ -413,6 +496,65 @@ pub struct Probe {
     pub labels: Labels,
     /// Names of probes this one depends on (their failure inhibits this one's alerts).
     pub depends_on: Vec<String>,
+    /// The `ProbeDown` alert; `None` when turned off (`alert: false`).
+    pub alert: Option<ProbeAlert>,
+}
+
+/// When a probe counts as down, and how its `ProbeDown` alert is sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeAlert {
+    /// What makes the probe down.
+    pub trigger: ProbeTrigger,
+    /// Successes in a row that make a down probe up again (Gatus' success-threshold; default 2).
+    pub successes: u32,
+    /// The `severity` label (default `page`).
+    pub severity: String,
+    /// How long the probe must be down before the alert fires (default 0: the trigger already
+    /// waits for failures).
+    pub for_: Dur,
+    /// How long the alert keeps firing after the probe is up again (default 0).
+    pub keep_firing_for: Dur,
+    /// Runbook URL for the alert.
+    pub runbook: Option<String>,
+    /// Dashboard URL for the alert.
+    pub dashboard: Option<String>,
+    /// One-line summary replacing the generated one.
+    pub summary: Option<String>,
+    /// Flap damping; `None` when turned off.
+    pub flap: Option<FlapPolicy>,
+}
+
+impl Default for ProbeAlert {
+    /// Gatus' defaults: down after 3 failures in a row, up after 2 successes in a row; page.
+    fn default() -> ProbeAlert {
+        ProbeAlert {
+            trigger: ProbeTrigger::Consecutive(3),
+            successes: 2,
+            severity: "page".to_owned(),
+            for_: Dur(0),
+            keep_firing_for: Dur(0),
+            runbook: None,
+            dashboard: None,
+            summary: None,
+            flap: Some(FlapPolicy::default()),
+        }
+    }
+}
+
+/// What makes a probe down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ProbeTrigger {
+    /// This many failed checks in a row (`failures: N`).
+    Consecutive(u32),
+    /// At least `failures` failed checks among the newest `of` (`failures: m, of: n`).
+    OutOf {
+        /// Failed checks needed.
+        failures: u32,
+        /// Checks looked at.
+        of: u32,
+    },
+    /// Every check failed since the first failure at least this long ago (`failing_for: 2m`).
+    FailingFor(Dur),
 }
 
 /// The protocol of a probe.
@@ -491,6 +633,10 @@ pub struct ScrapeTarget {
     pub sample_limit: u64,
     /// Labels added to the target's exports.
     pub labels: Labels,
+    /// The `ScrapeTargetDown` alert; `None` when turned off (`alert: false`).
+    pub alert: Option<AlertRule>,
+    /// Flap damping of that alert; `None` when turned off.
+    pub flap: Option<FlapPolicy>,
 }
 
 /// The SRE Workbook's four default tiers as (name, severity, budget consumed, long window).
@@ -535,6 +681,7 @@ pub fn default_tier(
         short: Dur(long.millis() / 12),
         factor: burn_factor(fraction, nominal, long),
         for_: Dur(0),
+        keep_firing_for: Dur(0),
         labels: Labels::new(),
     }
 }

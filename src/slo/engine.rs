@@ -916,7 +916,7 @@ mod tests {
             objective: Objective::from_percent(99.0).expect("valid"),
             alerting: Alerting {
                 tiers: default_tiers(&window),
-                min_events: 0,
+                ..Alerting::default()
             },
             window,
             method: BudgetingMethod::Occurrences,
@@ -1075,6 +1075,7 @@ mod tests {
             short: Dur::from_mins(5),
             factor: 10.0,
             for_: Dur::from_mins(3),
+            keep_firing_for: Dur(0),
             labels: Labels::new(),
         }];
         let mut e = Engine::new();
