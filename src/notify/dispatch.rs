@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::alert::{Alert, Fingerprint, labels_string};
 use crate::notify::inhibit::{Inhibition, Inhibitor};
-use crate::notify::nflog::{self, Nflog, NflogKey};
-use crate::notify::route::{DEFAULT_REPEAT_INTERVAL, Route};
+use crate::notify::nflog::{self, Nflog, NflogKey, Timers};
+use crate::notify::route::{DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL, Route};
 use crate::notify::silence::Silences;
 use crate::notify::{Notification, SuppressReason};
 use crate::rules::model::Labels;
@@ -434,8 +434,12 @@ impl Dispatcher {
                 .collect();
             if alerts.is_empty() {
                 // All resolved, resolved not wanted: nothing to send, but the log is cleared.
+                let timers = Timers {
+                    group_interval: g.group_interval,
+                    repeat_interval: g.repeat_interval,
+                };
                 self.nflog
-                    .record(key.clone(), firing, resolved_set, g.repeat_interval, now);
+                    .record(key.clone(), firing, resolved_set, timers, now);
                 flush.cleared.push(key);
                 continue;
             }
@@ -507,10 +511,11 @@ impl Dispatcher {
             .filter(|(_, g)| g.group_key == n.group_key && g.receiver == n.receiver)
             .map(|(k, _)| k.clone())
             .collect();
-        let repeat_interval = ids
+        // The group may be gone (a reload in between): fall back to its route's timers.
+        let timers = ids
             .first()
             .and_then(|id| self.groups.get(id))
-            .map(|g| g.repeat_interval)
+            .map(|g| (g.group_interval, g.repeat_interval))
             .or_else(|| {
                 self.route
                     .walk()
@@ -520,9 +525,18 @@ impl Dispatcher {
                             .strip_prefix(r.key())
                             .is_some_and(|rest| rest.starts_with(':'))
                     })
-                    .map(|r| r.repeat_interval)
+                    .map(|r| (r.group_interval, r.repeat_interval))
             })
-            .unwrap_or(DEFAULT_REPEAT_INTERVAL);
+            .map_or(
+                Timers {
+                    group_interval: DEFAULT_GROUP_INTERVAL,
+                    repeat_interval: DEFAULT_REPEAT_INTERVAL,
+                },
+                |(group_interval, repeat_interval)| Timers {
+                    group_interval,
+                    repeat_interval,
+                },
+            );
         let firing = n.firing().map(Alert::fingerprint).collect();
         let resolved = n.resolved().map(Alert::fingerprint).collect();
         self.nflog.record(
@@ -533,7 +547,7 @@ impl Dispatcher {
             },
             firing,
             resolved,
-            repeat_interval,
+            timers,
             now,
         );
         for id in ids {
@@ -700,20 +714,19 @@ fn overlaps(old: &Alert, new: &Alert) -> bool {
     end_inside || start_inside
 }
 
-/// Alertmanager's `Alert.Merge` with `new` the younger: earliest start, newest annotations,
-/// the latest end when both are resolved, and an explicit later end kept over a sooner one.
+/// Alertmanager's `Alert.Merge` with `new` the younger: earliest start, newest annotations and
+/// end, except that between two resolves the latest end wins. (Alertmanager also keeps a later
+/// explicit end over a newer synthesised one; burnwatch's sources are in-process and ordered,
+/// so the newest end is always the truth for a firing alert.)
 fn merge(old: &Alert, new: Alert, now: Timestamp) -> Alert {
     let mut res = new;
     res.starts_at = res.starts_at.min(old.starts_at);
-    match (old.ends_at, res.ends_at) {
-        (Some(o), Some(n)) if o > n => {
-            let new_resolved = n <= now;
-            let old_resolved = o <= now;
-            if !new_resolved || old_resolved {
-                res.ends_at = Some(o);
-            }
-        }
-        _ => {}
+    if let (Some(o), Some(n)) = (old.ends_at, res.ends_at)
+        && n <= now
+        && o <= now
+        && o > n
+    {
+        res.ends_at = Some(o);
     }
     res
 }
@@ -820,6 +833,12 @@ mod tests {
         let res = alert(&[("a", "x")], 10, Some(100));
         assert!(overlaps(&lease, &res));
         assert_eq!(merge(&lease, res, now).ends_at, Some(now));
+        // A shorter lease from a newer push wins too (TestResolvedFilter's `Active(1, 4)`).
+        let shorter = alert(&[("a", "x")], 10, Some(150));
+        assert_eq!(
+            merge(&lease, shorter, now).ends_at,
+            Some(Timestamp::from_secs(150))
+        );
         // No overlap after a resolve: a new incident.
         assert!(!overlaps(&r1, &alert(&[("a", "x")], 60, None)));
     }

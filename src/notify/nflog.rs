@@ -31,6 +31,15 @@ pub struct NflogKey {
     pub integration: usize,
 }
 
+/// The timers of the group an entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// The route's `group_interval`.
+    pub group_interval: Dur,
+    /// The route's `repeat_interval`.
+    pub repeat_interval: Dur,
+}
+
 /// The last successful send to one receiver integration for one group.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
@@ -40,8 +49,12 @@ pub struct Entry {
     pub resolved: BTreeSet<Fingerprint>,
     /// When the send was confirmed.
     pub at: Timestamp,
-    /// When the entry is dropped: `at + min(retention, 2 × repeat_interval)` (Alertmanager
-    /// v0.25+), long enough for the repeat to be decided against it.
+    /// When the entry is dropped: `at + min(retention, 2 × max(repeat_interval,
+    /// group_interval))`. Alertmanager (v0.25+) uses `2 × repeat_interval` but only drops
+    /// expired entries at its 15-minute maintenance, so in practice an entry always outlives
+    /// the next tick; here expiry is exact, so it is never shorter than two group intervals
+    /// (otherwise a tiny `repeat_interval` would make every tick a "first notification" and
+    /// lose the resolve).
     pub expires_at: Timestamp,
 }
 
@@ -109,18 +122,17 @@ impl Nflog {
         self.entries.get(key).filter(|e| e.expires_at > now)
     }
 
-    /// Records a confirmed send.
+    /// Records a confirmed send (the group's timers decide how long the entry lives).
     pub fn record(
         &mut self,
         key: NflogKey,
         firing: BTreeSet<Fingerprint>,
         resolved: BTreeSet<Fingerprint>,
-        repeat_interval: Dur,
+        timers: Timers,
         now: Timestamp,
     ) {
-        let keep = self
-            .retention
-            .min(Dur(repeat_interval.millis().saturating_mul(2)));
+        let longest = timers.repeat_interval.max(timers.group_interval);
+        let keep = self.retention.min(Dur(longest.millis().saturating_mul(2)));
         self.entries.insert(
             key,
             Entry {
@@ -256,32 +268,37 @@ mod tests {
         }
     }
 
+    fn timers(gi: u64, ri: u64) -> Timers {
+        Timers {
+            group_interval: Dur::from_secs(gi),
+            repeat_interval: Dur::from_secs(ri),
+        }
+    }
+
     #[test]
-    fn entries_expire_after_twice_the_repeat_interval_or_retention() {
+    fn entries_expire_after_twice_the_longest_interval_or_retention() {
         let mut log = Nflog::new(Dur::from_secs(300));
         let key = |g: &str| NflogKey {
             group_key: g.into(),
             receiver: "r".into(),
             integration: 0,
         };
-        log.record(
-            key("a"),
-            set(&[1]),
-            set(&[]),
-            Dur::from_secs(100),
-            Timestamp(0),
-        );
+        log.record(key("a"), set(&[1]), set(&[]), timers(10, 100), Timestamp(0));
         log.record(
             key("b"),
             set(&[1]),
             set(&[]),
-            Dur::from_secs(1000),
+            timers(10, 1000),
             Timestamp(0),
         );
+        // A repeat interval below the group interval: the group interval decides.
+        log.record(key("c"), set(&[1]), set(&[]), timers(50, 0), Timestamp(0));
+        assert!(log.get(&key("c"), Timestamp::from_secs(99)).is_some());
+        assert!(log.get(&key("c"), Timestamp::from_secs(100)).is_none());
         assert!(log.get(&key("a"), Timestamp::from_secs(199)).is_some());
         assert!(log.get(&key("a"), Timestamp::from_secs(200)).is_none());
         assert!(log.get(&key("b"), Timestamp::from_secs(299)).is_some());
-        assert_eq!(log.gc(Timestamp::from_secs(250)), 1);
+        assert_eq!(log.gc(Timestamp::from_secs(250)), 2);
         assert_eq!(log.gc(Timestamp::from_secs(300)), 1);
         assert_eq!(log.iter().count(), 0);
     }
