@@ -67,6 +67,9 @@ enum Event {
     Reload(Route, Inhibitor, Receivers),
 }
 
+/// An alert as compared: labels, annotations, start, end.
+type Reduced = (Labels, Labels, Timestamp, Option<Timestamp>);
+
 /// A delivered (or expected) notification, reduced to what the acceptance tests compare.
 #[derive(Debug, Clone, PartialEq)]
 struct Got {
@@ -75,12 +78,12 @@ struct Got {
     integration: usize,
     reason: NotifyReason,
     /// (labels, annotations, start, end) sorted by fingerprint: compared as a set.
-    alerts: Vec<(Labels, Labels, Timestamp, Option<Timestamp>)>,
+    alerts: Vec<Reduced>,
     inhibited: usize,
 }
 
-fn reduce(alerts: &[Alert]) -> Vec<(Labels, Labels, Timestamp, Option<Timestamp>)> {
-    let mut v: Vec<(Fingerprint, (Labels, Labels, Timestamp, Option<Timestamp>))> = alerts
+fn reduce(alerts: &[Alert]) -> Vec<Reduced> {
+    let mut v: Vec<(Fingerprint, Reduced)> = alerts
         .iter()
         .map(|a| {
             (

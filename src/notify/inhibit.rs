@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::alert::{Alert, Fingerprint, Matchers, matcher::is_label_name, names};
+use crate::notify::route::decode_matchers;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::{Indicator, RuleSet};
 use crate::rules::node::Node;
@@ -343,25 +344,6 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<InhibitRule
             target_matchers,
             equal,
         });
-    }
-    (d.errors() == before).then_some(out)
-}
-
-fn decode_matchers(d: &mut Decoder<'_>, n: &Node, key: &'static str) -> Option<Matchers> {
-    let items = d.list(n, key)?;
-    let mut out = Matchers::default();
-    let before = d.errors();
-    for item in items {
-        let Some(text) = d.string(item, key) else {
-            continue;
-        };
-        match Matchers::parse(&text) {
-            Ok(ms) => out.0.extend(ms.0),
-            Err(e) => d.error(
-                item.pos(),
-                format!("{e}; write a matcher such as 'alertname=\"ProbeDown\"'"),
-            ),
-        }
     }
     (d.errors() == before).then_some(out)
 }

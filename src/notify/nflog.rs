@@ -218,7 +218,14 @@ mod tests {
         let ri = Dur::from_secs(100);
         let now = Timestamp::from_secs(50);
         use NotifyReason::*;
-        let cases: Vec<(Option<Entry>, &[u64], &[u64], bool, Option<NotifyReason>)> = vec![
+        type Case<'a> = (
+            Option<Entry>,
+            &'a [u64],
+            &'a [u64],
+            bool,
+            Option<NotifyReason>,
+        );
+        let cases: Vec<Case> = vec![
             (None, &[1], &[], false, Some(First)),
             (None, &[], &[1], true, None),
             (None, &[], &[], true, None),

@@ -296,28 +296,15 @@ fn decode_spec(d: &mut Decoder<'_>, node: &Node, root: bool) -> Option<RouteSpec
             "the root route has no `receiver`; add `receiver: <name>` (it gets every alert no child route takes)",
         );
     }
-    if let Some(items) = m.opt(d, "matchers", Decoder::list) {
-        if root && !items.is_empty() {
+    if let Some(ms) = m.opt(d, "matchers", decode_matchers) {
+        if root && !ms.is_empty() {
             let pos = m.key_pos("matchers").unwrap_or(m.pos);
             d.error(
                 pos,
                 "the root route must not have `matchers` (it matches every alert); move them to a child route under `routes:`",
             );
         }
-        for item in items {
-            let Some(text) = d.string(item, "matchers") else {
-                continue;
-            };
-            match Matchers::parse(&text) {
-                Ok(ms) => spec.matchers.0.extend(ms.0),
-                Err(e) => d.error(
-                    item.pos(),
-                    format!(
-                        "{e}; write a matcher such as 'severity=\"page\"' or 'service=~\"api|web\"'"
-                    ),
-                ),
-            }
-        }
+        spec.matchers = ms;
     }
     if let Some(items) = m.opt(d, "group_by", Decoder::list) {
         spec.group_by = decode_group_by(d, items);
@@ -343,6 +330,33 @@ fn decode_spec(d: &mut Decoder<'_>, node: &Node, root: bool) -> Option<RouteSpec
         }
     }
     Some(spec)
+}
+
+/// A list of matcher strings (each may hold several matchers, as in Alertmanager's
+/// `matchers:`, `source_matchers:` and `target_matchers:`), concatenated.
+pub(crate) fn decode_matchers(
+    d: &mut Decoder<'_>,
+    n: &Node,
+    key: &'static str,
+) -> Option<Matchers> {
+    let items = d.list(n, key)?;
+    let mut out = Matchers::default();
+    let before = d.errors();
+    for item in items {
+        let Some(text) = d.string(item, key) else {
+            continue;
+        };
+        match Matchers::parse(&text) {
+            Ok(ms) => out.0.extend(ms.0),
+            Err(e) => d.error(
+                item.pos(),
+                format!(
+                    "{e}; write a matcher such as 'severity=\"page\"' or 'service=~\"api|web\"'"
+                ),
+            ),
+        }
+    }
+    (d.errors() == before).then_some(out)
 }
 
 fn decode_group_by(d: &mut Decoder<'_>, items: &[Node]) -> Option<GroupBy> {
