@@ -7,6 +7,12 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+pub mod dispatch;
+pub mod inhibit;
+pub mod nflog;
+pub mod route;
+pub mod silence;
+
 use std::future::Future;
 use std::pin::Pin;
 

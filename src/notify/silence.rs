@@ -1,0 +1,467 @@
+//! Silences: matchers that mute alerts for a time, with Alertmanager's rules for creating,
+//! updating, expiring and garbage-collecting them (`silence/silence.go`).
+//!
+//! A silence's state is computed from the time, never stored: pending before `starts_at`,
+//! active in `[starts_at, ends_at)`, expired from `ends_at` on. (Alertmanager counts `ends_at`
+//! itself as active; with exact simulated ticks the half-open interval makes "expire now" take
+//! effect at the same instant, which is what an operator means.) Ids are supplied by the caller
+//! (a UUID v4 in the agent), so this module stays pure and deterministic.
+//!
+//! Pure: no I/O, no clock, no randomness.
+
+use std::collections::BTreeMap;
+
+use crate::alert::Matchers;
+use crate::rules::model::Labels;
+use crate::time::{Dur, Timestamp};
+
+/// How long expired silences are kept before garbage collection (Alertmanager's
+/// `--data.retention`).
+pub const DEFAULT_RETENTION: Dur = Dur::from_hours(120);
+
+/// A silence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Silence {
+    /// Unique id (a UUID v4 string in the agent).
+    pub id: String,
+    /// Alerts matching all of these are muted while the silence is active.
+    pub matchers: Matchers,
+    /// Start of the muting (inclusive).
+    pub starts_at: Timestamp,
+    /// End of the muting (exclusive).
+    pub ends_at: Timestamp,
+    /// Who created it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// A silence's state at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SilenceState {
+    /// Not started yet.
+    Pending,
+    /// Muting matching alerts.
+    Active,
+    /// Over (kept until garbage collection).
+    Expired,
+}
+
+impl SilenceState {
+    /// `pending`, `active` or `expired`, as in Alertmanager's API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SilenceState::Pending => "pending",
+            SilenceState::Active => "active",
+            SilenceState::Expired => "expired",
+        }
+    }
+}
+
+impl Silence {
+    /// The state at `now`.
+    pub fn state(&self, now: Timestamp) -> SilenceState {
+        if now < self.starts_at {
+            SilenceState::Pending
+        } else if now >= self.ends_at {
+            SilenceState::Expired
+        } else {
+            SilenceState::Active
+        }
+    }
+}
+
+/// A request to create a silence (`id: None`) or change one (`id: Some`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceRequest {
+    /// The silence to change; `None` creates a new one.
+    pub id: Option<String>,
+    /// Matchers (at least one; not all of them may match the empty string).
+    pub matchers: Matchers,
+    /// Start; `None` means now for a new silence, and the current start for an update.
+    /// A start in the past is moved to now.
+    pub starts_at: Option<Timestamp>,
+    /// End; must be in the future and after the start.
+    pub ends_at: Timestamp,
+    /// Who asks.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+}
+
+/// Why a silence request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceError {
+    /// No matchers.
+    #[error("a silence needs at least one matcher, e.g. alertname=\"SloBurnRate\"")]
+    NoMatchers,
+    /// Every matcher matches the empty string, so the silence would mute every alert.
+    #[error(
+        "every matcher of the silence matches the empty string, so it would mute every alert; add a matcher such as service=\"checkout\""
+    )]
+    MatchesEverything,
+    /// `ends_at` is not after `starts_at`.
+    #[error(
+        "the silence ends ({ends_at}) before it starts ({starts_at}); give an end after the start"
+    )]
+    EndBeforeStart {
+        /// Start, ms since the epoch.
+        starts_at: i64,
+        /// End, ms since the epoch.
+        ends_at: i64,
+    },
+    /// `ends_at` is not in the future.
+    #[error("the silence would end in the past; give an end after now")]
+    EndInPast,
+    /// The id to update does not exist.
+    #[error("no silence with id {0}")]
+    NotFound(String),
+    /// Expiring an expired silence.
+    #[error("silence {0} is already expired")]
+    AlreadyExpired(String),
+}
+
+/// The set of silences, keyed by id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Silences {
+    silences: BTreeMap<String, Silence>,
+    retention: Dur,
+}
+
+impl Default for Silences {
+    fn default() -> Self {
+        Silences::new(DEFAULT_RETENTION)
+    }
+}
+
+impl Silences {
+    /// No silences; expired ones are kept for `retention` after their end.
+    pub fn new(retention: Dur) -> Silences {
+        Silences {
+            silences: BTreeMap::new(),
+            retention,
+        }
+    }
+
+    /// Creates or updates a silence with Alertmanager's rules and returns its id:
+    /// - a new silence gets `fresh_id`, and a start in the past (or none) becomes `now`;
+    /// - an update is done in place only when the matchers are identical and either the
+    ///   silence is active and keeps its start, or it is pending and the new start is not in
+    ///   the past;
+    /// - otherwise the old silence is expired (if it is not already) and a new one is created
+    ///   with `fresh_id`.
+    pub fn set(
+        &mut self,
+        req: SilenceRequest,
+        now: Timestamp,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Result<String, SilenceError> {
+        validate_matchers(&req.matchers)?;
+        let prev = match &req.id {
+            Some(id) => Some(
+                self.silences
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| SilenceError::NotFound(id.clone()))?,
+            ),
+            None => None,
+        };
+        let starts_at = req.starts_at.unwrap_or_else(|| match &prev {
+            Some(p) if p.state(now) != SilenceState::Expired => p.starts_at,
+            _ => now,
+        });
+        if req.ends_at <= now {
+            return Err(SilenceError::EndInPast);
+        }
+        if req.ends_at <= starts_at {
+            return Err(SilenceError::EndBeforeStart {
+                starts_at: starts_at.millis(),
+                ends_at: req.ends_at.millis(),
+            });
+        }
+        if let Some(p) = &prev {
+            let in_place = p.matchers == req.matchers
+                && match p.state(now) {
+                    SilenceState::Active => starts_at == p.starts_at,
+                    SilenceState::Pending => starts_at >= now,
+                    SilenceState::Expired => false,
+                };
+            if in_place {
+                let s = Silence {
+                    id: p.id.clone(),
+                    matchers: req.matchers,
+                    starts_at,
+                    ends_at: req.ends_at,
+                    created_by: req.created_by,
+                    comment: req.comment,
+                    updated_at: now,
+                };
+                self.silences.insert(s.id.clone(), s);
+                return Ok(p.id.clone());
+            }
+            if p.state(now) != SilenceState::Expired {
+                self.expire(&p.id, now)?;
+            }
+        }
+        let s = Silence {
+            id: fresh_id(),
+            matchers: req.matchers,
+            starts_at: starts_at.max(now),
+            ends_at: req.ends_at,
+            created_by: req.created_by,
+            comment: req.comment,
+            updated_at: now,
+        };
+        let id = s.id.clone();
+        self.silences.insert(id.clone(), s);
+        Ok(id)
+    }
+
+    /// Ends a silence now (Alertmanager's "delete"): an active one ends at `now`, a pending
+    /// one starts and ends at `now`.
+    pub fn expire(&mut self, id: &str, now: Timestamp) -> Result<(), SilenceError> {
+        let s = self
+            .silences
+            .get_mut(id)
+            .ok_or_else(|| SilenceError::NotFound(id.to_string()))?;
+        match s.state(now) {
+            SilenceState::Expired => return Err(SilenceError::AlreadyExpired(id.to_string())),
+            SilenceState::Active => s.ends_at = now,
+            SilenceState::Pending => {
+                s.starts_at = now;
+                s.ends_at = now;
+            }
+        }
+        s.updated_at = now;
+        Ok(())
+    }
+
+    /// Removes silences that ended more than the retention ago; returns how many.
+    pub fn gc(&mut self, now: Timestamp) -> usize {
+        let before = self.silences.len();
+        let retention = self.retention;
+        self.silences.retain(|_, s| s.ends_at.add(retention) > now);
+        before - self.silences.len()
+    }
+
+    /// One silence.
+    pub fn get(&self, id: &str) -> Option<&Silence> {
+        self.silences.get(id)
+    }
+
+    /// Every silence (any state), by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Silence> {
+        self.silences.values()
+    }
+
+    /// The ids of the active silences that mute an alert with these labels, sorted.
+    pub fn silenced_by(&self, labels: &Labels, now: Timestamp) -> Vec<String> {
+        self.silences
+            .values()
+            .filter(|s| s.state(now) == SilenceState::Active && s.matchers.matches(labels))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+}
+
+/// Alertmanager's matcher checks: at least one matcher, and not all of them matching the empty
+/// string (such a silence would mute every alert, including ones without the label).
+fn validate_matchers(m: &Matchers) -> Result<(), SilenceError> {
+    if m.is_empty() {
+        return Err(SilenceError::NoMatchers);
+    }
+    if m.0.iter().all(|m| m.matches_value("")) {
+        return Err(SilenceError::MatchesEverything);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(s)
+    }
+
+    fn req(id: Option<&str>, m: &str, start: Option<i64>, end: i64) -> SilenceRequest {
+        SilenceRequest {
+            id: id.map(str::to_string),
+            matchers: Matchers::parse(m).expect("valid matchers"),
+            starts_at: start.map(t),
+            ends_at: t(end),
+            created_by: "me".into(),
+            comment: "maintenance".into(),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn states_follow_the_clock() {
+        let mut s = Silences::default();
+        let id = s
+            .set(
+                req(None, r#"alertname="Silly""#, Some(10), 20),
+                t(5),
+                || "a".into(),
+            )
+            .expect("valid");
+        let sil = s.get(&id).expect("stored");
+        assert_eq!(sil.state(t(9)), SilenceState::Pending);
+        assert_eq!(sil.state(t(10)), SilenceState::Active);
+        assert_eq!(sil.state(t(19)), SilenceState::Active);
+        assert_eq!(sil.state(t(20)), SilenceState::Expired);
+        let l = labels(&[("alertname", "Silly"), ("cluster", "c1")]);
+        assert!(s.silenced_by(&l, t(9)).is_empty());
+        assert_eq!(s.silenced_by(&l, t(10)), ["a"]);
+        assert!(
+            s.silenced_by(&labels(&[("alertname", "Other")]), t(10))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn start_defaults_and_clamps_to_now() {
+        let mut s = Silences::default();
+        let a = s
+            .set(req(None, "a=x", None, 100), t(10), || "a".into())
+            .expect("valid");
+        assert_eq!(s.get(&a).expect("a").starts_at, t(10));
+        let b = s
+            .set(req(None, "a=x", Some(1), 100), t(10), || "b".into())
+            .expect("valid");
+        assert_eq!(s.get(&b).expect("b").starts_at, t(10));
+    }
+
+    #[test]
+    fn updates_in_place_only_when_the_rules_hold() {
+        let mut s = Silences::default();
+        let id = s
+            .set(req(None, "a=x", None, 100), t(10), || "one".into())
+            .expect("valid");
+        // Active, same matchers, same start, later end: in place.
+        let same = s
+            .set(req(Some("one"), "a=x", None, 200), t(20), || "two".into())
+            .expect("valid");
+        assert_eq!(same, id);
+        assert_eq!(s.get("one").expect("one").ends_at, t(200));
+        assert_eq!(s.get("one").expect("one").updated_at, t(20));
+        // Active, matchers changed: a new id and the old one expired now.
+        let new = s
+            .set(req(Some("one"), "a=y", None, 200), t(30), || "three".into())
+            .expect("valid");
+        assert_eq!(new, "three");
+        assert_eq!(
+            s.get("one").expect("one").state(t(30)),
+            SilenceState::Expired
+        );
+        assert_eq!(s.get("one").expect("one").ends_at, t(30));
+        assert_eq!(s.get("three").expect("three").starts_at, t(30));
+        // Active, start moved: a new silence.
+        let moved = s
+            .set(req(Some("three"), "a=y", Some(40), 200), t(35), || {
+                "four".into()
+            })
+            .expect("valid");
+        assert_eq!(moved, "four");
+        assert_eq!(s.get("four").expect("four").starts_at, t(40));
+        // Pending, start still in the future: in place.
+        let kept = s
+            .set(req(Some("four"), "a=y", Some(50), 300), t(36), || {
+                "five".into()
+            })
+            .expect("valid");
+        assert_eq!(kept, "four");
+        assert_eq!(s.get("four").expect("four").starts_at, t(50));
+        // Expired: updating creates a new one and leaves the old as it was.
+        let again = s
+            .set(req(Some("one"), "a=x", None, 400), t(60), || "six".into())
+            .expect("valid");
+        assert_eq!(again, "six");
+        assert_eq!(s.get("one").expect("one").ends_at, t(30));
+    }
+
+    #[test]
+    fn validation_refuses_what_alertmanager_refuses() {
+        let mut s = Silences::default();
+        let id = || "x".to_string();
+        assert_eq!(
+            s.set(req(None, "{}", None, 100), t(10), id),
+            Err(SilenceError::NoMatchers)
+        );
+        assert_eq!(
+            s.set(req(None, r#"a="", b=~".*""#, None, 100), t(10), id),
+            Err(SilenceError::MatchesEverything)
+        );
+        assert_eq!(
+            s.set(req(None, "a=x", None, 5), t(10), id),
+            Err(SilenceError::EndInPast)
+        );
+        assert_eq!(
+            s.set(req(None, "a=x", Some(50), 40), t(10), id),
+            Err(SilenceError::EndBeforeStart {
+                starts_at: 50_000,
+                ends_at: 40_000
+            })
+        );
+        assert_eq!(
+            s.set(req(Some("nope"), "a=x", None, 40), t(10), id),
+            Err(SilenceError::NotFound("nope".into()))
+        );
+        // One matcher that needs a value is enough.
+        assert!(
+            s.set(req(None, r#"a="", b="x""#, None, 100), t(10), id)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn expire_and_gc() {
+        let mut s = Silences::new(Dur::from_secs(100));
+        s.set(req(None, "a=x", None, 50), t(10), || "act".into())
+            .expect("valid");
+        s.set(req(None, "a=x", Some(30), 50), t(10), || "pend".into())
+            .expect("valid");
+        s.expire("act", t(20)).expect("active");
+        s.expire("pend", t(20)).expect("pending");
+        assert_eq!(s.get("pend").expect("pend").starts_at, t(20));
+        assert_eq!(
+            s.get("act").expect("act").state(t(20)),
+            SilenceState::Expired
+        );
+        assert_eq!(
+            s.expire("act", t(21)),
+            Err(SilenceError::AlreadyExpired("act".into()))
+        );
+        assert!(s.silenced_by(&labels(&[("a", "x")]), t(20)).is_empty());
+        assert_eq!(s.gc(t(119)), 0);
+        assert_eq!(s.gc(t(120)), 2);
+        assert_eq!(s.iter().count(), 0);
+    }
+
+    #[test]
+    fn state_round_trips_through_serde() {
+        let mut s = Silences::default();
+        s.set(
+            req(None, r#"alertname="Silly", cluster=~"c[0-9]""#, None, 3600),
+            t(0),
+            || "1a3be03e-40f2-45fd-bd67-873b7251f9df".into(),
+        )
+        .expect("valid");
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: Silences = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, s);
+        assert_eq!(
+            back.silenced_by(&labels(&[("alertname", "Silly"), ("cluster", "c1")]), t(1)),
+            ["1a3be03e-40f2-45fd-bd67-873b7251f9df"]
+        );
+    }
+}
