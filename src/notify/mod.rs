@@ -7,6 +7,8 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+pub mod render;
+
 use std::future::Future;
 use std::pin::Pin;
 
