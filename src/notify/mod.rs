@@ -7,7 +7,12 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+pub mod delivery;
+pub mod pagerduty;
+pub mod receiver;
 pub mod render;
+pub mod slack;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -22,7 +22,7 @@ mod cert;
 mod dns;
 mod http;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
