@@ -256,16 +256,11 @@ pub fn event(
 }
 
 /// The PagerDuty integration.
+#[derive(Debug)]
 pub struct PagerDuty {
     cfg: PagerDutyConfig,
     ctx: RenderContext,
     client: Arc<HttpClient>,
-}
-
-impl std::fmt::Debug for PagerDuty {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PagerDuty").field("cfg", &self.cfg).finish()
-    }
 }
 
 impl PagerDuty {

@@ -173,16 +173,11 @@ fn context(text: &str) -> Value {
 }
 
 /// The Slack integration.
+#[derive(Debug)]
 pub struct Slack {
     cfg: SlackConfig,
     ctx: RenderContext,
     client: Arc<HttpClient>,
-}
-
-impl std::fmt::Debug for Slack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slack").field("cfg", &self.cfg).finish()
-    }
 }
 
 impl Slack {

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Uri};
+use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -27,6 +27,7 @@ use crate::alert::{Alert, AlertStatus, Fingerprint, rfc3339};
 use crate::notify::receiver::{Secret, decode_secret, decode_url_secret};
 use crate::notify::render::RenderContext;
 use crate::notify::{Integration, Notification, SendError, SendFuture};
+use crate::probe::http::{Target, parse_url};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
@@ -93,7 +94,7 @@ impl HttpClient {
         body: Vec<u8>,
         timeout: Dur,
     ) -> Result<HttpResponse, SendError> {
-        let target = Target::parse(url)?;
+        let target = parse_target(url)?;
         let what = format!("POST to {}", target.host);
         let exchange = self.exchange(&target, headers, body);
         match tokio::time::timeout(timeout.to_std(), exchange).await {
@@ -183,57 +184,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A parsed `http(s)://` URL.
-#[derive(Debug, Clone, PartialEq)]
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
-    host_header: String,
-    path: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target, SendError> {
-        // The message never repeats the URL: it may hold a token.
-        let bad = |why: &str| SendError::Permanent {
-            message: format!("invalid URL: {why}"),
-        };
-        let uri: Uri = url.parse().map_err(|_| bad("not a valid URL"))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err(bad("must start with http:// or https://")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let raw_host = authority.host();
-        let host = raw_host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(raw_host);
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let default_port = if tls { 443 } else { 80 };
-        let port = authority.port_u16().unwrap_or(default_port);
-        let host_header = if port == default_port {
-            raw_host.to_owned()
-        } else {
-            format!("{raw_host}:{port}")
-        };
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .filter(|p| p.starts_with('/'))
-            .unwrap_or_else(|| "/".to_owned());
-        Ok(Target {
-            tls,
-            host: host.to_owned(),
-            port,
-            host_header,
-            path,
-        })
-    }
+/// The probe's URL parser, with its message dropped: it quotes the URL, which may hold a token.
+fn parse_target(url: &str) -> Result<Target, SendError> {
+    parse_url(url).map_err(|_| SendError::Permanent {
+        message: "invalid URL: not an http(s) URL with a host (not repeated: it may hold a token)"
+            .to_owned(),
+    })
 }
 
 /// Classifies a response by status: `2xx` is success; `429` and `5xx` are retryable with the
@@ -532,16 +488,11 @@ impl PayloadAlert {
 }
 
 /// The webhook integration.
+#[derive(Debug)]
 pub struct Webhook {
     cfg: WebhookConfig,
     ctx: RenderContext,
     client: Arc<HttpClient>,
-}
-
-impl std::fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook").field("cfg", &self.cfg).finish()
-    }
 }
 
 impl Webhook {
@@ -585,7 +536,7 @@ impl Webhook {
         let payload = Payload::new(n, &self.ctx.external_url, self.cfg.max_alerts);
         let body =
             serde_json::to_vec(&payload).map_err(|e| permanent(format!("webhook payload: {e}")))?;
-        let host = Target::parse(&url)?.host;
+        let host = parse_target(&url)?.host;
         let resp = self
             .client
             .post_json(&url, &headers, body, self.cfg.timeout)
@@ -763,17 +714,17 @@ mod tests {
 
     #[test]
     fn urls_parse_without_leaking() {
-        let t = Target::parse("https://hooks.slack.com/services/T/B/secret").expect("url");
+        let t = parse_target("https://hooks.slack.com/services/T/B/secret").expect("url");
         assert_eq!(
             (t.tls, t.host.as_str(), t.port, t.path.as_str()),
             (true, "hooks.slack.com", 443, "/services/T/B/secret")
         );
-        let t = Target::parse("http://[::1]:8080").expect("url");
+        let t = parse_target("http://[::1]:8080").expect("url");
         assert_eq!(
             (t.host.as_str(), t.host_header.as_str(), t.path.as_str()),
             ("::1", "[::1]:8080", "/")
         );
-        let e = Target::parse("ftp://x/secret-token").expect_err("bad");
+        let e = parse_target("ftp://x/secret-token").expect_err("bad");
         assert!(!e.to_string().contains("secret-token"));
     }
 }

@@ -20,7 +20,7 @@
 
 mod cert;
 mod dns;
-mod http;
+pub(crate) mod http;
 mod tcp;
 pub(crate) mod tls;
 
