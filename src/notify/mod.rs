@@ -7,11 +7,17 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+pub mod delivery;
 pub mod dispatch;
 pub mod inhibit;
 pub mod nflog;
+pub mod pagerduty;
+pub mod receiver;
+pub mod render;
 pub mod route;
 pub mod silence;
+pub mod slack;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;

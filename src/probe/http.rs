@@ -31,18 +31,21 @@ use crate::time::Dur;
 
 /// A parsed `http://` or `https://` URL, ready to connect to.
 #[derive(Debug, Clone, PartialEq)]
-struct Target {
-    tls: bool,
+pub(crate) struct Target {
+    /// `https`.
+    pub(crate) tls: bool,
     /// Host without IPv6 brackets, for resolution and SNI.
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    /// The port, defaulted from the scheme.
+    pub(crate) port: u16,
     /// `Host` header value: host as written, plus the port when it is not the default.
-    host_header: String,
+    pub(crate) host_header: String,
     /// Origin-form request target (`/path?query`).
-    path: String,
+    pub(crate) path: String,
 }
 
-fn parse_url(url: &str) -> Result<Target, Failure> {
+/// Parses an `http(s)` URL (also used by the notification client, [`crate::notify::webhook`]).
+pub(crate) fn parse_url(url: &str) -> Result<Target, Failure> {
     let bad = |why: &str| Failure::Config(format!("URL `{url}`: {why}"));
     // The fragment is never sent; http::Uri refuses it, so cut it first.
     let no_fragment = url.split('#').next().unwrap_or(url);

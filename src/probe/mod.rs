@@ -20,9 +20,9 @@
 
 mod cert;
 mod dns;
-mod http;
+pub(crate) mod http;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
