@@ -7,6 +7,9 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+pub mod alertmanager;
+pub mod email;
+
 use std::future::Future;
 use std::pin::Pin;
 
