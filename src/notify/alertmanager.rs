@@ -547,7 +547,7 @@ impl AlertmanagerClient {
             }
             _ => exchange(TokioIo::new(tcp), req).await,
         }
-        .map_err(|err| retry(err))?;
+        .map_err(retry)?;
         match status {
             200..=299 => Ok(()),
             429 | 500..=599 => Err(SendError::Retryable {
@@ -673,4 +673,243 @@ fn base64(input: &[u8]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(name: &str, ends_at: Option<Timestamp>) -> Alert {
+        Alert {
+            labels: [("alertname".to_owned(), name.to_owned())].into(),
+            annotations: [("summary".to_owned(), format!("{name} burning"))].into(),
+            starts_at: Timestamp::from_secs(100),
+            ends_at,
+            generator_url: String::new(),
+        }
+    }
+
+    fn names(alerts: &[Alert]) -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| a.label("alertname").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn lease_is_four_times_the_larger_interval() {
+        assert_eq!(lease(Dur::from_secs(15), Dur::MINUTE), Dur::from_mins(4));
+        assert_eq!(lease(Dur::from_mins(2), Dur::MINUTE), Dur::from_mins(8));
+        assert_eq!(
+            lease(Dur::from_secs(1), Dur::from_secs(1)),
+            Dur::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn firing_alerts_are_sent_new_then_every_resend_interval() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None)], t);
+        let due = s.due(t);
+        assert_eq!(names(&due), ["A"]);
+        // Deciding changes nothing: until marked, it stays due (a crash re-sends).
+        assert_eq!(s.due(t).len(), 1);
+        s.mark_sent(&due, t);
+        for secs in [1_015, 1_030, 1_059] {
+            let now = Timestamp::from_secs(secs);
+            s.update(&[alert("A", None)], now);
+            assert!(s.due(now).is_empty(), "at {secs}");
+        }
+        let at = Timestamp::from_secs(1_060);
+        assert_eq!(names(&s.due(at)), ["A"]);
+        // Annotation changes alone wait for the resend.
+        let mut changed = alert("A", None);
+        changed.annotations.insert("sli".into(), "99%".into());
+        s.mark_sent(&s.due(at), at);
+        s.update(&[changed.clone()], Timestamp::from_secs(1_061));
+        assert!(s.due(Timestamp::from_secs(1_061)).is_empty());
+        assert_eq!(s.due(Timestamp::from_secs(1_120)), vec![changed]);
+    }
+
+    #[test]
+    fn resolves_go_out_at_once_then_repeat_for_fifteen_minutes() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t0 = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None)], t0);
+        s.mark_sent(&s.due(t0), t0);
+        let t1 = Timestamp::from_secs(1_010);
+        let resolved = alert("A", Some(t1));
+        s.update(std::slice::from_ref(&resolved), t1);
+        assert_eq!(s.due(t1), vec![resolved.clone()]);
+        s.mark_sent(std::slice::from_ref(&resolved), t1);
+        assert!(s.due(Timestamp::from_secs(1_069)).is_empty());
+        assert_eq!(s.due(Timestamp::from_secs(1_070)).len(), 1);
+        // Kept (and re-sent) while now < end + 15m, then forgotten.
+        let last = t1.add(RESOLVED_RETENTION).sub(Dur::MILLI);
+        s.update(&[], last);
+        assert_eq!(s.tracked().len(), 1);
+        s.update(&[], t1.add(RESOLVED_RETENTION));
+        assert!(s.tracked().is_empty());
+    }
+
+    #[test]
+    fn a_vanished_firing_alert_is_resolved_now_and_a_refire_is_due_at_once() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t0 = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None), alert("B", None)], t0);
+        s.mark_sent(&s.due(t0), t0);
+        let t1 = Timestamp::from_secs(1_005);
+        s.update(&[alert("A", None)], t1);
+        assert_eq!(s.due(t1), vec![alert("B", Some(t1))]);
+        // A send decided before a state change does not mark the new state sent.
+        let stale = s.due(t1);
+        s.update(&[alert("A", None), alert("B", None)], t1);
+        s.mark_sent(&stale, t1);
+        assert_eq!(s.due(t1), vec![alert("B", None)]);
+    }
+
+    #[test]
+    fn sender_state_round_trips_through_serde() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None)], t);
+        s.mark_sent(&s.due(t), t);
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: AlertmanagerSender = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn postable_body_matches_the_api_schema() {
+        let now = Timestamp::from_secs(1_795_000_000);
+        let mut firing = alert("A", None);
+        firing.labels.insert("empty".into(), String::new());
+        firing.generator_url = "http://agent/slo".into();
+        let body = postable(
+            &[
+                firing,
+                alert("B", Some(Timestamp::from_millis(1_795_000_000_500))),
+            ],
+            now,
+            Dur::from_mins(4),
+        );
+        let json = serde_json::to_value(&body).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"labels": {"alertname": "A"}, "annotations": {"summary": "A burning"},
+                 "startsAt": "1970-01-01T00:01:40.000Z", "endsAt": "2026-11-18T11:10:40.000Z",
+                 "generatorURL": "http://agent/slo"},
+                {"labels": {"alertname": "B"}, "annotations": {"summary": "B burning"},
+                 "startsAt": "1970-01-01T00:01:40.000Z", "endsAt": "2026-11-18T11:06:40.500Z"}
+            ])
+        );
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn endpoints_parse_with_prefix_port_and_v6() {
+        let e = Endpoint::parse("https://am.example/alertmanager").expect("ok");
+        assert_eq!((e.tls, e.host.as_str(), e.port), (true, "am.example", 443));
+        assert_eq!(e.path, "/alertmanager/api/v2/alerts");
+        let e = Endpoint::parse("http://[::1]:9093").expect("ok");
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority.as_str()),
+            ("::1", 9093, "[::1]:9093")
+        );
+        assert_eq!(e.path, "/api/v2/alerts");
+        assert!(Endpoint::parse("http://u:p@am:9093").is_err());
+        assert!(Endpoint::parse("ftp://am").is_err());
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        AlertmanagerConfig::from_yaml(Path::new("a.yaml"), yaml)
+            .expect_err("invalid")
+            .iter()
+            .map(|d| format!("{}: {}", d.pos, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn config_defaults_and_every_field() {
+        let c =
+            AlertmanagerConfig::from_yaml(Path::new("/etc/bw/a.yaml"), "urls: [http://am:9093/]\n")
+                .expect("valid");
+        assert_eq!(c.urls, ["http://am:9093"]);
+        assert_eq!(
+            (c.timeout, c.resend_interval),
+            (DEFAULT_TIMEOUT, DEFAULT_RESEND_INTERVAL)
+        );
+        assert_eq!((c.auth, c.ca_file), (None, None));
+        let c = AlertmanagerConfig::from_yaml(
+            Path::new("/etc/bw/a.yaml"),
+            "urls: [https://a:9093, https://b:9093]\ntimeout: 3s\nresend_interval: 30s\n\
+             basic_auth: {username: bw, password: {file: am.pass}}\nca_file: ca.pem\n",
+        )
+        .expect("valid");
+        assert_eq!(c.urls.len(), 2);
+        assert_eq!(
+            c.auth,
+            Some(HttpAuth::Basic {
+                username: "bw".into(),
+                password: Secret::File("/etc/bw/am.pass".into())
+            })
+        );
+        assert_eq!(c.ca_file, Some(PathBuf::from("/etc/bw/ca.pem")));
+    }
+
+    #[test]
+    fn config_errors_have_positions() {
+        assert_eq!(
+            errors(
+                "urls: []\ntimeout: 0s\nbasic_auth: {username: u, password: {env: P}}\nbearer_token: {env: T}\nretry: 1\n"
+            ),
+            [
+                "5:1: unknown key `retry` in the alertmanager client; allowed keys are `urls`, `timeout`, `resend_interval`, `basic_auth`, `bearer_token`, `ca_file`",
+                "1:7: `urls` is empty; list every Alertmanager, e.g. `[http://127.0.0.1:9093]`",
+                "2:10: `timeout` must be longer than zero; write a duration such as 30s",
+                "4:1: use either `basic_auth` or `bearer_token`, not both",
+            ]
+        );
+        assert_eq!(
+            errors("urls: [am:9093, 'http://a', 'http://a/']\n"),
+            [
+                "1:8: `urls` `am:9093` is not an http(s) URL; write a URL such as https://host.example/path",
+                "1:29: `urls` lists `http://a` twice; keep one",
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let c = AlertmanagerConfig {
+            urls: vec!["http://am:9093".into()],
+            timeout: DEFAULT_TIMEOUT,
+            resend_interval: DEFAULT_RESEND_INTERVAL,
+            auth: Some(HttpAuth::Bearer(Secret::Inline("tok-123".into()))),
+            ca_file: None,
+        };
+        assert!(!format!("{c:?}").contains("tok-123"));
+        let client = AlertmanagerClient::new(&c, Dur::from_secs(15)).expect("client");
+        let debug = format!("{client:?}");
+        assert!(
+            !debug.contains("tok-123") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+    }
 }

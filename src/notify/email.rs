@@ -890,3 +890,226 @@ fn esc(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::NotifyReason;
+    use crate::rules::model::Labels;
+    use crate::time::Timestamp;
+
+    const MINIMAL: &str =
+        "to: [oncall@example.com]\nfrom: bw@example.com\nsmarthost: smtp.example.com:587\n";
+
+    fn config(yaml: &str) -> EmailConfig {
+        EmailConfig::from_yaml(Path::new("/etc/bw/alerting.yaml"), yaml)
+            .unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        EmailConfig::from_yaml(Path::new("a.yaml"), yaml)
+            .expect_err("invalid")
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}: {}", d.pos, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_alertmanager() {
+        let c = config(MINIMAL);
+        assert_eq!((c.host.as_str(), c.port), ("smtp.example.com", 587));
+        assert_eq!(c.tls, TlsMode::StartTls);
+        assert_eq!(c.hello, "localhost");
+        assert!(!c.send_resolved);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        let c = config(&MINIMAL.replace(":587", ":465"));
+        assert_eq!(c.tls, TlsMode::Implicit);
+        let c =
+            config("to: 'a@x.io, B <b@x.io>'\nfrom: bw@x.io\nsmarthost: '[::1]:25'\ntls: none\n");
+        assert_eq!(c.to.len(), 2);
+        assert_eq!((c.host.as_str(), c.port, c.tls), ("::1", 25, TlsMode::None));
+    }
+
+    #[test]
+    fn every_field_and_relative_paths() {
+        let c = config(&format!(
+            "{MINIMAL}hello: mx.example.com\ntls: implicit\nauth_username: bw\n\
+             auth_password: {{file: secrets/smtp}}\nca_file: ca.pem\ntimeout: 5s\n\
+             send_resolved: true\nheaders: {{X-Team: payments}}\n"
+        ));
+        assert_eq!(c.hello, "mx.example.com");
+        assert_eq!(c.tls, TlsMode::Implicit);
+        assert_eq!(c.auth_username.as_deref(), Some("bw"));
+        assert_eq!(
+            c.auth_password,
+            Some(Secret::File("/etc/bw/secrets/smtp".into()))
+        );
+        assert_eq!(c.ca_file, Some(PathBuf::from("/etc/bw/ca.pem")));
+        assert_eq!(c.timeout, Dur::from_secs(5));
+        assert!(c.send_resolved);
+        assert_eq!(c.headers, [("X-Team".to_owned(), "payments".to_owned())]);
+    }
+
+    #[test]
+    fn errors_are_all_reported_with_positions() {
+        assert_eq!(
+            errors(
+                "to: [nobody]\nsmarthost: smtp.example.com\ntls: startls\nauth_username: u\nheaders: {Subject: x}\n"
+            ),
+            [
+                "1:6: `to` `nobody` is not an email address (Invalid input); write `name@example.com` or `Name <name@example.com>`",
+                "1:1: an email receiver is missing required key `from`; add `from: burnwatch@example.com`",
+                "2:12: `smarthost` `smtp.example.com` must be `host:port`, e.g. `smtp.example.com:587`",
+                "3:6: `tls: startls` is not allowed; did you mean `starttls`?",
+                "5:11: header `Subject` is written by the email integration itself; set it through `to`, `from` or the alert's summary instead",
+                "4:1: `auth_username` needs `auth_password`; add `auth_password: {env: SMTP_PASSWORD}`",
+            ]
+        );
+        assert_eq!(
+            errors(&format!(
+                "{MINIMAL}tls: none\nauth_username: u\nauth_password: {{env: P, file: f}}\n"
+            )),
+            [
+                "6:25: a secret reference takes exactly one of `env`, `file`, found `env`, `file`; keep only one",
+                "4:6: `tls: none` with `auth_username` would send the password in clear; use `tls: starttls` or `tls: implicit`",
+            ]
+        );
+    }
+
+    #[test]
+    fn literal_passwords_warn_and_never_print() {
+        let diags = EmailConfig::from_yaml(
+            Path::new("a.yaml"),
+            &format!("{MINIMAL}auth_username: u\nauth_password: hunter2\n"),
+        );
+        let c = diags.expect("a warning is not an error");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let email = Email::new(c).expect("builds");
+        assert!(!format!("{email:?}").contains("hunter2"));
+        assert_eq!(
+            Secret::Inline("hunter2".into())
+                .resolve()
+                .map(|v| format!("{v:?}")),
+            Ok("<redacted>".to_owned())
+        );
+    }
+
+    #[test]
+    fn secrets_from_files_drop_the_final_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "pa ss\r\n").expect("write");
+        let v = Secret::File(path.clone()).resolve().expect("read");
+        assert_eq!(v.expose(), "pa ss");
+        std::fs::write(&path, "").expect("write");
+        assert!(matches!(
+            Secret::File(path).resolve(),
+            Err(SecretError::File { .. })
+        ));
+        assert_eq!(
+            Secret::Env("BURNWATCH_TEST_UNSET_VARIABLE".into()).resolve(),
+            Err(SecretError::Env("BURNWATCH_TEST_UNSET_VARIABLE".into()))
+        );
+    }
+
+    fn notification(ends: &[Option<i64>], reason: NotifyReason) -> Notification {
+        let alerts = ends
+            .iter()
+            .enumerate()
+            .map(|(i, end)| Alert {
+                labels: [
+                    ("alertname".to_owned(), "SloBurnRate".to_owned()),
+                    ("slo".to_owned(), format!("s{i}")),
+                ]
+                .into(),
+                annotations: [
+                    ("summary".to_owned(), format!("slo s{i} <burning>\nfast")),
+                    (
+                        "runbook_url".to_owned(),
+                        "https://rb.example/?a=1&b=2".to_owned(),
+                    ),
+                ]
+                .into(),
+                starts_at: Timestamp::from_secs(10),
+                ends_at: end.map(Timestamp::from_secs),
+                generator_url: String::new(),
+            })
+            .collect();
+        Notification {
+            receiver: "mail".into(),
+            group_key: "{}:{slo=\"x\"}".into(),
+            group_labels: Labels::new(),
+            reason,
+            alerts,
+            inhibited: 2,
+            at: Timestamp::from_secs(1_000),
+        }
+    }
+
+    #[test]
+    fn subjects_name_the_symptom_on_one_line() {
+        assert_eq!(
+            subject(&notification(&[None], NotifyReason::First)),
+            "slo s0 <burning> fast"
+        );
+        assert_eq!(
+            subject(&notification(
+                &[None, None, Some(20)],
+                NotifyReason::NewAlerts
+            )),
+            "slo s0 <burning> fast (+1 more)"
+        );
+        assert_eq!(
+            subject(&notification(&[Some(20)], NotifyReason::AllResolved)),
+            "[RESOLVED] slo s0 <burning> fast"
+        );
+    }
+
+    #[test]
+    fn bodies_escape_html_and_carry_the_links() {
+        let b = bodies(&notification(&[None, Some(20)], NotifyReason::SomeResolved));
+        assert!(
+            b.text
+                .contains("1 firing, 1 resolved (some alerts resolved)"),
+            "{}",
+            b.text
+        );
+        assert!(b.text.contains("suppress 2 dependent"), "{}", b.text);
+        assert!(b.text.contains("Runbook: https://rb.example/?a=1&b=2"));
+        assert!(b.text.contains("burnwatch silence add"));
+        assert!(b.html.contains("&lt;burning&gt;"), "{}", b.html);
+        assert!(!b.html.contains("<burning>"));
+        assert!(
+            b.html
+                .contains("<a href=\"https://rb.example/?a=1&amp;b=2\">")
+        );
+    }
+
+    #[test]
+    fn thread_ids_follow_the_group_key() {
+        let n = notification(&[None], NotifyReason::First);
+        let from: Mailbox = "bw@alerts.example.com".parse().expect("mailbox");
+        let ids = ThreadIds::new(&n, &from);
+        // sha256("{}:{slo=\"x\"}"), computed independently with sha256sum.
+        let hex = "3de8f3c0c9630b6ec67f49d876792ab0835322a4f517e259664538c35ceb3f43";
+        assert_eq!(ids.root, format!("<alert-{hex}@alerts.example.com>"));
+        assert_eq!(
+            ids.message_id,
+            format!("<alert-{hex}.1000000.first@alerts.example.com>")
+        );
+    }
+
+    #[test]
+    fn messages_are_multipart_and_threaded() {
+        let c = config(MINIMAL);
+        let email = Email::new(c).expect("builds");
+        let msg = email
+            .message(&notification(&[None], NotifyReason::First))
+            .expect("message");
+        let raw = String::from_utf8(msg.formatted()).expect("utf8");
+        assert!(raw.contains("Content-Type: multipart/alternative"), "{raw}");
+        assert!(raw.contains("In-Reply-To: <alert-"), "{raw}");
+        assert!(raw.contains("References: <alert-"), "{raw}");
+    }
+}
