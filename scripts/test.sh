@@ -22,7 +22,8 @@ die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 # for tests that run a real Prometheus and Alertmanager on loopback. prometheus (Debian: 2.42):
 # tests/prometheus_parity.rs checks the exposition parser against what it stores.
 # ---------------------------------------------------------------------------------------------
-SYSTEM_PACKAGES=(prometheus)
+# prometheus-alertmanager (Debian: 0.25): tests/alertmanager.rs pushes alerts to a real one.
+SYSTEM_PACKAGES=(prometheus prometheus-alertmanager)
 
 install_system_packages() {
     (( ${#SYSTEM_PACKAGES[@]} )) || return 0
@@ -46,10 +47,11 @@ install_system_packages() {
 # Python test helpers (PyPI), in a venv under target/ so they never touch the system Python.
 # Later issues add real protocol peers here, e.g.
 #   PYTHON_PACKAGES=(aiosmtpd opentelemetry-proto grpcio)
-# for a local SMTP sink and an OTLP receiver. Empty today: no test needs one.
+# for a local SMTP sink and an OTLP receiver. aiosmtpd: tests/email.rs delivers to a real SMTP
+# server (STARTTLS, implicit TLS, AUTH) started by tests/fixtures/smtp_sink.py.
 # Tests find the venv through BURNWATCH_TEST_PYTHON (exported below when the venv exists).
 # ---------------------------------------------------------------------------------------------
-PYTHON_PACKAGES=()
+PYTHON_PACKAGES=(aiosmtpd)
 VENV="$ROOT/target/test-venv"
 
 setup_python_venv() {

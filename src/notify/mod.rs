@@ -7,8 +7,10 @@
 //! [`NotifyReason`] and every alert held back a [`SuppressReason`], so "why did this page me
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
+pub mod alertmanager;
 pub mod delivery;
 pub mod dispatch;
+pub mod email;
 pub mod inhibit;
 pub mod nflog;
 pub mod pagerduty;

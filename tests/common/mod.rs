@@ -117,3 +117,80 @@ pub async fn drive(prober: &Prober, base: &str, n: u64) {
         assert!(r.status == 200 || r.status == 500, "{}", r.status);
     }
 }
+
+/// Debian's `prometheus-alertmanager` binary (0.25); a test that needs it fails (never skips)
+/// without it.
+pub fn alertmanager_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(PathBuf::from("/usr/bin/prometheus-alertmanager"))
+        .chain(std::env::split_paths(&path).flat_map(|dir| {
+            [
+                dir.join("prometheus-alertmanager"),
+                dir.join("alertmanager"),
+            ]
+        }))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the Alertmanager binary is not installed: run `bash scripts/test.sh` or \
+                 `apt-get install -y prometheus-alertmanager` (Debian, 0.25)"
+            )
+        })
+}
+
+/// A Python interpreter that can import `module`: `BURNWATCH_TEST_PYTHON` (set by
+/// scripts/test.sh), else the venv scripts/test.sh creates under target/, else `python3`.
+/// Fails (never skips) with an install hint when none can.
+pub fn python_with(module: &str) -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    let candidates = std::env::var_os("BURNWATCH_TEST_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([venv, PathBuf::from("python3")]);
+    for python in candidates {
+        let ok = std::process::Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return python;
+        }
+    }
+    panic!(
+        "no Python with the `{module}` module: run `bash scripts/test.sh` (it creates \
+         target/test-venv with it) or `pip install {module}`"
+    )
+}
+
+/// Starts `cmd` with stdout piped and waits (bounded) for a line starting with `ready`; the
+/// child is killed when the returned guard drops.
+pub fn spawn_until_ready(mut cmd: std::process::Command, ready: &str, within: Duration) -> Proc {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let guard = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with(ready) => return guard,
+            Ok(_) => {}
+            Err(_) => panic!("{cmd:?} did not print `{ready}` within {within:?}"),
+        }
+    }
+}

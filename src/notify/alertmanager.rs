@@ -1,0 +1,915 @@
+//! The Alertmanager API v2 client, for teams that keep their Alertmanager: burnwatch acts as
+//! Prometheus does and pushes its alerts to `POST /api/v2/alerts` of every configured
+//! Alertmanager (all of them, never load-balanced, so each replica of an HA pair has every
+//! alert).
+//!
+//! This is not a group-based integration: Alertmanager does its own grouping, so what matters
+//! is the alert set and its lease. Two parts, as everywhere in the pipeline:
+//! - [`AlertmanagerSender`] (pure, serde, no I/O, no clock): which alerts are due now. A firing
+//!   alert is sent when it is new and then every `resend_interval`, each time with
+//!   `endsAt = now + lease` where lease = 4 × max(evaluation interval, resend interval)
+//!   (Prometheus' `ValidUntil`: two lost sends still leave it active). A resolved alert is sent
+//!   at once with its real `endsAt`, then re-sent every `resend_interval` for 15 minutes
+//!   (Prometheus' `resolvedRetention`) so an Alertmanager that restarted meanwhile still learns
+//!   of the resolve. "Decide" ([`AlertmanagerSender::due`]) is separate from "mark done"
+//!   ([`AlertmanagerSender::mark_sent`]) so a write-ahead log can sit between them.
+//! - [`AlertmanagerClient`]: the HTTP part (hyper 1, HTTP/1.1; https with rustls/ring and the
+//!   Mozilla roots plus an optional CA file), with basic or bearer auth read from env or file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+
+use crate::alert::{Alert, Fingerprint, rfc3339};
+use crate::notify::SendError;
+use crate::notify::email::{Secret, SecretError, SecretValue, decode_section, relative_to_config};
+use crate::rules::decode::{Decoder, MapReader};
+use crate::rules::diag::Diagnostic;
+use crate::rules::model::Labels;
+use crate::rules::node::Node;
+use crate::time::{Dur, Timestamp};
+
+/// Default `resend_interval` (Prometheus' `--rules.alert.resend-delay`).
+pub const DEFAULT_RESEND_INTERVAL: Dur = Dur::MINUTE;
+/// Default bound on one POST (Prometheus' Alertmanager timeout).
+pub const DEFAULT_TIMEOUT: Dur = Dur(10_000);
+/// How long a resolved alert keeps being re-sent (Prometheus' `resolvedRetention`).
+pub const RESOLVED_RETENTION: Dur = Dur(15 * 60_000);
+/// Largest response body read (Alertmanager answers with an empty body or a short error).
+const RESPONSE_LIMIT: usize = 64 * 1024;
+
+/// The lease a firing alert's `endsAt` carries: 4 × max(evaluation interval, resend interval),
+/// as Prometheus computes `ValidUntil`. If burnwatch stops sending, Alertmanager resolves the
+/// alert by itself once the lease runs out.
+pub fn lease(evaluation_interval: Dur, resend_interval: Dur) -> Dur {
+    Dur(4 * evaluation_interval.millis().max(resend_interval.millis()))
+}
+
+/// How burnwatch authenticates to Alertmanager (or the proxy in front of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password reference.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+/// One validated `alertmanager` client section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerConfig {
+    /// Base URLs of every Alertmanager (`http://am1:9093`, or with a path prefix such as
+    /// `https://host/alertmanager`); alerts go to `<url>/api/v2/alerts` of each.
+    pub urls: Vec<String>,
+    /// Bound on one POST to one Alertmanager (default 10s).
+    pub timeout: Dur,
+    /// How often a still-firing (or recently resolved) alert is re-sent (default 1m).
+    pub resend_interval: Dur,
+    /// Optional authentication, the same for every URL.
+    pub auth: Option<HttpAuth>,
+    /// An extra PEM CA bundle trusted for `https://` URLs.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl AlertmanagerConfig {
+    /// Validates a standalone `alertmanager` section (YAML text named `path` in messages).
+    pub fn from_yaml(path: &Path, text: &str) -> Result<AlertmanagerConfig, Vec<Diagnostic>> {
+        decode_section(path, text, decode)
+    }
+}
+
+/// Decodes one `alertmanager` mapping; every problem is reported with its position.
+pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertmanagerConfig> {
+    const KEYS: &[&str] = &[
+        "urls",
+        "timeout",
+        "resend_interval",
+        "basic_auth",
+        "bearer_token",
+        "ca_file",
+    ];
+    let m = MapReader::new(d, node, "the alertmanager client", KEYS)?;
+    let before = d.errors();
+    let mut urls = Vec::new();
+    if let Some(items) = m.req(d, "urls", "[http://127.0.0.1:9093]", Decoder::list) {
+        for item in items {
+            if let Some(u) = d.url(item, "urls") {
+                let u = u.trim_end_matches('/').to_owned();
+                if urls.contains(&u) {
+                    d.error(item.pos(), format!("`urls` lists `{u}` twice; keep one"));
+                } else {
+                    urls.push(u);
+                }
+            }
+        }
+        if items.is_empty() {
+            let pos = m.get("urls").map_or(m.pos, Node::pos);
+            d.error(
+                pos,
+                "`urls` is empty; list every Alertmanager, e.g. `[http://127.0.0.1:9093]`",
+            );
+        }
+    }
+    let timeout = m
+        .opt(d, "timeout", Decoder::pos_dur)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let resend_interval = m
+        .opt(d, "resend_interval", Decoder::pos_dur)
+        .unwrap_or(DEFAULT_RESEND_INTERVAL);
+    let basic = m.opt(d, "basic_auth", |d, n, _| {
+        let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
+        let username = b.req(d, "username", "burnwatch", Decoder::string);
+        let password = b.req(d, "password", "{env: AM_PASSWORD}", |d, n, k| {
+            Secret::decode(d, n, k)
+        });
+        Some(HttpAuth::Basic {
+            username: username?,
+            password: password?,
+        })
+    });
+    let bearer = m.opt(d, "bearer_token", |d, n, k| Secret::decode(d, n, k));
+    let auth = match (basic, bearer) {
+        (Some(_), Some(_)) => {
+            let pos = m.key_pos("bearer_token").unwrap_or(m.pos);
+            d.error(pos, "use either `basic_auth` or `bearer_token`, not both");
+            None
+        }
+        (Some(b), None) => Some(b),
+        (None, Some(t)) => Some(HttpAuth::Bearer(t)),
+        (None, None) => None,
+    };
+    let ca_file = m
+        .opt(d, "ca_file", Decoder::string)
+        .map(|p| relative_to_config(d, &p));
+    (d.errors() == before).then_some(AlertmanagerConfig {
+        urls,
+        timeout,
+        resend_interval,
+        auth,
+        ca_file,
+    })
+}
+
+/// What the sender remembers of one alert.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tracked {
+    /// The newest version of the alert (annotations included).
+    pub alert: Alert,
+    /// When it was last sent in its current state (`None`: never, or its state changed since).
+    pub last_sent: Option<Timestamp>,
+}
+
+/// Which alerts to push to Alertmanager when. Pure and serializable.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertmanagerSender {
+    resend_interval: Dur,
+    lease: Dur,
+    alerts: BTreeMap<Fingerprint, Tracked>,
+}
+
+impl AlertmanagerSender {
+    /// A sender for an agent that evaluates every `evaluation_interval`.
+    pub fn new(evaluation_interval: Dur, resend_interval: Dur) -> AlertmanagerSender {
+        AlertmanagerSender {
+            resend_interval,
+            lease: lease(evaluation_interval, resend_interval),
+            alerts: BTreeMap::new(),
+        }
+    }
+
+    /// The `endsAt` lease of firing alerts.
+    pub fn lease(&self) -> Dur {
+        self.lease
+    }
+
+    /// The tracked alerts by fingerprint.
+    pub fn tracked(&self) -> &BTreeMap<Fingerprint, Tracked> {
+        &self.alerts
+    }
+
+    /// Takes the complete current alert set (firing alerts and those resolved recently) at
+    /// `now`. A tracked firing alert missing from `current` (its rule was removed) is resolved
+    /// at `now`, so Alertmanager hears of it rather than waiting for the lease. A state change
+    /// (fire, resolve, fire again) makes the alert due at once; an annotation change alone
+    /// waits for the next resend, as in Prometheus. Resolved alerts older than 15 minutes are
+    /// forgotten.
+    pub fn update(&mut self, current: &[Alert], now: Timestamp) {
+        let mut seen = Vec::with_capacity(current.len());
+        for alert in current {
+            let fp = alert.fingerprint();
+            seen.push(fp);
+            match self.alerts.get_mut(&fp) {
+                Some(t) => {
+                    if t.alert.ends_at != alert.ends_at || t.alert.starts_at != alert.starts_at {
+                        t.last_sent = None;
+                    }
+                    t.alert = alert.clone();
+                }
+                None => {
+                    self.alerts.insert(
+                        fp,
+                        Tracked {
+                            alert: alert.clone(),
+                            last_sent: None,
+                        },
+                    );
+                }
+            }
+        }
+        for (fp, t) in &mut self.alerts {
+            if t.alert.ends_at.is_none() && !seen.contains(fp) {
+                t.alert.ends_at = Some(now);
+                t.last_sent = None;
+            }
+        }
+        self.alerts.retain(|_, t| match t.alert.ends_at {
+            Some(end) => now < end.add(RESOLVED_RETENTION),
+            None => true,
+        });
+    }
+
+    /// The alerts to send at `now`: never sent in their current state, or last sent at least
+    /// `resend_interval` ago. Does not change state (call [`Self::mark_sent`] after the push).
+    pub fn due(&self, now: Timestamp) -> Vec<Alert> {
+        self.alerts
+            .values()
+            .filter(|t| match t.last_sent {
+                None => true,
+                Some(at) => now >= at.add(self.resend_interval),
+            })
+            .map(|t| t.alert.clone())
+            .collect()
+    }
+
+    /// Records that `sent` reached Alertmanager at `now`.
+    pub fn mark_sent(&mut self, sent: &[Alert], now: Timestamp) {
+        for alert in sent {
+            if let Some(t) = self.alerts.get_mut(&alert.fingerprint())
+                && t.alert.ends_at == alert.ends_at
+            {
+                t.last_sent = Some(now);
+            }
+        }
+    }
+}
+
+/// One element of the `POST /api/v2/alerts` body (Alertmanager's `postableAlert`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostableAlert {
+    /// Identity labels.
+    pub labels: Labels,
+    /// Annotations.
+    pub annotations: Labels,
+    /// RFC 3339 start.
+    pub starts_at: String,
+    /// RFC 3339 end: the lease for a firing alert, the resolve time for a resolved one.
+    pub ends_at: String,
+    /// Link back to burnwatch (omitted when empty: Alertmanager validates it as a URI).
+    #[serde(
+        rename = "generatorURL",
+        skip_serializing_if = "String::is_empty",
+        default
+    )]
+    pub generator_url: String,
+}
+
+/// The request body for `alerts` sent at `now` with the given lease.
+pub fn postable(alerts: &[Alert], now: Timestamp, lease: Dur) -> Vec<PostableAlert> {
+    alerts
+        .iter()
+        .map(|a| PostableAlert {
+            labels: a
+                .labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            annotations: a.annotations.clone(),
+            starts_at: rfc3339(a.starts_at),
+            ends_at: rfc3339(a.ends_at.unwrap_or_else(|| now.add(lease))),
+            generator_url: a.generator_url.clone(),
+        })
+        .collect()
+}
+
+/// Building the client failed (at start or reload).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AlertmanagerError {
+    /// A password or token could not be read.
+    #[error("alertmanager auth: {0}")]
+    Secret(#[from] SecretError),
+    /// The CA file could not be read or holds no usable certificate.
+    #[error("alertmanager ca_file `{path}`: {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("alertmanager TLS setup: {0}")]
+    Tls(String),
+    /// A URL could not be split into host, port and path.
+    #[error("alertmanager url `{0}`: {1}")]
+    Url(String, String),
+}
+
+/// One Alertmanager endpoint, parsed once.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    url: String,
+    tls: bool,
+    host: String,
+    port: u16,
+    /// `host[:port]` as sent in `Host:`.
+    authority: String,
+    /// `<prefix>/api/v2/alerts`.
+    path: String,
+}
+
+impl Endpoint {
+    fn parse(url: &str) -> Result<Endpoint, AlertmanagerError> {
+        let bad = |why: &str| AlertmanagerError::Url(url.to_owned(), why.to_owned());
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(bad("not an http(s) URL"));
+        };
+        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.contains('@') || prefix.contains(['?', '#']) {
+            return Err(bad(
+                "credentials, queries and fragments are not allowed in the URL",
+            ));
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(r) => {
+                let (h, p) = r.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+                (h, p.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad("bad port"))?,
+            None if tls => 443,
+            None => 80,
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok(Endpoint {
+            url: url.to_owned(),
+            tls,
+            host: host.to_owned(),
+            port,
+            authority: authority.to_owned(),
+            path: format!("{}/api/v2/alerts", prefix.trim_end_matches('/')),
+        })
+    }
+}
+
+/// Pushes alerts to every configured Alertmanager.
+pub struct AlertmanagerClient {
+    endpoints: Vec<Endpoint>,
+    timeout: Dur,
+    lease: Dur,
+    authorization: Option<SecretValue>,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+impl fmt::Debug for AlertmanagerClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertmanagerClient")
+            .field(
+                "urls",
+                &self.endpoints.iter().map(|e| &e.url).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("lease", &self.lease)
+            .field("authorization", &self.authorization)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlertmanagerClient {
+    /// Reads secrets and the CA file, parses the URLs. `evaluation_interval` sets the lease
+    /// (see [`lease`]). Does not connect.
+    pub fn new(
+        config: &AlertmanagerConfig,
+        evaluation_interval: Dur,
+    ) -> Result<AlertmanagerClient, AlertmanagerError> {
+        let endpoints = config
+            .urls
+            .iter()
+            .map(|u| Endpoint::parse(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let authorization = match &config.auth {
+            None => None,
+            Some(HttpAuth::Bearer(token)) => Some(SecretValue::new(format!(
+                "Bearer {}",
+                token.resolve()?.expose()
+            ))),
+            Some(HttpAuth::Basic { username, password }) => {
+                let pair = format!("{username}:{}", password.resolve()?.expose());
+                Some(SecretValue::new(format!(
+                    "Basic {}",
+                    base64(pair.as_bytes())
+                )))
+            }
+        };
+        let tls = if endpoints.iter().any(|e| e.tls) {
+            Some(tls_config(config.ca_file.as_deref())?)
+        } else {
+            None
+        };
+        Ok(AlertmanagerClient {
+            endpoints,
+            timeout: config.timeout,
+            lease: lease(evaluation_interval, config.resend_interval),
+            authorization,
+            tls,
+        })
+    }
+
+    /// The lease firing alerts are sent with.
+    pub fn lease(&self) -> Dur {
+        self.lease
+    }
+
+    /// POSTs `alerts` (firing ones with `endsAt = now + lease`) to every Alertmanager, all
+    /// concurrently, each bounded by the timeout. Succeeds when at least one accepted them
+    /// (as Prometheus: one replica is enough for the notification, the others get the next
+    /// resend); failures of the rest are logged. Fails with the first error otherwise:
+    /// retryable when any failure was (network, timeout, 5xx, 429), permanent when all were
+    /// refusals (400: Alertmanager rejected the alerts).
+    pub async fn push(&self, alerts: &[Alert], now: Timestamp) -> Result<(), SendError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&postable(alerts, now, self.lease)).map_err(|e| {
+            SendError::Permanent {
+                message: format!("encoding alerts: {e}"),
+            }
+        })?;
+        let body = Bytes::from(body);
+        let results = futures_join(self.endpoints.iter().map(|e| {
+            let body = body.clone();
+            async move {
+                tokio::time::timeout(self.timeout.to_std(), self.post(e, body))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(SendError::Retryable {
+                            message: format!("{}: no answer within {}", e.url, self.timeout),
+                            retry_after: None,
+                        })
+                    })
+            }
+        }))
+        .await;
+        let mut errors = Vec::new();
+        let mut accepted = 0usize;
+        for r in results {
+            match r {
+                Ok(()) => accepted += 1,
+                Err(e) => errors.push(e),
+            }
+        }
+        if accepted > 0 {
+            for e in &errors {
+                tracing::warn!(error = %e, "an Alertmanager did not take the alerts; it gets them at the next resend");
+            }
+            return Ok(());
+        }
+        let retryable = errors
+            .iter()
+            .position(|e| matches!(e, SendError::Retryable { .. }));
+        let pick = retryable.unwrap_or(0);
+        Err(errors.swap_remove(pick))
+    }
+
+    async fn post(&self, e: &Endpoint, body: Bytes) -> Result<(), SendError> {
+        let retry = |what: String| SendError::Retryable {
+            message: format!("{}: {what}", e.url),
+            retry_after: None,
+        };
+        let tcp = TcpStream::connect((e.host.as_str(), e.port))
+            .await
+            .map_err(|err| retry(format!("connect: {err}")))?;
+        let mut req = Request::post(e.path.as_str())
+            .header(header::HOST, e.authority.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("burnwatch/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(body))
+            .map_err(|err| SendError::Permanent {
+                message: format!("{}: {err}", e.url),
+            })?;
+        if let Some(auth) = &self.authorization {
+            let mut value =
+                header::HeaderValue::from_str(auth.expose()).map_err(|_| SendError::Permanent {
+                    message: format!("{}: the credentials are not a valid header value", e.url),
+                })?;
+            value.set_sensitive(true);
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let (status, retry_after, text) = match (&self.tls, e.tls) {
+            (Some(config), true) => {
+                let name =
+                    ServerName::try_from(e.host.clone()).map_err(|err| SendError::Permanent {
+                        message: format!("{}: host: {err}", e.url),
+                    })?;
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|err| retry(format!("TLS: {err}")))?;
+                exchange(TokioIo::new(stream), req).await
+            }
+            _ => exchange(TokioIo::new(tcp), req).await,
+        }
+        .map_err(retry)?;
+        match status {
+            200..=299 => Ok(()),
+            429 | 500..=599 => Err(SendError::Retryable {
+                message: format!("{}: HTTP {status}: {text}", e.url),
+                retry_after,
+            }),
+            _ => Err(SendError::Permanent {
+                message: format!("{}: HTTP {status}: {text}", e.url),
+            }),
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange: status, `Retry-After` (seconds form) and the start of the body.
+async fn exchange<S>(
+    io: TokioIo<S>,
+    req: Request<Full<Bytes>>,
+) -> Result<(u16, Option<Dur>, String), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The connection task ends with the exchange (the request asks for nothing more).
+    tokio::spawn(conn);
+    let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Dur::from_secs);
+    let body = Limited::new(response.into_body(), RESPONSE_LIMIT)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body)
+        .trim()
+        .chars()
+        .take(200)
+        .collect();
+    Ok((status, retry_after, text))
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, AlertmanagerError> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let ca_error = |reason: String| AlertmanagerError::CaFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut added = 0usize;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
+            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ca_error("no PEM certificate in the file".to_owned()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AlertmanagerError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Standard base64 with padding (RFC 4648), for basic auth.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(name: &str, ends_at: Option<Timestamp>) -> Alert {
+        Alert {
+            labels: [("alertname".to_owned(), name.to_owned())].into(),
+            annotations: [("summary".to_owned(), format!("{name} burning"))].into(),
+            starts_at: Timestamp::from_secs(100),
+            ends_at,
+            generator_url: String::new(),
+        }
+    }
+
+    fn names(alerts: &[Alert]) -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| a.label("alertname").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn lease_is_four_times_the_larger_interval() {
+        assert_eq!(lease(Dur::from_secs(15), Dur::MINUTE), Dur::from_mins(4));
+        assert_eq!(lease(Dur::from_mins(2), Dur::MINUTE), Dur::from_mins(8));
+        assert_eq!(
+            lease(Dur::from_secs(1), Dur::from_secs(1)),
+            Dur::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn firing_alerts_are_sent_new_then_every_resend_interval() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None)], t);
+        let due = s.due(t);
+        assert_eq!(names(&due), ["A"]);
+        // Deciding changes nothing: until marked, it stays due (a crash re-sends).
+        assert_eq!(s.due(t).len(), 1);
+        s.mark_sent(&due, t);
+        for secs in [1_015, 1_030, 1_059] {
+            let now = Timestamp::from_secs(secs);
+            s.update(&[alert("A", None)], now);
+            assert!(s.due(now).is_empty(), "at {secs}");
+        }
+        let at = Timestamp::from_secs(1_060);
+        assert_eq!(names(&s.due(at)), ["A"]);
+        // Annotation changes alone wait for the resend.
+        let mut changed = alert("A", None);
+        changed.annotations.insert("sli".into(), "99%".into());
+        s.mark_sent(&s.due(at), at);
+        s.update(&[changed.clone()], Timestamp::from_secs(1_061));
+        assert!(s.due(Timestamp::from_secs(1_061)).is_empty());
+        assert_eq!(s.due(Timestamp::from_secs(1_120)), vec![changed]);
+    }
+
+    #[test]
+    fn resolves_go_out_at_once_then_repeat_for_fifteen_minutes() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t0 = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None)], t0);
+        s.mark_sent(&s.due(t0), t0);
+        let t1 = Timestamp::from_secs(1_010);
+        let resolved = alert("A", Some(t1));
+        s.update(std::slice::from_ref(&resolved), t1);
+        assert_eq!(s.due(t1), vec![resolved.clone()]);
+        s.mark_sent(std::slice::from_ref(&resolved), t1);
+        assert!(s.due(Timestamp::from_secs(1_069)).is_empty());
+        assert_eq!(s.due(Timestamp::from_secs(1_070)).len(), 1);
+        // Kept (and re-sent) while now < end + 15m, then forgotten.
+        let last = t1.add(RESOLVED_RETENTION).sub(Dur::MILLI);
+        s.update(&[], last);
+        assert_eq!(s.tracked().len(), 1);
+        s.update(&[], t1.add(RESOLVED_RETENTION));
+        assert!(s.tracked().is_empty());
+    }
+
+    #[test]
+    fn a_vanished_firing_alert_is_resolved_now_and_a_refire_is_due_at_once() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t0 = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None), alert("B", None)], t0);
+        s.mark_sent(&s.due(t0), t0);
+        let t1 = Timestamp::from_secs(1_005);
+        s.update(&[alert("A", None)], t1);
+        assert_eq!(s.due(t1), vec![alert("B", Some(t1))]);
+        // A send decided before a state change does not mark the new state sent.
+        let stale = s.due(t1);
+        s.update(&[alert("A", None), alert("B", None)], t1);
+        s.mark_sent(&stale, t1);
+        assert_eq!(s.due(t1), vec![alert("B", None)]);
+    }
+
+    #[test]
+    fn sender_state_round_trips_through_serde() {
+        let mut s = AlertmanagerSender::new(Dur::from_secs(15), Dur::MINUTE);
+        let t = Timestamp::from_secs(1_000);
+        s.update(&[alert("A", None)], t);
+        s.mark_sent(&s.due(t), t);
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: AlertmanagerSender = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn postable_body_matches_the_api_schema() {
+        let now = Timestamp::from_secs(1_795_000_000);
+        let mut firing = alert("A", None);
+        firing.labels.insert("empty".into(), String::new());
+        firing.generator_url = "http://agent/slo".into();
+        let body = postable(
+            &[
+                firing,
+                alert("B", Some(Timestamp::from_millis(1_795_000_000_500))),
+            ],
+            now,
+            Dur::from_mins(4),
+        );
+        let json = serde_json::to_value(&body).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"labels": {"alertname": "A"}, "annotations": {"summary": "A burning"},
+                 "startsAt": "1970-01-01T00:01:40.000Z", "endsAt": "2026-11-18T11:10:40.000Z",
+                 "generatorURL": "http://agent/slo"},
+                {"labels": {"alertname": "B"}, "annotations": {"summary": "B burning"},
+                 "startsAt": "1970-01-01T00:01:40.000Z", "endsAt": "2026-11-18T11:06:40.500Z"}
+            ])
+        );
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn endpoints_parse_with_prefix_port_and_v6() {
+        let e = Endpoint::parse("https://am.example/alertmanager").expect("ok");
+        assert_eq!((e.tls, e.host.as_str(), e.port), (true, "am.example", 443));
+        assert_eq!(e.path, "/alertmanager/api/v2/alerts");
+        let e = Endpoint::parse("http://[::1]:9093").expect("ok");
+        assert_eq!(
+            (e.host.as_str(), e.port, e.authority.as_str()),
+            ("::1", 9093, "[::1]:9093")
+        );
+        assert_eq!(e.path, "/api/v2/alerts");
+        assert!(Endpoint::parse("http://u:p@am:9093").is_err());
+        assert!(Endpoint::parse("ftp://am").is_err());
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        AlertmanagerConfig::from_yaml(Path::new("a.yaml"), yaml)
+            .expect_err("invalid")
+            .iter()
+            .map(|d| format!("{}: {}", d.pos, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn config_defaults_and_every_field() {
+        let c =
+            AlertmanagerConfig::from_yaml(Path::new("/etc/bw/a.yaml"), "urls: [http://am:9093/]\n")
+                .expect("valid");
+        assert_eq!(c.urls, ["http://am:9093"]);
+        assert_eq!(
+            (c.timeout, c.resend_interval),
+            (DEFAULT_TIMEOUT, DEFAULT_RESEND_INTERVAL)
+        );
+        assert_eq!((c.auth, c.ca_file), (None, None));
+        let c = AlertmanagerConfig::from_yaml(
+            Path::new("/etc/bw/a.yaml"),
+            "urls: [https://a:9093, https://b:9093]\ntimeout: 3s\nresend_interval: 30s\n\
+             basic_auth: {username: bw, password: {file: am.pass}}\nca_file: ca.pem\n",
+        )
+        .expect("valid");
+        assert_eq!(c.urls.len(), 2);
+        assert_eq!(
+            c.auth,
+            Some(HttpAuth::Basic {
+                username: "bw".into(),
+                password: Secret::File("/etc/bw/am.pass".into())
+            })
+        );
+        assert_eq!(c.ca_file, Some(PathBuf::from("/etc/bw/ca.pem")));
+    }
+
+    #[test]
+    fn config_errors_have_positions() {
+        assert_eq!(
+            errors(
+                "urls: []\ntimeout: 0s\nbasic_auth: {username: u, password: {env: P}}\nbearer_token: {env: T}\nretry: 1\n"
+            ),
+            [
+                "5:1: unknown key `retry` in the alertmanager client; allowed keys are `urls`, `timeout`, `resend_interval`, `basic_auth`, `bearer_token`, `ca_file`",
+                "1:7: `urls` is empty; list every Alertmanager, e.g. `[http://127.0.0.1:9093]`",
+                "2:10: `timeout` must be longer than zero; write a duration such as 30s",
+                "4:1: use either `basic_auth` or `bearer_token`, not both",
+            ]
+        );
+        assert_eq!(
+            errors("urls: [am:9093, 'http://a', 'http://a/']\n"),
+            [
+                "1:8: `urls` `am:9093` is not an http(s) URL; write a URL such as https://host.example/path",
+                "1:29: `urls` lists `http://a` twice; keep one",
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let c = AlertmanagerConfig {
+            urls: vec!["http://am:9093".into()],
+            timeout: DEFAULT_TIMEOUT,
+            resend_interval: DEFAULT_RESEND_INTERVAL,
+            auth: Some(HttpAuth::Bearer(Secret::Inline("tok-123".into()))),
+            ca_file: None,
+        };
+        assert!(!format!("{c:?}").contains("tok-123"));
+        let client = AlertmanagerClient::new(&c, Dur::from_secs(15)).expect("client");
+        let debug = format!("{client:?}");
+        assert!(
+            !debug.contains("tok-123") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+    }
+}
