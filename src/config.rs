@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::export::otlp::{OtlpConfig, OtlpError, OtlpProtocol};
+use crate::notify::config::AlertingConfig;
 use crate::rules::decode::{Decoder, FileRules, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::node::{self, Kind, Node, Pos};
@@ -68,6 +69,10 @@ pub struct AgentConfig {
     pub queue_length: usize,
     /// `export`: pushes and exposition variants besides the default `/metrics` page.
     pub export: ExportConfig,
+    /// `alerting`: routes, receivers, inhibition and the Alertmanager client (see
+    /// `docs/alerting.md`). Absent: alerts are evaluated and shown by the API but sent nowhere.
+    /// Read at start only; a change needs a restart.
+    pub alerting: AlertingConfig,
 }
 
 /// The `export:` section: one optional block per exporter.
@@ -97,7 +102,21 @@ impl AgentConfig {
             max_concurrent_scrapes: 16,
             queue_length: 4096,
             export: ExportConfig::default(),
+            alerting: AlertingConfig::default(),
         }
+    }
+
+    /// The alerting state file inside `data_dir` (alerts, groups, notification log, silences).
+    pub fn alerting_state_file(&self) -> PathBuf {
+        self.data_dir.join("alerting.bwcp")
+    }
+
+    /// The URL notifications link to: `alerting.external_url`, else `http://<listen>`.
+    pub fn external_url(&self) -> String {
+        self.alerting
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// The checkpoint file inside `data_dir`.
@@ -217,6 +236,7 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
         "max_concurrent_scrapes",
         "queue_length",
         "export",
+        "alerting",
     ];
     let m = MapReader::new(d, doc, "the agent config", KEYS)?;
     let before = d.errors();
@@ -294,6 +314,9 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     }
     if let Some(e) = m.opt(d, "export", |d, n, _| decode_export(d, base, n)) {
         cfg.export = e;
+    }
+    if let Some(a) = m.opt(d, "alerting", |d, n, _| crate::notify::config::decode(d, n)) {
+        cfg.alerting = a;
     }
     (d.errors() == before).then_some(cfg)
 }

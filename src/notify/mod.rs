@@ -8,6 +8,7 @@
 //! now" and "why did nothing arrive" both have an answer in logs, the API and metrics.
 
 pub mod alertmanager;
+pub mod config;
 pub mod delivery;
 pub mod dispatch;
 pub mod email;

@@ -144,10 +144,6 @@ pub enum BuildError {
 
 /// Decodes the `receivers:` list: names unique, each entry a mapping of `name` and integration
 /// lists. None after reporting errors.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the lead wires `receivers:` into src/config.rs")
-)]
 pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<ReceiverConfig>> {
     let items = d.list(node, "receivers")?;
     let before = d.errors();
