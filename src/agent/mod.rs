@@ -13,6 +13,7 @@
 //! - shutdown: collectors stop, queued results are applied, a last evaluation is published and
 //!   the state is checkpointed.
 
+pub mod alerting;
 pub mod collect;
 pub mod evaluator;
 
@@ -31,6 +32,7 @@ use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
 use crate::time::Timestamp;
 
+use alerting::{Alerting, AlertingHandle, ProbeResult};
 use collect::{Collectors, Shared, stopped, wall_ms};
 pub use evaluator::AgentSnapshot;
 use evaluator::Evaluator;
@@ -64,6 +66,9 @@ pub enum AgentError {
     /// The probe TLS setup failed (e.g. an unreadable CA file).
     #[error("probes: {0}")]
     Probe(#[from] crate::probe::ProbeError),
+    /// Alerting could not start (unreadable state, a receiver's missing secret).
+    #[error("alerting: {0}")]
+    Alerting(#[from] alerting::AlertingError),
 }
 
 /// A running agent.
@@ -72,6 +77,7 @@ pub struct Agent {
     reload: mpsc::Sender<()>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    alerting: Alerting,
 }
 
 impl Agent {
@@ -120,14 +126,19 @@ impl Agent {
         };
         let first = Arc::new(ev.evaluate(now));
         let (snap_tx, snapshots) = watch::channel(first);
+        let (probe_tap, probe_results) = mpsc::channel(cfg.queue_length);
+        let alerting = Alerting::start(&cfg, ev.rules(), snapshots.clone(), probe_results)?;
         let (reload, reload_rx) = mpsc::channel(4);
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, reload_rx, stop_rx));
+        let task = tokio::spawn(run_loop(
+            cfg, ev, shared, rx, snap_tx, reload_rx, stop_rx, probe_tap,
+        ));
         Ok(Agent {
             snapshots,
             reload,
             stop,
             task,
+            alerting,
         })
     }
 
@@ -146,12 +157,20 @@ impl Agent {
         self.reload.clone()
     }
 
-    /// Stops collecting, applies what is queued, publishes a last snapshot and checkpoints.
+    /// The alerting task's handle (alerts, silences).
+    pub fn alerting(&self) -> AlertingHandle {
+        self.alerting.handle()
+    }
+
+    /// Stops collecting, applies what is queued, publishes a last snapshot and checkpoints;
+    /// then alerting acts on that snapshot, delivers what it can within its grace period and
+    /// saves its state.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "agent loop ended abnormally");
         }
+        self.alerting.shutdown().await;
     }
 }
 
@@ -217,6 +236,7 @@ fn interval(d: Duration) -> tokio::time::Interval {
     i
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_loop(
     cfg: AgentConfig,
     mut ev: Evaluator,
@@ -225,6 +245,7 @@ async fn run_loop(
     snap_tx: watch::Sender<Arc<AgentSnapshot>>,
     mut reload_rx: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
+    probe_tap: mpsc::Sender<ProbeResult>,
 ) {
     let mut collectors = Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), &shared);
     let mut eval_tick = interval(cfg.evaluation_interval.to_std());
@@ -268,11 +289,15 @@ async fn run_loop(
                     collectors = reload(&cfg, &mut ev, collectors, &shared).await;
                 }
             }
-            Some(obs) = rx.recv() => ev.apply(obs),
+            Some(obs) = rx.recv() => {
+                tap(&probe_tap, &ev, &obs);
+                ev.apply(obs);
+            }
         }
     }
     collectors.stop().await;
     while let Ok(obs) = rx.try_recv() {
+        tap(&probe_tap, &ev, &obs);
         ev.apply(obs);
     }
     let snap = ev.evaluate(Timestamp(wall_ms()));
@@ -282,6 +307,28 @@ async fn run_loop(
 }
 
 use evaluator::Observation;
+
+/// Forwards a current-generation probe result to alerting (probe thresholds count every
+/// result). Never waits: when alerting lags by a whole queue, the result is dropped and logged
+/// rather than slowing evaluation.
+fn tap(probe_tap: &mpsc::Sender<ProbeResult>, ev: &Evaluator, obs: &Observation) {
+    if let Observation::Probe {
+        generation,
+        name,
+        outcome,
+    } = obs
+        && *generation == ev.generation()
+    {
+        let r = ProbeResult {
+            name: name.clone(),
+            at: Timestamp(outcome.started_ms.max(0)),
+            success: outcome.success,
+        };
+        if probe_tap.try_send(r).is_err() {
+            tracing::warn!(probe = %name, "alerting is behind: a probe result was not counted for alerts");
+        }
+    }
+}
 
 /// Loads the rules again; on success swaps the evaluator's rule set and restarts collectors,
 /// on failure logs every error and keeps everything as it was.

@@ -1,0 +1,752 @@
+//! The alerting task: turns the evaluator's snapshots and probe results into alerts
+//! ([`Alerter`]), alerts into notifications ([`Dispatcher`], silences, inhibition), and hands
+//! notifications to the delivery workers; it is the only writer of alerting state and publishes
+//! an immutable [`AlertingView`] for the API, the exporter and the CLI.
+//!
+//! **Durability.** Alert lifecycles, aggregation groups with their timers, the notification
+//! log, silences, the Alertmanager client's resend state and the notifications in flight are
+//! saved together, atomically (`storage::save`: temporary file, fsync, rename), *before* a
+//! notification is handed to delivery and again when a delivery is confirmed. A restart, even
+//! after SIGKILL, therefore restores exactly what was promised and what was done:
+//! - an alert whose firing notification was confirmed is not paged again (the notification log
+//!   says so), and its resolve is still sent when it resolves (its lifecycle survived);
+//! - a group still waiting for `group_wait` keeps its deadline;
+//! - a notification handed to delivery but not confirmed is handed over again at start
+//!   (at-least-once; receivers dedup by group key where they can, e.g. PagerDuty's
+//!   `dedup_key`).
+//!
+//! A state file that cannot be read stops the start with advice, as the engine checkpoint does:
+//! starting empty would re-page everything that is firing and forget every silence.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::agent::AgentSnapshot;
+use crate::agent::collect::{stopped, wall_ms};
+use crate::alert::Fingerprint;
+use crate::alert::source::{Alerter, AlerterState};
+use crate::config::AgentConfig;
+use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
+use crate::notify::delivery::{
+    Delivery, DeliveryConfig, DeliveryHandle, DeliveryOutcome, IntegrationStats,
+};
+use crate::notify::dispatch::{AlertView, Dispatcher, DispatcherState, GroupView, Receivers};
+use crate::notify::inhibit::{Dependencies, Inhibitor};
+use crate::notify::receiver;
+use crate::notify::render::RenderContext;
+use crate::notify::silence::{Silence, SilenceError, SilenceRequest, Silences};
+use crate::notify::webhook::HttpClient;
+use crate::notify::{Integration, Notification, SuppressReason};
+use crate::rules::model::RuleSet;
+use crate::storage::{self, StorageError};
+use crate::time::Timestamp;
+
+/// One probe result, forwarded by the evaluator (threshold alerts need every result).
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    /// The probe's name.
+    pub name: Arc<str>,
+    /// When the check started.
+    pub at: Timestamp,
+    /// Whether it passed.
+    pub success: bool,
+}
+
+/// Everything saved to the alerting state file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct AlertingState {
+    alerter: AlerterState,
+    dispatcher: DispatcherState,
+    silences: Silences,
+    alertmanager: Option<AlertmanagerSender>,
+    /// Notifications handed to delivery and not confirmed yet: (integration index, what).
+    in_flight: Vec<(usize, Notification)>,
+}
+
+/// Why alerting could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    /// The state file exists but cannot be used.
+    #[error(
+        "the alerting state {path} cannot be restored: {source}. Starting anyway would re-page \
+         every firing alert and forget every silence. Fix the file, or move it away to start \
+         fresh (e.g. `mv {path} {path}.bad`)",
+        path = path.display()
+    )]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: StorageError,
+    },
+    /// A receiver could not be built (a missing secret, a bad URL).
+    #[error("receiver: {0}")]
+    Receiver(#[from] receiver::BuildError),
+    /// The HTTP client for receivers could not be built.
+    #[error("receivers' HTTP client: {0}")]
+    Client(#[from] crate::notify::webhook::ClientError),
+    /// The routing tree names a receiver that does not exist.
+    #[error("{0}")]
+    Dispatch(#[from] crate::notify::dispatch::DispatchError),
+    /// The Alertmanager client could not be built.
+    #[error("alertmanager: {0}")]
+    Alertmanager(#[from] crate::notify::alertmanager::AlertmanagerError),
+}
+
+/// Why a command from the API failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The silence request is invalid or names no silence.
+    #[error("{0}")]
+    Silence(#[from] SilenceError),
+    /// The alerting task has stopped.
+    #[error("alerting is shutting down")]
+    Stopped,
+}
+
+/// Counters since start, by reason, for metrics and the API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertingCounters {
+    /// Notifications delivered, by (receiver, integration kind, reason key).
+    pub notifications: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// Notifications that failed for good, by (receiver, integration kind, failure key).
+    pub failed: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// Alert suppressions at flushes, by reason key (`silenced`, `inhibited`, `deduplicated`,
+    /// `flapping`): one per alert, integration and flush.
+    pub suppressed: BTreeMap<&'static str, u64>,
+    /// Alert state changes (pending, firing, resolved, flapping).
+    pub transitions: u64,
+    /// Alertmanager API pushes that failed.
+    pub alertmanager_push_failures: u64,
+    /// Failed saves of the state file.
+    pub state_save_failures: u64,
+}
+
+/// What the API, the exporter and `burnwatch alerts` read: the alerting state at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct AlertingView {
+    /// When it was computed (ms since the epoch).
+    pub at: Timestamp,
+    /// Firing alerts with their status (silenced, inhibited, receivers).
+    pub alerts: Vec<AlertView>,
+    /// Fingerprints of alerts held by flap damping.
+    pub flapping: BTreeSet<Fingerprint>,
+    /// Every silence still kept (pending, active, and expired within the retention).
+    pub silences: Vec<Silence>,
+    /// Aggregation groups and their next flush.
+    pub groups: Vec<GroupView>,
+    /// Per-integration delivery counters, queue and breaker state.
+    pub integrations: Vec<IntegrationStats>,
+    /// Counters by reason.
+    pub counters: AlertingCounters,
+    /// Pending (not yet firing) alerts, by fingerprint with their labels.
+    pub pending: usize,
+    /// The last successful state save (ms since the epoch).
+    pub last_save_ms: Option<i64>,
+}
+
+enum Command {
+    SetSilence(SilenceRequest, oneshot::Sender<Result<String, CommandError>>),
+    ExpireSilence(String, oneshot::Sender<Result<(), CommandError>>),
+}
+
+/// The API's way in: read the view, change silences. Cheap to clone.
+#[derive(Clone)]
+pub struct AlertingHandle {
+    commands: mpsc::Sender<Command>,
+    view: watch::Receiver<Arc<AlertingView>>,
+}
+
+impl AlertingHandle {
+    /// The newest view.
+    pub fn view(&self) -> Arc<AlertingView> {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver of every published view.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<AlertingView>> {
+        self.view.clone()
+    }
+
+    /// Creates or updates a silence (Alertmanager's rules); returns its id.
+    pub async fn set_silence(&self, req: SilenceRequest) -> Result<String, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SetSilence(req, tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)?
+    }
+
+    /// Expires a silence now.
+    pub async fn expire_silence(&self, id: String) -> Result<(), CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::ExpireSilence(id, tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)?
+    }
+}
+
+/// The running alerting task.
+pub struct Alerting {
+    handle: AlertingHandle,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Alerting {
+    /// Restores the state file and starts the task. `snapshots` are the evaluator's, `probes`
+    /// its forwarded probe results. Must be called inside a tokio runtime.
+    pub fn start(
+        cfg: &AgentConfig,
+        rules: &RuleSet,
+        snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+        probes: mpsc::Receiver<ProbeResult>,
+    ) -> Result<Alerting, AlertingError> {
+        let now = Timestamp(wall_ms());
+        let external_url = cfg.external_url();
+        let ctx = RenderContext::new(external_url.clone());
+        let client = Arc::new(HttpClient::new()?);
+        let mut lanes: Vec<(String, Vec<Arc<dyn Integration>>)> = Vec::new();
+        let mut send_resolved: Receivers = BTreeMap::new();
+        for rc in &cfg.alerting.receivers {
+            let integrations = receiver::build_with(rc, &ctx, &client)?;
+            send_resolved.insert(
+                rc.name.clone(),
+                integrations.iter().map(|i| i.send_resolved()).collect(),
+            );
+            lanes.push((rc.name.clone(), integrations));
+        }
+        let inhibitor = inhibitor_for(cfg, rules);
+        let path = cfg.alerting_state_file();
+        let saved = storage::load::<AlertingState>(&path).map_err(|source| {
+            AlertingError::State {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let mut alerter = Alerter::new(rules, &external_url);
+        let eval = cfg.evaluation_interval;
+        let am = match &cfg.alerting.alertmanager {
+            Some(c) => Some((
+                AlertmanagerClient::new(c, eval)?,
+                AlertmanagerSender::new(eval, c.resend_interval),
+            )),
+            None => None,
+        };
+        let route = cfg.alerting.route.clone();
+        let (dispatcher, silences, in_flight, am, gone) = match saved {
+            Some(st) => {
+                let gone = alerter.restore(st.alerter, now);
+                let d = Dispatcher::restore(
+                    route,
+                    inhibitor,
+                    send_resolved.clone(),
+                    st.dispatcher,
+                    now,
+                )?;
+                let am = am.map(|(client, fresh)| (client, st.alertmanager.unwrap_or(fresh)));
+                tracing::info!(
+                    file = %path.display(),
+                    in_flight = st.in_flight.len(),
+                    silences = st.silences.iter().count(),
+                    "restored alerting state"
+                );
+                (d, st.silences, st.in_flight, am, gone)
+            }
+            None => (
+                Dispatcher::new(route, inhibitor, send_resolved.clone())?,
+                Silences::new(cfg.alerting.silence_retention),
+                Vec::new(),
+                am,
+                Default::default(),
+            ),
+        };
+        let (outcome_tx, outcomes) = mpsc::unbounded_channel();
+        let delivery = Delivery::new(DeliveryConfig::default(), lanes, outcome_tx);
+        let deliver = delivery.handle();
+        let (delivery_stop_tx, mut delivery_stop) = watch::channel(false);
+        let delivery_task = tokio::spawn(async move {
+            delivery.run(stopped(&mut delivery_stop)).await;
+        });
+        let (commands_tx, commands) = mpsc::channel(16);
+        let (view_tx, view) = watch::channel(Arc::new(AlertingView::default()));
+        let (stop, stop_rx) = watch::channel(false);
+        let (am_client, am_sender) = match am {
+            Some((c, s)) => (Some(Arc::new(c)), Some(s)),
+            None => (None, None),
+        };
+        let mut task = Task {
+            cfg: cfg.clone(),
+            generation: None,
+            alerter,
+            dispatcher,
+            silences,
+            send_resolved,
+            in_flight: Vec::new(),
+            deliver,
+            am_client,
+            am_sender,
+            am_busy: false,
+            counters: AlertingCounters::default(),
+            flapping: BTreeSet::new(),
+            logged: BTreeSet::new(),
+            last_save_ms: None,
+            dirty: true,
+        };
+        task.dispatcher.upsert(gone.alerts, now);
+        // Hand over again what was promised before the restart but not confirmed.
+        for (idx, n) in in_flight {
+            task.submit(idx, n);
+        }
+        let handle = AlertingHandle {
+            commands: commands_tx,
+            view,
+        };
+        let join = tokio::spawn(task.run(
+            snapshots,
+            probes,
+            commands,
+            outcomes,
+            view_tx,
+            stop_rx,
+            delivery_stop_tx,
+            delivery_task,
+        ));
+        Ok(Alerting {
+            handle,
+            stop,
+            task: join,
+        })
+    }
+
+    /// The API's handle.
+    pub fn handle(&self) -> AlertingHandle {
+        self.handle.clone()
+    }
+
+    /// Processes the newest snapshot, flushes what is due, lets delivery finish within its
+    /// grace period, records the outcomes and saves the state.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "alerting task ended abnormally");
+        }
+    }
+}
+
+/// The inhibitor for a config and a rule set (dependencies come from the rules' probes).
+fn inhibitor_for(cfg: &AgentConfig, rules: &RuleSet) -> Inhibitor {
+    Inhibitor::new(
+        cfg.alerting.inhibit_rules.clone(),
+        cfg.alerting.default_inhibit_rules,
+        Dependencies::from_rules(rules),
+    )
+}
+
+/// A random UUID v4 for a new silence (uniqueness, not secrecy, is what matters).
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    for x in &mut b {
+        *x = fastrand::u8(..);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+struct Task {
+    cfg: AgentConfig,
+    generation: Option<u64>,
+    alerter: Alerter,
+    dispatcher: Dispatcher,
+    silences: Silences,
+    send_resolved: Receivers,
+    in_flight: Vec<(usize, Notification)>,
+    deliver: DeliveryHandle,
+    am_client: Option<Arc<AlertmanagerClient>>,
+    am_sender: Option<AlertmanagerSender>,
+    am_busy: bool,
+    counters: AlertingCounters,
+    flapping: BTreeSet<Fingerprint>,
+    /// (alert, receiver, reason) suppressions already logged, so a silenced alert is logged
+    /// once, not at every flush.
+    logged: BTreeSet<(Fingerprint, String, &'static str)>,
+    last_save_ms: Option<i64>,
+    dirty: bool,
+}
+
+type AmResult = (Vec<crate::alert::Alert>, Timestamp, Result<(), crate::notify::SendError>);
+
+impl Task {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        mut self,
+        mut snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+        mut probes: mpsc::Receiver<ProbeResult>,
+        mut commands: mpsc::Receiver<Command>,
+        mut outcomes: mpsc::UnboundedReceiver<DeliveryOutcome>,
+        view_tx: watch::Sender<Arc<AlertingView>>,
+        mut stop: watch::Receiver<bool>,
+        delivery_stop: watch::Sender<bool>,
+        mut delivery_task: JoinHandle<()>,
+    ) {
+        let (am_tx, mut am_rx) = mpsc::unbounded_channel::<AmResult>();
+        let mut am_tick = tokio::time::interval(Duration::from_secs(1));
+        am_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first snapshot is already there; evaluate it at once.
+        snapshots.mark_changed();
+        loop {
+            let wait = self.until_next_flush();
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => break,
+                Some(o) = outcomes.recv() => self.outcome(o),
+                Some(cmd) = commands.recv() => self.command(cmd),
+                Some(p) = probes.recv() => self.alerter.observe_probe(&p.name, p.at, p.success),
+                Ok(()) = snapshots.changed() => {
+                    let snap = snapshots.borrow_and_update().clone();
+                    self.evaluate(&snap);
+                }
+                Some(r) = am_rx.recv() => self.am_done(r),
+                _ = am_tick.tick(), if self.am_client.is_some() && !self.am_busy => {
+                    self.am_push(&am_tx);
+                }
+                _ = tokio::time::sleep(wait) => self.flush().await,
+            }
+            if self.dirty {
+                self.save().await;
+            }
+            let _ = view_tx.send(Arc::new(self.view()));
+        }
+        // Shutdown: the evaluator has published its last snapshot; act on it, send what is
+        // due, then give delivery its grace period and record every outcome.
+        while let Ok(p) = probes.try_recv() {
+            self.alerter.observe_probe(&p.name, p.at, p.success);
+        }
+        let snap = snapshots.borrow_and_update().clone();
+        self.evaluate(&snap);
+        self.flush().await;
+        let _ = delivery_stop.send(true);
+        loop {
+            tokio::select! {
+                Some(o) = outcomes.recv() => self.outcome(o),
+                _ = &mut delivery_task => break,
+            }
+        }
+        while let Ok(o) = outcomes.try_recv() {
+            self.outcome(o);
+        }
+        self.dirty = true;
+        self.save().await;
+        let _ = view_tx.send(Arc::new(self.view()));
+        tracing::info!(in_flight = self.in_flight.len(), "alerting stopped; state saved");
+    }
+
+    /// Time until the dispatcher's next flush (capped, so a clock jump is noticed).
+    fn until_next_flush(&self) -> Duration {
+        let cap = Duration::from_secs(60);
+        match self.dispatcher.next_deadline() {
+            Some(t) => {
+                let ms = t.millis().saturating_sub(wall_ms()).max(0) as u64;
+                Duration::from_millis(ms).min(cap)
+            }
+            None => cap,
+        }
+    }
+
+    fn evaluate(&mut self, snap: &AgentSnapshot) {
+        let now = Timestamp(wall_ms());
+        if self.generation != Some(snap.rules_status.generation) {
+            if self.generation.is_some() {
+                let gone = self.alerter.reload(&snap.rules, now);
+                self.dispatcher.upsert(gone.alerts, now);
+                let inhibitor = inhibitor_for(&self.cfg, &snap.rules);
+                if let Err(e) = self.dispatcher.reload(
+                    self.cfg.alerting.route.clone(),
+                    inhibitor,
+                    self.send_resolved.clone(),
+                    now,
+                ) {
+                    tracing::error!(error = %e, "alerting reload failed; keeping the old routes");
+                }
+            }
+            self.generation = Some(snap.rules_status.generation);
+        }
+        let set = self.alerter.evaluate(snap, snap.at);
+        for t in &set.transitions {
+            self.counters.transitions += 1;
+            let name = t.labels.get("alertname").map_or("", String::as_str);
+            tracing::info!(
+                alert = %name,
+                fingerprint = %t.fingerprint,
+                labels = %crate::alert::labels_string(&t.labels),
+                from = %t.from,
+                to = %t.to,
+                "alert state changed"
+            );
+        }
+        let flapping: BTreeSet<Fingerprint> = set.flapping.iter().copied().collect();
+        for fp in flapping.difference(&self.flapping) {
+            *self
+                .counters
+                .suppressed
+                .entry(SuppressReason::Flapping.key())
+                .or_default() += 1;
+            tracing::warn!(
+                fingerprint = %fp,
+                reason = SuppressReason::Flapping.key(),
+                "alert is flapping: held firing, not re-notified until it settles"
+            );
+        }
+        self.flapping = flapping;
+        if let Some(s) = self.am_sender.as_mut() {
+            s.update(&set.alerts, now);
+        }
+        self.dispatcher.upsert(set.alerts, now);
+        self.silences.gc(now);
+        self.dirty = true;
+    }
+
+    /// Runs due flushes: write-ahead (in flight, saved) before handing over to delivery.
+    async fn flush(&mut self) {
+        let now = Timestamp(wall_ms());
+        let flush = self.dispatcher.tick(now, &self.silences);
+        for s in &flush.suppressed {
+            let key = s.reason.key();
+            *self.counters.suppressed.entry(key).or_default() += 1;
+            let first = self
+                .logged
+                .insert((s.fingerprint, s.receiver.clone(), key));
+            if s.reason == SuppressReason::Deduplicated || !first {
+                tracing::debug!(fingerprint = %s.fingerprint, receiver = %s.receiver, reason = key, "suppressed");
+            } else {
+                tracing::info!(
+                    fingerprint = %s.fingerprint,
+                    labels = %crate::alert::labels_string(&s.labels),
+                    receiver = %s.receiver,
+                    reason = key,
+                    by = %s.by.join(","),
+                    "alert suppressed"
+                );
+            }
+        }
+        if !flush.cleared.is_empty() {
+            self.dirty = true;
+        }
+        if flush.notifications.is_empty() {
+            return;
+        }
+        for o in &flush.notifications {
+            self.in_flight
+                .retain(|(i, n)| !(*i == o.integration && n.group_key == o.notification.group_key && n.receiver == o.notification.receiver));
+            self.in_flight.push((o.integration, o.notification.clone()));
+        }
+        self.dirty = true;
+        self.save().await;
+        for o in flush.notifications {
+            self.submit(o.integration, o.notification);
+        }
+    }
+
+    fn submit(&mut self, idx: usize, n: Notification) {
+        tracing::info!(
+            receiver = %n.receiver,
+            integration = idx,
+            group = %n.group_key,
+            reason = n.reason.key(),
+            firing = n.firing().count(),
+            resolved = n.resolved().count(),
+            inhibited = n.inhibited,
+            "notifying"
+        );
+        if !self.in_flight.iter().any(|(i, m)| *i == idx && m == &n) {
+            self.in_flight.push((idx, n.clone()));
+        }
+        if let Err(e) = self.deliver.submit(idx, n) {
+            tracing::error!(error = %e, "notification not queued; the next flush decides again");
+        }
+    }
+
+    fn outcome(&mut self, o: DeliveryOutcome) {
+        let n = &o.notification;
+        self.in_flight
+            .retain(|(i, m)| !(*i == o.integration_idx && m == n));
+        let kind = self
+            .deliver
+            .stats()
+            .iter()
+            .find(|s| s.receiver == o.receiver && s.integration_idx == o.integration_idx)
+            .map_or("unknown", |s| s.kind);
+        match &o.result {
+            Ok(()) => {
+                self.dispatcher
+                    .mark_sent(o.integration_idx, n, Timestamp(wall_ms()));
+                *self
+                    .counters
+                    .notifications
+                    .entry((o.receiver.clone(), kind, n.reason.key()))
+                    .or_default() += 1;
+                tracing::info!(
+                    receiver = %o.receiver,
+                    integration = kind,
+                    group = %n.group_key,
+                    reason = n.reason.key(),
+                    attempts = o.attempts,
+                    "notification delivered"
+                );
+            }
+            Err(e) => {
+                *self
+                    .counters
+                    .failed
+                    .entry((o.receiver.clone(), kind, e.key()))
+                    .or_default() += 1;
+                tracing::warn!(
+                    receiver = %o.receiver,
+                    integration = kind,
+                    group = %n.group_key,
+                    error = %e,
+                    "notification not delivered; the group's next flush decides again"
+                );
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Timestamp(wall_ms());
+        match cmd {
+            Command::SetSilence(req, reply) => {
+                let r = self.silences.set(req, now, uuid_v4);
+                if let Ok(id) = &r {
+                    tracing::info!(silence = %id, "silence set");
+                }
+                let _ = reply.send(r.map_err(CommandError::from));
+            }
+            Command::ExpireSilence(id, reply) => {
+                let r = self.silences.expire(&id, now);
+                if r.is_ok() {
+                    tracing::info!(silence = %id, "silence expired");
+                }
+                let _ = reply.send(r.map_err(CommandError::from));
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn am_push(&mut self, tx: &mpsc::UnboundedSender<AmResult>) {
+        let (Some(client), Some(sender)) = (self.am_client.clone(), self.am_sender.as_ref()) else {
+            return;
+        };
+        let now = Timestamp(wall_ms());
+        let due = sender.due(now);
+        if due.is_empty() {
+            return;
+        }
+        self.am_busy = true;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let r = client.push(&due, now).await;
+            let _ = tx.send((due, now, r));
+        });
+    }
+
+    fn am_done(&mut self, (alerts, at, result): AmResult) {
+        self.am_busy = false;
+        match result {
+            Ok(()) => {
+                if let Some(s) = self.am_sender.as_mut() {
+                    s.mark_sent(&alerts, at);
+                }
+                self.dirty = true;
+            }
+            Err(e) => {
+                self.counters.alertmanager_push_failures += 1;
+                tracing::warn!(error = %e, alerts = alerts.len(), "Alertmanager push failed; retrying at the next resend");
+            }
+        }
+    }
+
+    fn state(&self) -> AlertingState {
+        AlertingState {
+            alerter: self.alerter.state().clone(),
+            dispatcher: self.dispatcher.state(),
+            silences: self.silences.clone(),
+            alertmanager: self.am_sender.clone(),
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    async fn save(&mut self) {
+        let state = self.state();
+        let path = self.cfg.alerting_state_file();
+        let r = tokio::task::spawn_blocking(move || storage::save(&path, &state)).await;
+        match r {
+            Ok(Ok(())) => {
+                self.dirty = false;
+                self.last_save_ms = Some(wall_ms());
+            }
+            Ok(Err(e)) => {
+                self.counters.state_save_failures += 1;
+                tracing::error!(error = %e, "alerting state not saved");
+            }
+            Err(e) => {
+                self.counters.state_save_failures += 1;
+                tracing::error!(error = %e, "alerting state save task failed");
+            }
+        }
+    }
+
+    fn view(&self) -> AlertingView {
+        let now = Timestamp(wall_ms());
+        AlertingView {
+            at: now,
+            alerts: self.dispatcher.alerts_view(now, &self.silences),
+            flapping: self.flapping.clone(),
+            silences: self.silences.iter().cloned().collect(),
+            groups: self.dispatcher.groups(),
+            integrations: self.deliver.stats(),
+            counters: self.counters.clone(),
+            pending: self
+                .alerter
+                .state()
+                .alerts
+                .values()
+                .filter(|e| e.lifecycle.state() == crate::alert::lifecycle::State::Pending)
+                .count(),
+            last_save_ms: self.last_save_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_version_4() {
+        let a = uuid_v4();
+        let b = uuid_v4();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert_eq!(a.matches('-').count(), 4);
+    }
+}
