@@ -63,6 +63,25 @@ pub struct AgentConfig {
     /// `queue_length`: results waiting for the evaluator; when full, collectors wait (a
     /// slow evaluator slows collection instead of growing memory). Default 4096.
     pub queue_length: usize,
+    /// `export`: what the exporters publish besides burnwatch's own series.
+    pub export: RawExport,
+}
+
+/// The `export` block of the agent config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawExport {
+    /// `export.prometheus`: the `/metrics` page.
+    pub prometheus: PrometheusExport,
+}
+
+/// The `export.prometheus` block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrometheusExport {
+    /// `sloth_compatible`: also publish Sloth's series (`slo:sli_error:ratio_rate5m` ...,
+    /// `slo:objective:ratio`, `sloth_slo_info`, labels `sloth_id`, `sloth_service`,
+    /// `sloth_slo`, `sloth_window`), so dashboards built for Sloth keep working. Default
+    /// `false`. See docs/metrics.md.
+    pub sloth_compatible: bool,
 }
 
 impl AgentConfig {
@@ -82,6 +101,7 @@ impl AgentConfig {
             max_concurrent_probes: 64,
             max_concurrent_scrapes: 16,
             queue_length: 4096,
+            export: RawExport::default(),
         }
     }
 
@@ -201,6 +221,7 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
         "max_concurrent_probes",
         "max_concurrent_scrapes",
         "queue_length",
+        "export",
     ];
     let m = MapReader::new(d, doc, "the agent config", KEYS)?;
     let before = d.errors();
@@ -287,7 +308,25 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     if let Some(v) = m.opt(d, "queue_length", count) {
         cfg.queue_length = v;
     }
+    if let Some(n) = m.get("export") {
+        cfg.export = decode_export(d, n);
+    }
     (d.errors() == before).then_some(cfg)
+}
+
+/// The `export` block; errors go to `d`, and what is missing keeps its default.
+fn decode_export(d: &mut Decoder<'_>, n: &Node) -> RawExport {
+    let mut out = RawExport::default();
+    let Some(m) = MapReader::new(d, n, "`export`", &["prometheus"]) else {
+        return out;
+    };
+    if let Some(p) = m.get("prometheus")
+        && let Some(pm) = MapReader::new(d, p, "`export.prometheus`", &["sloth_compatible"])
+        && let Some(v) = pm.opt(d, "sloth_compatible", Decoder::bool)
+    {
+        out.prometheus.sloth_compatible = v;
+    }
+    out
 }
 
 /// A path, or the files and directories matching a pattern in its last component.
@@ -418,6 +457,31 @@ mod tests {
                 .any(|l| l.contains("missing required key `rules`"))
         );
         assert!(errors("").iter().any(|l| l.contains("empty")));
+    }
+
+    #[test]
+    fn sloth_switch_defaults_off_and_reports_mistakes_with_positions() {
+        let p = Path::new("b.yaml");
+        let off = parse(p, b"rules: [r]\n").expect("valid");
+        assert!(!off.export.prometheus.sloth_compatible);
+        let on = parse(
+            p,
+            b"rules: [r]\nexport:\n  prometheus:\n    sloth_compatible: true\n",
+        )
+        .expect("valid");
+        assert!(on.export.prometheus.sloth_compatible);
+        let e = errors(
+            "rules: [r]\nexport:\n  prometheus:\n    sloth_compatible: maybe\n    sloth: true\n  prom: {}\n",
+        );
+        let want = [
+            "burnwatch.yaml:4:23: error: `sloth_compatible`",
+            "burnwatch.yaml:5:5: error: unknown key `sloth` in `export.prometheus`",
+            "burnwatch.yaml:6:3: error: unknown key `prom` in `export`; allowed keys are `prometheus`",
+        ];
+        for w in want {
+            assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::slo::sketch::LatencyQuantiles;
 
 pub mod otlp;
 pub mod prometheus;
+pub mod sloth;
 
 /// Label names burnwatch sets itself; a rules label with one of these names is not exported
 /// rather than duplicated.
