@@ -302,8 +302,12 @@ async fn sloth_dashboard_queries(prom: SocketAddr, total: u64, bad: u64) {
     // at whole hours, so it has data once the agent has run across an hour boundary (a test
     // lasting seconds usually has not), and then equals 1 - sum of hourly ratios / (budget *
     // hours in the month).
+    // Grafana's `${__to:date:M}` is the month number of the range end, in UTC as PromQL's.
+    let m = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .month();
     let month = format!(
-        "1-(sum_over_time((slo:sli_error:ratio_rate1h{{{ids}}} * on() group_left() (month() == bool vector(month())))[32d:1h]) / on(sloth_id) (slo:error_budget:ratio{{{ids}}} * on() group_left() (24 * days_in_month())))"
+        "1-(sum_over_time((slo:sli_error:ratio_rate1h{{{ids}}} * on() group_left() (month() == bool vector({m})))[32d:1h]) / on(sloth_id) (slo:error_budget:ratio{{{ids}}} * on() group_left() (24 * days_in_month())))"
     );
     query(prom, &month)
         .await
