@@ -18,7 +18,6 @@
 //! computed by the engine from the count rings when the agent asks for [`windows`] (see
 //! `Evaluator::report_extra_windows`); a window the snapshot lacks is left out, never estimated.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -30,6 +29,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::agent::AgentSnapshot;
+use crate::export::merged_labels;
 use crate::export::prometheus::{RenderedLabels, render_label};
 use crate::rules::model::{Service, Slo, Window};
 use crate::slo::engine::{SloReport, WindowReport};
@@ -126,13 +126,7 @@ fn id_labels(svc: &Service, slo: &Slo) -> String {
     render_label(&mut out, "sloth_id", &id);
     render_label(&mut out, "sloth_service", &slo.id.service);
     render_label(&mut out, "sloth_slo", &slo.id.slo);
-    let mut merged: BTreeMap<&str, &str> = svc
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    merged.extend(slo.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    for (k, v) in merged {
+    for (k, v) in merged_labels(svc, slo) {
         if !k.starts_with("sloth_") {
             render_label(&mut out, k, v);
         }
