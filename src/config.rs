@@ -82,6 +82,18 @@ pub struct ExportConfig {
     /// absent means no push. Read at start only: a rules reload does not touch it, a change
     /// needs a restart.
     pub otlp: Option<OtlpConfig>,
+    /// `export.prometheus`: the `/metrics` page.
+    pub prometheus: PrometheusExport,
+}
+
+/// The `export.prometheus` block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrometheusExport {
+    /// `sloth_compatible`: also publish Sloth's series (`slo:sli_error:ratio_rate5m` ...,
+    /// `slo:objective:ratio`, `sloth_slo_info`, labels `sloth_id`, `sloth_service`,
+    /// `sloth_slo`, `sloth_window`), so dashboards built for Sloth keep working. Default
+    /// `false`. See docs/metrics.md.
+    pub sloth_compatible: bool,
 }
 
 impl AgentConfig {
@@ -335,9 +347,7 @@ fn at_least_1s(d: &mut Decoder<'_>, n: &Node, key: &'static str) -> Option<Dur> 
 
 /// The `export:` section. Each exporter's block is read by its own function.
 fn decode_export(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<ExportConfig> {
-    const KEYS: &[&str] = &[
-        "otlp", //
-    ];
+    const KEYS: &[&str] = &["otlp", "prometheus"];
     if matches!(n.kind(), Kind::Null) {
         return Some(ExportConfig::default());
     }
@@ -346,6 +356,12 @@ fn decode_export(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<ExportCon
     let mut out = ExportConfig::default();
     if let Some(n) = m.get("otlp") {
         out.otlp = decode_otlp(d, base, n);
+    }
+    if let Some(p) = m.get("prometheus")
+        && let Some(pm) = MapReader::new(d, p, "`export.prometheus`", &["sloth_compatible"])
+        && let Some(v) = pm.opt(d, "sloth_compatible", Decoder::bool)
+    {
+        out.prometheus.sloth_compatible = v;
     }
     (d.errors() == before).then_some(out)
 }
@@ -863,5 +879,30 @@ mod tests {
         let o = c.export.otlp.expect("otlp");
         assert_eq!(o.endpoint, "https://otel-collector.internal:4317");
         assert_eq!(o.headers, vec![("x-api-key".to_owned(), "k3y".to_owned())]);
+    }
+
+    #[test]
+    fn sloth_switch_defaults_off_and_reports_mistakes_with_positions() {
+        let p = Path::new("b.yaml");
+        let off = parse(p, b"rules: [r]\n").expect("valid");
+        assert!(!off.export.prometheus.sloth_compatible);
+        let on = parse(
+            p,
+            b"rules: [r]\nexport:\n  prometheus:\n    sloth_compatible: true\n",
+        )
+        .expect("valid");
+        assert!(on.export.prometheus.sloth_compatible);
+        let e = errors(
+            "rules: [r]\nexport:\n  prometheus:\n    sloth_compatible: maybe\n    sloth: true\n  prom: {}\n",
+        );
+        let want = [
+            "burnwatch.yaml:4:23: error: `sloth_compatible`",
+            "burnwatch.yaml:5:5: error: unknown key `sloth` in `export.prometheus`",
+            "burnwatch.yaml:6:3: error: unknown key `prom` in `export`; allowed keys are `prometheus`",
+        ];
+        for w in want {
+            assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
     }
 }

@@ -188,6 +188,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let otlp = cfg.export.otlp.clone();
+        let page = burnwatch::export::prometheus::PageOptions {
+            sloth_compatible: cfg.export.prometheus.sloth_compatible,
+        };
         let agent = Agent::start(cfg).await?;
         let exporter = match &otlp {
             Some(o) => {
@@ -204,9 +207,10 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             None => None,
         };
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let server = tokio::spawn(burnwatch::server::serve(
+        let server = tokio::spawn(burnwatch::server::serve_with(
             listener,
             agent.subscribe(),
+            page,
             async move { burnwatch::agent::collect::stopped(&mut stop_rx).await },
         ));
         let reload = agent.reloader();

@@ -23,16 +23,28 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
+use crate::export::prometheus::PageOptions;
 use crate::rules::model::{Slo, Window};
 use crate::slo::engine::SloReport;
 
 /// How long open connections may take to finish after shutdown starts.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
-/// Serves until `shutdown` resolves, then drains for at most [`DRAIN`].
+/// Serves until `shutdown` resolves, then drains for at most [`DRAIN`]; `/metrics` carries
+/// burnwatch's own families only.
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_with(listener, snapshots, PageOptions::default(), shutdown).await
+}
+
+/// [`serve`] with the `/metrics` page options of the agent config (`export.prometheus`).
+pub async fn serve_with(
+    listener: TcpListener,
+    snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+    page: PageOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -56,7 +68,7 @@ pub async fn serve(
         conns.spawn(async move {
             let svc = service_fn(move |req| {
                 let snap = snaps.borrow().clone();
-                async move { Ok::<_, Infallible>(route(&req, &snap)) }
+                async move { Ok::<_, Infallible>(route(&req, &snap, page)) }
             });
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -97,7 +109,11 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json_response(status, &json!({ "error": message }))
 }
 
-fn route(req: &Request<Incoming>, snap: &Arc<AgentSnapshot>) -> Response<Full<Bytes>> {
+fn route(
+    req: &Request<Incoming>,
+    snap: &Arc<AgentSnapshot>,
+    page: PageOptions,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
     }
@@ -105,7 +121,7 @@ fn route(req: &Request<Incoming>, snap: &Arc<AgentSnapshot>) -> Response<Full<By
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     match parts.as_slice() {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        ["metrics"] => match crate::export::prometheus::encode(snap) {
+        ["metrics"] => match crate::export::prometheus::encode_with(snap, page) {
             Ok(page) => {
                 let mut r = Response::new(Full::new(Bytes::from(page)));
                 r.headers_mut().insert(

@@ -2,7 +2,9 @@
 //! that watches the synthetic service on loopback: every family docs/metrics.md documents is
 //! stored with its documented labels, the stored ratio-SLO numbers equal the agent's JSON API and
 //! the synthetic service's exact counters, and every PromQL expression of `dashboards/*.json`
-//! returns data (a dead panel query fails the test).
+//! returns data (a dead panel query fails the test). The agent runs with
+//! `export.prometheus.sloth_compatible` on, and the queries of Sloth's "Detailed SLOs" Grafana
+//! dashboard (14348) return the exact numbers of the driven traffic.
 
 mod common;
 
@@ -226,6 +228,92 @@ fn substitute(expr: &str, slo: &str) -> String {
     e
 }
 
+/// Sloth's "Detailed SLOs" dashboard (Grafana 14348) queries, as listed in
+/// shared/reference/slo-anchors.md §1.8, with its variables set to the availability SLO: each
+/// returns the exact figure of the driven traffic (`bad` of `total` requests, all of them inside
+/// every window, objective 99%).
+async fn sloth_dashboard_queries(prom: SocketAddr, total: u64, bad: u64) {
+    let ids = r#"sloth_service="shop", sloth_slo="availability""#;
+    let error_ratio = bad as f64 / total as f64;
+    let budget = 0.01;
+    let burn = error_ratio / budget;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+    for w in ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"] {
+        let q = format!("slo:sli_error:ratio_rate{w}{{{ids}}}");
+        let rows = wait_for(&q, || async {
+            let rows = query(prom, &q).await?;
+            match rows.as_slice() {
+                [(_, v)] if *v == error_ratio => Ok(rows),
+                _ => Err(format!("{rows:?}")),
+            }
+        })
+        .await;
+        let labels = &rows[0].0;
+        assert_eq!(labels["sloth_window"], w);
+        assert_eq!(labels["sloth_id"], "shop-availability");
+    }
+    let checks: Vec<(String, f64)> = vec![
+        // Variable `service` and the objective panel.
+        (format!("slo:objective:ratio{{{ids}}}"), 0.99),
+        // The SLI panel, for every value of `sli_window`.
+        (
+            format!("1 - (max(slo:sli_error:ratio_rate5m{{{ids}}}) OR on() vector(0))"),
+            1.0 - error_ratio,
+        ),
+        (
+            format!("1 - (max(slo:sli_error:ratio_rate30d{{{ids}}}) OR on() vector(0))"),
+            1.0 - error_ratio,
+        ),
+        // Burn rate now, and the SLOs burning over budget (`min_burning_rate` = 1).
+        (
+            format!("slo:current_burn_rate:ratio{{{ids}}} or on() vector(0)"),
+            burn,
+        ),
+        (format!("slo:current_burn_rate:ratio{{{ids}}} > 1"), burn),
+        // The 30d rolling remaining budget: overspent by the test's 12.5% errors.
+        (
+            format!("slo:period_error_budget_remaining:ratio{{{ids}}} or on() vector(1)"),
+            1.0 - burn,
+        ),
+        (format!("slo:period_burn_rate:ratio{{{ids}}}"), burn),
+        (format!("slo:error_budget:ratio{{{ids}}}"), budget),
+        (format!("slo:time_period:days{{{ids}}}"), 30.0),
+        (
+            format!(r#"sloth_slo_info{{{ids}, sloth_objective="99"}}"#),
+            1.0,
+        ),
+    ];
+    for (q, want) in checks {
+        let v = one_value(prom, &q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert!(close(v, want), "{q}: {v}, expected {want}");
+    }
+    let services = query(prom, "slo:objective:ratio")
+        .await
+        .expect("variable query");
+    assert!(
+        services
+            .iter()
+            .any(|(l, _)| l.get("sloth_service").map(String::as_str) == Some("shop")),
+        "label_values(slo:objective:ratio, sloth_service): {services:?}"
+    );
+    // The calendar-month panel is valid PromQL over our series; its `[32d:1h]` subquery samples
+    // at whole hours, so it has data once the agent has run across an hour boundary (a test
+    // lasting seconds usually has not), and then equals 1 - sum of hourly ratios / (budget *
+    // hours in the month).
+    // Grafana's `${__to:date:M}` is the month number of the range end, in UTC as PromQL's.
+    let m = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .month();
+    let month = format!(
+        "1-(sum_over_time((slo:sli_error:ratio_rate1h{{{ids}}} * on() group_left() (month() == bool vector({m})))[32d:1h]) / on(sloth_id) (slo:error_budget:ratio{{{ids}}} * on() group_left() (24 * days_in_month())))"
+    );
+    query(prom, &month)
+        .await
+        .unwrap_or_else(|e| panic!("{month}: {e}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has_data() {
     let started = Instant::now();
@@ -249,7 +337,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     std::fs::write(
         &cfg,
         format!(
-            "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\n"
+            "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n"
         ),
     )
     .expect("config");
@@ -439,6 +527,8 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         dead.join("\n")
     );
     assert!(checked >= 30, "checked only {checked} expressions");
+
+    sloth_dashboard_queries(prom, total, bad).await;
 
     // The template variables' queries (`label_values(metric, label)`) find their label.
     for file in &files {

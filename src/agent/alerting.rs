@@ -151,7 +151,10 @@ pub struct AlertingView {
 }
 
 enum Command {
-    SetSilence(SilenceRequest, oneshot::Sender<Result<String, CommandError>>),
+    SetSilence(
+        SilenceRequest,
+        oneshot::Sender<Result<String, CommandError>>,
+    ),
     ExpireSilence(String, oneshot::Sender<Result<(), CommandError>>),
 }
 
@@ -226,12 +229,11 @@ impl Alerting {
         }
         let inhibitor = inhibitor_for(cfg, rules);
         let path = cfg.alerting_state_file();
-        let saved = storage::load::<AlertingState>(&path).map_err(|source| {
-            AlertingError::State {
+        let saved =
+            storage::load::<AlertingState>(&path).map_err(|source| AlertingError::State {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         let mut alerter = Alerter::new(rules, &external_url);
         let eval = cfg.evaluation_interval;
         let am = match &cfg.alerting.alertmanager {
@@ -391,7 +393,11 @@ struct Task {
     dirty: bool,
 }
 
-type AmResult = (Vec<crate::alert::Alert>, Timestamp, Result<(), crate::notify::SendError>);
+type AmResult = (
+    Vec<crate::alert::Alert>,
+    Timestamp,
+    Result<(), crate::notify::SendError>,
+);
 
 impl Task {
     #[allow(clippy::too_many_arguments)]
@@ -455,7 +461,10 @@ impl Task {
         self.dirty = true;
         self.save().await;
         let _ = view_tx.send(Arc::new(self.view()));
-        tracing::info!(in_flight = self.in_flight.len(), "alerting stopped; state saved");
+        tracing::info!(
+            in_flight = self.in_flight.len(),
+            "alerting stopped; state saved"
+        );
     }
 
     /// Time until the dispatcher's next flush (capped, so a clock jump is noticed).
@@ -530,9 +539,7 @@ impl Task {
         for s in &flush.suppressed {
             let key = s.reason.key();
             *self.counters.suppressed.entry(key).or_default() += 1;
-            let first = self
-                .logged
-                .insert((s.fingerprint, s.receiver.clone(), key));
+            let first = self.logged.insert((s.fingerprint, s.receiver.clone(), key));
             if s.reason == SuppressReason::Deduplicated || !first {
                 tracing::debug!(fingerprint = %s.fingerprint, receiver = %s.receiver, reason = key, "suppressed");
             } else {
@@ -553,8 +560,11 @@ impl Task {
             return;
         }
         for o in &flush.notifications {
-            self.in_flight
-                .retain(|(i, n)| !(*i == o.integration && n.group_key == o.notification.group_key && n.receiver == o.notification.receiver));
+            self.in_flight.retain(|(i, n)| {
+                !(*i == o.integration
+                    && n.group_key == o.notification.group_key
+                    && n.receiver == o.notification.receiver)
+            });
             self.in_flight.push((o.integration, o.notification.clone()));
         }
         self.dirty = true;

@@ -13,7 +13,7 @@ use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, Service,
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx, SloReport};
-use crate::time::Timestamp;
+use crate::time::{Dur, Timestamp};
 
 /// What a collector reports to the evaluator. `generation` is the rule set it was started for;
 /// observations of an older generation (in flight during a reload) are dropped.
@@ -241,6 +241,8 @@ pub struct Evaluator {
     stale: u64,
     /// Events counted since start, by engine index (good, bad).
     events: Vec<(u64, u64)>,
+    /// Windows reported besides each SLO's own (see [`Evaluator::report_extra_windows`]).
+    extra_windows: Option<fn(&Slo) -> Vec<Dur>>,
 }
 
 impl Evaluator {
@@ -257,9 +259,17 @@ impl Evaluator {
             checkpoint: CheckpointStatus::default(),
             stale: 0,
             events: Vec::new(),
+            extra_windows: None,
         };
         ev.install(rules, now);
         ev
+    }
+
+    /// Makes every later snapshot also report, per SLO, the rolling windows `windows` lists
+    /// (in `SloReport::extra_windows`, computed exactly from the count rings), e.g.
+    /// [`crate::export::sloth::windows`] for the Sloth-compatible series. Kept across reloads.
+    pub fn report_extra_windows(&mut self, windows: fn(&Slo) -> Vec<Dur>) {
+        self.extra_windows = Some(windows);
     }
 
     /// The rule set in force.
@@ -539,7 +549,10 @@ impl Evaluator {
 
     /// Evaluates every SLO at `now` and builds the snapshot readers share.
     pub fn evaluate(&mut self, now: Timestamp) -> AgentSnapshot {
-        let snap = self.engine.evaluate(now);
+        let snap = match self.extra_windows {
+            Some(f) => self.engine.evaluate_with(now, f),
+            None => self.engine.evaluate(now),
+        };
         AgentSnapshot {
             at: now,
             rules: self.rules.clone(),

@@ -90,6 +90,9 @@ impl Agent {
         })?;
         let now = Timestamp(wall_ms());
         let mut ev = Evaluator::new(rules, now);
+        if cfg.export.prometheus.sloth_compatible {
+            ev.report_extra_windows(crate::export::sloth::windows);
+        }
         let state_file = cfg.state_file();
         match storage::load::<EngineCheckpoint>(&state_file) {
             Ok(Some(cp)) => {

@@ -12,6 +12,7 @@ use crate::slo::sketch::LatencyQuantiles;
 
 pub mod otlp;
 pub mod prometheus;
+pub mod sloth;
 
 /// Label names burnwatch sets itself; a rules label with one of these names is not exported
 /// rather than duplicated.
@@ -22,15 +23,21 @@ pub const RESERVED: [&str; 8] = [
 /// The rules' labels of an SLO: the service's, overridden by the SLO's, without reserved names,
 /// sorted by name.
 pub fn rule_labels<'a>(svc: &'a Service, slo: &'a Slo) -> Vec<(&'a str, &'a str)> {
+    merged_labels(svc, slo)
+        .into_iter()
+        .filter(|(k, _)| !RESERVED.contains(k))
+        .collect()
+}
+
+/// The service's labels overridden by the SLO's, by name, reserved names included.
+pub fn merged_labels<'a>(svc: &'a Service, slo: &'a Slo) -> BTreeMap<&'a str, &'a str> {
     let mut m: BTreeMap<&str, &str> = svc
         .labels
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     m.extend(slo.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    m.into_iter()
-        .filter(|(k, _)| !RESERVED.contains(k))
-        .collect()
+    m
 }
 
 /// The `window` label of an SLO window: `30d`, `month`, ...

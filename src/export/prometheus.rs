@@ -2,9 +2,15 @@
 //! `prometheus-client` through a collector that reads the snapshot at scrape time. Nothing is
 //! cached between scrapes, so a deleted SLO, probe or target disappears at once and nothing goes
 //! stale. Label sets come from the rules (bounded by config), never from scraped data.
+//!
+//! Cost: the page for 10,000 SLOs has ~340k samples, and each carries its SLO's whole label set.
+//! So an SLO's labels are escaped and rendered to text once per page ([`RenderedLabels`]) and
+//! written with one call per sample, window names are formatted once per distinct length, and
+//! the buffer is sized from the rows up front (see `benches/export.rs`).
 
 use std::borrow::Cow;
-use std::fmt;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -17,21 +23,67 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::agent::AgentSnapshot;
+use crate::export::sloth::SlothCollector;
 use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
 use crate::rules::model::{Service, Slo};
 use crate::slo::engine::{SloReport, WindowReport};
+use crate::time::Dur;
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The page for `snap`.
+/// What the page carries besides burnwatch's own families (agent config `export.prometheus`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageOptions {
+    /// Add the Sloth-compatible `slo:*` and `sloth_slo_info` series (see
+    /// [`crate::export::sloth`]).
+    pub sloth_compatible: bool,
+}
+
+/// The page for `snap` with burnwatch's families only.
 pub fn encode(snap: &Arc<AgentSnapshot>) -> Result<String, fmt::Error> {
+    encode_with(snap, PageOptions::default())
+}
+
+/// The page for `snap` with the families `opts` asks for.
+pub fn encode_with(snap: &Arc<AgentSnapshot>, opts: PageOptions) -> Result<String, fmt::Error> {
     let mut reg = Registry::with_prefix("burnwatch");
     reg.register_collector(Box::new(SnapshotCollector(snap.clone())));
-    let mut out = String::with_capacity(256 + snap.slos.len() * 2048);
-    prometheus_client::encoding::text::encode(&mut out, &reg)?;
+    let mut out = String::with_capacity(page_estimate(snap, opts));
+    prometheus_client::encoding::text::encode_registry(&mut out, &reg)?;
+    if opts.sloth_compatible {
+        // Sloth's names carry no prefix, so they live in a registry of their own.
+        let mut sloth = Registry::default();
+        sloth.register_collector(Box::new(SlothCollector(snap.clone())));
+        prometheus_client::encoding::text::encode_registry(&mut out, &sloth)?;
+    }
+    prometheus_client::encoding::text::encode_eof(&mut out)?;
     Ok(out)
 }
+
+/// Bytes the page will take, from above: samples per SLO times (name, labels and value), so the
+/// buffer of a 30 MB page is allocated once instead of doubling (and copying) its way there.
+fn page_estimate(snap: &AgentSnapshot, opts: PageOptions) -> usize {
+    let per_slo: usize = snap
+        .slos
+        .iter()
+        .map(|r| {
+            let windows = 1 + r.alert_windows.len();
+            let latency = if r.window.latency.is_some() {
+                4 * windows
+            } else {
+                0
+            };
+            let sloth = if opts.sloth_compatible { 16 } else { 0 };
+            let samples = 3 * windows + 7 + r.tiers.len() + latency + sloth;
+            samples * (SAMPLE_OVERHEAD + r.id.service.len() + r.id.slo.len())
+        })
+        .sum();
+    4096 + per_slo + (snap.probes.len() + snap.targets.len()) * 16 * SAMPLE_OVERHEAD
+}
+
+/// Bytes of a sample besides its SLO's names: family name, rules labels, extra labels, value.
+const SAMPLE_OVERHEAD: usize = 160;
 
 #[derive(Debug)]
 struct SnapshotCollector(Arc<AgentSnapshot>);
@@ -84,54 +136,72 @@ fn counters<L: EncodeLabelSet>(
     )
 }
 
-/// `service`, `slo` and the rules' labels (see [`rule_labels`]).
-fn slo_labels(svc: &Service, slo: &Slo) -> Labels {
-    let mut l: Labels = vec![
-        ("service".into(), slo.id.service.clone()),
-        ("slo".into(), slo.id.slo.clone()),
-    ];
-    l.extend(
-        rule_labels(svc, slo)
-            .into_iter()
-            .map(|(k, v)| (Cow::Owned(k.to_owned()), v.to_owned())),
-    );
-    l
+/// Appends `name="value"` (comma-separated from what `out` holds) with the value escaped as
+/// prometheus-client escapes label values (`\\`, `\"`, `\n`), so rendered and encoded labels
+/// are byte-identical.
+pub(crate) fn render_label(out: &mut String, name: &str, value: &str) {
+    if !out.is_empty() {
+        out.push(',');
+    }
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
-/// A label set without copies: an SLO's labels, borrowed, plus up to two of burnwatch's own.
+/// `service`, `slo` and the rules' labels (see [`rule_labels`]), rendered.
+fn slo_labels(svc: &Service, slo: &Slo) -> String {
+    let mut out = String::with_capacity(64);
+    render_label(&mut out, "service", &slo.id.service);
+    render_label(&mut out, "slo", &slo.id.slo);
+    for (k, v) in rule_labels(svc, slo) {
+        render_label(&mut out, k, v);
+    }
+    out
+}
+
+/// A label set without copies: an SLO's labels rendered once (see [`render_label`]), plus up to
+/// two of burnwatch's own.
 #[derive(Debug)]
-struct Set<'a> {
-    base: &'a [(Cow<'static, str>, String)],
-    extra: [(&'static str, Cow<'a, str>); 2],
+pub(crate) struct RenderedLabels<'a> {
+    base: &'a str,
+    extra: [(&'static str, &'a str); 2],
     n: usize,
 }
 
-impl<'a> Set<'a> {
-    /// `base` plus `extra` (at most two; more would be a bug in this module).
-    fn new(
-        base: &'a [(Cow<'static, str>, String)],
-        extra: &[(&'static str, Cow<'a, str>)],
-    ) -> Set<'a> {
+impl<'a> RenderedLabels<'a> {
+    /// `base` (rendered labels, possibly empty) plus `extra` (at most two; more would be a bug
+    /// in this module).
+    pub(crate) fn new(base: &'a str, extra: &[(&'static str, &'a str)]) -> RenderedLabels<'a> {
         debug_assert!(extra.len() <= 2);
-        let mut set = Set {
+        let mut set = RenderedLabels {
             base,
-            extra: [("", Cow::Borrowed("")), ("", Cow::Borrowed(""))],
+            extra: [("", ""); 2],
             n: extra.len().min(2),
         };
-        for (slot, e) in set.extra.iter_mut().zip(extra) {
-            *slot = e.clone();
-        }
+        set.extra[..set.n].copy_from_slice(&extra[..set.n]);
         set
     }
 }
 
-impl EncodeLabelSet for Set<'_> {
+impl EncodeLabelSet for RenderedLabels<'_> {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
-        for label in self.base {
-            label.encode(encoder.encode_label())?;
+        if !self.base.is_empty() {
+            // The text encoder writes a label key verbatim (after the separating comma), so
+            // the rendered `k="v",...` text goes out as one write. Only the text format is
+            // compiled in (no `protobuf` feature), which is the one this relies on.
+            let mut label = encoder.encode_label();
+            label.encode_label_key()?.write_str(self.base)?;
         }
         for (k, v) in &self.extra[..self.n] {
-            (*k, v.as_ref()).encode(encoder.encode_label())?;
+            (*k, *v).encode(encoder.encode_label())?;
         }
         Ok(())
     }
@@ -141,41 +211,65 @@ fn one(name: &'static str, value: &str) -> Labels {
     vec![(Cow::Borrowed(name), value.to_owned())]
 }
 
+/// One SLO report with its rendered labels and window name.
+struct Row<'a> {
+    r: &'a SloReport,
+    labels: String,
+    window: Cow<'static, str>,
+    objective: f64,
+}
+
+/// A row's labels alone.
+fn plain<'r>(row: &'r Row<'r>) -> RenderedLabels<'r> {
+    RenderedLabels::new(&row.labels, &[])
+}
+
+/// Every window of a row as (`window` label, report): the SLO window, then the alert windows
+/// (named from `names`, which holds every alert window length of the page).
+fn all_windows<'r>(
+    row: &'r Row<'r>,
+    names: &'r BTreeMap<Dur, String>,
+) -> impl Iterator<Item = (&'r str, &'r WindowReport)> {
+    std::iter::once((row.window.as_ref(), &row.r.window)).chain(
+        row.r
+            .alert_windows
+            .iter()
+            .map(|w| (names.get(&w.length).map_or("", String::as_str), w)),
+    )
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let snap = &self.0;
-        let slo_rows = snap.slo_rows();
-        let labels: Vec<Labels> = slo_rows
-            .iter()
-            .map(|(_, svc, s)| slo_labels(svc, s))
+        let rows: Vec<Row<'_>> = snap
+            .slo_rows()
+            .into_iter()
+            .map(|(r, svc, s)| Row {
+                r,
+                labels: slo_labels(svc, s),
+                window: window_name(&s.window),
+                objective: s.objective.ratio(),
+            })
             .collect();
-        let rows: Vec<(&SloReport, &Slo, &Labels)> = slo_rows
+        // Alert windows repeat across SLOs: each length is formatted once.
+        let names: &BTreeMap<Dur, String> = &rows
             .iter()
-            .zip(&labels)
-            .map(|((r, _, s), l)| (*r, *s, l))
+            .flat_map(|row| row.r.alert_windows.iter().map(|w| w.length))
+            .map(|d| (d, d.to_string()))
             .collect();
+        let windows = |f: fn(&WindowReport) -> f64| {
+            rows.iter().flat_map(move |row| {
+                all_windows(row, names)
+                    .map(move |(n, w)| (RenderedLabels::new(&row.labels, &[("window", n)]), f(w)))
+            })
+        };
 
         gauges(
             &mut enc,
             "slo_objective_ratio",
             "The SLO's objective as a ratio (99.9% is 0.999)",
-            rows.iter()
-                .map(|(_, s, l)| (Set::new(l, &[]), s.objective.ratio())),
+            rows.iter().map(|row| (plain(row), row.objective)),
         )?;
-        let windows = |f: fn(&WindowReport) -> f64| {
-            rows.iter()
-                .flat_map(move |(r, s, l)| {
-                    std::iter::once(Set::new(l, &[("window", window_name(&s.window))]))
-                        .zip(std::iter::once(f(&r.window)))
-                        .chain(r.alert_windows.iter().map(move |w| {
-                            (
-                                Set::new(l, &[("window", w.length.to_string().into())]),
-                                f(w),
-                            )
-                        }))
-                })
-                .collect::<Vec<_>>()
-        };
         gauges(
             &mut enc,
             "slo_sli_ratio",
@@ -198,34 +292,41 @@ impl Collector for SnapshotCollector {
             &mut enc,
             "slo_error_budget_remaining_ratio",
             "Share of the SLO window's error budget left (negative when overspent)",
-            rows.iter()
-                .map(|(r, _, l)| (Set::new(l, &[]), r.budget.remaining)),
+            rows.iter().map(|row| (plain(row), row.r.budget.remaining)),
         )?;
         gauges(
             &mut enc,
             "slo_error_budget_seconds",
             "The SLO window's error budget as time (2592 for 99.9% of 30 days: 43m12s)",
             rows.iter()
-                .map(|(r, _, l)| (Set::new(l, &[]), r.budget.total_minutes * 60.0)),
+                .map(|row| (plain(row), row.r.budget.total_minutes * 60.0)),
         )?;
         gauges(
             &mut enc,
             "slo_error_budget_exhaustion_seconds",
             "Time until the budget is spent at the 1h burn rate (absent when not burning)",
-            rows.iter().filter_map(|(r, _, l)| {
-                r.time_to_exhaustion
-                    .map(|d| (Set::new(l, &[]), d.as_secs_f64()))
+            rows.iter().filter_map(|row| {
+                row.r
+                    .time_to_exhaustion
+                    .map(|d| (plain(row), d.as_secs_f64()))
             }),
         )?;
         counters(
             &mut enc,
             "slo_events",
             "Events counted since the agent started, by result",
-            rows.iter().flat_map(|(r, _, l)| {
-                let (good, bad) = snap.events_total.get(&r.id).copied().unwrap_or_default();
+            rows.iter().flat_map(|row| {
+                let (good, bad) = snap
+                    .events_total
+                    .get(&row.r.id)
+                    .copied()
+                    .unwrap_or_default();
                 [
-                    (Set::new(l, &[("result", "good".into())]), good),
-                    (Set::new(l, &[("result", "bad".into())]), bad),
+                    (
+                        RenderedLabels::new(&row.labels, &[("result", "good")]),
+                        good,
+                    ),
+                    (RenderedLabels::new(&row.labels, &[("result", "bad")]), bad),
                 ]
             }),
         )?;
@@ -233,42 +334,31 @@ impl Collector for SnapshotCollector {
             &mut enc,
             "slo_latency_seconds",
             "Latency percentiles per window (DDSketch, 1% relative error); latency SLOs fed by probes",
-            rows.iter().flat_map(|(r, s, l)| {
-                let mut out = Vec::new();
-                let all = std::iter::once((window_name(&s.window), &r.window)).chain(
-                    r.alert_windows
-                        .iter()
-                        .map(|w| (Cow::Owned(w.length.to_string()), w)),
-                );
-                for (name, w) in all {
-                    if let Some(q) = &w.latency {
-                        for (p, v) in quantile_points(q) {
-                            out.push((
-                                Set::new(l, &[("window", name.clone()), ("quantile", p.into())]),
+            rows.iter().flat_map(|row| {
+                all_windows(row, names).flat_map(move |(n, w)| {
+                    w.latency.iter().flat_map(move |q| {
+                        quantile_points(q).into_iter().map(move |(p, v)| {
+                            (
+                                RenderedLabels::new(&row.labels, &[("window", n), ("quantile", p)]),
                                 v,
-                            ));
-                        }
-                    }
-                }
-                out
+                            )
+                        })
+                    })
+                })
             }),
         )?;
         gauges(
             &mut enc,
             "slo_alert_state",
             "Burn-rate alert tier state: 0 quiet, 1 pending, 2 firing",
-            rows.iter().flat_map(|(r, _, l)| {
-                r.tiers.iter().map(move |t| {
-                    let v = alert_state_value(t.state);
+            rows.iter().flat_map(|row| {
+                row.r.tiers.iter().map(move |t| {
                     (
-                        Set::new(
-                            l,
-                            &[
-                                ("tier", t.name.as_str().into()),
-                                ("severity", t.severity.as_str().into()),
-                            ],
+                        RenderedLabels::new(
+                            &row.labels,
+                            &[("tier", t.name.as_str()), ("severity", t.severity.as_str())],
                         ),
-                        v,
+                        alert_state_value(t.state),
                     )
                 })
             }),

@@ -83,7 +83,9 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertingConfig>
     let before = d.errors();
     let defaults = AlertingConfig::default();
     let external_url = m.opt(d, "external_url", Decoder::url);
-    let route = m.req(d, "route", "{receiver: oncall}", |d, n, _| route::decode(d, n));
+    let route = m.req(d, "route", "{receiver: oncall}", |d, n, _| {
+        route::decode(d, n)
+    });
     let receivers = m.req(
         d,
         "receivers",

@@ -155,6 +155,9 @@ pub struct SloReport {
     pub window: WindowReport,
     /// Every distinct alert window (long and short), shortest first.
     pub alert_windows: Vec<WindowReport>,
+    /// Rolling windows a reader asked for (see [`Engine::evaluate_with`]) that are neither the
+    /// compliance window nor an alert window, in the order asked; empty unless asked.
+    pub extra_windows: Vec<WindowReport>,
     /// Error budget.
     pub budget: BudgetReport,
     /// Time until the budget is spent at the 1 h burn rate (`None` at burn 0).
@@ -455,7 +458,7 @@ impl Entry {
         self.window(c, k - n + 1, tier, now, w)
     }
 
-    fn evaluate(&mut self, idx: SloIdx, now: Timestamp) -> SloReport {
+    fn evaluate(&mut self, idx: SloIdx, now: Timestamp, extra: &[Dur]) -> SloReport {
         let now = Timestamp(now.0.clamp(0, MAX_TIMESTAMP.0));
         self.advance(now);
         let now = self.state.latest.unwrap_or(now);
@@ -476,6 +479,17 @@ impl Entry {
                 self.rolling(w, now)
             })
             .collect();
+        // Summed from the rings (exact); a window longer than the rings hold is left out
+        // rather than cut short.
+        let mut extra_windows: Vec<WindowReport> = Vec::new();
+        for &w in extra {
+            let known = self.slo.window == Window::Rolling(w)
+                || self.plan.alert_windows.contains(&w)
+                || extra_windows.iter().any(|r| r.length == w);
+            if !known && w > Dur(0) && w <= self.plan.layout.span(2) {
+                extra_windows.push(self.rolling(w, now));
+            }
+        }
         let budget = self.plan.budget;
         let remaining = 1.0 - window.burn_rate;
         let total_minutes = budget * window.length.as_mins_f64();
@@ -529,6 +543,7 @@ impl Entry {
             at: now,
             window,
             alert_windows,
+            extra_windows,
             budget: budget_report,
             time_to_exhaustion,
             tiers,
@@ -868,17 +883,28 @@ impl Engine {
     /// Evaluates one SLO at `now` (or at its newest data, if later), updating its alert tiers.
     pub fn evaluate_slo(&mut self, idx: SloIdx, now: Timestamp) -> Result<SloReport, IngestError> {
         self.flush_head(idx.0 as usize);
-        Ok(self.entry_mut(idx)?.evaluate(idx, now))
+        Ok(self.entry_mut(idx)?.evaluate(idx, now, &[]))
     }
 
     /// Evaluates every SLO at `now`.
     pub fn evaluate(&mut self, now: Timestamp) -> Snapshot {
+        self.evaluate_with(now, |_| Vec::new())
+    }
+
+    /// Evaluates every SLO at `now`, also reporting the rolling windows `extra` lists for each
+    /// SLO in [`SloReport::extra_windows`] (those that are not already the compliance window or
+    /// an alert window, and that the SLO's rings hold). Such windows are summed from the rings
+    /// at each call, so they cost a ring read per window and evaluation.
+    pub fn evaluate_with(&mut self, now: Timestamp, extra: impl Fn(&Slo) -> Vec<Dur>) -> Snapshot {
         self.flush_heads();
         let slos = self
             .entries
             .iter_mut()
             .enumerate()
-            .map(|(i, e)| e.evaluate(SloIdx(i as u32), now))
+            .map(|(i, e)| {
+                let more = extra(&e.slo);
+                e.evaluate(SloIdx(i as u32), now, &more)
+            })
             .collect();
         Snapshot { at: now, slos }
     }
