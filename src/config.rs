@@ -898,7 +898,7 @@ mod tests {
         let want = [
             "burnwatch.yaml:4:23: error: `sloth_compatible`",
             "burnwatch.yaml:5:5: error: unknown key `sloth` in `export.prometheus`",
-            "burnwatch.yaml:6:3: error: unknown key `prom` in `export`; allowed keys are `prometheus`",
+            "burnwatch.yaml:6:3: error: unknown key `prom` in `export`; allowed keys are `otlp`, `prometheus`",
         ];
         for w in want {
             assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
