@@ -208,6 +208,7 @@ fn receiver_with(webhook: Vec<WebhookConfig>, slack: Vec<SlackConfig>) -> Receiv
         webhook,
         slack,
         pagerduty: Vec::new(),
+        email: Vec::new(),
     }
 }
 
@@ -478,6 +479,7 @@ async fn pagerduty_triggers_then_resolves_with_one_dedup_key() {
         webhook: vec![],
         slack: vec![],
         pagerduty: vec![cfg],
+        email: Vec::new(),
     });
     let firing = notification(vec![alert("a", None), alert("b", None)]);
     let mut resolved = firing.clone();
@@ -566,6 +568,7 @@ async fn secrets_stay_out_of_debug_output_and_logs() {
         webhook: vec![hook],
         slack: vec![slack(&sink.url(&format!("/services/{SLACK_TOKEN}")))],
         pagerduty: vec![pd],
+        email: Vec::new(),
     };
     let integrations = receiver::build(&cfg, &ctx()).expect("build");
     let (tx, mut rx) = mpsc::unbounded_channel();

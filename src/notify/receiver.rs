@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::notify::Integration;
+use crate::notify::email::{self, Email, EmailConfig, EmailError};
 use crate::notify::pagerduty::{self, PagerDuty, PagerDutyConfig};
 use crate::notify::render::{RenderContext, is_http_url};
 use crate::notify::slack::{self, Slack, SlackConfig};
@@ -104,6 +105,8 @@ pub struct ReceiverConfig {
     pub slack: Vec<SlackConfig>,
     /// PagerDuty Events API v2 services.
     pub pagerduty: Vec<PagerDutyConfig>,
+    /// Email over SMTP.
+    pub email: Vec<EmailConfig>,
 }
 
 /// Why a receiver's integrations could not be built.
@@ -140,6 +143,16 @@ pub enum BuildError {
     /// The HTTP client (TLS roots) could not be built.
     #[error("HTTP client: {0}")]
     Client(#[from] ClientError),
+    /// An email integration could not be built (its password or CA file).
+    #[error("receiver {receiver} email[{index}]: {source}")]
+    Email {
+        /// The receiver.
+        receiver: String,
+        /// The integration's index among the receiver's emails.
+        index: usize,
+        /// Why.
+        source: EmailError,
+    },
 }
 
 /// Decodes the `receivers:` list: names unique, each entry a mapping of `name` and integration
@@ -168,7 +181,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<ReceiverCon
 
 /// Decodes one receiver: `{name, webhook: [...], slack: [...], pagerduty: [...]}`.
 pub(crate) fn decode_receiver(d: &mut Decoder<'_>, node: &Node) -> Option<ReceiverConfig> {
-    const KEYS: &[&str] = &["name", "webhook", "slack", "pagerduty"];
+    const KEYS: &[&str] = &["name", "webhook", "slack", "pagerduty", "email"];
     let m = MapReader::new(d, node, "a receiver", KEYS)?;
     let before = d.errors();
     let name = m.req(d, "name", "oncall", Decoder::name);
@@ -180,6 +193,7 @@ pub(crate) fn decode_receiver(d: &mut Decoder<'_>, node: &Node) -> Option<Receiv
     let webhooks = each(d, "webhook");
     let slacks = each(d, "slack");
     let pds = each(d, "pagerduty");
+    let emails = each(d, "email");
     let webhook: Vec<WebhookConfig> = webhooks
         .into_iter()
         .filter_map(|n| webhook::decode(d, n))
@@ -192,11 +206,15 @@ pub(crate) fn decode_receiver(d: &mut Decoder<'_>, node: &Node) -> Option<Receiv
         .into_iter()
         .filter_map(|n| pagerduty::decode(d, n))
         .collect();
+    let email: Vec<EmailConfig> = emails
+        .into_iter()
+        .filter_map(|n| email::decode(d, n))
+        .collect();
     let name = name?;
     if d.errors() != before {
         return None;
     }
-    if webhook.is_empty() && slack.is_empty() && pagerduty.is_empty() {
+    if webhook.is_empty() && slack.is_empty() && pagerduty.is_empty() && email.is_empty() {
         // A receiver without integrations is Alertmanager's way to drop alerts on purpose.
         d.warn(
             m.pos,
@@ -208,6 +226,7 @@ pub(crate) fn decode_receiver(d: &mut Decoder<'_>, node: &Node) -> Option<Receiv
         webhook,
         slack,
         pagerduty,
+        email,
     })
 }
 
@@ -310,6 +329,14 @@ pub fn build_with(
             ctx.clone(),
             client.clone(),
         )));
+    }
+    for (index, e) in cfg.email.iter().enumerate() {
+        let integration = Email::new(e.clone()).map_err(|source| BuildError::Email {
+            receiver: cfg.name.clone(),
+            index,
+            source,
+        })?;
+        out.push(Arc::new(integration));
     }
     Ok(out)
 }
