@@ -32,11 +32,12 @@ use tokio::net::TcpStream;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
 use crate::notify::SendError;
-use crate::notify::email::{Secret, SecretError, SecretValue, decode_section, relative_to_config};
+use crate::notify::email::{decode_password, decode_section, relative_to_config};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
+use crate::secret::{Secret, SecretError, SecretValue};
 use crate::time::{Dur, Timestamp};
 
 /// Default `resend_interval` (Prometheus' `--rules.alert.resend-delay`).
@@ -133,15 +134,13 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertmanagerCon
     let basic = m.opt(d, "basic_auth", |d, n, _| {
         let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
         let username = b.req(d, "username", "burnwatch", Decoder::string);
-        let password = b.req(d, "password", "{env: AM_PASSWORD}", |d, n, k| {
-            Secret::decode(d, n, k)
-        });
+        let password = b.req(d, "password", "{env: AM_PASSWORD}", decode_password);
         Some(HttpAuth::Basic {
             username: username?,
             password: password?,
         })
     });
-    let bearer = m.opt(d, "bearer_token", |d, n, k| Secret::decode(d, n, k));
+    let bearer = m.opt(d, "bearer_token", decode_password);
     let auth = match (basic, bearer) {
         (Some(_), Some(_)) => {
             let pos = m.key_pos("bearer_token").unwrap_or(m.pos);
@@ -901,7 +900,7 @@ mod tests {
             urls: vec!["http://am:9093".into()],
             timeout: DEFAULT_TIMEOUT,
             resend_interval: DEFAULT_RESEND_INTERVAL,
-            auth: Some(HttpAuth::Bearer(Secret::Inline("tok-123".into()))),
+            auth: Some(HttpAuth::Bearer(Secret::Literal("tok-123".into()))),
             ca_file: None,
         };
         assert!(!format!("{c:?}").contains("tok-123"));

@@ -28,6 +28,7 @@ use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, FileRules, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::node::{self, Kind, Node, Pos};
+use crate::secret::{self, Secret, SecretError};
 use crate::time::Dur;
 
 /// Default bound on one whole delivery (connect, TLS, AUTH, DATA).
@@ -58,128 +59,19 @@ pub enum TlsMode {
     None,
 }
 
-/// Where a secret is read from. `Debug` never shows an inline value.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    /// An environment variable of the agent's process (`{env: SMTP_PASSWORD}`).
-    Env(String),
-    /// A file whose content (without the trailing newline) is the secret (`{file: path}`);
-    /// relative paths are resolved against the config file's directory.
-    File(PathBuf),
-    /// Written in the config itself: discouraged (the config ends up in backups and reviews).
-    Inline(String),
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Env(var) => f.debug_tuple("Env").field(var).finish(),
-            Secret::File(path) => f.debug_tuple("File").field(path).finish(),
-            Secret::Inline(_) => f.write_str("Inline(<redacted>)"),
-        }
+/// Decodes a password-like secret with [`secret::decode`], warning when it is written in the
+/// config itself (the config ends up in backups and reviews).
+pub(crate) fn decode_password(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
+    if let Kind::Str(_) = n.kind() {
+        d.warn(
+            n.pos(),
+            format!(
+                "`{key}` is written in the config; prefer `{key}: {{env: VAR}}` or `{key}: {{file: /path}}` so the secret stays out of the file"
+            ),
+        );
     }
-}
-
-/// A secret that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    /// The environment variable is unset, empty or not UTF-8.
-    #[error("environment variable `{0}` is not set (or empty, or not UTF-8)")]
-    Env(String),
-    /// A secret written in the config is empty.
-    #[error("the secret written in the config is empty")]
-    Empty,
-    /// The file could not be read or is empty.
-    #[error("cannot read secret file `{path}`: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A secret's value. `Debug` prints `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
-
-impl SecretValue {
-    /// Wraps a value derived from secrets (e.g. a whole `Authorization` header).
-    pub(crate) fn new(value: String) -> SecretValue {
-        SecretValue(value)
-    }
-
-    /// The value itself, for the one place that must hand it to a peer.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Secret {
-    /// Reads the secret now (environment or file). Empty values are errors: an empty password
-    /// is always a deployment mistake, and sending one only produces a confusing 535.
-    pub fn resolve(&self) -> Result<SecretValue, SecretError> {
-        let value = match self {
-            Secret::Env(var) => std::env::var(var).map_err(|_| SecretError::Env(var.clone()))?,
-            Secret::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                // Editors and `echo` add a final newline that is never part of the secret.
-                text.strip_suffix('\n')
-                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                    .unwrap_or(&text)
-                    .to_owned()
-            }
-            Secret::Inline(v) => v.clone(),
-        };
-        if value.is_empty() {
-            return Err(match self {
-                Secret::File(path) => SecretError::File {
-                    path: path.clone(),
-                    reason: "the file is empty".to_owned(),
-                },
-                Secret::Env(var) => SecretError::Env(var.clone()),
-                Secret::Inline(_) => SecretError::Empty,
-            });
-        }
-        Ok(SecretValue(value))
-    }
-
-    /// Decodes `{env: VAR}`, `{file: path}` or (with a warning) a literal string.
-    pub(crate) fn decode(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
-        match n.kind() {
-            Kind::Str(s) => {
-                d.warn(
-                    n.pos(),
-                    format!(
-                        "`{key}` is written in the config; prefer `{key}: {{env: VAR}}` or `{key}: {{file: /path}}` so the secret stays out of the file"
-                    ),
-                );
-                Some(Secret::Inline(s.clone()))
-            }
-            Kind::Map(_) => {
-                let m = MapReader::new(d, n, "a secret reference", &["env", "file"])?;
-                match m.exactly_one(d, &["env", "file"])? {
-                    "env" => m.opt(d, "env", Decoder::string).map(Secret::Env),
-                    _ => m
-                        .opt(d, "file", Decoder::string)
-                        .map(|p| Secret::File(relative_to_config(d, &p))),
-                }
-            }
-            _ => {
-                d.type_error(n, key, "`{env: VAR}` or `{file: path}`");
-                None
-            }
-        }
-    }
+    let base = secret::config_dir(d);
+    secret::decode(d, base, n, key)
 }
 
 /// A path from the config, resolved against the config file's directory when relative.
@@ -295,7 +187,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<EmailConfig> {
         d.choice(n, k, &["starttls", "implicit", "none"])
     });
     let auth_username = m.opt(d, "auth_username", Decoder::string);
-    let auth_password = m.opt(d, "auth_password", |d, n, k| Secret::decode(d, n, k));
+    let auth_password = m.opt(d, "auth_password", decode_password);
     let ca_file = m
         .opt(d, "ca_file", Decoder::string)
         .map(|p| relative_to_config(d, &p));
@@ -971,7 +863,7 @@ mod tests {
                 "{MINIMAL}tls: none\nauth_username: u\nauth_password: {{env: P, file: f}}\n"
             )),
             [
-                "6:25: a secret reference takes exactly one of `env`, `file`, found `env`, `file`; keep only one",
+                "6:25: a secret (`{env: VAR}` or `{file: path}`) takes exactly one of `env`, `file`, found `env`, `file`; keep only one",
                 "4:6: `tls: none` with `auth_username` would send the password in clear; use `tls: starttls` or `tls: implicit`",
             ]
         );
@@ -987,30 +879,6 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let email = Email::new(c).expect("builds");
         assert!(!format!("{email:?}").contains("hunter2"));
-        assert_eq!(
-            Secret::Inline("hunter2".into())
-                .resolve()
-                .map(|v| format!("{v:?}")),
-            Ok("<redacted>".to_owned())
-        );
-    }
-
-    #[test]
-    fn secrets_from_files_drop_the_final_newline() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pw");
-        std::fs::write(&path, "pa ss\r\n").expect("write");
-        let v = Secret::File(path.clone()).resolve().expect("read");
-        assert_eq!(v.expose(), "pa ss");
-        std::fs::write(&path, "").expect("write");
-        assert!(matches!(
-            Secret::File(path).resolve(),
-            Err(SecretError::File { .. })
-        ));
-        assert_eq!(
-            Secret::Env("BURNWATCH_TEST_UNSET_VARIABLE".into()).resolve(),
-            Err(SecretError::Env("BURNWATCH_TEST_UNSET_VARIABLE".into()))
-        );
     }
 
     fn notification(ends: &[Option<i64>], reason: NotifyReason) -> Notification {
