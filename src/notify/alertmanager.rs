@@ -25,9 +25,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, header};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
@@ -37,6 +36,7 @@ use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
+use crate::probe::ProbeError;
 use crate::secret::{Secret, SecretError, SecretValue};
 use crate::time::{Dur, Timestamp};
 
@@ -621,35 +621,12 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
     out.into_iter().flatten().collect()
 }
 
+/// The shared verifying TLS configuration (Mozilla roots plus `ca_file`).
 fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, AlertmanagerError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let ca_error = |reason: String| AlertmanagerError::CaFile {
-            path: path.to_owned(),
-            reason,
-        };
-        let mut added = 0usize;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
-            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
-            roots
-                .add(cert)
-                .map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_error("no PEM certificate in the file".to_owned()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AlertmanagerError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    crate::probe::tls::verifying_config(ca_file).map_err(|e| match e {
+        ProbeError::CaFile { path, reason } => AlertmanagerError::CaFile { path, reason },
+        e => AlertmanagerError::Tls(e.to_string()),
+    })
 }
 
 /// Standard base64 with padding (RFC 4648), for basic auth.

@@ -523,7 +523,12 @@ fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, EmailError> {
             path: path.clone(),
             reason,
         };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        // lettre takes its own TLS parameters; the bundle is read and checked the same way as
+        // every other client's, so a bad file gets the same message.
+        let pem = crate::probe::tls::read_ca_file(path).map_err(|e| match e {
+            crate::probe::ProbeError::CaFile { reason, .. } => ca_error(reason),
+            e => ca_error(e.to_string()),
+        })?;
         let cert = Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
         builder = builder.add_root_certificate(cert);
     }

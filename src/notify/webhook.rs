@@ -76,11 +76,15 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client verifying servers against the Mozilla roots.
     pub fn new() -> Result<HttpClient, ClientError> {
-        let key = crate::probe::tls::TlsKey {
-            verify: true,
-            ca_file: None,
-        };
-        let tls = crate::probe::tls::client_config(&key).map_err(|e| ClientError(e.to_string()))?;
+        HttpClient::with_ca_file(None)
+    }
+
+    /// A client verifying servers against the Mozilla roots plus the PEM bundle `ca_file`
+    /// (receivers behind a private CA). Fails when the file is unreadable or holds no usable
+    /// certificate.
+    pub fn with_ca_file(ca_file: Option<&std::path::Path>) -> Result<HttpClient, ClientError> {
+        let tls = crate::probe::tls::verifying_config(ca_file)
+            .map_err(|e| ClientError(e.to_string()))?;
         Ok(HttpClient { tls })
     }
 
