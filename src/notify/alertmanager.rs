@@ -32,11 +32,11 @@ use tokio::net::TcpStream;
 use crate::alert::{Alert, Fingerprint, rfc3339};
 use crate::notify::SendError;
 use crate::notify::email::{decode_password, decode_section, relative_to_config};
+use crate::probe::ProbeError;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
-use crate::probe::ProbeError;
 use crate::secret::{Secret, SecretError, SecretValue};
 use crate::time::{Dur, Timestamp};
 

@@ -23,7 +23,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::alert::{Alert, names, rfc3339, silence_command};
+use crate::notify::render::{self, RenderContext};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, FileRules, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
@@ -411,6 +411,7 @@ pub enum EmailError {
 /// The email integration: a built SMTP transport plus the config it came from.
 pub struct Email {
     config: EmailConfig,
+    ctx: RenderContext,
     transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
@@ -424,8 +425,9 @@ impl fmt::Debug for Email {
 }
 
 impl Email {
-    /// Reads the password and CA file and builds the transport. Does not connect.
-    pub fn new(config: EmailConfig) -> Result<Email, EmailError> {
+    /// Reads the password and CA file and builds the transport. Does not connect. `ctx` is
+    /// what the bodies are rendered with (see [`render`]).
+    pub fn new(config: EmailConfig, ctx: RenderContext) -> Result<Email, EmailError> {
         let tls = match config.tls {
             TlsMode::None => Tls::None,
             mode => {
@@ -450,6 +452,7 @@ impl Email {
         Ok(Email {
             transport: builder.build(),
             config,
+            ctx,
         })
     }
 
@@ -462,10 +465,10 @@ impl Email {
     /// retried delivery is byte-identical and carries the same `Message-ID`).
     pub fn message(&self, n: &Notification) -> Result<Message, SendError> {
         let thread = ThreadIds::new(n, &self.config.from);
-        let body = bodies(n);
+        let body = bodies(n, &self.ctx);
         let mut builder = Message::builder()
             .from(self.config.from.clone())
-            .subject(subject(n))
+            .subject(render::summary(n))
             .date(SystemTime::UNIX_EPOCH + Duration::from_millis(n.at.millis().max(0) as u64))
             .message_id(Some(thread.message_id))
             .in_reply_to(thread.root.clone())
@@ -580,217 +583,24 @@ impl ThreadIds {
     }
 }
 
-/// The summary line: the firing alerts' shared `summary` (or the first one's, with a count),
-/// `[RESOLVED] ` + the same for an all-resolved notification.
-fn subject(n: &Notification) -> String {
-    let firing: Vec<&Alert> = n.firing().collect();
-    let (alerts, prefix) = if firing.is_empty() {
-        (n.alerts.iter().collect::<Vec<_>>(), "[RESOLVED] ")
-    } else {
-        (firing, "")
-    };
-    let line = match alerts.first() {
-        None => format!("{} (no alerts)", n.receiver),
-        Some(first) => {
-            let summary = first
-                .annotations
-                .get(names::SUMMARY)
-                .cloned()
-                .unwrap_or_else(|| first.label(names::ALERTNAME).to_owned());
-            let same = alerts.iter().all(|a| {
-                a.annotations.get(names::SUMMARY) == first.annotations.get(names::SUMMARY)
-            });
-            if same || alerts.len() == 1 {
-                summary
-            } else {
-                format!("{summary} (+{} more)", alerts.len() - 1)
-            }
-        }
-    };
-    // Header folding happens in lettre; a newline from an annotation must not split the header.
-    format!("{prefix}{}", line.replace(['\r', '\n'], " "))
-}
-
 /// The two bodies of a message.
 struct Bodies {
     text: String,
     html: String,
 }
 
-/// Renders the text and HTML bodies. The single call site of rendering: when
-/// `notify::render` lands this becomes `Bodies { text: render::text(n), html: render::html(n) }`.
-fn bodies(n: &Notification) -> Bodies {
+/// Renders the text and HTML bodies with [`render`], like every other integration.
+fn bodies(n: &Notification, ctx: &RenderContext) -> Bodies {
     Bodies {
-        text: render_text(n),
-        html: render_html(n),
+        text: render::text(n, ctx),
+        html: render::html(n, ctx),
     }
-}
-
-/// The numbers and links on-call needs, in the order they are read.
-const DETAIL_ANNOTATIONS: &[(&str, &str)] = &[
-    (names::OBJECTIVE, "Objective"),
-    (names::SLI, "SLI"),
-    (names::BUDGET_REMAINING, "Budget remaining"),
-    (names::BURN_RATE, "Burn rate"),
-    (names::TIME_TO_EXHAUSTION, "Time to exhaustion"),
-    (names::OWNER, "Owner"),
-    (names::RUNBOOK_URL, "Runbook"),
-    (names::DASHBOARD_URL, "Dashboard"),
-];
-
-fn render_text(n: &Notification) -> String {
-    let mut out = String::new();
-    let firing: Vec<&Alert> = n.firing().collect();
-    let resolved: Vec<&Alert> = n.resolved().collect();
-    out.push_str(&format!(
-        "{} firing, {} resolved ({}).\n",
-        firing.len(),
-        resolved.len(),
-        n.reason.as_str()
-    ));
-    if n.inhibited > 0 {
-        out.push_str(&format!(
-            "These alerts currently suppress {} dependent alert(s).\n",
-            n.inhibited
-        ));
-    }
-    for (title, alerts) in [("FIRING", &firing), ("RESOLVED", &resolved)] {
-        if alerts.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("\n== {title} ==\n"));
-        for a in alerts.iter() {
-            out.push('\n');
-            let summary = a
-                .annotations
-                .get(names::SUMMARY)
-                .map_or(a.label(names::ALERTNAME), String::as_str);
-            out.push_str(&format!("* {summary}\n"));
-            if let Some(desc) = a.annotations.get(names::DESCRIPTION) {
-                out.push_str(&format!("  {desc}\n"));
-            }
-            for (key, label) in DETAIL_ANNOTATIONS {
-                if let Some(v) = a.annotations.get(*key) {
-                    out.push_str(&format!("  {label}: {v}\n"));
-                }
-            }
-            out.push_str(&format!("  Started: {}\n", rfc3339(a.starts_at)));
-            if let Some(end) = a.ends_at {
-                out.push_str(&format!("  Resolved: {}\n", rfc3339(end)));
-            }
-            if !a.generator_url.is_empty() {
-                out.push_str(&format!("  Source: {}\n", a.generator_url));
-            }
-            out.push_str(&format!(
-                "  Labels: {}\n",
-                crate::alert::labels_string(&a.labels)
-            ));
-            if a.ends_at.is_none() {
-                out.push_str(&format!(
-                    "  Silence: {}\n",
-                    silence_command(&a.labels, "2h")
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn render_html(n: &Notification) -> String {
-    let firing: Vec<&Alert> = n.firing().collect();
-    let resolved: Vec<&Alert> = n.resolved().collect();
-    let mut out = String::from("<!DOCTYPE html>\n<html><body>\n");
-    out.push_str(&format!(
-        "<p>{} firing, {} resolved ({}).</p>\n",
-        firing.len(),
-        resolved.len(),
-        esc(n.reason.as_str())
-    ));
-    if n.inhibited > 0 {
-        out.push_str(&format!(
-            "<p>These alerts currently suppress {} dependent alert(s).</p>\n",
-            n.inhibited
-        ));
-    }
-    for (title, alerts) in [("Firing", &firing), ("Resolved", &resolved)] {
-        if alerts.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("<h2>{title}</h2>\n"));
-        for a in alerts.iter() {
-            let summary = a
-                .annotations
-                .get(names::SUMMARY)
-                .map_or(a.label(names::ALERTNAME), String::as_str);
-            out.push_str(&format!("<h3>{}</h3>\n", esc(summary)));
-            if let Some(desc) = a.annotations.get(names::DESCRIPTION) {
-                out.push_str(&format!("<p>{}</p>\n", esc(desc)));
-            }
-            out.push_str("<table>\n");
-            for (key, label) in DETAIL_ANNOTATIONS {
-                if let Some(v) = a.annotations.get(*key) {
-                    let cell = if key.ends_with("_url") {
-                        format!("<a href=\"{0}\">{0}</a>", esc(v))
-                    } else {
-                        esc(v)
-                    };
-                    out.push_str(&format!(
-                        "<tr><th align=\"left\">{label}</th><td>{cell}</td></tr>\n"
-                    ));
-                }
-            }
-            out.push_str(&format!(
-                "<tr><th align=\"left\">Started</th><td>{}</td></tr>\n",
-                rfc3339(a.starts_at)
-            ));
-            if let Some(end) = a.ends_at {
-                out.push_str(&format!(
-                    "<tr><th align=\"left\">Resolved</th><td>{}</td></tr>\n",
-                    rfc3339(end)
-                ));
-            }
-            if !a.generator_url.is_empty() {
-                out.push_str(&format!(
-                    "<tr><th align=\"left\">Source</th><td><a href=\"{0}\">{0}</a></td></tr>\n",
-                    esc(&a.generator_url)
-                ));
-            }
-            out.push_str(&format!(
-                "<tr><th align=\"left\">Labels</th><td><code>{}</code></td></tr>\n",
-                esc(&crate::alert::labels_string(&a.labels))
-            ));
-            out.push_str("</table>\n");
-            if a.ends_at.is_none() {
-                out.push_str(&format!(
-                    "<p>Silence: <code>{}</code></p>\n",
-                    esc(&silence_command(&a.labels, "2h"))
-                ));
-            }
-        }
-    }
-    out.push_str("</body></html>\n");
-    out
-}
-
-/// HTML escaping for text and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Alert;
     use crate::notify::NotifyReason;
     use crate::rules::model::Labels;
     use crate::time::Timestamp;
@@ -882,7 +692,7 @@ mod tests {
         );
         let c = diags.expect("a warning is not an error");
         assert!(!format!("{c:?}").contains("hunter2"));
-        let email = Email::new(c).expect("builds");
+        let email = Email::new(c, RenderContext::new("http://agent.example:9464")).expect("builds");
         assert!(!format!("{email:?}").contains("hunter2"));
     }
 
@@ -923,32 +733,40 @@ mod tests {
     #[test]
     fn subjects_name_the_symptom_on_one_line() {
         assert_eq!(
-            subject(&notification(&[None], NotifyReason::First)),
-            "slo s0 <burning> fast"
+            render::summary(&notification(&[None], NotifyReason::First)),
+            "[FIRING:1] slo s0 <burning> fast"
         );
         assert_eq!(
-            subject(&notification(
+            render::summary(&notification(
                 &[None, None, Some(20)],
                 NotifyReason::NewAlerts
             )),
-            "slo s0 <burning> fast (+1 more)"
+            "[FIRING:2] slo s0 <burning> fast (+1 more)"
         );
         assert_eq!(
-            subject(&notification(&[Some(20)], NotifyReason::AllResolved)),
+            render::summary(&notification(&[Some(20)], NotifyReason::AllResolved)),
             "[RESOLVED] slo s0 <burning> fast"
         );
     }
 
     #[test]
     fn bodies_escape_html_and_carry_the_links() {
-        let b = bodies(&notification(&[None, Some(20)], NotifyReason::SomeResolved));
+        let ctx = RenderContext::new("http://agent.example:9464");
+        let b = bodies(
+            &notification(&[None, Some(20)], NotifyReason::SomeResolved),
+            &ctx,
+        );
         assert!(
-            b.text
-                .contains("1 firing, 1 resolved (some alerts resolved)"),
+            b.text.contains("Why now: some alerts resolved"),
             "{}",
             b.text
         );
-        assert!(b.text.contains("suppress 2 dependent"), "{}", b.text);
+        assert!(b.text.contains("Firing (1):") && b.text.contains("Resolved (1):"));
+        assert!(
+            b.text.contains("2 dependent alerts suppressed"),
+            "{}",
+            b.text
+        );
         assert!(b.text.contains("Runbook: https://rb.example/?a=1&b=2"));
         assert!(b.text.contains("burnwatch silence add"));
         assert!(b.html.contains("&lt;burning&gt;"), "{}", b.html);
@@ -976,7 +794,7 @@ mod tests {
     #[test]
     fn messages_are_multipart_and_threaded() {
         let c = config(MINIMAL);
-        let email = Email::new(c).expect("builds");
+        let email = Email::new(c, RenderContext::new("http://agent.example:9464")).expect("builds");
         let msg = email
             .message(&notification(&[None], NotifyReason::First))
             .expect("message");
@@ -984,5 +802,9 @@ mod tests {
         assert!(raw.contains("Content-Type: multipart/alternative"), "{raw}");
         assert!(raw.contains("In-Reply-To: <alert-"), "{raw}");
         assert!(raw.contains("References: <alert-"), "{raw}");
+        assert!(
+            raw.contains("Subject: [FIRING:1] slo s0 <burning> fast\r\n"),
+            "{raw}"
+        );
     }
 }

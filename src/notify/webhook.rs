@@ -83,8 +83,8 @@ impl HttpClient {
     /// (receivers behind a private CA). Fails when the file is unreadable or holds no usable
     /// certificate.
     pub fn with_ca_file(ca_file: Option<&std::path::Path>) -> Result<HttpClient, ClientError> {
-        let tls = crate::probe::tls::verifying_config(ca_file)
-            .map_err(|e| ClientError(e.to_string()))?;
+        let tls =
+            crate::probe::tls::verifying_config(ca_file).map_err(|e| ClientError(e.to_string()))?;
         Ok(HttpClient { tls })
     }
 
