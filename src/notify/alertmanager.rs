@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
 use crate::notify::SendError;
-use crate::notify::email::{decode_password, decode_section, relative_to_config};
+use crate::notify::email::{decode_password, relative_to_config};
 use crate::probe::ProbeError;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
@@ -89,7 +89,7 @@ pub struct AlertmanagerConfig {
 impl AlertmanagerConfig {
     /// Validates a standalone `alertmanager` section (YAML text named `path` in messages).
     pub fn from_yaml(path: &Path, text: &str) -> Result<AlertmanagerConfig, Vec<Diagnostic>> {
-        decode_section(path, text, decode)
+        crate::notify::route::parse_with(path, text, decode)
     }
 }
 

@@ -25,9 +25,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::notify::render::{self, RenderContext};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
-use crate::rules::decode::{Decoder, FileRules, MapReader};
-use crate::rules::diag::{Diagnostic, Severity};
-use crate::rules::node::{self, Kind, Node, Pos};
+use crate::rules::decode::{Decoder, MapReader};
+use crate::rules::diag::Diagnostic;
+use crate::rules::node::{Kind, Node};
 use crate::secret::{self, Secret, SecretError};
 use crate::time::Dur;
 
@@ -116,40 +116,7 @@ impl EmailConfig {
     /// Validates a standalone `email` receiver section (YAML text named `path` in messages);
     /// the agent config decodes the same mapping inside its `alerting:` section.
     pub fn from_yaml(path: &Path, text: &str) -> Result<EmailConfig, Vec<Diagnostic>> {
-        decode_section(path, text, decode)
-    }
-}
-
-/// Decodes one YAML document with `decode`, collecting diagnostics: `Err` holds every
-/// diagnostic when any is an error, warnings alone do not fail.
-pub(crate) fn decode_section<T>(
-    path: &Path,
-    text: &str,
-    decode: impl FnOnce(&mut Decoder<'_>, &Node) -> Option<T>,
-) -> Result<T, Vec<Diagnostic>> {
-    let diag = |pos, message| Diagnostic {
-        file: path.to_owned(),
-        pos,
-        severity: Severity::Error,
-        message,
-    };
-    let docs = node::parse_str(text).map_err(|e| vec![diag(e.pos, e.message)])?;
-    let mut d = Decoder {
-        file: path,
-        source: text,
-        out: FileRules::default(),
-    };
-    let out = match docs.as_slice() {
-        [doc] => decode(&mut d, doc),
-        _ => {
-            d.error(Pos::new(1, 1), "expected exactly one YAML document");
-            None
-        }
-    };
-    let diags = d.out.diagnostics;
-    match out {
-        Some(v) if !diags.iter().any(Diagnostic::is_error) => Ok(v),
-        _ => Err(diags),
+        crate::notify::route::parse_with(path, text, decode)
     }
 }
 

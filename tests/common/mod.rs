@@ -294,3 +294,38 @@ impl TestPki {
         out
     }
 }
+
+/// Rules for the synthetic `shop` service at `base`: a health probe, a scrape of its metrics,
+/// and availability (with `objective`), latency and probe SLOs.
+pub fn shop_rules(base: &str, objective: &str) -> String {
+    format!(
+        r#"version: burnwatch/v1
+service: shop
+probes:
+  - name: health
+    http: {{url: "{base}/healthz"}}
+    interval: 1s
+scrape:
+  - name: shop
+    url: {base}/metrics
+    interval: 1s
+slos:
+  - name: availability
+    objective: {objective}
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5..",job="shop"}}'
+        total: 'demo_http_requests_total{{job="shop"}}'
+  - name: latency
+    objective: 90
+    indicator:
+      latency_threshold:
+        threshold: 300ms
+        histogram: 'demo_http_request_duration_seconds{{job="shop"}}'
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
+  - name: health
+    objective: 99
+    indicator: {{probe: health}}
+"#
+    )
+}
