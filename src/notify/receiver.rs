@@ -244,11 +244,12 @@ pub fn build_with(
         )));
     }
     for (index, e) in cfg.email.iter().enumerate() {
-        let integration = Email::new(e.clone()).map_err(|source| BuildError::Email {
-            receiver: cfg.name.clone(),
-            index,
-            source,
-        })?;
+        let integration =
+            Email::new(e.clone(), ctx.clone()).map_err(|source| BuildError::Email {
+                receiver: cfg.name.clone(),
+                index,
+                source,
+            })?;
         out.push(Arc::new(integration));
     }
     Ok(out)
