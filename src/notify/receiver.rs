@@ -359,7 +359,7 @@ receivers:
             r#"
 receivers:
   - name: a
-    email: [{to: x@example.com}]
+    opsgenie: [{to: x@example.com}]
     webhook:
       - url: ftp://x
         bearer_token: {env: A, file: b}
@@ -374,7 +374,7 @@ receivers:
         assert_eq!(
             diags,
             vec![
-                "/etc/burnwatch/alerting.yaml:4:5: error: unknown key `email` in a receiver; allowed keys are `name`, `webhook`, `slack`, `pagerduty`",
+                "/etc/burnwatch/alerting.yaml:4:5: error: unknown key `opsgenie` in a receiver; allowed keys are `name`, `webhook`, `slack`, `pagerduty`, `email`",
                 "/etc/burnwatch/alerting.yaml:6:14: error: `url` `ftp://x` is not an http(s) URL; write a URL such as https://host.example/path",
                 "/etc/burnwatch/alerting.yaml:8:9: error: a webhook takes exactly one of `bearer_token`, `basic_auth`, found `bearer_token`, `basic_auth`; keep only one",
                 "/etc/burnwatch/alerting.yaml:10:9: error: a PagerDuty integration is missing required key `routing_key`; add `routing_key: {env: PAGERDUTY_ROUTING_KEY}`",
