@@ -211,6 +211,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             listener,
             agent.subscribe(),
             page,
+            Some(agent.alerting()),
             async move { burnwatch::agent::collect::stopped(&mut stop_rx).await },
         ));
         let reload = agent.reloader();
