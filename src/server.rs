@@ -178,7 +178,8 @@ async fn handle(
             json_response(StatusCode::OK, &json!({ "silences": silences }))
         }
         (["api", "v1", "silences", id], true) => {
-            match alerting.view().silences.iter().find(|s| s.id == *id) {
+            let id = percent_decode(id).unwrap_or_default();
+            match alerting.view().silences.iter().find(|s| s.id == id) {
                 Some(s) => json_response(StatusCode::OK, &silence_json(s, now)),
                 None => error(StatusCode::NOT_FOUND, &format!("no silence with id {id}")),
             }
@@ -198,7 +199,10 @@ async fn handle(
             }
         }
         (["api", "v1", "silences", id], false) if method == Method::DELETE => {
-            match alerting.expire_silence((*id).to_owned()).await {
+            match alerting
+                .expire_silence(percent_decode(id).unwrap_or_default())
+                .await
+            {
                 Ok(()) => json_response(StatusCode::OK, &json!({ "expired": id })),
                 Err(e) => command_error(&e),
             }
@@ -636,7 +640,10 @@ fn parse_matcher(v: &Value, out: &mut Vec<Matcher>) -> Result<(), String> {
             out.push(Matcher::new(name, op, value).map_err(|e| e.to_string())?);
             Ok(())
         }
-        _ => Err("each matcher is an object {name, value, isRegex, isEqual} or a string name=\"value\"".into()),
+        _ => Err(
+            "each matcher is an object {name, value, isRegex, isEqual} or a string name=\"value\""
+                .into(),
+        ),
     }
 }
 
@@ -677,7 +684,9 @@ fn parse_postable_silence(body: &[u8], now: Timestamp) -> Result<SilenceRequest,
     let ends_at = match (o.get("endsAt"), o.get("duration")) {
         (Some(e), None) => parse_time("endsAt", e)?,
         (None, Some(d)) => {
-            let text = d.as_str().ok_or("`duration` must be a string such as \"2h\"")?;
+            let text = d
+                .as_str()
+                .ok_or("`duration` must be a string such as \"2h\"")?;
             let d = Dur::parse(text).map_err(|e| format!("`duration`: {e}"))?;
             if d.is_zero() {
                 return Err("`duration` must be more than 0".into());
@@ -685,7 +694,9 @@ fn parse_postable_silence(body: &[u8], now: Timestamp) -> Result<SilenceRequest,
             starts_at.unwrap_or(now).add(d)
         }
         (Some(_), Some(_)) => return Err("give `endsAt` or `duration`, not both".into()),
-        (None, None) => return Err("`endsAt` (RFC 3339) or `duration` (e.g. \"2h\") is required".into()),
+        (None, None) => {
+            return Err("`endsAt` (RFC 3339) or `duration` (e.g. \"2h\") is required".into());
+        }
     };
     let id = match o.get("id") {
         None | Some(Value::Null) => None,
@@ -721,7 +732,10 @@ mod tests {
         );
         assert_eq!(r.starts_at, None);
         assert_eq!(r.ends_at, NOW.add(Dur::from_hours(2)));
-        assert_eq!((r.created_by.as_str(), r.comment.as_str()), ("ann", "deploy"));
+        assert_eq!(
+            (r.created_by.as_str(), r.comment.as_str()),
+            ("ann", "deploy")
+        );
         assert_eq!(r.id, None);
 
         let body = br#"{"id": "abc", "matchers": ["a=\"1\""], "startsAt": "2026-05-28T20:26:40Z",
@@ -806,7 +820,12 @@ mod tests {
         assert_eq!(names("filter=alertname%3D~%22A%7CC%22"), ["A", "C"]);
         assert_eq!(names("receiver=on.*"), ["A", "B", "C"]);
         assert!(names("receiver=other").is_empty());
-        for bad in ["filter=1x%3D%22a%22", "silenced=maybe", "nope=1", "filter=%zz"] {
+        for bad in [
+            "filter=1x%3D%22a%22",
+            "silenced=maybe",
+            "nope=1",
+            "filter=%zz",
+        ] {
             assert!(AlertFilter::parse(Some(bad)).is_err(), "{bad}");
         }
     }
@@ -831,7 +850,10 @@ mod tests {
         );
         assert_eq!(v["startsAt"], "2026-05-28T20:26:40.000Z");
         assert_eq!(v["endsAt"], "2026-05-28T21:26:40.000Z");
-        assert_eq!(silence_json(&s, NOW.add(Dur::from_hours(1)))["status"]["state"], "expired");
+        assert_eq!(
+            silence_json(&s, NOW.add(Dur::from_hours(1)))["status"]["state"],
+            "expired"
+        );
         assert_eq!(silence_json(&s, Timestamp(0))["status"]["state"], "pending");
     }
 }

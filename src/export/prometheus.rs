@@ -24,12 +24,12 @@ use prometheus_client::registry::Registry;
 
 use crate::agent::AgentSnapshot;
 use crate::agent::alerting::AlertingView;
-use crate::notify::{NotifyReason, SuppressReason};
+use crate::export::sloth::SlothCollector;
+use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
 use crate::notify::delivery::{BreakerState, DeliveryError};
 use crate::notify::dispatch::AlertState;
 use crate::notify::silence::SilenceState;
-use crate::export::sloth::SlothCollector;
-use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
+use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
@@ -612,7 +612,11 @@ impl Collector for AlertingCollector {
                        reasons: &[&'static str]| {
             let mut rows: BTreeMap<(String, &'static str, &'static str), u64> = pairs
                 .keys()
-                .flat_map(|(r, i)| reasons.iter().map(move |why| (((*r).to_owned(), *i, *why), 0)))
+                .flat_map(|(r, i)| {
+                    reasons
+                        .iter()
+                        .map(move |why| (((*r).to_owned(), *i, *why), 0))
+                })
                 .collect();
             for (k, n) in m {
                 *rows.entry(k.clone()).or_default() += n;
@@ -695,7 +699,9 @@ impl Collector for AlertingCollector {
             &mut enc,
             "silences",
             "Silences kept, by state (expired ones until the retention drops them)",
-            silences.into_iter().map(|(k, n)| (one("state", k), n as f64)),
+            silences
+                .into_iter()
+                .map(|(k, n)| (one("state", k), n as f64)),
         )?;
         gauges(
             &mut enc,
@@ -862,5 +868,137 @@ slos:
         let page = encode(&Arc::new(gone)).expect("encodes");
         assert!(!page.contains("slo=\"up\""), "{page}");
         assert!(encode(&snap).expect("encodes").contains("slo=\"up\""));
+    }
+
+    #[test]
+    fn alerting_families_read_the_view() {
+        use crate::alert::{Alert, Fingerprint, Matchers};
+        use crate::notify::delivery::IntegrationStats;
+        use crate::notify::dispatch::AlertView;
+        use crate::notify::silence::Silence;
+        let at = Timestamp(1_780_000_000_000);
+        let alert = |name: &str, state: AlertState| {
+            let labels: crate::rules::model::Labels =
+                [("alertname".to_owned(), name.to_owned())].into();
+            AlertView {
+                fingerprint: Fingerprint::of(&labels),
+                alert: Alert {
+                    labels,
+                    annotations: Default::default(),
+                    starts_at: at,
+                    ends_at: None,
+                    generator_url: String::new(),
+                },
+                state,
+                silenced_by: Vec::new(),
+                inhibited_by: Vec::new(),
+                receivers: vec!["oncall".into()],
+            }
+        };
+        let silence = |id: &str, end_s: u64| Silence {
+            id: id.into(),
+            matchers: Matchers::parse(r#"a="1""#).expect("valid"),
+            starts_at: Timestamp(0),
+            ends_at: at.add(crate::time::Dur::from_secs(end_s)),
+            created_by: "me".into(),
+            comment: "c".into(),
+            updated_at: Timestamp(0),
+        };
+        let hook = |idx: usize, queue_len: usize, breaker: BreakerState| IntegrationStats {
+            receiver: "oncall".into(),
+            integration_idx: idx,
+            kind: "webhook",
+            queue_len,
+            breaker,
+            ..Default::default()
+        };
+        let mut view = AlertingView {
+            at,
+            alerts: vec![
+                alert("A", AlertState::Active),
+                alert("B", AlertState::Suppressed),
+            ],
+            pending: 3,
+            silences: vec![silence("s1", 60), silence("s2", 0), silence("s3", 0)],
+            integrations: vec![
+                hook(0, 2, BreakerState::Open),
+                hook(1, 1, BreakerState::Closed),
+            ],
+            last_save_ms: Some(1_780_000_000_500),
+            ..Default::default()
+        };
+        view.flapping.insert(Fingerprint(1));
+        view.counters
+            .notifications
+            .insert(("oncall".into(), "webhook", "first"), 4);
+        view.counters
+            .failed
+            .insert(("oncall".into(), "webhook", "permanent"), 1);
+        view.counters.suppressed.insert("silenced", 5);
+        let page = encode_page(&snapshot(), Some(&Arc::new(view)), PageOptions::default())
+            .expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
+        let v = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
+        for (state, n) in [
+            ("firing", 2.0),
+            ("pending", 3.0),
+            ("suppressed", 1.0),
+            ("flapping", 1.0),
+        ] {
+            assert_eq!(v("burnwatch_alerts", &[("state", state)]), n, "{state}");
+        }
+        let hook_l = [("receiver", "oncall"), ("integration", "webhook")];
+        let with = |why: &'static str| [hook_l[0], hook_l[1], ("reason", why)];
+        assert_eq!(v("burnwatch_notifications_total", &with("first")), 4.0);
+        assert_eq!(v("burnwatch_notifications_total", &with("repeat")), 0.0);
+        assert_eq!(
+            samples
+                .iter()
+                .filter(|s| s.name == "burnwatch_notifications_total")
+                .count(),
+            5,
+            "one row per reason for the one (receiver, kind) pair"
+        );
+        assert_eq!(
+            v("burnwatch_notifications_failed_total", &with("permanent")),
+            1.0
+        );
+        assert_eq!(
+            v("burnwatch_notifications_failed_total", &with("shutdown")),
+            0.0
+        );
+        // Two webhooks of one receiver: queues add up, one breaker is open.
+        assert_eq!(v("burnwatch_notification_queue_length", &hook_l), 3.0);
+        assert_eq!(v("burnwatch_notification_breaker_open", &hook_l), 1.0);
+        assert_eq!(
+            v(
+                "burnwatch_alert_suppressions_total",
+                &[("reason", "silenced")]
+            ),
+            5.0
+        );
+        assert_eq!(
+            v(
+                "burnwatch_alert_suppressions_total",
+                &[("reason", "inhibited")]
+            ),
+            0.0
+        );
+        // s1 ends a minute after the view; s2 and s3 end at it (the end is exclusive).
+        assert_eq!(v("burnwatch_silences", &[("state", "active")]), 1.0);
+        assert_eq!(v("burnwatch_silences", &[("state", "expired")]), 2.0);
+        assert_eq!(v("burnwatch_silences", &[("state", "pending")]), 0.0);
+        assert_eq!(
+            v("burnwatch_alerting_state_save_timestamp_seconds", &[]),
+            1_780_000_000.5
+        );
+        assert_eq!(v("burnwatch_alerting_state_save_failures_total", &[]), 0.0);
+        // The SLO families are still there, and without a view none of these are.
+        assert_eq!(v("burnwatch_slo_objective_ratio", &[("slo", "up")]), 0.995);
+        assert!(
+            !encode(&snapshot())
+                .expect("encodes")
+                .contains("burnwatch_alerts")
+        );
     }
 }

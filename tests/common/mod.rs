@@ -194,3 +194,87 @@ pub fn spawn_until_ready(mut cmd: std::process::Command, ready: &str, within: Du
         }
     }
 }
+
+/// One request bounded to 5 s: (status, JSON body, or `Null` when the body is not JSON).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Value), String> {
+    let fetch = async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string())
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body.to_owned())))
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .map_err(|_| format!("{method} {path} timed out"))?
+}
+
+/// What a [`start_receiver`] endpoint got: (path, JSON body) per request, in order.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+/// An HTTP endpoint on loopback standing in for webhook and PagerDuty receivers: answers every
+/// request `202 {"status": "success"}` and records it. Returns (address, record, stop sender).
+pub async fn start_receiver() -> (SocketAddr, Received, watch::Sender<bool>) {
+    use hyper::service::service_fn;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got: Received = Default::default();
+    let (tx, mut rx) = watch::channel(false);
+    let record = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = rx.wait_for(|s| *s) => return,
+                a = listener.accept() => match a {
+                    Ok((s, _)) => s,
+                    Err(_) => continue,
+                },
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        record.lock().expect("not poisoned").push((path, json));
+                        let mut r = hyper::Response::new(http_body_util::Full::new(Bytes::from(
+                            r#"{"status":"success","message":"Event processed"}"#,
+                        )));
+                        *r.status_mut() = hyper::StatusCode::ACCEPTED;
+                        Ok::<_, hyper::Error>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, got, tx)
+}
