@@ -4,7 +4,8 @@
 //! the synthetic service's exact counters, and every PromQL expression of `dashboards/*.json`
 //! returns data (a dead panel query fails the test). The agent runs with
 //! `export.prometheus.sloth_compatible` on, and the queries of Sloth's "Detailed SLOs" Grafana
-//! dashboard (14348) return the exact numbers of the driven traffic.
+//! dashboard (14348) return the exact numbers of the driven traffic. Alerting is configured with
+//! a webhook receiver (an in-process endpoint), so the alerting families have their rows.
 
 mod common;
 
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use burnwatch::probe::Prober;
 use burnwatch::synthetic::Behaviour;
-use common::{Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, start_service};
+use common::{
+    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, start_receiver,
+    start_service,
+};
 use serde_json::Value;
 
 /// Every wait in this test is bounded by this.
@@ -330,6 +334,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     };
     let (base, svc, svc_stop) = start_service(behaviour).await;
 
+    let (hooks, _received, hooks_stop) = start_receiver().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("shop.yaml"), rules(&base)).expect("rules");
     let agent_addr = free_addr();
@@ -337,7 +342,8 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     std::fs::write(
         &cfg,
         format!(
-            "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n"
+            "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n\
+             alerting:\n  route: {{receiver: oncall, group_wait: 1s}}\n  receivers:\n    - name: oncall\n      webhook: [{{url: 'http://{hooks}/hook'}}]\n"
         ),
     )
     .expect("config");
@@ -442,7 +448,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
 
     // a. Every documented family is stored, every series with its documented labels.
     let families = documented_families();
-    assert!(families.len() >= 29, "parsed only {families:?}");
+    assert!(families.len() >= 39, "parsed only {families:?}");
     for f in &families {
         if NOT_IN_THIS_SETUP.contains(&f.name.as_str()) {
             continue;
@@ -560,4 +566,5 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         started.elapsed()
     );
     let _ = svc_stop.send(true);
+    let _ = hooks_stop.send(true);
 }
