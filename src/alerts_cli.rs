@@ -437,7 +437,15 @@ s-1  active  {alertname=\"SloBurnRate\",slo=~\"avail.*\"}  in 2h 0m  ann     dep
 
     #[test]
     fn bad_arguments_are_refused_before_asking() {
-        let cases: [(&[&str], Option<&str>, Option<&str>, &str, &str); 6] = [
+        /// Matchers, `--duration`, `--end`, `--comment`, and what the error must say.
+        type Case<'a> = (
+            &'a [&'a str],
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+        );
+        let cases: [Case<'_>; 6] = [
             (&[r#"alertname="X""#], Some("2x"), None, "c", "--duration"),
             (&[r#"alertname="X""#], None, Some("tomorrow"), "c", "--end"),
             (

@@ -12,31 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Proc, Received, free_addr, get_json, request, start_receiver};
+use common::{Proc, Received, exchange, free_addr, get_json, request, start_receiver, wait_for};
 use serde_json::Value;
-
-/// Every wait in these tests is bounded by this.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Polls `f` until it yields a value, or panics naming `what` and the last error.
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let last = match f().await {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}; last: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The words a POSIX shell makes of `cmd`, for the forms `alert::silence_command` prints:
 /// bare words and single-quoted words (a quote written as `'\''`).
@@ -435,24 +412,10 @@ alerting:
 }
 
 async fn metrics_page(agent: SocketAddr) -> String {
-    let stream = tokio::net::TcpStream::connect(agent)
+    let (status, body) = exchange(agent, "GET", "/metrics", "")
         .await
-        .expect("connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/metrics")
-        .header("host", agent.to_string())
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .expect("request");
-    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
-        .await
-        .expect("in time")
-        .expect("answer");
-    use http_body_util::BodyExt as _;
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
+        .expect("/metrics");
+    assert_eq!(status, 200);
     text(&body)
 }
 

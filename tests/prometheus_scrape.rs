@@ -19,12 +19,9 @@ use burnwatch::probe::Prober;
 use burnwatch::synthetic::Behaviour;
 use common::{
     Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, start_receiver,
-    start_service,
+    start_service, wait_for,
 };
 use serde_json::Value;
-
-/// Every wait in this test is bounded by this.
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Requests driven at the service; with 1 error in 8, exactly 10 fail.
 const DRIVEN: u64 = 80;
@@ -107,26 +104,6 @@ async fn query(
             Ok((labels, value))
         })
         .collect()
-}
-
-/// Polls `f` until it yields a value, or panics naming `what` and the last error.
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let last = match f().await {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}; last: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The single value of an instant query that must return exactly one series.
