@@ -8,11 +8,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Proc, Received, exchange, free_addr, get_json, request, start_receiver, wait_for};
+use common::{
+    Received, exchange, free_addr, get_json, request, run_agent, start_receiver, wait_for,
+};
 use serde_json::Value;
 
 /// The words a POSIX shell makes of `cmd`, for the forms `alert::silence_command` prints:
@@ -143,16 +145,7 @@ alerting:
         ),
     )
     .expect("config");
-    let _agent = Proc(
-        Command::new(env!("CARGO_BIN_EXE_burnwatch"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start burnwatch run"),
-    );
+    let _agent = run_agent(&cfg);
     let url = format!("http://{agent}");
 
     // The alert fires and is shown as Alertmanager's API v2 shows it.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use burnwatch::probe::Prober;
 use burnwatch::synthetic::Behaviour;
 use common::{
-    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, start_receiver,
+    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, run_agent, start_receiver,
     start_service, wait_for,
 };
 use serde_json::Value;
@@ -324,16 +324,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         ),
     )
     .expect("config");
-    let _agent = Proc(
-        Command::new(env!("CARGO_BIN_EXE_burnwatch"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start burnwatch run"),
-    );
+    let _agent = run_agent(&cfg);
 
     let prom_dir = dir.path().join("prometheus");
     std::fs::create_dir(&prom_dir).expect("prometheus dir");

@@ -42,6 +42,21 @@ impl Drop for Proc {
     }
 }
 
+/// `burnwatch run --config <config>` as a child (warnings on stderr), killed when the guard
+/// drops.
+pub fn run_agent(config: &std::path::Path) -> Proc {
+    Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_burnwatch"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start burnwatch run"),
+    )
+}
+
 /// A loopback address nobody listens on right now.
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
