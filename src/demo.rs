@@ -162,10 +162,16 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
             async move { stopped(&mut s).await }
         },
     ));
-    let api_task = tokio::spawn(crate::server::serve(api_listener, agent.subscribe(), {
-        let mut s = stop_rx.clone();
-        async move { stopped(&mut s).await }
-    }));
+    let api_task = tokio::spawn(crate::server::serve_with(
+        api_listener,
+        agent.subscribe(),
+        crate::export::prometheus::PageOptions::default(),
+        Some(agent.alerting()),
+        {
+            let mut s = stop_rx.clone();
+            async move { stopped(&mut s).await }
+        },
+    ));
 
     println!("burnwatch demo");
     println!("  synthetic service   {base}  (try: curl -d outage {base}/control)");

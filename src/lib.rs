@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`alert`]: the alert model: identity (Alertmanager fingerprints), matchers.
+//! - [`alerts_cli`]: the `burnwatch alerts` and `burnwatch silence` tables and requests.
 //! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
@@ -23,6 +24,7 @@
 
 pub mod agent;
 pub mod alert;
+pub mod alerts_cli;
 pub mod config;
 pub mod demo;
 pub mod export;

@@ -8,6 +8,11 @@
 //!   With `export.otlp` configured it also pushes to a collector, and on shutdown pushes the
 //!   last snapshot once more before exiting.
 //! - `burnwatch status [--url URL]` prints a table of a running agent's SLOs.
+//! - `burnwatch alerts [--url URL]` prints its firing alerts and the silences in force.
+//! - `burnwatch silence add MATCHER... --duration 2h|--end RFC3339 --comment WHY [--author NAME]`
+//!   silences matching alerts and prints the silence id; `burnwatch silence expire ID` ends one;
+//!   `burnwatch silence list` shows every silence kept. Exit 1 when the agent refuses or cannot
+//!   be reached, with its message.
 //! - `burnwatch demo` runs the agent on a built-in synthetic service with an injected outage.
 
 use std::path::PathBuf;
@@ -59,8 +64,21 @@ enum Command {
     /// Show every SLO of a running agent: objective, SLI, budget left, fastest burn, alerts.
     Status {
         /// The agent's address.
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        #[arg(long, default_value = DEFAULT_URL)]
         url: String,
+    },
+    /// Show a running agent's firing alerts (with silenced/inhibited/flapping state) and the
+    /// silences in force.
+    Alerts {
+        /// The agent's address.
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Create, expire or list silences of a running agent.
+    Silence {
+        /// What to do.
+        #[command(subcommand)]
+        command: SilenceCommand,
     },
     /// Run the agent on a built-in synthetic service and inject an outage after a minute.
     Demo {
@@ -88,6 +106,49 @@ enum Command {
     },
 }
 
+/// The agent's default API address (its default `listen`).
+const DEFAULT_URL: &str = "http://127.0.0.1:9464";
+
+/// `burnwatch silence ...`.
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Silence the alerts matching every MATCHER; prints the new silence's id.
+    Add {
+        /// Label matchers, e.g. 'alertname="ProbeDown"' 'service=~"shop|cart"'.
+        #[arg(required = true, value_name = "MATCHER")]
+        matchers: Vec<String>,
+        /// How long from now, e.g. 2h or 1h30m.
+        #[arg(long, conflicts_with = "end", required_unless_present = "end")]
+        duration: Option<String>,
+        /// When it ends, RFC 3339 (e.g. 2026-01-02T15:04:05Z).
+        #[arg(long)]
+        end: Option<String>,
+        /// Why (shown to everyone who looks at the alert).
+        #[arg(long)]
+        comment: String,
+        /// Who silences (default: $USER).
+        #[arg(long)]
+        author: Option<String>,
+        /// The agent's address.
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence id (`burnwatch silence list` shows them).
+        id: String,
+        /// The agent's address.
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+    /// Show every silence kept (pending, active and recently expired).
+    List {
+        /// The agent's address.
+        #[arg(long, default_value = DEFAULT_URL)]
+        url: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -100,6 +161,8 @@ fn main() -> ExitCode {
         },
         Command::Run { config } => report_exit(run(&config)),
         Command::Status { url } => report_exit(status(&url)),
+        Command::Alerts { url } => report_exit(alerts(&url)),
+        Command::Silence { command } => report_exit(silence(command)),
         Command::Demo {
             listen,
             data_dir,
@@ -211,6 +274,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             listener,
             agent.subscribe(),
             page,
+            Some(agent.alerting()),
             async move { burnwatch::agent::collect::stopped(&mut stop_rx).await },
         ));
         let reload = agent.reloader();
@@ -264,6 +328,149 @@ fn status(url: &str) -> anyhow::Result<()> {
         burnwatch::status::render(&json, std::io::stdout().is_terminal())?
     );
     Ok(())
+}
+
+/// One request to the agent's API over plain HTTP, bounded to 10 s; the JSON answer, or an
+/// error carrying the agent's own message for a non-2xx status.
+async fn api(
+    method: hyper::Method,
+    base: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    use http_body_util::{BodyExt as _, Full};
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let uri: hyper::Uri = url.parse().with_context(|| format!("{url} is not a URL"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "{url}: the agent's API is plain http://"
+    );
+    let authority = uri
+        .authority()
+        .with_context(|| format!("{url} has no host"))?
+        .clone();
+    let host = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(&host)
+            .await
+            .with_context(|| format!("cannot reach the agent at {base}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = hyper::Request::builder()
+            .method(method.clone())
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(hyper::header::HOST, authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(hyper::body::Bytes::from(bytes)))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok::<_, anyhow::Error>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .with_context(|| format!("{method} {url}: no answer within 10s"))??;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{method} {url}: the answer ({status}) is not JSON"))?;
+    if !status.is_success() {
+        let msg = json["error"].as_str().unwrap_or("no message");
+        anyhow::bail!("{method} {url}: {status}: {msg}");
+    }
+    Ok(json)
+}
+
+fn now() -> burnwatch::time::Timestamp {
+    burnwatch::time::Timestamp(burnwatch::agent::collect::wall_ms())
+}
+
+fn alerts(url: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let (alerts, silences) = runtime()?.block_on(async {
+        let a = api(hyper::Method::GET, url, "/api/v1/alerts", None).await?;
+        let s = api(hyper::Method::GET, url, "/api/v1/silences", None).await?;
+        Ok::<_, anyhow::Error>((a, s))
+    })?;
+    print!(
+        "{}",
+        burnwatch::alerts_cli::render_alerts(
+            &alerts,
+            &silences,
+            now(),
+            std::io::stdout().is_terminal()
+        )?
+    );
+    Ok(())
+}
+
+fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let rt = runtime()?;
+    match cmd {
+        SilenceCommand::Add {
+            matchers,
+            duration,
+            end,
+            comment,
+            author,
+            url,
+        } => {
+            let author = author
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_default();
+            let body = burnwatch::alerts_cli::silence_body(&burnwatch::alerts_cli::SilenceArgs {
+                matchers: &matchers,
+                duration: duration.as_deref(),
+                end: end.as_deref(),
+                author: &author,
+                comment: &comment,
+            })?;
+            let answer = rt.block_on(api(
+                hyper::Method::POST,
+                &url,
+                "/api/v1/silences",
+                Some(body),
+            ))?;
+            let id = answer["silenceID"]
+                .as_str()
+                .context("the agent's answer has no silenceID")?;
+            println!("{id}");
+        }
+        SilenceCommand::Expire { id, url } => {
+            let path = format!("/api/v1/silences/{}", percent_path(&id));
+            rt.block_on(api(hyper::Method::DELETE, &url, &path, None))?;
+            println!("silence {id} expired");
+        }
+        SilenceCommand::List { url } => {
+            let body = rt.block_on(api(hyper::Method::GET, &url, "/api/v1/silences", None))?;
+            print!(
+                "{}",
+                burnwatch::alerts_cli::render_silences(
+                    &body,
+                    now(),
+                    std::io::stdout().is_terminal()
+                )?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+fn percent_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn run_demo(opts: DemoOptions, duration: Option<Duration>) -> anyhow::Result<()> {

@@ -1,10 +1,16 @@
-//! The agent's HTTP server (hyper 1, HTTP/1.1): health, readiness and the JSON API, all read
-//! from the newest published snapshot (never from the engine). Graceful: on shutdown it stops
-//! accepting and gives open connections a bounded time to finish.
+//! The agent's HTTP server (hyper 1, HTTP/1.1): health, readiness, the JSON API and the
+//! alerting API. SLO, probe and target answers are read from the newest published snapshot (never
+//! from the engine); alerting answers from the newest [`AlertingView`], and silence changes go to
+//! the alerting task through its [`AlertingHandle`]. Graceful: on shutdown it stops accepting and
+//! gives open connections a bounded time to finish.
 //!
-//! Routes: `GET /metrics` (OpenMetrics, see [`crate::export::prometheus`]), `GET /healthz` (alive), `GET /readyz` (rules loaded and state restored: 200, else
-//! 503), `GET /api/v1/slos`, `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`,
-//! `GET /api/v1/targets`, `GET /api/v1/status`. Errors are JSON: `{"error": "..."}`.
+//! Routes: `GET /metrics` (OpenMetrics, see [`crate::export::prometheus`]), `GET /healthz` (alive),
+//! `GET /readyz` (rules loaded and state restored: 200, else 503), `GET /api/v1/slos`,
+//! `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`, `GET /api/v1/targets`,
+//! `GET /api/v1/status`, `GET /api/v1/alerts` (filters as Alertmanager's API v2),
+//! `GET /api/v1/alerts/groups`, `GET /api/v1/alerts/stats`, `GET|POST /api/v1/silences`,
+//! `GET|DELETE /api/v1/silences/{id}`. Errors are JSON: `{"error": "..."}`; the alerting routes
+//! answer 503 when the server runs without alerting.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -23,28 +29,39 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
+use crate::agent::alerting::{AlertingHandle, AlertingView, CommandError};
+use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
 use crate::export::prometheus::PageOptions;
+use crate::notify::dispatch::{AlertState, AlertView};
+use crate::notify::silence::{Silence, SilenceError, SilenceRequest};
 use crate::rules::model::{Slo, Window};
 use crate::slo::engine::SloReport;
+use crate::time::{Dur, Timestamp};
 
 /// How long open connections may take to finish after shutdown starts.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
+/// The largest request body accepted (silences are small; this bounds what a client can make
+/// the agent buffer).
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// Serves until `shutdown` resolves, then drains for at most [`DRAIN`]; `/metrics` carries
-/// burnwatch's own families only.
+/// burnwatch's own families only, and the alerting routes answer 503 (no alerting task).
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_with(listener, snapshots, PageOptions::default(), shutdown).await
+    serve_with(listener, snapshots, PageOptions::default(), None, shutdown).await
 }
 
-/// [`serve`] with the `/metrics` page options of the agent config (`export.prometheus`).
+/// [`serve`] with the `/metrics` page options of the agent config (`export.prometheus`) and,
+/// when given, the alerting task's handle for the alerting routes and `/metrics` families.
 pub async fn serve_with(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     page: PageOptions,
+    alerting: Option<AlertingHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -64,11 +81,13 @@ pub async fn serve_with(
             },
         };
         let snaps = snapshots.clone();
+        let alerting = alerting.clone();
         let mut drain = drain_rx.clone();
         conns.spawn(async move {
             let svc = service_fn(move |req| {
                 let snap = snaps.borrow().clone();
-                async move { Ok::<_, Infallible>(route(&req, &snap, page)) }
+                let alerting = alerting.clone();
+                async move { Ok::<_, Infallible>(handle(req, snap, alerting, page).await) }
             });
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -94,7 +113,9 @@ pub async fn serve_with(
     Ok(())
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
+type Resp = Response<Full<Bytes>>;
+
+fn json_response(status: StatusCode, v: &Value) -> Resp {
     let body = serde_json::to_vec_pretty(v).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -105,23 +126,133 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, message: &str) -> Resp {
     json_response(status, &json!({ "error": message }))
 }
 
-fn route(
-    req: &Request<Incoming>,
-    snap: &Arc<AgentSnapshot>,
+fn no_alerting() -> Resp {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "alerting is not running in this server",
+    )
+}
+
+/// Dispatches one request: the alerting routes (which may read a body or wait for the
+/// alerting task) first, everything else from the snapshot.
+async fn handle(
+    req: Request<Incoming>,
+    snap: Arc<AgentSnapshot>,
+    alerting: Option<AlertingHandle>,
     page: PageOptions,
-) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
-    }
-    let path = req.uri().path().trim_end_matches('/');
+) -> Resp {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
     let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let method = req.method().clone();
+    let read_only = method == Method::GET || method == Method::HEAD;
     match parts.as_slice() {
+        ["api", "v1", "alerts", ..] | ["api", "v1", "silences", ..] => {}
+        _ if !read_only => return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported"),
+        _ => {
+            let view = alerting.as_ref().map(AlertingHandle::view);
+            return route(&parts, &snap, view.as_ref(), page);
+        }
+    }
+    let Some(alerting) = alerting else {
+        return no_alerting();
+    };
+    let now = Timestamp(crate::agent::collect::wall_ms());
+    match (parts.as_slice(), read_only) {
+        (["api", "v1", "alerts"], true) => match AlertFilter::parse(req.uri().query()) {
+            Ok(f) => json_response(StatusCode::OK, &alerts_json(&alerting.view(), &f)),
+            Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        },
+        (["api", "v1", "alerts", "groups"], true) => {
+            json_response(StatusCode::OK, &groups_json(&alerting.view()))
+        }
+        (["api", "v1", "alerts", "stats"], true) => {
+            json_response(StatusCode::OK, &stats_json(&alerting.view()))
+        }
+        (["api", "v1", "silences"], true) => {
+            let view = alerting.view();
+            let silences: Vec<Value> = view.silences.iter().map(|s| silence_json(s, now)).collect();
+            json_response(StatusCode::OK, &json!({ "silences": silences }))
+        }
+        (["api", "v1", "silences", id], true) => {
+            let id = percent_decode(id).unwrap_or_default();
+            match alerting.view().silences.iter().find(|s| s.id == id) {
+                Some(s) => json_response(StatusCode::OK, &silence_json(s, now)),
+                None => error(StatusCode::NOT_FOUND, &format!("no silence with id {id}")),
+            }
+        }
+        (["api", "v1", "silences"], false) if method == Method::POST => {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let sreq = match parse_postable_silence(&body, now) {
+                Ok(r) => r,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+            };
+            match alerting.set_silence(sreq).await {
+                Ok(id) => json_response(StatusCode::OK, &json!({ "silenceID": id })),
+                Err(e) => command_error(&e),
+            }
+        }
+        (["api", "v1", "silences", id], false) if method == Method::DELETE => {
+            match alerting
+                .expire_silence(percent_decode(id).unwrap_or_default())
+                .await
+            {
+                Ok(()) => json_response(StatusCode::OK, &json!({ "expired": id })),
+                Err(e) => command_error(&e),
+            }
+        }
+        (["api", "v1", "silences"] | ["api", "v1", "silences", _], false) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET or POST on /api/v1/silences, GET or DELETE on /api/v1/silences/{id}",
+        ),
+        (_, false) => error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "unknown path; try /api/v1/alerts, /api/v1/alerts/groups, /api/v1/alerts/stats, /api/v1/silences",
+        ),
+    }
+}
+
+/// The body, at most [`MAX_BODY`] bytes; an error response otherwise.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {MAX_BODY} bytes"),
+        )),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read the body: {e}"),
+        )),
+    }
+}
+
+fn command_error(e: &CommandError) -> Resp {
+    let status = match e {
+        CommandError::Silence(SilenceError::NotFound(_)) => StatusCode::NOT_FOUND,
+        CommandError::Silence(SilenceError::AlreadyExpired(_)) => StatusCode::CONFLICT,
+        CommandError::Silence(_) => StatusCode::BAD_REQUEST,
+        CommandError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, &e.to_string())
+}
+
+fn route(
+    parts: &[&str],
+    snap: &Arc<AgentSnapshot>,
+    alerting: Option<&Arc<AlertingView>>,
+    page: PageOptions,
+) -> Resp {
+    match parts {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        ["metrics"] => match crate::export::prometheus::encode_with(snap, page) {
+        ["metrics"] => match crate::export::prometheus::encode_page(snap, alerting, page) {
             Ok(page) => {
                 let mut r = Response::new(Full::new(Bytes::from(page)));
                 r.headers_mut().insert(
@@ -184,7 +315,7 @@ fn route(
         ),
         _ => error(
             StatusCode::NOT_FOUND,
-            "unknown path; try /api/v1/slos, /api/v1/probes, /api/v1/targets, /healthz",
+            "unknown path; try /api/v1/slos, /api/v1/probes, /api/v1/targets, /api/v1/alerts, /api/v1/silences, /healthz",
         ),
     }
 }
@@ -223,4 +354,506 @@ fn slo_json(r: &SloReport, def: &Slo, detail: bool) -> Value {
         obj.insert("description".into(), json!(def.description));
     }
     v
+}
+
+/// Which alerts `GET /api/v1/alerts` lists: Alertmanager API v2's query parameters.
+#[derive(Debug)]
+struct AlertFilter {
+    /// Every one must match (`filter=`, repeatable).
+    matchers: Vec<Matcher>,
+    /// Include alerts that are neither silenced nor inhibited (`active`, default true).
+    active: bool,
+    /// Include silenced alerts (`silenced`, default true).
+    silenced: bool,
+    /// Include inhibited alerts (`inhibited`, default true).
+    inhibited: bool,
+    /// Only alerts routed to a receiver whose name matches this anchored regex (`receiver`).
+    receiver: Option<regex::Regex>,
+}
+
+impl AlertFilter {
+    fn parse(query: Option<&str>) -> Result<AlertFilter, String> {
+        let mut f = AlertFilter {
+            matchers: Vec::new(),
+            active: true,
+            silenced: true,
+            inhibited: true,
+            receiver: None,
+        };
+        let flag = |k: &str, v: &str| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(format!("`{k}` must be true or false, not {v:?}")),
+        };
+        for (k, v) in query_pairs(query.unwrap_or_default())? {
+            match k.as_str() {
+                "filter" => {
+                    let m = Matchers::parse(&v).map_err(|e| format!("filter: {e}"))?;
+                    f.matchers.extend(m.0);
+                }
+                "active" => f.active = flag(&k, &v)?,
+                "silenced" => f.silenced = flag(&k, &v)?,
+                "inhibited" => f.inhibited = flag(&k, &v)?,
+                "receiver" => {
+                    let re = regex::Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| format!("receiver: invalid regex: {e}"))?;
+                    f.receiver = Some(re);
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown query parameter `{k}`; use filter, active, silenced, inhibited or receiver"
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// Alertmanager's rules: each excluded kind is dropped, and every matcher must hold.
+    fn keeps(&self, a: &AlertView) -> bool {
+        if !self.silenced && !a.silenced_by.is_empty() {
+            return false;
+        }
+        if !self.inhibited && !a.inhibited_by.is_empty() {
+            return false;
+        }
+        if !self.active && a.state == AlertState::Active {
+            return false;
+        }
+        if let Some(re) = &self.receiver
+            && !a.receivers.iter().any(|r| re.is_match(r))
+        {
+            return false;
+        }
+        self.matchers.iter().all(|m| m.matches(&a.alert.labels))
+    }
+}
+
+/// `a=1&b=x%20y` as decoded pairs (`+` is a space, as browsers and curl send it).
+fn query_pairs(q: &str) -> Result<Vec<(String, String)>, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent-encoding in the query: {s:?}"))?;
+                out.push(hex);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("the query is not UTF-8: {s:?}"))
+}
+
+/// One alert as Alertmanager's API v2 `gettableAlert`, plus `status.flapping`.
+fn alert_json(a: &AlertView, flapping: bool) -> Value {
+    json!({
+        "labels": a.alert.labels,
+        "annotations": a.alert.annotations,
+        "startsAt": rfc3339(a.alert.starts_at),
+        "endsAt": a.alert.ends_at.map(rfc3339),
+        "generatorURL": a.alert.generator_url,
+        "fingerprint": a.fingerprint.to_string(),
+        "status": {
+            "state": a.state.as_str(),
+            "silencedBy": a.silenced_by,
+            "inhibitedBy": a.inhibited_by.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "flapping": flapping,
+        },
+        "receivers": a.receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
+    })
+}
+
+fn alerts_json(view: &AlertingView, f: &AlertFilter) -> Value {
+    let alerts: Vec<Value> = view
+        .alerts
+        .iter()
+        .filter(|a| f.keeps(a))
+        .map(|a| alert_json(a, view.flapping.contains(&a.fingerprint)))
+        .collect();
+    let suppressed = view
+        .alerts
+        .iter()
+        .filter(|a| a.state == AlertState::Suppressed)
+        .count();
+    json!({
+        "at": rfc3339(view.at),
+        "alerts": alerts,
+        "firing": view.alerts.len(),
+        "suppressed": suppressed,
+        "flapping": view.flapping.len(),
+        "pending": view.pending,
+    })
+}
+
+fn groups_json(view: &AlertingView) -> Value {
+    let groups: Vec<Value> = view
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "groupKey": g.group_key,
+                "receiver": g.receiver,
+                "labels": g.group_labels,
+                "alerts": g.alerts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "nextFlush": rfc3339(g.next_flush),
+            })
+        })
+        .collect();
+    json!({ "at": rfc3339(view.at), "groups": groups })
+}
+
+fn stats_json(view: &AlertingView) -> Value {
+    let c = &view.counters;
+    let by_reason = |m: &std::collections::BTreeMap<(String, &'static str, &'static str), u64>| {
+        m.iter()
+            .map(|((r, i, why), n)| json!({"receiver": r, "integration": i, "reason": why, "count": n}))
+            .collect::<Vec<_>>()
+    };
+    let integrations: Vec<Value> = view
+        .integrations
+        .iter()
+        .map(|s| {
+            json!({
+                "receiver": s.receiver,
+                "index": s.integration_idx,
+                "integration": s.kind,
+                "sent": s.sent,
+                "failedPermanent": s.failed_permanent,
+                "failedRetriesExhausted": s.failed_retries_exhausted,
+                "droppedOverflow": s.dropped_overflow,
+                "rejected": s.rejected,
+                "superseded": s.superseded,
+                "failedShutdown": s.failed_shutdown,
+                "retries": s.retries,
+                "queueLength": s.queue_len,
+                "breaker": s.breaker.as_str(),
+                "breakerOpened": s.breaker_opened,
+                "consecutiveFailures": s.consecutive_failures,
+            })
+        })
+        .collect();
+    json!({
+        "at": rfc3339(view.at),
+        "notifications": by_reason(&c.notifications),
+        "failed": by_reason(&c.failed),
+        "suppressions": c.suppressed,
+        "transitions": c.transitions,
+        "alertmanagerPushFailures": c.alertmanager_push_failures,
+        "stateSaveFailures": c.state_save_failures,
+        "lastStateSave": view.last_save_ms.map(|ms| rfc3339(Timestamp(ms))),
+        "integrations": integrations,
+    })
+}
+
+/// One silence as Alertmanager's API v2 `gettableSilence`, its state computed at `now`.
+fn silence_json(s: &Silence, now: Timestamp) -> Value {
+    let matchers: Vec<Value> = s
+        .matchers
+        .0
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "value": m.value,
+                "isRegex": matches!(m.op, MatchOp::Re | MatchOp::NotRe),
+                "isEqual": matches!(m.op, MatchOp::Eq | MatchOp::Re),
+            })
+        })
+        .collect();
+    json!({
+        "id": s.id,
+        "status": {"state": s.state(now).as_str()},
+        "matchers": matchers,
+        "startsAt": rfc3339(s.starts_at),
+        "endsAt": rfc3339(s.ends_at),
+        "updatedAt": rfc3339(s.updated_at),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+    })
+}
+
+/// RFC 3339 text to a timestamp.
+fn parse_time(field: &str, v: &Value) -> Result<Timestamp, String> {
+    let text = v
+        .as_str()
+        .ok_or_else(|| format!("`{field}` must be an RFC 3339 string"))?;
+    let t: jiff::Timestamp = text.parse().map_err(|e| {
+        format!("`{field}`: {text:?} is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z): {e}")
+    })?;
+    Ok(Timestamp(t.as_millisecond()))
+}
+
+fn required_text(o: &serde_json::Map<String, Value>, field: &str) -> Result<String, String> {
+    match o.get(field).and_then(Value::as_str).map(str::trim) {
+        Some(t) if !t.is_empty() => Ok(t.to_owned()),
+        _ => Err(format!("`{field}` is required (a non-empty string)")),
+    }
+}
+
+/// A matcher in either of Alertmanager's forms: `{name, value, isRegex, isEqual}` or the
+/// string `name="value"` (which may hold several, `{a="x", b="y"}`).
+fn parse_matcher(v: &Value, out: &mut Vec<Matcher>) -> Result<(), String> {
+    match v {
+        Value::String(text) => {
+            out.extend(Matchers::parse(text).map_err(|e| e.to_string())?.0);
+            Ok(())
+        }
+        Value::Object(o) => {
+            let name = o
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("a matcher object needs `name` (a string)")?;
+            let value = o
+                .get("value")
+                .and_then(Value::as_str)
+                .ok_or("a matcher object needs `value` (a string)")?;
+            let flag = |k: &str, default: bool| match o.get(k) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(format!("matcher `{k}` must be true or false")),
+            };
+            let op = match (flag("isRegex", false)?, flag("isEqual", true)?) {
+                (false, true) => MatchOp::Eq,
+                (false, false) => MatchOp::Ne,
+                (true, true) => MatchOp::Re,
+                (true, false) => MatchOp::NotRe,
+            };
+            out.push(Matcher::new(name, op, value).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        _ => Err(
+            "each matcher is an object {name, value, isRegex, isEqual} or a string name=\"value\""
+                .into(),
+        ),
+    }
+}
+
+/// Alertmanager's `postableSilence`, with `duration` (`2h`) as an alternative to `endsAt` and
+/// `startsAt` optional (now). The silence rules themselves (end after start and now, matchers
+/// that do not match everything) are checked by the alerting task.
+fn parse_postable_silence(body: &[u8], now: Timestamp) -> Result<SilenceRequest, String> {
+    const KEYS: [&str; 7] = [
+        "id",
+        "matchers",
+        "startsAt",
+        "endsAt",
+        "duration",
+        "createdBy",
+        "comment",
+    ];
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let o = v
+        .as_object()
+        .ok_or("the body must be a JSON object (Alertmanager's postableSilence)")?;
+    if let Some(k) = o.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown field `{k}`; fields: {}", KEYS.join(", ")));
+    }
+    let mut matchers = Vec::new();
+    match o.get("matchers") {
+        Some(Value::Array(items)) => {
+            for m in items {
+                parse_matcher(m, &mut matchers)?;
+            }
+        }
+        _ => return Err("`matchers` is required: a list such as [\"alertname=\\\"X\\\"\"]".into()),
+    }
+    let starts_at = match o.get("startsAt") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_time("startsAt", v)?),
+    };
+    let ends_at = match (o.get("endsAt"), o.get("duration")) {
+        (Some(e), None) => parse_time("endsAt", e)?,
+        (None, Some(d)) => {
+            let text = d
+                .as_str()
+                .ok_or("`duration` must be a string such as \"2h\"")?;
+            let d = Dur::parse(text).map_err(|e| format!("`duration`: {e}"))?;
+            if d.is_zero() {
+                return Err("`duration` must be more than 0".into());
+            }
+            starts_at.unwrap_or(now).add(d)
+        }
+        (Some(_), Some(_)) => return Err("give `endsAt` or `duration`, not both".into()),
+        (None, None) => {
+            return Err("`endsAt` (RFC 3339) or `duration` (e.g. \"2h\") is required".into());
+        }
+    };
+    let id = match o.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("`id` must be a string".into()),
+    };
+    Ok(SilenceRequest {
+        id,
+        matchers: Matchers(matchers),
+        starts_at,
+        ends_at,
+        created_by: required_text(o, "createdBy")?,
+        comment: required_text(o, "comment")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_780_000_000_000);
+
+    #[test]
+    fn postable_silence_in_both_matcher_forms() {
+        let body = br#"{"matchers": [{"name": "alertname", "value": "ProbeDown", "isRegex": false, "isEqual": true},
+                        "service=~\"shop|cart\"", {"name": "probe", "value": "x", "isEqual": false}],
+                        "duration": "2h", "createdBy": "ann", "comment": "deploy"}"#;
+        let r = parse_postable_silence(body, NOW).expect("valid");
+        assert_eq!(
+            r.matchers.to_string(),
+            r#"{alertname="ProbeDown",service=~"shop|cart",probe!="x"}"#
+        );
+        assert_eq!(r.starts_at, None);
+        assert_eq!(r.ends_at, NOW.add(Dur::from_hours(2)));
+        assert_eq!(
+            (r.created_by.as_str(), r.comment.as_str()),
+            ("ann", "deploy")
+        );
+        assert_eq!(r.id, None);
+
+        let body = br#"{"id": "abc", "matchers": ["a=\"1\""], "startsAt": "2026-05-28T20:26:40Z",
+                        "endsAt": "2026-05-28T22:26:40.5Z", "createdBy": "b", "comment": "c"}"#;
+        let r = parse_postable_silence(body, NOW).expect("valid");
+        assert_eq!(r.id.as_deref(), Some("abc"));
+        // 2026-05-28T20:26:40Z is 1_780_000_000 s after the epoch.
+        assert_eq!(r.starts_at, Some(Timestamp(1_780_000_000_000)));
+        assert_eq!(r.ends_at, Timestamp(1_780_007_200_500));
+    }
+
+    #[test]
+    fn bad_silences_say_what_is_wrong() {
+        let cases: [(&[u8], &str); 9] = [
+            (b"nope", "not JSON"),
+            (b"[]", "JSON object"),
+            (br#"{"duration": "2h", "createdBy": "a", "comment": "c"}"#, "`matchers` is required"),
+            (br#"{"matchers": ["a=1"], "createdBy": "a", "comment": "c"}"#, "`endsAt`"),
+            (br#"{"matchers": ["a=\"1\""], "duration": "2x", "createdBy": "a", "comment": "c"}"#, "`duration`"),
+            (br#"{"matchers": ["a=\"1\""], "endsAt": "tomorrow", "createdBy": "a", "comment": "c"}"#, "RFC 3339"),
+            (br#"{"matchers": ["a=\"1\""], "duration": "2h", "comment": "c"}"#, "`createdBy`"),
+            (br#"{"matchers": ["1a=\"1\""], "duration": "2h", "createdBy": "a", "comment": "c"}"#, "label name"),
+            (br#"{"matchers": ["a=\"1\""], "duration": "2h", "createdBy": "a", "comment": "c", "endAt": 1}"#, "unknown field `endAt`"),
+        ];
+        for (body, want) in cases {
+            let e = parse_postable_silence(body, NOW).expect_err("invalid");
+            assert!(e.contains(want), "{}: {e}", String::from_utf8_lossy(body));
+        }
+    }
+
+    fn view(labels: &[(&str, &str)], silenced: bool, inhibited: bool) -> AlertView {
+        let labels: crate::rules::model::Labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        AlertView {
+            fingerprint: crate::alert::Fingerprint::of(&labels),
+            alert: crate::alert::Alert {
+                labels,
+                annotations: Default::default(),
+                starts_at: NOW,
+                ends_at: None,
+                generator_url: String::new(),
+            },
+            state: if silenced || inhibited {
+                AlertState::Suppressed
+            } else {
+                AlertState::Active
+            },
+            silenced_by: if silenced { vec!["s1".into()] } else { vec![] },
+            inhibited_by: if inhibited {
+                vec![crate::alert::Fingerprint(7)]
+            } else {
+                vec![]
+            },
+            receivers: vec!["oncall".into()],
+        }
+    }
+
+    #[test]
+    fn alert_filters_follow_alertmanager() {
+        let active = view(&[("alertname", "A"), ("service", "shop")], false, false);
+        let silenced = view(&[("alertname", "B"), ("service", "shop")], true, false);
+        let inhibited = view(&[("alertname", "C"), ("service", "cart")], false, true);
+        let all = [&active, &silenced, &inhibited];
+        let names = |q: &str| -> Vec<String> {
+            let f = AlertFilter::parse(Some(q)).expect("valid query");
+            all.iter()
+                .filter(|a| f.keeps(a))
+                .map(|a| a.alert.label("alertname").to_owned())
+                .collect()
+        };
+        assert_eq!(names(""), ["A", "B", "C"]);
+        assert_eq!(names("silenced=false"), ["A", "C"]);
+        assert_eq!(names("inhibited=false&silenced=false"), ["A"]);
+        assert_eq!(names("active=false"), ["B", "C"]);
+        assert_eq!(names("filter=service%3D%22shop%22"), ["A", "B"]);
+        assert_eq!(
+            names("filter=service%3D%22shop%22&filter=alertname%21%3D%22A%22"),
+            ["B"]
+        );
+        assert_eq!(names("filter=alertname%3D~%22A%7CC%22"), ["A", "C"]);
+        assert_eq!(names("receiver=on.*"), ["A", "B", "C"]);
+        assert!(names("receiver=other").is_empty());
+        for bad in [
+            "filter=1x%3D%22a%22",
+            "silenced=maybe",
+            "nope=1",
+            "filter=%zz",
+        ] {
+            assert!(AlertFilter::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn silences_render_as_alertmanager_does() {
+        let s = Silence {
+            id: "x".into(),
+            matchers: Matchers::parse(r#"a="1", b!~"2|3""#).expect("valid"),
+            starts_at: NOW,
+            ends_at: NOW.add(Dur::from_hours(1)),
+            created_by: "me".into(),
+            comment: "why".into(),
+            updated_at: NOW,
+        };
+        let v = silence_json(&s, NOW);
+        assert_eq!(v["status"]["state"], "active");
+        assert_eq!(
+            v["matchers"],
+            json!([{"name": "a", "value": "1", "isRegex": false, "isEqual": true},
+                   {"name": "b", "value": "2|3", "isRegex": true, "isEqual": false}])
+        );
+        assert_eq!(v["startsAt"], "2026-05-28T20:26:40.000Z");
+        assert_eq!(v["endsAt"], "2026-05-28T21:26:40.000Z");
+        assert_eq!(
+            silence_json(&s, NOW.add(Dur::from_hours(1)))["status"]["state"],
+            "expired"
+        );
+        assert_eq!(silence_json(&s, Timestamp(0))["status"]["state"], "pending");
+    }
 }

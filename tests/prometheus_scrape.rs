@@ -4,7 +4,8 @@
 //! the synthetic service's exact counters, and every PromQL expression of `dashboards/*.json`
 //! returns data (a dead panel query fails the test). The agent runs with
 //! `export.prometheus.sloth_compatible` on, and the queries of Sloth's "Detailed SLOs" Grafana
-//! dashboard (14348) return the exact numbers of the driven traffic.
+//! dashboard (14348) return the exact numbers of the driven traffic. Alerting is configured with
+//! a webhook receiver (an in-process endpoint), so the alerting families have their rows.
 
 mod common;
 
@@ -17,12 +18,10 @@ use std::time::{Duration, Instant};
 use burnwatch::probe::Prober;
 use burnwatch::synthetic::Behaviour;
 use common::{
-    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, shop_rules, start_service,
+    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, run_agent, shop_rules,
+    start_receiver, start_service, wait_for,
 };
 use serde_json::Value;
-
-/// Every wait in this test is bounded by this.
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Requests driven at the service; with 1 error in 8, exactly 10 fail.
 const DRIVEN: u64 = 80;
@@ -74,26 +73,6 @@ async fn query(
             Ok((labels, value))
         })
         .collect()
-}
-
-/// Polls `f` until it yields a value, or panics naming `what` and the last error.
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let last = match f().await {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}; last: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The single value of an instant query that must return exactly one series.
@@ -301,6 +280,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     };
     let (base, svc, svc_stop) = start_service(behaviour).await;
 
+    let (hooks, _received, hooks_stop) = start_receiver().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("shop.yaml"), rules(&base)).expect("rules");
     let agent_addr = free_addr();
@@ -308,20 +288,12 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     std::fs::write(
         &cfg,
         format!(
-            "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n"
+            "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n\
+             alerting:\n  route: {{receiver: oncall, group_wait: 1s}}\n  receivers:\n    - name: oncall\n      webhook: [{{url: 'http://{hooks}/hook'}}]\n"
         ),
     )
     .expect("config");
-    let _agent = Proc(
-        Command::new(env!("CARGO_BIN_EXE_burnwatch"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start burnwatch run"),
-    );
+    let _agent = run_agent(&cfg);
 
     let prom_dir = dir.path().join("prometheus");
     std::fs::create_dir(&prom_dir).expect("prometheus dir");
@@ -413,7 +385,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
 
     // a. Every documented family is stored, every series with its documented labels.
     let families = documented_families();
-    assert!(families.len() >= 29, "parsed only {families:?}");
+    assert!(families.len() >= 39, "parsed only {families:?}");
     for f in &families {
         if NOT_IN_THIS_SETUP.contains(&f.name.as_str()) {
             continue;
@@ -531,4 +503,5 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         started.elapsed()
     );
     let _ = svc_stop.send(true);
+    let _ = hooks_stop.send(true);
 }

@@ -158,6 +158,32 @@ enum Command {
     ExpireSilence(String, oneshot::Sender<Result<(), CommandError>>),
 }
 
+/// A command's answer, held until its change is saved and published.
+enum Reply {
+    Set(
+        oneshot::Sender<Result<String, CommandError>>,
+        Result<String, CommandError>,
+    ),
+    Expire(
+        oneshot::Sender<Result<(), CommandError>>,
+        Result<(), CommandError>,
+    ),
+}
+
+impl Reply {
+    fn send(self) {
+        // A caller that gave up waiting is no error.
+        match self {
+            Reply::Set(tx, r) => {
+                let _ = tx.send(r);
+            }
+            Reply::Expire(tx, r) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
 /// The API's way in: read the view, change silences. Cheap to clone.
 #[derive(Clone)]
 pub struct AlertingHandle {
@@ -417,6 +443,9 @@ impl Task {
         am_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first snapshot is already there; evaluate it at once.
         snapshots.mark_changed();
+        // Answers to commands wait until the change is saved and visible in the view, so a
+        // client that was told "done" reads its own change and it survives a crash.
+        let mut replies: Vec<Reply> = Vec::new();
         loop {
             let wait = self.until_next_flush();
             // Probe results only feed thresholds: no save, no new view (there may be many).
@@ -425,7 +454,7 @@ impl Task {
                 biased;
                 _ = stopped(&mut stop) => break,
                 Some(o) = outcomes.recv() => self.outcome(o),
-                Some(cmd) = commands.recv() => self.command(cmd),
+                Some(cmd) = commands.recv() => replies.push(self.command(cmd)),
                 Some(p) = probes.recv() => {
                     self.alerter.observe_probe(&p.name, p.at, p.success);
                     quiet = true;
@@ -447,6 +476,9 @@ impl Task {
                 self.save().await;
             }
             let _ = view_tx.send(Arc::new(self.view()));
+            for r in replies.drain(..) {
+                r.send();
+            }
         }
         // Shutdown: the evaluator has published its last snapshot; act on it, send what is
         // due, then give delivery its grace period and record every outcome.
@@ -647,25 +679,27 @@ impl Task {
         self.dirty = true;
     }
 
-    fn command(&mut self, cmd: Command) {
+    /// Applies a command; the answer is sent by the caller once the change is saved and
+    /// published.
+    fn command(&mut self, cmd: Command) -> Reply {
         let now = Timestamp(wall_ms());
+        self.dirty = true;
         match cmd {
             Command::SetSilence(req, reply) => {
                 let r = self.silences.set(req, now, uuid_v4);
                 if let Ok(id) = &r {
                     tracing::info!(silence = %id, "silence set");
                 }
-                let _ = reply.send(r.map_err(CommandError::from));
+                Reply::Set(reply, r.map_err(CommandError::from))
             }
             Command::ExpireSilence(id, reply) => {
                 let r = self.silences.expire(&id, now);
                 if r.is_ok() {
                     tracing::info!(silence = %id, "silence expired");
                 }
-                let _ = reply.send(r.map_err(CommandError::from));
+                Reply::Expire(reply, r.map_err(CommandError::from))
             }
         }
-        self.dirty = true;
     }
 
     fn am_push(&mut self, tx: &mpsc::UnboundedSender<AmResult>) {

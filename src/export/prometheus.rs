@@ -23,8 +23,13 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::agent::AgentSnapshot;
+use crate::agent::alerting::AlertingView;
 use crate::export::sloth::SlothCollector;
 use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
+use crate::notify::delivery::{BreakerState, DeliveryError};
+use crate::notify::dispatch::AlertState;
+use crate::notify::silence::SilenceState;
+use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
@@ -47,8 +52,21 @@ pub fn encode(snap: &Arc<AgentSnapshot>) -> Result<String, fmt::Error> {
 
 /// The page for `snap` with the families `opts` asks for.
 pub fn encode_with(snap: &Arc<AgentSnapshot>, opts: PageOptions) -> Result<String, fmt::Error> {
+    encode_page(snap, None, opts)
+}
+
+/// The page for `snap` and, when given, the alerting families of `alerting` (the newest view
+/// of the alerting task), with the families `opts` asks for.
+pub fn encode_page(
+    snap: &Arc<AgentSnapshot>,
+    alerting: Option<&Arc<AlertingView>>,
+    opts: PageOptions,
+) -> Result<String, fmt::Error> {
     let mut reg = Registry::with_prefix("burnwatch");
     reg.register_collector(Box::new(SnapshotCollector(snap.clone())));
+    if let Some(view) = alerting {
+        reg.register_collector(Box::new(AlertingCollector(view.clone())));
+    }
     let mut out = String::with_capacity(page_estimate(snap, opts));
     prometheus_client::encoding::text::encode_registry(&mut out, &reg)?;
     if opts.sloth_compatible {
@@ -533,6 +551,180 @@ impl Collector for SnapshotCollector {
     }
 }
 
+/// The alerting families, from the alerting task's newest view. Label sets are bounded by the
+/// config (receivers, integrations) and fixed word lists (states, reasons), never by alerts.
+#[derive(Debug)]
+struct AlertingCollector(Arc<AlertingView>);
+
+/// Why a notification is sent, as counted.
+const NOTIFY_REASONS: [NotifyReason; 5] = [
+    NotifyReason::First,
+    NotifyReason::NewAlerts,
+    NotifyReason::SomeResolved,
+    NotifyReason::AllResolved,
+    NotifyReason::Repeat,
+];
+/// Why a delivery failed for good, as counted (one value of each kind).
+fn failure_reasons() -> [&'static str; 5] {
+    [
+        DeliveryError::Permanent(String::new()),
+        DeliveryError::RetriesExhausted {
+            attempts: 0,
+            last: String::new(),
+        },
+        DeliveryError::Overflow { capacity: 0 },
+        DeliveryError::Superseded,
+        DeliveryError::Shutdown { last: None },
+    ]
+    .map(|e| e.key())
+}
+
+impl Collector for AlertingCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let v = &self.0;
+        let c = &v.counters;
+        let suppressed = v
+            .alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Suppressed)
+            .count();
+        gauges(
+            &mut enc,
+            "alerts",
+            "Alerts by state: firing (suppressed ones included), pending (condition true, `for` not elapsed), suppressed (silenced or inhibited), flapping (held by flap damping)",
+            [
+                ("firing", v.alerts.len()),
+                ("pending", v.pending),
+                ("suppressed", suppressed),
+                ("flapping", v.flapping.len()),
+            ]
+            .map(|(s, n)| (one("state", s), n as f64)),
+        )?;
+        // Every (receiver, integration) pair of the config gets every reason, at 0 until it
+        // happens, so rates and alerts on these counters work from the first scrape.
+        let mut pairs: BTreeMap<(&str, &str), (usize, u64)> = BTreeMap::new();
+        for s in &v.integrations {
+            let e = pairs.entry((s.receiver.as_str(), s.kind)).or_default();
+            e.0 += s.queue_len;
+            e.1 += u64::from(s.breaker == BreakerState::Open);
+        }
+        let counted = |m: &'_ BTreeMap<(String, &'static str, &'static str), u64>,
+                       reasons: &[&'static str]| {
+            let mut rows: BTreeMap<(String, &'static str, &'static str), u64> = pairs
+                .keys()
+                .flat_map(|(r, i)| {
+                    reasons
+                        .iter()
+                        .map(move |why| (((*r).to_owned(), *i, *why), 0))
+                })
+                .collect();
+            for (k, n) in m {
+                *rows.entry(k.clone()).or_default() += n;
+            }
+            rows.into_iter().map(|((r, i, why), n)| {
+                (
+                    vec![
+                        (Cow::Borrowed("receiver"), r),
+                        (Cow::Borrowed("integration"), i.to_owned()),
+                        (Cow::Borrowed("reason"), why.to_owned()),
+                    ],
+                    n,
+                )
+            })
+        };
+        counters(
+            &mut enc,
+            "notifications",
+            "Notifications delivered, by receiver, integration kind and why they were sent",
+            counted(&c.notifications, &NOTIFY_REASONS.map(NotifyReason::key)),
+        )?;
+        counters(
+            &mut enc,
+            "notifications_failed",
+            "Notifications that failed for good, by receiver, integration kind and failure",
+            counted(&c.failed, &failure_reasons()),
+        )?;
+        let pair_labels = |r: &str, i: &str| {
+            vec![
+                (Cow::Borrowed("receiver"), r.to_owned()),
+                (Cow::Borrowed("integration"), i.to_owned()),
+            ]
+        };
+        gauges(
+            &mut enc,
+            "notification_queue_length",
+            "Notifications waiting for delivery (the one in flight excluded)",
+            pairs
+                .iter()
+                .map(|((r, i), (q, _))| (pair_labels(r, i), *q as f64)),
+        )?;
+        gauges(
+            &mut enc,
+            "notification_breaker_open",
+            "Integrations of this kind whose circuit breaker is open (deliveries held until the cool-down ends)",
+            pairs
+                .iter()
+                .map(|((r, i), (_, open))| (pair_labels(r, i), *open as f64)),
+        )?;
+        let mut suppressions: BTreeMap<&str, u64> = [
+            SuppressReason::Silenced,
+            SuppressReason::Inhibited,
+            SuppressReason::Deduplicated,
+            SuppressReason::Flapping,
+        ]
+        .iter()
+        .map(|r| (r.key(), 0))
+        .collect();
+        for (k, n) in &c.suppressed {
+            *suppressions.entry(k).or_default() += n;
+        }
+        counters(
+            &mut enc,
+            "alert_suppressions",
+            "Alerts held back, by reason: one per alert, integration and flush (flapping: one per alert that starts flapping)",
+            suppressions.into_iter().map(|(k, n)| (one("reason", k), n)),
+        )?;
+        let mut silences: BTreeMap<&str, u64> = [
+            SilenceState::Pending,
+            SilenceState::Active,
+            SilenceState::Expired,
+        ]
+        .iter()
+        .map(|s| (s.as_str(), 0))
+        .collect();
+        for s in &v.silences {
+            *silences.entry(s.state(v.at).as_str()).or_default() += 1;
+        }
+        gauges(
+            &mut enc,
+            "silences",
+            "Silences kept, by state (expired ones until the retention drops them)",
+            silences
+                .into_iter()
+                .map(|(k, n)| (one("state", k), n as f64)),
+        )?;
+        gauges(
+            &mut enc,
+            "alerting_state_save_timestamp_seconds",
+            "When the alerting state was last saved, Unix seconds (absent before the first)",
+            v.last_save_ms.map(|ms| (Labels::new(), ms as f64 / 1000.0)),
+        )?;
+        counters(
+            &mut enc,
+            "alerting_state_save_failures",
+            "Failed saves of the alerting state file since start",
+            [(Labels::new(), c.state_save_failures)],
+        )?;
+        counters(
+            &mut enc,
+            "alertmanager_push_failures",
+            "Failed pushes to the configured Alertmanager since start",
+            [(Labels::new(), c.alertmanager_push_failures)],
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,5 +868,137 @@ slos:
         let page = encode(&Arc::new(gone)).expect("encodes");
         assert!(!page.contains("slo=\"up\""), "{page}");
         assert!(encode(&snap).expect("encodes").contains("slo=\"up\""));
+    }
+
+    #[test]
+    fn alerting_families_read_the_view() {
+        use crate::alert::{Alert, Fingerprint, Matchers};
+        use crate::notify::delivery::IntegrationStats;
+        use crate::notify::dispatch::AlertView;
+        use crate::notify::silence::Silence;
+        let at = Timestamp(1_780_000_000_000);
+        let alert = |name: &str, state: AlertState| {
+            let labels: crate::rules::model::Labels =
+                [("alertname".to_owned(), name.to_owned())].into();
+            AlertView {
+                fingerprint: Fingerprint::of(&labels),
+                alert: Alert {
+                    labels,
+                    annotations: Default::default(),
+                    starts_at: at,
+                    ends_at: None,
+                    generator_url: String::new(),
+                },
+                state,
+                silenced_by: Vec::new(),
+                inhibited_by: Vec::new(),
+                receivers: vec!["oncall".into()],
+            }
+        };
+        let silence = |id: &str, end_s: u64| Silence {
+            id: id.into(),
+            matchers: Matchers::parse(r#"a="1""#).expect("valid"),
+            starts_at: Timestamp(0),
+            ends_at: at.add(crate::time::Dur::from_secs(end_s)),
+            created_by: "me".into(),
+            comment: "c".into(),
+            updated_at: Timestamp(0),
+        };
+        let hook = |idx: usize, queue_len: usize, breaker: BreakerState| IntegrationStats {
+            receiver: "oncall".into(),
+            integration_idx: idx,
+            kind: "webhook",
+            queue_len,
+            breaker,
+            ..Default::default()
+        };
+        let mut view = AlertingView {
+            at,
+            alerts: vec![
+                alert("A", AlertState::Active),
+                alert("B", AlertState::Suppressed),
+            ],
+            pending: 3,
+            silences: vec![silence("s1", 60), silence("s2", 0), silence("s3", 0)],
+            integrations: vec![
+                hook(0, 2, BreakerState::Open),
+                hook(1, 1, BreakerState::Closed),
+            ],
+            last_save_ms: Some(1_780_000_000_500),
+            ..Default::default()
+        };
+        view.flapping.insert(Fingerprint(1));
+        view.counters
+            .notifications
+            .insert(("oncall".into(), "webhook", "first"), 4);
+        view.counters
+            .failed
+            .insert(("oncall".into(), "webhook", "permanent"), 1);
+        view.counters.suppressed.insert("silenced", 5);
+        let page = encode_page(&snapshot(), Some(&Arc::new(view)), PageOptions::default())
+            .expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
+        let v = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
+        for (state, n) in [
+            ("firing", 2.0),
+            ("pending", 3.0),
+            ("suppressed", 1.0),
+            ("flapping", 1.0),
+        ] {
+            assert_eq!(v("burnwatch_alerts", &[("state", state)]), n, "{state}");
+        }
+        let hook_l = [("receiver", "oncall"), ("integration", "webhook")];
+        let with = |why: &'static str| [hook_l[0], hook_l[1], ("reason", why)];
+        assert_eq!(v("burnwatch_notifications_total", &with("first")), 4.0);
+        assert_eq!(v("burnwatch_notifications_total", &with("repeat")), 0.0);
+        assert_eq!(
+            samples
+                .iter()
+                .filter(|s| s.name == "burnwatch_notifications_total")
+                .count(),
+            5,
+            "one row per reason for the one (receiver, kind) pair"
+        );
+        assert_eq!(
+            v("burnwatch_notifications_failed_total", &with("permanent")),
+            1.0
+        );
+        assert_eq!(
+            v("burnwatch_notifications_failed_total", &with("shutdown")),
+            0.0
+        );
+        // Two webhooks of one receiver: queues add up, one breaker is open.
+        assert_eq!(v("burnwatch_notification_queue_length", &hook_l), 3.0);
+        assert_eq!(v("burnwatch_notification_breaker_open", &hook_l), 1.0);
+        assert_eq!(
+            v(
+                "burnwatch_alert_suppressions_total",
+                &[("reason", "silenced")]
+            ),
+            5.0
+        );
+        assert_eq!(
+            v(
+                "burnwatch_alert_suppressions_total",
+                &[("reason", "inhibited")]
+            ),
+            0.0
+        );
+        // s1 ends a minute after the view; s2 and s3 end at it (the end is exclusive).
+        assert_eq!(v("burnwatch_silences", &[("state", "active")]), 1.0);
+        assert_eq!(v("burnwatch_silences", &[("state", "expired")]), 2.0);
+        assert_eq!(v("burnwatch_silences", &[("state", "pending")]), 0.0);
+        assert_eq!(
+            v("burnwatch_alerting_state_save_timestamp_seconds", &[]),
+            1_780_000_000.5
+        );
+        assert_eq!(v("burnwatch_alerting_state_save_failures_total", &[]), 0.0);
+        // The SLO families are still there, and without a view none of these are.
+        assert_eq!(v("burnwatch_slo_objective_ratio", &[("slo", "up")]), 0.995);
+        assert!(
+            !encode(&snapshot())
+                .expect("encodes")
+                .contains("burnwatch_alerts")
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use burnwatch::probe::{FetchRequest, Prober};
 use burnwatch::synthetic::{self, Behaviour, Service};
 use burnwatch::time::Dur;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -42,6 +42,21 @@ impl Drop for Proc {
     }
 }
 
+/// `burnwatch run --config <config>` as a child (warnings on stderr), killed when the guard
+/// drops.
+pub fn run_agent(config: &std::path::Path) -> Proc {
+    Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_burnwatch"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start burnwatch run"),
+    )
+}
+
 /// A loopback address nobody listens on right now.
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -61,37 +76,86 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// One GET bounded to 5 s, returning the parsed JSON body (an error for a non-2xx status).
-pub async fn get_json(addr: SocketAddr, path: &str) -> Result<Value, String> {
+/// One request bounded to 5 s: (status, body).
+pub async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Bytes), String> {
     let fetch = async {
         let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let request = hyper::Request::get(path)
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header("host", addr.to_string())
-            .body(Empty::<Bytes>::new())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
             .map_err(|e| e.to_string())?;
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| e.to_string())?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        if !status.is_success() {
-            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
-        }
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
+        Ok((status, body))
     };
     tokio::time::timeout(Duration::from_secs(5), fetch)
         .await
-        .map_err(|_| format!("GET {path} timed out"))?
+        .map_err(|_| format!("{method} {path} timed out"))?
+}
+
+/// One GET bounded to 5 s, returning the parsed JSON body (an error for a non-2xx status).
+pub async fn get_json(addr: SocketAddr, path: &str) -> Result<Value, String> {
+    let (status, body) = exchange(addr, "GET", path, "").await?;
+    if !(200..300).contains(&status) {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+/// One request bounded to 5 s: (status, JSON body, or `Null` when the body is not JSON).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Value), String> {
+    let (status, body) = exchange(addr, method, path, body).await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+/// Every wait of [`wait_for`] is bounded by this.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `f` until it yields a value, or panics naming `what` and the last error after
+/// [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        let last = match f().await {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}; last: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A synthetic service on an ephemeral port: (base URL, handle, stop sender).
@@ -328,4 +392,50 @@ slos:
     indicator: {{probe: health}}
 "#
     )
+}
+
+/// What a [`start_receiver`] endpoint got: (path, JSON body) per request, in order.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+/// An HTTP endpoint on loopback standing in for webhook and PagerDuty receivers: answers every
+/// request `202 {"status": "success"}` and records it. Returns (address, record, stop sender).
+pub async fn start_receiver() -> (SocketAddr, Received, watch::Sender<bool>) {
+    use hyper::service::service_fn;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got: Received = Default::default();
+    let (tx, mut rx) = watch::channel(false);
+    let record = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = rx.wait_for(|s| *s) => return,
+                a = listener.accept() => match a {
+                    Ok((s, _)) => s,
+                    Err(_) => continue,
+                },
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        record.lock().expect("not poisoned").push((path, json));
+                        let mut r = hyper::Response::new(Full::new(Bytes::from(
+                            r#"{"status":"success","message":"Event processed"}"#,
+                        )));
+                        *r.status_mut() = hyper::StatusCode::ACCEPTED;
+                        Ok::<_, hyper::Error>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, got, tx)
 }
