@@ -810,8 +810,8 @@ mod tests {
             c.rules,
             vec![path.parent().expect("dir").join("rules/*.yaml")]
         );
-        // The commented `export` example is valid too once uncommented (its secret and CA
-        // file replaced by ones that exist here).
+        // The commented `export` and `alerting` examples are valid too once uncommented (the
+        // OTLP secret and CA file replaced by ones that exist here).
         let text = std::fs::read_to_string(&path).expect("read");
         let example = text
             .split_once("# export:")
@@ -836,6 +836,10 @@ mod tests {
         let o = c.export.otlp.expect("otlp");
         assert_eq!(o.endpoint, "https://otel-collector.internal:4317");
         assert_eq!(o.headers, vec![("x-api-key".to_owned(), "k3y".to_owned())]);
+        let a = &c.alerting;
+        assert_eq!(a.route.receiver, "tickets");
+        assert_eq!(a.receivers.len(), 2);
+        assert_eq!(a.receivers[0].email.len(), 1);
     }
 
     #[test]
