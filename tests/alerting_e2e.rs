@@ -443,12 +443,7 @@ fn webhook_alerting(hook: &HookSink, group_wait: &str) -> String {
 /// exactly one firing and one resolved notification over the whole test.
 async fn recover_and_count(setup: &Setup, hook: &HookSink) {
     setup.svc.set_behaviour(HEALTHY);
-    wait_for(
-        Duration::from_secs(45),
-        "both resolved notifications",
-        || both_reached(&hook.received(), (1, 1)).then_some(()),
-    )
-    .await;
+    wait_both(hook, (1, 1), "both resolved notifications").await;
     // A duplicate would come at a flush: wait past two group intervals.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let hooks = hook.received();
@@ -468,8 +463,23 @@ async fn recover_and_count(setup: &Setup, hook: &HookSink) {
 /// The group_wait of the first crash test (long enough to kill inside it).
 const GROUP_WAIT_A: Duration = Duration::from_secs(5);
 
-fn restored(e: &Value) -> bool {
-    log_field(e, "message") == Some("restored alerting state")
+/// Starts the killed agent again and waits (bounded) until it logs that it restored its
+/// alerting state (looking at the log from `from` on, i.e. after the kill).
+async fn restart_restored(agent: &mut AgentProcess, from: usize) {
+    agent.restart();
+    agent
+        .wait_event(from, Duration::from_secs(20), "the restored state", |e| {
+            log_field(e, "message") == Some("restored alerting state")
+        })
+        .await;
+}
+
+/// Waits (bounded) until both alerts have `want` (firing, resolved) notifications.
+async fn wait_both(hook: &HookSink, want: (usize, usize), what: &str) {
+    wait_for(Duration::from_secs(45), what, || {
+        both_reached(&hook.received(), want).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,20 +513,8 @@ async fn sigkill_between_firing_and_sending_sends_exactly_once() {
         .filter_map(|e| log_field(e, "labels").map(str::to_owned))
         .collect();
     let restarted = Instant::now();
-    setup.agent.restart();
-    setup
-        .agent
-        .wait_event(
-            before_kill,
-            Duration::from_secs(20),
-            "the restored state",
-            restored,
-        )
-        .await;
-    wait_for(Duration::from_secs(30), "both firing notifications", || {
-        both_reached(&hook.received(), (1, 0)).then_some(())
-    })
-    .await;
+    restart_restored(&mut setup.agent, before_kill).await;
+    wait_both(&hook, (1, 0), "both firing notifications").await;
     // The first group kept its deadline (firing + group_wait), rather than starting a new
     // group_wait at the restart.
     let first = hook.received()[0].at;
@@ -541,10 +539,7 @@ async fn sigkill_between_sending_and_resolve_resolves_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut setup = Setup::start(dir, &webhook_alerting(&hook, "1s")).await;
     setup.svc.set_behaviour(OUTAGE);
-    wait_for(Duration::from_secs(30), "both firing notifications", || {
-        both_reached(&hook.received(), (1, 0)).then_some(())
-    })
-    .await;
+    wait_both(&hook, (1, 0), "both firing notifications").await;
     // Delivered means confirmed and saved: both confirmations logged, then a state file
     // written after that (saves are sequential in the alerting task, so it holds them).
     let mut from = 0;
@@ -571,16 +566,7 @@ async fn sigkill_between_sending_and_resolve_resolves_exactly_once() {
     .await;
     let before_kill = setup.agent.events().len();
     setup.agent.kill();
-    setup.agent.restart();
-    setup
-        .agent
-        .wait_event(
-            before_kill,
-            Duration::from_secs(20),
-            "the restored state",
-            restored,
-        )
-        .await;
+    restart_restored(&mut setup.agent, before_kill).await;
     // Still in the outage after the restart: nothing is re-sent.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let c = counts(&hook.received());
@@ -603,10 +589,7 @@ async fn webhooks_are_alertmanager_v4_and_alerts_reach_a_real_alertmanager() {
     );
     let setup = Setup::start(dir, &alerting).await;
     setup.svc.set_behaviour(OUTAGE);
-    wait_for(Duration::from_secs(30), "both firing notifications", || {
-        both_reached(&hook.received(), (1, 0)).then_some(())
-    })
-    .await;
+    wait_both(&hook, (1, 0), "both firing notifications").await;
 
     // The webhook payloads parse as Alertmanager v4 and carry our fingerprints.
     let hooks = hook.received();
@@ -683,12 +666,7 @@ async fn webhooks_are_alertmanager_v4_and_alerts_reach_a_real_alertmanager() {
 
     // Recovery: both resolve by webhook (v4, resolved) and leave Alertmanager's active set.
     setup.svc.set_behaviour(HEALTHY);
-    wait_for(
-        Duration::from_secs(45),
-        "both resolved notifications",
-        || both_reached(&hook.received(), (1, 1)).then_some(()),
-    )
-    .await;
+    wait_both(&hook, (1, 1), "both resolved notifications").await;
     for h in &hook.received()[hooks.len()..] {
         let p: Payload = serde_json::from_value(h.body.clone()).expect("a v4 payload");
         assert_eq!(p.status, "resolved");
