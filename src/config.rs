@@ -21,8 +21,6 @@ use crate::time::Dur;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// Largest agent config file read.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
-/// Largest secret file (`{file: ...}` header value) read.
-const MAX_SECRET_BYTES: u64 = 64 << 10;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,58 +460,17 @@ fn decode_headers(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<Vec<(Str
     (d.errors() == before).then_some(out)
 }
 
-/// A header value read from the environment or a file. Messages name the variable or file,
-/// never the value.
+/// A header value read from the environment or a file now (the exporter sends plain strings).
+/// Messages name the variable or file, never the value.
 fn secret(d: &mut Decoder<'_>, base: &Path, n: &Node, header: &str) -> Option<String> {
-    let m = MapReader::new(d, n, "a secret header value", &["env", "file"])?;
-    match m.exactly_one(d, &["env", "file"])? {
-        "env" => {
-            let var = m.opt(d, "env", Decoder::string)?;
-            match std::env::var(&var) {
-                Ok(v) if !v.is_empty() => Some(v),
-                _ => {
-                    d.error(
-                        m.get("env").map_or(m.pos, Node::pos),
-                        format!(
-                            "header `{header}`: the environment variable `{var}` is not set or empty (or not UTF-8); set it for the agent or give the value another way"
-                        ),
-                    );
-                    None
-                }
-            }
-        }
-        _ => {
-            let file = base.join(m.opt(d, "file", Decoder::string)?);
-            let pos = m.get("file").map_or(m.pos, Node::pos);
-            match read_secret_file(&file) {
-                Ok(v) => Some(v),
-                Err(why) => {
-                    d.error(
-                        pos,
-                        format!("header `{header}`: secret file {}: {why}", file.display()),
-                    );
-                    None
-                }
-            }
+    let s = crate::secret::decode(d, base, n, header)?;
+    match s.resolve() {
+        Ok(v) => Some(v.into_inner()),
+        Err(e) => {
+            d.error(n.pos(), format!("header `{header}`: {e}"));
+            None
         }
     }
-}
-
-/// A secret file's text without the trailing newline editors and `echo` add.
-fn read_secret_file(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > MAX_SECRET_BYTES {
-        return Err(format!(
-            "{} bytes, more than the {MAX_SECRET_BYTES} allowed",
-            meta.len()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let v = text.trim_end_matches(['\n', '\r']);
-    if v.is_empty() {
-        return Err("the file is empty".to_owned());
-    }
-    Ok(v.to_owned())
 }
 
 /// `resource: {name: value}`: OpenTelemetry resource attributes (dotted names allowed).
@@ -768,7 +725,7 @@ mod tests {
             "burnwatch.yaml:7:14: error: `timeout` must be longer than zero",
             "error: header `x-a`: the environment variable `BURNWATCH_TEST_UNSET_VARIABLE_4242` is not set",
             "error: header `x-b`: secret file /nonexistent/secret:",
-            "error: a secret header value takes exactly one of `env`, `file`",
+            "error: a secret (`{env: VAR}` or `{file: path}`) takes exactly one of `env`, `file`",
             "burnwatch.yaml:9:15: error: `resource` must be a mapping",
             "burnwatch.yaml:10:5: error: unknown key `colour` in `export.otlp`",
         ];

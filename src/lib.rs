@@ -10,6 +10,7 @@
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`scrape`]: scraped pages to the counter samples of the SLOs that read them (pure).
+//! - [`secret`]: credentials in config files (inline, `{env: VAR}`, `{file: path}`), never printed.
 //! - [`server`]: the HTTP server: health, readiness and the JSON API, read from snapshots.
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`notify`]: notifications to receivers, and the reasons they were (not) sent.
@@ -30,6 +31,7 @@ pub mod notify;
 pub mod probe;
 pub mod rules;
 pub mod scrape;
+pub mod secret;
 pub mod server;
 pub mod slo;
 pub mod status;

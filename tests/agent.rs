@@ -16,45 +16,12 @@ use burnwatch::probe::{FetchRequest, Prober};
 use burnwatch::slo::engine::SloReport;
 use burnwatch::synthetic::{Behaviour, Service, Stats};
 use burnwatch::time::Dur;
-use common::{Proc, drive, start_service};
+use common::{Proc, drive, shop_rules, start_service};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Every wait in these tests is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn rules(base: &str, objective: &str) -> String {
-    format!(
-        r#"version: burnwatch/v1
-service: shop
-probes:
-  - name: health
-    http: {{url: "{base}/healthz"}}
-    interval: 1s
-scrape:
-  - name: shop
-    url: {base}/metrics
-    interval: 1s
-slos:
-  - name: availability
-    objective: {objective}
-    indicator:
-      ratio:
-        bad: 'demo_http_requests_total{{code=~"5..",job="shop"}}'
-        total: 'demo_http_requests_total{{job="shop"}}'
-  - name: latency
-    objective: 90
-    indicator:
-      latency_threshold:
-        threshold: 300ms
-        histogram: 'demo_http_request_duration_seconds{{job="shop"}}'
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
-  - name: health
-    objective: 99
-    indicator: {{probe: health}}
-"#
-    )
-}
 
 /// Polls `f` on fresh snapshots until it holds, or panics with the last snapshot's SLOs.
 async fn wait_until(
@@ -99,7 +66,7 @@ impl Fixture {
         let (base, svc, svc_stop) = start_service(b).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let rules_file = dir.path().join("shop.yaml");
-        std::fs::write(&rules_file, rules(&base, "99")).expect("write rules");
+        std::fs::write(&rules_file, shop_rules(&base, "99")).expect("write rules");
         let agent = Agent::start(config(dir.path(), &rules_file))
             .await
             .expect("agent starts");
@@ -271,7 +238,7 @@ async fn broken_rules_are_rejected_and_the_last_good_rules_keep_running() {
 
     // A broken file (objective 100 and an unknown key) is rejected through the file watcher.
     let broken =
-        rules(&base, "100").replace("    interval: 1s\nscrape", "    intervall: 1s\nscrape");
+        shop_rules(&base, "100").replace("    interval: 1s\nscrape", "    intervall: 1s\nscrape");
     std::fs::write(&rules_file, broken).expect("write broken rules");
     let snap = wait_until(&mut rx, "the reload to be rejected", |s| {
         !s.rules_status.last_reload_ok
@@ -304,7 +271,7 @@ async fn broken_rules_are_rejected_and_the_last_good_rules_keep_running() {
     .await;
 
     // A good change (objective only) is taken through SIGHUP's path and keeps the state.
-    std::fs::write(&rules_file, rules(&base, "99.5")).expect("write fixed rules");
+    std::fs::write(&rules_file, shop_rules(&base, "99.5")).expect("write fixed rules");
     agent.reloader().send(()).await.expect("reload request");
     let snap = wait_until(&mut rx, "the fixed rules", |s| {
         s.rules_status.last_reload_ok && s.rules_status.generation > generation
@@ -372,7 +339,7 @@ async fn sigkill_restart_keeps_the_budget() {
     };
     let (base, svc, _stop) = start_service(b).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("shop.yaml"), rules(&base, "99")).expect("rules");
+    std::fs::write(dir.path().join("shop.yaml"), shop_rules(&base, "99")).expect("rules");
     let port = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind")

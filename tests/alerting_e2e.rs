@@ -236,7 +236,7 @@ fn part<'a>(msg: &'a Value, mime: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_recovery() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = common::pki(dir.path());
+    let pki = common::TestPki::new().write_to(dir.path());
     let sink = common::SmtpSink::start(dir.path(), &pki, "starttls", USER, PASSWORD);
     std::fs::write(dir.path().join("smtp-password"), format!("{PASSWORD}\n")).expect("secret");
     let group_wait = Duration::from_secs(2);

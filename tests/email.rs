@@ -6,11 +6,14 @@
 
 mod common;
 
+use common::{PkiFiles, TestPki};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use burnwatch::alert::Alert;
 use burnwatch::notify::email::{Email, EmailConfig};
+use burnwatch::notify::render::RenderContext;
 use burnwatch::notify::{Integration, Notification, NotifyReason, SendError};
 use burnwatch::rules::model::Labels;
 use burnwatch::time::Timestamp;
@@ -22,38 +25,6 @@ const SUMMARY: &str = "checkout availability burning error budget 14.4x (1h/5m)"
 const RUNBOOK: &str = "https://runbooks.example/checkout/burn-rate";
 const GROUP_KEY: &str = "{}/{severity=\"page\"}:{service=\"checkout\"}";
 
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-/// A test CA and a leaf for 127.0.0.1 signed by it, written into `dir`.
-fn pki(dir: &Path) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "burnwatch email test CA");
-    let ca_key = KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
-    let out = Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-    };
-    std::fs::write(&out.ca, ca_cert.pem()).expect("write ca");
-    std::fs::write(&out.cert, leaf_cert.pem()).expect("write cert");
-    std::fs::write(&out.key, leaf_key.serialize_pem()).expect("write key");
-    out
-}
-
 /// A running sink and where it writes.
 struct Sink {
     _proc: common::Proc,
@@ -61,7 +32,7 @@ struct Sink {
     out: PathBuf,
 }
 
-fn start_sink(dir: &Path, pki: &Pki, mode: &str) -> Sink {
+fn start_sink(dir: &Path, pki: &PkiFiles, mode: &str) -> Sink {
     let python = common::python_with("aiosmtpd");
     let out = dir.join(format!("mail-{mode}"));
     std::fs::create_dir_all(&out).expect("out dir");
@@ -156,7 +127,7 @@ fn notification(reason: NotifyReason, alert: Alert, at: Timestamp) -> Notificati
 }
 
 /// The integration from YAML, as a user writes it (password from a file).
-fn email(dir: &Path, pki: &Pki, port: u16, tls: &str, password: &str) -> Email {
+fn email(dir: &Path, pki: &PkiFiles, port: u16, tls: &str, password: &str) -> Email {
     let secret = dir.join(format!("password-{port}-{}", password.len()));
     std::fs::write(&secret, format!("{password}\n")).expect("password file");
     let yaml = format!(
@@ -175,7 +146,8 @@ fn email(dir: &Path, pki: &Pki, port: u16, tls: &str, password: &str) -> Email {
     );
     let config = EmailConfig::from_yaml(Path::new("alerting.yaml"), &yaml)
         .unwrap_or_else(|d| panic!("config rejected: {d:?}"));
-    let built = Email::new(config).expect("integration builds");
+    let ctx = RenderContext::new("http://agent.example:9464");
+    let built = Email::new(config, ctx).expect("integration builds");
     let debug = format!("{built:?}");
     assert!(
         !debug.contains(password),
@@ -223,7 +195,7 @@ fn assert_actionable(msg: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_auth_page_then_threaded_resolve() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = pki(dir.path());
+    let pki = TestPki::new().write_to(dir.path());
     let sink = start_sink(dir.path(), &pki, "starttls");
     let mail = email(dir.path(), &pki, sink.port, "starttls", PASSWORD);
     assert!(mail.send_resolved());
@@ -257,7 +229,7 @@ async fn starttls_auth_page_then_threaded_resolve() {
         assert_eq!(m["x_team"], "payments");
         assert_actionable(m);
     }
-    assert_eq!(first["subject"], SUMMARY);
+    assert_eq!(first["subject"], format!("[FIRING:1] {SUMMARY}"));
     assert_eq!(second["subject"], format!("[RESOLVED] {SUMMARY}"));
     assert!(part(first, "text/plain").contains("burnwatch silence add"));
     assert!(part(second, "text/plain").contains("RESOLVED"));
@@ -306,7 +278,7 @@ async fn starttls_auth_page_then_threaded_resolve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls_delivers_with_auth() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = pki(dir.path());
+    let pki = TestPki::new().write_to(dir.path());
     let sink = start_sink(dir.path(), &pki, "implicit");
     let mail = email(dir.path(), &pki, sink.port, "implicit", PASSWORD);
     mail.send(&notification(
@@ -321,7 +293,7 @@ async fn implicit_tls_delivers_with_auth() {
     assert_eq!(m["tls"], true, "{m}");
     assert_eq!(m["starttls"], false, "{m}");
     assert_eq!(m["authenticated"], true);
-    assert_eq!(m["subject"], SUMMARY);
+    assert_eq!(m["subject"], format!("[FIRING:1] {SUMMARY}"));
     assert_actionable(m);
     let auths = auth_log(&sink);
     assert_eq!(auths.len(), 1, "{auths:?}");
@@ -331,7 +303,7 @@ async fn implicit_tls_delivers_with_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_gone_is_retryable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = pki(dir.path());
+    let pki = TestPki::new().write_to(dir.path());
     let port = common::free_addr().port();
     let mail = email(dir.path(), &pki, port, "starttls", PASSWORD);
     let err = mail

@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::TestPki;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Read as _;
@@ -176,7 +178,7 @@ async fn http_receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
 }
 
 /// A gRPC collector, behind TLS with `pki`'s leaf when given.
-async fn grpc_receiver_with(pki: Option<&Pki>) -> (String, mpsc::UnboundedReceiver<Received>) {
+async fn grpc_receiver_with(pki: Option<&TestPki>) -> (String, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -201,11 +203,11 @@ async fn grpc_receiver_with(pki: Option<&Pki>) -> (String, mpsc::UnboundedReceiv
 }
 
 /// An OTLP/HTTP collector, behind TLS with `pki`'s leaf when given.
-async fn http_receiver_with(pki: Option<&Pki>) -> (String, mpsc::UnboundedReceiver<Received>) {
+async fn http_receiver_with(pki: Option<&TestPki>) -> (String, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::unbounded_channel();
-    let acceptor = pki.map(|p| p.acceptor());
+    let acceptor = pki.map(|p| tokio_rustls::TlsAcceptor::from(p.server_config()));
     let scheme = if pki.is_some() { "https" } else { "http" };
     tokio::spawn(async move {
         loop {
@@ -270,52 +272,6 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
         .await;
-}
-
-/// A private CA and a leaf for 127.0.0.1 signed by it, as the collector's certificate.
-struct Pki {
-    ca_pem: String,
-    leaf_pem: String,
-    leaf_key_pem: String,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "burnwatch OTLP test CA");
-        let ca_key = KeyPair::generate().expect("key");
-        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-        let issuer = Issuer::new(ca, ca_key);
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-        let leaf_key = KeyPair::generate().expect("key");
-        let leaf_cert = leaf
-            .signed_by(&leaf_key, &issuer)
-            .expect("leaf certificate");
-        Pki {
-            ca_pem: ca_cert.pem(),
-            leaf_pem: leaf_cert.pem(),
-            leaf_key_pem: leaf_key.serialize_pem(),
-        }
-    }
-
-    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from_pem_slice(self.leaf_pem.as_bytes()).expect("leaf")],
-                PrivateKeyDer::from_pem_slice(self.leaf_key_pem.as_bytes()).expect("key"),
-            )
-            .expect("server config");
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    }
 }
 
 /// The first export for which `pred` holds, within [`DEADLINE`].
@@ -510,7 +466,7 @@ async fn a_closed_port_does_not_hold_shutdown() {
 /// Exports over TLS to a collector whose certificate a private CA signed: they arrive when the
 /// CA is given as `ca_file`, and none arrives without it (the Mozilla roots do not know it).
 async fn tls_round_trip(protocol: OtlpProtocol) {
-    let pki = Pki::new();
+    let pki = TestPki::new();
     let ca = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(ca.path(), &pki.ca_pem).expect("write CA");
     let (endpoint, mut rx) = match protocol {

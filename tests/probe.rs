@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+mod common;
+
+use common::TestPki;
+
 use burnwatch::probe::{Failure, FetchRequest, PROBE_BODY_CAP, ProbeOutcome, Prober, USER_AGENT};
 use burnwatch::rules::model::{HttpProbe, Probe, ProbeKind, StatusRange};
 use burnwatch::time::Dur;
@@ -405,38 +409,6 @@ async fn refused_and_bad_url() {
     assert_eq!(reason(&out), "config");
 }
 
-/// A CA, and a leaf for 127.0.0.1 signed by it with the given validity.
-struct Pki {
-    ca_pem: String,
-    leaf_der: Vec<u8>,
-    leaf_key_der: Vec<u8>,
-}
-
-fn pki(not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "burnwatch test CA");
-    ca.not_before = rcgen::date_time_ymd(2000, 1, 1);
-    ca.not_after = rcgen::date_time_ymd(2099, 1, 1);
-    let ca_key = KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    leaf.not_before = not_before;
-    leaf.not_after = not_after;
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
-    Pki {
-        ca_pem: ca_cert.pem(),
-        leaf_der: leaf_cert.der().to_vec(),
-        leaf_key_der: leaf_key.serialize_der(),
-    }
-}
-
 fn at(y: i32, mo: u8, d: u8, h: u64, mi: u64, s: u64) -> time::OffsetDateTime {
     rcgen::date_time_ymd(y, mo, d) + Duration::from_secs(h * 3600 + mi * 60 + s)
 }
@@ -450,19 +422,8 @@ fn jiff_ms(y: i16, mo: i8, d: i8, h: i8, mi: i8, s: i8) -> i64 {
 }
 
 /// Starts the test handler behind TLS with the given leaf; returns the base URL.
-async fn tls_server(pki: &Pki) -> String {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(pki.leaf_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone())),
-        )
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+async fn tls_server(pki: &TestPki) -> String {
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -478,7 +439,7 @@ async fn tls_server(pki: &Pki) -> String {
     format!("https://{addr}")
 }
 
-fn ca_file(pki: &Pki) -> tempfile::NamedTempFile {
+fn ca_file(pki: &TestPki) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
     f.write_all(pki.ca_pem.as_bytes()).expect("write");
     f
@@ -497,7 +458,7 @@ async fn tls_verification_and_not_after() {
             jiff_ms(2051, 2, 28, 23, 59, 58),
         ),
     ] {
-        let pki = pki(rcgen::date_time_ymd(2020, 1, 1), not_after);
+        let pki = TestPki::with_validity(rcgen::date_time_ymd(2020, 1, 1), not_after);
         let base = tls_server(&pki).await;
         let ca = ca_file(&pki);
         let mut h = http(format!("{base}/ok"));
@@ -526,7 +487,7 @@ async fn tls_verification_and_not_after() {
 
 #[tokio::test]
 async fn expired_certificate() {
-    let pki = pki(rcgen::date_time_ymd(2019, 1, 1), at(2020, 1, 1, 12, 34, 56));
+    let pki = TestPki::with_validity(rcgen::date_time_ymd(2019, 1, 1), at(2020, 1, 1, 12, 34, 56));
     let base = tls_server(&pki).await;
     let ca = ca_file(&pki);
     let mut h = http(format!("{base}/ok"));

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use burnwatch::probe::Prober;
 use burnwatch::synthetic::Behaviour;
-use common::{Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, start_service};
+use common::{
+    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, shop_rules, start_service,
+};
 use serde_json::Value;
 
 /// Every wait in this test is bounded by this.
@@ -31,41 +33,10 @@ const SLOS: [&str; 4] = ["availability", "latency", "health", "health-latency"];
 /// Documented families this setup cannot have: the probe is plain HTTP, so no certificate.
 const NOT_IN_THIS_SETUP: [&str; 1] = ["burnwatch_probe_ssl_earliest_cert_expiry"];
 
+/// The shared `shop` rules plus a latency SLO on the health probe.
 fn rules(base: &str) -> String {
-    format!(
-        r#"version: burnwatch/v1
-service: shop
-probes:
-  - name: health
-    http: {{url: "{base}/healthz"}}
-    interval: 1s
-scrape:
-  - name: shop
-    url: {base}/metrics
-    interval: 1s
-slos:
-  - name: availability
-    objective: 99
-    indicator:
-      ratio:
-        bad: 'demo_http_requests_total{{code=~"5..",job="shop"}}'
-        total: 'demo_http_requests_total{{job="shop"}}'
-  - name: latency
-    objective: 90
-    indicator:
-      latency_threshold:
-        threshold: 300ms
-        histogram: 'demo_http_request_duration_seconds{{job="shop"}}'
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
-  - name: health
-    objective: 99
-    indicator: {{probe: health}}
-  - name: health-latency
-    objective: 99
-    indicator:
-      latency_threshold: {{threshold: 250ms, probe: health}}
-"#
-    )
+    shop_rules(base, "99")
+        + "  - name: health-latency\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 250ms, probe: health}\n"
 }
 
 /// Instant query: the result vector as (labels including `__name__`, value).

@@ -419,12 +419,17 @@ impl Task {
         snapshots.mark_changed();
         loop {
             let wait = self.until_next_flush();
+            // Probe results only feed thresholds: no save, no new view (there may be many).
+            let mut quiet = false;
             tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => break,
                 Some(o) = outcomes.recv() => self.outcome(o),
                 Some(cmd) = commands.recv() => self.command(cmd),
-                Some(p) = probes.recv() => self.alerter.observe_probe(&p.name, p.at, p.success),
+                Some(p) = probes.recv() => {
+                    self.alerter.observe_probe(&p.name, p.at, p.success);
+                    quiet = true;
+                }
                 Ok(()) = snapshots.changed() => {
                     let snap = snapshots.borrow_and_update().clone();
                     self.evaluate(&snap);
@@ -434,6 +439,9 @@ impl Task {
                     self.am_push(&am_tx);
                 }
                 _ = tokio::time::sleep(wait) => self.flush().await,
+            }
+            if quiet {
+                continue;
             }
             if self.dirty {
                 self.save().await;

@@ -329,50 +329,22 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
     }
 }
 
-/// Reads a PEM bundle and checks it holds at least one certificate rustls accepts as a trust
-/// anchor; returns the file's bytes.
+/// Reads and checks the CA bundle (see [`crate::probe::tls::read_ca_file`]); returns its bytes.
 fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let bad = |reason: String| OtlpError::CaFile {
-        path: path.to_owned(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| bad(e.to_string()))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("unusable certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no PEM certificate in the file".to_owned()));
-    }
-    Ok(pem)
+    crate::probe::tls::read_ca_file(path).map_err(tls_error)
 }
 
-/// The rustls client configuration of the HTTP transport: ring, Mozilla roots, the CA file.
+/// The rustls client configuration of the HTTP transport: the one every outbound HTTPS client
+/// shares (ring, Mozilla roots, the CA file).
 fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, OtlpError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        for cert in CertificateDer::pem_slice_iter(&read_ca(path)?).flatten() {
-            roots.add(cert).map_err(|e| OtlpError::Tls(e.to_string()))?;
-        }
+    crate::probe::tls::verifying_config(ca_file).map_err(tls_error)
+}
+
+fn tls_error(e: crate::probe::ProbeError) -> OtlpError {
+    match e {
+        crate::probe::ProbeError::CaFile { path, reason } => OtlpError::CaFile { path, reason },
+        e => OtlpError::Tls(e.to_string()),
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| OtlpError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// Largest collector response read (the SDK's own clients use the same bound).

@@ -25,18 +25,19 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, header};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
 use crate::notify::SendError;
-use crate::notify::email::{Secret, SecretError, SecretValue, decode_section, relative_to_config};
+use crate::notify::email::{decode_password, relative_to_config};
+use crate::probe::ProbeError;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
+use crate::secret::{Secret, SecretError, SecretValue};
 use crate::time::{Dur, Timestamp};
 
 /// Default `resend_interval` (Prometheus' `--rules.alert.resend-delay`).
@@ -88,7 +89,7 @@ pub struct AlertmanagerConfig {
 impl AlertmanagerConfig {
     /// Validates a standalone `alertmanager` section (YAML text named `path` in messages).
     pub fn from_yaml(path: &Path, text: &str) -> Result<AlertmanagerConfig, Vec<Diagnostic>> {
-        decode_section(path, text, decode)
+        crate::notify::route::parse_with(path, text, decode)
     }
 }
 
@@ -133,15 +134,13 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertmanagerCon
     let basic = m.opt(d, "basic_auth", |d, n, _| {
         let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
         let username = b.req(d, "username", "burnwatch", Decoder::string);
-        let password = b.req(d, "password", "{env: AM_PASSWORD}", |d, n, k| {
-            Secret::decode(d, n, k)
-        });
+        let password = b.req(d, "password", "{env: AM_PASSWORD}", decode_password);
         Some(HttpAuth::Basic {
             username: username?,
             password: password?,
         })
     });
-    let bearer = m.opt(d, "bearer_token", |d, n, k| Secret::decode(d, n, k));
+    let bearer = m.opt(d, "bearer_token", decode_password);
     let auth = match (basic, bearer) {
         (Some(_), Some(_)) => {
             let pos = m.key_pos("bearer_token").unwrap_or(m.pos);
@@ -622,57 +621,18 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
     out.into_iter().flatten().collect()
 }
 
+/// The shared verifying TLS configuration (Mozilla roots plus `ca_file`).
 fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, AlertmanagerError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let ca_error = |reason: String| AlertmanagerError::CaFile {
-            path: path.to_owned(),
-            reason,
-        };
-        let mut added = 0usize;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
-            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
-            roots
-                .add(cert)
-                .map_err(|e| ca_error(format!("unusable certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_error("no PEM certificate in the file".to_owned()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AlertmanagerError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    crate::probe::tls::verifying_config(ca_file).map_err(|e| match e {
+        ProbeError::CaFile { path, reason } => AlertmanagerError::CaFile { path, reason },
+        e => AlertmanagerError::Tls(e.to_string()),
+    })
 }
 
-/// Standard base64 with padding (RFC 4648), for basic auth.
+/// Standard base64 with padding (RFC 4648), for basic auth: the crate the webhook uses too.
 fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 #[cfg(test)]
@@ -901,7 +861,7 @@ mod tests {
             urls: vec!["http://am:9093".into()],
             timeout: DEFAULT_TIMEOUT,
             resend_interval: DEFAULT_RESEND_INTERVAL,
-            auth: Some(HttpAuth::Bearer(Secret::Inline("tok-123".into()))),
+            auth: Some(HttpAuth::Bearer(Secret::Literal("tok-123".into()))),
             ca_file: None,
         };
         assert!(!format!("{c:?}").contains("tok-123"));

@@ -23,11 +23,12 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::alert::{Alert, names, rfc3339, silence_command};
+use crate::notify::render::{self, RenderContext};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
-use crate::rules::decode::{Decoder, FileRules, MapReader};
-use crate::rules::diag::{Diagnostic, Severity};
-use crate::rules::node::{self, Kind, Node, Pos};
+use crate::rules::decode::{Decoder, MapReader};
+use crate::rules::diag::Diagnostic;
+use crate::rules::node::{Kind, Node};
+use crate::secret::{self, Secret, SecretError};
 use crate::time::Dur;
 
 /// Default bound on one whole delivery (connect, TLS, AUTH, DATA).
@@ -58,128 +59,19 @@ pub enum TlsMode {
     None,
 }
 
-/// Where a secret is read from. `Debug` never shows an inline value.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    /// An environment variable of the agent's process (`{env: SMTP_PASSWORD}`).
-    Env(String),
-    /// A file whose content (without the trailing newline) is the secret (`{file: path}`);
-    /// relative paths are resolved against the config file's directory.
-    File(PathBuf),
-    /// Written in the config itself: discouraged (the config ends up in backups and reviews).
-    Inline(String),
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Env(var) => f.debug_tuple("Env").field(var).finish(),
-            Secret::File(path) => f.debug_tuple("File").field(path).finish(),
-            Secret::Inline(_) => f.write_str("Inline(<redacted>)"),
-        }
+/// Decodes a password-like secret with [`secret::decode`], warning when it is written in the
+/// config itself (the config ends up in backups and reviews).
+pub(crate) fn decode_password(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
+    if let Kind::Str(_) = n.kind() {
+        d.warn(
+            n.pos(),
+            format!(
+                "`{key}` is written in the config; prefer `{key}: {{env: VAR}}` or `{key}: {{file: /path}}` so the secret stays out of the file"
+            ),
+        );
     }
-}
-
-/// A secret that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    /// The environment variable is unset, empty or not UTF-8.
-    #[error("environment variable `{0}` is not set (or empty, or not UTF-8)")]
-    Env(String),
-    /// A secret written in the config is empty.
-    #[error("the secret written in the config is empty")]
-    Empty,
-    /// The file could not be read or is empty.
-    #[error("cannot read secret file `{path}`: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A secret's value. `Debug` prints `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
-
-impl SecretValue {
-    /// Wraps a value derived from secrets (e.g. a whole `Authorization` header).
-    pub(crate) fn new(value: String) -> SecretValue {
-        SecretValue(value)
-    }
-
-    /// The value itself, for the one place that must hand it to a peer.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Secret {
-    /// Reads the secret now (environment or file). Empty values are errors: an empty password
-    /// is always a deployment mistake, and sending one only produces a confusing 535.
-    pub fn resolve(&self) -> Result<SecretValue, SecretError> {
-        let value = match self {
-            Secret::Env(var) => std::env::var(var).map_err(|_| SecretError::Env(var.clone()))?,
-            Secret::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                // Editors and `echo` add a final newline that is never part of the secret.
-                text.strip_suffix('\n')
-                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                    .unwrap_or(&text)
-                    .to_owned()
-            }
-            Secret::Inline(v) => v.clone(),
-        };
-        if value.is_empty() {
-            return Err(match self {
-                Secret::File(path) => SecretError::File {
-                    path: path.clone(),
-                    reason: "the file is empty".to_owned(),
-                },
-                Secret::Env(var) => SecretError::Env(var.clone()),
-                Secret::Inline(_) => SecretError::Empty,
-            });
-        }
-        Ok(SecretValue(value))
-    }
-
-    /// Decodes `{env: VAR}`, `{file: path}` or (with a warning) a literal string.
-    pub(crate) fn decode(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
-        match n.kind() {
-            Kind::Str(s) => {
-                d.warn(
-                    n.pos(),
-                    format!(
-                        "`{key}` is written in the config; prefer `{key}: {{env: VAR}}` or `{key}: {{file: /path}}` so the secret stays out of the file"
-                    ),
-                );
-                Some(Secret::Inline(s.clone()))
-            }
-            Kind::Map(_) => {
-                let m = MapReader::new(d, n, "a secret reference", &["env", "file"])?;
-                match m.exactly_one(d, &["env", "file"])? {
-                    "env" => m.opt(d, "env", Decoder::string).map(Secret::Env),
-                    _ => m
-                        .opt(d, "file", Decoder::string)
-                        .map(|p| Secret::File(relative_to_config(d, &p))),
-                }
-            }
-            _ => {
-                d.type_error(n, key, "`{env: VAR}` or `{file: path}`");
-                None
-            }
-        }
-    }
+    let base = secret::config_dir(d);
+    secret::decode(d, base, n, key)
 }
 
 /// A path from the config, resolved against the config file's directory when relative.
@@ -224,40 +116,7 @@ impl EmailConfig {
     /// Validates a standalone `email` receiver section (YAML text named `path` in messages);
     /// the agent config decodes the same mapping inside its `alerting:` section.
     pub fn from_yaml(path: &Path, text: &str) -> Result<EmailConfig, Vec<Diagnostic>> {
-        decode_section(path, text, decode)
-    }
-}
-
-/// Decodes one YAML document with `decode`, collecting diagnostics: `Err` holds every
-/// diagnostic when any is an error, warnings alone do not fail.
-pub(crate) fn decode_section<T>(
-    path: &Path,
-    text: &str,
-    decode: impl FnOnce(&mut Decoder<'_>, &Node) -> Option<T>,
-) -> Result<T, Vec<Diagnostic>> {
-    let diag = |pos, message| Diagnostic {
-        file: path.to_owned(),
-        pos,
-        severity: Severity::Error,
-        message,
-    };
-    let docs = node::parse_str(text).map_err(|e| vec![diag(e.pos, e.message)])?;
-    let mut d = Decoder {
-        file: path,
-        source: text,
-        out: FileRules::default(),
-    };
-    let out = match docs.as_slice() {
-        [doc] => decode(&mut d, doc),
-        _ => {
-            d.error(Pos::new(1, 1), "expected exactly one YAML document");
-            None
-        }
-    };
-    let diags = d.out.diagnostics;
-    match out {
-        Some(v) if !diags.iter().any(Diagnostic::is_error) => Ok(v),
-        _ => Err(diags),
+        crate::notify::route::parse_with(path, text, decode)
     }
 }
 
@@ -295,7 +154,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<EmailConfig> {
         d.choice(n, k, &["starttls", "implicit", "none"])
     });
     let auth_username = m.opt(d, "auth_username", Decoder::string);
-    let auth_password = m.opt(d, "auth_password", |d, n, k| Secret::decode(d, n, k));
+    let auth_password = m.opt(d, "auth_password", decode_password);
     let ca_file = m
         .opt(d, "ca_file", Decoder::string)
         .map(|p| relative_to_config(d, &p));
@@ -519,6 +378,7 @@ pub enum EmailError {
 /// The email integration: a built SMTP transport plus the config it came from.
 pub struct Email {
     config: EmailConfig,
+    ctx: RenderContext,
     transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 
@@ -532,8 +392,9 @@ impl fmt::Debug for Email {
 }
 
 impl Email {
-    /// Reads the password and CA file and builds the transport. Does not connect.
-    pub fn new(config: EmailConfig) -> Result<Email, EmailError> {
+    /// Reads the password and CA file and builds the transport. Does not connect. `ctx` is
+    /// what the bodies are rendered with (see [`render`]).
+    pub fn new(config: EmailConfig, ctx: RenderContext) -> Result<Email, EmailError> {
         let tls = match config.tls {
             TlsMode::None => Tls::None,
             mode => {
@@ -558,6 +419,7 @@ impl Email {
         Ok(Email {
             transport: builder.build(),
             config,
+            ctx,
         })
     }
 
@@ -570,10 +432,10 @@ impl Email {
     /// retried delivery is byte-identical and carries the same `Message-ID`).
     pub fn message(&self, n: &Notification) -> Result<Message, SendError> {
         let thread = ThreadIds::new(n, &self.config.from);
-        let body = bodies(n);
+        let body = bodies(n, &self.ctx);
         let mut builder = Message::builder()
             .from(self.config.from.clone())
-            .subject(subject(n))
+            .subject(render::summary(n))
             .date(SystemTime::UNIX_EPOCH + Duration::from_millis(n.at.millis().max(0) as u64))
             .message_id(Some(thread.message_id))
             .in_reply_to(thread.root.clone())
@@ -631,7 +493,12 @@ fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, EmailError> {
             path: path.clone(),
             reason,
         };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        // lettre takes its own TLS parameters; the bundle is read and checked the same way as
+        // every other client's, so a bad file gets the same message.
+        let pem = crate::probe::tls::read_ca_file(path).map_err(|e| match e {
+            crate::probe::ProbeError::CaFile { reason, .. } => ca_error(reason),
+            e => ca_error(e.to_string()),
+        })?;
         let cert = Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
         builder = builder.add_root_certificate(cert);
     }
@@ -683,217 +550,24 @@ impl ThreadIds {
     }
 }
 
-/// The summary line: the firing alerts' shared `summary` (or the first one's, with a count),
-/// `[RESOLVED] ` + the same for an all-resolved notification.
-fn subject(n: &Notification) -> String {
-    let firing: Vec<&Alert> = n.firing().collect();
-    let (alerts, prefix) = if firing.is_empty() {
-        (n.alerts.iter().collect::<Vec<_>>(), "[RESOLVED] ")
-    } else {
-        (firing, "")
-    };
-    let line = match alerts.first() {
-        None => format!("{} (no alerts)", n.receiver),
-        Some(first) => {
-            let summary = first
-                .annotations
-                .get(names::SUMMARY)
-                .cloned()
-                .unwrap_or_else(|| first.label(names::ALERTNAME).to_owned());
-            let same = alerts.iter().all(|a| {
-                a.annotations.get(names::SUMMARY) == first.annotations.get(names::SUMMARY)
-            });
-            if same || alerts.len() == 1 {
-                summary
-            } else {
-                format!("{summary} (+{} more)", alerts.len() - 1)
-            }
-        }
-    };
-    // Header folding happens in lettre; a newline from an annotation must not split the header.
-    format!("{prefix}{}", line.replace(['\r', '\n'], " "))
-}
-
 /// The two bodies of a message.
 struct Bodies {
     text: String,
     html: String,
 }
 
-/// Renders the text and HTML bodies. The single call site of rendering: when
-/// `notify::render` lands this becomes `Bodies { text: render::text(n), html: render::html(n) }`.
-fn bodies(n: &Notification) -> Bodies {
+/// Renders the text and HTML bodies with [`render`], like every other integration.
+fn bodies(n: &Notification, ctx: &RenderContext) -> Bodies {
     Bodies {
-        text: render_text(n),
-        html: render_html(n),
+        text: render::text(n, ctx),
+        html: render::html(n, ctx),
     }
-}
-
-/// The numbers and links on-call needs, in the order they are read.
-const DETAIL_ANNOTATIONS: &[(&str, &str)] = &[
-    (names::OBJECTIVE, "Objective"),
-    (names::SLI, "SLI"),
-    (names::BUDGET_REMAINING, "Budget remaining"),
-    (names::BURN_RATE, "Burn rate"),
-    (names::TIME_TO_EXHAUSTION, "Time to exhaustion"),
-    (names::OWNER, "Owner"),
-    (names::RUNBOOK_URL, "Runbook"),
-    (names::DASHBOARD_URL, "Dashboard"),
-];
-
-fn render_text(n: &Notification) -> String {
-    let mut out = String::new();
-    let firing: Vec<&Alert> = n.firing().collect();
-    let resolved: Vec<&Alert> = n.resolved().collect();
-    out.push_str(&format!(
-        "{} firing, {} resolved ({}).\n",
-        firing.len(),
-        resolved.len(),
-        n.reason.as_str()
-    ));
-    if n.inhibited > 0 {
-        out.push_str(&format!(
-            "These alerts currently suppress {} dependent alert(s).\n",
-            n.inhibited
-        ));
-    }
-    for (title, alerts) in [("FIRING", &firing), ("RESOLVED", &resolved)] {
-        if alerts.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("\n== {title} ==\n"));
-        for a in alerts.iter() {
-            out.push('\n');
-            let summary = a
-                .annotations
-                .get(names::SUMMARY)
-                .map_or(a.label(names::ALERTNAME), String::as_str);
-            out.push_str(&format!("* {summary}\n"));
-            if let Some(desc) = a.annotations.get(names::DESCRIPTION) {
-                out.push_str(&format!("  {desc}\n"));
-            }
-            for (key, label) in DETAIL_ANNOTATIONS {
-                if let Some(v) = a.annotations.get(*key) {
-                    out.push_str(&format!("  {label}: {v}\n"));
-                }
-            }
-            out.push_str(&format!("  Started: {}\n", rfc3339(a.starts_at)));
-            if let Some(end) = a.ends_at {
-                out.push_str(&format!("  Resolved: {}\n", rfc3339(end)));
-            }
-            if !a.generator_url.is_empty() {
-                out.push_str(&format!("  Source: {}\n", a.generator_url));
-            }
-            out.push_str(&format!(
-                "  Labels: {}\n",
-                crate::alert::labels_string(&a.labels)
-            ));
-            if a.ends_at.is_none() {
-                out.push_str(&format!(
-                    "  Silence: {}\n",
-                    silence_command(&a.labels, "2h")
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn render_html(n: &Notification) -> String {
-    let firing: Vec<&Alert> = n.firing().collect();
-    let resolved: Vec<&Alert> = n.resolved().collect();
-    let mut out = String::from("<!DOCTYPE html>\n<html><body>\n");
-    out.push_str(&format!(
-        "<p>{} firing, {} resolved ({}).</p>\n",
-        firing.len(),
-        resolved.len(),
-        esc(n.reason.as_str())
-    ));
-    if n.inhibited > 0 {
-        out.push_str(&format!(
-            "<p>These alerts currently suppress {} dependent alert(s).</p>\n",
-            n.inhibited
-        ));
-    }
-    for (title, alerts) in [("Firing", &firing), ("Resolved", &resolved)] {
-        if alerts.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("<h2>{title}</h2>\n"));
-        for a in alerts.iter() {
-            let summary = a
-                .annotations
-                .get(names::SUMMARY)
-                .map_or(a.label(names::ALERTNAME), String::as_str);
-            out.push_str(&format!("<h3>{}</h3>\n", esc(summary)));
-            if let Some(desc) = a.annotations.get(names::DESCRIPTION) {
-                out.push_str(&format!("<p>{}</p>\n", esc(desc)));
-            }
-            out.push_str("<table>\n");
-            for (key, label) in DETAIL_ANNOTATIONS {
-                if let Some(v) = a.annotations.get(*key) {
-                    let cell = if key.ends_with("_url") {
-                        format!("<a href=\"{0}\">{0}</a>", esc(v))
-                    } else {
-                        esc(v)
-                    };
-                    out.push_str(&format!(
-                        "<tr><th align=\"left\">{label}</th><td>{cell}</td></tr>\n"
-                    ));
-                }
-            }
-            out.push_str(&format!(
-                "<tr><th align=\"left\">Started</th><td>{}</td></tr>\n",
-                rfc3339(a.starts_at)
-            ));
-            if let Some(end) = a.ends_at {
-                out.push_str(&format!(
-                    "<tr><th align=\"left\">Resolved</th><td>{}</td></tr>\n",
-                    rfc3339(end)
-                ));
-            }
-            if !a.generator_url.is_empty() {
-                out.push_str(&format!(
-                    "<tr><th align=\"left\">Source</th><td><a href=\"{0}\">{0}</a></td></tr>\n",
-                    esc(&a.generator_url)
-                ));
-            }
-            out.push_str(&format!(
-                "<tr><th align=\"left\">Labels</th><td><code>{}</code></td></tr>\n",
-                esc(&crate::alert::labels_string(&a.labels))
-            ));
-            out.push_str("</table>\n");
-            if a.ends_at.is_none() {
-                out.push_str(&format!(
-                    "<p>Silence: <code>{}</code></p>\n",
-                    esc(&silence_command(&a.labels, "2h"))
-                ));
-            }
-        }
-    }
-    out.push_str("</body></html>\n");
-    out
-}
-
-/// HTML escaping for text and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Alert;
     use crate::notify::NotifyReason;
     use crate::rules::model::Labels;
     use crate::time::Timestamp;
@@ -971,7 +645,7 @@ mod tests {
                 "{MINIMAL}tls: none\nauth_username: u\nauth_password: {{env: P, file: f}}\n"
             )),
             [
-                "6:25: a secret reference takes exactly one of `env`, `file`, found `env`, `file`; keep only one",
+                "6:25: a secret (`{env: VAR}` or `{file: path}`) takes exactly one of `env`, `file`, found `env`, `file`; keep only one",
                 "4:6: `tls: none` with `auth_username` would send the password in clear; use `tls: starttls` or `tls: implicit`",
             ]
         );
@@ -985,32 +659,8 @@ mod tests {
         );
         let c = diags.expect("a warning is not an error");
         assert!(!format!("{c:?}").contains("hunter2"));
-        let email = Email::new(c).expect("builds");
+        let email = Email::new(c, RenderContext::new("http://agent.example:9464")).expect("builds");
         assert!(!format!("{email:?}").contains("hunter2"));
-        assert_eq!(
-            Secret::Inline("hunter2".into())
-                .resolve()
-                .map(|v| format!("{v:?}")),
-            Ok("<redacted>".to_owned())
-        );
-    }
-
-    #[test]
-    fn secrets_from_files_drop_the_final_newline() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pw");
-        std::fs::write(&path, "pa ss\r\n").expect("write");
-        let v = Secret::File(path.clone()).resolve().expect("read");
-        assert_eq!(v.expose(), "pa ss");
-        std::fs::write(&path, "").expect("write");
-        assert!(matches!(
-            Secret::File(path).resolve(),
-            Err(SecretError::File { .. })
-        ));
-        assert_eq!(
-            Secret::Env("BURNWATCH_TEST_UNSET_VARIABLE".into()).resolve(),
-            Err(SecretError::Env("BURNWATCH_TEST_UNSET_VARIABLE".into()))
-        );
     }
 
     fn notification(ends: &[Option<i64>], reason: NotifyReason) -> Notification {
@@ -1050,32 +700,40 @@ mod tests {
     #[test]
     fn subjects_name_the_symptom_on_one_line() {
         assert_eq!(
-            subject(&notification(&[None], NotifyReason::First)),
-            "slo s0 <burning> fast"
+            render::summary(&notification(&[None], NotifyReason::First)),
+            "[FIRING:1] slo s0 <burning> fast"
         );
         assert_eq!(
-            subject(&notification(
+            render::summary(&notification(
                 &[None, None, Some(20)],
                 NotifyReason::NewAlerts
             )),
-            "slo s0 <burning> fast (+1 more)"
+            "[FIRING:2] slo s0 <burning> fast (+1 more)"
         );
         assert_eq!(
-            subject(&notification(&[Some(20)], NotifyReason::AllResolved)),
+            render::summary(&notification(&[Some(20)], NotifyReason::AllResolved)),
             "[RESOLVED] slo s0 <burning> fast"
         );
     }
 
     #[test]
     fn bodies_escape_html_and_carry_the_links() {
-        let b = bodies(&notification(&[None, Some(20)], NotifyReason::SomeResolved));
+        let ctx = RenderContext::new("http://agent.example:9464");
+        let b = bodies(
+            &notification(&[None, Some(20)], NotifyReason::SomeResolved),
+            &ctx,
+        );
         assert!(
-            b.text
-                .contains("1 firing, 1 resolved (some alerts resolved)"),
+            b.text.contains("Why now: some alerts resolved"),
             "{}",
             b.text
         );
-        assert!(b.text.contains("suppress 2 dependent"), "{}", b.text);
+        assert!(b.text.contains("Firing (1):") && b.text.contains("Resolved (1):"));
+        assert!(
+            b.text.contains("2 dependent alerts suppressed"),
+            "{}",
+            b.text
+        );
         assert!(b.text.contains("Runbook: https://rb.example/?a=1&b=2"));
         assert!(b.text.contains("burnwatch silence add"));
         assert!(b.html.contains("&lt;burning&gt;"), "{}", b.html);
@@ -1103,7 +761,7 @@ mod tests {
     #[test]
     fn messages_are_multipart_and_threaded() {
         let c = config(MINIMAL);
-        let email = Email::new(c).expect("builds");
+        let email = Email::new(c, RenderContext::new("http://agent.example:9464")).expect("builds");
         let msg = email
             .message(&notification(&[None], NotifyReason::First))
             .expect("message");
@@ -1111,5 +769,9 @@ mod tests {
         assert!(raw.contains("Content-Type: multipart/alternative"), "{raw}");
         assert!(raw.contains("In-Reply-To: <alert-"), "{raw}");
         assert!(raw.contains("References: <alert-"), "{raw}");
+        assert!(
+            raw.contains("Subject: [FIRING:1] slo s0 <burning> fast\r\n"),
+            "{raw}"
+        );
     }
 }

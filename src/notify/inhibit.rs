@@ -24,10 +24,9 @@ use crate::rules::model::{Indicator, RuleSet};
 use crate::rules::node::Node;
 use crate::time::Timestamp;
 
-/// The `alertname` of a probe failure alert (the sources of dependency inhibition).
-pub const PROBE_DOWN: &str = "ProbeDown";
-/// The `alertname` of SLO burn-rate alerts (the default page-over-ticket rule).
-pub const SLO_BURN_RATE: &str = "SloBurnRate";
+/// The alert names the default rules match: probe failures are the sources of dependency
+/// inhibition, burn-rate pages inhibit burn-rate tickets. Defined where the alerts are made.
+pub use crate::alert::source::{PROBE_DOWN, SLO_BURN_RATE};
 
 /// One inhibition rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::alert::{labels_string, names, rfc3339};
-use crate::notify::receiver::{Secret, decode_secret};
+use crate::notify::receiver::decode_secret;
 use crate::notify::render::{self, RenderContext, is_http_url};
 use crate::notify::slack::truncate_chars;
 use crate::notify::webhook::{DEFAULT_TIMEOUT, HttpClient, any_firing, classify, wall_now};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::{Kind, Node};
+use crate::secret::Secret;
 use crate::time::Dur;
 
 /// PagerDuty's Events API v2 endpoint.
@@ -279,7 +280,8 @@ impl PagerDuty {
             .resolve()
             .map_err(|e| SendError::Permanent {
                 message: format!("pagerduty routing_key: {e}"),
-            })?;
+            })?
+            .into_inner();
         let body = serde_json::to_vec(&event(n, &self.ctx, &self.cfg, &key)).map_err(|e| {
             SendError::Permanent {
                 message: format!("pagerduty event: {e}"),

@@ -2,7 +2,7 @@
 //!
 //! A receiver is a name plus any number of integrations of each kind (`webhook`, `slack`,
 //! `pagerduty`). Each kind's module decodes its own entries; this module decodes the list,
-//! checks names are unique, decodes secrets (`literal`, `{env: VAR}`, `{file: path}`) and turns a
+//! checks names are unique, decodes secrets ([`crate::secret`]) and turns a
 //! receiver into the [`Integration`]s the delivery workers drive. Integration indexes (used by
 //! the notification log and [`crate::notify::delivery`]) follow the config order: every
 //! `webhook` entry, then every `slack` entry, then every `pagerduty` entry.
@@ -11,8 +11,6 @@
 //! on every send (so a rotated file is picked up without a reload). No `Debug` or error message
 //! ever contains a secret's value.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::notify::Integration;
@@ -23,76 +21,9 @@ use crate::notify::slack::{self, Slack, SlackConfig};
 use crate::notify::webhook::{self, ClientError, HttpClient, Webhook, WebhookConfig};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::Node;
-
-/// A secret value: written in the config, read from an environment variable, or read from a
-/// file (trailing whitespace trimmed). Its `Debug` form shows where it comes from, never the
-/// value.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    /// The value itself, written in the config file.
-    Literal(String),
-    /// The name of an environment variable holding the value.
-    Env(String),
-    /// A file holding the value (relative paths are resolved against the config file's
-    /// directory when decoding).
-    File(PathBuf),
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Literal(_) => f.write_str("Secret(<redacted>)"),
-            Secret::Env(name) => write!(f, "Secret(env {name})"),
-            Secret::File(path) => write!(f, "Secret(file {})", path.display()),
-        }
-    }
-}
-
-/// Why a secret could not be read. Names the source, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    /// The environment variable is not set (or not UTF-8).
-    #[error("environment variable {0} is not set")]
-    Env(String),
-    /// The file could not be read.
-    #[error("secret file {}: {reason}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        reason: String,
-    },
-    /// The value is empty.
-    #[error("the secret from {0} is empty")]
-    Empty(String),
-}
-
-impl Secret {
-    /// The current value.
-    pub fn resolve(&self) -> Result<String, SecretError> {
-        let (value, from) = match self {
-            Secret::Literal(v) => (v.clone(), "the config".to_owned()),
-            Secret::Env(name) => (
-                std::env::var(name).map_err(|_| SecretError::Env(name.clone()))?,
-                format!("environment variable {name}"),
-            ),
-            Secret::File(path) => (
-                std::fs::read_to_string(path)
-                    .map_err(|e| SecretError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .trim_end()
-                    .to_owned(),
-                format!("file {}", path.display()),
-            ),
-        };
-        if value.trim().is_empty() {
-            return Err(SecretError::Empty(from));
-        }
-        Ok(value)
-    }
-}
+use crate::secret;
+/// Receiver configs hold [`Secret`]s; re-exported so building one needs a single import.
+pub use crate::secret::{Secret, SecretError};
 
 /// One `receivers:` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,30 +161,6 @@ pub(crate) fn decode_receiver(d: &mut Decoder<'_>, node: &Node) -> Option<Receiv
     })
 }
 
-/// Decodes a secret: a string (the value itself), `{env: VAR}` or `{file: path}`.
-pub(crate) fn decode_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
-    if n.as_str().is_some() {
-        return d.string(n, key).map(Secret::Literal);
-    }
-    let m = MapReader::new(
-        d,
-        n,
-        "a secret (`{env: VAR}` or `{file: path}`)",
-        &["env", "file"],
-    )?;
-    match m.exactly_one(d, &["env", "file"])? {
-        "env" => m.opt(d, "env", Decoder::string).map(Secret::Env),
-        _ => m.opt(d, "file", Decoder::string).map(|p| {
-            let p = PathBuf::from(p);
-            Secret::File(if p.is_relative() {
-                d.file.parent().unwrap_or(Path::new(".")).join(p)
-            } else {
-                p
-            })
-        }),
-    }
-}
-
 /// Decodes a URL that may be a secret: a literal must be an http(s) URL; `{env}`/`{file}` values
 /// are checked when building.
 pub(crate) fn decode_url_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
@@ -261,6 +168,12 @@ pub(crate) fn decode_url_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Opt
         return d.url(n, key).map(Secret::Literal);
     }
     decode_secret(d, n, key)
+}
+
+/// [`secret::decode`] with paths relative to the file being decoded.
+pub(crate) fn decode_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
+    let base = secret::config_dir(d);
+    secret::decode(d, base, n, key)
 }
 
 /// Builds one receiver's integrations in index order (webhooks, then Slack, then PagerDuty).
@@ -290,7 +203,7 @@ pub fn build_with(
         })
     };
     let url = |kind, index, s: &Secret| -> Result<(), BuildError> {
-        if is_http_url(&secret(kind, index, "url", s)?) {
+        if is_http_url(secret(kind, index, "url", s)?.expose()) {
             Ok(())
         } else {
             Err(BuildError::BadUrl {
@@ -331,11 +244,12 @@ pub fn build_with(
         )));
     }
     for (index, e) in cfg.email.iter().enumerate() {
-        let integration = Email::new(e.clone()).map_err(|source| BuildError::Email {
-            receiver: cfg.name.clone(),
-            index,
-            source,
-        })?;
+        let integration =
+            Email::new(e.clone(), ctx.clone()).map_err(|source| BuildError::Email {
+                receiver: cfg.name.clone(),
+                index,
+                source,
+            })?;
         out.push(Arc::new(integration));
     }
     Ok(out)
@@ -347,6 +261,7 @@ mod tests {
     use crate::rules::decode::FileRules;
     use crate::rules::node::parse_str;
     use crate::time::Dur;
+    use std::path::{Path, PathBuf};
 
     fn decode_text(text: &str) -> (Option<Vec<ReceiverConfig>>, Vec<String>) {
         let docs = parse_str(text).expect("yaml");
@@ -444,7 +359,7 @@ receivers:
             r#"
 receivers:
   - name: a
-    email: [{to: x@example.com}]
+    opsgenie: [{to: x@example.com}]
     webhook:
       - url: ftp://x
         bearer_token: {env: A, file: b}
@@ -459,7 +374,7 @@ receivers:
         assert_eq!(
             diags,
             vec![
-                "/etc/burnwatch/alerting.yaml:4:5: error: unknown key `email` in a receiver; allowed keys are `name`, `webhook`, `slack`, `pagerduty`",
+                "/etc/burnwatch/alerting.yaml:4:5: error: unknown key `opsgenie` in a receiver; allowed keys are `name`, `webhook`, `slack`, `pagerduty`, `email`",
                 "/etc/burnwatch/alerting.yaml:6:14: error: `url` `ftp://x` is not an http(s) URL; write a URL such as https://host.example/path",
                 "/etc/burnwatch/alerting.yaml:8:9: error: a webhook takes exactly one of `bearer_token`, `basic_auth`, found `bearer_token`, `basic_auth`; keep only one",
                 "/etc/burnwatch/alerting.yaml:10:9: error: a PagerDuty integration is missing required key `routing_key`; add `routing_key: {env: PAGERDUTY_ROUTING_KEY}`",
@@ -478,26 +393,6 @@ receivers:
             diags.iter().any(|d| d
                 == "/etc/burnwatch/alerting.yaml:3:5: error: receiver `a` is defined twice; give each receiver its own name"),
             "{diags:?}"
-        );
-    }
-
-    #[test]
-    fn secrets_never_show_their_values() {
-        let s = Secret::Literal("hunter2-very-secret".into());
-        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
-        assert_eq!(format!("{:?}", Secret::Env("X".into())), "Secret(env X)");
-        let dir = tempfile::tempdir().expect("tmp");
-        let f = dir.path().join("key");
-        std::fs::write(&f, "abc123\n").expect("write");
-        assert_eq!(Secret::File(f.clone()).resolve().as_deref(), Ok("abc123"));
-        std::fs::write(&f, "  \n").expect("write");
-        assert!(matches!(
-            Secret::File(f).resolve(),
-            Err(SecretError::Empty(_))
-        ));
-        assert_eq!(
-            Secret::Env("BURNWATCH_TEST_SURELY_UNSET_VAR".into()).resolve(),
-            Err(SecretError::Env("BURNWATCH_TEST_SURELY_UNSET_VAR".into()))
         );
     }
 
@@ -524,7 +419,7 @@ receivers:
         let err = build(&r[1], &ctx).err().expect("missing env fails");
         assert_eq!(
             err.to_string(),
-            "receiver broken: webhook[0] url: environment variable BURNWATCH_TEST_SURELY_UNSET_VAR is not set"
+            "receiver broken: webhook[0] url: the environment variable `BURNWATCH_TEST_SURELY_UNSET_VAR` is not set (or not UTF-8)"
         );
     }
 }

@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::notify::receiver::{Secret, decode_url_secret};
+use crate::notify::receiver::decode_url_secret;
 use crate::notify::render::{self, RenderContext};
 use crate::notify::webhook::{DEFAULT_TIMEOUT, HttpClient, body_excerpt, classify, wall_now};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::Node;
+use crate::secret::Secret;
 use crate::time::Dur;
 
 /// Alerts shown as their own section; the rest are counted (Slack allows 50 blocks).
@@ -187,9 +188,14 @@ impl Slack {
     }
 
     async fn post(&self, n: &Notification) -> Result<(), SendError> {
-        let url = self.cfg.url.resolve().map_err(|e| SendError::Permanent {
-            message: format!("slack url: {e}"),
-        })?;
+        let url = self
+            .cfg
+            .url
+            .resolve()
+            .map_err(|e| SendError::Permanent {
+                message: format!("slack url: {e}"),
+            })?
+            .into_inner();
         let body = serde_json::to_vec(&body(n, &self.ctx, &self.cfg)).map_err(|e| {
             SendError::Permanent {
                 message: format!("slack body: {e}"),

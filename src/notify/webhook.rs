@@ -24,13 +24,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::alert::{Alert, AlertStatus, Fingerprint, rfc3339};
-use crate::notify::receiver::{Secret, decode_secret, decode_url_secret};
+use crate::notify::receiver::{decode_secret, decode_url_secret};
 use crate::notify::render::RenderContext;
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::probe::http::{Target, parse_url};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
+use crate::secret::Secret;
 use crate::time::{Dur, Timestamp};
 
 /// `User-Agent` of every notification request.
@@ -75,11 +76,15 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client verifying servers against the Mozilla roots.
     pub fn new() -> Result<HttpClient, ClientError> {
-        let key = crate::probe::tls::TlsKey {
-            verify: true,
-            ca_file: None,
-        };
-        let tls = crate::probe::tls::client_config(&key).map_err(|e| ClientError(e.to_string()))?;
+        HttpClient::with_ca_file(None)
+    }
+
+    /// A client verifying servers against the Mozilla roots plus the PEM bundle `ca_file`
+    /// (receivers behind a private CA). Fails when the file is unreadable or holds no usable
+    /// certificate.
+    pub fn with_ca_file(ca_file: Option<&std::path::Path>) -> Result<HttpClient, ClientError> {
+        let tls =
+            crate::probe::tls::verifying_config(ca_file).map_err(|e| ClientError(e.to_string()))?;
         Ok(HttpClient { tls })
     }
 
@@ -507,7 +512,8 @@ impl Webhook {
             .cfg
             .url
             .resolve()
-            .map_err(|e| permanent(format!("webhook url: {e}")))?;
+            .map_err(|e| permanent(format!("webhook url: {e}")))?
+            .into_inner();
         let mut headers = Vec::new();
         if let Some(auth) = &self.cfg.auth {
             let value = match auth {
@@ -516,12 +522,13 @@ impl Webhook {
                     token
                         .resolve()
                         .map_err(|e| permanent(format!("webhook bearer_token: {e}")))?
+                        .expose()
                 ),
                 HttpAuth::Basic { username, password } => {
                     let password = password
                         .resolve()
                         .map_err(|e| permanent(format!("webhook basic_auth password: {e}")))?;
-                    let raw = format!("{username}:{password}");
+                    let raw = format!("{username}:{}", password.expose());
                     format!(
                         "Basic {}",
                         base64::engine::general_purpose::STANDARD.encode(raw)

@@ -55,14 +55,30 @@ pub fn client_config(key: &TlsKey) -> Result<Arc<ClientConfig>, ProbeError> {
     Ok(Arc::new(config))
 }
 
-fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), ProbeError> {
+/// The verifying client configuration every outbound HTTPS client shares (receivers,
+/// Alertmanager, the OTLP exporter): ring, the Mozilla roots plus `ca_file`, HTTP/1.1.
+pub(crate) fn verifying_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ProbeError> {
+    client_config(&TlsKey {
+        verify: true,
+        ca_file: ca_file.map(Path::to_owned),
+    })
+}
+
+/// Reads a PEM bundle and checks it holds at least one certificate rustls accepts as a trust
+/// anchor; returns the file's bytes (for clients such as tonic that take PEM themselves).
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<u8>, ProbeError> {
+    add_ca_file(&mut RootCertStore::empty(), path)
+}
+
+/// Adds every certificate of the PEM bundle at `path` to `roots`; returns the file's bytes.
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<Vec<u8>, ProbeError> {
     let ca_error = |reason: String| ProbeError::CaFile {
         path: path.to_owned(),
         reason,
     };
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))?;
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
     let mut added = 0usize;
-    for cert in iter {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| ca_error(e.to_string()))?;
         roots
             .add(cert)
@@ -72,7 +88,7 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), ProbeError>
     if added == 0 {
         return Err(ca_error("no PEM certificate in the file".to_owned()));
     }
-    Ok(())
+    Ok(pem)
 }
 
 /// Accepts any certificate (for `tls_verify: false`) but still checks the handshake signatures,

@@ -195,40 +195,139 @@ pub fn spawn_until_ready(mut cmd: std::process::Command, ready: &str, within: Du
     }
 }
 
-/// A test CA and a leaf certificate for 127.0.0.1 signed by it (PEM files in one directory).
-pub struct Pki {
-    /// The CA certificate (what clients trust through `ca_file`).
+/// A test CA and a leaf for 127.0.0.1 signed by it (rcgen), for TLS peers on loopback.
+pub struct TestPki {
+    /// The CA certificate (what a client is given as `ca_file`).
+    pub ca_pem: String,
+    /// The leaf certificate.
+    pub leaf_pem: String,
+    /// The leaf certificate, DER.
+    pub leaf_der: Vec<u8>,
+    /// The leaf's private key (PKCS#8).
+    pub leaf_key_pem: String,
+    /// The leaf's private key, PKCS#8 DER.
+    pub leaf_key_der: Vec<u8>,
+}
+
+/// Where [`TestPki::write_to`] put the PEM files.
+pub struct PkiFiles {
+    /// The CA certificate.
     pub ca: PathBuf,
-    /// The server's leaf certificate.
+    /// The leaf certificate.
     pub cert: PathBuf,
     /// The leaf's private key.
     pub key: PathBuf,
 }
 
-/// Writes a fresh test CA and a leaf for 127.0.0.1 into `dir` (rcgen).
-pub fn pki(dir: &std::path::Path) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "burnwatch test CA");
-    let ca_key = KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
-    let out = Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-    };
-    std::fs::write(&out.ca, ca_cert.pem()).expect("write ca");
-    std::fs::write(&out.cert, leaf_cert.pem()).expect("write cert");
-    std::fs::write(&out.key, leaf_key.serialize_pem()).expect("write key");
-    out
+impl TestPki {
+    /// A CA valid 2000–2099 and a leaf with rcgen's default validity.
+    pub fn new() -> TestPki {
+        TestPki::build(None)
+    }
+
+    /// Like [`TestPki::new`], with the leaf valid from `not_before` to `not_after` (expired or
+    /// far-future certificates).
+    pub fn with_validity(
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> TestPki {
+        TestPki::build(Some((not_before, not_after)))
+    }
+
+    fn build(validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>) -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "burnwatch test CA");
+        ca.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        ca.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        let ca_key = KeyPair::generate().expect("key");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
+        if let Some((not_before, not_after)) = validity {
+            leaf.not_before = not_before;
+            leaf.not_after = not_after;
+        }
+        let leaf_key = KeyPair::generate().expect("key");
+        let leaf_cert = leaf
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            leaf_pem: leaf_cert.pem(),
+            leaf_der: leaf_cert.der().to_vec(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+            leaf_key_der: leaf_key.serialize_der(),
+        }
+    }
+
+    /// A rustls server configuration presenting the leaf (ring provider).
+    pub fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(self.leaf_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key_der.clone())),
+            )
+            .expect("server config");
+        std::sync::Arc::new(config)
+    }
+
+    /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir`.
+    pub fn write_to(&self, dir: &std::path::Path) -> PkiFiles {
+        let out = PkiFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&out.ca, &self.ca_pem).expect("write CA");
+        std::fs::write(&out.cert, &self.leaf_pem).expect("write cert");
+        std::fs::write(&out.key, &self.leaf_key_pem).expect("write key");
+        out
+    }
+}
+
+/// Rules for the synthetic `shop` service at `base`: a health probe, a scrape of its metrics,
+/// and availability (with `objective`), latency and probe SLOs.
+pub fn shop_rules(base: &str, objective: &str) -> String {
+    format!(
+        r#"version: burnwatch/v1
+service: shop
+probes:
+  - name: health
+    http: {{url: "{base}/healthz"}}
+    interval: 1s
+scrape:
+  - name: shop
+    url: {base}/metrics
+    interval: 1s
+slos:
+  - name: availability
+    objective: {objective}
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5..",job="shop"}}'
+        total: 'demo_http_requests_total{{job="shop"}}'
+  - name: latency
+    objective: 90
+    indicator:
+      latency_threshold:
+        threshold: 300ms
+        histogram: 'demo_http_request_duration_seconds{{job="shop"}}'
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
+  - name: health
+    objective: 99
+    indicator: {{probe: health}}
+"#
+    )
 }
 
 /// A running aiosmtpd sink (tests/fixtures/smtp_sink.py): where it listens and where it writes
@@ -244,7 +343,13 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink in `mode` (`starttls` or `implicit`) with AUTH for `user`/`password`;
     /// waits (bounded) until it listens.
-    pub fn start(dir: &std::path::Path, pki: &Pki, mode: &str, user: &str, password: &str) -> Self {
+    pub fn start(
+        dir: &std::path::Path,
+        pki: &PkiFiles,
+        mode: &str,
+        user: &str,
+        password: &str,
+    ) -> Self {
         let python = python_with("aiosmtpd");
         let out = dir.join(format!("mail-{mode}"));
         std::fs::create_dir_all(&out).expect("out dir");
