@@ -366,7 +366,7 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
     }
     let subject = page["subject"].as_str().expect("subject");
     assert!(
-        subject.starts_with("shop/availability is burning its error budget")
+        subject.starts_with("[FIRING:1] shop/availability is burning its error budget")
             && subject.contains("fast: 2m and 1m windows above 5x"),
         "{subject}"
     );
