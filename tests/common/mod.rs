@@ -439,3 +439,258 @@ pub async fn start_receiver() -> (SocketAddr, Received, watch::Sender<bool>) {
     });
     (addr, got, tx)
 }
+
+/// A running aiosmtpd sink (tests/fixtures/smtp_sink.py): where it listens and where it writes
+/// one `<n>.json` per accepted message.
+pub struct SmtpSink {
+    _proc: Proc,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its output directory.
+    pub out: PathBuf,
+}
+
+impl SmtpSink {
+    /// Starts the sink in `mode` (`starttls` or `implicit`) with AUTH for `user`/`password`;
+    /// waits (bounded) until it listens.
+    pub fn start(
+        dir: &std::path::Path,
+        pki: &PkiFiles,
+        mode: &str,
+        user: &str,
+        password: &str,
+    ) -> Self {
+        let python = python_with("aiosmtpd");
+        let out = dir.join(format!("mail-{mode}"));
+        std::fs::create_dir_all(&out).expect("out dir");
+        let port = free_addr().port();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
+        let mut cmd = std::process::Command::new(python);
+        cmd.arg(script)
+            .arg(port.to_string())
+            .arg(&out)
+            .arg(&pki.cert)
+            .arg(&pki.key)
+            .arg(mode)
+            .arg(user)
+            .arg(password);
+        let proc = spawn_until_ready(cmd, "READY", Duration::from_secs(20));
+        SmtpSink {
+            _proc: proc,
+            port,
+            out,
+        }
+    }
+
+    /// The messages accepted so far, in arrival order.
+    pub fn messages(&self) -> Vec<Value> {
+        (1..)
+            .map_while(|i| std::fs::read(self.out.join(format!("{i}.json"))).ok())
+            .map(|b| serde_json::from_slice(&b).expect("sink JSON"))
+            .collect()
+    }
+}
+
+/// Starts Debian's Alertmanager on a free loopback port (HA off, one receiver that sends
+/// nowhere) and waits (bounded) until its API answers.
+pub async fn start_alertmanager(dir: &std::path::Path) -> (Proc, SocketAddr) {
+    const CONFIG: &str =
+        "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n";
+    let binary = alertmanager_binary();
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let addr = free_addr();
+    let child = std::process::Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    let proc = Proc(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if get_json(addr, "/api/v2/status").await.is_ok() {
+            return (proc, addr);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Alertmanager did not answer within 20s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One request a [`HookSink`] received.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// Its body, parsed as JSON.
+    pub body: Value,
+}
+
+/// An in-process HTTP receiver on 127.0.0.1 that answers 200 to every POST and records each
+/// JSON body with its arrival time.
+pub struct HookSink {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Hook>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HookSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HookSink {
+    /// Binds and starts serving.
+    pub async fn start() -> HookSink {
+        use http_body_util::Full;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log: std::sync::Arc<std::sync::Mutex<Vec<Hook>>> = Default::default();
+        let log2 = log.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log2.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let log = log.clone();
+                            async move {
+                                let at = std::time::Instant::now();
+                                let body = req.into_body().collect().await?.to_bytes();
+                                let (status, body) = match serde_json::from_slice(&body) {
+                                    Ok(v) => {
+                                        log.lock().expect("log").push(Hook { at, body: v });
+                                        (200, Bytes::new())
+                                    }
+                                    Err(e) => (400, Bytes::from(e.to_string())),
+                                };
+                                Ok::<_, hyper::Error>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .body(Full::new(body))
+                                        .expect("response"),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        HookSink { addr, log, task }
+    }
+
+    /// Its URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything received so far, in arrival order.
+    pub fn received(&self) -> Vec<Hook> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+/// `burnwatch run` as a child process with its JSON log appended to a file, so a test can
+/// SIGKILL it, start it again on the same data directory and read what every run logged.
+pub struct AgentProcess {
+    child: Option<Proc>,
+    config: PathBuf,
+    /// The log file (every run appends).
+    pub log: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts `burnwatch run --config <config>`; the config should say `log_format: json`.
+    pub fn start(config: &std::path::Path, log: &std::path::Path) -> AgentProcess {
+        let mut a = AgentProcess {
+            child: None,
+            config: config.to_path_buf(),
+            log: log.to_path_buf(),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the agent log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_burnwatch"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start burnwatch run");
+        self.child = Some(Proc(child));
+    }
+
+    /// SIGKILL (no shutdown, no final save) and reap.
+    pub fn kill(&mut self) {
+        let mut proc = self.child.take().expect("the agent runs");
+        proc.0.kill().expect("SIGKILL");
+        let _ = proc.0.wait();
+    }
+
+    /// Starts it again with the same config and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        self.spawn();
+    }
+
+    /// Every JSON log line of every run so far, in order.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits (bounded by `within`) for a log event from index `from` on that satisfies `f`;
+    /// returns its index.
+    pub async fn wait_event(
+        &self,
+        from: usize,
+        within: Duration,
+        what: &str,
+        f: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let events = self.events();
+            if let Some(i) = events.iter().skip(from).position(&f) {
+                return from + i;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent did not log {what} within {within:?}; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A log event's message and one of its fields (tracing's JSON format).
+pub fn log_field<'a>(event: &'a Value, field: &str) -> Option<&'a str> {
+    event["fields"][field].as_str()
+}
