@@ -11,31 +11,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::rules::model::Labels;
+use crate::rules::selector::REGEX_SIZE_LIMIT;
 
-/// A matcher's comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MatchOp {
-    /// `=`: equal.
-    Eq,
-    /// `!=`: not equal.
-    Ne,
-    /// `=~`: the anchored regex matches.
-    Re,
-    /// `!~`: the anchored regex does not match.
-    NotRe,
-}
-
-impl MatchOp {
-    /// The operator as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Eq => "=",
-            MatchOp::Ne => "!=",
-            MatchOp::Re => "=~",
-            MatchOp::NotRe => "!~",
-        }
-    }
-}
+pub use crate::rules::selector::MatchOp;
 
 /// Why a matcher (or a list of them) could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,10 +55,13 @@ impl Matcher {
         }
         let re = match op {
             MatchOp::Re | MatchOp::NotRe => Some(Arc::new(
-                regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError {
-                    text: value.clone(),
-                    message: format!("invalid regex: {e}"),
-                })?,
+                regex::RegexBuilder::new(&format!("^(?:{value})$"))
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| MatcherError {
+                        text: value.clone(),
+                        message: format!("invalid regex: {e}"),
+                    })?,
             )),
             MatchOp::Eq | MatchOp::Ne => None,
         };

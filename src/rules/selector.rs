@@ -14,7 +14,7 @@ use regex::Regex;
 /// The selector example every piece of advice points to.
 const EXAMPLE: &str = "http_requests_total{job=\"api\"}";
 /// Largest compiled regex accepted (bytes of program), so a selector cannot blow up memory.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// How a matcher compares a label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
