@@ -412,7 +412,14 @@ impl Alerter {
         let mut probe_rules = BTreeMap::new();
         for p in &rules.probes {
             let Some(a) = &p.alert else { continue };
-            let l = down_labels(&p.labels, PROBE_DOWN, names::PROBE, &p.name, &a.severity);
+            let l = down_labels(
+                &p.labels,
+                PROBE_DOWN,
+                &p.service,
+                names::PROBE,
+                &p.name,
+                &a.severity,
+            );
             let params = Params {
                 for_: a.for_,
                 keep_firing_for: a.keep_firing_for,
@@ -429,6 +436,7 @@ impl Alerter {
             let l = down_labels(
                 &t.labels,
                 SCRAPE_TARGET_DOWN,
+                &t.service,
                 names::TARGET,
                 &t.name,
                 &a.severity,
@@ -481,11 +489,19 @@ impl Alerter {
     }
 }
 
-/// The labels of a probe or target alert: its own labels, then `alertname`, `key=name` and
-/// `severity` (the built-ins win).
-fn down_labels(own: &Labels, alertname: &str, key: &str, name: &str, severity: &str) -> Labels {
+/// The labels of a probe or target alert: its own labels, then `alertname`, `service` (of the
+/// declaring document), `key=name` and `severity` (the built-ins win, as on SLO alerts).
+fn down_labels(
+    own: &Labels,
+    alertname: &str,
+    service: &str,
+    key: &str,
+    name: &str,
+    severity: &str,
+) -> Labels {
     let mut l = own.clone();
     l.insert(names::ALERTNAME.into(), alertname.into());
+    l.insert(names::SERVICE.into(), service.into());
     l.insert(key.into(), name.into());
     l.insert(names::SEVERITY.into(), severity.into());
     l
