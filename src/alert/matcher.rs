@@ -12,30 +12,8 @@ use std::sync::Arc;
 
 use crate::rules::model::Labels;
 
-/// A matcher's comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MatchOp {
-    /// `=`: equal.
-    Eq,
-    /// `!=`: not equal.
-    Ne,
-    /// `=~`: the anchored regex matches.
-    Re,
-    /// `!~`: the anchored regex does not match.
-    NotRe,
-}
-
-impl MatchOp {
-    /// The operator as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Eq => "=",
-            MatchOp::Ne => "!=",
-            MatchOp::Re => "=~",
-            MatchOp::NotRe => "!~",
-        }
-    }
-}
+/// A matcher's comparison: the same four operators, written the same way, as PromQL selectors.
+pub use crate::rules::selector::MatchOp;
 
 /// Why a matcher (or a list of them) could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

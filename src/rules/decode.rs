@@ -2797,18 +2797,18 @@ mod tests {
             )
         };
         let r = ok(&format!("{}---\n{}", doc("web"), doc("api")));
-        let probes: Vec<(&str, &str)> = r
+        let probes: Vec<String> = r
             .probes
             .iter()
-            .map(|p| (p.name.as_str(), p.service.as_str()))
+            .map(|p| format!("{}@{}", p.name, p.service))
             .collect();
-        assert_eq!(probes, [("web-p", "web"), ("api-p", "api")]);
-        let scrapes: Vec<(&str, &str)> = r
+        let scrapes: Vec<String> = r
             .scrapes
             .iter()
-            .map(|t| (t.name.as_str(), t.service.as_str()))
+            .map(|t| format!("{}@{}", t.name, t.service))
             .collect();
-        assert_eq!(scrapes, [("web-s", "web"), ("api-s", "api")]);
+        assert_eq!(probes, ["web-p@web", "api-p@api"]);
+        assert_eq!(scrapes, ["web-s@web", "api-s@api"]);
         // A `service` label is only a label; the declaring document decides.
         assert_eq!(r.probes[0].labels["service"], "other");
     }
