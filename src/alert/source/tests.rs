@@ -289,6 +289,7 @@ fn failing_for_is_reached_by_time_alone() {
 fn target(up: bool, at_ms: i64) -> TargetStatus {
     TargetStatus {
         name: "app".into(),
+        service: "s".into(),
         url: "http://app.internal:9100/metrics".into(),
         up,
         last_scrape_ms: Some(at_ms),
