@@ -59,6 +59,7 @@ fn http_probe(addr: std::net::SocketAddr) -> Probe {
     Probe {
         file: PathBuf::from("bench.yaml"),
         name: "bench".to_owned(),
+        service: "bench".to_owned(),
         kind: ProbeKind::Http(HttpProbe {
             url: format!("http://{addr}/health"),
             method: "GET".to_owned(),

@@ -196,6 +196,7 @@ fn list<'v>(body: &'v Value, key: &str, what: &'static str) -> Result<&'v [Value
 }
 
 /// What an alert is about: `service/slo`, `probe/<name>`, `target/<name>` or the service.
+/// Probe and target alerts carry `service` too; their own name says more in a table row.
 fn subject(labels: &Value) -> String {
     let l = |k: &str| labels[k].as_str().unwrap_or_default();
     if !l("slo").is_empty() {

@@ -223,16 +223,6 @@ async fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option
     }
 }
 
-fn part<'a>(msg: &'a Value, mime: &str) -> &'a str {
-    msg["parts"]
-        .as_array()
-        .expect("parts")
-        .iter()
-        .find(|p| p["type"] == mime)
-        .and_then(|p| p["body"].as_str())
-        .unwrap_or_else(|| panic!("no {mime} part in {msg}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_recovery() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -371,7 +361,7 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
         "{subject}"
     );
     for mime in ["text/plain", "text/html"] {
-        let body = part(&page, mime);
+        let body = common::mail_part(&page, mime);
         for want in [
             "shop/availability",
             "90%",
@@ -388,7 +378,7 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
         resolved_subject.starts_with("[RESOLVED] shop/availability"),
         "{resolved_subject}"
     );
-    assert!(part(&resolved, "text/plain").contains(RUNBOOK));
+    assert!(common::mail_part(&resolved, "text/plain").contains(RUNBOOK));
     // Threaded: the resolve refers to the page's group.
     assert_eq!(page["in_reply_to"], resolved["in_reply_to"]);
     setup.traffic.stop().await;

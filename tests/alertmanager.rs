@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::labels;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,18 +20,8 @@ use burnwatch::rules::model::Labels;
 use burnwatch::time::{Dur, Timestamp};
 use serde_json::Value;
 
-const CONFIG: &str =
-    "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n";
-
 fn now() -> Timestamp {
     Timestamp::from_millis(jiff::Timestamp::now().as_millisecond())
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn alert(slo: &str, started: Timestamp) -> Alert {
@@ -48,35 +40,6 @@ fn alert(slo: &str, started: Timestamp) -> Alert {
         starts_at: started,
         ends_at: None,
         generator_url: format!("http://127.0.0.1:9000/api/v1/slos/checkout/{slo}"),
-    }
-}
-
-/// Starts Alertmanager and waits (bounded) until its API answers.
-async fn start_alertmanager(dir: &Path) -> (common::Proc, SocketAddr) {
-    let binary = common::alertmanager_binary();
-    let config = dir.join("alertmanager.yml");
-    std::fs::write(&config, CONFIG).expect("config");
-    let addr = common::free_addr();
-    let child = std::process::Command::new(binary)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--cluster.listen-address=")
-        .arg("--log.level=warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    let proc = common::Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if common::get_json(addr, "/api/v2/status").await.is_ok() {
-            return (proc, addr);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Alertmanager did not answer within 20s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -129,7 +92,7 @@ fn string_map(v: &Value) -> Labels {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_leases_resolves_and_resends() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_am, addr) = start_alertmanager(dir.path()).await;
+    let (_am, addr) = common::start_alertmanager(dir.path()).await;
 
     // Evaluation interval 1s and resend interval 1s: a 4s lease, as Prometheus computes it.
     let yaml = format!("urls: [http://{addr}/]\nresend_interval: 1s\ntimeout: 5s\n");

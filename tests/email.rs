@@ -6,16 +6,14 @@
 
 mod common;
 
-use common::{PkiFiles, TestPki};
+use common::{PkiFiles, SmtpSink, TestPki, labels, mail_part as part};
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use burnwatch::alert::Alert;
 use burnwatch::notify::email::{Email, EmailConfig};
 use burnwatch::notify::render::RenderContext;
 use burnwatch::notify::{Integration, Notification, NotifyReason, SendError};
-use burnwatch::rules::model::Labels;
 use burnwatch::time::Timestamp;
 use serde_json::Value;
 
@@ -24,71 +22,6 @@ const PASSWORD: &str = "s3cret-pa55";
 const SUMMARY: &str = "checkout availability burning error budget 14.4x (1h/5m)";
 const RUNBOOK: &str = "https://runbooks.example/checkout/burn-rate";
 const GROUP_KEY: &str = "{}/{severity=\"page\"}:{service=\"checkout\"}";
-
-/// A running sink and where it writes.
-struct Sink {
-    _proc: common::Proc,
-    port: u16,
-    out: PathBuf,
-}
-
-fn start_sink(dir: &Path, pki: &PkiFiles, mode: &str) -> Sink {
-    let python = common::python_with("aiosmtpd");
-    let out = dir.join(format!("mail-{mode}"));
-    std::fs::create_dir_all(&out).expect("out dir");
-    let port = common::free_addr().port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp_sink.py");
-    let mut cmd = std::process::Command::new(python);
-    cmd.arg(script)
-        .arg(port.to_string())
-        .arg(&out)
-        .arg(&pki.cert)
-        .arg(&pki.key)
-        .arg(mode)
-        .arg(USER)
-        .arg(PASSWORD);
-    let proc = common::spawn_until_ready(cmd, "READY", Duration::from_secs(20));
-    Sink {
-        _proc: proc,
-        port,
-        out,
-    }
-}
-
-/// Waits (bounded) until the sink has written `n` messages; returns them in arrival order.
-fn messages(sink: &Sink, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found: Vec<Value> = (1..=n)
-            .map_while(|i| std::fs::read(sink.out.join(format!("{i}.json"))).ok())
-            .map(|b| serde_json::from_slice(&b).expect("sink JSON"))
-            .collect();
-        if found.len() == n {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} messages arrived within 10s",
-            found.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn auth_log(sink: &Sink) -> Vec<Value> {
-    std::fs::read_to_string(sink.out.join("auth.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("auth log JSON"))
-        .collect()
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn page(ends_at: Option<Timestamp>) -> Alert {
     Alert {
@@ -164,16 +97,6 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-fn part<'a>(msg: &'a Value, mime: &str) -> &'a str {
-    msg["parts"]
-        .as_array()
-        .expect("parts")
-        .iter()
-        .find(|p| p["type"] == mime)
-        .and_then(|p| p["body"].as_str())
-        .unwrap_or_else(|| panic!("no {mime} part in {msg}"))
-}
-
 fn assert_actionable(msg: &Value) {
     assert_eq!(msg["content_type"], "multipart/alternative", "{msg}");
     for mime in ["text/plain", "text/html"] {
@@ -196,7 +119,7 @@ fn assert_actionable(msg: &Value) {
 async fn starttls_auth_page_then_threaded_resolve() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = TestPki::new().write_to(dir.path());
-    let sink = start_sink(dir.path(), &pki, "starttls");
+    let sink = SmtpSink::start(dir.path(), &pki, "starttls", USER, PASSWORD);
     let mail = email(dir.path(), &pki, sink.port, "starttls", PASSWORD);
     assert!(mail.send_resolved());
     assert_eq!(mail.kind(), "email");
@@ -214,7 +137,7 @@ async fn starttls_auth_page_then_threaded_resolve() {
     .await
     .expect("resolve delivered");
 
-    let msgs = messages(&sink, 2);
+    let msgs = sink.wait_messages(2);
     let (first, second) = (&msgs[0], &msgs[1]);
     for m in &msgs {
         assert_eq!(m["mail_from"], "burnwatch@alerts.example.com");
@@ -252,7 +175,7 @@ async fn starttls_auth_page_then_threaded_resolve() {
     );
 
     // AUTH itself happened over TLS, and only the two good logins were attempted.
-    let auths = auth_log(&sink);
+    let auths = sink.auth_log();
     assert_eq!(auths.len(), 2, "{auths:?}");
     assert!(
         auths.iter().all(|a| a["ok"] == true && a["tls"] == true),
@@ -272,14 +195,14 @@ async fn starttls_auth_page_then_threaded_resolve() {
         }
         other => panic!("expected a permanent error, got {other:?}"),
     }
-    assert_eq!(auth_log(&sink).last().expect("logged")["ok"], false);
+    assert_eq!(sink.auth_log().last().expect("logged")["ok"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls_delivers_with_auth() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = TestPki::new().write_to(dir.path());
-    let sink = start_sink(dir.path(), &pki, "implicit");
+    let sink = SmtpSink::start(dir.path(), &pki, "implicit", USER, PASSWORD);
     let mail = email(dir.path(), &pki, sink.port, "implicit", PASSWORD);
     mail.send(&notification(
         NotifyReason::First,
@@ -288,14 +211,14 @@ async fn implicit_tls_delivers_with_auth() {
     ))
     .await
     .expect("page delivered over implicit TLS");
-    let msgs = messages(&sink, 1);
+    let msgs = sink.wait_messages(1);
     let m = &msgs[0];
     assert_eq!(m["tls"], true, "{m}");
     assert_eq!(m["starttls"], false, "{m}");
     assert_eq!(m["authenticated"], true);
     assert_eq!(m["subject"], format!("[FIRING:1] {SUMMARY}"));
     assert_actionable(m);
-    let auths = auth_log(&sink);
+    let auths = sink.auth_log();
     assert_eq!(auths.len(), 1, "{auths:?}");
     assert_eq!(auths[0]["tls"], true);
 }

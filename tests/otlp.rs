@@ -383,7 +383,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     assert_eq!(get(&r, "burnwatch_slo_events", &good), 9.0);
     assert_eq!(get(&r, "burnwatch_slo_events", &bad), 1.0);
     assert!(r.counters.iter().any(|n| n == "burnwatch_slo_events"));
-    let p = [("probe", "home")];
+    let p = [("service", "shop"), ("probe", "home")];
     assert_eq!(get(&r, "burnwatch_probe_success", &p), 1.0);
     assert_eq!(get(&r, "burnwatch_probe_checks", &p), 10.0);
     assert_eq!(get(&r, "burnwatch_probe_failures", &p), 1.0);
@@ -392,7 +392,7 @@ async fn round_trip(protocol: OtlpProtocol) {
         get(
             &r,
             "burnwatch_probe_phase_duration_seconds",
-            &[("probe", "home"), ("phase", "connect")]
+            &[("service", "shop"), ("probe", "home"), ("phase", "connect")]
         ),
         0.02
     );
@@ -642,7 +642,11 @@ const BAD: [(&str, &str); 2] = [("slo", "availability"), ("result", "bad")];
 /// and waits until `/metrics` counts exactly 30 good and 10 bad.
 async fn counted_traffic(prober: &Prober, base: &str, listen: &str) -> Vec<OwnedSample> {
     wait_metrics(prober, listen, "a first scrape", |m| {
-        sample(m, "burnwatch_target_up", &[("target", "shop")]) == Some(1.0)
+        sample(
+            m,
+            "burnwatch_target_up",
+            &[("service", "shop"), ("target", "shop")],
+        ) == Some(1.0)
     })
     .await;
     drive(prober, base, 40).await;

@@ -186,6 +186,7 @@ fn probe(kind: ProbeKind, timeout: Dur) -> Probe {
     Probe {
         file: PathBuf::from("probes.yaml"),
         name: "test".to_owned(),
+        service: "probes".to_owned(),
         kind,
         interval: Dur::from_secs(30),
         timeout,

@@ -204,19 +204,23 @@ impl AlertingHandle {
 
     /// Creates or updates a silence (Alertmanager's rules); returns its id.
     pub async fn set_silence(&self, req: SilenceRequest) -> Result<String, CommandError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::SetSilence(req, tx))
-            .await
-            .map_err(|_| CommandError::Stopped)?;
-        rx.await.map_err(|_| CommandError::Stopped)?
+        self.call(|tx| Command::SetSilence(req, tx)).await
     }
 
     /// Expires a silence now.
     pub async fn expire_silence(&self, id: String) -> Result<(), CommandError> {
+        self.call(|tx| Command::ExpireSilence(id, tx)).await
+    }
+
+    /// Sends a command and waits for its answer; a task that has stopped (either way) is
+    /// [`CommandError::Stopped`].
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command,
+    ) -> Result<T, CommandError> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::ExpireSilence(id, tx))
+            .send(command(tx))
             .await
             .map_err(|_| CommandError::Stopped)?;
         rx.await.map_err(|_| CommandError::Stopped)?

@@ -105,6 +105,8 @@ impl From<&ProbeOutcome> for ProbeResultView {
 pub struct ProbeStatus {
     /// Probe name.
     pub name: String,
+    /// The service of the rules document that declares it.
+    pub service: String,
     /// `http`, `tcp` or `dns`.
     pub kind: &'static str,
     /// URL, address or name checked.
@@ -128,6 +130,8 @@ pub struct ProbeStatus {
 pub struct TargetStatus {
     /// Target name (its `job` label).
     pub name: String,
+    /// The service of the rules document that declares it.
+    pub service: String,
     /// Metrics URL.
     pub url: String,
     /// Whether the newest scrape succeeded.
@@ -388,6 +392,7 @@ impl Evaluator {
                 p.name.clone(),
                 ProbeStatus {
                     name: p.name.clone(),
+                    service: p.service.clone(),
                     kind,
                     target,
                     labels: p
@@ -408,6 +413,7 @@ impl Evaluator {
         for t in &rules.scrapes {
             let mut st = self.targets.remove(&t.name).unwrap_or(TargetStatus {
                 name: t.name.clone(),
+                service: t.service.clone(),
                 url: t.url.clone(),
                 up: false,
                 last_scrape_ms: None,
@@ -420,6 +426,8 @@ impl Evaluator {
                 scrapes_total: 0,
                 failures_total: 0,
             });
+            // A reload may move the target to another document (service) or URL.
+            st.service.clone_from(&t.service);
             st.url = t.url.clone();
             targets.insert(t.name.clone(), st);
         }

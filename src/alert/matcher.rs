@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::rules::model::Labels;
 use crate::rules::selector::REGEX_SIZE_LIMIT;
 
+/// A matcher's comparison: the same four operators, written the same way, as PromQL selectors.
 pub use crate::rules::selector::MatchOp;
 
 /// Why a matcher (or a list of them) could not be parsed.

@@ -354,13 +354,17 @@ impl Alerter {
                 let url = format!("{base}/api/v1/slos/{}/{}", slo.id.service, slo.id.slo);
                 let flap = slo.alerting.flap;
                 let slo_labels = |alertname: &str, severity: &str, extra: &Labels| {
-                    let mut l = slo.labels.clone();
-                    l.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    l.insert(names::ALERTNAME.into(), alertname.into());
-                    l.insert(names::SERVICE.into(), slo.id.service.clone());
-                    l.insert(names::SLO.into(), slo.id.slo.clone());
-                    l.insert(names::SEVERITY.into(), severity.into());
-                    l
+                    let mut own = slo.labels.clone();
+                    own.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    with_builtins(
+                        own,
+                        &[
+                            (names::ALERTNAME, alertname),
+                            (names::SERVICE, &slo.id.service),
+                            (names::SLO, &slo.id.slo),
+                            (names::SEVERITY, severity),
+                        ],
+                    )
                 };
                 for t in &slo.alerting.tiers {
                     let mut l = slo_labels(SLO_BURN_RATE, &t.severity, &t.labels);
@@ -412,7 +416,15 @@ impl Alerter {
         let mut probe_rules = BTreeMap::new();
         for p in &rules.probes {
             let Some(a) = &p.alert else { continue };
-            let l = down_labels(&p.labels, PROBE_DOWN, names::PROBE, &p.name, &a.severity);
+            let l = with_builtins(
+                p.labels.clone(),
+                &[
+                    (names::ALERTNAME, PROBE_DOWN),
+                    (names::SERVICE, &p.service),
+                    (names::PROBE, &p.name),
+                    (names::SEVERITY, &a.severity),
+                ],
+            );
             let params = Params {
                 for_: a.for_,
                 keep_firing_for: a.keep_firing_for,
@@ -426,12 +438,14 @@ impl Alerter {
         }
         for t in &rules.scrapes {
             let Some(a) = &t.alert else { continue };
-            let l = down_labels(
-                &t.labels,
-                SCRAPE_TARGET_DOWN,
-                names::TARGET,
-                &t.name,
-                &a.severity,
+            let l = with_builtins(
+                t.labels.clone(),
+                &[
+                    (names::ALERTNAME, SCRAPE_TARGET_DOWN),
+                    (names::SERVICE, &t.service),
+                    (names::TARGET, &t.name),
+                    (names::SEVERITY, &a.severity),
+                ],
             );
             let params = Params {
                 for_: a.for_,
@@ -481,14 +495,15 @@ impl Alerter {
     }
 }
 
-/// The labels of a probe or target alert: its own labels, then `alertname`, `key=name` and
-/// `severity` (the built-ins win).
-fn down_labels(own: &Labels, alertname: &str, key: &str, name: &str, severity: &str) -> Labels {
-    let mut l = own.clone();
-    l.insert(names::ALERTNAME.into(), alertname.into());
-    l.insert(key.into(), name.into());
-    l.insert(names::SEVERITY.into(), severity.into());
-    l
+/// An alert's labels: the rules' `own` labels, then the built-in ones, which win on a clash so
+/// a rules label can never change an alert's identity labels (`service`, `probe`, ...).
+fn with_builtins(mut own: Labels, builtins: &[(&str, &str)]) -> Labels {
+    own.extend(
+        builtins
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    own
 }
 
 fn source_slo(s: &Source) -> Option<&SloId> {

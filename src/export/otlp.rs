@@ -647,7 +647,7 @@ fn per_probe<T>(
 ) -> Points<T> {
     snap.probes
         .iter()
-        .filter_map(|p| f(p).map(|v| (vec![KeyValue::new("probe", p.name.clone())], v)))
+        .filter_map(|p| f(p).map(|v| (probe_attrs(p), v)))
         .collect()
 }
 
@@ -657,8 +657,22 @@ fn per_target<T>(
 ) -> Points<T> {
     snap.targets
         .iter()
-        .map(|t| (vec![KeyValue::new("target", t.name.clone())], f(t)))
+        .map(|t| {
+            let attrs = vec![
+                KeyValue::new("service", t.service.clone()),
+                KeyValue::new("target", t.name.clone()),
+            ];
+            (attrs, f(t))
+        })
         .collect()
+}
+
+/// A probe's attributes: the service that declares it and its name.
+fn probe_attrs(p: &crate::agent::evaluator::ProbeStatus) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("service", p.service.clone()),
+        KeyValue::new("probe", p.name.clone()),
+    ]
 }
 
 fn agent<T>(v: Option<T>) -> Points<T> {
@@ -780,13 +794,9 @@ static GAUGES: [Family<f64>; 23] = [
             for p in &snap.probes {
                 let Some(l) = &p.last else { continue };
                 for (n, v) in NAMES.iter().zip(l.phases) {
-                    out.push((
-                        vec![
-                            KeyValue::new("probe", p.name.clone()),
-                            KeyValue::new("phase", *n),
-                        ],
-                        v,
-                    ));
+                    let mut attrs = probe_attrs(p);
+                    attrs.push(KeyValue::new("phase", *n));
+                    out.push((attrs, v));
                 }
             }
             out

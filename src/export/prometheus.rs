@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::agent::AgentSnapshot;
 use crate::agent::alerting::AlertingView;
+use crate::agent::evaluator::{ProbeStatus, TargetStatus};
 use crate::export::sloth::SlothCollector;
 use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
 use crate::notify::delivery::{BreakerState, DeliveryError};
@@ -229,6 +230,14 @@ fn one(name: &'static str, value: &str) -> Labels {
     vec![(Cow::Borrowed(name), value.to_owned())]
 }
 
+/// Two labels, in this order.
+fn two(a: &'static str, a_value: &str, b: &'static str, b_value: &str) -> Labels {
+    vec![
+        (Cow::Borrowed(a), a_value.to_owned()),
+        (Cow::Borrowed(b), b_value.to_owned()),
+    ]
+}
+
 /// One SLO report with its rendered labels and window name.
 struct Row<'a> {
     r: &'a SloReport,
@@ -383,7 +392,8 @@ impl Collector for SnapshotCollector {
         )?;
 
         // Probes, named after blackbox_exporter's probe_* series.
-        let probe = |name: &str| one("probe", name);
+        // `service` (the declaring document's) first, as on SLO series.
+        let probe = |p: &ProbeStatus| two("service", &p.service, "probe", &p.name);
         gauges(
             &mut enc,
             "probe_success",
@@ -391,7 +401,7 @@ impl Collector for SnapshotCollector {
             snap.probes.iter().filter_map(|p| {
                 p.last
                     .as_ref()
-                    .map(|l| (probe(&p.name), f64::from(u8::from(l.success))))
+                    .map(|l| (probe(p), f64::from(u8::from(l.success))))
             }),
         )?;
         gauges(
@@ -400,7 +410,7 @@ impl Collector for SnapshotCollector {
             "Duration of the newest check",
             snap.probes
                 .iter()
-                .filter_map(|p| p.last.as_ref().map(|l| (probe(&p.name), l.duration_secs))),
+                .filter_map(|p| p.last.as_ref().map(|l| (probe(p), l.duration_secs))),
         )?;
         gauges(
             &mut enc,
@@ -410,7 +420,7 @@ impl Collector for SnapshotCollector {
                 const NAMES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
                 p.last.iter().flat_map(move |l| {
                     NAMES.iter().zip(l.phases).map(move |(n, v)| {
-                        let mut l = probe(&p.name);
+                        let mut l = probe(p);
                         l.push((Cow::Borrowed("phase"), (*n).to_owned()));
                         (l, v)
                     })
@@ -425,7 +435,7 @@ impl Collector for SnapshotCollector {
                 p.last
                     .as_ref()
                     .and_then(|l| l.status)
-                    .map(|c| (probe(&p.name), f64::from(c)))
+                    .map(|c| (probe(p), f64::from(c)))
             }),
         )?;
         gauges(
@@ -436,7 +446,7 @@ impl Collector for SnapshotCollector {
                 p.last
                     .as_ref()
                     .and_then(|l| l.cert_not_after_ms)
-                    .map(|ms| (probe(&p.name), ms as f64 / 1000.0))
+                    .map(|ms| (probe(p), ms as f64 / 1000.0))
             }),
         )?;
         gauges(
@@ -445,64 +455,54 @@ impl Collector for SnapshotCollector {
             "Failed checks in a row",
             snap.probes
                 .iter()
-                .map(|p| (probe(&p.name), p.consecutive_failures as f64)),
+                .map(|p| (probe(p), p.consecutive_failures as f64)),
         )?;
         counters(
             &mut enc,
             "probe_checks",
             "Checks since the agent started",
-            snap.probes.iter().map(|p| (probe(&p.name), p.checks_total)),
+            snap.probes.iter().map(|p| (probe(p), p.checks_total)),
         )?;
         counters(
             &mut enc,
             "probe_failures",
             "Failed checks since the agent started",
-            snap.probes
-                .iter()
-                .map(|p| (probe(&p.name), p.failures_total)),
+            snap.probes.iter().map(|p| (probe(p), p.failures_total)),
         )?;
 
         // Scrape targets.
-        let target = |name: &str| one("target", name);
+        let target = |t: &TargetStatus| two("service", &t.service, "target", &t.name);
         gauges(
             &mut enc,
             "target_up",
             "Whether the newest scrape succeeded",
             snap.targets
                 .iter()
-                .map(|t| (target(&t.name), f64::from(u8::from(t.up)))),
+                .map(|t| (target(t), f64::from(u8::from(t.up)))),
         )?;
         gauges(
             &mut enc,
             "target_scrape_duration_seconds",
             "Duration of the newest scrape",
-            snap.targets
-                .iter()
-                .map(|t| (target(&t.name), t.duration_secs)),
+            snap.targets.iter().map(|t| (target(t), t.duration_secs)),
         )?;
         gauges(
             &mut enc,
             "target_scrape_samples",
             "Samples on the newest successful page",
-            snap.targets
-                .iter()
-                .map(|t| (target(&t.name), t.samples as f64)),
+            snap.targets.iter().map(|t| (target(t), t.samples as f64)),
         )?;
         counters(
             &mut enc,
             "target_scrapes",
             "Scrapes since the agent started",
-            snap.targets
-                .iter()
-                .map(|t| (target(&t.name), t.scrapes_total)),
+            snap.targets.iter().map(|t| (target(t), t.scrapes_total)),
         )?;
         counters(
             &mut enc,
             "target_scrape_failures",
             "Failed scrapes since the agent started",
-            snap.targets
-                .iter()
-                .map(|t| (target(&t.name), t.failures_total)),
+            snap.targets.iter().map(|t| (target(t), t.failures_total)),
         )?;
 
         // The agent itself.
@@ -644,12 +644,7 @@ impl Collector for AlertingCollector {
             "Notifications that failed for good, by receiver, integration kind and failure",
             counted(&c.failed, &failure_reasons()),
         )?;
-        let pair_labels = |r: &str, i: &str| {
-            vec![
-                (Cow::Borrowed("receiver"), r.to_owned()),
-                (Cow::Borrowed("integration"), i.to_owned()),
-            ]
-        };
+        let pair_labels = |r: &str, i: &str| two("receiver", r, "integration", i);
         gauges(
             &mut enc,
             "notification_queue_length",
@@ -829,8 +824,18 @@ slos:
         );
         let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
         assert!(value(&samples, "burnwatch_slo_alert_state", &page_fast) >= 1.0);
-        let p = [("probe", "home")];
+        let p = [("service", "shop"), ("probe", "home")];
         assert_eq!(value(&samples, "burnwatch_probe_success", &p), 1.0);
+        // Exactly the declaring service and the name: the rules' labels stay off probe series.
+        let success = samples
+            .iter()
+            .find(|s| s.name == "burnwatch_probe_success")
+            .expect("a probe_success sample");
+        let want: Vec<(String, String)> = p
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(success.labels, want);
         assert_eq!(
             value(&samples, "burnwatch_probe_http_status_code", &p),
             200.0
@@ -841,7 +846,7 @@ slos:
         );
         assert_eq!(value(&samples, "burnwatch_probe_checks_total", &p), 10.0);
         assert_eq!(value(&samples, "burnwatch_probe_failures_total", &p), 1.0);
-        let connect = [("probe", "home"), ("phase", "connect")];
+        let connect = [("service", "shop"), ("probe", "home"), ("phase", "connect")];
         assert_eq!(
             value(&samples, "burnwatch_probe_phase_duration_seconds", &connect),
             0.02

@@ -523,7 +523,13 @@ mod tests {
             ],
         );
         let inh = Inhibitor::new(Vec::new(), false, deps);
-        let down = |p: &str| alert(&[("alertname", PROBE_DOWN), ("probe", p)], None);
+        // Labelled as the alert source labels them: the declaring service is on ProbeDown too.
+        let down = |p: &str| {
+            alert(
+                &[("alertname", PROBE_DOWN), ("probe", p), ("service", "shop")],
+                None,
+            )
+        };
         let slo = |s: &str| {
             alert(
                 &[
@@ -558,13 +564,62 @@ mod tests {
         );
 
         // Only a *firing* ProbeDown inhibits; cycles do not mute a probe by itself.
-        let resolved_db = alert(&[("alertname", PROBE_DOWN), ("probe", "db")], Some(0));
+        let resolved_db = alert(
+            &[
+                ("alertname", PROBE_DOWN),
+                ("probe", "db"),
+                ("service", "shop"),
+            ],
+            Some(0),
+        );
         let r = inh.evaluate([&resolved_db, &api], Timestamp(0));
         assert!(!r.is_inhibited(api.fingerprint()));
         let (ca, cb) = (down("cycle-a"), down("cycle-b"));
         let r = inh.evaluate([&ca, &cb], Timestamp(0));
         assert_eq!(r.inhibited_by(ca.fingerprint()), [cb.fingerprint()]);
         assert_eq!(r.inhibited_by(cb.fingerprint()), [ca.fingerprint()]);
+    }
+
+    #[test]
+    fn probe_alerts_inhibit_by_service() {
+        // With `service` on ProbeDown, a user rule can mute a service's SLO alerts while its
+        // health probe is down, and only that service's.
+        let inh = Inhibitor::new(
+            vec![rule(
+                &format!(r#"alertname="{PROBE_DOWN}""#),
+                &format!(r#"alertname="{SLO_BURN_RATE}""#),
+                &["service"],
+            )],
+            true,
+            Dependencies::default(),
+        );
+        let down = alert(
+            &[
+                ("alertname", PROBE_DOWN),
+                ("probe", "health"),
+                ("service", "shop"),
+            ],
+            None,
+        );
+        let slo = |svc: &str| {
+            alert(
+                &[
+                    ("alertname", SLO_BURN_RATE),
+                    ("service", svc),
+                    ("slo", "avail"),
+                    ("severity", "page"),
+                ],
+                None,
+            )
+        };
+        let (shop, cart) = (slo("shop"), slo("cart"));
+        let r = inh.evaluate([&down, &shop, &cart], Timestamp(0));
+        assert_eq!(r.inhibited_by(shop.fingerprint()), [down.fingerprint()]);
+        assert!(!r.is_inhibited(cart.fingerprint()));
+        assert!(
+            !r.is_inhibited(down.fingerprint()),
+            "the default rules leave ProbeDown alone"
+        );
     }
 
     #[test]

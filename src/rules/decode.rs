@@ -681,10 +681,12 @@ impl Decoder<'_> {
         let runbook = m.opt(self, "runbook", Decoder::url);
         let dashboard = m.opt(self, "dashboard", Decoder::url);
 
+        // A document without a valid name has errors and is dropped whole below.
+        let service_name = name.clone().unwrap_or_default();
         let mut probes = Vec::new();
         if let Some(items) = m.opt(self, "probes", Decoder::list) {
             for item in items {
-                if let Some(p) = self.probe(item) {
+                if let Some(p) = self.probe(item, &service_name) {
                     probes.push(p);
                 }
             }
@@ -692,13 +694,12 @@ impl Decoder<'_> {
         let mut scrapes = Vec::new();
         if let Some(items) = m.opt(self, "scrape", Decoder::list) {
             for item in items {
-                if let Some(s) = self.scrape(item) {
+                if let Some(s) = self.scrape(item, &service_name) {
                     scrapes.push(s);
                 }
             }
         }
         let mut slos = Vec::new();
-        let service_name = name.clone().unwrap_or_default();
         if let Some(items) = m.req(self, "slos", "[...]", Decoder::list) {
             if items.is_empty() {
                 let pos = m.get("slos").map_or(m.pos, Node::pos);
@@ -795,7 +796,7 @@ impl Decoder<'_> {
         Some((interval, timeout))
     }
 
-    fn probe(&mut self, node: &Node) -> Option<Probe> {
+    fn probe(&mut self, node: &Node, service: &str) -> Option<Probe> {
         const KEYS: &[&str] = &[
             "name",
             "http",
@@ -849,6 +850,7 @@ impl Decoder<'_> {
         Some(Probe {
             file: self.file.to_path_buf(),
             name: name?,
+            service: service.to_owned(),
             kind: kind?,
             interval,
             timeout,
@@ -1087,7 +1089,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn scrape(&mut self, node: &Node) -> Option<ScrapeTarget> {
+    fn scrape(&mut self, node: &Node, service: &str) -> Option<ScrapeTarget> {
         const KEYS: &[&str] = &[
             "name",
             "url",
@@ -1146,6 +1148,7 @@ impl Decoder<'_> {
         Some(ScrapeTarget {
             file: self.file.to_path_buf(),
             name: name?,
+            service: service.to_owned(),
             url: url?,
             interval,
             timeout,
@@ -2784,6 +2787,30 @@ mod tests {
             &h.replace("seconds{", "seconds_bucket{"),
             "t.yaml:9:20: error: `histogram` names `http_request_duration_seconds_bucket`; give the base name `http_request_duration_seconds`",
         );
+    }
+
+    #[test]
+    fn probes_and_scrapes_belong_to_their_document_service() {
+        let doc = |svc: &str| {
+            format!(
+                "version: burnwatch/v1\nservice: {svc}\nprobes:\n  - name: {svc}-p\n    tcp: {{address: 'h:1'}}\n    labels: {{service: other}}\nscrape:\n  - name: {svc}-s\n    url: http://h:9/metrics\nslos:\n  - name: s\n    objective: 99\n    indicator: {{probe: {svc}-p}}\n"
+            )
+        };
+        let r = ok(&format!("{}---\n{}", doc("web"), doc("api")));
+        let probes: Vec<String> = r
+            .probes
+            .iter()
+            .map(|p| format!("{}@{}", p.name, p.service))
+            .collect();
+        let scrapes: Vec<String> = r
+            .scrapes
+            .iter()
+            .map(|t| format!("{}@{}", t.name, t.service))
+            .collect();
+        assert_eq!(probes, ["web-p@web", "api-p@api"]);
+        assert_eq!(scrapes, ["web-s@web", "api-s@api"]);
+        // A `service` label is only a label; the declaring document decides.
+        assert_eq!(r.probes[0].labels["service"], "other");
     }
 
     #[test]

@@ -486,6 +486,8 @@ pub struct Probe {
     pub file: PathBuf,
     /// Unique name, used by `probe:` in indicators.
     pub name: String,
+    /// The service of the rules document that declares it (the `service` label of its alerts).
+    pub service: String,
     /// What to check.
     pub kind: ProbeKind,
     /// Time between two checks.
@@ -621,6 +623,8 @@ pub struct ScrapeTarget {
     pub file: PathBuf,
     /// Unique name.
     pub name: String,
+    /// The service of the rules document that declares it (the `service` label of its alerts).
+    pub service: String,
     /// `http://` or `https://` URL of the metrics page.
     pub url: String,
     /// Time between two scrapes.

@@ -30,7 +30,7 @@ pub enum MatchOp {
 }
 
 impl MatchOp {
-    /// The operator as written in PromQL.
+    /// The operator as written in PromQL (and in Alertmanager matchers, which share the type).
     pub fn as_str(self) -> &'static str {
         match self {
             MatchOp::Eq => "=",

@@ -490,6 +490,52 @@ impl SmtpSink {
             .map(|b| serde_json::from_slice(&b).expect("sink JSON"))
             .collect()
     }
+
+    /// Waits (at most 10s) until `n` messages have arrived; returns the first `n`.
+    pub fn wait_messages(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut found = self.messages();
+            if found.len() >= n {
+                found.truncate(n);
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} messages arrived within 10s",
+                found.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every AUTH attempt so far (`{"ok": .., "tls": ..}` per line of `auth.log`).
+    pub fn auth_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.out.join("auth.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("auth log JSON"))
+            .collect()
+    }
+}
+
+/// The body of a sink message's `mime` part (`text/plain`, `text/html`); panics without one.
+pub fn mail_part<'a>(msg: &'a Value, mime: &str) -> &'a str {
+    msg["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .find(|p| p["type"] == mime)
+        .and_then(|p| p["body"].as_str())
+        .unwrap_or_else(|| panic!("no {mime} part in {msg}"))
+}
+
+/// A label set from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> burnwatch::rules::model::Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Starts Debian's Alertmanager on a free loopback port (HA off, one receiver that sends

@@ -136,6 +136,7 @@ fn slo_burn_rate_from_the_real_engine() {
             ("alertname", "ProbeDown"),
             ("probe", "health"),
             ("probe_kind", "health"),
+            ("service", "checkout"),
             ("severity", "page"),
         ])
     );
@@ -288,6 +289,7 @@ fn failing_for_is_reached_by_time_alone() {
 fn target(up: bool, at_ms: i64) -> TargetStatus {
     TargetStatus {
         name: "app".into(),
+        service: "s".into(),
         url: "http://app.internal:9100/metrics".into(),
         up,
         last_scrape_ms: Some(at_ms),
@@ -309,7 +311,7 @@ fn target(up: bool, at_ms: i64) -> TargetStatus {
 fn scrape_target_down_after_five_minutes() {
     let rules = load_str(
         "t.yaml",
-        "version: burnwatch/v1\nservice: s\nscrape:\n  - name: app\n    url: http://app.internal:9100/metrics\n    labels: {region: eu}\nslos:\n  - name: a\n    objective: 99\n    indicator: {ratio: {bad: 'x{code=\"500\"}', total: x}}\n    alerting: {disabled: true}\n",
+        "version: burnwatch/v1\nservice: s\nscrape:\n  - name: app\n    url: http://app.internal:9100/metrics\n    labels: {region: eu, service: spoofed}\nslos:\n  - name: a\n    objective: 99\n    indicator: {ratio: {bad: 'x{code=\"500\"}', total: x}}\n    alerting: {disabled: true}\n",
     )
     .expect("rules");
     let mut al = Alerter::new(&rules, "http://x");
@@ -330,6 +332,8 @@ fn scrape_target_down_after_five_minutes() {
                 labels(&[
                     ("alertname", "ScrapeTargetDown"),
                     ("region", "eu"),
+                    // The declaring document's service wins over a rules label.
+                    ("service", "s"),
                     ("severity", "ticket"),
                     ("target", "app"),
                 ])
