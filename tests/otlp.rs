@@ -678,10 +678,38 @@ async fn agent_pushes_what_its_metrics_page_shows() {
     let truth = svc.stats();
     assert_eq!((truth.requests, truth.code(500)), (40, 10));
 
+    // Every sample of these families on /metrics arrives with the same attributes and value.
+    let families = [
+        (
+            "burnwatch_slo_objective_ratio",
+            "burnwatch_slo_objective_ratio",
+        ),
+        ("burnwatch_slo_sli_ratio", "burnwatch_slo_sli_ratio"),
+        ("burnwatch_slo_window_events", "burnwatch_slo_window_events"),
+        ("burnwatch_slo_burn_rate", "burnwatch_slo_burn_rate"),
+        (
+            "burnwatch_slo_error_budget_remaining_ratio",
+            "burnwatch_slo_error_budget_remaining_ratio",
+        ),
+        ("burnwatch_slo_events_total", "burnwatch_slo_events"),
+    ];
+    // Instruments are observed one after another, so one export can straddle two snapshots
+    // while the agent is still taking in the last scrape; once it has settled, a push equals
+    // the page sample for sample.
+    let expected: Vec<(String, Vec<(String, String)>, f64)> = families
+        .iter()
+        .flat_map(|(prom, otlp)| {
+            page.iter().filter(move |s| s.name == *prom).map(move |s| {
+                let mut labels = s.labels.clone();
+                labels.sort();
+                ((*otlp).to_owned(), labels, s.value)
+            })
+        })
+        .collect();
     let r = wait_for(&mut rx, |r| {
-        r.points
+        expected
             .iter()
-            .any(|((n, a), v)| n == "burnwatch_slo_events" && *v == 30.0 && a.len() == 4)
+            .all(|(n, l, v)| r.points.get(&(n.clone(), l.clone())) == Some(v))
     })
     .await;
     assert_eq!(
@@ -699,21 +727,6 @@ async fn agent_pushes_what_its_metrics_page_shows() {
             .map(String::as_str),
         Some("e2e")
     );
-    // Every sample of these families on /metrics arrives with the same attributes and value.
-    let families = [
-        (
-            "burnwatch_slo_objective_ratio",
-            "burnwatch_slo_objective_ratio",
-        ),
-        ("burnwatch_slo_sli_ratio", "burnwatch_slo_sli_ratio"),
-        ("burnwatch_slo_window_events", "burnwatch_slo_window_events"),
-        ("burnwatch_slo_burn_rate", "burnwatch_slo_burn_rate"),
-        (
-            "burnwatch_slo_error_budget_remaining_ratio",
-            "burnwatch_slo_error_budget_remaining_ratio",
-        ),
-        ("burnwatch_slo_events_total", "burnwatch_slo_events"),
-    ];
     let mut compared = 0;
     for (prom, otlp) in families {
         for s in page.iter().filter(|s| s.name == prom) {

@@ -7,6 +7,9 @@
 //! probe or target deleted on a rules reload disappears at the next export (a synchronous OTel
 //! gauge would re-export its last value forever). Callbacks only read and copy; they never
 //! compute or block, because a slow or panicking callback stalls or kills the SDK's reader.
+//! The SDK observes instruments one after another, so when the evaluator publishes a snapshot
+//! during an export, the instruments observed after it report the newer one: one push may mix
+//! two consecutive evaluations (values at most one `evaluation_interval` apart).
 //!
 //! **Names.** The metric names are exactly the Prometheus family names of `/metrics`
 //! ([`super::prometheus`]), with counters named without the `_total` suffix (as OTLP sums
