@@ -696,7 +696,7 @@ async fn agent_pushes_what_its_metrics_page_shows() {
     // Instruments are observed one after another, so one export can straddle two snapshots
     // while the agent is still taking in the last scrape; once it has settled, a push equals
     // the page sample for sample.
-    let expected: Vec<(String, Vec<(String, String)>, f64)> = families
+    let expected: Vec<_> = families
         .iter()
         .flat_map(|(prom, otlp)| {
             page.iter().filter(move |s| s.name == *prom).map(move |s| {
