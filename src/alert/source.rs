@@ -281,32 +281,25 @@ impl Alerter {
         }
         let mut out = AlertSet::default();
         for (fp, def) in &self.defs {
-            let found = match &def.source {
-                Source::Burn { slo, tier } => rows.get(slo).and_then(|&(r, svc, s)| {
-                    let t = r.tiers.iter().find(|t| &t.name == tier)?;
-                    Some((t.condition, burn_annotations(r, svc, s, t)))
+            let cond = match &def.source {
+                Source::Burn { slo, tier } => rows.get(slo).and_then(|&(r, _, _)| {
+                    r.tiers
+                        .iter()
+                        .find(|t| &t.name == tier)
+                        .map(|t| t.condition)
                 }),
-                Source::Budget { slo } => rows
-                    .get(slo)
-                    .map(|&(r, svc, s)| (r.budget.remaining <= 0.0, budget_annotations(r, svc, s))),
-                Source::NoData { slo, after } => rows.get(slo).map(|&(r, svc, s)| {
+                Source::Budget { slo } => rows.get(slo).map(|&(r, _, _)| r.budget.remaining <= 0.0),
+                Source::NoData { slo, after } => rows.get(slo).map(|_| {
                     let since = self.state.events.get(slo).map_or(now, |m| m.since);
-                    (
-                        now.since(since) >= *after,
-                        no_data_annotations(r, svc, s, since, now),
-                    )
+                    now.since(since) >= *after
                 }),
                 Source::Probe { name } => self.probe_rules.get(name).map(|rule| {
                     let tracker = self.state.probes.entry(name.clone()).or_default();
-                    let cond = tracker.condition(rule, now);
-                    (
-                        cond,
-                        probe_annotations(name, rule, tracker, probes.get(name.as_str()).copied()),
-                    )
+                    tracker.condition(rule, now)
                 }),
                 Source::Target { name } => targets
                     .get(name.as_str())
-                    .map(|t| (t.last_scrape_ms.is_some() && !t.up, target_annotations(t))),
+                    .map(|t| t.last_scrape_ms.is_some() && !t.up),
             };
             let entry = self.state.alerts.entry(*fp).or_insert_with(|| AlertEntry {
                 labels: def.labels.clone(),
@@ -316,8 +309,7 @@ impl Alerter {
             });
             entry.generator_url.clone_from(&def.generator_url);
             let mut newly_resolved = false;
-            if let Some((cond, annotations)) = found {
-                entry.annotations = annotations;
+            if let Some(cond) = cond {
                 if let Some((from, to)) = entry.lifecycle.step(cond, now, &def.params) {
                     newly_resolved = to == State::Resolved;
                     out.transitions.push(Transition {
@@ -327,6 +319,27 @@ impl Alerter {
                         to,
                         at: now,
                     });
+                }
+                // Annotations are text for people: only worth formatting for an alert that is
+                // (about to be) shown or sent, not for the quiet majority.
+                let shown = match entry.lifecycle.state() {
+                    State::Inactive => false,
+                    State::Resolved => newly_resolved,
+                    State::Pending | State::Firing | State::Flapping => true,
+                };
+                if shown {
+                    let context = Context {
+                        rows: &rows,
+                        probes: &probes,
+                        targets: &targets,
+                        events: &self.state.events,
+                        trackers: &self.state.probes,
+                        probe_rules: &self.probe_rules,
+                        now,
+                    };
+                    if let Some(a) = context.annotations(&def.source) {
+                        entry.annotations = a;
+                    }
                 }
             }
             push_alert(&mut out, *fp, entry, newly_resolved);
@@ -514,6 +527,52 @@ fn source_slo(s: &Source) -> Option<&SloId> {
 }
 
 /// Adds the entry's alert to `out` when it is firing, or when it resolved in this step.
+/// What the annotations of one evaluation are computed from.
+struct Context<'a> {
+    rows: &'a HashMap<&'a SloId, (&'a SloReport, &'a Service, &'a Slo)>,
+    probes: &'a HashMap<&'a str, &'a ProbeStatus>,
+    targets: &'a HashMap<&'a str, &'a TargetStatus>,
+    events: &'a BTreeMap<SloId, EventMark>,
+    trackers: &'a BTreeMap<String, ProbeTracker>,
+    probe_rules: &'a BTreeMap<String, ProbeAlert>,
+    now: Timestamp,
+}
+
+impl Context<'_> {
+    /// The current annotations of an alert from `source`; None when its SLO, probe or target
+    /// is not in the snapshot.
+    fn annotations(&self, source: &Source) -> Option<Labels> {
+        match source {
+            Source::Burn { slo, tier } => self.rows.get(slo).and_then(|&(r, svc, s)| {
+                let t = r.tiers.iter().find(|t| &t.name == tier)?;
+                Some(burn_annotations(r, svc, s, t))
+            }),
+            Source::Budget { slo } => self
+                .rows
+                .get(slo)
+                .map(|&(r, svc, s)| budget_annotations(r, svc, s)),
+            Source::NoData { slo, .. } => self.rows.get(slo).map(|&(r, svc, s)| {
+                let since = self.events.get(slo).map_or(self.now, |m| m.since);
+                no_data_annotations(r, svc, s, since, self.now)
+            }),
+            Source::Probe { name } => {
+                let rule = self.probe_rules.get(name)?;
+                let tracker = self.trackers.get(name)?;
+                Some(probe_annotations(
+                    name,
+                    rule,
+                    tracker,
+                    self.probes.get(name.as_str()).copied(),
+                ))
+            }
+            Source::Target { name } => self
+                .targets
+                .get(name.as_str())
+                .map(|t| target_annotations(t)),
+        }
+    }
+}
+
 fn push_alert(out: &mut AlertSet, fp: Fingerprint, entry: &AlertEntry, newly_resolved: bool) {
     let phase = &entry.lifecycle.phase;
     let Some((starts_at, ends_at)) = phase.instance() else {

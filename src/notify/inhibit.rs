@@ -15,7 +15,7 @@
 //!
 //! Pure: no I/O, no clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::alert::{Alert, Fingerprint, Matchers, matcher::is_label_name, names};
 use crate::notify::route::decode_matchers;
@@ -168,6 +168,8 @@ pub struct Inhibitor {
 pub struct Inhibition {
     /// target → the firing alerts muting it (sorted, unique).
     by: BTreeMap<Fingerprint, Vec<Fingerprint>>,
+    /// source → the alerts it mutes (sorted, unique): the reverse of `by`, for counts.
+    mutes: BTreeMap<Fingerprint, Vec<Fingerprint>>,
 }
 
 impl Inhibition {
@@ -183,16 +185,19 @@ impl Inhibition {
 
     /// How many alerts a source currently inhibits.
     pub fn count(&self, source: Fingerprint) -> usize {
-        self.by.values().filter(|s| s.contains(&source)).count()
+        self.mutes.get(&source).map_or(0, Vec::len)
     }
 
     /// How many distinct alerts are inhibited by at least one of `sources` (the
     /// `Notification.inhibited` figure of a notification whose firing alerts are `sources`).
     pub fn count_any(&self, sources: &BTreeSet<Fingerprint>) -> usize {
-        self.by
-            .values()
-            .filter(|s| s.iter().any(|f| sources.contains(f)))
-            .count()
+        let mut targets: BTreeSet<Fingerprint> = BTreeSet::new();
+        for s in sources {
+            if let Some(t) = self.mutes.get(s) {
+                targets.extend(t.iter().copied());
+            }
+        }
+        targets.len()
     }
 }
 
@@ -225,10 +230,15 @@ impl Inhibitor {
         let firing = |a: &Alert| a.ends_at.is_none_or(|e| e > now);
         let mut by: BTreeMap<Fingerprint, BTreeSet<Fingerprint>> = BTreeMap::new();
         for rule in &self.rules {
-            let sources: Vec<&(&Alert, Fingerprint)> = alerts
-                .iter()
-                .filter(|(a, _)| firing(a) && rule.source_matchers.matches(&a.labels))
-                .collect();
+            // Sources indexed by their `equal` label values, so each target looks up only the
+            // sources it could match: linear in alerts, not sources x targets.
+            let mut sources: HashMap<Vec<&str>, Vec<(&Alert, Fingerprint)>> = HashMap::new();
+            for (a, fp) in &alerts {
+                if firing(a) && rule.source_matchers.matches(&a.labels) {
+                    let key = rule.equal.iter().map(|n| a.label(n)).collect();
+                    sources.entry(key).or_default().push((*a, *fp));
+                }
+            }
             if sources.is_empty() {
                 continue;
             }
@@ -236,14 +246,16 @@ impl Inhibitor {
                 if !rule.target_matchers.matches(&t.labels) {
                     continue;
                 }
+                let key: Vec<&str> = rule.equal.iter().map(|n| t.label(n)).collect();
+                let Some(candidates) = sources.get(&key) else {
+                    continue;
+                };
                 let two_sided = rule.source_matchers.matches(&t.labels);
-                for (s, sfp) in &sources {
+                for (s, sfp) in candidates {
                     if two_sided && rule.target_matchers.matches(&s.labels) {
                         continue;
                     }
-                    if rule.equal.iter().all(|n| s.label(n) == t.label(n)) {
-                        by.entry(*tfp).or_default().insert(*sfp);
-                    }
+                    by.entry(*tfp).or_default().insert(*sfp);
                 }
             }
         }
@@ -266,11 +278,18 @@ impl Inhibitor {
                 }
             }
         }
+        let mut mutes: BTreeMap<Fingerprint, Vec<Fingerprint>> = BTreeMap::new();
+        for (target, sources) in &by {
+            for s in sources {
+                mutes.entry(*s).or_default().push(*target);
+            }
+        }
         Inhibition {
             by: by
                 .into_iter()
                 .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect(),
+            mutes,
         }
     }
 }
