@@ -442,7 +442,10 @@ fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
             println!("{id}");
         }
         SilenceCommand::Expire { id, url } => {
-            let path = format!("/api/v1/silences/{}", percent_path(&id));
+            let path = format!(
+                "/api/v1/silences/{}",
+                burnwatch::server::percent_encode(&id)
+            );
             rt.block_on(api(hyper::Method::DELETE, &url, &path, None))?;
             println!("silence {id} expired");
         }
@@ -459,18 +462,6 @@ fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-fn percent_path(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn run_demo(opts: DemoOptions, duration: Option<Duration>) -> anyhow::Result<()> {

@@ -440,6 +440,19 @@ fn query_pairs(q: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// A path segment or query value with everything but unreserved characters percent-encoded
+/// (the inverse of what the server decodes); used by the CLI and the tests.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -16,7 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnwatch::exposition::{Format, parse_owned};
-use common::{Proc, get_json, percent_encode, prometheus_binary};
+use burnwatch::server::percent_encode;
+use common::{Proc, get_json, prometheus_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -16,10 +16,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnwatch::probe::Prober;
+use burnwatch::server::percent_encode;
 use burnwatch::synthetic::Behaviour;
 use common::{
-    Proc, drive, free_addr, get_json, percent_encode, prometheus_binary, run_agent, shop_rules,
-    start_receiver, start_service, wait_for,
+    Proc, drive, free_addr, get_json, prometheus_binary, run_agent, shop_rules, start_receiver,
+    start_service, wait_for,
 };
 use serde_json::Value;
 

@@ -249,8 +249,12 @@ impl Alerting {
         let client = Arc::new(HttpClient::new()?);
         let mut lanes: Vec<(String, Vec<Arc<dyn Integration>>)> = Vec::new();
         let mut send_resolved: Receivers = BTreeMap::new();
+        let mut kinds = BTreeMap::new();
         for rc in &cfg.alerting.receivers {
             let integrations = receiver::build_with(rc, &ctx, &client)?;
+            for (idx, i) in integrations.iter().enumerate() {
+                kinds.insert((rc.name.clone(), idx), i.kind());
+            }
             send_resolved.insert(
                 rc.name.clone(),
                 integrations.iter().map(|i| i.send_resolved()).collect(),
@@ -322,6 +326,7 @@ impl Alerting {
             dispatcher,
             silences,
             send_resolved,
+            kinds,
             in_flight: Vec::new(),
             deliver,
             am_client,
@@ -409,6 +414,8 @@ struct Task {
     dispatcher: Dispatcher,
     silences: Silences,
     send_resolved: Receivers,
+    /// Integration type by (receiver, index), for counters and logs.
+    kinds: BTreeMap<(String, usize), &'static str>,
     in_flight: Vec<(usize, Notification)>,
     deliver: DeliveryHandle,
     am_client: Option<Arc<AlertmanagerClient>>,
@@ -469,7 +476,9 @@ impl Task {
                 }
                 Some(r) = am_rx.recv() => self.am_done(r),
                 _ = am_tick.tick(), if self.am_client.is_some() && !self.am_busy => {
+                    // Starting a push changes nothing to save or show; its result does.
                     self.am_push(&am_tx);
+                    quiet = true;
                 }
                 _ = tokio::time::sleep(wait) => self.flush().await,
             }
@@ -642,11 +651,10 @@ impl Task {
         self.in_flight
             .retain(|(i, m)| !(*i == o.integration_idx && m == n));
         let kind = self
-            .deliver
-            .stats()
-            .iter()
-            .find(|s| s.receiver == o.receiver && s.integration_idx == o.integration_idx)
-            .map_or("unknown", |s| s.kind);
+            .kinds
+            .get(&(o.receiver.clone(), o.integration_idx))
+            .copied()
+            .unwrap_or("unknown");
         match &o.result {
             Ok(()) => {
                 self.dispatcher

@@ -64,18 +64,6 @@ pub fn free_addr() -> SocketAddr {
         .expect("free port")
 }
 
-/// URL query-string encoding of `s`.
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// One request bounded to 5 s: (status, body).
 pub async fn exchange(
     addr: SocketAddr,
