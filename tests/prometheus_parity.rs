@@ -5,7 +5,9 @@
 //! Not compared: fixtures with explicit timestamps (Prometheus would store them in the past, out
 //! of an instant query's reach; unit tests cover timestamps). Normalised on our side to
 //! Prometheus's storage semantics: empty label values mean "no label", and of duplicate series
-//! the first value is kept.
+//! the first value is kept, decided by the scraper's own [`SeenSeries`] (the identity
+//! `burnwatch::scrape::match_page` drops repeats by), so a page with the same series twice
+//! (`text-duplicate-identity.prom`) proves that the agent counts what Prometheus stores.
 
 mod common;
 
@@ -16,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnwatch::exposition::{Format, parse_owned};
+use burnwatch::scrape::SeenSeries;
 use burnwatch::server::percent_encode;
 use common::{Proc, get_json, prometheus_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -145,14 +148,24 @@ fn ours(name: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
     let body = std::fs::read(fixture_dir().join(name)).expect("fixture");
     let samples = parse_owned(&body, format_of(name)).map_err(|e| e.to_string())?;
     let mut series = BTreeMap::new();
+    let mut seen = SeenSeries::default();
     for s in samples {
-        let mut labels: Vec<(String, String)> = s
+        let mut all: Vec<(&str, &str)> = s
             .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.sort();
+        if !seen.first(&s.name, &all) {
+            continue;
+        }
+        let labels: Vec<(String, String)> = all
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        labels.sort();
-        series.entry((s.name, labels)).or_insert(s.value);
+        let previous = series.insert((s.name.clone(), labels), s.value);
+        assert!(previous.is_none(), "{name}: {} counted twice", s.name);
     }
     Ok(series)
 }

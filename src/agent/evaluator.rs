@@ -148,6 +148,11 @@ pub struct TargetStatus {
     pub bytes: u64,
     /// Why the newest scrape failed.
     pub failure: Option<ScrapeFailure>,
+    /// What was wrong with the newest successful page although it was used (reason
+    /// `duplicate_series`: see [`crate::scrape`]).
+    pub problem: Option<ScrapeFailure>,
+    /// Samples of the newest successful page dropped as repeats of a series already on it.
+    pub duplicate_samples: u64,
     /// Failures in a row.
     pub consecutive_failures: u64,
     /// Scrapes since the agent started.
@@ -422,6 +427,8 @@ impl Evaluator {
                 samples: 0,
                 bytes: 0,
                 failure: None,
+                problem: None,
+                duplicate_samples: 0,
                 consecutive_failures: 0,
                 scrapes_total: 0,
                 failures_total: 0,
@@ -537,6 +544,10 @@ impl Evaluator {
                 st.consecutive_failures = 0;
                 st.last_success_ms = Some(at.0);
                 st.samples = m.samples;
+                st.duplicate_samples = m.duplicates;
+                st.problem = m
+                    .problem()
+                    .map(|(reason, message)| ScrapeFailure { reason, message });
                 for s in &m.slos {
                     if let Ok(out) =
                         self.engine
