@@ -6,7 +6,7 @@
 //! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
-//! - [`export`]: the `/metrics` page (OpenMetrics, prometheus-client) from snapshots.
+//! - [`export`]: the metric catalogue, the `/metrics` page (OpenMetrics or text 0.0.4) and the OTLP push, from snapshots.
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].

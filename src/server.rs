@@ -154,7 +154,11 @@ async fn handle(
         _ if !read_only => return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported"),
         _ => {
             let view = alerting.as_ref().map(AlertingHandle::view);
-            return route(&parts, &snap, view.as_ref(), page);
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            return route(&parts, &snap, view.as_ref(), page, accept);
         }
     }
     let Some(alerting) = alerting else {
@@ -249,23 +253,20 @@ fn route(
     snap: &Arc<AgentSnapshot>,
     alerting: Option<&Arc<AlertingView>>,
     page: PageOptions,
+    accept: Option<&str>,
 ) -> Resp {
     match parts {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        ["metrics"] => match crate::export::prometheus::encode_page(snap, alerting, page) {
-            Ok(page) => {
-                let mut r = Response::new(Full::new(Bytes::from(page)));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(crate::export::prometheus::CONTENT_TYPE),
-                );
-                r
-            }
-            Err(_) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding the metrics failed",
-            ),
-        },
+        ["metrics"] => {
+            use crate::export::prometheus::{content_type, negotiate, render};
+            let format = negotiate(accept);
+            let mut r = Response::new(Full::new(Bytes::from(render(snap, alerting, page, format))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(content_type(format)),
+            );
+            r
+        }
         ["readyz"] => {
             // The agent publishes its first snapshot only after the rules loaded and the
             // checkpoint was restored, so a snapshot with a rule generation means ready.
