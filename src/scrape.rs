@@ -204,6 +204,9 @@ pub struct SloSamples {
     pub numerator: Vec<(u64, f64)>,
     /// `(series id, value)` of the total.
     pub total: Vec<(u64, f64)>,
+    /// Every `_bucket` sample of a histogram-fed latency SLO: `(series id without le, le,
+    /// value)`, for its percentiles ([`crate::slo::histogram`]).
+    pub buckets: Vec<(u64, f64, f64)>,
 }
 
 /// What one scrape yielded for the SLOs.
@@ -301,6 +304,7 @@ pub fn match_page(
                 slo: e.slo,
                 numerator: Vec::new(),
                 total: Vec::new(),
+                buckets: Vec::new(),
             });
             per_slo.len() - 1
         });
@@ -374,10 +378,14 @@ pub fn match_page(
                     let rest: Vec<(&str, &str)> =
                         view.iter().copied().filter(|(k, _)| *k != "le").collect();
                     let base = e.selector.metric().unwrap_or_default();
-                    if !e.selector.matches(base, &rest) || le > threshold {
+                    if !e.selector.matches(base, &rest) {
                         continue;
                     }
                     let id = series_id(s.name, &rest);
+                    slot.buckets.push((id, le, s.value));
+                    if le > threshold {
+                        continue;
+                    }
                     let best = buckets.entry((i, id)).or_insert((f64::NEG_INFINITY, 0.0));
                     if le > best.0 {
                         *best = (le, s.value);
@@ -486,6 +494,10 @@ http_request_duration_seconds_count 100
         // The 0.3 bucket is the threshold's edge.
         assert_eq!(values(&m.slos[1].numerator), vec![85.0]);
         assert_eq!(values(&m.slos[1].total), vec![100.0]);
+        // Every bucket goes to the percentiles, the ones above the threshold too.
+        let les: Vec<f64> = m.slos[1].buckets.iter().map(|(_, le, _)| *le).collect();
+        assert_eq!(les, vec![0.1, 0.25, 0.3, 0.5, f64::INFINITY]);
+        assert!(m.slos[0].buckets.is_empty());
     }
 
     #[test]

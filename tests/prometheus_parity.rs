@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use burnwatch::exposition::{Format, parse_owned};
 use burnwatch::scrape::SeenSeries;
 use burnwatch::server::percent_encode;
+use burnwatch::slo::histogram::histogram_quantile;
 use common::{Proc, get_json, prometheus_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -170,6 +171,52 @@ fn ours(name: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
     Ok(series)
 }
 
+/// `histogram_quantile` of the percentiles of histogram-fed latency SLOs equals Prometheus's
+/// on the buckets of `text-histogram-quantile.prom` (interpolation in a bucket, from 0 in the
+/// first one, the `+Inf` bucket, empty buckets, no observations).
+async fn histogram_quantiles_agree(prom: SocketAddr) {
+    const NAME: &str = "text-histogram-quantile.prom";
+    let body = std::fs::read(fixture_dir().join(NAME)).expect("fixture");
+    let mut cases: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for s in parse_owned(&body, Format::Text).expect("valid fixture") {
+        if s.name != "hq_seconds_bucket" {
+            continue;
+        }
+        let label = |k: &str| {
+            s.labels
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        let le = label("le").and_then(|v| burnwatch::exposition::parse_float(v.as_bytes()));
+        cases
+            .entry(label("case").expect("case"))
+            .or_default()
+            .push((le.expect("le"), s.value));
+    }
+    let mut compared = 0;
+    for q in [0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0] {
+        let stored = query(
+            prom,
+            &format!("histogram_quantile({q}, hq_seconds_bucket{{job=\"{NAME}\"}})"),
+        )
+        .await;
+        assert_eq!(stored.len(), cases.len(), "q={q}: {stored:?}");
+        for (labels, value) in stored {
+            let mut buckets = cases[&labels["case"]].clone();
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let theirs = prom_value(&value);
+            let ours = histogram_quantile(q, &buckets).unwrap_or(f64::NAN);
+            assert!(
+                same_value(ours, theirs) || (ours - theirs).abs() < 1e-12,
+                "{labels:?} q={q}: ours {ours}, Prometheus {theirs}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 7 * 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_what_we_parse() {
     let binary = prometheus_binary();
@@ -292,5 +339,6 @@ async fn prometheus_stores_what_we_parse() {
         compared_series >= 40,
         "compared only {compared_series} series"
     );
+    histogram_quantiles_agree(prom_addr).await;
     server.abort();
 }

@@ -440,6 +440,31 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         (stored_sli - exact_sli).abs() < 1e-12,
         "stored {stored_sli}, exact {exact_sli}"
     );
+    // The histogram-fed latency SLO's percentiles are histogram_quantile over the exact bucket
+    // increases of the driven traffic (histogram_quantile itself is checked against
+    // Prometheus's in tests/prometheus_parity.rs).
+    let mut buckets: Vec<(f64, f64)> = truth
+        .buckets
+        .iter()
+        .zip(&before.buckets)
+        .map(|(a, b)| (a.le.as_secs_f64(), (a.count - b.count) as f64))
+        .collect();
+    buckets.push((f64::INFINITY, total as f64));
+    for (p, q) in [("50", 0.5), ("90", 0.9), ("95", 0.95), ("99", 0.99)] {
+        let want = burnwatch::slo::histogram::histogram_quantile(q, &buckets).expect("traffic");
+        let sel = format!(
+            r#"burnwatch_slo_latency_seconds{{slo="latency",window="30d",percentile="{p}"}}"#
+        );
+        wait_for(&format!("p{p} of the latency SLO"), || async {
+            let v = one_value(prom, &sel).await?;
+            if (v - want).abs() < 1e-9 {
+                Ok(())
+            } else {
+                Err(format!("stored {v}, exact {want}"))
+            }
+        })
+        .await;
+    }
     let objective = one_value(prom, r#"burnwatch_slo_objective_ratio{slo="availability"}"#)
         .await
         .expect("objective");

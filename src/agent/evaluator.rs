@@ -13,6 +13,7 @@ use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, Service,
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx, SloReport};
+use crate::slo::histogram::HistogramWindows;
 use crate::time::{Dur, Timestamp};
 
 /// What a collector reports to the evaluator. `generation` is the rule set it was started for;
@@ -252,6 +253,8 @@ pub struct Evaluator {
     events: Vec<(u64, u64)>,
     /// Windows reported besides each SLO's own (see [`Evaluator::report_extra_windows`]).
     extra_windows: Option<fn(&Slo) -> Vec<Dur>>,
+    /// Bucket increases of the histogram-fed latency SLOs, for their percentiles.
+    histograms: HashMap<SloId, HistogramWindows>,
 }
 
 impl Evaluator {
@@ -269,6 +272,7 @@ impl Evaluator {
             stale: 0,
             events: Vec::new(),
             extra_windows: None,
+            histograms: HashMap::new(),
         };
         ev.install(rules, now);
         ev
@@ -383,6 +387,15 @@ impl Evaluator {
             }
         }
         self.feeds = feeds;
+        // Percentiles go on for histogram-fed latency SLOs that stay.
+        let histogram_fed: Vec<&SloId> = rules
+            .services
+            .iter()
+            .flat_map(|s| &s.slos)
+            .filter(|s| histogram_window(s).is_some())
+            .map(|s| &s.id)
+            .collect();
+        self.histograms.retain(|id, _| histogram_fed.contains(&id));
         self.events = vec![(0, 0); self.engine.len()];
         self.plan = Arc::new(ScrapePlan::new(&rules, |id| self.engine.index_of(id)));
         let mut probes = BTreeMap::new();
@@ -549,6 +562,15 @@ impl Evaluator {
                     .problem()
                     .map(|(reason, message)| ScrapeFailure { reason, message });
                 for s in &m.slos {
+                    if !s.buckets.is_empty()
+                        && let Some(slo) = self.engine.slo(s.slo)
+                        && let Some(longest) = histogram_window(slo)
+                    {
+                        self.histograms
+                            .entry(slo.id.clone())
+                            .or_insert_with(|| HistogramWindows::new(longest))
+                            .record(source, at, &s.buckets);
+                    }
                     if let Ok(out) =
                         self.engine
                             .record_counter_scrape(s.slo, at, source, &s.numerator, &s.total)
@@ -568,10 +590,21 @@ impl Evaluator {
 
     /// Evaluates every SLO at `now` and builds the snapshot readers share.
     pub fn evaluate(&mut self, now: Timestamp) -> AgentSnapshot {
-        let snap = match self.extra_windows {
+        let mut snap = match self.extra_windows {
             Some(f) => self.engine.evaluate_with(now, f),
             None => self.engine.evaluate(now),
         };
+        for r in &mut snap.slos {
+            if let Some(h) = self.histograms.get(&r.id) {
+                let windows = std::iter::once(&mut r.window)
+                    .chain(&mut r.alert_windows)
+                    .chain(&mut r.extra_windows);
+                for w in windows {
+                    w.latency =
+                        h.quantiles(Dur::from_millis((now.0 - w.start.0).max(0) as u64), now);
+                }
+            }
+        }
         AgentSnapshot {
             at: now,
             rules: self.rules.clone(),
@@ -584,6 +617,22 @@ impl Evaluator {
             events_total: self.events_by_id(),
             evaluation_seconds: 0.0,
         }
+    }
+}
+
+/// For a histogram-fed latency SLO, the longest window its percentiles are read over (the SLO
+/// window, or the longest default alert window when that is longer).
+fn histogram_window(slo: &Slo) -> Option<Dur> {
+    match &slo.indicator {
+        Indicator::LatencyThreshold {
+            source: LatencySource::Histogram { .. },
+            ..
+        }
+        | Indicator::LatencyPercentile {
+            source: LatencySource::Histogram { .. },
+            ..
+        } => Some(slo.window.nominal().max(Dur::from_days(7))),
+        _ => None,
     }
 }
 
