@@ -4,7 +4,8 @@
 //! the alerting task through its [`AlertingHandle`]. Graceful: on shutdown it stops accepting and
 //! gives open connections a bounded time to finish.
 //!
-//! Routes: `GET /metrics` (OpenMetrics, see [`crate::export::prometheus`]), `GET /healthz` (alive),
+//! Routes: `GET /metrics` (OpenMetrics or text 0.0.4 by `Accept`, see
+//! [`crate::export::prometheus`]), `GET /healthz` (alive),
 //! `GET /readyz` (rules loaded and state restored: 200, else 503), `GET /api/v1/slos`,
 //! `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`, `GET /api/v1/targets`,
 //! `GET /api/v1/status`, `GET /api/v1/alerts` (filters as Alertmanager's API v2),
