@@ -60,6 +60,8 @@ struct Recorded {
 struct Sink {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<Recorded>>>,
+    /// TCP connections accepted.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -83,11 +85,14 @@ impl Sink {
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let (log2, fallback) = (log.clone(), Arc::new(fallback));
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let accepted2 = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (log, script, fallback) = (log2.clone(), script.clone(), fallback.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
@@ -124,7 +129,12 @@ impl Sink {
                 });
             }
         });
-        Sink { addr, log, task }
+        Sink {
+            addr,
+            log,
+            accepted,
+            task,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -623,6 +633,69 @@ async fn a_burst_of_five_thousand_groups_is_delivered_whole() {
     assert_eq!(seen.len(), GROUPS);
     let st = h.stats().remove(0);
     assert_eq!((st.sent, st.rejected, st.queue_len), (GROUPS as u64, 0, 0));
+}
+
+#[tokio::test]
+async fn sends_to_one_receiver_reuse_one_connection() {
+    let sink = Sink::start(vec![reply(500, "once")], reply(200, "")).await;
+    let hook = one(receiver_with(vec![webhook(&sink.url("/hook"))], vec![]));
+    // A failed answer does not cost the connection either.
+    assert!(matches!(
+        hook.send(&grouped("g1", &["a"])).await,
+        Err(SendError::Retryable { .. })
+    ));
+    hook.send(&grouped("g1", &["a"])).await.expect("delivered");
+    hook.send(&grouped("g2", &["b"])).await.expect("delivered");
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+    assert_eq!(
+        sink.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "three sends, one connection"
+    );
+}
+
+/// The Alertmanager push reads `Retry-After` with the shared parser: HTTP dates too, capped.
+#[tokio::test]
+async fn alertmanager_push_honours_retry_after_dates_and_the_cap() {
+    use burnwatch::http_client::MAX_RETRY_AFTER;
+    use burnwatch::notify::alertmanager::{AlertmanagerClient, AlertmanagerConfig};
+    let in_a_minute = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&in_a_minute)
+        .expect("date");
+    let mut dated = reply(503, "busy");
+    dated.headers.push(("retry-after", date));
+    let mut long = reply(429, "slow down");
+    long.headers.push(("retry-after", "86400".into()));
+    let sink = Sink::start(vec![dated, long], reply(200, "")).await;
+    let config = AlertmanagerConfig::from_yaml(
+        std::path::Path::new("a.yaml"),
+        &format!("urls: [{}]\n", sink.url("")),
+    )
+    .expect("config");
+    let client = AlertmanagerClient::new(&config, Dur::from_secs(15)).expect("client");
+    let now = Timestamp::from_millis(jiff::Timestamp::now().as_millisecond());
+    let alerts = [alert("a", None)];
+    match client.push(&alerts, now).await {
+        Err(SendError::Retryable {
+            retry_after: Some(d),
+            ..
+        }) => assert!(
+            d > Dur::from_secs(50) && d <= Dur::from_secs(60),
+            "date read as {d}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match client.push(&alerts, now).await {
+        Err(SendError::Retryable { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(MAX_RETRY_AFTER));
+        }
+        other => panic!("{other:?}"),
+    }
+    client.push(&alerts, now).await.expect("accepted");
+    let got = sink.wait_for(3).await;
+    assert!(got.iter().all(|r| r.path == "/api/v2/alerts"));
+    assert_eq!(sink.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 fn slack(url: &str) -> SlackConfig {

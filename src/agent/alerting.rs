@@ -31,6 +31,7 @@ use crate::agent::collect::{stopped, wall_ms};
 use crate::alert::Fingerprint;
 use crate::alert::source::{Alerter, AlerterState};
 use crate::config::AgentConfig;
+use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
 use crate::notify::delivery::{
     Delivery, DeliveryConfig, DeliveryError, DeliveryHandle, DeliveryOutcome, IntegrationStats,
@@ -40,7 +41,6 @@ use crate::notify::inhibit::{Dependencies, Inhibitor};
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
 use crate::notify::silence::{Silence, SilenceError, SilenceRequest, Silences};
-use crate::notify::webhook::HttpClient;
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::storage::{self, StorageError};
@@ -89,7 +89,7 @@ pub enum AlertingError {
     Receiver(#[from] receiver::BuildError),
     /// The HTTP client for receivers could not be built.
     #[error("receivers' HTTP client: {0}")]
-    Client(#[from] crate::notify::webhook::ClientError),
+    Client(#[from] crate::http_client::ClientError),
     /// The routing tree names a receiver that does not exist.
     #[error("{0}")]
     Dispatch(#[from] crate::notify::dispatch::DispatchError),
