@@ -37,8 +37,9 @@ use crate::time::{Dur, Timestamp};
 
 /// Default `resend_interval` (Prometheus' `--rules.alert.resend-delay`).
 pub const DEFAULT_RESEND_INTERVAL: Dur = Dur::MINUTE;
-/// Default bound on one POST (Prometheus' Alertmanager timeout).
-pub const DEFAULT_TIMEOUT: Dur = Dur(10_000);
+/// Default bound on one POST: the shared client's default, which is also Prometheus'
+/// Alertmanager timeout (10s).
+pub const DEFAULT_TIMEOUT: Dur = crate::http_client::DEFAULT_TIMEOUT;
 /// How long a resolved alert keeps being re-sent (Prometheus' `resolvedRetention`).
 pub const RESOLVED_RETENTION: Dur = Dur(15 * 60_000);
 
