@@ -8,6 +8,8 @@
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
 //! - [`export`]: the `/metrics` page (OpenMetrics, prometheus-client) from snapshots.
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
+//! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP): pooled
+//!   connections, timeouts, `Retry-After`, response classification, URL redaction.
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
 //! - [`scrape`]: scraped pages to the counter samples of the SLOs that read them (pure).
@@ -29,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod exposition;
+pub mod http_client;
 pub mod notify;
 pub mod probe;
 pub mod rules;

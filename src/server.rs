@@ -552,7 +552,6 @@ fn stats_json(view: &AlertingView) -> Value {
                 "sent": s.sent,
                 "failedPermanent": s.failed_permanent,
                 "failedRetriesExhausted": s.failed_retries_exhausted,
-                "droppedOverflow": s.dropped_overflow,
                 "rejected": s.rejected,
                 "superseded": s.superseded,
                 "failedShutdown": s.failed_shutdown,

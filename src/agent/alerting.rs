@@ -31,16 +31,16 @@ use crate::agent::collect::{stopped, wall_ms};
 use crate::alert::Fingerprint;
 use crate::alert::source::{Alerter, AlerterState};
 use crate::config::AgentConfig;
+use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
 use crate::notify::delivery::{
-    Delivery, DeliveryConfig, DeliveryHandle, DeliveryOutcome, IntegrationStats,
+    Delivery, DeliveryConfig, DeliveryError, DeliveryHandle, DeliveryOutcome, IntegrationStats,
 };
 use crate::notify::dispatch::{AlertView, Dispatcher, DispatcherState, GroupView, Receivers};
 use crate::notify::inhibit::{Dependencies, Inhibitor};
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
 use crate::notify::silence::{Silence, SilenceError, SilenceRequest, Silences};
-use crate::notify::webhook::HttpClient;
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::storage::{self, StorageError};
@@ -89,7 +89,7 @@ pub enum AlertingError {
     Receiver(#[from] receiver::BuildError),
     /// The HTTP client for receivers could not be built.
     #[error("receivers' HTTP client: {0}")]
-    Client(#[from] crate::notify::webhook::ClientError),
+    Client(#[from] crate::http_client::ClientError),
     /// The routing tree names a receiver that does not exist.
     #[error("{0}")]
     Dispatch(#[from] crate::notify::dispatch::DispatchError),
@@ -116,6 +116,9 @@ pub struct AlertingCounters {
     pub notifications: BTreeMap<(String, &'static str, &'static str), u64>,
     /// Notifications that failed for good, by (receiver, integration kind, failure key).
     pub failed: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// Notifications superseded by a newer one for the same group (not failures), by
+    /// (receiver, integration kind).
+    pub superseded: BTreeMap<(String, &'static str), u64>,
     /// Alert suppressions at flushes, by reason key (`silenced`, `inhibited`, `deduplicated`,
     /// `flapping`): one per alert, integration and flush.
     pub suppressed: BTreeMap<&'static str, u64>,
@@ -641,7 +644,9 @@ impl Task {
         if !self.in_flight.iter().any(|(i, m)| *i == idx && m == &n) {
             self.in_flight.push((idx, n.clone()));
         }
-        if let Err(e) = self.deliver.submit(idx, n) {
+        if let Err(e) = self.deliver.submit(idx, n.clone()) {
+            // No outcome follows, so it is not in flight: the next flush decides again.
+            self.in_flight.retain(|(i, m)| !(*i == idx && m == &n));
             tracing::error!(error = %e, "notification not queued; the next flush decides again");
         }
     }
@@ -671,6 +676,20 @@ impl Task {
                     reason = n.reason.key(),
                     attempts = o.attempts,
                     "notification delivered"
+                );
+            }
+            // Not a failure: the group's newer notification is delivered in its place.
+            Err(DeliveryError::Superseded) => {
+                *self
+                    .counters
+                    .superseded
+                    .entry((o.receiver.clone(), kind))
+                    .or_default() += 1;
+                tracing::debug!(
+                    receiver = %o.receiver,
+                    integration = kind,
+                    group = %n.group_key,
+                    "notification superseded by a newer one for the same group"
                 );
             }
             Err(e) => {

@@ -30,7 +30,8 @@
 //! **TLS.** `https://` endpoints work for both transports with the crate's one TLS stack:
 //! rustls with the `ring` provider and the Mozilla roots of `webpki-roots`, plus
 //! [`OtlpConfig::ca_file`]. gRPC goes through tonic's rustls connector; OTLP/HTTP goes through
-//! `HyperClient` (hyper + tokio-rustls), so neither reqwest nor a second TLS stack is built.
+//! the shared [`crate::http_client::HttpClient`], so neither reqwest nor a second TLS stack is
+//! built.
 //!
 //! **Secrets.** Header values are usually credentials: the `Debug` form of [`OtlpConfig`] shows
 //! header names only, and no error or log line carries a value.
@@ -56,8 +57,10 @@ use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
 use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
+use crate::http_client::{ClientError, HttpClient};
 use crate::rules::model::Slo;
 use crate::slo::engine::{SloReport, WindowReport};
+use crate::time::Dur;
 
 /// The `service.name` resource attribute when [`OtlpConfig::resource`] sets none.
 pub const DEFAULT_SERVICE_NAME: &str = "burnwatch";
@@ -307,14 +310,12 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
             b.build().map_err(build_err)
         }
         OtlpProtocol::HttpProtobuf => {
-            let tls = if cfg.is_https() {
-                Some(tls_config(cfg.ca_file.as_deref())?)
-            } else {
-                None
-            };
-            let client = HyperClient {
+            let client = OtlpHttp {
                 runtime,
-                tls,
+                client: HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(|e| match e {
+                    ClientError::CaFile { path, reason } => OtlpError::CaFile { path, reason },
+                    ClientError::Tls(e) => OtlpError::Tls(e),
+                })?,
                 timeout: cfg.timeout,
             };
             let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
@@ -337,12 +338,6 @@ fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
     crate::probe::tls::read_ca_file(path).map_err(tls_error)
 }
 
-/// The rustls client configuration of the HTTP transport: the one every outbound HTTPS client
-/// shares (ring, Mozilla roots, the CA file).
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, OtlpError> {
-    crate::probe::tls::verifying_config(ca_file).map_err(tls_error)
-}
-
 fn tls_error(e: crate::probe::ProbeError) -> OtlpError {
     match e {
         crate::probe::ProbeError::CaFile { path, reason } => OtlpError::CaFile { path, reason },
@@ -353,89 +348,32 @@ fn tls_error(e: crate::probe::ProbeError) -> OtlpError {
 /// Largest collector response read (the SDK's own clients use the same bound).
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
-/// The OTLP/HTTP transport: one HTTP/1.1 connection per export (exports are seconds to
-/// minutes apart, so pooling buys nothing), TLS through tokio-rustls. The SDK calls it from
-/// its own reader thread, outside any runtime, so each request runs on the runtime the
-/// exporter was started in.
+/// The OTLP/HTTP transport: the shared client (its connection is kept between exports when
+/// they are closer than its idle timeout). The SDK calls it from its own reader thread, outside
+/// any runtime, so each request runs on the runtime the exporter was started in.
 #[derive(Debug)]
-struct HyperClient {
+struct OtlpHttp {
     runtime: tokio::runtime::Handle,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    client: HttpClient,
     timeout: Duration,
 }
 
 #[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for HyperClient {
+impl opentelemetry_http::HttpClient for OtlpHttp {
     async fn send_bytes(
         &self,
         request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        let send = send(self.tls.clone(), request);
-        let timeout = self.timeout;
-        // The timer too must be created on the runtime, not on the SDK's thread.
-        let bounded = async move { tokio::time::timeout(timeout, send).await };
-        match self.runtime.spawn(bounded).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(format!("no answer within {:?}", self.timeout).into()),
-            Err(join) => Err(join.to_string().into()),
-        }
+        let client = self.client.clone();
+        let timeout = Dur(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
+        let send = async move { client.send(request, timeout, MAX_RESPONSE_BYTES).await };
+        let r = self.runtime.spawn(send).await?;
+        let r = r?;
+        let mut response = http::Response::new(r.body);
+        *response.status_mut() = http::StatusCode::from_u16(r.status).map_err(|e| e.to_string())?;
+        *response.headers_mut() = r.headers;
+        Ok(response)
     }
-}
-
-async fn send(
-    tls: Option<Arc<rustls::ClientConfig>>,
-    request: http::Request<bytes::Bytes>,
-) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-    use http_body_util::{BodyExt, Full, Limited};
-    use hyper_util::rt::TokioIo;
-    let uri = request.uri().clone();
-    let host = uri.host().ok_or("the endpoint has no host")?.to_owned();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if tls.is_some() { 443 } else { 80 });
-    let (mut parts, body) = request.into_parts();
-    // HTTP/1.1 wants origin-form and a Host header.
-    parts.uri = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
-    parts.headers.insert(
-        http::header::HOST,
-        http::HeaderValue::from_str(authority).map_err(|e| e.to_string())?,
-    );
-    let request = http::Request::from_parts(parts, Full::new(body));
-    // IPv6 literals arrive bracketed in the URI; the resolver and SNI want them bare.
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port)).await?;
-    let _ = tcp.set_nodelay(true);
-    let response = match tls {
-        Some(cfg) => {
-            let name = rustls::pki_types::ServerName::try_from(bare)?;
-            let stream = tokio_rustls::TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await?;
-            let (mut tx, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            tx.send_request(request).await?
-        }
-        None => {
-            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-            tokio::spawn(conn);
-            tx.send_request(request).await?
-        }
-    };
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await?
-        .to_bytes();
-    Ok(http::Response::from_parts(parts, body))
 }
 
 /// The SDK exporter, logging each failed export (the SDK's own logging is compiled out) and

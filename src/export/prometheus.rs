@@ -564,16 +564,15 @@ const NOTIFY_REASONS: [NotifyReason; 5] = [
     NotifyReason::AllResolved,
     NotifyReason::Repeat,
 ];
-/// Why a delivery failed for good, as counted (one value of each kind).
-fn failure_reasons() -> [&'static str; 5] {
+/// Why a delivery failed for good, as counted (one value of each kind; superseded ones are
+/// not failures and have their own family).
+fn failure_reasons() -> [&'static str; 3] {
     [
         DeliveryError::Permanent(String::new()),
         DeliveryError::RetriesExhausted {
             attempts: 0,
             last: String::new(),
         },
-        DeliveryError::Overflow { capacity: 0 },
-        DeliveryError::Superseded,
         DeliveryError::Shutdown { last: None },
     ]
     .map(|e| e.key())
@@ -645,6 +644,15 @@ impl Collector for AlertingCollector {
             counted(&c.failed, &failure_reasons()),
         )?;
         let pair_labels = |r: &str, i: &str| two("receiver", r, "integration", i);
+        counters(
+            &mut enc,
+            "notifications_superseded",
+            "Notifications replaced by a newer one for the same group before they were sent (not failures), by receiver and integration kind",
+            pairs.keys().map(|&(r, i)| {
+                let n = c.superseded.get(&(r.to_owned(), i)).copied().unwrap_or(0);
+                (pair_labels(r, i), n)
+            }),
+        )?;
         gauges(
             &mut enc,
             "notification_queue_length",
@@ -939,6 +947,9 @@ slos:
         view.counters
             .failed
             .insert(("oncall".into(), "webhook", "permanent"), 1);
+        view.counters
+            .superseded
+            .insert(("oncall".into(), "webhook"), 7);
         view.counters.suppressed.insert("silenced", 5);
         let page = encode_page(&snapshot(), Some(&Arc::new(view)), PageOptions::default())
             .expect("encodes");
@@ -971,6 +982,15 @@ slos:
         assert_eq!(
             v("burnwatch_notifications_failed_total", &with("shutdown")),
             0.0
+        );
+        // Superseded is not a failure: its own family, not a failure reason.
+        assert_eq!(v("burnwatch_notifications_superseded_total", &hook_l), 7.0);
+        assert!(
+            !samples
+                .iter()
+                .any(|s| s.name == "burnwatch_notifications_failed_total"
+                    && s.labels.iter().any(|(_, v)| v == "superseded")),
+            "superseded counted as a failure"
         );
         // Two webhooks of one receiver: queues add up, one breaker is open.
         assert_eq!(v("burnwatch_notification_queue_length", &hook_l), 3.0);
