@@ -138,6 +138,25 @@ impl Phase {
     pub fn is_firing(&self) -> bool {
         matches!(self, Phase::Firing { .. } | Phase::Flapping { .. })
     }
+
+    /// When the current state began: pending since, firing or flapping since `startsAt`,
+    /// resolved at `endsAt`; `None` while inactive.
+    pub fn since(&self) -> Option<Timestamp> {
+        match *self {
+            Phase::Inactive => None,
+            Phase::Pending { since } => Some(since),
+            Phase::Firing { starts_at, .. } | Phase::Flapping { starts_at } => Some(starts_at),
+            Phase::Resolved { ends_at, .. } => Some(ends_at),
+        }
+    }
+
+    /// While firing only because `keep_firing_for` holds it: when its condition cleared.
+    pub fn held_since(&self) -> Option<Timestamp> {
+        match *self {
+            Phase::Firing { cleared_at, .. } => cleared_at,
+            _ => None,
+        }
+    }
 }
 
 /// One alert's state machine (see the module documentation for the exact semantics).

@@ -91,21 +91,23 @@ pub struct Flush {
     pub cleared: Vec<NflogKey>,
 }
 
-/// Whether an alert currently reaches anyone.
+/// Whether a firing alert currently reaches anyone (silences and inhibition), as Alertmanager's
+/// API `status.state` says it. Not the alert's lifecycle state (pending, firing, held,
+/// flapping, resolved): that is [`crate::alert::lifecycle::Phase`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum AlertState {
+pub enum SuppressionState {
     /// Not silenced, not inhibited.
     Active,
     /// Silenced or inhibited.
     Suppressed,
 }
 
-impl AlertState {
+impl SuppressionState {
     /// `active` or `suppressed`, as in Alertmanager's API.
     pub fn as_str(self) -> &'static str {
         match self {
-            AlertState::Active => "active",
-            AlertState::Suppressed => "suppressed",
+            SuppressionState::Active => "active",
+            SuppressionState::Suppressed => "suppressed",
         }
     }
 }
@@ -119,7 +121,7 @@ pub struct AlertView {
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
     /// Active or suppressed.
-    pub state: AlertState,
+    pub state: SuppressionState,
     /// Ids of the active silences matching it.
     pub silenced_by: Vec<String>,
     /// Fingerprints of the firing alerts inhibiting it.
@@ -582,9 +584,9 @@ impl Dispatcher {
                 alert.ends_at = None;
                 AlertView {
                     state: if silenced_by.is_empty() && inhibited_by.is_empty() {
-                        AlertState::Active
+                        SuppressionState::Active
                     } else {
-                        AlertState::Suppressed
+                        SuppressionState::Suppressed
                     },
                     alert,
                     fingerprint: *fp,
@@ -979,13 +981,13 @@ mod tests {
         assert_eq!(v.len(), 2);
         let by_fp = |fp: Fingerprint| v.iter().find(|x| x.fingerprint == fp).expect("present");
         let p = by_fp(page.fingerprint());
-        assert_eq!(p.state, AlertState::Suppressed);
+        assert_eq!(p.state, SuppressionState::Suppressed);
         assert_eq!(p.silenced_by, ["s1"]);
         assert_eq!(p.receivers, ["r"]);
         // A silenced source still inhibits.
         let t = by_fp(ticket.fingerprint());
         assert_eq!(t.inhibited_by, [page.fingerprint()]);
-        assert_eq!(t.state, AlertState::Suppressed);
+        assert_eq!(t.state, SuppressionState::Suppressed);
         assert_eq!(d.groups().len(), 1);
         assert_eq!(d.groups()[0].group_key, "{}:{}");
     }
