@@ -297,8 +297,9 @@ impl Dispatcher {
     }
 
     /// Flushes every group that is due at `now`: evaluates inhibition over all alerts, removes
-    /// inhibited and silenced alerts per receiver integration (except resolved alerts the
-    /// integration was told were firing: their resolve always goes through), runs the dedup
+    /// inhibited and silenced alerts per receiver integration, keeps a resolved alert only for
+    /// the integrations that were told it was firing (for them its resolve always goes
+    /// through), runs the dedup
     /// decision and returns the notifications to send with their reasons, and the suppressions.
     pub fn tick(&mut self, now: Timestamp, silences: &Silences) -> Flush {
         let mut flush = Flush::default();
@@ -362,8 +363,15 @@ impl Dispatcher {
             for item in &snapshot {
                 let (fp, a) = item;
                 let told_firing = entry.is_some_and(|e| e.firing.contains(fp));
-                if a.ends_at.is_some() && told_firing {
-                    kept.push(item);
+                if a.ends_at.is_some() {
+                    // A resolve is news only to an integration that was told the alert fired
+                    // (then it goes through silences and inhibition). One that never heard of
+                    // it (inhibited, silenced, or fired and resolved between two flushes)
+                    // gets no resolve for it, stricter than Alertmanager, which lists such an
+                    // alert in the group's next notification once nothing mutes it.
+                    if told_firing {
+                        kept.push(item);
+                    }
                     continue;
                 }
                 let suppress = |reason, by: Vec<String>| Suppression {

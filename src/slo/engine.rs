@@ -179,7 +179,7 @@ pub struct SloState {
     pub(crate) slices: Option<SliceAcc>,
     /// Always empty since the alert lifecycle became the only alert state machine; kept (and
     /// ignored on restore) so checkpoints of either version decode: postcard is positional, and
-    /// keeping the field needs no format version step (see docs/operations.md).
+    /// keeping the field needs no format version step (README, "State survives restarts").
     pub(crate) legacy_alerts: Vec<(String, LegacyTierState)>,
     pub(crate) latest: Option<Timestamp>,
     pub(crate) rejected: u64,
