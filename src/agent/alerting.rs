@@ -876,6 +876,24 @@ slos:
         String::from_utf8(b.to_vec()).expect("utf-8")
     }
 
+    /// Fails on a Rust enum shape (`{"Firing": {...}}`, `"Quiet"`-style keys): API keys are
+    /// lower-case names, states plain strings.
+    fn assert_plain(v: &Value, at: &str) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    assert!(
+                        !k.starts_with(|c: char| c.is_ascii_uppercase()),
+                        "{at}: enum-shaped key {k:?} in {v}"
+                    );
+                    assert_plain(x, at);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| assert_plain(x, at)),
+            _ => {}
+        }
+    }
+
     /// What each reader shows for the tier alert at one step.
     #[derive(Debug, Clone, PartialEq)]
     struct Shown {
@@ -1001,9 +1019,23 @@ slos:
                 .await,
             )
             .expect("json");
+            let detail: Value = serde_json::from_str(
+                &body(crate::server::route(
+                    &["api", "v1", "slos", "shop", "up"],
+                    &snap,
+                    Some(&view),
+                    page,
+                ))
+                .await,
+            )
+            .expect("json");
+            assert_eq!(detail["alerts"], slos["slos"][0]["alerts"]);
+            assert_plain(&slos, "/api/v1/slos");
+            assert_plain(&detail, "/api/v1/slos/shop/up");
             let tier = &slos["slos"][0]["alerts"][0];
             assert_eq!(tier["tier"], "fast");
             let alerts = crate::server::alerts_page(&view);
+            assert_plain(&alerts, "/api/v1/alerts");
             let listed = alerts["alerts"]
                 .as_array()
                 .expect("alerts")
