@@ -450,6 +450,19 @@ mod tests {
     }
 
     #[test]
+    fn since_and_held_since_name_when_each_state_began() {
+        assert_eq!(Phase::Inactive.since(), None);
+        assert_eq!(pending(2).since(), Some(t(2)));
+        assert_eq!(firing(3).since(), Some(t(3)));
+        assert_eq!(held(3, 5).since(), Some(t(3)));
+        assert_eq!(held(3, 5).held_since(), Some(t(5)));
+        assert_eq!(firing(3).held_since(), None);
+        assert_eq!(flapping(4).since(), Some(t(4)));
+        assert_eq!(resolved(3, 9).since(), Some(t(9)));
+        assert_eq!(resolved(3, 9).held_since(), None);
+    }
+
+    #[test]
     fn condition_flapping_every_evaluation_is_damped() {
         // window 60m, 4 changes allowed, settle after 30m of a stable condition.
         let p = params(0, 0, Some((60, 4, 30)));
