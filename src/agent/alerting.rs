@@ -1036,6 +1036,19 @@ slos:
             assert_eq!(tier["tier"], "fast");
             let alerts = crate::server::alerts_page(&view);
             assert_plain(&alerts, "/api/v1/alerts");
+            for path in ["probes", "targets", "status"] {
+                let v: Value = serde_json::from_str(
+                    &body(crate::server::route(
+                        &["api", "v1", path],
+                        &snap,
+                        Some(&view),
+                        page,
+                    ))
+                    .await,
+                )
+                .expect("json");
+                assert_plain(&v, path);
+            }
             let listed = alerts["alerts"]
                 .as_array()
                 .expect("alerts")
