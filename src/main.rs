@@ -257,8 +257,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let agent = Agent::start(cfg).await?;
         let exporter = match &otlp {
             Some(o) => {
-                let e = OtlpExporter::start(o, agent.subscribe())
-                    .context("cannot start the OTLP exporter")?;
+                let e = OtlpExporter::start_with(
+                    o,
+                    agent.subscribe(),
+                    Some(agent.alerting().subscribe()),
+                )
+                .context("cannot start the OTLP exporter")?;
                 tracing::info!(
                     endpoint = %o.endpoint,
                     protocol = ?o.protocol,

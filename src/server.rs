@@ -30,12 +30,13 @@ use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
 use crate::agent::alerting::{AlertingHandle, AlertingView, CommandError};
+use crate::alert::source::TierPhases;
 use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
 use crate::export::prometheus::PageOptions;
-use crate::notify::dispatch::{AlertState, AlertView};
+use crate::notify::dispatch::{AlertView, SuppressionState};
 use crate::notify::silence::{Silence, SilenceError, SilenceRequest};
 use crate::rules::model::{Slo, Window};
-use crate::slo::engine::SloReport;
+use crate::slo::engine::{SloReport, TierReport};
 use crate::time::{Dur, Timestamp};
 
 /// How long open connections may take to finish after shutdown starts.
@@ -113,7 +114,7 @@ pub async fn serve_with(
     Ok(())
 }
 
-type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<Full<Bytes>>;
 
 fn json_response(status: StatusCode, v: &Value) -> Resp {
     let body = serde_json::to_vec_pretty(v).unwrap_or_else(|_| b"{}".to_vec());
@@ -244,12 +245,15 @@ fn command_error(e: &CommandError) -> Resp {
     error(status, &e.to_string())
 }
 
-fn route(
+/// Answers a read-only request from the snapshot and the alerting view (every route but the
+/// alerting ones); the agent tests call it to read the API as a client does.
+pub(crate) fn route(
     parts: &[&str],
     snap: &Arc<AgentSnapshot>,
     alerting: Option<&Arc<AlertingView>>,
     page: PageOptions,
 ) -> Resp {
+    let tiers = alerting.map(|v| &*v.tiers);
     match parts {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
         ["metrics"] => match crate::export::prometheus::encode_page(snap, alerting, page) {
@@ -281,7 +285,7 @@ fn route(
             let slos: Vec<Value> = snap
                 .slo_rows()
                 .into_iter()
-                .map(|(r, _, def)| slo_json(r, def, false))
+                .map(|(r, _, def)| slo_json(r, def, tiers, false))
                 .collect();
             json_response(StatusCode::OK, &json!({"at": snap.at, "slos": slos}))
         }
@@ -290,7 +294,7 @@ fn route(
                 .slo_rows()
                 .into_iter()
                 .find(|(r, _, _)| r.id.service == *service && r.id.slo == *slo)
-                .map(|(r, _, def)| slo_json(r, def, true))
+                .map(|(r, _, def)| slo_json(r, def, tiers, true))
             {
                 Some(v) => json_response(StatusCode::OK, &v),
                 None => error(
@@ -327,8 +331,24 @@ fn window_text(w: &Window) -> String {
     }
 }
 
-/// One SLO: definition, headline numbers, and (detail) every window and tier.
-fn slo_json(r: &SloReport, def: &Slo, detail: bool) -> Value {
+/// One tier alert's state as its lifecycle decided it, in plain values: `state` (`inactive`,
+/// `pending`, `firing`, `flapping`, `resolved`; `null` without alerting), `since` (ms since the
+/// epoch: when that state began) and `held_since` (ms: when the condition cleared while
+/// `keep_firing_for` holds a firing alert).
+fn tier_json(r: &SloReport, t: &TierReport, tiers: Option<&TierPhases>) -> Value {
+    let phase = tiers.map(|p| p.get(&r.id, &t.name));
+    json!({
+        "tier": t.name,
+        "severity": t.severity,
+        "state": phase.map(|p| p.state().as_str()),
+        "since": phase.and_then(|p| p.since()),
+        "held_since": phase.and_then(|p| p.held_since()),
+    })
+}
+
+/// One SLO: definition, headline numbers, tier alert states (from the alerting view), and
+/// (detail) every window and tier.
+fn slo_json(r: &SloReport, def: &Slo, tiers: Option<&TierPhases>, detail: bool) -> Value {
     let fastest = r
         .alert_windows
         .iter()
@@ -347,7 +367,7 @@ fn slo_json(r: &SloReport, def: &Slo, detail: bool) -> Value {
         "budget_total_minutes": r.budget.total_minutes,
         "time_to_exhaustion_seconds": r.time_to_exhaustion.map(|d| d.as_secs_f64()),
         "fastest_burn_rate": fastest,
-        "alerts": r.tiers.iter().map(|t| json!({"tier": t.name, "severity": t.severity, "state": t.state})).collect::<Vec<_>>(),
+        "alerts": r.tiers.iter().map(|t| tier_json(r, t, tiers)).collect::<Vec<_>>(),
     });
     if detail && let Some(obj) = v.as_object_mut() {
         obj.insert("report".into(), json!(r));
@@ -372,14 +392,19 @@ struct AlertFilter {
 }
 
 impl AlertFilter {
-    fn parse(query: Option<&str>) -> Result<AlertFilter, String> {
-        let mut f = AlertFilter {
+    /// Every alert (no query).
+    fn all() -> AlertFilter {
+        AlertFilter {
             matchers: Vec::new(),
             active: true,
             silenced: true,
             inhibited: true,
             receiver: None,
-        };
+        }
+    }
+
+    fn parse(query: Option<&str>) -> Result<AlertFilter, String> {
+        let mut f = AlertFilter::all();
         let flag = |k: &str, v: &str| match v {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
@@ -417,7 +442,7 @@ impl AlertFilter {
         if !self.inhibited && !a.inhibited_by.is_empty() {
             return false;
         }
-        if !self.active && a.state == AlertState::Active {
+        if !self.active && a.state == SuppressionState::Active {
             return false;
         }
         if let Some(re) = &self.receiver
@@ -495,6 +520,12 @@ fn alert_json(a: &AlertView, flapping: bool) -> Value {
     })
 }
 
+/// The body of `GET /api/v1/alerts` without filters.
+#[cfg(test)]
+pub(crate) fn alerts_page(view: &AlertingView) -> Value {
+    alerts_json(view, &AlertFilter::all())
+}
+
 fn alerts_json(view: &AlertingView, f: &AlertFilter) -> Value {
     let alerts: Vec<Value> = view
         .alerts
@@ -505,7 +536,7 @@ fn alerts_json(view: &AlertingView, f: &AlertFilter) -> Value {
     let suppressed = view
         .alerts
         .iter()
-        .filter(|a| a.state == AlertState::Suppressed)
+        .filter(|a| a.state == SuppressionState::Suppressed)
         .count();
     json!({
         "at": rfc3339(view.at),
@@ -793,9 +824,9 @@ mod tests {
                 generator_url: String::new(),
             },
             state: if silenced || inhibited {
-                AlertState::Suppressed
+                SuppressionState::Suppressed
             } else {
-                AlertState::Active
+                SuppressionState::Active
             },
             silenced_by: if silenced { vec!["s1".into()] } else { vec![] },
             inhibited_by: if inhibited {

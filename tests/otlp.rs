@@ -326,7 +326,16 @@ async fn round_trip(protocol: OtlpProtocol) {
     };
     let snap = snapshot();
     let (tx, snaps) = watch::channel(snap.clone());
-    let exporter = OtlpExporter::start(&config(endpoint, protocol), snaps).expect("starts");
+    // Tier alert states come from the alerting view (the lifecycles' decisions), as on /metrics.
+    let mut alerter = burnwatch::alert::source::Alerter::new(&snap.rules, "http://bw");
+    alerter.evaluate(&snap, snap.at);
+    let view = burnwatch::agent::alerting::AlertingView {
+        tiers: Arc::new(alerter.tier_phases()),
+        ..Default::default()
+    };
+    let (_views_tx, views) = watch::channel(Arc::new(view));
+    let exporter =
+        OtlpExporter::start_with(&config(endpoint, protocol), snaps, Some(views)).expect("starts");
 
     let r = wait_for(&mut rx, |r| r.points.keys().any(|(n, _)| n == SLI)).await;
     assert_eq!(r.token.as_deref(), Some("s3cret"));
@@ -397,6 +406,22 @@ async fn round_trip(protocol: OtlpProtocol) {
         0.02
     );
     assert_eq!(get(&r, "burnwatch_rules_slos", &[]), 1.0);
+    let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
+    assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 2.0);
+    let page = burnwatch::export::prometheus::encode_page(
+        &snap,
+        Some(&Arc::new(burnwatch::agent::alerting::AlertingView {
+            tiers: Arc::new(alerter.tier_phases()),
+            ..Default::default()
+        })),
+        Default::default(),
+    )
+    .expect("page");
+    let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("page parses");
+    assert_eq!(
+        sample(&samples, "burnwatch_slo_alert_state", &page_fast),
+        Some(2.0)
+    );
     assert_eq!(
         get(
             &r,

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use crate::agent::AgentSnapshot;
 use crate::agent::collect::{stopped, wall_ms};
 use crate::alert::Fingerprint;
-use crate::alert::source::{Alerter, AlerterState};
+use crate::alert::source::{Alerter, AlerterState, TierPhases};
 use crate::config::AgentConfig;
 use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
@@ -139,6 +139,8 @@ pub struct AlertingView {
     pub alerts: Vec<AlertView>,
     /// Fingerprints of alerts held by flap damping.
     pub flapping: BTreeSet<Fingerprint>,
+    /// The phase of every burn-rate tier alert (the one alert state every reader shows).
+    pub tiers: Arc<TierPhases>,
     /// Every silence still kept (pending, active, and expired within the retention).
     pub silences: Vec<Silence>,
     /// Aggregation groups and their next flush.
@@ -337,11 +339,13 @@ impl Alerting {
             am_busy: false,
             counters: AlertingCounters::default(),
             flapping: BTreeSet::new(),
+            tiers: Arc::new(TierPhases::default()),
             logged: BTreeSet::new(),
             last_save_ms: None,
             dirty: true,
         };
         task.dispatcher.upsert(gone.alerts, now);
+        task.tiers = Arc::new(task.alerter.tier_phases());
         // Hand over again what was promised before the restart but not confirmed.
         for (idx, n) in in_flight {
             task.submit(idx, n);
@@ -426,6 +430,8 @@ struct Task {
     am_busy: bool,
     counters: AlertingCounters,
     flapping: BTreeSet<Fingerprint>,
+    /// Tier phases as of the newest evaluation (lifecycles change only there).
+    tiers: Arc<TierPhases>,
     /// (alert, receiver, reason) suppressions already logged, so a silenced alert is logged
     /// once, not at every flush.
     logged: BTreeSet<(Fingerprint, String, &'static str)>,
@@ -580,6 +586,7 @@ impl Task {
             );
         }
         self.flapping = flapping;
+        self.tiers = Arc::new(self.alerter.tier_phases());
         if let Some(s) = self.am_sender.as_mut() {
             s.update(&set.alerts, now);
         }
@@ -797,23 +804,47 @@ impl Task {
     }
 
     fn view(&self) -> AlertingView {
-        let now = Timestamp(wall_ms());
         AlertingView {
-            at: now,
-            alerts: self.dispatcher.alerts_view(now, &self.silences),
-            flapping: self.flapping.clone(),
-            silences: self.silences.iter().cloned().collect(),
-            groups: self.dispatcher.groups(),
             integrations: self.deliver.stats(),
             counters: self.counters.clone(),
-            pending: self
-                .alerter
+            last_save_ms: self.last_save_ms,
+            ..AlertingView::decided(
+                Timestamp(wall_ms()),
+                &self.alerter,
+                &self.dispatcher,
+                &self.silences,
+                &self.flapping,
+                &self.tiers,
+            )
+        }
+    }
+}
+
+impl AlertingView {
+    /// The decisions part of a view at `now` (alerts with their status, flapping, tier
+    /// phases, silences, groups, pending count), without delivery statistics and counters.
+    pub(crate) fn decided(
+        now: Timestamp,
+        alerter: &Alerter,
+        dispatcher: &Dispatcher,
+        silences: &Silences,
+        flapping: &BTreeSet<Fingerprint>,
+        tiers: &Arc<TierPhases>,
+    ) -> AlertingView {
+        AlertingView {
+            at: now,
+            alerts: dispatcher.alerts_view(now, silences),
+            flapping: flapping.clone(),
+            tiers: tiers.clone(),
+            silences: silences.iter().cloned().collect(),
+            groups: dispatcher.groups(),
+            pending: alerter
                 .state()
                 .alerts
                 .values()
                 .filter(|e| e.lifecycle.state() == crate::alert::lifecycle::State::Pending)
                 .count(),
-            last_save_ms: self.last_save_ms,
+            ..AlertingView::default()
         }
     }
 }
@@ -821,6 +852,267 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::evaluator::{Evaluator, Observation};
+    use crate::alert::lifecycle::State;
+    use crate::alert::source::SLO_BURN_RATE;
+    use crate::export::prometheus::PageOptions;
+    use crate::exposition::{Format, parse_owned};
+    use crate::probe::{Failure, Phases, ProbeOutcome};
+    use http_body_util::BodyExt as _;
+    use serde_json::Value;
+
+    /// One tier with `for`, `keep_firing_for` and flap damping; every other alert off.
+    const FLAPPY: &str = r#"
+version: burnwatch/v1
+service: shop
+probes:
+  - name: health
+    interval: 1s
+    timeout: 500ms
+    tcp: {address: "shop.internal:443"}
+    alert: false
+slos:
+  - name: up
+    objective: 99
+    indicator: {probe: health}
+    alerting:
+      budget_exhausted: false
+      no_data: false
+      flap: {window: 30m, max_changes: 3, hold: 10m}
+      tiers:
+        page_fast: {disabled: true}
+        page_slow: {disabled: true}
+        ticket_fast: {disabled: true}
+        ticket_slow: {disabled: true}
+        fast: {long: 5m, short: 1m, burn_rate: 10, severity: page, for: 2m, keep_firing_for: 3m}
+"#;
+
+    const T0: i64 = 1_779_926_400_000;
+    const M: i64 = 60_000;
+
+    async fn body(r: crate::server::Resp) -> String {
+        let b = r.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(b.to_vec()).expect("utf-8")
+    }
+
+    /// Fails on a Rust enum shape (`{"Firing": {...}}`, `"Quiet"`-style keys): API keys are
+    /// lower-case names, states plain strings.
+    fn assert_plain(v: &Value, at: &str) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    assert!(
+                        !k.starts_with(|c: char| c.is_ascii_uppercase()),
+                        "{at}: enum-shaped key {k:?} in {v}"
+                    );
+                    assert_plain(x, at);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| assert_plain(x, at)),
+            _ => {}
+        }
+    }
+
+    /// What each reader shows for the tier alert at one step.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Shown {
+        /// `burnwatch_slo_alert_state` on /metrics.
+        metric: f64,
+        /// The tier's `state` in /api/v1/slos.
+        slos: String,
+        /// Listed by /api/v1/alerts (firing), with `status.flapping`.
+        listed: Option<bool>,
+        /// Whether the newest notification about the alert said it fires.
+        notified_firing: bool,
+    }
+
+    /// Burn crossing the factor up and down, with `for`, `keep_firing_for` and flap damping:
+    /// at every evaluation /metrics, /api/v1/slos, /api/v1/alerts and the notifications sent
+    /// show the one state the alert's lifecycle decided.
+    #[tokio::test]
+    async fn metrics_api_and_notifications_show_one_alert_state_at_every_step() {
+        let rules = crate::rules::load_str("r.yaml", FLAPPY).expect("rules");
+        let route = crate::notify::route::parse_route(
+            std::path::Path::new("am.yml"),
+            "receiver: oncall\ngroup_by: [alertname]\ngroup_wait: 0s\ngroup_interval: 1s\nrepeat_interval: 24h\n",
+        )
+        .expect("route");
+        let receivers: Receivers = [("oncall".to_string(), vec![true])].into_iter().collect();
+        let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
+        let mut alerter = Alerter::new(&rules, "http://bw");
+        let mut dispatcher = Dispatcher::new(
+            route,
+            Inhibitor::new(Vec::new(), false, Dependencies::default()),
+            receivers,
+        )
+        .expect("dispatcher");
+        let silences = Silences::new(crate::time::Dur::from_hours(1));
+        let fp = alerter
+            .defined()
+            .into_iter()
+            .find(|(_, l)| l.get("alertname").map(String::as_str) == Some(SLO_BURN_RATE))
+            .expect("the tier alert")
+            .0;
+        // Minutes with half the checks failing (burn 50 against a 1% budget); the rest pass.
+        // The condition needs the newest minute bad and at least two bad minutes in the last
+        // five. 10 healthy minutes; 4 bad (pending from the 2nd, firing at the 4th: `for` 2m);
+        // a 1-minute dip (held by keep_firing_for) and back; 4 good (held, resolved at the 4th:
+        // change 2); then 4 bad / 4 good three times: fire (change 3), resolve (change 4 of
+        // at most 3 in 30m: flapping, held firing) and on; then healthy until it settles (10m
+        // stable) and resolves.
+        let mut bad = vec![false; 10];
+        bad.extend([true; 4]);
+        bad.extend([false, true, true]);
+        bad.extend([false; 4]);
+        for _ in 0..3 {
+            bad.extend([true, true, true, true, false, false, false, false]);
+        }
+        bad.extend([false; 15]);
+        let mut seen: Vec<String> = Vec::new();
+        let mut notified_firing = false;
+        let mut resolved_sent = 0;
+        let g = ev.generation();
+        for (m, &b) in bad.iter().enumerate() {
+            let m = m as i64;
+            for s in 0..60 {
+                let at = T0 + m * M + s * 1000;
+                let success = !(b && s % 2 == 0);
+                ev.apply(Observation::Probe {
+                    generation: g,
+                    name: Arc::from("health"),
+                    outcome: ProbeOutcome {
+                        started_ms: at,
+                        success,
+                        duration_secs: 0.01,
+                        phases: Phases::default(),
+                        status: None,
+                        cert_not_after_ms: None,
+                        failure: (!success).then(|| Failure::Refused("shop.internal:443".into())),
+                    },
+                });
+            }
+            let now = Timestamp(T0 + (m + 1) * M - 1);
+            let snap = Arc::new(ev.evaluate(now));
+            // As the alerting task does it: decide, upsert, flush, deliver.
+            let set = alerter.evaluate(&snap, now);
+            let flapping: BTreeSet<Fingerprint> = set.flapping.iter().copied().collect();
+            dispatcher.upsert(set.alerts, now);
+            for o in dispatcher.tick(now, &silences).notifications {
+                if let Some(a) = o.notification.alerts.iter().find(|a| a.fingerprint() == fp) {
+                    notified_firing = a.ends_at.is_none();
+                    if !notified_firing {
+                        resolved_sent += 1;
+                        let title = crate::notify::render::summary(&o.notification);
+                        assert!(!title.contains("is burning"), "minute {m}: {title}");
+                    }
+                }
+                dispatcher.mark_sent(o.integration, &o.notification, now);
+            }
+            let tiers = Arc::new(alerter.tier_phases());
+            let view = Arc::new(AlertingView::decided(
+                now,
+                &alerter,
+                &dispatcher,
+                &silences,
+                &flapping,
+                &tiers,
+            ));
+            let page = PageOptions::default();
+            let metrics = body(crate::server::route(&["metrics"], &snap, Some(&view), page)).await;
+            let samples = parse_owned(metrics.as_bytes(), Format::OpenMetrics).expect("page");
+            let metric = samples
+                .iter()
+                .find(|s| {
+                    s.name == "burnwatch_slo_alert_state"
+                        && s.labels.iter().any(|(k, v)| k == "tier" && v == "fast")
+                })
+                .expect("the tier's alert state")
+                .value;
+            let slos: Value = serde_json::from_str(
+                &body(crate::server::route(
+                    &["api", "v1", "slos"],
+                    &snap,
+                    Some(&view),
+                    page,
+                ))
+                .await,
+            )
+            .expect("json");
+            let detail: Value = serde_json::from_str(
+                &body(crate::server::route(
+                    &["api", "v1", "slos", "shop", "up"],
+                    &snap,
+                    Some(&view),
+                    page,
+                ))
+                .await,
+            )
+            .expect("json");
+            assert_eq!(detail["alerts"], slos["slos"][0]["alerts"]);
+            assert_plain(&slos, "/api/v1/slos");
+            assert_plain(&detail, "/api/v1/slos/shop/up");
+            let tier = &slos["slos"][0]["alerts"][0];
+            assert_eq!(tier["tier"], "fast");
+            let alerts = crate::server::alerts_page(&view);
+            assert_plain(&alerts, "/api/v1/alerts");
+            for path in ["probes", "targets", "status"] {
+                let v: Value = serde_json::from_str(
+                    &body(crate::server::route(
+                        &["api", "v1", path],
+                        &snap,
+                        Some(&view),
+                        page,
+                    ))
+                    .await,
+                )
+                .expect("json");
+                assert_plain(&v, path);
+            }
+            let listed = alerts["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["fingerprint"] == fp.to_string())
+                .map(|a| a["status"]["flapping"] == true);
+            let shown = Shown {
+                metric,
+                slos: tier["state"].as_str().expect("plain state").to_owned(),
+                listed,
+                notified_firing,
+            };
+            let phase = tiers.get(&snap.slos[0].id, "fast");
+            let want = Shown {
+                metric: match phase.state() {
+                    State::Pending => 1.0,
+                    State::Firing | State::Flapping => 2.0,
+                    State::Inactive | State::Resolved => 0.0,
+                },
+                slos: phase.state().to_string(),
+                listed: phase
+                    .is_firing()
+                    .then_some(phase.state() == State::Flapping),
+                notified_firing: phase.is_firing(),
+            };
+            assert_eq!(shown, want, "minute {m}: {phase:?}");
+            let name = match (phase.state(), phase.held_since()) {
+                (State::Firing, Some(_)) => "held".to_owned(),
+                (s, _) => s.to_string(),
+            };
+            if seen.last() != Some(&name) {
+                seen.push(name);
+            }
+        }
+        // Every state was shown, in this order, and the resolve was sent.
+        assert_eq!(
+            seen,
+            [
+                "inactive", "pending", "firing", "held", "firing", "held", "resolved", "pending",
+                "firing", "held", "flapping", "resolved"
+            ],
+            "{seen:?}"
+        );
+        assert_eq!(resolved_sent, 2);
+    }
 
     #[test]
     fn uuids_are_version_4() {

@@ -56,6 +56,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
+use crate::agent::alerting::AlertingView;
 use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
 use crate::http_client::{ClientError, HttpClient};
 use crate::rules::model::Slo;
@@ -231,6 +232,17 @@ impl OtlpExporter {
         cfg: &OtlpConfig,
         snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     ) -> Result<OtlpExporter, OtlpError> {
+        OtlpExporter::start_with(cfg, snapshots, None)
+    }
+
+    /// As [`OtlpExporter::start`], with the alerting task's views: tier alert states
+    /// (`burnwatch_slo_alert_state`) are read from them, as `/metrics` reads them. Without
+    /// views no alert state is exported.
+    pub fn start_with(
+        cfg: &OtlpConfig,
+        snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+        alerting: Option<watch::Receiver<Arc<AlertingView>>>,
+    ) -> Result<OtlpExporter, OtlpError> {
         cfg.check()?;
         let exporter = Logged {
             inner: build_exporter(cfg)?,
@@ -245,10 +257,13 @@ impl OtlpExporter {
             .with_reader(reader)
             .build();
         let meter = provider.meter("burnwatch");
-        let gauges = GAUGES
+        let mut gauges: Vec<ObservableGauge<f64>> = GAUGES
             .iter()
             .map(|f| gauge(&meter, f, snapshots.clone()))
             .collect();
+        if let Some(views) = alerting {
+            gauges.push(alert_state_gauge(&meter, snapshots.clone(), views));
+        }
         let counters = COUNTERS
             .iter()
             .map(|f| counter(&meter, f, snapshots.clone()))
@@ -510,6 +525,34 @@ fn gauge(
         .build()
 }
 
+/// `burnwatch_slo_alert_state`: each tier of the snapshot's SLOs with the phase its lifecycle
+/// decided (the alerting view), as `/metrics` shows it.
+fn alert_state_gauge(
+    meter: &Meter,
+    snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+    views: watch::Receiver<Arc<AlertingView>>,
+) -> ObservableGauge<f64> {
+    meter
+        .f64_observable_gauge("burnwatch_slo_alert_state")
+        .with_description("Burn-rate tier alert state, as its lifecycle decided it: 0 not firing, 1 pending, 2 firing (also held by keep_firing_for or flap damping)")
+        .with_unit("")
+        .with_callback(move |obs| {
+            let snap = snapshots.borrow().clone();
+            let view = views.borrow().clone();
+            for (r, _, attrs) in slo_rows(&snap) {
+                for t in &r.tiers {
+                    let v = alert_state_value(view.tiers.get(&r.id, &t.name));
+                    let attrs = with(
+                        &attrs,
+                        [("tier", t.name.clone()), ("severity", t.severity.clone())],
+                    );
+                    obs.observe(v, &attrs);
+                }
+            }
+        })
+        .build()
+}
+
 fn counter(
     meter: &Meter,
     f: &'static Family<u64>,
@@ -620,7 +663,7 @@ fn agent<T>(v: Option<T>) -> Points<T> {
     v.into_iter().map(|v| (Vec::new(), v)).collect()
 }
 
-static GAUGES: [Family<f64>; 23] = [
+static GAUGES: [Family<f64>; 22] = [
     Family {
         name: "burnwatch_slo_objective_ratio",
         help: "The SLO's objective as a ratio (99.9% is 0.999)",
@@ -683,27 +726,6 @@ static GAUGES: [Family<f64>; 23] = [
                             v,
                         ));
                     }
-                }
-            }
-            out
-        },
-    },
-    Family {
-        name: "burnwatch_slo_alert_state",
-        help: "Burn-rate alert tier state: 0 quiet, 1 pending, 2 firing",
-        unit: "",
-        points: |snap| {
-            let mut out = Vec::new();
-            for (r, _, attrs) in slo_rows(snap) {
-                for t in &r.tiers {
-                    let v = alert_state_value(t.state);
-                    out.push((
-                        with(
-                            &attrs,
-                            [("tier", t.name.clone()), ("severity", t.severity.clone())],
-                        ),
-                        v,
-                    ));
                 }
             }
             out

@@ -25,10 +25,11 @@ use prometheus_client::registry::Registry;
 use crate::agent::AgentSnapshot;
 use crate::agent::alerting::AlertingView;
 use crate::agent::evaluator::{ProbeStatus, TargetStatus};
+use crate::alert::source::TierPhases;
 use crate::export::sloth::SlothCollector;
 use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
 use crate::notify::delivery::{BreakerState, DeliveryError};
-use crate::notify::dispatch::AlertState;
+use crate::notify::dispatch::SuppressionState;
 use crate::notify::silence::SilenceState;
 use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo};
@@ -64,7 +65,10 @@ pub fn encode_page(
     opts: PageOptions,
 ) -> Result<String, fmt::Error> {
     let mut reg = Registry::with_prefix("burnwatch");
-    reg.register_collector(Box::new(SnapshotCollector(snap.clone())));
+    reg.register_collector(Box::new(SnapshotCollector(
+        snap.clone(),
+        alerting.map(|v| v.tiers.clone()),
+    )));
     if let Some(view) = alerting {
         reg.register_collector(Box::new(AlertingCollector(view.clone())));
     }
@@ -104,8 +108,10 @@ fn page_estimate(snap: &AgentSnapshot, opts: PageOptions) -> usize {
 /// Bytes of a sample besides its SLO's names: family name, rules labels, extra labels, value.
 const SAMPLE_OVERHEAD: usize = 160;
 
+/// The snapshot, and the tier alert phases of the alerting view when there is one (without
+/// it the page has no `slo_alert_state` samples: no alert state is decided).
 #[derive(Debug)]
-struct SnapshotCollector(Arc<AgentSnapshot>);
+struct SnapshotCollector(Arc<AgentSnapshot>, Option<Arc<TierPhases>>);
 
 /// Fixed label names are borrowed; names from the rules are owned.
 type Labels = Vec<(Cow<'static, str>, String)>;
@@ -377,16 +383,18 @@ impl Collector for SnapshotCollector {
         gauges(
             &mut enc,
             "slo_alert_state",
-            "Burn-rate alert tier state: 0 quiet, 1 pending, 2 firing",
-            rows.iter().flat_map(|row| {
-                row.r.tiers.iter().map(move |t| {
-                    (
-                        RenderedLabels::new(
-                            &row.labels,
-                            &[("tier", t.name.as_str()), ("severity", t.severity.as_str())],
-                        ),
-                        alert_state_value(t.state),
-                    )
+            "Burn-rate tier alert state, as its lifecycle decided it: 0 not firing, 1 pending, 2 firing (also held by keep_firing_for or flap damping)",
+            self.1.iter().flat_map(|phases| {
+                rows.iter().flat_map(move |row| {
+                    row.r.tiers.iter().map(move |t| {
+                        (
+                            RenderedLabels::new(
+                                &row.labels,
+                                &[("tier", t.name.as_str()), ("severity", t.severity.as_str())],
+                            ),
+                            alert_state_value(phases.get(&row.r.id, &t.name)),
+                        )
+                    })
                 })
             }),
         )?;
@@ -585,7 +593,7 @@ impl Collector for AlertingCollector {
         let suppressed = v
             .alerts
             .iter()
-            .filter(|a| a.state == AlertState::Suppressed)
+            .filter(|a| a.state == SuppressionState::Suppressed)
             .count();
         gauges(
             &mut enc,
@@ -830,8 +838,27 @@ slos:
                 .filter(|s| s.name == "burnwatch_slo_objective_ratio")
                 .all(|s| !s.labels.iter().any(|(k, _)| k == "tier"))
         );
+        // Tier alert states are the lifecycles' decisions: none without an alerting view.
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.name != "burnwatch_slo_alert_state")
+        );
+        let snap = snapshot();
+        let mut alerter = crate::alert::source::Alerter::new(&snap.rules, "http://bw");
+        alerter.evaluate(&snap, snap.at);
+        let view = AlertingView {
+            tiers: Arc::new(alerter.tier_phases()),
+            ..AlertingView::default()
+        };
+        let page =
+            encode_page(&snap, Some(&Arc::new(view)), PageOptions::default()).expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
         let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
-        assert!(value(&samples, "burnwatch_slo_alert_state", &page_fast) >= 1.0);
+        assert_eq!(
+            value(&samples, "burnwatch_slo_alert_state", &page_fast),
+            2.0
+        );
         let p = [("service", "shop"), ("probe", "home")];
         assert_eq!(value(&samples, "burnwatch_probe_success", &p), 1.0);
         // Exactly the declaring service and the name: the rules' labels stay off probe series.
@@ -890,7 +917,7 @@ slos:
         use crate::notify::dispatch::AlertView;
         use crate::notify::silence::Silence;
         let at = Timestamp(1_780_000_000_000);
-        let alert = |name: &str, state: AlertState| {
+        let alert = |name: &str, state: SuppressionState| {
             let labels: crate::rules::model::Labels =
                 [("alertname".to_owned(), name.to_owned())].into();
             AlertView {
@@ -928,8 +955,8 @@ slos:
         let mut view = AlertingView {
             at,
             alerts: vec![
-                alert("A", AlertState::Active),
-                alert("B", AlertState::Suppressed),
+                alert("A", SuppressionState::Active),
+                alert("B", SuppressionState::Suppressed),
             ],
             pending: 3,
             silences: vec![silence("s1", 60), silence("s2", 0), silence("s3", 0)],
