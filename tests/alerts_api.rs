@@ -1011,12 +1011,14 @@ async fn slow_clients_cannot_take_the_agents_file_descriptors() {
 
     let drip_head = "POST /api/v1/silences HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".to_owned();
     let idle_head = "GET /api/v1/slos HTTP/1.1\r\nHo".to_owned();
+    // A whole request, then an idle kept-alive connection.
+    let kept_alive = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_owned();
     let mut clients = tokio::task::JoinSet::new();
     for i in 0..150 {
-        let (head, drip) = if i % 2 == 0 {
-            (drip_head.clone(), true)
-        } else {
-            (idle_head.clone(), false)
+        let (head, drip) = match i % 3 {
+            0 => (drip_head.clone(), true),
+            1 => (idle_head.clone(), false),
+            _ => (kept_alive.clone(), false),
         };
         clients.spawn(slow_client(agent, head, drip));
     }
