@@ -224,8 +224,8 @@ async fn handle(req: Request<Incoming>, snap: Arc<AgentSnapshot>, opts: &ServerO
     // A body nobody reads would keep the connection busy at the client's pace: close it.
     let unread_body = !hyper::body::Body::is_end_stream(req.body());
     let (mut resp, body_read) = match guard(&req, opts) {
-        Err(r) => (r, false),
-        Ok(()) => dispatch(req, snap, opts).await,
+        Some(refused) => (refused, false),
+        None => dispatch(req, snap, opts).await,
     };
     if unread_body && !body_read {
         resp.headers_mut().insert(
@@ -236,7 +236,7 @@ async fn handle(req: Request<Incoming>, snap: Arc<AgentSnapshot>, opts: &ServerO
     resp
 }
 
-/// The API's access rules (docs/api.md, "Security"), in order:
+/// The API's access rules (docs/api.md, "Security"): the refusal, or None to go on. In order:
 /// - `Host` must be an IP address, `localhost` or a name in `api.hostnames` (421 otherwise):
 ///   a page that rebinds its own DNS name to the agent's address sends its own name;
 /// - with `api.token`, state-changing requests (anything but GET and HEAD), and reads under
@@ -247,10 +247,10 @@ async fn handle(req: Request<Incoming>, snap: Arc<AgentSnapshot>, opts: &ServerO
 ///
 /// `/healthz` and `/readyz` are always open: they tell nothing and liveness checks rarely
 /// carry credentials.
-fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Result<(), Resp> {
+fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Option<Resp> {
     let path = req.uri().path().trim_end_matches('/');
     if matches!(path, "/healthz" | "/readyz") && is_read(req.method()) {
-        return Ok(());
+        return None;
     }
     let host = req
         .headers()
@@ -259,7 +259,7 @@ fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Result<(), Resp> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("");
     if !host_allowed(host, &opts.hostnames) {
-        return Err(error(
+        return Some(error(
             StatusCode::MISDIRECTED_REQUEST,
             &format!(
                 "this agent does not answer to the host name {host:?}; use its IP address or localhost, or add the name to api.hostnames"
@@ -271,7 +271,7 @@ fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Result<(), Resp> {
         && let Some(origin) = req.headers().get(header::ORIGIN)
         && !same_origin(origin.to_str().unwrap_or("null"), host)
     {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "cross-site requests cannot change the agent; use `burnwatch silence` or the API from a script",
         ));
@@ -288,7 +288,7 @@ fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Result<(), Resp> {
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer realm=\"burnwatch\""),
         );
-        return Err(r);
+        return Some(r);
     }
     if req.method() == Method::POST {
         let json = req
@@ -298,13 +298,13 @@ fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Result<(), Resp> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return Err(error(
+            return Some(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "a POST needs `Content-Type: application/json`",
             ));
         }
     }
-    Ok(())
+    None
 }
 
 fn is_read(m: &Method) -> bool {
