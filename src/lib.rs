@@ -27,6 +27,7 @@
 pub mod agent;
 pub mod alert;
 pub mod alerts_cli;
+pub mod api_client;
 pub mod config;
 pub mod demo;
 pub mod export;

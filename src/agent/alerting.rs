@@ -40,7 +40,7 @@ use crate::notify::dispatch::{AlertView, Dispatcher, DispatcherState, GroupView,
 use crate::notify::inhibit::{Dependencies, Inhibitor};
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
-use crate::notify::silence::{Silence, SilenceError, SilenceRequest, Silences};
+use crate::notify::silence::{Silence, SilenceError, SilenceLimits, SilenceRequest, Silences};
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::storage::{self, StorageError};
@@ -107,6 +107,10 @@ pub enum CommandError {
     /// The alerting task has stopped.
     #[error("alerting is shutting down")]
     Stopped,
+    /// The change could not be saved to the state file, so it was undone: a change that is
+    /// answered "done" must survive a crash.
+    #[error("the change was not saved ({0}), so it was not made; fix data_dir and try again")]
+    NotSaved(String),
 }
 
 /// Counters since start, by reason, for metrics and the API.
@@ -176,6 +180,18 @@ enum Reply {
 }
 
 impl Reply {
+    /// Answers with `e` instead of the outcome (the change was undone).
+    fn fail(self, e: CommandError) {
+        match self {
+            Reply::Set(tx, _) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::Expire(tx, _) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+
     fn send(self) {
         // A caller that gave up waiting is no error.
         match self {
@@ -466,6 +482,8 @@ impl Task {
         // Answers to commands wait until the change is saved and visible in the view, so a
         // client that was told "done" reads its own change and it survives a crash.
         let mut replies: Vec<Reply> = Vec::new();
+        // The silences before the pending commands, restored when their save fails.
+        let mut undo: Option<Silences> = None;
         loop {
             let wait = self.until_next_flush();
             // Probe results only feed thresholds: no save, no new view (there may be many).
@@ -474,7 +492,10 @@ impl Task {
                 biased;
                 _ = stopped(&mut stop) => break,
                 Some(o) = outcomes.recv() => self.outcome(o),
-                Some(cmd) = commands.recv() => replies.push(self.command(cmd)),
+                Some(cmd) = commands.recv() => {
+                    undo.get_or_insert_with(|| self.silences.clone());
+                    replies.push(self.command(cmd));
+                }
                 Some(p) = probes.recv() => {
                     self.alerter.observe_probe(&p.name, p.at, p.success);
                     quiet = true;
@@ -494,8 +515,18 @@ impl Task {
             if quiet {
                 continue;
             }
-            if self.dirty {
-                self.save().await;
+            let saved = if self.dirty {
+                self.save().await
+            } else {
+                Ok(())
+            };
+            let before = undo.take();
+            if let (Err(e), Some(before)) = (&saved, before) {
+                self.silences = before;
+                tracing::error!(error = %e, "silence change undone: the state file was not saved");
+                for r in replies.drain(..) {
+                    r.fail(CommandError::NotSaved(e.clone()));
+                }
             }
             let _ = view_tx.send(Arc::new(self.view()));
             for r in replies.drain(..) {
@@ -521,7 +552,7 @@ impl Task {
             self.outcome(o);
         }
         self.dirty = true;
-        self.save().await;
+        let _ = self.save().await;
         let _ = view_tx.send(Arc::new(self.view()));
         tracing::info!(
             in_flight = self.in_flight.len(),
@@ -631,7 +662,7 @@ impl Task {
             self.in_flight.push((o.integration, o.notification.clone()));
         }
         self.dirty = true;
-        self.save().await;
+        let _ = self.save().await;
         for o in flush.notifications {
             self.submit(o.integration, o.notification);
         }
@@ -724,7 +755,11 @@ impl Task {
         self.dirty = true;
         match cmd {
             Command::SetSilence(req, reply) => {
-                let r = self.silences.set(req, now, uuid_v4);
+                let limits = SilenceLimits {
+                    max_count: self.cfg.api.max_silences,
+                    max_duration: self.cfg.api.max_silence_duration,
+                };
+                let r = self.silences.set_within(req, now, &limits, uuid_v4);
                 if let Ok(id) = &r {
                     tracing::info!(silence = %id, "silence set");
                 }
@@ -783,24 +818,23 @@ impl Task {
         }
     }
 
-    async fn save(&mut self) {
+    /// Writes the state file; the error's text when it failed (counted and logged here).
+    async fn save(&mut self) -> Result<(), String> {
         let state = self.state();
         let path = self.cfg.alerting_state_file();
         let r = tokio::task::spawn_blocking(move || storage::save(&path, &state)).await;
-        match r {
+        let e = match r {
             Ok(Ok(())) => {
                 self.dirty = false;
                 self.last_save_ms = Some(wall_ms());
+                return Ok(());
             }
-            Ok(Err(e)) => {
-                self.counters.state_save_failures += 1;
-                tracing::error!(error = %e, "alerting state not saved");
-            }
-            Err(e) => {
-                self.counters.state_save_failures += 1;
-                tracing::error!(error = %e, "alerting state save task failed");
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the save task failed: {e}"),
+        };
+        self.counters.state_save_failures += 1;
+        tracing::error!(error = %e, "alerting state not saved");
+        Err(e)
     }
 
     fn view(&self) -> AlertingView {
