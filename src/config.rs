@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::export::otlp::{OtlpConfig, OtlpError, OtlpProtocol};
 use crate::notify::config::AlertingConfig;
-use crate::rules::decode::{Decoder, FileRules, MapReader};
+use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::node::{self, Kind, Node, Pos};
 use crate::time::Dur;
@@ -203,11 +203,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> 
         }]
     })?;
     let text = std::str::from_utf8(bytes).unwrap_or_default();
-    let mut d = Decoder {
-        file: path,
-        source: text,
-        out: FileRules::default(),
-    };
+    let mut d = Decoder::new(path, text);
     let cfg = match docs.as_slice() {
         [doc] => decode(&mut d, path, doc),
         [] => {
@@ -225,7 +221,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> 
             None
         }
     };
-    let diags: Vec<Diagnostic> = d.out.diagnostics;
+    let diags: Vec<Diagnostic> = d.diagnostics;
     match cfg {
         Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
         _ => Err(diags),

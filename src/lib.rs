@@ -10,6 +10,8 @@
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
+//! - [`schema`]: reading YAML against a schema (span-aware tree, diagnostics, the typed field
+//!   readers) for the rules, the agent config and receivers.
 //! - [`scrape`]: scraped pages to the counter samples of the SLOs that read them (pure).
 //! - [`secret`]: credentials in config files (inline, `{env: VAR}`, `{file: path}`), never printed.
 //! - [`server`]: the HTTP server: health, readiness and the JSON API, read from snapshots.
@@ -32,6 +34,7 @@ pub mod exposition;
 pub mod notify;
 pub mod probe;
 pub mod rules;
+pub mod schema;
 pub mod scrape;
 pub mod secret;
 pub mod server;
