@@ -168,6 +168,36 @@ impl AgentConfig {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
+    into_result(load_checked(path))
+}
+
+/// Validates config text (named `path` in messages; relative paths resolve against its
+/// directory).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> {
+    into_result(parse_checked(path, bytes))
+}
+
+/// The config when there is no error, else every diagnostic.
+fn into_result(
+    (cfg, diags): (Option<AgentConfig>, Vec<Diagnostic>),
+) -> Result<AgentConfig, Vec<Diagnostic>> {
+    match cfg {
+        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
+        _ => Err(diags),
+    }
+}
+
+/// Reads and validates the config file at `path`, keeping the warnings of a good file too
+/// (`burnwatch check --config` and `run` print them): the config (None when there is any
+/// error) and every diagnostic in the order found.
+pub fn load_checked(path: &Path) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    match read_config(path) {
+        Ok(bytes) => parse_checked(path, &bytes),
+        Err(diags) => (None, diags),
+    }
+}
+
+fn read_config(path: &Path) -> Result<Vec<u8>, Vec<Diagnostic>> {
     let whole = |message: String| {
         vec![Diagnostic {
             file: path.to_path_buf(),
@@ -187,21 +217,23 @@ pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    parse(path, &bytes)
+    std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))
 }
 
-/// Validates config text (named `path` in messages; relative paths resolve against its
-/// directory).
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> {
-    let docs = node::parse_documents(bytes).map_err(|e| {
-        vec![Diagnostic {
-            file: path.to_path_buf(),
-            pos: e.pos,
-            severity: Severity::Error,
-            message: e.message,
-        }]
-    })?;
+/// [`parse`], keeping the warnings of a good file too (see [`load_checked`]).
+pub fn parse_checked(path: &Path, bytes: &[u8]) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    let docs = match node::parse_documents(bytes) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let d = Diagnostic {
+                file: path.to_path_buf(),
+                pos: e.pos,
+                severity: Severity::Error,
+                message: e.message,
+            };
+            return (None, vec![d]);
+        }
+    };
     let text = std::str::from_utf8(bytes).unwrap_or_default();
     let mut d = Decoder::new(path, text);
     let cfg = match docs.as_slice() {
@@ -222,10 +254,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> 
         }
     };
     let diags: Vec<Diagnostic> = d.diagnostics;
-    match cfg {
-        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
-        _ => Err(diags),
-    }
+    let ok = !diags.iter().any(Diagnostic::is_error);
+    (cfg.filter(|_| ok), diags)
 }
 
 fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {

@@ -17,6 +17,8 @@
 //! - [`server`]: the HTTP server: health, readiness and the JSON API, read from snapshots.
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
 //! - [`notify`]: notifications to receivers, and the reasons they were (not) sent.
+//! - [`preflight`]: every check `run` makes before it starts (config, rules, receivers' secrets
+//!   and CA files), shared with `burnwatch check --config`.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
 //! - [`status`]: the `burnwatch status` table, rendered from the JSON API.
@@ -32,6 +34,7 @@ pub mod demo;
 pub mod export;
 pub mod exposition;
 pub mod notify;
+pub mod preflight;
 pub mod probe;
 pub mod rules;
 pub mod schema;
