@@ -1,7 +1,7 @@
 //! The agent's own configuration file (`burnwatch run --config burnwatch.yaml`): where to listen,
 //! where to keep state, which rules files to load and how often to evaluate, checkpoint and look
-//! for changed rules. Decoded with the rules' schema walker, so a bad config file gets the same
-//! `file:line:column: what is wrong; what to write` errors, all at once.
+//! for changed rules. Decoded with the schema walker ([`crate::schema`]), so a bad config file
+//! gets the same `file:line:column: what is wrong; what to write` errors, all at once.
 //!
 //! Rules paths are resolved against the config file's directory. Each is a file, a directory
 //! (every `*.yaml`/`*.yml` under it) or a pattern with `*`/`?` in its last component
