@@ -10,12 +10,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::export::otlp::{OtlpConfig, OtlpError, OtlpProtocol};
 use crate::notify::config::AlertingConfig;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::node::{self, Kind, Node, Pos};
 use crate::time::Dur;
+
+pub mod otlp;
+
+use otlp::{OtlpConfig, OtlpConfigError, OtlpProtocol};
 
 /// The default listen address (the exporter and API arrive on it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -435,9 +438,11 @@ fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig>
     if let Err(e) = cfg.check() {
         let at = |key: &str| m.get(key).map_or(m.pos, Node::pos);
         let pos = match &e {
-            OtlpError::Endpoint { .. } => at("endpoint"),
-            OtlpError::Header { name, .. } => header_pos(m.get("headers"), name).unwrap_or(m.pos),
-            OtlpError::CaFile { .. } | OtlpError::Tls(_) => at("ca_file"),
+            OtlpConfigError::Endpoint { .. } => at("endpoint"),
+            OtlpConfigError::Header { name, .. } => {
+                header_pos(m.get("headers"), name).unwrap_or(m.pos)
+            }
+            OtlpConfigError::CaFile { .. } | OtlpConfigError::Tls(_) => at("ca_file"),
             _ => m.pos,
         };
         d.error(pos, format!("{e}; fix `export.otlp`"));
