@@ -17,7 +17,7 @@ use crate::config::{self, AgentConfig};
 use crate::export::RESERVED;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerError};
 use crate::notify::email::EmailError;
-use crate::notify::receiver::{self, BuildError};
+use crate::notify::receiver::{self, BuildError, ReceiverConfig};
 use crate::notify::render::RenderContext;
 use crate::notify::webhook::HttpClient;
 use crate::probe::Prober;
@@ -201,8 +201,11 @@ fn alerting(cfg: &AgentConfig) -> Vec<Diagnostic> {
         Ok(client) => {
             let client = std::sync::Arc::new(client);
             for rc in &cfg.alerting.receivers {
-                if let Err(e) = receiver::build_with(rc, &ctx, &client) {
-                    refuse(&receiver_path(&e), e.to_string());
+                for (i, one) in integrations(rc) {
+                    if let Err(e) = receiver::build_with(&one, &ctx, &client) {
+                        let e = with_index(e, i);
+                        refuse(&receiver_path(&e), e.to_string());
+                    }
                 }
             }
         }
@@ -233,6 +236,72 @@ fn am_uses_basic_auth(am: &crate::notify::alertmanager::AlertmanagerConfig) -> b
         am.auth,
         Some(crate::notify::alertmanager::HttpAuth::Basic { .. })
     )
+}
+
+/// The receiver once per integration, holding only that one, with the integration's index
+/// in the config: a build stops at a receiver's first bad integration, and `check` reports
+/// every one.
+fn integrations(rc: &ReceiverConfig) -> Vec<(usize, ReceiverConfig)> {
+    let empty = ReceiverConfig {
+        webhook: Vec::new(),
+        slack: Vec::new(),
+        pagerduty: Vec::new(),
+        email: Vec::new(),
+        ..rc.clone()
+    };
+    let mut out = Vec::new();
+    for (i, x) in rc.webhook.iter().enumerate() {
+        let webhook = vec![x.clone()];
+        out.push((
+            i,
+            ReceiverConfig {
+                webhook,
+                ..empty.clone()
+            },
+        ));
+    }
+    for (i, x) in rc.slack.iter().enumerate() {
+        let slack = vec![x.clone()];
+        out.push((
+            i,
+            ReceiverConfig {
+                slack,
+                ..empty.clone()
+            },
+        ));
+    }
+    for (i, x) in rc.pagerduty.iter().enumerate() {
+        let pagerduty = vec![x.clone()];
+        out.push((
+            i,
+            ReceiverConfig {
+                pagerduty,
+                ..empty.clone()
+            },
+        ));
+    }
+    for (i, x) in rc.email.iter().enumerate() {
+        let email = vec![x.clone()];
+        out.push((
+            i,
+            ReceiverConfig {
+                email,
+                ..empty.clone()
+            },
+        ));
+    }
+    out
+}
+
+/// Gives a build error of a one-integration receiver the integration's index in the config.
+fn with_index(mut e: BuildError, i: usize) -> BuildError {
+    match &mut e {
+        BuildError::Secret { index, .. }
+        | BuildError::BadUrl { index, .. }
+        | BuildError::Email { index, .. } => *index = i,
+        BuildError::Client(_) => {}
+    }
+    e
 }
 
 /// Where in `alerting.receivers` a build error is written.

@@ -364,12 +364,14 @@ fn good_agent_config_passes_with_its_warnings() {
     assert!(!format!("{}{}", o.stdout, o.stderr).contains("inline-s3cret"));
 }
 
-/// The diagnostic lines of `bad.yaml`: everything `run` refuses at start, each at its line.
-const BAD_CONFIG: [&str; 5] = [
-    "bad.yaml:10:24: error: receiver pager: pagerduty[0] routing_key: the environment variable `BURNWATCH_TEST_UNSET_ROUTING_KEY` is not set (or not UTF-8)",
-    "bad.yaml:16:20: error: receiver mail email[0]: email ca_file `/nonexistent/burnwatch-test/smtp-ca.pem`: No such file or directory (os error 2)",
-    "bad.yaml:19:16: error: receiver hook: webhook[0] url: secret file /nonexistent/burnwatch-test/hook-url: No such file or directory (os error 2)",
-    "bad.yaml:22:14: error: alertmanager ca_file `bad.yaml`: no PEM certificate in the file",
+/// The diagnostic lines of `bad.yaml`: everything `run` refuses at start, each at its line,
+/// every bad integration of a receiver (a build stops at the first).
+const BAD_CONFIG: [&str; 6] = [
+    "bad.yaml:11:24: error: receiver pager: pagerduty[0] routing_key: the environment variable `BURNWATCH_TEST_UNSET_ROUTING_KEY` is not set (or not UTF-8)",
+    "bad.yaml:12:24: error: receiver pager: pagerduty[1] routing_key: secret file /nonexistent/burnwatch-test/routing-key: No such file or directory (os error 2)",
+    "bad.yaml:17:20: error: receiver pager email[0]: email ca_file `/nonexistent/burnwatch-test/smtp-ca.pem`: No such file or directory (os error 2)",
+    "bad.yaml:21:16: error: receiver hook: webhook[1] url: secret file /nonexistent/burnwatch-test/hook-url: No such file or directory (os error 2)",
+    "bad.yaml:24:14: error: alertmanager ca_file `bad.yaml`: no PEM certificate in the file",
     "rules-ca/shop.yaml:8:16: error: probe `shop-health`: CA file /nonexistent/burnwatch-test/probe-ca.pem: No such file or directory (os error 2); give a readable PEM file of CA certificates",
 ];
 
@@ -383,7 +385,7 @@ fn agent_config_check_reports_what_run_refuses() {
     assert_eq!(lines, BAD_CONFIG, "{}", o.stdout);
     assert_eq!(
         o.stderr,
-        "burnwatch: 5 error(s), 0 warning(s) in 2 file(s)\n"
+        "burnwatch: 6 error(s), 0 warning(s) in 2 file(s)\n"
     );
 }
 
@@ -392,7 +394,7 @@ fn agent_config_check_reports_what_run_refuses() {
 fn rules_check_refuses_a_missing_probe_ca_file() {
     let o = run_in(&config_fixtures(), &["check", "rules-ca"]);
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
-    assert_eq!(o.stdout, format!("{}\n", BAD_CONFIG[4]));
+    assert_eq!(o.stdout, format!("{}\n", BAD_CONFIG[5]));
 }
 
 /// `run` gives the same errors as `check --config`, each once, and starts nothing.
@@ -402,7 +404,7 @@ fn run_refuses_with_the_same_diagnostics_as_check() {
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     let mut want: Vec<String> = BAD_CONFIG.iter().map(|l| l.to_string()).collect();
     want.push(
-        "burnwatch: cannot start: 5 error(s) in bad.yaml or the files it names \
+        "burnwatch: cannot start: 6 error(s) in bad.yaml or the files it names \
          (`burnwatch check --config bad.yaml` reports the same)"
             .to_owned(),
     );
