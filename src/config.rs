@@ -1,7 +1,7 @@
 //! The agent's own configuration file (`burnwatch run --config burnwatch.yaml`): where to listen,
 //! where to keep state, which rules files to load and how often to evaluate, checkpoint and look
-//! for changed rules. Decoded with the rules' schema walker, so a bad config file gets the same
-//! `file:line:column: what is wrong; what to write` errors, all at once.
+//! for changed rules. Decoded with the schema walker ([`crate::schema`]), so a bad config file
+//! gets the same `file:line:column: what is wrong; what to write` errors, all at once.
 //!
 //! Rules paths are resolved against the config file's directory. Each is a file, a directory
 //! (every `*.yaml`/`*.yml` under it) or a pattern with `*`/`?` in its last component
@@ -10,13 +10,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::export::otlp::{OtlpConfig, OtlpError, OtlpProtocol};
 use crate::notify::config::AlertingConfig;
-use crate::rules::decode::{Decoder, FileRules, MapReader};
+use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::node::{self, Kind, Node, Pos};
 use crate::secret::SecretValue;
 use crate::time::Dur;
+
+pub mod otlp;
+
+use otlp::{OtlpConfig, OtlpConfigError, OtlpProtocol};
 
 /// The default listen address (the exporter and API arrive on it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -243,6 +246,36 @@ impl AgentConfig {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
+    into_result(load_checked(path))
+}
+
+/// Validates config text (named `path` in messages; relative paths resolve against its
+/// directory).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> {
+    into_result(parse_checked(path, bytes))
+}
+
+/// The config when there is no error, else every diagnostic.
+fn into_result(
+    (cfg, diags): (Option<AgentConfig>, Vec<Diagnostic>),
+) -> Result<AgentConfig, Vec<Diagnostic>> {
+    match cfg {
+        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
+        _ => Err(diags),
+    }
+}
+
+/// Reads and validates the config file at `path`, keeping the warnings of a good file too
+/// (`burnwatch check --config` and `run` print them): the config (None when there is any
+/// error) and every diagnostic in the order found.
+pub fn load_checked(path: &Path) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    match read_config(path) {
+        Ok(bytes) => parse_checked(path, &bytes),
+        Err(diags) => (None, diags),
+    }
+}
+
+fn read_config(path: &Path) -> Result<Vec<u8>, Vec<Diagnostic>> {
     let whole = |message: String| {
         vec![Diagnostic {
             file: path.to_path_buf(),
@@ -262,27 +295,25 @@ pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    parse(path, &bytes)
+    std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))
 }
 
-/// Validates config text (named `path` in messages; relative paths resolve against its
-/// directory).
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> {
-    let docs = node::parse_documents(bytes).map_err(|e| {
-        vec![Diagnostic {
-            file: path.to_path_buf(),
-            pos: e.pos,
-            severity: Severity::Error,
-            message: e.message,
-        }]
-    })?;
-    let text = std::str::from_utf8(bytes).unwrap_or_default();
-    let mut d = Decoder {
-        file: path,
-        source: text,
-        out: FileRules::default(),
+/// [`parse`], keeping the warnings of a good file too (see [`load_checked`]).
+pub fn parse_checked(path: &Path, bytes: &[u8]) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    let docs = match node::parse_documents(bytes) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let d = Diagnostic {
+                file: path.to_path_buf(),
+                pos: e.pos,
+                severity: Severity::Error,
+                message: e.message,
+            };
+            return (None, vec![d]);
+        }
     };
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut d = Decoder::new(path, text);
     let cfg = match docs.as_slice() {
         [doc] => decode(&mut d, path, doc),
         [] => {
@@ -300,11 +331,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> 
             None
         }
     };
-    let diags: Vec<Diagnostic> = d.out.diagnostics;
-    match cfg {
-        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
-        _ => Err(diags),
-    }
+    let diags: Vec<Diagnostic> = d.diagnostics;
+    let ok = !diags.iter().any(Diagnostic::is_error);
+    (cfg.filter(|_| ok), diags)
 }
 
 fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
@@ -589,9 +618,11 @@ fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig>
     if let Err(e) = cfg.check() {
         let at = |key: &str| m.get(key).map_or(m.pos, Node::pos);
         let pos = match &e {
-            OtlpError::Endpoint { .. } => at("endpoint"),
-            OtlpError::Header { name, .. } => header_pos(m.get("headers"), name).unwrap_or(m.pos),
-            OtlpError::CaFile { .. } | OtlpError::Tls(_) => at("ca_file"),
+            OtlpConfigError::Endpoint { .. } => at("endpoint"),
+            OtlpConfigError::Header { name, .. } => {
+                header_pos(m.get("headers"), name).unwrap_or(m.pos)
+            }
+            OtlpConfigError::CaFile { .. } | OtlpConfigError::Tls(_) => at("ca_file"),
             _ => m.pos,
         };
         d.error(pos, format!("{e}; fix `export.otlp`"));

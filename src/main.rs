@@ -1,10 +1,14 @@
 //! The `burnwatch` command line.
 //!
 //! - `burnwatch check [--strict] PATHS...` validates rules files and reports every problem at
-//!   once. Exit codes: 0 when the rules are good (warnings allowed unless `--strict`), 1 when
-//!   there are errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
+//!   once; `burnwatch check [--strict] --config burnwatch.yaml` validates an agent config and
+//!   everything `run` checks before it starts (the rules it names, receivers' secrets, CA
+//!   files), with the same messages `run` gives. Exit codes: 0 when everything is good (warnings
+//!   allowed unless `--strict`), 1 when there are errors (or warnings with `--strict`), 2 for
+//!   usage errors such as a missing path.
 //! - `burnwatch run --config burnwatch.yaml` runs the agent until SIGTERM or SIGINT; SIGHUP
-//!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint).
+//!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint),
+//!   after printing the same diagnostics as `check --config`.
 //!   With `export.otlp` configured it also pushes to a collector, and on shutdown pushes the
 //!   last snapshot once more before exiting.
 //! - `burnwatch status [--url URL] [--token-file FILE]` prints a table of a running agent's SLOs.
@@ -32,10 +36,9 @@ use burnwatch::agent::Agent;
 use burnwatch::api_client::{self, ApiClient};
 use burnwatch::config::{self, AgentConfig, LogFormat};
 use burnwatch::demo::{self, DemoOptions};
-use burnwatch::export::RESERVED;
 use burnwatch::export::otlp::OtlpExporter;
-use burnwatch::rules::node::{self, Kind, Node};
-use burnwatch::rules::{self, CheckReport, Diagnostic, Severity};
+use burnwatch::preflight;
+use burnwatch::rules::CheckReport;
 
 /// Observability agent and SLO evaluator: probes, scrapes, exact error budgets and multiwindow
 /// burn-rate alerts.
@@ -50,13 +53,18 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate rules files and directories; print one line per good file and every problem.
+    /// Validate rules files and directories, or an agent config and everything it names;
+    /// print one line per good file and every problem.
     Check {
         /// Treat warnings as errors (exit 1 when there are any).
         #[arg(long)]
         strict: bool,
+        /// Check this agent config instead of rules paths: the config, the rules it names, and
+        /// everything `run` checks before it starts (receivers' secrets, CA files).
+        #[arg(long, short, value_name = "FILE", conflicts_with = "paths")]
+        config: Option<PathBuf>,
         /// Rules files, or directories searched recursively for *.yaml and *.yml.
-        #[arg(required = true, value_name = "PATHS")]
+        #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
     /// Run the agent: probe, scrape, evaluate, checkpoint; SIGHUP or a changed file reloads rules.
@@ -187,13 +195,23 @@ enum SilenceCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { strict, paths } => match check(&paths, strict) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("burnwatch: {e:#}");
-                ExitCode::from(2)
+        Command::Check {
+            strict,
+            config,
+            paths,
+        } => {
+            let checked = match &config {
+                Some(c) => check_config(c, strict),
+                None => check(&paths, strict),
+            };
+            match checked {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("burnwatch: {}", error_text(&e));
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Run { config } => report_exit(run(&config)),
         Command::Status { agent } => report_exit(status(&agent)),
         Command::Alerts { agent } => report_exit(alerts(&agent)),
@@ -233,10 +251,28 @@ fn report_exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("burnwatch: {e:#}");
+            eprintln!("burnwatch: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line. The library's errors already end with their cause
+/// ("cannot create the data directory X: Not a directory"), while `anyhow` contexts do not, so
+/// a cause is added only when the text so far does not already say it: every cause once.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -277,14 +313,19 @@ async fn termination() {
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
-    let cfg: AgentConfig = match config::load(path) {
-        Ok(c) => c,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            anyhow::bail!("{} error(s) in the config file", diags.len());
-        }
+    // The same checks and messages as `burnwatch check --config`, before anything starts (and
+    // before logging, whose format the config sets).
+    let pre = preflight::agent(path);
+    for d in pre.all() {
+        eprintln!("{d}");
+    }
+    let errors = pre.errors();
+    let Some((cfg, rules)): Option<(AgentConfig, _)> = pre.ready() else {
+        anyhow::bail!(
+            "cannot start: {errors} error(s) in {} or the files it names (`burnwatch check --config {}` reports the same)",
+            path.display(),
+            path.display()
+        );
     };
     init_logging(cfg.log_format, &cfg.log_level);
     if let Some(w) = cfg.api.warning(cfg.listen) {
@@ -299,7 +340,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             sloth_compatible: cfg.export.prometheus.sloth_compatible,
         };
         let server_opts = burnwatch::server::ServerOptions::from_api(&cfg.api, page);
-        let agent = Agent::start(cfg).await?;
+        let agent = Agent::start_with(cfg, rules).await?;
         let exporter = match &otlp {
             Some(o) => {
                 let e = OtlpExporter::start_with(
@@ -488,22 +529,42 @@ fn check(paths: &[PathBuf], strict: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut report = rules::check_paths(paths);
-    report.diagnostics.extend(reserved_label_warnings(&report));
-    // Keep the report in file order, then position, with the new warnings in place.
-    let order: Vec<PathBuf> = report.files.iter().map(|f| f.path.clone()).collect();
-    report.diagnostics.sort_by_key(|d| {
-        (
-            order
-                .iter()
-                .position(|p| *p == d.file)
-                .unwrap_or(usize::MAX),
-            d.pos,
-        )
-    });
+    let report = preflight::rules(paths);
     print_report(&report);
-    let errors = report.errors();
-    let warnings = report.warnings();
+    Ok(finish(
+        report.errors(),
+        report.warnings(),
+        report.files.len(),
+        strict,
+    ))
+}
+
+/// Runs `check --config`; an `Err` is a usage error (exit 2).
+fn check_config(path: &std::path::Path, strict: bool) -> anyhow::Result<ExitCode> {
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no such file; give the agent config file (burnwatch.yaml)",
+            path.display()
+        );
+    }
+    let pre = preflight::agent(path);
+    if pre.config.is_some() {
+        println!("{}: OK: agent config", path.display());
+    }
+    for d in &pre.diagnostics {
+        println!("{d}");
+    }
+    print_report(&pre.rules);
+    Ok(finish(
+        pre.errors(),
+        pre.warnings(),
+        1 + pre.rules.files.len(),
+        strict,
+    ))
+}
+
+/// The exit code of a check, with the summary line on stderr when it fails.
+fn finish(errors: usize, warnings: usize, files: usize, strict: bool) -> ExitCode {
     let failed = errors > 0 || (strict && warnings > 0);
     if failed {
         let strict_note = if strict && warnings > 0 {
@@ -512,12 +573,11 @@ fn check(paths: &[PathBuf], strict: bool) -> anyhow::Result<ExitCode> {
             ""
         };
         eprintln!(
-            "burnwatch: {errors} error(s), {warnings} warning(s) in {} file(s){strict_note}",
-            report.files.len()
+            "burnwatch: {errors} error(s), {warnings} warning(s) in {files} file(s){strict_note}"
         );
-        Ok(ExitCode::from(1))
+        ExitCode::from(1)
     } else {
-        Ok(ExitCode::SUCCESS)
+        ExitCode::SUCCESS
     }
 }
 
@@ -556,55 +616,6 @@ fn print_report(report: &CheckReport) {
             println!("{d}");
         }
     }
-}
-
-/// A warning for every service or SLO `labels:` key that burnwatch sets itself on exports
-/// ([`RESERVED`]): such a label is dropped from `/metrics` and OTLP, which is easy to miss.
-/// Read from the YAML again because the validated model keeps no positions for labels.
-fn reserved_label_warnings(report: &CheckReport) -> Vec<Diagnostic> {
-    fn entries(n: &Node) -> &[(Node, Node)] {
-        match n.kind() {
-            Kind::Map(e) => e,
-            _ => &[],
-        }
-    }
-    fn get<'n>(n: &'n Node, key: &str) -> Option<&'n Node> {
-        entries(n)
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
-    }
-    let mut out = Vec::new();
-    for f in &report.files {
-        let Ok(docs) = std::fs::read(&f.path).map(|b| node::parse_documents(&b)) else {
-            continue;
-        };
-        for doc in docs.iter().flatten() {
-            let slos = get(doc, "slos").map_or(&[][..], |n| match n.kind() {
-                Kind::Seq(items) => items.as_slice(),
-                _ => &[],
-            });
-            let label_maps = std::iter::once(doc)
-                .chain(slos)
-                .filter_map(|n| get(n, "labels"));
-            for labels in label_maps {
-                for (k, _) in entries(labels) {
-                    let Some(name) = k.as_str().filter(|n| RESERVED.contains(n)) else {
-                        continue;
-                    };
-                    out.push(Diagnostic {
-                        file: f.path.clone(),
-                        pos: k.pos(),
-                        severity: Severity::Warning,
-                        message: format!(
-                            "label `{name}` is set by burnwatch itself on exported series, so this label is dropped from /metrics and OTLP; rename it (e.g. `{name}_name` or `team_{name}`)"
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 fn plural(n: usize) -> &'static str {

@@ -122,6 +122,12 @@ impl Agent {
     /// Loads rules and state and starts collecting. Must be called inside a tokio runtime.
     pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let rules = load_rules(&cfg)?;
+        Agent::start_with(cfg, rules).await
+    }
+
+    /// [`Agent::start`] with rules already loaded and checked (`run` checks them with
+    /// [`crate::preflight`] first, so they are read and reported once).
+    pub async fn start_with(cfg: AgentConfig, rules: RuleSet) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
             path: cfg.data_dir.clone(),
             source,

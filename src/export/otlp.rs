@@ -37,7 +37,6 @@
 //! header names only, and no error or log line carries a value.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,136 +62,18 @@ use crate::rules::model::Slo;
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
 
-/// The `service.name` resource attribute when [`OtlpConfig::resource`] sets none.
-pub const DEFAULT_SERVICE_NAME: &str = "burnwatch";
-
-/// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    /// OTLP/gRPC (the collector's port 4317 by convention).
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies, POSTed to `<endpoint>/v1/metrics` (port 4318).
-    HttpProtobuf,
-}
-
-/// Where and how often to push metrics.
-#[derive(Clone, PartialEq)]
-pub struct OtlpConfig {
-    /// Collector URL, `http://host:port` or `https://host:port`. For HTTP, `/v1/metrics` is
-    /// appended unless the path already ends with it.
-    pub endpoint: String,
-    /// The transport.
-    pub protocol: OtlpProtocol,
-    /// Time between exports (must be positive).
-    pub interval: Duration,
-    /// Extra request headers (gRPC metadata for gRPC), e.g. an auth token. Values are treated
-    /// as secrets: never shown by `Debug`, errors or logs.
-    pub headers: Vec<(String, String)>,
-    /// Resource attributes; `service.name` defaults to [`DEFAULT_SERVICE_NAME`].
-    pub resource: Vec<(String, String)>,
-    /// Bound on one export, connection included (must be positive).
-    pub timeout: Duration,
-    /// A PEM bundle trusted on top of the Mozilla roots for an `https://` endpoint (e.g. the
-    /// private CA that signed the collector's certificate).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for OtlpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Header values are credentials: show that they exist, not what they are.
-        let headers: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(k, _)| format!("{k}: <redacted>"))
-            .collect();
-        f.debug_struct("OtlpConfig")
-            .field("endpoint", &self.endpoint)
-            .field("protocol", &self.protocol)
-            .field("interval", &self.interval)
-            .field("headers", &headers)
-            .field("resource", &self.resource)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
-}
-
-impl OtlpConfig {
-    /// A config with the OpenTelemetry defaults: 60 s interval, 10 s timeout, no headers.
-    pub fn new(endpoint: impl Into<String>, protocol: OtlpProtocol) -> OtlpConfig {
-        OtlpConfig {
-            endpoint: endpoint.into(),
-            protocol,
-            interval: Duration::from_secs(60),
-            headers: Vec::new(),
-            resource: Vec::new(),
-            timeout: Duration::from_secs(10),
-            ca_file: None,
-        }
-    }
-
-    /// Everything [`OtlpExporter::start`] would refuse, checked without starting anything:
-    /// the endpoint, the headers, the durations and the CA file. The agent config calls it so
-    /// that these are config errors with a position.
-    pub fn check(&self) -> Result<(), OtlpError> {
-        if self.interval.is_zero() {
-            return Err(OtlpError::ZeroDuration { what: "interval" });
-        }
-        if self.timeout.is_zero() {
-            return Err(OtlpError::ZeroDuration { what: "timeout" });
-        }
-        endpoint(self)?;
-        header_map(&self.headers)?;
-        if let Some(path) = &self.ca_file {
-            read_ca(path)?;
-        }
-        Ok(())
-    }
-
-    fn is_https(&self) -> bool {
-        self.endpoint.starts_with("https://")
-    }
-}
+pub use crate::config::otlp::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpConfigError, OtlpProtocol};
+use crate::config::otlp::{endpoint, header_map, read_ca};
 
 /// Why the exporter could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    /// The endpoint is not an `http://` or `https://` URL.
-    #[error("OTLP endpoint {endpoint:?}: {reason}")]
-    Endpoint {
-        /// The configured endpoint.
-        endpoint: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A header name or value is not valid in HTTP/gRPC.
-    #[error("OTLP header {name:?}: {reason}")]
-    Header {
-        /// The header name.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The interval or timeout is zero.
-    #[error("OTLP {what} must be positive")]
-    ZeroDuration {
-        /// `interval` or `timeout`.
-        what: &'static str,
-    },
+    /// The settings cannot be used.
+    #[error(transparent)]
+    Config(#[from] OtlpConfigError),
     /// Both transports run their connections on the caller's tokio runtime.
     #[error("OTLP exporter must be started inside a tokio runtime")]
     NoRuntime,
-    /// The `ca_file` cannot be read or holds no usable certificate.
-    #[error("OTLP ca_file {path}: {reason}")]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The TLS client configuration cannot be built.
-    #[error("OTLP TLS setup: {0}")]
-    Tls(String),
     /// The SDK refused the exporter configuration.
     #[error("building the OTLP exporter for {endpoint}: {source}")]
     Build {
@@ -328,8 +209,10 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
             let client = OtlpHttp {
                 runtime,
                 client: HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(|e| match e {
-                    ClientError::CaFile { path, reason } => OtlpError::CaFile { path, reason },
-                    ClientError::Tls(e) => OtlpError::Tls(e),
+                    ClientError::CaFile { path, reason } => {
+                        OtlpConfigError::CaFile { path, reason }
+                    }
+                    ClientError::Tls(e) => OtlpConfigError::Tls(e),
                 })?,
                 timeout: cfg.timeout,
             };
@@ -345,18 +228,6 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
                 .build()
                 .map_err(build_err)
         }
-    }
-}
-
-/// Reads and checks the CA bundle (see [`crate::probe::tls::read_ca_file`]); returns its bytes.
-fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
-    crate::probe::tls::read_ca_file(path).map_err(tls_error)
-}
-
-fn tls_error(e: crate::probe::ProbeError) -> OtlpError {
-    match e {
-        crate::probe::ProbeError::CaFile { path, reason } => OtlpError::CaFile { path, reason },
-        e => OtlpError::Tls(e.to_string()),
     }
 }
 
@@ -431,52 +302,6 @@ impl PushMetricExporter for Logged {
     fn temporality(&self) -> Temporality {
         self.inner.temporality()
     }
-}
-
-/// The URL the SDK gets: checked to be `http://` or `https://` with a host, with the OTLP/HTTP
-/// path for HTTP (the SDK uses a programmatic endpoint verbatim).
-fn endpoint(cfg: &OtlpConfig) -> Result<String, OtlpError> {
-    let bad = |reason| OtlpError::Endpoint {
-        endpoint: cfg.endpoint.clone(),
-        reason,
-    };
-    let Some(rest) = cfg
-        .endpoint
-        .strip_prefix("http://")
-        .or_else(|| cfg.endpoint.strip_prefix("https://"))
-    else {
-        return Err(bad("must start with http:// or https://"));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(bad("has no host"));
-    }
-    match cfg.endpoint.parse::<http::Uri>() {
-        Ok(u) if u.host().is_some_and(|h| !h.is_empty()) => {}
-        _ => return Err(bad("is not a valid URL")),
-    }
-    let base = cfg.endpoint.trim_end_matches('/');
-    Ok(match cfg.protocol {
-        OtlpProtocol::Grpc => base.to_owned(),
-        OtlpProtocol::HttpProtobuf if base.ends_with("/v1/metrics") => base.to_owned(),
-        OtlpProtocol::HttpProtobuf => format!("{base}/v1/metrics"),
-    })
-}
-
-/// Validates the headers once at start (the HTTP exporter would otherwise drop bad ones
-/// silently); the result is the gRPC metadata.
-fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap, OtlpError> {
-    let mut map = http::HeaderMap::new();
-    for (name, value) in headers {
-        let bad = |reason: String| OtlpError::Header {
-            name: name.clone(),
-            reason,
-        };
-        let n = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|e| bad(e.to_string()))?;
-        let v = http::HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
-        map.append(n, v);
-    }
-    Ok(map)
 }
 
 /// The SDK's resource (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`), then our service name
@@ -896,79 +721,6 @@ static COUNTERS: [Family<u64>; 6] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(endpoint: &str, protocol: OtlpProtocol) -> OtlpConfig {
-        OtlpConfig::new(endpoint, protocol)
-    }
-
-    #[test]
-    fn http_endpoint_gets_the_metrics_path_once() {
-        let h = OtlpProtocol::HttpProtobuf;
-        assert_eq!(
-            endpoint(&cfg("http://127.0.0.1:4318", h)).expect("valid"),
-            "http://127.0.0.1:4318/v1/metrics"
-        );
-        assert_eq!(
-            endpoint(&cfg("http://c:4318/v1/metrics/", h)).expect("valid"),
-            "http://c:4318/v1/metrics"
-        );
-        assert_eq!(
-            endpoint(&cfg("http://c:4317/", OtlpProtocol::Grpc)).expect("valid"),
-            "http://c:4317"
-        );
-    }
-
-    #[test]
-    fn bad_endpoints_and_headers_are_refused() {
-        for e in [
-            "ftp://c:4317",
-            "c:4317",
-            "http://",
-            "http:///x",
-            "http://a b:1",
-        ] {
-            assert!(
-                matches!(
-                    endpoint(&cfg(e, OtlpProtocol::Grpc)),
-                    Err(OtlpError::Endpoint { .. })
-                ),
-                "{e}"
-            );
-        }
-        assert!(matches!(
-            header_map(&[("bad name".into(), "v".into())]),
-            Err(OtlpError::Header { .. })
-        ));
-        assert!(matches!(
-            header_map(&[("x".into(), "line\nbreak".into())]),
-            Err(OtlpError::Header { .. })
-        ));
-        let ok = header_map(&[("X-Token".into(), "abc".into())]).expect("valid");
-        assert_eq!(ok.get("x-token").map(|v| v.as_bytes()), Some(&b"abc"[..]));
-    }
-
-    #[test]
-    fn https_is_accepted_and_secrets_stay_out_of_debug() {
-        assert_eq!(
-            endpoint(&cfg("https://c:4318", OtlpProtocol::HttpProtobuf)).expect("valid"),
-            "https://c:4318/v1/metrics"
-        );
-        let c = OtlpConfig {
-            headers: vec![("x-api-key".into(), "hunter2".into())],
-            ..cfg("https://c:4317", OtlpProtocol::Grpc)
-        };
-        c.check().expect("valid");
-        let dbg = format!("{c:?}");
-        assert!(
-            dbg.contains("x-api-key: <redacted>") && !dbg.contains("hunter2"),
-            "{dbg}"
-        );
-        let zero = OtlpConfig {
-            interval: Duration::ZERO,
-            ..c
-        };
-        assert!(matches!(zero.check(), Err(OtlpError::ZeroDuration { .. })));
-    }
 
     #[test]
     fn families_have_unique_names() {

@@ -260,21 +260,16 @@ pub fn build_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::decode::FileRules;
     use crate::rules::node::parse_str;
     use crate::time::Dur;
     use std::path::{Path, PathBuf};
 
     fn decode_text(text: &str) -> (Option<Vec<ReceiverConfig>>, Vec<String>) {
         let docs = parse_str(text).expect("yaml");
-        let mut d = Decoder {
-            file: Path::new("/etc/burnwatch/alerting.yaml"),
-            source: text,
-            out: FileRules::default(),
-        };
+        let mut d = Decoder::new(Path::new("/etc/burnwatch/alerting.yaml"), text);
         let m = MapReader::new(&mut d, &docs[0], "test", &["receivers"]).expect("map");
         let r = m.req(&mut d, "receivers", "[]", |d, n, _| decode(d, n));
-        let diags = d.out.diagnostics.iter().map(ToString::to_string).collect();
+        let diags = d.diagnostics.iter().map(ToString::to_string).collect();
         (r, diags)
     }
 
