@@ -57,6 +57,16 @@ pub struct SilenceArgs<'a> {
     pub comment: &'a str,
 }
 
+/// The default author of `silence add`: `$USER`, else `burnwatch@<host>` (containers and cron
+/// jobs often have no `$USER`), else `burnwatch`.
+pub fn default_author(user: Option<String>, host: Option<String>) -> String {
+    match (user.filter(|u| !u.trim().is_empty()), host) {
+        (Some(u), _) => u,
+        (None, Some(h)) if !h.trim().is_empty() => format!("burnwatch@{}", h.trim()),
+        _ => "burnwatch".to_owned(),
+    }
+}
+
 /// The `POST /api/v1/silences` body for `args`, checked here so a typo is reported before
 /// the agent is contacted.
 pub fn silence_body(args: &SilenceArgs<'_>) -> Result<Value, AlertsCliError> {
@@ -491,5 +501,16 @@ s-1  active  {alertname=\"SloBurnRate\",slo=~\"avail.*\"}  in 2h 0m  ann     dep
         assert_eq!(short_duration(310_000), "5m 10s");
         assert_eq!(short_duration(3_600_000 * 26 + 60_000), "1d 2h");
         assert_eq!(short_duration(-5), "0s");
+    }
+
+    #[test]
+    fn the_default_author_works_without_user() {
+        assert_eq!(default_author(Some("ann".into()), Some("h".into())), "ann");
+        assert_eq!(
+            default_author(None, Some("web-1\n".into())),
+            "burnwatch@web-1"
+        );
+        assert_eq!(default_author(Some(" ".into()), None), "burnwatch");
+        assert_eq!(default_author(None, Some(String::new())), "burnwatch");
     }
 }

@@ -1,7 +1,7 @@
 //! The agent's own configuration file (`burnwatch run --config burnwatch.yaml`): where to listen,
 //! where to keep state, which rules files to load and how often to evaluate, checkpoint and look
-//! for changed rules. Decoded with the rules' schema walker, so a bad config file gets the same
-//! `file:line:column: what is wrong; what to write` errors, all at once.
+//! for changed rules. Decoded with the schema walker ([`crate::schema`]), so a bad config file
+//! gets the same `file:line:column: what is wrong; what to write` errors, all at once.
 //!
 //! Rules paths are resolved against the config file's directory. Each is a file, a directory
 //! (every `*.yaml`/`*.yml` under it) or a pattern with `*`/`?` in its last component
@@ -10,12 +10,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::export::otlp::{OtlpConfig, OtlpError, OtlpProtocol};
 use crate::notify::config::AlertingConfig;
-use crate::rules::decode::{Decoder, FileRules, MapReader};
+use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::node::{self, Kind, Node, Pos};
+use crate::secret::SecretValue;
 use crate::time::Dur;
+
+pub mod otlp;
+
+use otlp::{OtlpConfig, OtlpConfigError, OtlpProtocol};
 
 /// The default listen address (the exporter and API arrive on it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -71,6 +75,79 @@ pub struct AgentConfig {
     /// `docs/alerting.md`). Absent: alerts are evaluated and shown by the API but sent nowhere.
     /// Read at start only; a change needs a restart.
     pub alerting: AlertingConfig,
+    /// `api`: who may use the HTTP API and how much it accepts (token, allowed host names,
+    /// connection and silence limits). Read at start only.
+    pub api: ApiConfig,
+}
+
+/// The default of `api.max_connections`: far below the usual soft limit of 1024 open files,
+/// so that slow or idle clients can never take the descriptors probes and scrapes need.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// The default of `api.max_silences`.
+pub const DEFAULT_MAX_SILENCES: usize = 1000;
+/// The default of `api.max_silence_duration`: a quarter, the longest SLO window people use; a
+/// longer mute is a rule change (disable the alert) in disguise.
+pub const DEFAULT_MAX_SILENCE_DURATION: Dur = Dur::from_days(90);
+
+/// The `api:` section: access control and limits of the HTTP server (see docs/api.md,
+/// "Security").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// `token`: the bearer token every state-changing request (silences, reload) must carry
+    /// as `Authorization: Bearer <token>`; a string, `{env: VAR}` or `{file: path}`, read at
+    /// start. Absent: no token is asked for, which is allowed only on a loopback `listen`
+    /// (or with `allow_unauthenticated`).
+    pub token: Option<SecretValue>,
+    /// `protect_reads`: also require the token for `GET /api/...` and `/metrics` (then give
+    /// Prometheus the token with `authorization: {credentials_file: ...}`). `/healthz` and
+    /// `/readyz` always stay open for liveness checks. Default `false`; needs `token`.
+    pub protect_reads: bool,
+    /// `allow_unauthenticated`: start on a non-loopback `listen` without `token` (anyone who
+    /// can reach the port can then silence every page); logged as a warning at start.
+    /// Default `false`.
+    pub allow_unauthenticated: bool,
+    /// `hostnames`: DNS names clients use to reach the agent (`burnwatch.internal`, or with a
+    /// port, `burnwatch.internal:9464`). Requests whose `Host` is neither an IP address,
+    /// `localhost` nor one of these are refused (this stops DNS rebinding). Default empty.
+    pub hostnames: Vec<String>,
+    /// `max_connections`: client connections served at once; more wait in the kernel's
+    /// accept queue. Default 256.
+    pub max_connections: usize,
+    /// `request_timeout`: how long a client may take to send a request's headers, and then
+    /// its body; slower clients are disconnected. Default `10s`.
+    pub request_timeout: Dur,
+    /// `max_silences`: silences in force (pending or active) at once; expired ones are
+    /// dropped oldest first to stay within it too. Default 1000.
+    pub max_silences: usize,
+    /// `max_silence_duration`: the longest silence accepted (end minus start). Default `90d`.
+    pub max_silence_duration: Dur,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token: None,
+            protect_reads: false,
+            allow_unauthenticated: false,
+            hostnames: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            request_timeout: Dur::from_secs(10),
+            max_silences: DEFAULT_MAX_SILENCES,
+            max_silence_duration: DEFAULT_MAX_SILENCE_DURATION,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The warning to log at start, if any: a non-loopback `listen` without a token that
+    /// was explicitly allowed.
+    pub fn warning(&self, listen: SocketAddr) -> Option<String> {
+        (self.token.is_none() && !listen.ip().is_loopback()).then(|| {
+            format!(
+                "the API on {listen} has no token (api.allow_unauthenticated): anyone who can reach it can silence every alert; set api.token"
+            )
+        })
+    }
 }
 
 /// The `export:` section: one optional block per exporter.
@@ -113,6 +190,7 @@ impl AgentConfig {
             queue_length: 4096,
             export: ExportConfig::default(),
             alerting: AlertingConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 
@@ -168,6 +246,36 @@ impl AgentConfig {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
+    into_result(load_checked(path))
+}
+
+/// Validates config text (named `path` in messages; relative paths resolve against its
+/// directory).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> {
+    into_result(parse_checked(path, bytes))
+}
+
+/// The config when there is no error, else every diagnostic.
+fn into_result(
+    (cfg, diags): (Option<AgentConfig>, Vec<Diagnostic>),
+) -> Result<AgentConfig, Vec<Diagnostic>> {
+    match cfg {
+        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
+        _ => Err(diags),
+    }
+}
+
+/// Reads and validates the config file at `path`, keeping the warnings of a good file too
+/// (`burnwatch check --config` and `run` print them): the config (None when there is any
+/// error) and every diagnostic in the order found.
+pub fn load_checked(path: &Path) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    match read_config(path) {
+        Ok(bytes) => parse_checked(path, &bytes),
+        Err(diags) => (None, diags),
+    }
+}
+
+fn read_config(path: &Path) -> Result<Vec<u8>, Vec<Diagnostic>> {
     let whole = |message: String| {
         vec![Diagnostic {
             file: path.to_path_buf(),
@@ -187,27 +295,25 @@ pub fn load(path: &Path) -> Result<AgentConfig, Vec<Diagnostic>> {
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    parse(path, &bytes)
+    std::fs::read(path).map_err(|e| whole(format!("cannot read: {e}")))
 }
 
-/// Validates config text (named `path` in messages; relative paths resolve against its
-/// directory).
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> {
-    let docs = node::parse_documents(bytes).map_err(|e| {
-        vec![Diagnostic {
-            file: path.to_path_buf(),
-            pos: e.pos,
-            severity: Severity::Error,
-            message: e.message,
-        }]
-    })?;
-    let text = std::str::from_utf8(bytes).unwrap_or_default();
-    let mut d = Decoder {
-        file: path,
-        source: text,
-        out: FileRules::default(),
+/// [`parse`], keeping the warnings of a good file too (see [`load_checked`]).
+pub fn parse_checked(path: &Path, bytes: &[u8]) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    let docs = match node::parse_documents(bytes) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let d = Diagnostic {
+                file: path.to_path_buf(),
+                pos: e.pos,
+                severity: Severity::Error,
+                message: e.message,
+            };
+            return (None, vec![d]);
+        }
     };
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut d = Decoder::new(path, text);
     let cfg = match docs.as_slice() {
         [doc] => decode(&mut d, path, doc),
         [] => {
@@ -225,11 +331,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<AgentConfig, Vec<Diagnostic>> 
             None
         }
     };
-    let diags: Vec<Diagnostic> = d.out.diagnostics;
-    match cfg {
-        Some(c) if !diags.iter().any(Diagnostic::is_error) => Ok(c),
-        _ => Err(diags),
-    }
+    let diags: Vec<Diagnostic> = d.diagnostics;
+    let ok = !diags.iter().any(Diagnostic::is_error);
+    (cfg.filter(|_| ok), diags)
 }
 
 fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
@@ -247,6 +351,7 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
         "queue_length",
         "export",
         "alerting",
+        "api",
     ];
     let m = MapReader::new(d, doc, "the agent config", KEYS)?;
     let before = d.errors();
@@ -328,7 +433,111 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     if let Some(a) = m.opt(d, "alerting", |d, n, _| crate::notify::config::decode(d, n)) {
         cfg.alerting = a;
     }
+    if let Some(a) = m.opt(d, "api", |d, n, _| decode_api(d, base, n)) {
+        cfg.api = a;
+    }
+    check_api_exposure(d, &m, &cfg);
     (d.errors() == before).then_some(cfg)
+}
+
+/// The `api:` section.
+fn decode_api(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<ApiConfig> {
+    const KEYS: &[&str] = &[
+        "token",
+        "protect_reads",
+        "allow_unauthenticated",
+        "hostnames",
+        "max_connections",
+        "request_timeout",
+        "max_silences",
+        "max_silence_duration",
+    ];
+    if matches!(n.kind(), Kind::Null) {
+        return Some(ApiConfig::default());
+    }
+    let m = MapReader::new(d, n, "`api`", KEYS)?;
+    let before = d.errors();
+    let mut out = ApiConfig::default();
+    if let Some(t) = m.get("token")
+        && let Some(s) = crate::secret::decode(d, base, t, "token")
+    {
+        match s.resolve() {
+            Ok(v) => out.token = Some(v),
+            Err(e) => d.error(t.pos(), format!("`api.token`: {e}")),
+        }
+    }
+    if let Some(v) = m.opt(d, "protect_reads", Decoder::bool) {
+        out.protect_reads = v;
+    }
+    if let Some(v) = m.opt(d, "allow_unauthenticated", Decoder::bool) {
+        out.allow_unauthenticated = v;
+    }
+    if let Some(items) = m.opt(d, "hostnames", Decoder::list) {
+        for item in items {
+            if let Some(h) = d.string(item, "hostnames") {
+                let h = h.trim().to_ascii_lowercase();
+                if h.is_empty() || h.contains(['/', ' ', '@']) {
+                    d.error(
+                        item.pos(),
+                        format!("`{h}` is not a host name; write a name such as `burnwatch.internal` or `burnwatch.internal:9464`"),
+                    );
+                } else {
+                    out.hostnames.push(h);
+                }
+            }
+        }
+    }
+    let count = |d: &mut Decoder<'_>, n: &Node, key: &'static str| {
+        let v = d.uint(n, key)?;
+        if !(1..=1_000_000).contains(&v) {
+            d.error(
+                n.pos(),
+                format!("`{key}: {v}` is out of range; write a number from 1 to 1000000"),
+            );
+            return None;
+        }
+        Some(v as usize)
+    };
+    if let Some(v) = m.opt(d, "max_connections", count) {
+        out.max_connections = v;
+    }
+    if let Some(v) = m.opt(d, "max_silences", count) {
+        out.max_silences = v;
+    }
+    if let Some(v) = m.opt(d, "request_timeout", Decoder::pos_dur) {
+        out.request_timeout = v;
+    }
+    if let Some(v) = m.opt(d, "max_silence_duration", Decoder::pos_dur) {
+        out.max_silence_duration = v;
+    }
+    if out.protect_reads && out.token.is_none() && m.get("token").is_none() {
+        d.error(
+            m.key_pos("protect_reads").unwrap_or(m.pos),
+            "`protect_reads` needs `token`; set `api.token: {file: /etc/burnwatch/api-token}`",
+        );
+    }
+    (d.errors() == before).then_some(out)
+}
+
+/// A `listen` other hosts can reach needs a token, unless explicitly allowed without one.
+fn check_api_exposure(d: &mut Decoder<'_>, m: &MapReader<'_>, cfg: &AgentConfig) {
+    if cfg.listen.ip().is_loopback() || cfg.api.token.is_some() || cfg.api.allow_unauthenticated {
+        return;
+    }
+    // A token that failed to decode was reported already.
+    if m.get("api").is_some_and(|a| match a.kind() {
+        Kind::Map(e) => e.iter().any(|(k, _)| k.as_str() == Some("token")),
+        _ => false,
+    }) {
+        return;
+    }
+    d.error(
+        m.get("listen").map_or(m.pos, Node::pos),
+        format!(
+            "`listen: {}` is reachable from other hosts, and without a token anyone who reaches it can silence every alert; set `api: {{token: {{file: /etc/burnwatch/api-token}}}}` (or `{{env: BURNWATCH_API_TOKEN}}`), listen on 127.0.0.1, or set `api.allow_unauthenticated: true`",
+            cfg.listen
+        ),
+    );
 }
 
 fn at_least_1s(d: &mut Decoder<'_>, n: &Node, key: &'static str) -> Option<Dur> {
@@ -409,9 +618,11 @@ fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig>
     if let Err(e) = cfg.check() {
         let at = |key: &str| m.get(key).map_or(m.pos, Node::pos);
         let pos = match &e {
-            OtlpError::Endpoint { .. } => at("endpoint"),
-            OtlpError::Header { name, .. } => header_pos(m.get("headers"), name).unwrap_or(m.pos),
-            OtlpError::CaFile { .. } | OtlpError::Tls(_) => at("ca_file"),
+            OtlpConfigError::Endpoint { .. } => at("endpoint"),
+            OtlpConfigError::Header { name, .. } => {
+                header_pos(m.get("headers"), name).unwrap_or(m.pos)
+            }
+            OtlpConfigError::CaFile { .. } | OtlpConfigError::Tls(_) => at("ca_file"),
             _ => m.pos,
         };
         d.error(pos, format!("{e}; fix `export.otlp`"));
@@ -609,7 +820,7 @@ mod tests {
     fn every_field() {
         let c = parse(
             Path::new("b.yaml"),
-            b"listen: 0.0.0.0:9999\ndata_dir: /var/lib/bw\nrules: [r]\nevaluation_interval: 2s\ncheckpoint_interval: 30s\nreload_check_interval: 0s\nlog_format: json\nlog_level: debug\nmax_concurrent_probes: 5\nmax_concurrent_scrapes: 6\nqueue_length: 7\n",
+            b"listen: 0.0.0.0:9999\ndata_dir: /var/lib/bw\nrules: [r]\nevaluation_interval: 2s\ncheckpoint_interval: 30s\nreload_check_interval: 0s\nlog_format: json\nlog_level: debug\nmax_concurrent_probes: 5\nmax_concurrent_scrapes: 6\nqueue_length: 7\napi: {allow_unauthenticated: true}\n",
         )
         .expect("valid");
         assert_eq!(c.listen.port(), 9999);
@@ -865,5 +1076,78 @@ mod tests {
             assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
         }
         assert_eq!(e.len(), want.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn api_section_defaults_every_field_and_errors() {
+        let c = parse(Path::new("b.yaml"), b"rules: [r]\n").expect("valid");
+        assert_eq!(c.api, ApiConfig::default());
+        assert_eq!(c.api.max_connections, 256);
+        assert_eq!(c.api.max_silences, 1000);
+        assert_eq!(c.api.max_silence_duration, Dur::from_days(90));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "t0ken-value\n").expect("write");
+        let c = parse(
+            &dir.path().join("bw.yaml"),
+            b"listen: 0.0.0.0:9464\nrules: [r]\napi:\n  token: {file: token}\n  protect_reads: true\n  hostnames: [Burnwatch.Internal, 'bw:80']\n  max_connections: 10\n  request_timeout: 2s\n  max_silences: 5\n  max_silence_duration: 7d\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.api.token.as_ref().map(SecretValue::expose),
+            Some("t0ken-value")
+        );
+        assert!(c.api.protect_reads);
+        assert_eq!(c.api.hostnames, ["burnwatch.internal", "bw:80"]);
+        assert_eq!((c.api.max_connections, c.api.max_silences), (10, 5));
+        assert_eq!(c.api.request_timeout, Dur::from_secs(2));
+        assert_eq!(c.api.max_silence_duration, Dur::from_days(7));
+        assert!(c.api.warning(c.listen).is_none());
+        // The token never reaches Debug output.
+        assert!(!format!("{c:?}").contains("t0ken-value"));
+
+        let e = errors(
+            "rules: [r]\napi:\n  token: {env: BURNWATCH_TEST_UNSET_TOKEN_4242}\n  max_connections: 0\n  request_timeout: 0s\n  hostnames: ['http://x/']\n  tokn: x\n",
+        );
+        let want = [
+            "burnwatch.yaml:3:10: error: `api.token`: the environment variable `BURNWATCH_TEST_UNSET_TOKEN_4242` is not set",
+            "burnwatch.yaml:4:20: error: `max_connections: 0` is out of range",
+            "burnwatch.yaml:5:20: error: `request_timeout` must be longer than zero",
+            "burnwatch.yaml:6:15: error: `http://x/` is not a host name",
+            "burnwatch.yaml:7:3: error: unknown key `tokn` in `api`",
+        ];
+        for w in want {
+            assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        let e = errors("rules: [r]\napi: {protect_reads: true}\n");
+        assert!(e[0].contains("`protect_reads` needs `token`"), "{e:#?}");
+    }
+
+    #[test]
+    fn a_listen_other_hosts_reach_needs_a_token() {
+        for listen in ["0.0.0.0:9464", "10.0.0.5:9464", "[::]:9464"] {
+            let e = errors(&format!("listen: '{listen}'\nrules: [r]\n"));
+            assert_eq!(e.len(), 1, "{e:#?}");
+            assert!(
+                e[0].contains("burnwatch.yaml:1:9: error: `listen:")
+                    && e[0].contains("set `api: {token: {file: /etc/burnwatch/api-token}}`")
+                    && e[0].contains("api.allow_unauthenticated: true"),
+                "{e:#?}"
+            );
+        }
+        let c = parse(
+            Path::new("b.yaml"),
+            b"listen: 0.0.0.0:9464\nrules: [r]\napi: {allow_unauthenticated: true}\n",
+        )
+        .expect("explicitly allowed");
+        assert!(
+            c.api
+                .warning(c.listen)
+                .is_some_and(|w| w.contains("no token")),
+            "{c:?}"
+        );
+        let c =
+            parse(Path::new("b.yaml"), b"listen: '[::1]:9464'\nrules: [r]\n").expect("loopback");
+        assert!(c.api.warning(c.listen).is_none());
     }
 }

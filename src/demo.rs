@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::agent::{Agent, AgentError, AgentSnapshot, collect::stopped};
+use crate::alert::lifecycle::State;
+use crate::alert::source::TierPhases;
 use crate::config::AgentConfig;
 use crate::synthetic::{self, Behaviour, Service};
 use crate::time::Dur;
@@ -226,7 +228,8 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
         if elapsed >= next_print {
             next_print += opts.print_every;
             let snap = snaps.borrow().clone();
-            print!("{}", table(&snap, elapsed, phase));
+            let tiers = agent.alerting().view().tiers.clone();
+            print!("{}", table(&snap, &tiers, elapsed, phase));
         }
     }
     let _ = stop_tx.send(true);
@@ -244,8 +247,9 @@ enum Phase {
     Recovered,
 }
 
-/// The demo's status table.
-fn table(snap: &Arc<AgentSnapshot>, elapsed: Duration, phase: Phase) -> String {
+/// The demo's status table; the alerts column shows the tier alerts as their lifecycles decided
+/// them (the alerting view), as `/api/v1/alerts` and `/metrics` do.
+fn table(snap: &Arc<AgentSnapshot>, tiers: &TierPhases, elapsed: Duration, phase: Phase) -> String {
     let mut out = String::new();
     let label = match phase {
         Phase::Healthy => "healthy",
@@ -265,8 +269,9 @@ fn table(snap: &Arc<AgentSnapshot>, elapsed: Duration, phase: Phase) -> String {
         let alerts: Vec<String> = r
             .tiers
             .iter()
-            .filter(|t| t.state != crate::slo::engine::AlertState::Quiet)
-            .map(|t| format!("{} {}", t.name, t.state.name()))
+            .map(|t| (t, tiers.get(&r.id, &t.name)))
+            .filter(|(_, p)| p.is_firing() || p.state() == State::Pending)
+            .map(|(t, p)| format!("{} {}", t.name, p.state()))
             .collect();
         let _ = writeln!(
             out,

@@ -1,19 +1,26 @@
 //! The `burnwatch` command line.
 //!
 //! - `burnwatch check [--strict] PATHS...` validates rules files and reports every problem at
-//!   once. Exit codes: 0 when the rules are good (warnings allowed unless `--strict`), 1 when
-//!   there are errors (or warnings with `--strict`), 2 for usage errors such as a missing path.
+//!   once; `burnwatch check [--strict] --config burnwatch.yaml` validates an agent config and
+//!   everything `run` checks before it starts (the rules it names, receivers' secrets, CA
+//!   files), with the same messages `run` gives. Exit codes: 0 when everything is good (warnings
+//!   allowed unless `--strict`), 1 when there are errors (or warnings with `--strict`), 2 for
+//!   usage errors such as a missing path.
 //! - `burnwatch run --config burnwatch.yaml` runs the agent until SIGTERM or SIGINT; SIGHUP
-//!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint).
+//!   reloads the rules. Exit 1 when it cannot start (bad config or rules, unusable checkpoint),
+//!   after printing the same diagnostics as `check --config`.
 //!   With `export.otlp` configured it also pushes to a collector, and on shutdown pushes the
 //!   last snapshot once more before exiting.
-//! - `burnwatch status [--url URL]` prints a table of a running agent's SLOs.
-//! - `burnwatch alerts [--url URL]` prints its firing alerts and the silences in force.
+//! - `burnwatch status [--url URL] [--token-file FILE]` prints a table of a running agent's SLOs.
+//! - `burnwatch alerts [--url URL] [--token-file FILE]` prints its firing alerts and the
+//!   silences in force. Client commands take `--url` as `host:port` or `http://host:port`, and
+//!   the API token from `--token-file` or `BURNWATCH_TOKEN`.
 //! - `burnwatch silence add MATCHER... --duration 2h|--end RFC3339 --comment WHY [--author NAME]`
 //!   silences matching alerts and prints the silence id; `burnwatch silence expire ID` ends one;
 //!   `burnwatch silence list` shows every silence kept. Exit 1 when the agent refuses or cannot
 //!   be reached, with its message.
-//! - `burnwatch demo` runs the agent on a built-in synthetic service with an injected outage.
+//! - `burnwatch demo [--outage-after 60s] [--outage-for 4m]` runs the agent on a built-in
+//!   synthetic service with an injected outage. Durations take a unit, as everywhere.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,12 +33,12 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
 use burnwatch::agent::Agent;
+use burnwatch::api_client::{self, ApiClient};
 use burnwatch::config::{self, AgentConfig, LogFormat};
 use burnwatch::demo::{self, DemoOptions};
-use burnwatch::export::RESERVED;
 use burnwatch::export::otlp::OtlpExporter;
-use burnwatch::rules::node::{self, Kind, Node};
-use burnwatch::rules::{self, CheckReport, Diagnostic, Severity};
+use burnwatch::preflight;
+use burnwatch::rules::CheckReport;
 
 /// Observability agent and SLO evaluator: probes, scrapes, exact error budgets and multiwindow
 /// burn-rate alerts.
@@ -46,13 +53,18 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate rules files and directories; print one line per good file and every problem.
+    /// Validate rules files and directories, or an agent config and everything it names;
+    /// print one line per good file and every problem.
     Check {
         /// Treat warnings as errors (exit 1 when there are any).
         #[arg(long)]
         strict: bool,
+        /// Check this agent config instead of rules paths: the config, the rules it names, and
+        /// everything `run` checks before it starts (receivers' secrets, CA files).
+        #[arg(long, short, value_name = "FILE", conflicts_with = "paths")]
+        config: Option<PathBuf>,
         /// Rules files, or directories searched recursively for *.yaml and *.yml.
-        #[arg(required = true, value_name = "PATHS")]
+        #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
     /// Run the agent: probe, scrape, evaluate, checkpoint; SIGHUP or a changed file reloads rules.
@@ -63,16 +75,16 @@ enum Command {
     },
     /// Show every SLO of a running agent: objective, SLI, budget left, fastest burn, alerts.
     Status {
-        /// The agent's address.
-        #[arg(long, default_value = DEFAULT_URL)]
-        url: String,
+        /// Which agent.
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// Show a running agent's firing alerts (with silenced/inhibited/flapping state) and the
     /// silences in force.
     Alerts {
-        /// The agent's address.
-        #[arg(long, default_value = DEFAULT_URL)]
-        url: String,
+        /// Which agent.
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// Create, expire or list silences of a running agent.
     Silence {
@@ -91,23 +103,54 @@ enum Command {
         /// Requests per second sent to the synthetic service.
         #[arg(long, default_value_t = 50)]
         rps: u32,
-        /// Seconds of healthy traffic before the outage.
-        #[arg(long, default_value_t = 60)]
-        outage_after: u64,
-        /// Seconds the outage lasts.
-        #[arg(long, default_value_t = 240)]
-        outage_for: u64,
-        /// Seconds between two status tables.
-        #[arg(long, default_value_t = 10)]
-        print_every: u64,
-        /// Stop after this many seconds (default: run until Ctrl-C).
-        #[arg(long)]
-        duration: Option<u64>,
+        /// Healthy traffic before the outage, e.g. 60s or 2m.
+        #[arg(long, default_value = "60s", value_parser = cli_duration)]
+        outage_after: Duration,
+        /// How long the outage lasts, e.g. 4m.
+        #[arg(long, default_value = "4m", value_parser = cli_duration)]
+        outage_for: Duration,
+        /// Time between two status tables, e.g. 10s.
+        #[arg(long, default_value = "10s", value_parser = cli_duration)]
+        print_every: Duration,
+        /// Stop after this long, e.g. 10m (default: run until Ctrl-C).
+        #[arg(long, value_parser = cli_duration)]
+        duration: Option<Duration>,
     },
 }
 
 /// The agent's default API address (its default `listen`).
 const DEFAULT_URL: &str = "http://127.0.0.1:9464";
+
+/// Which agent a client command talks to, and with which token.
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The agent's address: host:port or http://host:port.
+    #[arg(long, default_value = DEFAULT_URL)]
+    url: String,
+    /// A file holding the agent's API token (`api.token`); default: $BURNWATCH_TOKEN when set.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl AgentArgs {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        let token = api_client::token(self.token_file.as_deref())
+            .map_err(api_client::ApiClientError::from)?;
+        Ok(ApiClient::new(&self.url, token)?)
+    }
+}
+
+/// A duration with its unit (`30s`, `5m`, `1h30m`), as everywhere else in burnwatch.
+fn cli_duration(text: &str) -> Result<Duration, String> {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "{text:?} has no unit; write e.g. {text}s (durations take a unit: ms, s, m, h, d)"
+        ));
+    }
+    burnwatch::time::Dur::parse(text)
+        .map(|d| d.to_std())
+        .map_err(|e| e.to_string())
+}
 
 /// `burnwatch silence ...`.
 #[derive(Debug, Subcommand)]
@@ -126,42 +169,52 @@ enum SilenceCommand {
         /// Why (shown to everyone who looks at the alert).
         #[arg(long)]
         comment: String,
-        /// Who silences (default: $USER).
+        /// Who silences (default: $USER, else burnwatch@<host name>).
         #[arg(long)]
         author: Option<String>,
-        /// The agent's address.
-        #[arg(long, default_value = DEFAULT_URL)]
-        url: String,
+        /// Which agent.
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// End a silence now.
     Expire {
         /// The silence id (`burnwatch silence list` shows them).
         id: String,
-        /// The agent's address.
-        #[arg(long, default_value = DEFAULT_URL)]
-        url: String,
+        /// Which agent.
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// Show every silence kept (pending, active and recently expired).
     List {
-        /// The agent's address.
-        #[arg(long, default_value = DEFAULT_URL)]
-        url: String,
+        /// Which agent.
+        #[command(flatten)]
+        agent: AgentArgs,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { strict, paths } => match check(&paths, strict) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("burnwatch: {e:#}");
-                ExitCode::from(2)
+        Command::Check {
+            strict,
+            config,
+            paths,
+        } => {
+            let checked = match &config {
+                Some(c) => check_config(c, strict),
+                None => check(&paths, strict),
+            };
+            match checked {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("burnwatch: {}", error_text(&e));
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Run { config } => report_exit(run(&config)),
-        Command::Status { url } => report_exit(status(&url)),
-        Command::Alerts { url } => report_exit(alerts(&url)),
+        Command::Status { agent } => report_exit(status(&agent)),
+        Command::Alerts { agent } => report_exit(alerts(&agent)),
         Command::Silence { command } => report_exit(silence(command)),
         Command::Demo {
             listen,
@@ -172,6 +225,12 @@ fn main() -> ExitCode {
             print_every,
             duration,
         } => {
+            if !listen.ip().is_loopback() {
+                eprintln!(
+                    "burnwatch: the demo's API has no token, so it listens on loopback only; give --listen 127.0.0.1:PORT"
+                );
+                return ExitCode::from(2);
+            }
             let data_dir = data_dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("burnwatch-demo-{}", std::process::id()))
             });
@@ -179,11 +238,11 @@ fn main() -> ExitCode {
                 listen,
                 data_dir,
                 rps,
-                outage_after: Duration::from_secs(outage_after),
-                outage_for: Duration::from_secs(outage_for),
-                print_every: Duration::from_secs(print_every.max(1)),
+                outage_after,
+                outage_for,
+                print_every: print_every.max(Duration::from_secs(1)),
             };
-            report_exit(run_demo(opts, duration.map(Duration::from_secs)))
+            report_exit(run_demo(opts, duration))
         }
     }
 }
@@ -192,10 +251,28 @@ fn report_exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("burnwatch: {e:#}");
+            eprintln!("burnwatch: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line. The library's errors already end with their cause
+/// ("cannot create the data directory X: Not a directory"), while `anyhow` contexts do not, so
+/// a cause is added only when the text so far does not already say it: every cause once.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -236,16 +313,24 @@ async fn termination() {
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
-    let cfg: AgentConfig = match config::load(path) {
-        Ok(c) => c,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            anyhow::bail!("{} error(s) in the config file", diags.len());
-        }
+    // The same checks and messages as `burnwatch check --config`, before anything starts (and
+    // before logging, whose format the config sets).
+    let pre = preflight::agent(path);
+    for d in pre.all() {
+        eprintln!("{d}");
+    }
+    let errors = pre.errors();
+    let Some((cfg, rules)): Option<(AgentConfig, _)> = pre.ready() else {
+        anyhow::bail!(
+            "cannot start: {errors} error(s) in {} or the files it names (`burnwatch check --config {}` reports the same)",
+            path.display(),
+            path.display()
+        );
     };
     init_logging(cfg.log_format, &cfg.log_level);
+    if let Some(w) = cfg.api.warning(cfg.listen) {
+        tracing::warn!("{w}");
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -254,12 +339,16 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let page = burnwatch::export::prometheus::PageOptions {
             sloth_compatible: cfg.export.prometheus.sloth_compatible,
         };
-        let agent = Agent::start(cfg).await?;
+        let server_opts = burnwatch::server::ServerOptions::from_api(&cfg.api, page);
+        let agent = Agent::start_with(cfg, rules).await?;
         let exporter = match &otlp {
             Some(o) => {
-                let e =
-                    OtlpExporter::start(o, agent.subscribe(), Some(agent.alerting().subscribe()))
-                        .context("cannot start the OTLP exporter")?;
+                let e = OtlpExporter::start_with(
+                    o,
+                    agent.subscribe(),
+                    Some(agent.alerting().subscribe()),
+                )
+                .context("cannot start the OTLP exporter")?;
                 tracing::info!(
                     endpoint = %o.endpoint,
                     protocol = ?o.protocol,
@@ -271,11 +360,14 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             None => None,
         };
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let server = tokio::spawn(burnwatch::server::serve_with(
+        let server = tokio::spawn(burnwatch::server::serve_api(
             listener,
             agent.subscribe(),
-            page,
-            Some(agent.alerting()),
+            burnwatch::server::ServerOptions {
+                alerting: Some(agent.alerting()),
+                reload: Some(agent.reloader()),
+                ..server_opts
+            },
             async move { burnwatch::agent::collect::stopped(&mut stop_rx).await },
         ));
         let reload = agent.reloader();
@@ -286,7 +378,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             };
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading rules");
-                if reload.send(()).await.is_err() {
+                if reload.request().await.is_err() {
                     return;
                 }
             }
@@ -308,22 +400,10 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     })
 }
 
-fn status(url: &str) -> anyhow::Result<()> {
+fn status(agent: &AgentArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
-    let url = format!("{}/api/v1/slos", url.trim_end_matches('/'));
-    let body = runtime()?.block_on(async {
-        let prober = burnwatch::probe::Prober::new(&[])?;
-        let req =
-            burnwatch::probe::FetchRequest::new(&url, burnwatch::time::Dur::from_secs(5), 64 << 20);
-        let resp = prober
-            .fetch(&req)
-            .await
-            .with_context(|| format!("cannot reach the agent at {url}"))?;
-        anyhow::ensure!(resp.status == 200, "{url} answered status {}", resp.status);
-        Ok::<_, anyhow::Error>(resp.body)
-    })?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&body).context("the answer is not JSON")?;
+    let client = agent.client()?;
+    let json = runtime()?.block_on(client.request(hyper::Method::GET, "/api/v1/slos", None))?;
     print!(
         "{}",
         burnwatch::status::render(&json, std::io::stdout().is_terminal())?
@@ -331,71 +411,21 @@ fn status(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One request to the agent's API over plain HTTP, bounded to 10 s; the JSON answer, or an
-/// error carrying the agent's own message for a non-2xx status.
-async fn api(
-    method: hyper::Method,
-    base: &str,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> anyhow::Result<serde_json::Value> {
-    use http_body_util::{BodyExt as _, Full};
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let uri: hyper::Uri = url.parse().with_context(|| format!("{url} is not a URL"))?;
-    anyhow::ensure!(
-        uri.scheme_str() == Some("http"),
-        "{url}: the agent's API is plain http://"
-    );
-    let authority = uri
-        .authority()
-        .with_context(|| format!("{url} has no host"))?
-        .clone();
-    let host = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(80)
-    );
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(&host)
-            .await
-            .with_context(|| format!("cannot reach the agent at {base}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = hyper::Request::builder()
-            .method(method.clone())
-            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(hyper::header::HOST, authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(hyper::body::Bytes::from(bytes)))?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok::<_, anyhow::Error>((status, body))
-    };
-    let (status, body) = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .with_context(|| format!("{method} {url}: no answer within 10s"))??;
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{method} {url}: the answer ({status}) is not JSON"))?;
-    if !status.is_success() {
-        let msg = json["error"].as_str().unwrap_or("no message");
-        anyhow::bail!("{method} {url}: {status}: {msg}");
-    }
-    Ok(json)
-}
-
 fn now() -> burnwatch::time::Timestamp {
     burnwatch::time::Timestamp(burnwatch::agent::collect::wall_ms())
 }
 
-fn alerts(url: &str) -> anyhow::Result<()> {
+fn alerts(agent: &AgentArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
+    let client = agent.client()?;
     let (alerts, silences) = runtime()?.block_on(async {
-        let a = api(hyper::Method::GET, url, "/api/v1/alerts", None).await?;
-        let s = api(hyper::Method::GET, url, "/api/v1/silences", None).await?;
-        Ok::<_, anyhow::Error>((a, s))
+        let a = client
+            .request(hyper::Method::GET, "/api/v1/alerts", None)
+            .await?;
+        let s = client
+            .request(hyper::Method::GET, "/api/v1/silences", None)
+            .await?;
+        Ok::<_, api_client::ApiClientError>((a, s))
     })?;
     print!(
         "{}",
@@ -409,6 +439,14 @@ fn alerts(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The host name, for the default silence author.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_owned())
+}
+
 fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
     let rt = runtime()?;
@@ -419,11 +457,12 @@ fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
             end,
             comment,
             author,
-            url,
+            agent,
         } => {
-            let author = author
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_default();
+            let client = agent.client()?;
+            let author = author.unwrap_or_else(|| {
+                burnwatch::alerts_cli::default_author(std::env::var("USER").ok(), host_name())
+            });
             let body = burnwatch::alerts_cli::silence_body(&burnwatch::alerts_cli::SilenceArgs {
                 matchers: &matchers,
                 duration: duration.as_deref(),
@@ -431,27 +470,25 @@ fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
                 author: &author,
                 comment: &comment,
             })?;
-            let answer = rt.block_on(api(
-                hyper::Method::POST,
-                &url,
-                "/api/v1/silences",
-                Some(body),
-            ))?;
+            let answer =
+                rt.block_on(client.request(hyper::Method::POST, "/api/v1/silences", Some(&body)))?;
             let id = answer["silenceID"]
                 .as_str()
                 .context("the agent's answer has no silenceID")?;
             println!("{id}");
         }
-        SilenceCommand::Expire { id, url } => {
+        SilenceCommand::Expire { id, agent } => {
+            let client = agent.client()?;
             let path = format!(
                 "/api/v1/silences/{}",
                 burnwatch::server::percent_encode(&id)
             );
-            rt.block_on(api(hyper::Method::DELETE, &url, &path, None))?;
+            rt.block_on(client.request(hyper::Method::DELETE, &path, None))?;
             println!("silence {id} expired");
         }
-        SilenceCommand::List { url } => {
-            let body = rt.block_on(api(hyper::Method::GET, &url, "/api/v1/silences", None))?;
+        SilenceCommand::List { agent } => {
+            let client = agent.client()?;
+            let body = rt.block_on(client.request(hyper::Method::GET, "/api/v1/silences", None))?;
             print!(
                 "{}",
                 burnwatch::alerts_cli::render_silences(
@@ -492,22 +529,42 @@ fn check(paths: &[PathBuf], strict: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut report = rules::check_paths(paths);
-    report.diagnostics.extend(reserved_label_warnings(&report));
-    // Keep the report in file order, then position, with the new warnings in place.
-    let order: Vec<PathBuf> = report.files.iter().map(|f| f.path.clone()).collect();
-    report.diagnostics.sort_by_key(|d| {
-        (
-            order
-                .iter()
-                .position(|p| *p == d.file)
-                .unwrap_or(usize::MAX),
-            d.pos,
-        )
-    });
+    let report = preflight::rules(paths);
     print_report(&report);
-    let errors = report.errors();
-    let warnings = report.warnings();
+    Ok(finish(
+        report.errors(),
+        report.warnings(),
+        report.files.len(),
+        strict,
+    ))
+}
+
+/// Runs `check --config`; an `Err` is a usage error (exit 2).
+fn check_config(path: &std::path::Path, strict: bool) -> anyhow::Result<ExitCode> {
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no such file; give the agent config file (burnwatch.yaml)",
+            path.display()
+        );
+    }
+    let pre = preflight::agent(path);
+    if pre.config.is_some() {
+        println!("{}: OK: agent config", path.display());
+    }
+    for d in &pre.diagnostics {
+        println!("{d}");
+    }
+    print_report(&pre.rules);
+    Ok(finish(
+        pre.errors(),
+        pre.warnings(),
+        1 + pre.rules.files.len(),
+        strict,
+    ))
+}
+
+/// The exit code of a check, with the summary line on stderr when it fails.
+fn finish(errors: usize, warnings: usize, files: usize, strict: bool) -> ExitCode {
     let failed = errors > 0 || (strict && warnings > 0);
     if failed {
         let strict_note = if strict && warnings > 0 {
@@ -516,12 +573,11 @@ fn check(paths: &[PathBuf], strict: bool) -> anyhow::Result<ExitCode> {
             ""
         };
         eprintln!(
-            "burnwatch: {errors} error(s), {warnings} warning(s) in {} file(s){strict_note}",
-            report.files.len()
+            "burnwatch: {errors} error(s), {warnings} warning(s) in {files} file(s){strict_note}"
         );
-        Ok(ExitCode::from(1))
+        ExitCode::from(1)
     } else {
-        Ok(ExitCode::SUCCESS)
+        ExitCode::SUCCESS
     }
 }
 
@@ -560,55 +616,6 @@ fn print_report(report: &CheckReport) {
             println!("{d}");
         }
     }
-}
-
-/// A warning for every service or SLO `labels:` key that burnwatch sets itself on exports
-/// ([`RESERVED`]): such a label is dropped from `/metrics` and OTLP, which is easy to miss.
-/// Read from the YAML again because the validated model keeps no positions for labels.
-fn reserved_label_warnings(report: &CheckReport) -> Vec<Diagnostic> {
-    fn entries(n: &Node) -> &[(Node, Node)] {
-        match n.kind() {
-            Kind::Map(e) => e,
-            _ => &[],
-        }
-    }
-    fn get<'n>(n: &'n Node, key: &str) -> Option<&'n Node> {
-        entries(n)
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
-    }
-    let mut out = Vec::new();
-    for f in &report.files {
-        let Ok(docs) = std::fs::read(&f.path).map(|b| node::parse_documents(&b)) else {
-            continue;
-        };
-        for doc in docs.iter().flatten() {
-            let slos = get(doc, "slos").map_or(&[][..], |n| match n.kind() {
-                Kind::Seq(items) => items.as_slice(),
-                _ => &[],
-            });
-            let label_maps = std::iter::once(doc)
-                .chain(slos)
-                .filter_map(|n| get(n, "labels"));
-            for labels in label_maps {
-                for (k, _) in entries(labels) {
-                    let Some(name) = k.as_str().filter(|n| RESERVED.contains(n)) else {
-                        continue;
-                    };
-                    out.push(Diagnostic {
-                        file: f.path.clone(),
-                        pos: k.pos(),
-                        severity: Severity::Warning,
-                        message: format!(
-                            "label `{name}` is set by burnwatch itself on exported series, so this label is dropped from /metrics and OTLP; rename it (e.g. `{name}_name` or `team_{name}`)"
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 fn plural(n: usize) -> &'static str {

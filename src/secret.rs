@@ -162,22 +162,17 @@ pub(crate) fn config_dir<'a>(d: &Decoder<'a>) -> &'a Path {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::decode::FileRules;
     use crate::rules::node::parse_str;
 
     fn decode_text(text: &str) -> (Option<Secret>, Vec<String>) {
         let docs = parse_str(text).expect("yaml");
-        let mut d = Decoder {
-            file: Path::new("/etc/bw/agent.yaml"),
-            source: text,
-            out: FileRules::default(),
-        };
+        let mut d = Decoder::new(Path::new("/etc/bw/agent.yaml"), text);
         let m = MapReader::new(&mut d, &docs[0], "test", &["password"]).expect("map");
         let base = config_dir(&d);
         let s = m.req(&mut d, "password", "{env: X}", |d, n, k| {
             decode(d, base, n, k)
         });
-        let diags = d.out.diagnostics.iter().map(ToString::to_string).collect();
+        let diags = d.diagnostics.iter().map(ToString::to_string).collect();
         (s, diags)
     }
 

@@ -10,8 +10,12 @@
 //! `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`, `GET /api/v1/targets`,
 //! `GET /api/v1/status`, `GET /api/v1/alerts` (filters as Alertmanager's API v2),
 //! `GET /api/v1/alerts/groups`, `GET /api/v1/alerts/stats`, `GET|POST /api/v1/silences`,
-//! `GET|DELETE /api/v1/silences/{id}`. Errors are JSON: `{"error": "..."}`; the alerting routes
-//! answer 503 when the server runs without alerting.
+//! `GET|DELETE /api/v1/silences/{id}`, `POST /-/reload`. Errors are JSON: `{"error": "..."}`;
+//! the alerting routes answer 503 when the server runs without alerting.
+//!
+//! It also owns the API's protection ([`guard`]: bearer token, allowed `Host` names, no
+//! cross-site changes, JSON-only POSTs) and its resource bounds (connections served at once,
+//! header and body read timeouts, body size), configured by the agent config's `api:` section.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,16 +31,19 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
-use crate::agent::AgentSnapshot;
 use crate::agent::alerting::{AlertingHandle, AlertingView, CommandError};
+use crate::agent::{AgentSnapshot, Reloader};
+use crate::alert::source::TierPhases;
 use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
+use crate::config::ApiConfig;
 use crate::export::prometheus::PageOptions;
-use crate::notify::dispatch::{AlertState, AlertView};
+use crate::notify::dispatch::{AlertView, SuppressionState};
 use crate::notify::silence::{Silence, SilenceError, SilenceRequest};
 use crate::rules::model::{Slo, Window};
-use crate::slo::engine::SloReport;
+use crate::secret::SecretValue;
+use crate::slo::engine::{SloReport, TierReport};
 use crate::time::{Dur, Timestamp};
 
 /// How long open connections may take to finish after shutdown starts.
@@ -45,6 +52,51 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// The largest request body accepted (silences are small; this bounds what a client can make
 /// the agent buffer).
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the server serves and how it is protected: the agent config's `api:` section, the
+/// `/metrics` page options and the handles of the tasks the API talks to.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// `/metrics` page options (`export.prometheus`).
+    pub page: PageOptions,
+    /// The alerting task (alerting routes, silences); without it those routes answer 503.
+    pub alerting: Option<AlertingHandle>,
+    /// The agent's reload handle (`POST /-/reload`); without it that route answers 503.
+    pub reload: Option<Reloader>,
+    /// `api.token`: required as `Authorization: Bearer ...` on every state-changing request
+    /// (and on reads with `protect_reads`).
+    pub token: Option<SecretValue>,
+    /// `api.protect_reads`.
+    pub protect_reads: bool,
+    /// `api.hostnames`: names accepted in `Host` besides IP addresses and `localhost`.
+    pub hostnames: Vec<String>,
+    /// `api.max_connections`: connections served at once.
+    pub max_connections: usize,
+    /// `api.request_timeout`: bound on reading a request's headers, and then its body.
+    pub request_timeout: Duration,
+}
+
+impl ServerOptions {
+    /// Open access (no token) with the default limits: what a loopback agent without an
+    /// `api:` section gets.
+    pub fn new(page: PageOptions) -> ServerOptions {
+        ServerOptions::from_api(&ApiConfig::default(), page)
+    }
+
+    /// The options of an `api:` section (handles still to be set).
+    pub fn from_api(api: &ApiConfig, page: PageOptions) -> ServerOptions {
+        ServerOptions {
+            page,
+            alerting: None,
+            reload: None,
+            token: api.token.clone(),
+            protect_reads: api.protect_reads,
+            hostnames: api.hostnames.clone(),
+            max_connections: api.max_connections.max(1),
+            request_timeout: api.request_timeout.to_std(),
+        }
+    }
+}
 
 /// Serves until `shutdown` resolves, then drains for at most [`DRAIN`]; `/metrics` carries
 /// burnwatch's own families only, and the alerting routes answer 503 (no alerting task).
@@ -57,7 +109,8 @@ pub async fn serve(
 }
 
 /// [`serve`] with the `/metrics` page options of the agent config (`export.prometheus`) and,
-/// when given, the alerting task's handle for the alerting routes and `/metrics` families.
+/// when given, the alerting task's handle for the alerting routes and `/metrics` families;
+/// open access and default limits ([`ServerOptions::new`]).
 pub async fn serve_with(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
@@ -65,10 +118,38 @@ pub async fn serve_with(
     alerting: Option<AlertingHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let opts = ServerOptions {
+        alerting,
+        ..ServerOptions::new(page)
+    };
+    serve_api(listener, snapshots, opts, shutdown).await
+}
+
+/// Serves with `opts` until `shutdown` resolves, then drains for at most [`DRAIN`]. At most
+/// `opts.max_connections` connections are served at once: further ones wait in the kernel's
+/// accept queue, so slow or idle clients cannot take the file descriptors probes and scrapes
+/// need. A client slower than `opts.request_timeout` to send its headers or its body is cut.
+pub async fn serve_api(
+    listener: TcpListener,
+    snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let opts = Arc::new(opts);
     tokio::pin!(shutdown);
     loop {
+        // A slot first: over the limit, connections stay in the accept queue (no descriptor
+        // of ours) until one finishes.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, _) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -82,17 +163,19 @@ pub async fn serve_with(
             },
         };
         let snaps = snapshots.clone();
-        let alerting = alerting.clone();
+        let opts = opts.clone();
         let mut drain = drain_rx.clone();
         conns.spawn(async move {
+            let _permit = permit;
+            let timeout = opts.request_timeout;
             let svc = service_fn(move |req| {
                 let snap = snaps.borrow().clone();
-                let alerting = alerting.clone();
-                async move { Ok::<_, Infallible>(handle(req, snap, alerting, page).await) }
+                let opts = opts.clone();
+                async move { Ok::<_, Infallible>(handle(req, snap, &opts).await) }
             });
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(timeout)
                 .serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
@@ -114,7 +197,7 @@ pub async fn serve_with(
     Ok(())
 }
 
-type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<Full<Bytes>>;
 
 fn json_response(status: StatusCode, v: &Value) -> Resp {
     let body = serde_json::to_vec_pretty(v).unwrap_or_else(|_| b"{}".to_vec());
@@ -138,35 +221,195 @@ fn no_alerting() -> Resp {
     )
 }
 
-/// Dispatches one request: the alerting routes (which may read a body or wait for the
-/// alerting task) first, everything else from the snapshot.
-async fn handle(
+/// Answers one request: the security checks ([`guard`]) first, then the route.
+async fn handle(req: Request<Incoming>, snap: Arc<AgentSnapshot>, opts: &ServerOptions) -> Resp {
+    // A body nobody reads would keep the connection busy at the client's pace: close it.
+    let unread_body = !hyper::body::Body::is_end_stream(req.body());
+    let (mut resp, body_read) = match guard(&req, opts) {
+        Some(refused) => (refused, false),
+        None => dispatch(req, snap, opts).await,
+    };
+    if unread_body && !body_read {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
+/// The API's access rules (docs/api.md, "Security"): the refusal, or None to go on. In order:
+/// - `Host` must be an IP address, `localhost` or a name in `api.hostnames` (421 otherwise):
+///   a page that rebinds its own DNS name to the agent's address sends its own name;
+/// - with `api.token`, state-changing requests (anything but GET and HEAD), and reads under
+///   `protect_reads`, need `Authorization: Bearer <token>` (401 otherwise);
+/// - a state-changing request from a browser page of another origin is refused (403);
+/// - a POST must say `Content-Type: application/json` (415): browsers send other types
+///   cross-site without asking first.
+///
+/// `/healthz` and `/readyz` are always open: they tell nothing and liveness checks rarely
+/// carry credentials.
+fn guard(req: &Request<Incoming>, opts: &ServerOptions) -> Option<Resp> {
+    let path = req.uri().path().trim_end_matches('/');
+    if matches!(path, "/healthz" | "/readyz") && is_read(req.method()) {
+        return None;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    if !host_allowed(host, &opts.hostnames) {
+        return Some(error(
+            StatusCode::MISDIRECTED_REQUEST,
+            &format!(
+                "this agent does not answer to the host name {host:?}; use its IP address or localhost, or add the name to api.hostnames"
+            ),
+        ));
+    }
+    let mutating = !is_read(req.method());
+    if mutating
+        && let Some(origin) = req.headers().get(header::ORIGIN)
+        && !same_origin(origin.to_str().unwrap_or("null"), host)
+    {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "cross-site requests cannot change the agent; use `burnwatch silence` or the API from a script",
+        ));
+    }
+    if let Some(token) = &opts.token
+        && (mutating || opts.protect_reads)
+        && !bearer_matches(req.headers().get(header::AUTHORIZATION), token)
+    {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "this request needs `Authorization: Bearer <api.token>` (the CLI reads it from --token-file or BURNWATCH_TOKEN)",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"burnwatch\""),
+        );
+        return Some(r);
+    }
+    if req.method() == Method::POST {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Some(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a POST needs `Content-Type: application/json`",
+            ));
+        }
+    }
+    None
+}
+
+fn is_read(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
+
+/// Whether a `Host` header names this agent: an IP address (any port; rebinding cannot
+/// produce one), `localhost`, or a configured name (`name` for any port, `name:port` for one).
+fn host_allowed(host: &str, hostnames: &[String]) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, _)) => return ip.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => return false,
+        },
+        None => host.rsplit_once(':').map_or(host.as_str(), |(n, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                n
+            } else {
+                ""
+            }
+        }),
+    };
+    if name.is_empty() {
+        return false;
+    }
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || hostnames.iter().any(|h| *h == host || *h == name)
+}
+
+/// Whether a browser's `Origin` (`scheme://host[:port]`) is the agent itself (`host`).
+fn same_origin(origin: &str, host: &str) -> bool {
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim()))
+}
+
+/// Constant-time comparison of the bearer token with the configured one (both hashed first,
+/// so neither the content nor the length leaks through timing).
+fn bearer_matches(header: Option<&header::HeaderValue>, token: &SecretValue) -> bool {
+    let Some(given) = header
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+    else {
+        return false;
+    };
+    let a = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
+    let b = ring::digest::digest(&ring::digest::SHA256, token.expose().trim().as_bytes());
+    a.as_ref()
+        .iter()
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Dispatches one allowed request: the alerting routes and reload (which may read a body or
+/// wait for another task) first, everything else from the snapshot. Also says whether the
+/// body was read.
+async fn dispatch(
     req: Request<Incoming>,
     snap: Arc<AgentSnapshot>,
-    alerting: Option<AlertingHandle>,
-    page: PageOptions,
-) -> Resp {
+    opts: &ServerOptions,
+) -> (Resp, bool) {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();
-    let read_only = method == Method::GET || method == Method::HEAD;
+    let read_only = is_read(&method);
     match parts.as_slice() {
         ["api", "v1", "alerts", ..] | ["api", "v1", "silences", ..] => {}
-        _ if !read_only => return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported"),
+        ["-", "reload"] if method == Method::POST => return (reload(opts).await, false),
+        ["-", "reload"] => {
+            return (
+                error(StatusCode::METHOD_NOT_ALLOWED, "use POST on /-/reload"),
+                false,
+            );
+        }
+        _ if !read_only => {
+            return (
+                error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported"),
+                false,
+            );
+        }
         _ => {
-            let view = alerting.as_ref().map(AlertingHandle::view);
+            let view = opts.alerting.as_ref().map(AlertingHandle::view);
             let accept = req
                 .headers()
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
-            return route(&parts, &snap, view.as_ref(), page, accept);
+            return (
+                route_accepting(&parts, &snap, view.as_ref(), opts.page, accept),
+                false,
+            );
         }
     }
-    let Some(alerting) = alerting else {
-        return no_alerting();
+    let Some(alerting) = opts.alerting.clone() else {
+        return (no_alerting(), false);
     };
     let now = Timestamp(crate::agent::collect::wall_ms());
-    match (parts.as_slice(), read_only) {
+    let resp = match (parts.as_slice(), read_only) {
         (["api", "v1", "alerts"], true) => match AlertFilter::parse(req.uri().query()) {
             Ok(f) => json_response(StatusCode::OK, &alerts_json(&alerting.view(), &f)),
             Err(e) => error(StatusCode::BAD_REQUEST, &e),
@@ -190,18 +433,20 @@ async fn handle(
             }
         }
         (["api", "v1", "silences"], false) if method == Method::POST => {
-            let body = match read_body(req).await {
+            let body = match read_body(req, opts.request_timeout).await {
                 Ok(b) => b,
-                Err(r) => return r,
+                // Too large or too slow: the rest is not read, so the connection closes.
+                Err(r) => return (r, false),
             };
             let sreq = match parse_postable_silence(&body, now) {
                 Ok(r) => r,
-                Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+                Err(e) => return (error(StatusCode::BAD_REQUEST, &e), true),
             };
-            match alerting.set_silence(sreq).await {
+            let r = match alerting.set_silence(sreq).await {
                 Ok(id) => json_response(StatusCode::OK, &json!({ "silenceID": id })),
                 Err(e) => command_error(&e),
-            }
+            };
+            return (r, true);
         }
         (["api", "v1", "silences", id], false) if method == Method::DELETE => {
             match alerting
@@ -221,12 +466,46 @@ async fn handle(
             StatusCode::NOT_FOUND,
             "unknown path; try /api/v1/alerts, /api/v1/alerts/groups, /api/v1/alerts/stats, /api/v1/silences",
         ),
+    };
+    (resp, false)
+}
+
+/// `POST /-/reload`: reloads the rules as SIGHUP does and answers with the outcome: 200 with
+/// the new generation, or 422 with every error (the last good rules keep running).
+async fn reload(opts: &ServerOptions) -> Resp {
+    let Some(r) = &opts.reload else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reloading is not available in this server",
+        );
+    };
+    match r.reload().await {
+        Ok(o) => {
+            let code = if o.ok {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            json_response(code, &json!(o))
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
-/// The body, at most [`MAX_BODY`] bytes; an error response otherwise.
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+/// The body, at most [`MAX_BODY`] bytes read within `timeout`; an error response otherwise
+/// (which closes the connection: the rest of the body is never read).
+async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, Resp> {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(r) = tokio::time::timeout(timeout, read).await else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {}s (api.request_timeout)",
+                timeout.as_secs_f64()
+            ),
+        ));
+    };
+    match r {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -243,19 +522,42 @@ fn command_error(e: &CommandError) -> Resp {
     let status = match e {
         CommandError::Silence(SilenceError::NotFound(_)) => StatusCode::NOT_FOUND,
         CommandError::Silence(SilenceError::AlreadyExpired(_)) => StatusCode::CONFLICT,
+        CommandError::Silence(SilenceError::TooMany(_)) => StatusCode::CONFLICT,
         CommandError::Silence(_) => StatusCode::BAD_REQUEST,
         CommandError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        CommandError::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, &e.to_string())
 }
 
-fn route(
+/// Answers a read-only request from the snapshot and the alerting view (every route but the
+/// alerting ones) as it answers Prometheus (`/metrics` in OpenMetrics); the agent tests call it
+/// to read the API as a client does.
+#[cfg(test)]
+pub(crate) fn route(
+    parts: &[&str],
+    snap: &Arc<AgentSnapshot>,
+    alerting: Option<&Arc<AlertingView>>,
+    page: PageOptions,
+) -> Resp {
+    route_accepting(
+        parts,
+        snap,
+        alerting,
+        page,
+        Some(crate::exposition::Format::ACCEPT),
+    )
+}
+
+/// [`route`] for a request whose `Accept` header is `accept` (it picks the `/metrics` format).
+fn route_accepting(
     parts: &[&str],
     snap: &Arc<AgentSnapshot>,
     alerting: Option<&Arc<AlertingView>>,
     page: PageOptions,
     accept: Option<&str>,
 ) -> Resp {
+    let tiers = alerting.map(|v| &*v.tiers);
     match parts {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
         ["metrics"] => {
@@ -283,7 +585,7 @@ fn route(
             let slos: Vec<Value> = snap
                 .slo_rows()
                 .into_iter()
-                .map(|(r, _, def)| slo_json(r, def, false))
+                .map(|(r, _, def)| slo_json(r, def, tiers, false))
                 .collect();
             json_response(StatusCode::OK, &json!({"at": snap.at, "slos": slos}))
         }
@@ -292,7 +594,7 @@ fn route(
                 .slo_rows()
                 .into_iter()
                 .find(|(r, _, _)| r.id.service == *service && r.id.slo == *slo)
-                .map(|(r, _, def)| slo_json(r, def, true))
+                .map(|(r, _, def)| slo_json(r, def, tiers, true))
             {
                 Some(v) => json_response(StatusCode::OK, &v),
                 None => error(
@@ -329,8 +631,24 @@ fn window_text(w: &Window) -> String {
     }
 }
 
-/// One SLO: definition, headline numbers, and (detail) every window and tier.
-fn slo_json(r: &SloReport, def: &Slo, detail: bool) -> Value {
+/// One tier alert's state as its lifecycle decided it, in plain values: `state` (`inactive`,
+/// `pending`, `firing`, `flapping`, `resolved`; `null` without alerting), `since` (ms since the
+/// epoch: when that state began) and `held_since` (ms: when the condition cleared while
+/// `keep_firing_for` holds a firing alert).
+fn tier_json(r: &SloReport, t: &TierReport, tiers: Option<&TierPhases>) -> Value {
+    let phase = tiers.map(|p| p.get(&r.id, &t.name));
+    json!({
+        "tier": t.name,
+        "severity": t.severity,
+        "state": phase.map(|p| p.state().as_str()),
+        "since": phase.and_then(|p| p.since()),
+        "held_since": phase.and_then(|p| p.held_since()),
+    })
+}
+
+/// One SLO: definition, headline numbers, tier alert states (from the alerting view), and
+/// (detail) every window and tier.
+fn slo_json(r: &SloReport, def: &Slo, tiers: Option<&TierPhases>, detail: bool) -> Value {
     let fastest = r
         .alert_windows
         .iter()
@@ -349,7 +667,7 @@ fn slo_json(r: &SloReport, def: &Slo, detail: bool) -> Value {
         "budget_total_minutes": r.budget.total_minutes,
         "time_to_exhaustion_seconds": r.time_to_exhaustion.map(|d| d.as_secs_f64()),
         "fastest_burn_rate": fastest,
-        "alerts": r.tiers.iter().map(|t| json!({"tier": t.name, "severity": t.severity, "state": t.state})).collect::<Vec<_>>(),
+        "alerts": r.tiers.iter().map(|t| tier_json(r, t, tiers)).collect::<Vec<_>>(),
     });
     if detail && let Some(obj) = v.as_object_mut() {
         obj.insert("report".into(), json!(r));
@@ -374,14 +692,19 @@ struct AlertFilter {
 }
 
 impl AlertFilter {
-    fn parse(query: Option<&str>) -> Result<AlertFilter, String> {
-        let mut f = AlertFilter {
+    /// Every alert (no query).
+    fn all() -> AlertFilter {
+        AlertFilter {
             matchers: Vec::new(),
             active: true,
             silenced: true,
             inhibited: true,
             receiver: None,
-        };
+        }
+    }
+
+    fn parse(query: Option<&str>) -> Result<AlertFilter, String> {
+        let mut f = AlertFilter::all();
         let flag = |k: &str, v: &str| match v {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
@@ -419,7 +742,7 @@ impl AlertFilter {
         if !self.inhibited && !a.inhibited_by.is_empty() {
             return false;
         }
-        if !self.active && a.state == AlertState::Active {
+        if !self.active && a.state == SuppressionState::Active {
             return false;
         }
         if let Some(re) = &self.receiver
@@ -497,6 +820,12 @@ fn alert_json(a: &AlertView, flapping: bool) -> Value {
     })
 }
 
+/// The body of `GET /api/v1/alerts` without filters.
+#[cfg(test)]
+pub(crate) fn alerts_page(view: &AlertingView) -> Value {
+    alerts_json(view, &AlertFilter::all())
+}
+
 fn alerts_json(view: &AlertingView, f: &AlertFilter) -> Value {
     let alerts: Vec<Value> = view
         .alerts
@@ -507,7 +836,7 @@ fn alerts_json(view: &AlertingView, f: &AlertFilter) -> Value {
     let suppressed = view
         .alerts
         .iter()
-        .filter(|a| a.state == AlertState::Suppressed)
+        .filter(|a| a.state == SuppressionState::Suppressed)
         .count();
     json!({
         "at": rfc3339(view.at),
@@ -554,7 +883,6 @@ fn stats_json(view: &AlertingView) -> Value {
                 "sent": s.sent,
                 "failedPermanent": s.failed_permanent,
                 "failedRetriesExhausted": s.failed_retries_exhausted,
-                "droppedOverflow": s.dropped_overflow,
                 "rejected": s.rejected,
                 "superseded": s.superseded,
                 "failedShutdown": s.failed_shutdown,
@@ -796,9 +1124,9 @@ mod tests {
                 generator_url: String::new(),
             },
             state: if silenced || inhibited {
-                AlertState::Suppressed
+                SuppressionState::Suppressed
             } else {
-                AlertState::Active
+                SuppressionState::Active
             },
             silenced_by: if silenced { vec!["s1".into()] } else { vec![] },
             inhibited_by: if inhibited {
@@ -870,5 +1198,63 @@ mod tests {
             "expired"
         );
         assert_eq!(silence_json(&s, Timestamp(0))["status"]["state"], "pending");
+    }
+
+    #[test]
+    fn host_names_that_rebinding_cannot_produce() {
+        let names = vec![
+            "burnwatch.internal".to_owned(),
+            "bw.example:8080".to_owned(),
+        ];
+        for ok in [
+            "127.0.0.1:9464",
+            "127.0.0.1",
+            "[::1]:9464",
+            "LOCALHOST:9464",
+            "10.1.2.3:80",
+            "burnwatch.internal",
+            "Burnwatch.Internal:9464",
+            "bw.example:8080",
+        ] {
+            assert!(host_allowed(ok, &names), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example:9464",
+            "bw.example:9464",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:9464",
+            "[::1",
+            "[evil]:1",
+            "localhost:port",
+        ] {
+            assert!(!host_allowed(bad, &names), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_agent_itself_is_same_origin() {
+        assert!(same_origin("http://127.0.0.1:9464", "127.0.0.1:9464"));
+        assert!(!same_origin("http://evil.example", "127.0.0.1:9464"));
+        assert!(!same_origin("null", "127.0.0.1:9464"));
+        assert!(!same_origin("http://127.0.0.1:9465", "127.0.0.1:9464"));
+    }
+
+    #[test]
+    fn bearer_tokens_must_match_exactly() {
+        let token = SecretValue::new("s3cret".into());
+        let h = |v: &str| header::HeaderValue::from_str(v).expect("header");
+        assert!(bearer_matches(Some(&h("Bearer s3cret")), &token));
+        assert!(bearer_matches(Some(&h("bearer s3cret")), &token));
+        for bad in [
+            "Bearer s3cre",
+            "Bearer s3crett",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
+            assert!(!bearer_matches(Some(&h(bad)), &token), "{bad}");
+        }
+        assert!(!bearer_matches(None, &token));
     }
 }

@@ -47,13 +47,11 @@ pub fn render(body: &Value, colour: bool) -> Result<String, StatusError> {
             .unwrap_or_default()
             .iter()
             .filter_map(|a| {
-                let st = &a["state"];
-                let (label, level) = if st.get("Firing").is_some() {
-                    ("firing", 2)
-                } else if st.get("Pending").is_some() {
-                    ("pending", 1)
-                } else {
-                    return None;
+                // The tier alert's lifecycle state, a plain string (see docs/api.md).
+                let (label, level) = match a["state"].as_str()? {
+                    s @ ("firing" | "flapping") => (s, 2),
+                    s @ "pending" => (s, 1),
+                    _ => return None,
                 };
                 worst = worst.max(level);
                 Some(format!("{} {label}", a["tier"].as_str().unwrap_or("?")))
@@ -123,8 +121,10 @@ mod tests {
         json!({"at": 0, "slos": [
             {"service": "shop", "slo": "availability", "objective_percent": 99.9, "sli": 0.99875,
              "budget_remaining_ratio": -0.25, "fastest_burn_rate": 14.44,
-             "alerts": [{"tier": "page_fast", "severity": "page", "state": {"Firing": {"since": 1}}},
-                        {"tier": "ticket_slow", "severity": "ticket", "state": "Quiet"}]},
+             "alerts": [{"tier": "page_fast", "severity": "page", "state": "firing", "since": 1, "held_since": null},
+                        {"tier": "page_slow", "severity": "page", "state": "flapping", "since": 1, "held_since": null},
+                        {"tier": "ticket_fast", "severity": "ticket", "state": "resolved", "since": 1, "held_since": null},
+                        {"tier": "ticket_slow", "severity": "ticket", "state": "inactive", "since": null, "held_since": null}]},
             {"service": "shop", "slo": "latency", "objective_percent": 99.0, "sli": 1.0,
              "budget_remaining_ratio": 1.0, "fastest_burn_rate": 0.0, "alerts": []}
         ]})
@@ -135,7 +135,7 @@ mod tests {
         let t = render(&body(), false).expect("renders");
         let want = "\
 SLO                OBJECTIVE       SLI  BUDGET LEFT  FASTEST BURN  ALERTS
-shop/availability      99.9%   99.875%       -25.0%        14.44x  page_fast firing
+shop/availability      99.9%   99.875%       -25.0%        14.44x  page_fast firing, page_slow flapping
 shop/latency             99%  100.000%       100.0%         0.00x  -
 ";
         assert_eq!(t, want, "\n{t}");

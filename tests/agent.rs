@@ -272,7 +272,7 @@ async fn broken_rules_are_rejected_and_the_last_good_rules_keep_running() {
 
     // A good change (objective only) is taken through SIGHUP's path and keeps the state.
     std::fs::write(&rules_file, shop_rules(&base, "99.5")).expect("write fixed rules");
-    agent.reloader().send(()).await.expect("reload request");
+    agent.reloader().request().await.expect("reload request");
     let snap = wait_until(&mut rx, "the fixed rules", |s| {
         s.rules_status.last_reload_ok && s.rules_status.generation > generation
     })

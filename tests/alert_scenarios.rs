@@ -620,13 +620,16 @@ fn always_inhibiting() {
         )
         .run(3.5)
         .want_inhibiting(2.0, "default", 0, First, vec![a("JobDown", None)], 1)
-        // Source and target resolve together: the final notification holds both.
+        // Source and target resolve together: the final notification holds only the source.
+        // Alertmanager lists the target too (`TestAlwaysInhibiting`), a resolve for an alert
+        // the receiver was never told about; burnwatch sends a resolve only for a firing that
+        // was sent to that receiver.
         .want(
             3.0,
             "default",
             0,
             AllResolved,
-            vec![a("InstanceDown", Some(2.6)), a("JobDown", Some(2.6))],
+            vec![a("JobDown", Some(2.6))],
         )
         .check();
 }

@@ -455,3 +455,665 @@ async fn without_alerting_the_alerting_routes_answer_503() {
         .expect("joins")
         .expect("serves");
 }
+
+// ---- The API's protection (docs/api.md, "Security") and the CLI's one client. ----
+
+/// One HTTP/1.1 request with exactly these headers (`host` defaults to `addr`), bounded to
+/// 10 s: (status, response headers, JSON body or `Null`).
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, hyper::HeaderMap, Value) {
+    use http_body_util::{BodyExt as _, Full};
+    let go = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req = req.header("host", addr.to_string());
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(hyper::body::Bytes::from(body.to_owned())))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("answer");
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let b = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, h, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    };
+    tokio::time::timeout(Duration::from_secs(10), go)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} timed out"))
+}
+
+const TOKEN: &str = "t0ken-for-tests-4242";
+
+fn shop_rules(extra: &str) -> String {
+    format!(
+        "version: burnwatch/v1\nservice: shop\nprobes:\n  - name: p\n    tcp: {{address: '127.0.0.1:1'}}\n    interval: 1s\nslos:\n  - name: up\n    objective: 99\n    indicator: {{probe: p}}\n{extra}"
+    )
+}
+
+fn silence_body(duration: &str, matcher: &str) -> String {
+    format!(
+        r#"{{"matchers": ["{matcher}"], "duration": "{duration}", "createdBy": "t", "comment": "c"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_wants_the_token_a_known_host_json_and_no_cross_site_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("shop.yaml");
+    std::fs::write(&rules, shop_rules("")).expect("rules");
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token");
+    let agent = free_addr();
+    let cfg = dir.path().join("burnwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: {agent}\nrules: [shop.yaml]\nevaluation_interval: 1s\nreload_check_interval: 0s\napi:\n  token: {{file: api-token}}\n  max_silences: 2\n  max_silence_duration: 7d\n"
+        ),
+    )
+    .expect("config");
+    let _agent = run_agent(&cfg);
+    wait_for("the agent", || get_json(agent, "/readyz")).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let json = ("content-type", "application/json");
+    let auth = ("authorization", bearer.as_str());
+    let ok_body = silence_body("1h", "alertname=\\\"A\\\"");
+
+    // Reads stay open without protect_reads.
+    let (code, _, _) = raw(agent, "GET", "/api/v1/slos", &[], "").await;
+    assert_eq!(code, 200);
+
+    // No token, a wrong one, another scheme: 401 with the challenge.
+    for headers in [
+        vec![json],
+        vec![json, ("authorization", "Bearer wrong")],
+        vec![json, ("authorization", "Basic dDp0")],
+    ] {
+        let (code, h, v) = raw(agent, "POST", "/api/v1/silences", &headers, &ok_body).await;
+        assert_eq!(code, 401, "{headers:?}: {v}");
+        assert!(
+            h.get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("Bearer")),
+            "{h:?}"
+        );
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("--token-file")),
+            "{v}"
+        );
+    }
+    let (code, _, _) = raw(agent, "DELETE", "/api/v1/silences/x", &[], "").await;
+    assert_eq!(code, 401);
+    // A body that is not declared JSON (what a cross-site form or fetch sends): 415.
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (code, _, v) = raw(
+            agent,
+            "POST",
+            "/api/v1/silences",
+            &[auth, ("content-type", ct)],
+            &ok_body,
+        )
+        .await;
+        assert_eq!(code, 415, "{ct}: {v}");
+    }
+    // DNS rebinding: a name the agent does not answer to, for changes and reads alike.
+    let evil = format!("evil.example:{}", agent.port());
+    for (method, path) in [
+        ("POST", "/api/v1/silences"),
+        ("GET", "/api/v1/slos"),
+        ("GET", "/metrics"),
+    ] {
+        let (code, _, v) = raw(
+            agent,
+            method,
+            path,
+            &[auth, json, ("host", &evil)],
+            &ok_body,
+        )
+        .await;
+        assert_eq!(code, 421, "{method} {path}: {v}");
+    }
+    let (code, _, _) = raw(agent, "GET", "/healthz", &[("host", &evil)], "").await;
+    assert_eq!(code, 200, "health checks stay open");
+    let localhost = format!("localhost:{}", agent.port());
+    let (code, _, _) = raw(agent, "GET", "/api/v1/slos", &[("host", &localhost)], "").await;
+    assert_eq!(code, 200);
+    // A page of another origin cannot change anything, even with the token.
+    let (code, _, v) = raw(
+        agent,
+        "POST",
+        "/api/v1/silences",
+        &[auth, json, ("origin", "http://evil.example")],
+        &ok_body,
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+
+    // Limits: 292 years is refused; the third silence in force is refused.
+    let (code, _, v) = raw(
+        agent,
+        "POST",
+        "/api/v1/silences",
+        &[auth, json],
+        r#"{"matchers": ["alertname=~\".+\""], "endsAt": "2318-01-01T00:00:00Z", "createdBy": "t", "comment": "c"}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("api.max_silence_duration")),
+        "{v}"
+    );
+    let same_origin = format!("http://{agent}");
+    let mut ids = Vec::new();
+    for (i, origin) in [None, Some(same_origin.as_str())].into_iter().enumerate() {
+        let mut h = vec![auth, json];
+        h.extend(origin.map(|o| ("origin", o)));
+        let body = silence_body("1h", &format!("alertname=\\\"A{i}\\\""));
+        let (code, _, v) = raw(agent, "POST", "/api/v1/silences", &h, &body).await;
+        assert_eq!(code, 200, "{v}");
+        ids.push(v["silenceID"].as_str().expect("id").to_owned());
+    }
+    let (code, _, v) = raw(agent, "POST", "/api/v1/silences", &[auth, json], &ok_body).await;
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("api.max_silences")),
+        "{v}"
+    );
+    let v = get_json(agent, "/api/v1/silences").await.expect("silences");
+    assert_eq!(
+        v["silences"].as_array().map(Vec::len),
+        Some(2),
+        "only the accepted ones: {v}"
+    );
+
+    // POST /-/reload: authenticated, answers with the outcome.
+    let (code, _, _) = raw(agent, "POST", "/-/reload", &[json], "").await;
+    assert_eq!(code, 401);
+    let (code, _, v) = raw(agent, "POST", "/-/reload", &[auth, json], "").await;
+    assert_eq!(
+        (code, &v["ok"], &v["generation"]),
+        (200, &Value::Bool(true), &serde_json::json!(2)),
+        "{v}"
+    );
+    std::fs::write(
+        &rules,
+        shop_rules("  - name: up\n    objective: 250\n    indicator: {probe: nope}\n"),
+    )
+    .expect("bad rules");
+    let (code, _, v) = raw(agent, "POST", "/-/reload", &[auth, json], "").await;
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["generation"], 2, "the last good rules stay: {v}");
+    let errors = v["errors"].as_array().expect("errors");
+    assert!(
+        !errors.is_empty()
+            && errors
+                .iter()
+                .all(|e| e.as_str().is_some_and(|e| e.contains("shop.yaml:"))),
+        "{v}"
+    );
+
+    // The CLI: --url without a scheme, the token from --token-file or BURNWATCH_TOKEN, and
+    // an author where $USER is unset.
+    let url = agent.to_string();
+    let run = |args: &[&str], env_token: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_burnwatch"));
+        c.args(args)
+            .env_remove("USER")
+            .env_remove("BURNWATCH_TOKEN")
+            .env("NO_COLOR", "1");
+        if env_token {
+            c.env("BURNWATCH_TOKEN", TOKEN);
+        }
+        c.output().expect("run burnwatch")
+    };
+    let out = run(&["silence", "list", "--url", &url], false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        ids.iter().all(|id| text(&out.stdout).contains(id.as_str())),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&["silence", "expire", &ids[0], "--url", &url], false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    let tf = token_file.display().to_string();
+    let out = run(
+        &[
+            "silence",
+            "expire",
+            &ids[0],
+            "--url",
+            &url,
+            "--token-file",
+            &tf,
+        ],
+        false,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let add = [
+        "silence",
+        "add",
+        "alertname=\"B\"",
+        "--duration",
+        "30m",
+        "--comment",
+        "cron",
+        "--url",
+        &url,
+    ];
+    let out = run(&add, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    let s = get_json(agent, &format!("/api/v1/silences/{id}"))
+        .await
+        .expect("silence");
+    assert!(
+        s["createdBy"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("burnwatch")),
+        "{s}"
+    );
+    let out = run(&["status", "--url", &url, "--token-file", &tf], false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protect_reads_closes_everything_but_health() {
+    let rules = burnwatch::rules::load_str("r.yaml", &shop_rules("")).expect("rules");
+    let t = burnwatch::time::Timestamp(1_780_000_000_000);
+    let mut ev = burnwatch::agent::evaluator::Evaluator::new(rules, t);
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(ev.evaluate(t)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rules.yaml"), shop_rules("")).expect("rules");
+    std::fs::write(dir.path().join("t"), TOKEN).expect("token");
+    let api = burnwatch::config::parse(
+        &dir.path().join("bw.yaml"),
+        b"rules: [rules.yaml]\napi: {token: {file: t}, protect_reads: true}\n",
+    )
+    .expect("config")
+    .api;
+    let opts = burnwatch::server::ServerOptions::from_api(&api, Default::default());
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(burnwatch::server::serve_api(
+        listener,
+        rx,
+        opts,
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    ));
+    let bearer = format!("Bearer {TOKEN}");
+    for path in [
+        "/api/v1/status",
+        "/api/v1/slos",
+        "/metrics",
+        "/api/v1/alerts",
+    ] {
+        let (code, _, _) = raw(addr, "GET", path, &[], "").await;
+        assert_eq!(code, 401, "{path}");
+        let (code, _, _) = raw(addr, "GET", path, &[("authorization", &bearer)], "").await;
+        assert_ne!(code, 401, "{path}");
+    }
+    for path in ["/healthz", "/readyz"] {
+        let (code, _, _) = raw(addr, "GET", path, &[], "").await;
+        assert_eq!(code, 200, "{path}");
+    }
+    // A CORS preflight gets no allowance.
+    let (code, h, _) = raw(
+        addr,
+        "OPTIONS",
+        "/api/v1/silences",
+        &[("origin", "http://evil.example")],
+        "",
+    )
+    .await;
+    assert!(
+        code >= 400 && !h.contains_key("access-control-allow-origin"),
+        "{code}"
+    );
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("joins")
+        .expect("serves");
+}
+
+/// Waits for a child to exit within 30 s (killing it otherwise): its exit code and stderr.
+fn exit_of(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    (status.and_then(|s| s.code()), err)
+}
+
+#[test]
+fn a_listen_other_hosts_reach_refuses_to_start_without_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("shop.yaml"), shop_rules("")).expect("rules");
+    let cfg = dir.path().join("burnwatch.yaml");
+    let port = free_addr().port();
+    std::fs::write(
+        &cfg,
+        format!("listen: 0.0.0.0:{port}\nrules: [shop.yaml]\n"),
+    )
+    .expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burnwatch"));
+    cmd.args(["run", "--config"]).arg(&cfg);
+    let (code, err) = exit_of(cmd);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("api: {token: {file: /etc/burnwatch/api-token}}")
+            && err.contains("api.allow_unauthenticated: true"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_client_command_reports_an_unreachable_agent_the_same_way() {
+    let closed = free_addr();
+    let mut lines = Vec::new();
+    for args in [
+        vec!["status"],
+        vec!["alerts"],
+        vec!["silence", "list"],
+        vec!["silence", "expire", "x"],
+        vec![
+            "silence",
+            "add",
+            "a=\"b\"",
+            "--duration",
+            "1h",
+            "--comment",
+            "c",
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_burnwatch"))
+            .args(&args)
+            .args(["--url", &closed.to_string()])
+            .env_remove("USER")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        let first = err.lines().next().unwrap_or_default().to_owned();
+        assert!(
+            first.starts_with(&format!(
+                "burnwatch: cannot reach the agent at http://{closed}: "
+            )),
+            "{args:?}: {err}"
+        );
+        lines.push(first);
+    }
+    lines.dedup();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    // The demo's durations take units, as everywhere; a bare number gets a hint.
+    let out = Command::new(env!("CARGO_BIN_EXE_burnwatch"))
+        .args(["demo", "--outage-after", "60"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("write e.g. 60s"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_burnwatch"));
+    cmd.args([
+        "demo",
+        "--outage-after",
+        "1s",
+        "--outage-for",
+        "1s",
+        "--print-every",
+        "1s",
+        "--duration",
+        "2s",
+        "--listen",
+    ])
+    .arg(free_addr().to_string())
+    .arg("--data-dir")
+    .arg(dir.path());
+    let (code, err) = exit_of(cmd);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// Open file descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// One slow client: `head` then, every 300 ms, one more byte of `drip` (nothing when empty),
+/// for at most 30 s. Whether the agent cut it (closed, or answered and closed).
+async fn slow_client(addr: SocketAddr, head: String, drip: bool) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return true;
+    };
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return true;
+    }
+    let mut buf = [0u8; 1024];
+    for _ in 0..100 {
+        tokio::select! {
+            r = s.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return true,
+                // An answer (408): keep reading until the agent closes.
+                Ok(_) => continue,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {
+                if drip && s.write_all(b" ").await.is_err() {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_take_the_agents_file_descriptors() {
+    // The probe's target: accepts and drops connections.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target_addr = target.local_addr().expect("addr");
+    let accept = tokio::spawn(async move {
+        while let Ok((c, _)) = target.accept().await {
+            drop(c);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        format!("version: burnwatch/v1\nservice: shop\nprobes:\n  - name: p\n    tcp: {{address: '{target_addr}'}}\n    interval: 1s\nslos:\n  - name: up\n    objective: 99\n    indicator: {{probe: p}}\n"),
+    )
+    .expect("rules");
+    let agent = free_addr();
+    let cfg = dir.path().join("burnwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!("listen: {agent}\nrules: [shop.yaml]\nevaluation_interval: 1s\napi: {{max_connections: 16, request_timeout: 1s}}\n"),
+    )
+    .expect("config");
+    // 96 descriptors: 150 slow clients would take them all without the connection limit
+    // (as 1,100 did against the default 1024), and the probe would fail with EMFILE.
+    let child = common::Proc(
+        Command::new("prlimit")
+            .arg("--nofile=96")
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_burnwatch"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("prlimit (util-linux) runs burnwatch"),
+    );
+    let pid = child.0.id();
+    let probe = |v: &Value| {
+        (
+            v["probes"][0]["checks_total"].as_u64().unwrap_or(0),
+            v["probes"][0]["failures_total"].as_u64().unwrap_or(0),
+        )
+    };
+    let before = wait_for("two probe checks", || async {
+        let v = get_json(agent, "/api/v1/probes").await?;
+        let p = probe(&v);
+        if p.0 >= 2 { Ok(p) } else { Err(format!("{v}")) }
+    })
+    .await;
+    let baseline = fds(pid);
+
+    let drip_head = "POST /api/v1/silences HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".to_owned();
+    let idle_head = "GET /api/v1/slos HTTP/1.1\r\nHo".to_owned();
+    // A whole request, then an idle kept-alive connection.
+    let kept_alive = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_owned();
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..150 {
+        let (head, drip) = match i % 3 {
+            0 => (drip_head.clone(), true),
+            1 => (idle_head.clone(), false),
+            _ => (kept_alive.clone(), false),
+        };
+        clients.spawn(slow_client(agent, head, drip));
+    }
+    let mut most = 0;
+    let mut cut = 0;
+    let mut waited = 0;
+    while !clients.is_empty() && waited < 400 {
+        most = most.max(fds(pid));
+        while let Some(r) = clients.try_join_next() {
+            cut += usize::from(r.expect("client task"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    while let Some(r) = clients.join_next().await {
+        cut += usize::from(r.expect("client task"));
+    }
+    eprintln!("descriptors: baseline {baseline}, most under attack {most}; {cut} of 150 cut");
+    assert_eq!(
+        cut, 150,
+        "slow clients were not cut after api.request_timeout"
+    );
+    assert!(
+        most <= baseline + 16 + 8,
+        "the agent held {most} descriptors under attack (baseline {baseline}, limit 16 connections)"
+    );
+    // The agent's own checks went on, and none failed.
+    let after = wait_for("more probe checks", || async {
+        let v = get_json(agent, "/api/v1/probes").await?;
+        let p = probe(&v);
+        if p.0 >= before.0 + 3 {
+            Ok(p)
+        } else {
+            Err(format!("{v}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        after.1, before.1,
+        "probe failures during the attack: {before:?} -> {after:?}"
+    );
+    accept.abort();
+    drop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_is_acknowledged_only_once_saved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("shop.yaml"), shop_rules("")).expect("rules");
+    let agent = free_addr();
+    let cfg = dir.path().join("burnwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!("listen: {agent}\nrules: [shop.yaml]\nevaluation_interval: 1s\ndata_dir: data\n"),
+    )
+    .expect("config");
+    let child = run_agent(&cfg);
+    wait_for("the agent", || get_json(agent, "/readyz")).await;
+    // The state file cannot be written (as on a full disk): its temporary file is a directory.
+    let blocker = dir.path().join("data/.alerting.bwcp.tmp");
+    std::fs::create_dir(&blocker).expect("block the save");
+    let (code, v) = request(
+        agent,
+        "POST",
+        "/api/v1/silences",
+        &silence_body("1h", "alertname=\\\"A\\\""),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(code, 500, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("not saved")),
+        "{v}"
+    );
+    let v = get_json(agent, "/api/v1/silences").await.expect("silences");
+    assert_eq!(
+        v["silences"],
+        serde_json::json!([]),
+        "nothing acknowledged, nothing kept"
+    );
+    // Once the disk is writable again the same request is saved, and survives a crash.
+    std::fs::remove_dir(&blocker).expect("unblock");
+    let (code, v) = request(
+        agent,
+        "POST",
+        "/api/v1/silences",
+        &silence_body("1h", "alertname=\\\"A\\\""),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(code, 200, "{v}");
+    let id = v["silenceID"].as_str().expect("id").to_owned();
+    drop(child); // SIGKILL
+    let _again = run_agent(&cfg);
+    let path = format!("/api/v1/silences/{id}");
+    let s = wait_for("the silence after the crash", || get_json(agent, &path)).await;
+    assert_eq!(s["status"]["state"], "active", "{s}");
+}

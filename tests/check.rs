@@ -22,9 +22,20 @@ fn fixtures() -> PathBuf {
 /// Runs the binary from the fixtures directory (so paths print relative), killing it after
 /// LIMIT.
 fn run(args: &[&str]) -> Out {
+    run_in(&fixtures(), args)
+}
+
+/// The agent config fixtures (outside `fixtures/check`, which is checked as one rules tree).
+fn config_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check-config")
+}
+
+/// Runs the binary from `dir`, killing it after LIMIT.
+fn run_in(dir: &Path, args: &[&str]) -> Out {
     let mut child = Command::new(BIN)
         .args(args)
-        .current_dir(fixtures())
+        .current_dir(dir)
+        .env_remove("BURNWATCH_TEST_UNSET_ROUTING_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -322,4 +333,148 @@ fn reserved_label_names_warn_with_positions() {
         "{}",
         o.stderr
     );
+}
+
+/// `check --config` checks an agent config and what it names; a good one prints one line per
+/// good file, its warnings (never the secret they are about), and exits 0 unless `--strict`.
+#[test]
+fn good_agent_config_passes_with_its_warnings() {
+    let o = run_in(&config_fixtures(), &["check", "--config", "good.yaml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_eq!(
+        o.stdout,
+        "good.yaml: OK: agent config\n\
+         good.yaml:16:26: warning: `auth_password` is written in the config; prefer \
+         `auth_password: {env: VAR}` or `auth_password: {file: /path}` so the secret stays out \
+         of the file\n\
+         rules/shop.yaml: OK: service shop, 1 SLO, 1 probe, 0 scrape targets\n"
+    );
+    assert_eq!(o.stderr, "");
+    let o = run_in(
+        &config_fixtures(),
+        &["check", "--strict", "-c", "good.yaml"],
+    );
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("0 error(s), 1 warning(s) in 2 file(s) (--strict: warnings fail)"),
+        "{}",
+        o.stderr
+    );
+    assert!(!format!("{}{}", o.stdout, o.stderr).contains("inline-s3cret"));
+}
+
+/// The diagnostic lines of `bad.yaml`: everything `run` refuses at start, each at its line,
+/// every bad integration of a receiver (a build stops at the first).
+const BAD_CONFIG: [&str; 6] = [
+    "bad.yaml:11:24: error: receiver pager: pagerduty[0] routing_key: the environment variable `BURNWATCH_TEST_UNSET_ROUTING_KEY` is not set (or not UTF-8)",
+    "bad.yaml:12:24: error: receiver pager: pagerduty[1] routing_key: secret file /nonexistent/burnwatch-test/routing-key: No such file or directory (os error 2)",
+    "bad.yaml:17:20: error: receiver pager email[0]: email ca_file `/nonexistent/burnwatch-test/smtp-ca.pem`: No such file or directory (os error 2)",
+    "bad.yaml:21:16: error: receiver hook: webhook[1] url: secret file /nonexistent/burnwatch-test/hook-url: No such file or directory (os error 2)",
+    "bad.yaml:24:14: error: alertmanager ca_file `bad.yaml`: no PEM certificate in the file",
+    "rules-ca/shop.yaml:8:16: error: probe `shop-health`: CA file /nonexistent/burnwatch-test/probe-ca.pem: No such file or directory (os error 2); give a readable PEM file of CA certificates",
+];
+
+/// Unresolvable secrets, missing or unparseable CA files (receivers, Alertmanager, probes):
+/// `check --config` reports every one at its line, as `run` would at start.
+#[test]
+fn agent_config_check_reports_what_run_refuses() {
+    let o = run_in(&config_fixtures(), &["check", "--config", "bad.yaml"]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines, BAD_CONFIG, "{}", o.stdout);
+    assert_eq!(
+        o.stderr,
+        "burnwatch: 6 error(s), 0 warning(s) in 2 file(s)\n"
+    );
+}
+
+/// A probe's missing `ca_file` used to pass `check` and stop `run`.
+#[test]
+fn rules_check_refuses_a_missing_probe_ca_file() {
+    let o = run_in(&config_fixtures(), &["check", "rules-ca"]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert_eq!(o.stdout, format!("{}\n", BAD_CONFIG[5]));
+}
+
+/// `run` gives the same errors as `check --config`, each once, and starts nothing.
+#[test]
+fn run_refuses_with_the_same_diagnostics_as_check() {
+    let o = run_in(&config_fixtures(), &["run", "--config", "bad.yaml"]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let mut want: Vec<String> = BAD_CONFIG.iter().map(|l| l.to_string()).collect();
+    want.push(
+        "burnwatch: cannot start: 6 error(s) in bad.yaml or the files it names \
+         (`burnwatch check --config bad.yaml` reports the same)"
+            .to_owned(),
+    );
+    let got: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(got, want, "{}", o.stderr);
+}
+
+/// An error whose message already ends with its cause is printed with the cause once (it was
+/// printed twice: "Not a directory (os error 20): Not a directory (os error 20)").
+#[test]
+fn start_errors_name_their_cause_once() {
+    let o = run_in(
+        &config_fixtures(),
+        &["run", "--config", "datadir-under-file.yaml"],
+    );
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let last = o.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "burnwatch: cannot create the data directory datadir-under-file.yaml/state: Not a \
+         directory (os error 20)",
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn agent_config_usage_errors_exit_2() {
+    let o = run_in(&config_fixtures(), &["check", "--config", "missing.yaml"]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("missing.yaml: no such file"),
+        "{}",
+        o.stderr
+    );
+    let o = run_in(
+        &config_fixtures(),
+        &["check", "--config", "good.yaml", "rules"],
+    );
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+}
+
+/// The shipped agent config, next to the shipped example rules as it expects them
+/// (`rules/*.yaml`), passes the strictest `check --config`.
+#[test]
+fn shipped_agent_config_passes_strict_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        root.join("deploy/burnwatch.yaml"),
+        dir.path().join("burnwatch.yaml"),
+    )
+    .expect("copy the config");
+    std::fs::create_dir(dir.path().join("rules")).expect("mkdir");
+    for e in std::fs::read_dir(root.join("rules")).expect("rules/") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let name = p.file_name().expect("file name");
+            std::fs::copy(&p, dir.path().join("rules").join(name)).expect("copy rules");
+        }
+    }
+    let o = run_in(
+        dir.path(),
+        &["check", "--strict", "--config", "burnwatch.yaml"],
+    );
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.starts_with("burnwatch.yaml: OK: agent config\n"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("warning"), "{}", o.stdout);
 }

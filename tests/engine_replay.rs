@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use burnwatch::alert::lifecycle::{Lifecycle, Params, State};
 use burnwatch::rules::model::{
     Alerting, BudgetingMethod, Indicator, Labels, NoDataPolicy, Objective, Slo, SloId, Window,
     default_tiers,
 };
-use burnwatch::slo::{AlertState, Engine};
+use burnwatch::slo::Engine;
 use burnwatch::time::{Dur, Timestamp};
 
 /// 2024-01-01T00:00:00Z.
@@ -55,11 +56,13 @@ enum Kind {
     Firing,
 }
 
-fn kind(s: AlertState) -> Kind {
+/// The tier alert's state as the agent decides it: its lifecycle stepped with the engine's raw
+/// condition (the engine keeps no alert state).
+fn kind(s: State) -> Kind {
     match s {
-        AlertState::Quiet => Kind::Quiet,
-        AlertState::Pending { .. } => Kind::Pending,
-        AlertState::Firing { .. } => Kind::Firing,
+        State::Inactive | State::Resolved => Kind::Quiet,
+        State::Pending => Kind::Pending,
+        State::Firing | State::Flapping => Kind::Firing,
     }
 }
 
@@ -85,6 +88,8 @@ fn one_month_outage_slow_burn_and_low_traffic() {
     // (slo, tier) -> transitions (minute, new kind).
     let mut seen: BTreeMap<(usize, String), Vec<(i64, Kind)>> = BTreeMap::new();
     let mut last: BTreeMap<(usize, String), Kind> = BTreeMap::new();
+    let mut lifecycles: BTreeMap<(usize, String), Lifecycle> = BTreeMap::new();
+    let slos = [&outage, &slow, &quiet];
     let mut low_traffic_conditions_blocked = 0u64;
     let mut final_report = None;
     for m in 0..30 * DAY_MINS {
@@ -111,9 +116,16 @@ fn one_month_outage_slow_burn_and_low_traffic() {
         }
         let snap = engine.evaluate(Timestamp(T0 + m * MIN + MIN - 1));
         for (i, rep) in snap.slos.iter().enumerate() {
-            for t in &rep.tiers {
-                let k = kind(t.state);
+            for (t, rule) in rep.tiers.iter().zip(&slos[i].alerting.tiers) {
                 let key = (i, t.name.clone());
+                let params = Params {
+                    for_: rule.for_,
+                    keep_firing_for: rule.keep_firing_for,
+                    flap: None,
+                };
+                let l = lifecycles.entry(key.clone()).or_default();
+                l.step(t.condition, rep.at, &params);
+                let k = kind(l.state());
                 if last.get(&key).copied().unwrap_or(Kind::Quiet) != k {
                     seen.entry(key.clone()).or_default().push((m, k));
                     last.insert(key, k);

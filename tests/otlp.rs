@@ -343,7 +343,16 @@ async fn round_trip(protocol: OtlpProtocol) {
     };
     let snap = snapshot();
     let (tx, snaps) = watch::channel(snap.clone());
-    let exporter = OtlpExporter::start(&config(endpoint, protocol), snaps, None).expect("starts");
+    // Tier alert states come from the alerting view (the lifecycles' decisions), as on /metrics.
+    let mut alerter = burnwatch::alert::source::Alerter::new(&snap.rules, "http://bw");
+    alerter.evaluate(&snap, snap.at);
+    let view = burnwatch::agent::alerting::AlertingView {
+        tiers: Arc::new(alerter.tier_phases()),
+        ..Default::default()
+    };
+    let (_views_tx, views) = watch::channel(Arc::new(view));
+    let exporter =
+        OtlpExporter::start_with(&config(endpoint, protocol), snaps, Some(views)).expect("starts");
 
     let r = wait_for(&mut rx, |r| r.points.keys().any(|(n, _)| n == SLI)).await;
     assert_eq!(r.token.as_deref(), Some("s3cret"));
@@ -414,6 +423,22 @@ async fn round_trip(protocol: OtlpProtocol) {
         0.02
     );
     assert_eq!(get(&r, "burnwatch_rules_slos", &[]), 1.0);
+    let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
+    assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 2.0);
+    let page = burnwatch::export::prometheus::encode_page(
+        &snap,
+        Some(&Arc::new(burnwatch::agent::alerting::AlertingView {
+            tiers: Arc::new(alerter.tier_phases()),
+            ..Default::default()
+        })),
+        Default::default(),
+    )
+    .expect("page");
+    let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("page parses");
+    assert_eq!(
+        sample(&samples, "burnwatch_slo_alert_state", &page_fast),
+        Some(2.0)
+    );
     assert_eq!(
         get(
             &r,
@@ -465,7 +490,7 @@ async fn a_closed_port_does_not_hold_shutdown() {
             ..config(format!("http://127.0.0.1:{port}"), protocol)
         };
         let (_tx, snaps) = watch::channel(snapshot());
-        let exporter = OtlpExporter::start(&cfg, snaps, None).expect("starts without a collector");
+        let exporter = OtlpExporter::start(&cfg, snaps).expect("starts without a collector");
         // Let a few exports fail first.
         tokio::time::sleep(Duration::from_millis(700)).await;
         let started = std::time::Instant::now();
@@ -497,7 +522,7 @@ async fn tls_round_trip(protocol: OtlpProtocol) {
         timeout: Duration::from_secs(1),
         ..config(endpoint.clone(), protocol)
     };
-    let exporter = OtlpExporter::start(&untrusted, snaps.clone(), None).expect("starts");
+    let exporter = OtlpExporter::start(&untrusted, snaps.clone()).expect("starts");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let flushed = tokio::time::timeout(DEADLINE, exporter.shutdown())
         .await
@@ -512,7 +537,7 @@ async fn tls_round_trip(protocol: OtlpProtocol) {
         ca_file: Some(ca.path().to_owned()),
         ..config(endpoint, protocol)
     };
-    let exporter = OtlpExporter::start(&trusted, snaps, None).expect("starts");
+    let exporter = OtlpExporter::start(&trusted, snaps).expect("starts");
     let r = wait_for(&mut rx, |r| r.points.keys().any(|(n, _)| n == SLI)).await;
     assert_eq!(r.token.as_deref(), Some("s3cret"));
     let slo = [("service", "shop"), ("slo", "up"), ("window", "30d")];
@@ -563,10 +588,10 @@ slos:
 fn alerting_view() -> Arc<AlertingView> {
     use burnwatch::alert::{Alert, Fingerprint, Matchers};
     use burnwatch::notify::delivery::{BreakerState, IntegrationStats};
-    use burnwatch::notify::dispatch::{AlertState, AlertView};
+    use burnwatch::notify::dispatch::{AlertView, SuppressionState};
     use burnwatch::notify::silence::Silence;
     let at = Timestamp(1_780_000_000_000);
-    let alert = |name: &str, state: AlertState| {
+    let alert = |name: &str, state: SuppressionState| {
         let labels: burnwatch::rules::model::Labels =
             [("alertname".to_owned(), name.to_owned())].into();
         AlertView {
@@ -604,8 +629,8 @@ fn alerting_view() -> Arc<AlertingView> {
     let mut view = AlertingView {
         at,
         alerts: vec![
-            alert("A", AlertState::Active),
-            alert("B", AlertState::Suppressed),
+            alert("A", SuppressionState::Active),
+            alert("B", SuppressionState::Suppressed),
         ],
         pending: 3,
         silences: vec![silence("s1", 60), silence("s2", 0)],
@@ -624,6 +649,9 @@ fn alerting_view() -> Arc<AlertingView> {
         .failed
         .insert(("oncall".into(), "slack", "permanent"), 1);
     view.counters.suppressed.insert("silenced", 5);
+    view.counters
+        .superseded
+        .insert(("oncall".into(), "webhook"), 3);
     view.counters.alertmanager_push_failures = 2;
     view.counters.state_save_failures = 1;
     Arc::new(view)
@@ -653,8 +681,9 @@ async fn every_catalogue_family_is_the_same_on_the_page_and_in_otlp() {
     let (_tx, snaps) = watch::channel(snap.clone());
     let (_vtx, views) = watch::channel(view.clone());
     let (endpoint, mut rx) = grpc_receiver().await;
-    let exporter = OtlpExporter::start(&config(endpoint, OtlpProtocol::Grpc), snaps, Some(views))
-        .expect("starts");
+    let exporter =
+        OtlpExporter::start_with(&config(endpoint, OtlpProtocol::Grpc), snaps, Some(views))
+            .expect("starts");
     let r = wait_for(&mut rx, |r| r.points.keys().any(|(n, _)| n == SLI)).await;
 
     let text = page_series(
@@ -781,7 +810,7 @@ async fn one_export_reads_one_snapshot() {
         interval: Duration::from_millis(100),
         ..config(endpoint, OtlpProtocol::Grpc)
     };
-    let exporter = OtlpExporter::start(&cfg, snaps, None).expect("starts");
+    let exporter = OtlpExporter::start(&cfg, snaps).expect("starts");
     // A publisher as fast as it can go, so every export overlaps several publications.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = {

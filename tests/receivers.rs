@@ -60,6 +60,8 @@ struct Recorded {
 struct Sink {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<Recorded>>>,
+    /// TCP connections accepted.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -74,15 +76,23 @@ impl Sink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Sink::serve(listener, script, fallback)
+    }
+
+    /// Serves on `listener` (a port chosen by the test).
+    fn serve(listener: tokio::net::TcpListener, script: Vec<Reply>, fallback: Reply) -> Sink {
         let addr = listener.local_addr().expect("addr");
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let (log2, fallback) = (log.clone(), Arc::new(fallback));
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let accepted2 = accepted.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (log, script, fallback) = (log2.clone(), script.clone(), fallback.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
@@ -119,7 +129,12 @@ impl Sink {
                 });
             }
         });
-        Sink { addr, log, task }
+        Sink {
+            addr,
+            log,
+            accepted,
+            task,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -396,6 +411,291 @@ async fn breaker_opens_after_consecutive_failures_and_stops_attempts() {
         })
     );
     assert_eq!(out.attempts, 3);
+}
+
+/// A notification of group `key` whose firing alerts are `instances`.
+fn grouped(key: &str, instances: &[&str]) -> Notification {
+    let mut n = notification(instances.iter().map(|i| alert(i, None)).collect());
+    n.group_key = key.to_owned();
+    n
+}
+
+/// Requests per group key, from the webhook payloads the sink received.
+fn deliveries_per_group(sink: &Sink) -> std::collections::BTreeMap<String, usize> {
+    let mut per = std::collections::BTreeMap::new();
+    for r in sink.requests() {
+        let p: Payload = serde_json::from_slice(&r.body).expect("payload");
+        *per.entry(p.group_key).or_default() += 1;
+    }
+    per
+}
+
+/// Submits `first`, waits until its attempt failed, submits the same group again (as the
+/// dispatcher does at the group's next flush) and another group, and collects three outcomes.
+async fn resubmit_while_retrying(
+    hook: Arc<dyn Integration>,
+    config: DeliveryConfig,
+    failed_once: impl AsyncFnOnce(),
+) -> Vec<DeliveryOutcome> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let d = Delivery::new(config, vec![("oncall".into(), vec![hook])], tx);
+    let h = d.handle();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(d.run(async {
+        let _ = stop_rx.await;
+    }));
+    h.submit(0, grouped("g1", &["a"])).expect("submit");
+    failed_once().await;
+    h.submit(0, grouped("g1", &["a"])).expect("submit");
+    h.submit(0, grouped("g2", &["b"])).expect("submit");
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let o = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("outcome within the bound")
+            .expect("channel open");
+        got.push(o);
+    }
+    let _ = stop_tx.send(());
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("shutdown within the bound")
+        .expect("run");
+    got
+}
+
+fn summary(outcomes: &[DeliveryOutcome]) -> Vec<(String, Result<(), DeliveryError>)> {
+    outcomes
+        .iter()
+        .map(|o| (o.notification.group_key.clone(), o.result.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_group_retried_after_429_is_delivered_once() {
+    let mut limited = reply(429, "slow down");
+    limited.headers.push(("retry-after", "1".into()));
+    let sink = Sink::start(vec![limited], reply(200, "")).await;
+    let hook = one(receiver_with(vec![webhook(&sink.url("/"))], vec![]));
+    let out = resubmit_while_retrying(hook, fast(), async || {
+        sink.wait_for(1).await;
+    })
+    .await;
+    assert_eq!(
+        summary(&out),
+        vec![
+            ("g1".to_owned(), Err(DeliveryError::Superseded)),
+            ("g1".to_owned(), Ok(())),
+            ("g2".to_owned(), Ok(())),
+        ]
+    );
+    let per = deliveries_per_group(&sink);
+    // g1: the 429 and one delivery; never the same state twice.
+    assert_eq!(per.get("g1"), Some(&2), "{per:?}");
+    assert_eq!(per.get("g2"), Some(&1), "{per:?}");
+    let got = sink.requests();
+    let gap = got[1].at.duration_since(got[0].at);
+    assert!(
+        gap >= Duration::from_secs(1),
+        "Retry-After not honoured: {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_group_retried_while_the_receiver_was_down_is_delivered_once() {
+    // Down: a port that refuses connections, until a sink binds it again.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    drop(probe);
+    let url = format!("http://{addr}/");
+    let hook = one(receiver_with(vec![webhook(&url)], vec![]));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = DeliveryConfig {
+        initial_backoff: Dur::from_millis(300),
+        max_backoff: Dur::from_millis(300),
+        ..fast()
+    };
+    let d = Delivery::new(config, vec![("oncall".into(), vec![hook])], tx);
+    let h = d.handle();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(d.run(async {
+        let _ = stop_rx.await;
+    }));
+    h.submit(0, grouped("g1", &["a"])).expect("submit");
+    let deadline = Instant::now() + WAIT;
+    while h.stats()[0].consecutive_failures == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.submit(0, grouped("g1", &["a"])).expect("submit");
+    h.submit(0, grouped("g2", &["b"])).expect("submit");
+    // Up again on the same port.
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let sink = Sink::serve(listener, vec![], reply(200, ""));
+    let mut out = Vec::new();
+    while out.len() < 3 {
+        let o = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("outcome within the bound")
+            .expect("channel open");
+        out.push(o);
+    }
+    let _ = stop_tx.send(());
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("shutdown within the bound")
+        .expect("run");
+    assert_eq!(
+        summary(&out),
+        vec![
+            ("g1".to_owned(), Err(DeliveryError::Superseded)),
+            ("g1".to_owned(), Ok(())),
+            ("g2".to_owned(), Ok(())),
+        ]
+    );
+    let per = deliveries_per_group(&sink);
+    assert_eq!(per.get("g1"), Some(&1), "{per:?}");
+    assert_eq!(per.get("g2"), Some(&1), "{per:?}");
+}
+
+/// A burst of 5,000 groups (the first flush of 5,000 burning SLOs), each submitted ten times
+/// as its state changes, to a receiver that is slower than the burst: every group is delivered
+/// once, with its newest state; the queue never holds more than one notification per group.
+#[tokio::test]
+async fn a_burst_of_five_thousand_groups_is_delivered_whole() {
+    const GROUPS: usize = 5_000;
+    const ROUNDS: usize = 10;
+    let sink = Sink::start(vec![], reply(200, "")).await;
+    let hook = one(receiver_with(vec![webhook(&sink.url("/"))], vec![]));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let d = Delivery::new(
+        DeliveryConfig::default(),
+        vec![("oncall".into(), vec![hook])],
+        tx,
+    );
+    let h = d.handle();
+    // All submitted before the worker starts: the receiver has taken none of them yet.
+    for round in 0..ROUNDS {
+        let instance = format!("r{round}");
+        for g in 0..GROUPS {
+            h.submit(0, grouped(&format!("g{g}"), &[instance.as_str()]))
+                .expect("submit");
+        }
+        let queued = h.stats()[0].queue_len;
+        assert!(queued <= GROUPS, "{queued} queued for {GROUPS} groups");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(d.run(async {
+        let _ = stop_rx.await;
+    }));
+    let (mut delivered, mut superseded, mut lost) = (0, 0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivered + superseded + lost.len() < GROUPS * ROUNDS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let o = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("every outcome within the bound")
+            .expect("channel open");
+        match o.result {
+            Ok(()) => delivered += 1,
+            Err(DeliveryError::Superseded) => superseded += 1,
+            Err(e) => lost.push(e),
+        }
+    }
+    let _ = stop_tx.send(());
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("shutdown within the bound")
+        .expect("run");
+    assert!(
+        lost.is_empty(),
+        "{} notifications lost, the first: {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert_eq!((delivered, superseded), (GROUPS, GROUPS * (ROUNDS - 1)));
+    let mut seen = std::collections::BTreeSet::new();
+    for r in sink.requests() {
+        let p: Payload = serde_json::from_slice(&r.body).expect("payload");
+        assert_eq!(
+            p.alerts[0].labels.get("instance").map(String::as_str),
+            Some("r9")
+        );
+        assert!(
+            seen.insert(p.group_key.clone()),
+            "{} delivered twice",
+            p.group_key
+        );
+    }
+    assert_eq!(seen.len(), GROUPS);
+    let st = h.stats().remove(0);
+    assert_eq!((st.sent, st.rejected, st.queue_len), (GROUPS as u64, 0, 0));
+}
+
+#[tokio::test]
+async fn sends_to_one_receiver_reuse_one_connection() {
+    let sink = Sink::start(vec![reply(500, "once")], reply(200, "")).await;
+    let hook = one(receiver_with(vec![webhook(&sink.url("/hook"))], vec![]));
+    // A failed answer does not cost the connection either.
+    assert!(matches!(
+        hook.send(&grouped("g1", &["a"])).await,
+        Err(SendError::Retryable { .. })
+    ));
+    hook.send(&grouped("g1", &["a"])).await.expect("delivered");
+    hook.send(&grouped("g2", &["b"])).await.expect("delivered");
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+    assert_eq!(
+        sink.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "three sends, one connection"
+    );
+}
+
+/// The Alertmanager push reads `Retry-After` with the shared parser: HTTP dates too, capped.
+#[tokio::test]
+async fn alertmanager_push_honours_retry_after_dates_and_the_cap() {
+    use burnwatch::http_client::MAX_RETRY_AFTER;
+    use burnwatch::notify::alertmanager::{AlertmanagerClient, AlertmanagerConfig};
+    let in_a_minute = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&in_a_minute)
+        .expect("date");
+    let mut dated = reply(503, "busy");
+    dated.headers.push(("retry-after", date));
+    let mut long = reply(429, "slow down");
+    long.headers.push(("retry-after", "86400".into()));
+    let sink = Sink::start(vec![dated, long], reply(200, "")).await;
+    let config = AlertmanagerConfig::from_yaml(
+        std::path::Path::new("a.yaml"),
+        &format!("urls: [{}]\n", sink.url("")),
+    )
+    .expect("config");
+    let client = AlertmanagerClient::new(&config, Dur::from_secs(15)).expect("client");
+    let now = Timestamp::from_millis(jiff::Timestamp::now().as_millisecond());
+    let alerts = [alert("a", None)];
+    match client.push(&alerts, now).await {
+        Err(SendError::Retryable {
+            retry_after: Some(d),
+            ..
+        }) => assert!(
+            d > Dur::from_secs(50) && d <= Dur::from_secs(60),
+            "date read as {d}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match client.push(&alerts, now).await {
+        Err(SendError::Retryable { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(MAX_RETRY_AFTER));
+        }
+        other => panic!("{other:?}"),
+    }
+    client.push(&alerts, now).await.expect("accepted");
+    let got = sink.wait_for(3).await;
+    assert!(got.iter().all(|r| r.path == "/api/v2/alerts"));
+    assert_eq!(sink.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 fn slack(url: &str) -> SlackConfig {

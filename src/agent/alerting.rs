@@ -29,18 +29,18 @@ use tokio::task::JoinHandle;
 use crate::agent::AgentSnapshot;
 use crate::agent::collect::{stopped, wall_ms};
 use crate::alert::Fingerprint;
-use crate::alert::source::{Alerter, AlerterState};
+use crate::alert::source::{Alerter, AlerterState, TierPhases};
 use crate::config::AgentConfig;
+use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
 use crate::notify::delivery::{
-    Delivery, DeliveryConfig, DeliveryHandle, DeliveryOutcome, IntegrationStats,
+    Delivery, DeliveryConfig, DeliveryError, DeliveryHandle, DeliveryOutcome, IntegrationStats,
 };
 use crate::notify::dispatch::{AlertView, Dispatcher, DispatcherState, GroupView, Receivers};
 use crate::notify::inhibit::{Dependencies, Inhibitor};
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
-use crate::notify::silence::{Silence, SilenceError, SilenceRequest, Silences};
-use crate::notify::webhook::HttpClient;
+use crate::notify::silence::{Silence, SilenceError, SilenceLimits, SilenceRequest, Silences};
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::storage::{self, StorageError};
@@ -89,7 +89,7 @@ pub enum AlertingError {
     Receiver(#[from] receiver::BuildError),
     /// The HTTP client for receivers could not be built.
     #[error("receivers' HTTP client: {0}")]
-    Client(#[from] crate::notify::webhook::ClientError),
+    Client(#[from] crate::http_client::ClientError),
     /// The routing tree names a receiver that does not exist.
     #[error("{0}")]
     Dispatch(#[from] crate::notify::dispatch::DispatchError),
@@ -107,6 +107,10 @@ pub enum CommandError {
     /// The alerting task has stopped.
     #[error("alerting is shutting down")]
     Stopped,
+    /// The change could not be saved to the state file, so it was undone: a change that is
+    /// answered "done" must survive a crash.
+    #[error("the change was not saved ({0}), so it was not made; fix data_dir and try again")]
+    NotSaved(String),
 }
 
 /// Counters since start, by reason, for metrics and the API.
@@ -116,6 +120,9 @@ pub struct AlertingCounters {
     pub notifications: BTreeMap<(String, &'static str, &'static str), u64>,
     /// Notifications that failed for good, by (receiver, integration kind, failure key).
     pub failed: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// Notifications superseded by a newer one for the same group (not failures), by
+    /// (receiver, integration kind).
+    pub superseded: BTreeMap<(String, &'static str), u64>,
     /// Alert suppressions at flushes, by reason key (`silenced`, `inhibited`, `deduplicated`,
     /// `flapping`): one per alert, integration and flush.
     pub suppressed: BTreeMap<&'static str, u64>,
@@ -136,6 +143,8 @@ pub struct AlertingView {
     pub alerts: Vec<AlertView>,
     /// Fingerprints of alerts held by flap damping.
     pub flapping: BTreeSet<Fingerprint>,
+    /// The phase of every burn-rate tier alert (the one alert state every reader shows).
+    pub tiers: Arc<TierPhases>,
     /// Every silence still kept (pending, active, and expired within the retention).
     pub silences: Vec<Silence>,
     /// Aggregation groups and their next flush.
@@ -171,6 +180,18 @@ enum Reply {
 }
 
 impl Reply {
+    /// Answers with `e` instead of the outcome (the change was undone).
+    fn fail(self, e: CommandError) {
+        match self {
+            Reply::Set(tx, _) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::Expire(tx, _) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+
     fn send(self) {
         // A caller that gave up waiting is no error.
         match self {
@@ -334,11 +355,13 @@ impl Alerting {
             am_busy: false,
             counters: AlertingCounters::default(),
             flapping: BTreeSet::new(),
+            tiers: Arc::new(TierPhases::default()),
             logged: BTreeSet::new(),
             last_save_ms: None,
             dirty: true,
         };
         task.dispatcher.upsert(gone.alerts, now);
+        task.tiers = Arc::new(task.alerter.tier_phases());
         // Hand over again what was promised before the restart but not confirmed.
         for (idx, n) in in_flight {
             task.submit(idx, n);
@@ -423,6 +446,8 @@ struct Task {
     am_busy: bool,
     counters: AlertingCounters,
     flapping: BTreeSet<Fingerprint>,
+    /// Tier phases as of the newest evaluation (lifecycles change only there).
+    tiers: Arc<TierPhases>,
     /// (alert, receiver, reason) suppressions already logged, so a silenced alert is logged
     /// once, not at every flush.
     logged: BTreeSet<(Fingerprint, String, &'static str)>,
@@ -457,6 +482,8 @@ impl Task {
         // Answers to commands wait until the change is saved and visible in the view, so a
         // client that was told "done" reads its own change and it survives a crash.
         let mut replies: Vec<Reply> = Vec::new();
+        // The silences before the pending commands, restored when their save fails.
+        let mut undo: Option<Silences> = None;
         loop {
             let wait = self.until_next_flush();
             // Probe results only feed thresholds: no save, no new view (there may be many).
@@ -465,7 +492,10 @@ impl Task {
                 biased;
                 _ = stopped(&mut stop) => break,
                 Some(o) = outcomes.recv() => self.outcome(o),
-                Some(cmd) = commands.recv() => replies.push(self.command(cmd)),
+                Some(cmd) = commands.recv() => {
+                    undo.get_or_insert_with(|| self.silences.clone());
+                    replies.push(self.command(cmd));
+                }
                 Some(p) = probes.recv() => {
                     self.alerter.observe_probe(&p.name, p.at, p.success);
                     quiet = true;
@@ -485,8 +515,18 @@ impl Task {
             if quiet {
                 continue;
             }
-            if self.dirty {
-                self.save().await;
+            let saved = if self.dirty {
+                self.save().await
+            } else {
+                Ok(())
+            };
+            let before = undo.take();
+            if let (Err(e), Some(before)) = (&saved, before) {
+                self.silences = before;
+                tracing::error!(error = %e, "silence change undone: the state file was not saved");
+                for r in replies.drain(..) {
+                    r.fail(CommandError::NotSaved(e.clone()));
+                }
             }
             let _ = view_tx.send(Arc::new(self.view()));
             for r in replies.drain(..) {
@@ -512,7 +552,7 @@ impl Task {
             self.outcome(o);
         }
         self.dirty = true;
-        self.save().await;
+        let _ = self.save().await;
         let _ = view_tx.send(Arc::new(self.view()));
         tracing::info!(
             in_flight = self.in_flight.len(),
@@ -577,6 +617,7 @@ impl Task {
             );
         }
         self.flapping = flapping;
+        self.tiers = Arc::new(self.alerter.tier_phases());
         if let Some(s) = self.am_sender.as_mut() {
             s.update(&set.alerts, now);
         }
@@ -621,7 +662,7 @@ impl Task {
             self.in_flight.push((o.integration, o.notification.clone()));
         }
         self.dirty = true;
-        self.save().await;
+        let _ = self.save().await;
         for o in flush.notifications {
             self.submit(o.integration, o.notification);
         }
@@ -641,7 +682,9 @@ impl Task {
         if !self.in_flight.iter().any(|(i, m)| *i == idx && m == &n) {
             self.in_flight.push((idx, n.clone()));
         }
-        if let Err(e) = self.deliver.submit(idx, n) {
+        if let Err(e) = self.deliver.submit(idx, n.clone()) {
+            // No outcome follows, so it is not in flight: the next flush decides again.
+            self.in_flight.retain(|(i, m)| !(*i == idx && m == &n));
             tracing::error!(error = %e, "notification not queued; the next flush decides again");
         }
     }
@@ -673,6 +716,20 @@ impl Task {
                     "notification delivered"
                 );
             }
+            // Not a failure: the group's newer notification is delivered in its place.
+            Err(DeliveryError::Superseded) => {
+                *self
+                    .counters
+                    .superseded
+                    .entry((o.receiver.clone(), kind))
+                    .or_default() += 1;
+                tracing::debug!(
+                    receiver = %o.receiver,
+                    integration = kind,
+                    group = %n.group_key,
+                    "notification superseded by a newer one for the same group"
+                );
+            }
             Err(e) => {
                 *self
                     .counters
@@ -698,7 +755,11 @@ impl Task {
         self.dirty = true;
         match cmd {
             Command::SetSilence(req, reply) => {
-                let r = self.silences.set(req, now, uuid_v4);
+                let limits = SilenceLimits {
+                    max_count: self.cfg.api.max_silences,
+                    max_duration: self.cfg.api.max_silence_duration,
+                };
+                let r = self.silences.set_within(req, now, &limits, uuid_v4);
                 if let Ok(id) = &r {
                     tracing::info!(silence = %id, "silence set");
                 }
@@ -757,44 +818,67 @@ impl Task {
         }
     }
 
-    async fn save(&mut self) {
+    /// Writes the state file; the error's text when it failed (counted and logged here).
+    async fn save(&mut self) -> Result<(), String> {
         let state = self.state();
         let path = self.cfg.alerting_state_file();
         let r = tokio::task::spawn_blocking(move || storage::save(&path, &state)).await;
-        match r {
+        let e = match r {
             Ok(Ok(())) => {
                 self.dirty = false;
                 self.last_save_ms = Some(wall_ms());
+                return Ok(());
             }
-            Ok(Err(e)) => {
-                self.counters.state_save_failures += 1;
-                tracing::error!(error = %e, "alerting state not saved");
-            }
-            Err(e) => {
-                self.counters.state_save_failures += 1;
-                tracing::error!(error = %e, "alerting state save task failed");
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the save task failed: {e}"),
+        };
+        self.counters.state_save_failures += 1;
+        tracing::error!(error = %e, "alerting state not saved");
+        Err(e)
     }
 
     fn view(&self) -> AlertingView {
-        let now = Timestamp(wall_ms());
         AlertingView {
-            at: now,
-            alerts: self.dispatcher.alerts_view(now, &self.silences),
-            flapping: self.flapping.clone(),
-            silences: self.silences.iter().cloned().collect(),
-            groups: self.dispatcher.groups(),
             integrations: self.deliver.stats(),
             counters: self.counters.clone(),
-            pending: self
-                .alerter
+            last_save_ms: self.last_save_ms,
+            ..AlertingView::decided(
+                Timestamp(wall_ms()),
+                &self.alerter,
+                &self.dispatcher,
+                &self.silences,
+                &self.flapping,
+                &self.tiers,
+            )
+        }
+    }
+}
+
+impl AlertingView {
+    /// The decisions part of a view at `now` (alerts with their status, flapping, tier
+    /// phases, silences, groups, pending count), without delivery statistics and counters.
+    pub(crate) fn decided(
+        now: Timestamp,
+        alerter: &Alerter,
+        dispatcher: &Dispatcher,
+        silences: &Silences,
+        flapping: &BTreeSet<Fingerprint>,
+        tiers: &Arc<TierPhases>,
+    ) -> AlertingView {
+        AlertingView {
+            at: now,
+            alerts: dispatcher.alerts_view(now, silences),
+            flapping: flapping.clone(),
+            tiers: tiers.clone(),
+            silences: silences.iter().cloned().collect(),
+            groups: dispatcher.groups(),
+            pending: alerter
                 .state()
                 .alerts
                 .values()
                 .filter(|e| e.lifecycle.state() == crate::alert::lifecycle::State::Pending)
                 .count(),
-            last_save_ms: self.last_save_ms,
+            ..AlertingView::default()
         }
     }
 }
@@ -802,6 +886,267 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::evaluator::{Evaluator, Observation};
+    use crate::alert::lifecycle::State;
+    use crate::alert::source::SLO_BURN_RATE;
+    use crate::export::prometheus::PageOptions;
+    use crate::exposition::{Format, parse_owned};
+    use crate::probe::{Failure, Phases, ProbeOutcome};
+    use http_body_util::BodyExt as _;
+    use serde_json::Value;
+
+    /// One tier with `for`, `keep_firing_for` and flap damping; every other alert off.
+    const FLAPPY: &str = r#"
+version: burnwatch/v1
+service: shop
+probes:
+  - name: health
+    interval: 1s
+    timeout: 500ms
+    tcp: {address: "shop.internal:443"}
+    alert: false
+slos:
+  - name: up
+    objective: 99
+    indicator: {probe: health}
+    alerting:
+      budget_exhausted: false
+      no_data: false
+      flap: {window: 30m, max_changes: 3, hold: 10m}
+      tiers:
+        page_fast: {disabled: true}
+        page_slow: {disabled: true}
+        ticket_fast: {disabled: true}
+        ticket_slow: {disabled: true}
+        fast: {long: 5m, short: 1m, burn_rate: 10, severity: page, for: 2m, keep_firing_for: 3m}
+"#;
+
+    const T0: i64 = 1_779_926_400_000;
+    const M: i64 = 60_000;
+
+    async fn body(r: crate::server::Resp) -> String {
+        let b = r.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(b.to_vec()).expect("utf-8")
+    }
+
+    /// Fails on a Rust enum shape (`{"Firing": {...}}`, `"Quiet"`-style keys): API keys are
+    /// lower-case names, states plain strings.
+    fn assert_plain(v: &Value, at: &str) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    assert!(
+                        !k.starts_with(|c: char| c.is_ascii_uppercase()),
+                        "{at}: enum-shaped key {k:?} in {v}"
+                    );
+                    assert_plain(x, at);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| assert_plain(x, at)),
+            _ => {}
+        }
+    }
+
+    /// What each reader shows for the tier alert at one step.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Shown {
+        /// `burnwatch_slo_alert_state` on /metrics.
+        metric: f64,
+        /// The tier's `state` in /api/v1/slos.
+        slos: String,
+        /// Listed by /api/v1/alerts (firing), with `status.flapping`.
+        listed: Option<bool>,
+        /// Whether the newest notification about the alert said it fires.
+        notified_firing: bool,
+    }
+
+    /// Burn crossing the factor up and down, with `for`, `keep_firing_for` and flap damping:
+    /// at every evaluation /metrics, /api/v1/slos, /api/v1/alerts and the notifications sent
+    /// show the one state the alert's lifecycle decided.
+    #[tokio::test]
+    async fn metrics_api_and_notifications_show_one_alert_state_at_every_step() {
+        let rules = crate::rules::load_str("r.yaml", FLAPPY).expect("rules");
+        let route = crate::notify::route::parse_route(
+            std::path::Path::new("am.yml"),
+            "receiver: oncall\ngroup_by: [alertname]\ngroup_wait: 0s\ngroup_interval: 1s\nrepeat_interval: 24h\n",
+        )
+        .expect("route");
+        let receivers: Receivers = [("oncall".to_string(), vec![true])].into_iter().collect();
+        let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
+        let mut alerter = Alerter::new(&rules, "http://bw");
+        let mut dispatcher = Dispatcher::new(
+            route,
+            Inhibitor::new(Vec::new(), false, Dependencies::default()),
+            receivers,
+        )
+        .expect("dispatcher");
+        let silences = Silences::new(crate::time::Dur::from_hours(1));
+        let fp = alerter
+            .defined()
+            .into_iter()
+            .find(|(_, l)| l.get("alertname").map(String::as_str) == Some(SLO_BURN_RATE))
+            .expect("the tier alert")
+            .0;
+        // Minutes with half the checks failing (burn 50 against a 1% budget); the rest pass.
+        // The condition needs the newest minute bad and at least two bad minutes in the last
+        // five. 10 healthy minutes; 4 bad (pending from the 2nd, firing at the 4th: `for` 2m);
+        // a 1-minute dip (held by keep_firing_for) and back; 4 good (held, resolved at the 4th:
+        // change 2); then 4 bad / 4 good three times: fire (change 3), resolve (change 4 of
+        // at most 3 in 30m: flapping, held firing) and on; then healthy until it settles (10m
+        // stable) and resolves.
+        let mut bad = vec![false; 10];
+        bad.extend([true; 4]);
+        bad.extend([false, true, true]);
+        bad.extend([false; 4]);
+        for _ in 0..3 {
+            bad.extend([true, true, true, true, false, false, false, false]);
+        }
+        bad.extend([false; 15]);
+        let mut seen: Vec<String> = Vec::new();
+        let mut notified_firing = false;
+        let mut resolved_sent = 0;
+        let g = ev.generation();
+        for (m, &b) in bad.iter().enumerate() {
+            let m = m as i64;
+            for s in 0..60 {
+                let at = T0 + m * M + s * 1000;
+                let success = !(b && s % 2 == 0);
+                ev.apply(Observation::Probe {
+                    generation: g,
+                    name: Arc::from("health"),
+                    outcome: ProbeOutcome {
+                        started_ms: at,
+                        success,
+                        duration_secs: 0.01,
+                        phases: Phases::default(),
+                        status: None,
+                        cert_not_after_ms: None,
+                        failure: (!success).then(|| Failure::Refused("shop.internal:443".into())),
+                    },
+                });
+            }
+            let now = Timestamp(T0 + (m + 1) * M - 1);
+            let snap = Arc::new(ev.evaluate(now));
+            // As the alerting task does it: decide, upsert, flush, deliver.
+            let set = alerter.evaluate(&snap, now);
+            let flapping: BTreeSet<Fingerprint> = set.flapping.iter().copied().collect();
+            dispatcher.upsert(set.alerts, now);
+            for o in dispatcher.tick(now, &silences).notifications {
+                if let Some(a) = o.notification.alerts.iter().find(|a| a.fingerprint() == fp) {
+                    notified_firing = a.ends_at.is_none();
+                    if !notified_firing {
+                        resolved_sent += 1;
+                        let title = crate::notify::render::summary(&o.notification);
+                        assert!(!title.contains("is burning"), "minute {m}: {title}");
+                    }
+                }
+                dispatcher.mark_sent(o.integration, &o.notification, now);
+            }
+            let tiers = Arc::new(alerter.tier_phases());
+            let view = Arc::new(AlertingView::decided(
+                now,
+                &alerter,
+                &dispatcher,
+                &silences,
+                &flapping,
+                &tiers,
+            ));
+            let page = PageOptions::default();
+            let metrics = body(crate::server::route(&["metrics"], &snap, Some(&view), page)).await;
+            let samples = parse_owned(metrics.as_bytes(), Format::OpenMetrics).expect("page");
+            let metric = samples
+                .iter()
+                .find(|s| {
+                    s.name == "burnwatch_slo_alert_state"
+                        && s.labels.iter().any(|(k, v)| k == "tier" && v == "fast")
+                })
+                .expect("the tier's alert state")
+                .value;
+            let slos: Value = serde_json::from_str(
+                &body(crate::server::route(
+                    &["api", "v1", "slos"],
+                    &snap,
+                    Some(&view),
+                    page,
+                ))
+                .await,
+            )
+            .expect("json");
+            let detail: Value = serde_json::from_str(
+                &body(crate::server::route(
+                    &["api", "v1", "slos", "shop", "up"],
+                    &snap,
+                    Some(&view),
+                    page,
+                ))
+                .await,
+            )
+            .expect("json");
+            assert_eq!(detail["alerts"], slos["slos"][0]["alerts"]);
+            assert_plain(&slos, "/api/v1/slos");
+            assert_plain(&detail, "/api/v1/slos/shop/up");
+            let tier = &slos["slos"][0]["alerts"][0];
+            assert_eq!(tier["tier"], "fast");
+            let alerts = crate::server::alerts_page(&view);
+            assert_plain(&alerts, "/api/v1/alerts");
+            for path in ["probes", "targets", "status"] {
+                let v: Value = serde_json::from_str(
+                    &body(crate::server::route(
+                        &["api", "v1", path],
+                        &snap,
+                        Some(&view),
+                        page,
+                    ))
+                    .await,
+                )
+                .expect("json");
+                assert_plain(&v, path);
+            }
+            let listed = alerts["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["fingerprint"] == fp.to_string())
+                .map(|a| a["status"]["flapping"] == true);
+            let shown = Shown {
+                metric,
+                slos: tier["state"].as_str().expect("plain state").to_owned(),
+                listed,
+                notified_firing,
+            };
+            let phase = tiers.get(&snap.slos[0].id, "fast");
+            let want = Shown {
+                metric: match phase.state() {
+                    State::Pending => 1.0,
+                    State::Firing | State::Flapping => 2.0,
+                    State::Inactive | State::Resolved => 0.0,
+                },
+                slos: phase.state().to_string(),
+                listed: phase
+                    .is_firing()
+                    .then_some(phase.state() == State::Flapping),
+                notified_firing: phase.is_firing(),
+            };
+            assert_eq!(shown, want, "minute {m}: {phase:?}");
+            let name = match (phase.state(), phase.held_since()) {
+                (State::Firing, Some(_)) => "held".to_owned(),
+                (s, _) => s.to_string(),
+            };
+            if seen.last() != Some(&name) {
+                seen.push(name);
+            }
+        }
+        // Every state was shown, in this order, and the resolve was sent.
+        assert_eq!(
+            seen,
+            [
+                "inactive", "pending", "firing", "held", "firing", "held", "resolved", "pending",
+                "firing", "held", "flapping", "resolved"
+            ],
+            "{seen:?}"
+        );
+        assert_eq!(resolved_sent, 2);
+    }
 
     #[test]
     fn uuids_are_version_4() {

@@ -8,7 +8,7 @@
 //!   directory is restored; a corrupt or newer-version checkpoint stops the start with a message
 //!   saying how to proceed, instead of silently starting with an empty budget;
 //! - every `evaluation_interval`: evaluate and publish; every `checkpoint_interval`: save;
-//! - reload (SIGHUP, a changed rules file, or [`Agent::reload`]): a rule set with errors is
+//! - reload (SIGHUP, a changed rules file, `POST /-/reload` or [`Reloader`]): a rule set with errors is
 //!   rejected, logged with every error, and the agent keeps the last good rules;
 //! - shutdown: collectors stop, queued results are applied, a last evaluation is published and
 //!   the state is checkpointed.
@@ -71,10 +71,48 @@ pub enum AgentError {
     Alerting(#[from] alerting::AlertingError),
 }
 
+/// What a reload did: the rule generation in force afterwards and, when the new rules were
+/// rejected (the old ones keep running), every error as `file:line:column: ...`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadOutcome {
+    /// Whether the new rules are in force.
+    pub ok: bool,
+    /// The rule generation in force after the attempt.
+    pub generation: u64,
+    /// Why the new rules were rejected; empty on success.
+    pub errors: Vec<String>,
+}
+
+/// A reload request; the sender, when given, gets the outcome.
+type ReloadRequest = Option<tokio::sync::oneshot::Sender<ReloadOutcome>>;
+
+/// Asks the running agent to reload its rules (SIGHUP, `POST /-/reload`). Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(mpsc::Sender<ReloadRequest>);
+
+/// The agent has stopped, so it cannot reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the agent is shutting down")]
+pub struct Stopped;
+
+impl Reloader {
+    /// Asks for a reload without waiting for it (SIGHUP).
+    pub async fn request(&self) -> Result<(), Stopped> {
+        self.0.send(None).await.map_err(|_| Stopped)
+    }
+
+    /// Reloads and waits for the outcome.
+    pub async fn reload(&self) -> Result<ReloadOutcome, Stopped> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.send(Some(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
 /// A running agent.
 pub struct Agent {
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
-    reload: mpsc::Sender<()>,
+    reload: mpsc::Sender<ReloadRequest>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     alerting: Alerting,
@@ -84,6 +122,12 @@ impl Agent {
     /// Loads rules and state and starts collecting. Must be called inside a tokio runtime.
     pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let rules = load_rules(&cfg)?;
+        Agent::start_with(cfg, rules).await
+    }
+
+    /// [`Agent::start`] with rules already loaded and checked (`run` checks them with
+    /// [`crate::preflight`] first, so they are read and reported once).
+    pub async fn start_with(cfg: AgentConfig, rules: RuleSet) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
             path: cfg.data_dir.clone(),
             source,
@@ -156,8 +200,8 @@ impl Agent {
     }
 
     /// A handle that asks for a reload (as SIGHUP does).
-    pub fn reloader(&self) -> mpsc::Sender<()> {
-        self.reload.clone()
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reload.clone())
     }
 
     /// The alerting task's handle (alerts, silences).
@@ -246,7 +290,7 @@ async fn run_loop(
     shared: Shared,
     mut rx: mpsc::Receiver<Observation>,
     snap_tx: watch::Sender<Arc<AgentSnapshot>>,
-    mut reload_rx: mpsc::Receiver<()>,
+    mut reload_rx: mpsc::Receiver<ReloadRequest>,
     mut stop: watch::Receiver<bool>,
     probe_tap: mpsc::Sender<ProbeResult>,
 ) {
@@ -280,16 +324,20 @@ async fn run_loop(
                 let _ = snap_tx.send(Arc::new(snap));
             }
             _ = cp_tick.tick() => checkpoint(&cfg, &mut ev).await,
-            Some(()) = reload_rx.recv() => {
+            Some(reply) = reload_rx.recv() => {
                 files = rules_fingerprint(&cfg);
-                collectors = reload(&cfg, &mut ev, collectors, &shared).await;
+                let outcome;
+                (collectors, outcome) = reload(&cfg, &mut ev, collectors, &shared).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
             }
             _ = watch_tick.tick(), if cfg.reload_check_interval.is_some() => {
                 let now = rules_fingerprint(&cfg);
                 if now != files {
                     files = now;
                     tracing::info!("rules files changed: reloading");
-                    collectors = reload(&cfg, &mut ev, collectors, &shared).await;
+                    (collectors, _) = reload(&cfg, &mut ev, collectors, &shared).await;
                 }
             }
             Some(obs) = rx.recv() => {
@@ -340,7 +388,7 @@ async fn reload(
     ev: &mut Evaluator,
     collectors: Collectors,
     shared: &Shared,
-) -> Collectors {
+) -> (Collectors, ReloadOutcome) {
     match load_rules(cfg) {
         Ok(rules) => {
             collectors.stop().await;
@@ -353,7 +401,15 @@ async fn reload(
                 dropped = r.dropped.len(),
                 "rules reloaded"
             );
-            Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), shared)
+            let outcome = ReloadOutcome {
+                ok: true,
+                generation: ev.generation(),
+                errors: Vec::new(),
+            };
+            (
+                Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), shared),
+                outcome,
+            )
         }
         Err(e) => {
             let errors = match e {
@@ -367,8 +423,13 @@ async fn reload(
                 errors = errors.len(),
                 "rules reload rejected; keeping the last good rules"
             );
+            let outcome = ReloadOutcome {
+                ok: false,
+                generation: ev.generation(),
+                errors: errors.clone(),
+            };
             ev.reload_failed(errors);
-            collectors
+            (collectors, outcome)
         }
     }
 }

@@ -138,6 +138,25 @@ impl Phase {
     pub fn is_firing(&self) -> bool {
         matches!(self, Phase::Firing { .. } | Phase::Flapping { .. })
     }
+
+    /// When the current state began: pending since, firing or flapping since `startsAt`,
+    /// resolved at `endsAt`; `None` while inactive.
+    pub fn since(&self) -> Option<Timestamp> {
+        match *self {
+            Phase::Inactive => None,
+            Phase::Pending { since } => Some(since),
+            Phase::Firing { starts_at, .. } | Phase::Flapping { starts_at } => Some(starts_at),
+            Phase::Resolved { ends_at, .. } => Some(ends_at),
+        }
+    }
+
+    /// While firing only because `keep_firing_for` holds it: when its condition cleared.
+    pub fn held_since(&self) -> Option<Timestamp> {
+        match *self {
+            Phase::Firing { cleared_at, .. } => cleared_at,
+            _ => None,
+        }
+    }
 }
 
 /// One alert's state machine (see the module documentation for the exact semantics).
@@ -428,6 +447,19 @@ mod tests {
                 (16, State::Resolved, State::Firing),
             ]
         );
+    }
+
+    #[test]
+    fn since_and_held_since_name_when_each_state_began() {
+        assert_eq!(Phase::Inactive.since(), None);
+        assert_eq!(pending(2).since(), Some(t(2)));
+        assert_eq!(firing(3).since(), Some(t(3)));
+        assert_eq!(held(3, 5).since(), Some(t(3)));
+        assert_eq!(held(3, 5).held_since(), Some(t(5)));
+        assert_eq!(firing(3).held_since(), None);
+        assert_eq!(flapping(4).since(), Some(t(4)));
+        assert_eq!(resolved(3, 9).since(), Some(t(9)));
+        assert_eq!(resolved(3, 9).held_since(), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::agent::evaluator::{AgentSnapshot, ProbeStatus, TargetStatus};
-use crate::alert::lifecycle::{Lifecycle, Params, State};
+use crate::alert::lifecycle::{Lifecycle, Params, Phase, State};
 use crate::alert::{Alert, Fingerprint, names, rfc3339};
 use crate::rules::model::{Labels, ProbeAlert, ProbeTrigger, RuleSet, Service, Slo, SloId, Window};
 use crate::slo::engine::{SloReport, TierReport};
@@ -61,6 +61,33 @@ pub struct Transition {
     pub to: State,
     /// The evaluation instant.
     pub at: Timestamp,
+}
+
+/// Every burn-rate tier alert's phase, by SLO and tier name, as the lifecycles decided it at
+/// the newest evaluation: the one alert state that `/metrics`, OTLP, `/api/v1/slos`,
+/// `burnwatch status` and the demo show (the engine only reports each tier's raw condition).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TierPhases(BTreeMap<SloId, BTreeMap<String, Phase>>);
+
+impl TierPhases {
+    /// The phase of `slo`'s tier `tier` (inactive when unknown: never stepped yet).
+    pub fn get(&self, slo: &SloId, tier: &str) -> Phase {
+        self.0
+            .get(slo)
+            .and_then(|t| t.get(tier))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Number of SLOs with tier alerts.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True without tier alerts.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Where an alert's condition comes from.
@@ -220,6 +247,24 @@ impl Alerter {
         &self.state
     }
 
+    /// The phase of every burn-rate tier alert the rules define.
+    pub fn tier_phases(&self) -> TierPhases {
+        let mut out: BTreeMap<SloId, BTreeMap<String, Phase>> = BTreeMap::new();
+        for (fp, def) in &self.defs {
+            if let Source::Burn { slo, tier } = &def.source {
+                let phase = self
+                    .state
+                    .alerts
+                    .get(fp)
+                    .map_or(Phase::Inactive, |e| e.lifecycle.phase);
+                out.entry(slo.clone())
+                    .or_default()
+                    .insert(tier.clone(), phase);
+            }
+        }
+        TierPhases(out)
+    }
+
     /// Restores persisted state: lifecycles of alerts the rules still define are kept; firing
     /// ones whose rules are gone resolve at `now` (returned, like a reload).
     pub fn restore(&mut self, state: AlerterState, now: Timestamp) -> AlertSet {
@@ -337,7 +382,7 @@ impl Alerter {
                         probe_rules: &self.probe_rules,
                         now,
                     };
-                    if let Some(a) = context.annotations(&def.source) {
+                    if let Some(a) = context.annotations(&def.source, newly_resolved) {
                         entry.annotations = a;
                     }
                 }
@@ -489,6 +534,21 @@ impl Alerter {
                 continue;
             };
             if let Some((from, to)) = entry.lifecycle.force_resolve(now) {
+                if to == State::Resolved {
+                    // No report to recount: say why it ended instead of repeating the symptom.
+                    let name = entry
+                        .labels
+                        .get(names::ALERTNAME)
+                        .map_or("", String::as_str);
+                    entry.annotations.insert(
+                        names::SUMMARY.into(),
+                        format!(
+                            "{name} {} resolved: its rule was removed or changed",
+                            crate::alert::labels_string(&entry.labels)
+                        ),
+                    );
+                    entry.annotations.remove(names::DESCRIPTION);
+                }
                 out.transitions.push(Transition {
                     fingerprint: fp,
                     labels: entry.labels.clone(),
@@ -540,8 +600,17 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// The current annotations of an alert from `source`; None when its SLO, probe or target
-    /// is not in the snapshot.
-    fn annotations(&self, source: &Source) -> Option<Labels> {
+    /// is not in the snapshot. A `resolved` alert's summary and description say that it
+    /// recovered, with the final figures, instead of repeating the symptom.
+    fn annotations(&self, source: &Source, resolved: bool) -> Option<Labels> {
+        let mut a = self.symptom_annotations(source)?;
+        if resolved {
+            recovered(&mut a, source, self.rows);
+        }
+        Some(a)
+    }
+
+    fn symptom_annotations(&self, source: &Source) -> Option<Labels> {
         match source {
             Source::Burn { slo, tier } => self.rows.get(slo).and_then(|&(r, svc, s)| {
                 let t = r.tiers.iter().find(|t| &t.name == tier)?;
@@ -639,10 +708,19 @@ fn burn_annotations(r: &SloReport, svc: &Service, slo: &Slo, t: &TierReport) -> 
         format!("{long} over {}, {short} over {}", t.long, t.short),
     );
     let budget = r.budget.ratio;
+    let left = &a[names::BUDGET_REMAINING];
+    let outlook = match r.time_to_exhaustion {
+        Some(d) if d.is_zero() => format!("The budget is already exhausted ({left} left)."),
+        None => format!("The budget ({left} left) is not being spent at the current 1h burn rate."),
+        Some(_) => format!(
+            "At the current 1h burn rate the budget ({left} left) is spent in {}.",
+            a[names::TIME_TO_EXHAUSTION]
+        ),
+    };
     a.insert(
         names::DESCRIPTION.into(),
         format!(
-            "Errors are {:.2}% of events over the last {} and {:.2}% over the last {}, against an error budget of {} ({} over {}). At {long} the budget ({} left) is spent in {}.",
+            "Errors are {:.2}% of events over the last {} and {:.2}% over the last {}, against an error budget of {} ({} over {}). {outlook}",
             finite(t.long_burn * budget) * 100.0,
             t.long,
             finite(t.short_burn * budget) * 100.0,
@@ -650,11 +728,78 @@ fn burn_annotations(r: &SloReport, svc: &Service, slo: &Slo, t: &TierReport) -> 
             fmt_percent(budget, 3),
             a[names::OBJECTIVE],
             fmt_window(&slo.window),
-            a[names::BUDGET_REMAINING],
-            a[names::TIME_TO_EXHAUSTION],
         ),
     );
     a
+}
+
+/// Rewrites a resolved alert's `summary` and `description`: it recovered, with the figures at
+/// the evaluation that resolved it (the other annotations keep those figures too).
+fn recovered(
+    a: &mut Labels,
+    source: &Source,
+    rows: &HashMap<&SloId, (&SloReport, &Service, &Slo)>,
+) {
+    let (summary, description) = match source {
+        Source::Burn { slo, tier } => {
+            let Some(t) = rows
+                .get(slo)
+                .and_then(|(r, _, _)| r.tiers.iter().find(|t| &t.name == tier))
+            else {
+                return;
+            };
+            let factor = fmt_trim(t.factor, 2);
+            (
+                format!(
+                    "{slo} recovered: burn rate {} over {} and {} over {} ({}: no longer both above {factor}x)",
+                    fmt_rate(t.long_burn),
+                    t.long,
+                    fmt_rate(t.short_burn),
+                    t.short,
+                    t.name
+                ),
+                format!(
+                    "The {} condition no longer holds: the burn rate is {} over the last {} and {} over the last {}, against a threshold of {factor}x. Error budget left: {} over {}.",
+                    t.name,
+                    fmt_rate(t.long_burn),
+                    t.long,
+                    fmt_rate(t.short_burn),
+                    t.short,
+                    a.get(names::BUDGET_REMAINING).map_or("", String::as_str),
+                    rows.get(slo)
+                        .map_or_else(String::new, |(_, _, s)| fmt_window(&s.window)),
+                ),
+            )
+        }
+        Source::Budget { slo } => {
+            let window = rows
+                .get(slo)
+                .map_or_else(String::new, |(_, _, s)| fmt_window(&s.window));
+            let left = a.get(names::BUDGET_REMAINING).map_or("", String::as_str);
+            (
+                format!("{slo} has error budget left again ({left} left over {window})"),
+                format!(
+                    "The SLI over {window} is {} against an objective of {}: the error budget is no longer spent ({left} left).",
+                    a.get(names::SLI).map_or("", String::as_str),
+                    a.get(names::OBJECTIVE).map_or("", String::as_str),
+                ),
+            )
+        }
+        Source::NoData { slo, .. } => (
+            format!("{slo} counts events again"),
+            format!("{slo} has counted new events since the last evaluation."),
+        ),
+        Source::Probe { name } => (
+            format!("probe {name} is up again"),
+            format!("Probe {name} passed enough checks in a row to count as up."),
+        ),
+        Source::Target { name } => (
+            format!("scrape target {name} is up again"),
+            format!("The newest scrape of target {name} succeeded."),
+        ),
+    };
+    a.insert(names::SUMMARY.into(), summary);
+    a.insert(names::DESCRIPTION.into(), description);
 }
 
 fn budget_annotations(r: &SloReport, svc: &Service, slo: &Slo) -> Labels {

@@ -22,7 +22,7 @@ use crate::agent::alerting::AlertingView;
 use crate::export::text::{Kind, Value};
 use crate::export::{alert_state_value, percentile_points, rule_labels, window_name};
 use crate::notify::delivery::{BreakerState, DeliveryError};
-use crate::notify::dispatch::AlertState;
+use crate::notify::dispatch::SuppressionState;
 use crate::notify::silence::SilenceState;
 use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo};
@@ -255,16 +255,15 @@ const NOTIFY_REASONS: [NotifyReason; 5] = [
     NotifyReason::Repeat,
 ];
 
-/// Why a delivery failed for good, as counted (one value of each kind).
-fn failure_reasons() -> [&'static str; 5] {
+/// Why a delivery failed for good, as counted (one value of each kind; superseded ones are
+/// not failures and have their own family).
+fn failure_reasons() -> [&'static str; 3] {
     [
         DeliveryError::Permanent(String::new()),
         DeliveryError::RetriesExhausted {
             attempts: 0,
             last: String::new(),
         },
-        DeliveryError::Overflow { capacity: 0 },
-        DeliveryError::Superseded,
         DeliveryError::Shutdown { last: None },
     ]
     .map(|e| e.key())
@@ -428,17 +427,19 @@ pub static FAMILIES: &[Family] = &[
         name: "burnwatch_slo_alert_state",
         kind: Kind::Gauge,
         unit: "",
-        help: "Burn-rate alert tier state: 0 quiet, 1 pending (for not yet elapsed), 2 firing",
+        help: "Burn-rate tier alert state, as its lifecycle decided it (the state /api/v1/alerts and the notifications show): 0 not firing, 1 pending, 2 firing (also held by keep_firing_for or flap damping); absent without alerting",
         subject: Subject::Slo,
         labels: &[("tier", ""), ("severity", "")],
         points: |s, out| {
+            // The lifecycles decide the state; without the alerting task none is decided.
+            let Some(v) = s.alerting else { return };
             for (i, row) in s.rows.iter().enumerate() {
                 for t in &row.report.tiers {
                     gauge(
                         out,
                         Some(i),
                         &[("tier", t.name.as_str()), ("severity", t.severity.as_str())],
-                        alert_state_value(t.state),
+                        alert_state_value(v.tiers.get(&row.report.id, &t.name)),
                     );
                 }
             }
@@ -697,7 +698,7 @@ pub static FAMILIES: &[Family] = &[
             let suppressed = v
                 .alerts
                 .iter()
-                .filter(|a| a.state == AlertState::Suppressed)
+                .filter(|a| a.state == SuppressionState::Suppressed)
                 .count();
             for (state, n) in [
                 ("firing", v.alerts.len()),
@@ -742,14 +743,31 @@ pub static FAMILIES: &[Family] = &[
         labels: &[
             ("receiver", ""),
             ("integration", ""),
-            (
-                "reason",
-                "`permanent`/`retries_exhausted`/`overflow`/`superseded`/`shutdown`",
-            ),
+            ("reason", "`permanent`/`retries_exhausted`/`shutdown`"),
         ],
         points: |s, out| {
             let Some(v) = s.alerting else { return };
             per_reason(v, out, &v.counters.failed, &failure_reasons());
+        },
+    },
+    Family {
+        name: "burnwatch_notifications_superseded",
+        kind: Kind::Counter,
+        unit: "{notification}",
+        help: "Notifications replaced by a newer one for the same group before they were sent (not failures: the group's newest state is delivered in their place), by receiver and integration kind",
+        subject: Subject::Alerting,
+        labels: &[("receiver", ""), ("integration", "")],
+        points: |s, out| {
+            let Some(v) = s.alerting else { return };
+            for (r, i) in integration_pairs(v).into_keys() {
+                let n = v
+                    .counters
+                    .superseded
+                    .get(&(r.to_owned(), i))
+                    .copied()
+                    .unwrap_or(0);
+                count(out, None, &[("receiver", r), ("integration", i)], n);
+            }
         },
     },
     Family {

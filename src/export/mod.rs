@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::alert::lifecycle::Phase;
 use crate::rules::model::{Service, Slo, Window};
-use crate::slo::engine::AlertState;
 use crate::slo::sketch::LatencyQuantiles;
 
 pub mod catalogue;
@@ -57,12 +57,14 @@ pub fn window_name(w: &Window) -> Cow<'static, str> {
     }
 }
 
-/// An alert tier's state as a number: 0 quiet, 1 pending, 2 firing.
-pub fn alert_state_value(s: AlertState) -> f64 {
-    match s {
-        AlertState::Quiet => 0.0,
-        AlertState::Pending { .. } => 1.0,
-        AlertState::Firing { .. } => 2.0,
+/// A tier alert's phase, as its lifecycle decided it, as a number: 0 not firing (inactive or
+/// resolved), 1 pending, 2 firing (also while held by `keep_firing_for` or flap damping, as
+/// `/api/v1/alerts` lists it).
+pub fn alert_state_value(p: Phase) -> f64 {
+    match p {
+        Phase::Inactive | Phase::Resolved { .. } => 0.0,
+        Phase::Pending { .. } => 1.0,
+        Phase::Firing { .. } | Phase::Flapping { .. } => 2.0,
     }
 }
 

@@ -32,13 +32,13 @@
 //! **TLS.** `https://` endpoints work for both transports with the crate's one TLS stack:
 //! rustls with the `ring` provider and the Mozilla roots of `webpki-roots`, plus
 //! [`OtlpConfig::ca_file`]. gRPC goes through tonic's rustls connector; OTLP/HTTP goes through
-//! `HyperClient` (hyper + tokio-rustls), so neither reqwest nor a second TLS stack is built.
+//! the shared [`crate::http_client::HttpClient`], so neither reqwest nor a second TLS stack is
+//! built.
 //!
 //! **Secrets.** Header values are usually credentials: the `Debug` form of [`OtlpConfig`] shows
 //! header names only, and no error or log line carries a value.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -62,137 +62,21 @@ use crate::agent::AgentSnapshot;
 use crate::agent::alerting::AlertingView;
 use crate::export::catalogue::{FAMILIES, Family, Sink, Sources};
 use crate::export::text::{Kind, Value};
+use crate::http_client::{ClientError, HttpClient};
+use crate::time::Dur;
 
-/// The `service.name` resource attribute when [`OtlpConfig::resource`] sets none.
-pub const DEFAULT_SERVICE_NAME: &str = "burnwatch";
-
-/// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    /// OTLP/gRPC (the collector's port 4317 by convention).
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies, POSTed to `<endpoint>/v1/metrics` (port 4318).
-    HttpProtobuf,
-}
-
-/// Where and how often to push metrics.
-#[derive(Clone, PartialEq)]
-pub struct OtlpConfig {
-    /// Collector URL, `http://host:port` or `https://host:port`. For HTTP, `/v1/metrics` is
-    /// appended unless the path already ends with it.
-    pub endpoint: String,
-    /// The transport.
-    pub protocol: OtlpProtocol,
-    /// Time between exports (must be positive).
-    pub interval: Duration,
-    /// Extra request headers (gRPC metadata for gRPC), e.g. an auth token. Values are treated
-    /// as secrets: never shown by `Debug`, errors or logs.
-    pub headers: Vec<(String, String)>,
-    /// Resource attributes; `service.name` defaults to [`DEFAULT_SERVICE_NAME`].
-    pub resource: Vec<(String, String)>,
-    /// Bound on one export, connection included (must be positive).
-    pub timeout: Duration,
-    /// A PEM bundle trusted on top of the Mozilla roots for an `https://` endpoint (e.g. the
-    /// private CA that signed the collector's certificate).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for OtlpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Header values are credentials: show that they exist, not what they are.
-        let headers: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(k, _)| format!("{k}: <redacted>"))
-            .collect();
-        f.debug_struct("OtlpConfig")
-            .field("endpoint", &self.endpoint)
-            .field("protocol", &self.protocol)
-            .field("interval", &self.interval)
-            .field("headers", &headers)
-            .field("resource", &self.resource)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
-}
-
-impl OtlpConfig {
-    /// A config with the OpenTelemetry defaults: 60 s interval, 10 s timeout, no headers.
-    pub fn new(endpoint: impl Into<String>, protocol: OtlpProtocol) -> OtlpConfig {
-        OtlpConfig {
-            endpoint: endpoint.into(),
-            protocol,
-            interval: Duration::from_secs(60),
-            headers: Vec::new(),
-            resource: Vec::new(),
-            timeout: Duration::from_secs(10),
-            ca_file: None,
-        }
-    }
-
-    /// Everything [`OtlpExporter::start`] would refuse, checked without starting anything:
-    /// the endpoint, the headers, the durations and the CA file. The agent config calls it so
-    /// that these are config errors with a position.
-    pub fn check(&self) -> Result<(), OtlpError> {
-        if self.interval.is_zero() {
-            return Err(OtlpError::ZeroDuration { what: "interval" });
-        }
-        if self.timeout.is_zero() {
-            return Err(OtlpError::ZeroDuration { what: "timeout" });
-        }
-        endpoint(self)?;
-        header_map(&self.headers)?;
-        if let Some(path) = &self.ca_file {
-            read_ca(path)?;
-        }
-        Ok(())
-    }
-
-    fn is_https(&self) -> bool {
-        self.endpoint.starts_with("https://")
-    }
-}
+pub use crate::config::otlp::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpConfigError, OtlpProtocol};
+use crate::config::otlp::{endpoint, header_map, read_ca};
 
 /// Why the exporter could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    /// The endpoint is not an `http://` or `https://` URL.
-    #[error("OTLP endpoint {endpoint:?}: {reason}")]
-    Endpoint {
-        /// The configured endpoint.
-        endpoint: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A header name or value is not valid in HTTP/gRPC.
-    #[error("OTLP header {name:?}: {reason}")]
-    Header {
-        /// The header name.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The interval or timeout is zero.
-    #[error("OTLP {what} must be positive")]
-    ZeroDuration {
-        /// `interval` or `timeout`.
-        what: &'static str,
-    },
+    /// The settings cannot be used.
+    #[error(transparent)]
+    Config(#[from] OtlpConfigError),
     /// Both transports run their connections on the caller's tokio runtime.
     #[error("OTLP exporter must be started inside a tokio runtime")]
     NoRuntime,
-    /// The `ca_file` cannot be read or holds no usable certificate.
-    #[error("OTLP ca_file {path}: {reason}")]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The TLS client configuration cannot be built.
-    #[error("OTLP TLS setup: {0}")]
-    Tls(String),
     /// The SDK refused the exporter configuration.
     #[error("building the OTLP exporter for {endpoint}: {source}")]
     Build {
@@ -225,10 +109,20 @@ impl std::fmt::Debug for OtlpExporter {
 }
 
 impl OtlpExporter {
-    /// Builds the pipeline and starts exporting every `cfg.interval`: the newest snapshot
-    /// and, when `alerting` is given, the alerting families of the newest alerting view. Must
-    /// be called inside a tokio runtime (the connections of both transports run on it).
+    /// Builds the pipeline and starts exporting the newest snapshot every `cfg.interval`,
+    /// without the alerting families. Must be called inside a tokio runtime (the connections
+    /// of both transports run on it).
     pub fn start(
+        cfg: &OtlpConfig,
+        snapshots: watch::Receiver<Arc<AgentSnapshot>>,
+    ) -> Result<OtlpExporter, OtlpError> {
+        OtlpExporter::start_with(cfg, snapshots, None)
+    }
+
+    /// As [`OtlpExporter::start`], with the alerting task's views: the alerting families and
+    /// the tier alert states (`burnwatch_slo_alert_state`) are read from them, as `/metrics`
+    /// reads them. Without views none of these is exported.
+    pub fn start_with(
         cfg: &OtlpConfig,
         snapshots: watch::Receiver<Arc<AgentSnapshot>>,
         alerting: Option<watch::Receiver<Arc<AlertingView>>>,
@@ -314,14 +208,14 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
             b.build().map_err(build_err)
         }
         OtlpProtocol::HttpProtobuf => {
-            let tls = if cfg.is_https() {
-                Some(tls_config(cfg.ca_file.as_deref())?)
-            } else {
-                None
-            };
-            let client = HyperClient {
+            let client = OtlpHttp {
                 runtime,
-                tls,
+                client: HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(|e| match e {
+                    ClientError::CaFile { path, reason } => {
+                        OtlpConfigError::CaFile { path, reason }
+                    }
+                    ClientError::Tls(e) => OtlpConfigError::Tls(e),
+                })?,
                 timeout: cfg.timeout,
             };
             let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
@@ -339,110 +233,35 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
     }
 }
 
-/// Reads and checks the CA bundle (see [`crate::probe::tls::read_ca_file`]); returns its bytes.
-fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, OtlpError> {
-    crate::probe::tls::read_ca_file(path).map_err(tls_error)
-}
-
-/// The rustls client configuration of the HTTP transport: the one every outbound HTTPS client
-/// shares (ring, Mozilla roots, the CA file).
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, OtlpError> {
-    crate::probe::tls::verifying_config(ca_file).map_err(tls_error)
-}
-
-fn tls_error(e: crate::probe::ProbeError) -> OtlpError {
-    match e {
-        crate::probe::ProbeError::CaFile { path, reason } => OtlpError::CaFile { path, reason },
-        e => OtlpError::Tls(e.to_string()),
-    }
-}
-
 /// Largest collector response read (the SDK's own clients use the same bound).
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
-/// The OTLP/HTTP transport: one HTTP/1.1 connection per export (exports are seconds to
-/// minutes apart, so pooling buys nothing), TLS through tokio-rustls. The SDK calls it from
-/// its own reader thread, outside any runtime, so each request runs on the runtime the
-/// exporter was started in.
+/// The OTLP/HTTP transport: the shared client (its connection is kept between exports when
+/// they are closer than its idle timeout). The SDK calls it from its own reader thread, outside
+/// any runtime, so each request runs on the runtime the exporter was started in.
 #[derive(Debug)]
-struct HyperClient {
+struct OtlpHttp {
     runtime: tokio::runtime::Handle,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    client: HttpClient,
     timeout: Duration,
 }
 
 #[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for HyperClient {
+impl opentelemetry_http::HttpClient for OtlpHttp {
     async fn send_bytes(
         &self,
         request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        let send = send(self.tls.clone(), request);
-        let timeout = self.timeout;
-        // The timer too must be created on the runtime, not on the SDK's thread.
-        let bounded = async move { tokio::time::timeout(timeout, send).await };
-        match self.runtime.spawn(bounded).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(format!("no answer within {:?}", self.timeout).into()),
-            Err(join) => Err(join.to_string().into()),
-        }
+        let client = self.client.clone();
+        let timeout = Dur(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
+        let send = async move { client.send(request, timeout, MAX_RESPONSE_BYTES).await };
+        let r = self.runtime.spawn(send).await?;
+        let r = r?;
+        let mut response = http::Response::new(r.body);
+        *response.status_mut() = http::StatusCode::from_u16(r.status).map_err(|e| e.to_string())?;
+        *response.headers_mut() = r.headers;
+        Ok(response)
     }
-}
-
-async fn send(
-    tls: Option<Arc<rustls::ClientConfig>>,
-    request: http::Request<bytes::Bytes>,
-) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-    use http_body_util::{BodyExt, Full, Limited};
-    use hyper_util::rt::TokioIo;
-    let uri = request.uri().clone();
-    let host = uri.host().ok_or("the endpoint has no host")?.to_owned();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if tls.is_some() { 443 } else { 80 });
-    let (mut parts, body) = request.into_parts();
-    // HTTP/1.1 wants origin-form and a Host header.
-    parts.uri = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
-    parts.headers.insert(
-        http::header::HOST,
-        http::HeaderValue::from_str(authority).map_err(|e| e.to_string())?,
-    );
-    let request = http::Request::from_parts(parts, Full::new(body));
-    // IPv6 literals arrive bracketed in the URI; the resolver and SNI want them bare.
-    let bare = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port)).await?;
-    let _ = tcp.set_nodelay(true);
-    let response = match tls {
-        Some(cfg) => {
-            let name = rustls::pki_types::ServerName::try_from(bare)?;
-            let stream = tokio_rustls::TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await?;
-            let (mut tx, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            tx.send_request(request).await?
-        }
-        None => {
-            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-            tokio::spawn(conn);
-            tx.send_request(request).await?
-        }
-    };
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await?
-        .to_bytes();
-    Ok(http::Response::from_parts(parts, body))
 }
 
 /// The SDK exporter, logging each failed export (the SDK's own logging is compiled out) and
@@ -488,52 +307,6 @@ impl PushMetricExporter for Logged {
     fn temporality(&self) -> Temporality {
         self.inner.temporality()
     }
-}
-
-/// The URL the SDK gets: checked to be `http://` or `https://` with a host, with the OTLP/HTTP
-/// path for HTTP (the SDK uses a programmatic endpoint verbatim).
-fn endpoint(cfg: &OtlpConfig) -> Result<String, OtlpError> {
-    let bad = |reason| OtlpError::Endpoint {
-        endpoint: cfg.endpoint.clone(),
-        reason,
-    };
-    let Some(rest) = cfg
-        .endpoint
-        .strip_prefix("http://")
-        .or_else(|| cfg.endpoint.strip_prefix("https://"))
-    else {
-        return Err(bad("must start with http:// or https://"));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(bad("has no host"));
-    }
-    match cfg.endpoint.parse::<http::Uri>() {
-        Ok(u) if u.host().is_some_and(|h| !h.is_empty()) => {}
-        _ => return Err(bad("is not a valid URL")),
-    }
-    let base = cfg.endpoint.trim_end_matches('/');
-    Ok(match cfg.protocol {
-        OtlpProtocol::Grpc => base.to_owned(),
-        OtlpProtocol::HttpProtobuf if base.ends_with("/v1/metrics") => base.to_owned(),
-        OtlpProtocol::HttpProtobuf => format!("{base}/v1/metrics"),
-    })
-}
-
-/// Validates the headers once at start (the HTTP exporter would otherwise drop bad ones
-/// silently); the result is the gRPC metadata.
-fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap, OtlpError> {
-    let mut map = http::HeaderMap::new();
-    for (name, value) in headers {
-        let bad = |reason: String| OtlpError::Header {
-            name: name.clone(),
-            reason,
-        };
-        let n = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|e| bad(e.to_string()))?;
-        let v = http::HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
-        map.append(n, v);
-    }
-    Ok(map)
 }
 
 /// The SDK's resource (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`), then our service name
@@ -688,82 +461,4 @@ fn instrument(meter: &Meter, i: usize, f: &'static Family, pin: Arc<Pin>) -> Ins
 enum Instrument {
     Gauge(ObservableGauge<f64>),
     Counter(ObservableCounter<u64>),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(endpoint: &str, protocol: OtlpProtocol) -> OtlpConfig {
-        OtlpConfig::new(endpoint, protocol)
-    }
-
-    #[test]
-    fn http_endpoint_gets_the_metrics_path_once() {
-        let h = OtlpProtocol::HttpProtobuf;
-        assert_eq!(
-            endpoint(&cfg("http://127.0.0.1:4318", h)).expect("valid"),
-            "http://127.0.0.1:4318/v1/metrics"
-        );
-        assert_eq!(
-            endpoint(&cfg("http://c:4318/v1/metrics/", h)).expect("valid"),
-            "http://c:4318/v1/metrics"
-        );
-        assert_eq!(
-            endpoint(&cfg("http://c:4317/", OtlpProtocol::Grpc)).expect("valid"),
-            "http://c:4317"
-        );
-    }
-
-    #[test]
-    fn bad_endpoints_and_headers_are_refused() {
-        for e in [
-            "ftp://c:4317",
-            "c:4317",
-            "http://",
-            "http:///x",
-            "http://a b:1",
-        ] {
-            assert!(
-                matches!(
-                    endpoint(&cfg(e, OtlpProtocol::Grpc)),
-                    Err(OtlpError::Endpoint { .. })
-                ),
-                "{e}"
-            );
-        }
-        assert!(matches!(
-            header_map(&[("bad name".into(), "v".into())]),
-            Err(OtlpError::Header { .. })
-        ));
-        assert!(matches!(
-            header_map(&[("x".into(), "line\nbreak".into())]),
-            Err(OtlpError::Header { .. })
-        ));
-        let ok = header_map(&[("X-Token".into(), "abc".into())]).expect("valid");
-        assert_eq!(ok.get("x-token").map(|v| v.as_bytes()), Some(&b"abc"[..]));
-    }
-
-    #[test]
-    fn https_is_accepted_and_secrets_stay_out_of_debug() {
-        assert_eq!(
-            endpoint(&cfg("https://c:4318", OtlpProtocol::HttpProtobuf)).expect("valid"),
-            "https://c:4318/v1/metrics"
-        );
-        let c = OtlpConfig {
-            headers: vec![("x-api-key".into(), "hunter2".into())],
-            ..cfg("https://c:4317", OtlpProtocol::Grpc)
-        };
-        c.check().expect("valid");
-        let dbg = format!("{c:?}");
-        assert!(
-            dbg.contains("x-api-key: <redacted>") && !dbg.contains("hunter2"),
-            "{dbg}"
-        );
-        let zero = OtlpConfig {
-            interval: Duration::ZERO,
-            ..c
-        };
-        assert!(matches!(zero.check(), Err(OtlpError::ZeroDuration { .. })));
-    }
 }

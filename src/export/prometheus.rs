@@ -173,7 +173,7 @@ mod tests {
     use crate::agent::evaluator::{Evaluator, Observation};
     use crate::exposition::{Format, parse_owned};
     use crate::notify::delivery::BreakerState;
-    use crate::notify::dispatch::AlertState;
+    use crate::notify::dispatch::SuppressionState;
     use crate::probe::{Phases, ProbeOutcome};
     use crate::rules::load_str;
     use crate::time::Timestamp;
@@ -271,8 +271,27 @@ slos:
                 .filter(|s| s.name == "burnwatch_slo_objective_ratio")
                 .all(|s| !s.labels.iter().any(|(k, _)| k == "tier"))
         );
+        // Tier alert states are the lifecycles' decisions: none without an alerting view.
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.name != "burnwatch_slo_alert_state")
+        );
+        let snap = snapshot();
+        let mut alerter = crate::alert::source::Alerter::new(&snap.rules, "http://bw");
+        alerter.evaluate(&snap, snap.at);
+        let view = AlertingView {
+            tiers: Arc::new(alerter.tier_phases()),
+            ..AlertingView::default()
+        };
+        let page =
+            encode_page(&snap, Some(&Arc::new(view)), PageOptions::default()).expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
         let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
-        assert!(value(&samples, "burnwatch_slo_alert_state", &page_fast) >= 1.0);
+        assert_eq!(
+            value(&samples, "burnwatch_slo_alert_state", &page_fast),
+            2.0
+        );
         let p = [("service", "shop"), ("probe", "home")];
         assert_eq!(value(&samples, "burnwatch_probe_success", &p), 1.0);
         // Exactly the declaring service and the name: the rules' labels stay off probe series.
@@ -369,7 +388,7 @@ slos:
         use crate::notify::dispatch::AlertView;
         use crate::notify::silence::Silence;
         let at = Timestamp(1_780_000_000_000);
-        let alert = |name: &str, state: AlertState| {
+        let alert = |name: &str, state: SuppressionState| {
             let labels: crate::rules::model::Labels =
                 [("alertname".to_owned(), name.to_owned())].into();
             AlertView {
@@ -407,8 +426,8 @@ slos:
         let mut view = AlertingView {
             at,
             alerts: vec![
-                alert("A", AlertState::Active),
-                alert("B", AlertState::Suppressed),
+                alert("A", SuppressionState::Active),
+                alert("B", SuppressionState::Suppressed),
             ],
             pending: 3,
             silences: vec![silence("s1", 60), silence("s2", 0), silence("s3", 0)],
@@ -426,6 +445,9 @@ slos:
         view.counters
             .failed
             .insert(("oncall".into(), "webhook", "permanent"), 1);
+        view.counters
+            .superseded
+            .insert(("oncall".into(), "webhook"), 7);
         view.counters.suppressed.insert("silenced", 5);
         let page = encode_page(&snapshot(), Some(&Arc::new(view)), PageOptions::default())
             .expect("encodes");
@@ -458,6 +480,15 @@ slos:
         assert_eq!(
             v("burnwatch_notifications_failed_total", &with("shutdown")),
             0.0
+        );
+        // Superseded is not a failure: its own family, not a failure reason.
+        assert_eq!(v("burnwatch_notifications_superseded_total", &hook_l), 7.0);
+        assert!(
+            !samples
+                .iter()
+                .any(|s| s.name == "burnwatch_notifications_failed_total"
+                    && s.labels.iter().any(|(_, v)| v == "superseded")),
+            "superseded counted as a failure"
         );
         // Two webhooks of one receiver: queues add up, one breaker is open.
         assert_eq!(v("burnwatch_notification_queue_length", &hook_l), 3.0);

@@ -13,26 +13,21 @@
 //!   (Prometheus' `resolvedRetention`) so an Alertmanager that restarted meanwhile still learns
 //!   of the resolve. "Decide" ([`AlertmanagerSender::due`]) is separate from "mark done"
 //!   ([`AlertmanagerSender::mark_sent`]) so a write-ahead log can sit between them.
-//! - [`AlertmanagerClient`]: the HTTP part (hyper 1, HTTP/1.1; https with rustls/ring and the
-//!   Mozilla roots plus an optional CA file), with basic or bearer auth read from env or file.
+//! - [`AlertmanagerClient`]: the HTTP part, through the shared [`crate::http_client`] (pooled
+//!   HTTP/1.1, https with the Mozilla roots plus an optional CA file, the one `Retry-After`
+//!   parser and classification), with basic or bearer auth read from env or file.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Request, header};
-use hyper_util::rt::TokioIo;
-use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+use hyper::header;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
+use crate::http_client::{ClientError, HttpClient, Url, classify, secret_header, wall_now};
 use crate::notify::SendError;
 use crate::notify::email::{decode_password, relative_to_config};
-use crate::probe::ProbeError;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::Labels;
@@ -42,12 +37,11 @@ use crate::time::{Dur, Timestamp};
 
 /// Default `resend_interval` (Prometheus' `--rules.alert.resend-delay`).
 pub const DEFAULT_RESEND_INTERVAL: Dur = Dur::MINUTE;
-/// Default bound on one POST (Prometheus' Alertmanager timeout).
-pub const DEFAULT_TIMEOUT: Dur = Dur(10_000);
+/// Default bound on one POST: the shared client's default, which is also Prometheus'
+/// Alertmanager timeout (10s).
+pub const DEFAULT_TIMEOUT: Dur = crate::http_client::DEFAULT_TIMEOUT;
 /// How long a resolved alert keeps being re-sent (Prometheus' `resolvedRetention`).
 pub const RESOLVED_RETENTION: Dur = Dur(15 * 60_000);
-/// Largest response body read (Alertmanager answers with an empty body or a short error).
-const RESPONSE_LIMIT: usize = 64 * 1024;
 
 /// The lease a firing alert's `endsAt` carries: 4 × max(evaluation interval, resend interval),
 /// as Prometheus computes `ValidUntil`. If burnwatch stops sending, Alertmanager resolves the
@@ -331,14 +325,10 @@ pub enum AlertmanagerError {
 /// One Alertmanager endpoint, parsed once.
 #[derive(Debug, Clone)]
 struct Endpoint {
+    /// As configured (it may carry no credentials, so messages show it).
     url: String,
-    tls: bool,
-    host: String,
-    port: u16,
-    /// `host[:port]` as sent in `Host:`.
-    authority: String,
-    /// `<prefix>/api/v2/alerts`.
-    path: String,
+    /// `<url>/api/v2/alerts`.
+    target: Url,
 }
 
 impl Endpoint {
@@ -367,21 +357,21 @@ impl Endpoint {
                 None => (authority, None),
             },
         };
-        let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| bad("bad port"))?,
-            None if tls => 443,
-            None => 80,
-        };
+        if let Some(p) = port {
+            p.parse::<u16>().map_err(|_| bad("bad port"))?;
+        }
         if host.is_empty() {
             return Err(bad("no host"));
         }
+        let target = Url::parse(&format!(
+            "{}://{authority}{}/api/v2/alerts",
+            if tls { "https" } else { "http" },
+            prefix.trim_end_matches('/')
+        ))
+        .map_err(|_| bad("not a valid URL"))?;
         Ok(Endpoint {
             url: url.to_owned(),
-            tls,
-            host: host.to_owned(),
-            port,
-            authority: authority.to_owned(),
-            path: format!("{}/api/v2/alerts", prefix.trim_end_matches('/')),
+            target,
         })
     }
 }
@@ -392,7 +382,7 @@ pub struct AlertmanagerClient {
     timeout: Dur,
     lease: Dur,
     authorization: Option<SecretValue>,
-    tls: Option<Arc<ClientConfig>>,
+    client: HttpClient,
 }
 
 impl fmt::Debug for AlertmanagerClient {
@@ -435,17 +425,16 @@ impl AlertmanagerClient {
                 )))
             }
         };
-        let tls = if endpoints.iter().any(|e| e.tls) {
-            Some(tls_config(config.ca_file.as_deref())?)
-        } else {
-            None
-        };
+        let client = HttpClient::with_ca_file(config.ca_file.as_deref()).map_err(|e| match e {
+            ClientError::CaFile { path, reason } => AlertmanagerError::CaFile { path, reason },
+            ClientError::Tls(e) => AlertmanagerError::Tls(e),
+        })?;
         Ok(AlertmanagerClient {
             endpoints,
             timeout: config.timeout,
             lease: lease(evaluation_interval, config.resend_interval),
             authorization,
-            tls,
+            client,
         })
     }
 
@@ -470,20 +459,7 @@ impl AlertmanagerClient {
             }
         })?;
         let body = Bytes::from(body);
-        let results = futures_join(self.endpoints.iter().map(|e| {
-            let body = body.clone();
-            async move {
-                tokio::time::timeout(self.timeout.to_std(), self.post(e, body))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(SendError::Retryable {
-                            message: format!("{}: no answer within {}", e.url, self.timeout),
-                            retry_after: None,
-                        })
-                    })
-            }
-        }))
-        .await;
+        let results = futures_join(self.endpoints.iter().map(|e| self.post(e, body.clone()))).await;
         let mut errors = Vec::new();
         let mut accepted = 0usize;
         for r in results {
@@ -506,92 +482,19 @@ impl AlertmanagerClient {
     }
 
     async fn post(&self, e: &Endpoint, body: Bytes) -> Result<(), SendError> {
-        let retry = |what: String| SendError::Retryable {
-            message: format!("{}: {what}", e.url),
-            retry_after: None,
-        };
-        let tcp = TcpStream::connect((e.host.as_str(), e.port))
-            .await
-            .map_err(|err| retry(format!("connect: {err}")))?;
-        let mut req = Request::post(e.path.as_str())
-            .header(header::HOST, e.authority.as_str())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("burnwatch/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(body))
-            .map_err(|err| SendError::Permanent {
+        let mut headers = Vec::new();
+        if let Some(auth) = &self.authorization {
+            let value = secret_header(auth.expose()).map_err(|err| SendError::Permanent {
                 message: format!("{}: {err}", e.url),
             })?;
-        if let Some(auth) = &self.authorization {
-            let mut value =
-                header::HeaderValue::from_str(auth.expose()).map_err(|_| SendError::Permanent {
-                    message: format!("{}: the credentials are not a valid header value", e.url),
-                })?;
-            value.set_sensitive(true);
-            req.headers_mut().insert(header::AUTHORIZATION, value);
+            headers.push((header::AUTHORIZATION, value));
         }
-        let (status, retry_after, text) = match (&self.tls, e.tls) {
-            (Some(config), true) => {
-                let name =
-                    ServerName::try_from(e.host.clone()).map_err(|err| SendError::Permanent {
-                        message: format!("{}: host: {err}", e.url),
-                    })?;
-                let stream = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|err| retry(format!("TLS: {err}")))?;
-                exchange(TokioIo::new(stream), req).await
-            }
-            _ => exchange(TokioIo::new(tcp), req).await,
-        }
-        .map_err(retry)?;
-        match status {
-            200..=299 => Ok(()),
-            429 | 500..=599 => Err(SendError::Retryable {
-                message: format!("{}: HTTP {status}: {text}", e.url),
-                retry_after,
-            }),
-            _ => Err(SendError::Permanent {
-                message: format!("{}: HTTP {status}: {text}", e.url),
-            }),
-        }
+        let resp = self
+            .client
+            .post_json(&e.target, &headers, body, self.timeout)
+            .await?;
+        Ok(classify(&e.url, &resp, wall_now())?)
     }
-}
-
-/// One HTTP/1.1 exchange: status, `Retry-After` (seconds form) and the start of the body.
-async fn exchange<S>(
-    io: TokioIo<S>,
-    req: Request<Full<Bytes>>,
-) -> Result<(u16, Option<Dur>, String), String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    // The connection task ends with the exchange (the request asks for nothing more).
-    tokio::spawn(conn);
-    let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Dur::from_secs);
-    let body = Limited::new(response.into_body(), RESPONSE_LIMIT)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&body)
-        .trim()
-        .chars()
-        .take(200)
-        .collect();
-    Ok((status, retry_after, text))
 }
 
 /// Runs the futures concurrently and returns their outputs in order.
@@ -619,14 +522,6 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
     })
     .await;
     out.into_iter().flatten().collect()
-}
-
-/// The shared verifying TLS configuration (Mozilla roots plus `ca_file`).
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, AlertmanagerError> {
-    crate::probe::tls::verifying_config(ca_file).map_err(|e| match e {
-        ProbeError::CaFile { path, reason } => AlertmanagerError::CaFile { path, reason },
-        e => AlertmanagerError::Tls(e.to_string()),
-    })
 }
 
 /// Standard base64 with padding (RFC 4648), for basic auth: the crate the webhook uses too.
@@ -785,14 +680,17 @@ mod tests {
     #[test]
     fn endpoints_parse_with_prefix_port_and_v6() {
         let e = Endpoint::parse("https://am.example/alertmanager").expect("ok");
-        assert_eq!((e.tls, e.host.as_str(), e.port), (true, "am.example", 443));
-        assert_eq!(e.path, "/alertmanager/api/v2/alerts");
+        let t = &e.target;
+        assert_eq!((t.is_tls(), t.host(), t.port()), (true, "am.example", 443));
+        assert_eq!(t.path(), "/alertmanager/api/v2/alerts");
         let e = Endpoint::parse("http://[::1]:9093").expect("ok");
+        let t = &e.target;
         assert_eq!(
-            (e.host.as_str(), e.port, e.authority.as_str()),
-            ("::1", 9093, "[::1]:9093")
+            (t.host(), t.port(), t.redacted().as_str()),
+            ("::1", 9093, "http://[::1]:9093")
         );
-        assert_eq!(e.path, "/api/v2/alerts");
+        assert_eq!(t.path(), "/api/v2/alerts");
+        assert!(Endpoint::parse("http://am:99999").is_err());
         assert!(Endpoint::parse("http://u:p@am:9093").is_err());
         assert!(Endpoint::parse("ftp://am").is_err());
     }

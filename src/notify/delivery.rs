@@ -12,10 +12,19 @@
 //!   failures; while it is open no attempt is made (the notification waits at the head of the
 //!   queue) until `breaker_cooldown` has passed, then one half-open attempt decides: success
 //!   closes it, failure reopens it for another cool-down.
-//! - Queue overflow: the policy is [`Overflow::DropOldest`] (the default: the newest state is
-//!   what on-call needs) or [`Overflow::Reject`] (the submitter is told and keeps its own copy).
-//!   A queued notification for the same group key is *replaced* by a newer one (it describes an
-//!   older state of the same group), reported as [`DeliveryError::Superseded`].
+//! - One pending notification per group: the queue coalesces by group key, so a burst costs
+//!   memory bounded by the number of groups and loses nothing. A newer notification for a group
+//!   *supersedes* the older one wherever it waits (queued, or at the head between attempts,
+//!   backing off or held by the breaker); the newer one keeps the older one's place in the queue
+//!   (FIFO by the group's first enqueue) and takes over its retry schedule, so a peer's
+//!   `Retry-After` still holds. One that arrives while an attempt is on the wire waits for it:
+//!   after a success it is superseded when it carries the same firing and resolved alerts (it
+//!   would tell the receiver nothing new), otherwise it is sent next. Superseded notifications
+//!   are reported as [`DeliveryError::Superseded`], counted apart from failures, logged at debug.
+//! - `max_groups` bounds the groups waiting per integration (a bound against a runaway config,
+//!   far above any real burst); a notification for a new group beyond it is refused
+//!   ([`SubmitError::QueueFull`], counted as `rejected`, logged), and the dispatcher, which marks
+//!   a group sent only on delivery, decides again at the group's next flush.
 //!
 //! Every notification handed to [`DeliveryHandle::submit`] produces exactly one
 //! [`DeliveryOutcome`] on the outcome channel, so the dispatcher marks a send done in its
@@ -34,22 +43,16 @@ use tokio::time::Instant;
 use crate::notify::{Integration, Notification, SendError};
 use crate::time::Dur;
 
-/// What to do when an integration's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    /// Drop the oldest queued notification (reported as [`DeliveryError::Overflow`]).
-    DropOldest,
-    /// Refuse the new one ([`SubmitError::QueueFull`]).
-    Reject,
-}
+/// The default bound on groups waiting per integration.
+pub const DEFAULT_MAX_GROUPS: usize = 65_536;
 
 /// Retry, breaker, queue and shutdown settings (shared by every integration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryConfig {
-    /// Notifications waiting per integration (default 64).
-    pub queue_capacity: usize,
-    /// What a full queue does (default [`Overflow::DropOldest`]).
-    pub overflow: Overflow,
+    /// Groups with a notification waiting per integration (default 65,536; at most one
+    /// notification per group waits, so this bounds memory, and a burst of distinct groups up
+    /// to it is queued whole). A new group beyond it is refused and counted as `rejected`.
+    pub max_groups: usize,
     /// The first retry's backoff ceiling (default 500ms); each retry doubles it.
     pub initial_backoff: Dur,
     /// The largest backoff ceiling (default 60s).
@@ -69,8 +72,7 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> DeliveryConfig {
         DeliveryConfig {
-            queue_capacity: 64,
-            overflow: Overflow::DropOldest,
+            max_groups: DEFAULT_MAX_GROUPS,
             initial_backoff: Dur::from_millis(500),
             max_backoff: Dur::from_secs(60),
             max_attempts: 10,
@@ -96,13 +98,9 @@ pub enum DeliveryError {
         /// The last error.
         last: String,
     },
-    /// Dropped from a full queue to make room for a newer notification.
-    #[error("dropped: the queue was full ({capacity} waiting)")]
-    Overflow {
-        /// The queue capacity.
-        capacity: usize,
-    },
-    /// A newer notification for the same group replaced it before it was sent.
+    /// A newer notification for the same group replaced it before it was sent, or (having
+    /// come while the same group's attempt was on the wire) it carried the same alerts as the
+    /// one just delivered. Not a failure: the group's newest state is (being) delivered.
     #[error("superseded by a newer notification for the same group")]
     Superseded,
     /// Shutdown's grace period ended first.
@@ -114,13 +112,12 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// A short label value for metrics: `permanent`, `retries_exhausted`, `overflow`,
-    /// `superseded`, `shutdown`.
+    /// A short label value for metrics: `permanent`, `retries_exhausted`, `superseded`,
+    /// `shutdown`.
     pub fn key(&self) -> &'static str {
         match self {
             DeliveryError::Permanent(_) => "permanent",
             DeliveryError::RetriesExhausted { .. } => "retries_exhausted",
-            DeliveryError::Overflow { .. } => "overflow",
             DeliveryError::Superseded => "superseded",
             DeliveryError::Shutdown { .. } => "shutdown",
         }
@@ -153,13 +150,17 @@ pub enum SubmitError {
         /// The index asked for.
         integration_idx: usize,
     },
-    /// The queue is full and the policy is [`Overflow::Reject`].
-    #[error("the queue of receiver {receiver} integration {integration_idx} is full")]
+    /// `max_groups` groups are already waiting and this is a new one.
+    #[error(
+        "the queue of receiver {receiver} integration {integration_idx} is full ({max_groups} groups waiting)"
+    )]
     QueueFull {
         /// The receiver.
         receiver: String,
         /// The integration.
         integration_idx: usize,
+        /// The bound.
+        max_groups: usize,
     },
     /// Delivery is shutting down.
     #[error("delivery is shutting down")]
@@ -204,17 +205,15 @@ pub struct IntegrationStats {
     pub failed_permanent: u64,
     /// Notifications given up after `max_attempts`.
     pub failed_retries_exhausted: u64,
-    /// Notifications dropped from a full queue.
-    pub dropped_overflow: u64,
-    /// Notifications refused by a full queue ([`Overflow::Reject`]).
+    /// Notifications for a new group refused because `max_groups` groups were waiting.
     pub rejected: u64,
-    /// Queued notifications replaced by a newer one for the same group.
+    /// Notifications replaced by a newer one for the same group (not failures).
     pub superseded: u64,
     /// Notifications not delivered before shutdown.
     pub failed_shutdown: u64,
     /// Attempts after the first, over all notifications.
     pub retries: u64,
-    /// Notifications waiting now (the one in flight excluded).
+    /// Notifications (one per group) waiting now, the one at the head excluded.
     pub queue_len: usize,
     /// The breaker now.
     pub breaker: BreakerState,
@@ -240,8 +239,53 @@ impl Breaker {
     }
 }
 
+/// Notifications waiting for one integration, at most one per group (the newest), in the order
+/// their groups were first enqueued.
+#[derive(Debug, Default)]
+struct Pending {
+    order: VecDeque<String>,
+    by_group: HashMap<String, Notification>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.by_group.len()
+    }
+
+    /// The waiting notification of `group`, to be replaced by a newer one.
+    fn get_mut(&mut self, group: &str) -> Option<&mut Notification> {
+        self.by_group.get_mut(group)
+    }
+
+    /// Queues a notification of a group that has none waiting.
+    fn push(&mut self, n: Notification) {
+        self.order.push_back(n.group_key.clone());
+        self.by_group.insert(n.group_key.clone(), n);
+    }
+
+    fn pop(&mut self) -> Option<Notification> {
+        // `order` and `by_group` hold the same keys (only `pop` removes), so this finds one at
+        // the first key; the loop only guards that invariant.
+        while let Some(k) = self.order.pop_front() {
+            if let Some(n) = self.by_group.remove(&k) {
+                return Some(n);
+            }
+        }
+        None
+    }
+}
+
+/// The group the worker is delivering (the worker holds its notification).
+struct Head {
+    group_key: String,
+    /// The newest notification submitted for the group since the worker last looked: it
+    /// replaces the worker's before the next attempt.
+    newer: Option<Notification>,
+}
+
 struct LaneState {
-    queue: VecDeque<Notification>,
+    pending: Pending,
+    head: Option<Head>,
     stats: IntegrationStats,
     breaker: Breaker,
 }
@@ -286,7 +330,6 @@ impl Inner {
                 Ok(()) => s.sent += 1,
                 Err(DeliveryError::Permanent(_)) => s.failed_permanent += 1,
                 Err(DeliveryError::RetriesExhausted { .. }) => s.failed_retries_exhausted += 1,
-                Err(DeliveryError::Overflow { .. }) => s.dropped_overflow += 1,
                 Err(DeliveryError::Superseded) => s.superseded += 1,
                 Err(DeliveryError::Shutdown { .. }) => s.failed_shutdown += 1,
             }
@@ -295,6 +338,12 @@ impl Inner {
             Ok(()) => tracing::debug!(
                 receiver = %lane.receiver, integration = lane.integration.kind(),
                 idx = lane.idx, attempts, group_key = %notification.group_key, "notification delivered"
+            ),
+            // Not a failure: the group's newest state is delivered in its place.
+            Err(DeliveryError::Superseded) => tracing::debug!(
+                receiver = %lane.receiver, integration = lane.integration.kind(),
+                idx = lane.idx, attempts, group_key = %notification.group_key,
+                "notification superseded by a newer one for the same group"
             ),
             Err(e) => tracing::warn!(
                 receiver = %lane.receiver, integration = lane.integration.kind(),
@@ -348,7 +397,8 @@ impl Delivery {
                 index.insert((receiver.clone(), idx), lanes.len());
                 lanes.push(Arc::new(Lane {
                     state: Mutex::new(LaneState {
-                        queue: VecDeque::new(),
+                        pending: Pending::default(),
+                        head: None,
                         stats: IntegrationStats {
                             receiver: receiver.clone(),
                             integration_idx: idx,
@@ -406,7 +456,14 @@ impl Delivery {
             tasks.abort_all();
         }
         for lane in &self.inner.lanes {
-            let left: Vec<Notification> = lane.lock().queue.drain(..).collect();
+            let left: Vec<Notification> = {
+                let mut st = lane.lock();
+                // A head is left only when its worker was aborted.
+                let mut left: Vec<Notification> =
+                    st.head.take().and_then(|h| h.newer).into_iter().collect();
+                left.extend(std::iter::from_fn(|| st.pending.pop()));
+                left
+            };
             for n in left {
                 self.inner
                     .report(lane, n, Err(DeliveryError::Shutdown { last: None }), 0);
@@ -430,41 +487,44 @@ impl DeliveryHandle {
             });
         };
         let lane = &self.inner.lanes[i];
-        let capacity = self.inner.config.queue_capacity.max(1);
-        let displaced = {
+        let max_groups = self.inner.config.max_groups.max(1);
+        let superseded = {
             let mut st = lane.lock();
-            let displaced =
-                if let Some(slot) = st.queue.iter_mut().find(|q| q.group_key == n.group_key) {
-                    Some((std::mem::replace(slot, n), DeliveryError::Superseded))
-                } else if st.queue.len() >= capacity {
-                    match self.inner.config.overflow {
-                        Overflow::Reject => {
-                            st.stats.rejected += 1;
-                            return Err(SubmitError::QueueFull {
-                                receiver: lane.receiver.clone(),
-                                integration_idx,
-                            });
-                        }
-                        Overflow::DropOldest => {
-                            let old = st.queue.pop_front();
-                            st.queue.push_back(n);
-                            old.map(|o| (o, DeliveryError::Overflow { capacity }))
-                        }
+            let st = &mut *st;
+            let superseded = match st.head.as_mut() {
+                // The group being delivered: its worker takes the newest before its next attempt.
+                Some(h) if h.group_key == n.group_key => h.newer.replace(n),
+                _ => {
+                    if let Some(slot) = st.pending.get_mut(&n.group_key) {
+                        Some(std::mem::replace(slot, n))
+                    } else if st.pending.len() >= max_groups {
+                        st.stats.rejected += 1;
+                        tracing::warn!(
+                            receiver = %lane.receiver, integration = lane.integration.kind(),
+                            idx = integration_idx, group_key = %n.group_key, max_groups,
+                            "notification refused: too many groups waiting; the group's next flush decides again"
+                        );
+                        return Err(SubmitError::QueueFull {
+                            receiver: lane.receiver.clone(),
+                            integration_idx,
+                            max_groups,
+                        });
+                    } else {
+                        st.pending.push(n);
+                        None
                     }
-                } else {
-                    st.queue.push_back(n);
-                    None
-                };
-            st.stats.queue_len = st.queue.len();
-            displaced
+                }
+            };
+            st.stats.queue_len = st.pending.len();
+            superseded
         };
-        if let Some((old, why)) = displaced {
-            self.inner.report(lane, old, Err(why), 0);
+        if let Some(old) = superseded {
+            self.inner
+                .report(lane, old, Err(DeliveryError::Superseded), 0);
         }
         lane.wake.notify_one();
         Ok(())
     }
-
     /// A snapshot of every integration's counters, in receiver and index order.
     pub fn stats(&self) -> Vec<IntegrationStats> {
         let now = Instant::now();
@@ -512,13 +572,20 @@ async fn sleep_or_shutdown(t: Instant, rx: &watch::Receiver<Option<Instant>>) ->
 /// One integration's worker: takes notifications in order until shutdown empties the queue.
 async fn work(inner: Arc<Inner>, lane: Arc<Lane>) {
     let mut shutdown = inner.deadline.subscribe();
+    // A newer notification for the group just delivered, to deliver next (its group keeps its
+    // place at the head).
+    let mut carried: Option<Notification> = None;
     loop {
-        let next = {
+        let next = carried.take().or_else(|| {
             let mut st = lane.lock();
-            let n = st.queue.pop_front();
-            st.stats.queue_len = st.queue.len();
+            let n = st.pending.pop();
+            st.head = n.as_ref().map(|n| Head {
+                group_key: n.group_key.clone(),
+                newer: None,
+            });
+            st.stats.queue_len = st.pending.len();
             n
-        };
+        });
         let Some(n) = next else {
             if shutdown.borrow().is_some() {
                 return;
@@ -529,19 +596,71 @@ async fn work(inner: Arc<Inner>, lane: Arc<Lane>) {
             }
             continue;
         };
-        let (result, attempts) = deliver(&inner, &lane, &n).await;
+        let (n, result, attempts) = deliver(&inner, &lane, n).await;
+        let redundant = {
+            let mut st = lane.lock();
+            match st.head.as_mut().and_then(|h| h.newer.take()) {
+                // It came while the last attempt was on the wire and tells the receiver nothing
+                // new.
+                Some(newer) if result.is_ok() && same_alerts(&n, &newer) => {
+                    st.head = None;
+                    Some(newer)
+                }
+                // A newer state: delivered next, the group keeping its place at the head.
+                Some(newer) => {
+                    carried = Some(newer);
+                    None
+                }
+                None => {
+                    st.head = None;
+                    None
+                }
+            }
+        };
         inner.report(&lane, n, result, attempts);
+        if let Some(r) = redundant {
+            inner.report(&lane, r, Err(DeliveryError::Superseded), 0);
+        }
     }
 }
 
-/// Attempts one notification until success, a permanent error, `max_attempts`, or shutdown.
-async fn deliver(inner: &Inner, lane: &Lane, n: &Notification) -> (Result<(), DeliveryError>, u32) {
+/// Whether two notifications of a group carry the same firing and the same resolved alerts.
+fn same_alerts(a: &Notification, b: &Notification) -> bool {
+    use std::collections::BTreeSet;
+    let sets = |n: &Notification| {
+        let firing: BTreeSet<_> = n.firing().map(|a| a.fingerprint()).collect();
+        let resolved: BTreeSet<_> = n.resolved().map(|a| a.fingerprint()).collect();
+        (firing, resolved)
+    };
+    sets(a) == sets(b)
+}
+
+/// Before an attempt: the newest notification submitted for the group replaces `n` (reported
+/// as superseded).
+fn take_newest(inner: &Inner, lane: &Lane, n: &mut Notification) {
+    let newer = lane.lock().head.as_mut().and_then(|h| h.newer.take());
+    if let Some(newer) = newer {
+        let old = std::mem::replace(n, newer);
+        inner.report(lane, old, Err(DeliveryError::Superseded), 0);
+    }
+}
+
+/// Attempts one group's notification until success, a permanent error, `max_attempts`, or
+/// shutdown, always sending the group's newest; returns the last one attempted (or held).
+async fn deliver(
+    inner: &Inner,
+    lane: &Lane,
+    mut n: Notification,
+) -> (Notification, Result<(), DeliveryError>, u32) {
     let cfg = &inner.config;
     let rx = inner.deadline.subscribe();
     let mut attempts = 0u32;
     let mut ceiling = cfg.initial_backoff;
     let mut last: Option<String> = None;
     loop {
+        if rx.borrow().is_some_and(|t| Instant::now() >= t) {
+            return (n, Err(DeliveryError::Shutdown { last }), attempts);
+        }
         // The breaker: while open, no attempt; wait for the half-open probe.
         let open_until = {
             let st = lane.lock();
@@ -553,19 +672,20 @@ async fn deliver(inner: &Inner, lane: &Lane, n: &Notification) -> (Result<(), De
         if let Some(t) = open_until {
             last.get_or_insert_with(|| "circuit breaker open".to_owned());
             if !sleep_or_shutdown(t, &rx).await {
-                return (Err(DeliveryError::Shutdown { last }), attempts);
+                return (n, Err(DeliveryError::Shutdown { last }), attempts);
             }
             continue;
         }
+        take_newest(inner, lane, &mut n);
         if attempts > 0 {
             lane.lock().stats.retries += 1;
         }
         attempts += 1;
-        let attempt = tokio::time::timeout(cfg.attempt_timeout.to_std(), lane.integration.send(n));
+        let attempt = tokio::time::timeout(cfg.attempt_timeout.to_std(), lane.integration.send(&n));
         let result = tokio::select! {
             biased;
             () = deadline_passed(rx.clone()) => {
-                return (Err(DeliveryError::Shutdown { last }), attempts);
+                return (n, Err(DeliveryError::Shutdown { last }), attempts);
             }
             r = attempt => r.unwrap_or_else(|_| Err(SendError::Retryable {
                 message: format!("attempt exceeded {}", cfg.attempt_timeout),
@@ -576,12 +696,13 @@ async fn deliver(inner: &Inner, lane: &Lane, n: &Notification) -> (Result<(), De
             Ok(()) => {
                 let mut st = lane.lock();
                 st.breaker = Breaker::default();
-                return (Ok(()), attempts);
+                drop(st);
+                return (n, Ok(()), attempts);
             }
             Err(SendError::Permanent { message }) => {
                 // The peer answered: it is up, whatever it thought of this notification.
                 lane.lock().breaker = Breaker::default();
-                return (Err(DeliveryError::Permanent(message)), attempts);
+                return (n, Err(DeliveryError::Permanent(message)), attempts);
             }
             Err(SendError::Retryable {
                 message,
@@ -608,6 +729,7 @@ async fn deliver(inner: &Inner, lane: &Lane, n: &Notification) -> (Result<(), De
                 );
                 if attempts >= cfg.max_attempts.max(1) {
                     return (
+                        n,
                         Err(DeliveryError::RetriesExhausted {
                             attempts,
                             last: message,
@@ -616,10 +738,12 @@ async fn deliver(inner: &Inner, lane: &Lane, n: &Notification) -> (Result<(), De
                     );
                 }
                 last = Some(message);
+                // A newer notification for the group takes over this schedule: the peer's
+                // Retry-After and the backoff are about the receiver, not one notification.
                 let delay = backoff_delay(ceiling, retry_after, fastrand::u64(..));
                 ceiling = Dur(ceiling.millis().saturating_mul(2)).min(cfg.max_backoff);
                 if !sleep_or_shutdown(now + delay.to_std(), &rx).await {
-                    return (Err(DeliveryError::Shutdown { last }), attempts);
+                    return (n, Err(DeliveryError::Shutdown { last }), attempts);
                 }
             }
         }
@@ -760,10 +884,28 @@ mod tests {
         run.await.expect("run");
     }
 
+    fn keyed(slo: &str, key: &str) -> Notification {
+        let mut n = notification(vec![burn_alert(slo, None)]);
+        n.group_key = key.into();
+        n
+    }
+
+    async fn started(
+        d: Delivery,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(d.run(async {
+            let _ = stop_rx.await;
+        }));
+        (stop_tx, run)
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn permanent_errors_exhaustion_overflow_and_supersede() {
+    async fn permanent_errors_exhaustion_and_supersede_in_the_queue() {
         let cfg = DeliveryConfig {
-            queue_capacity: 2,
             max_attempts: 2,
             breaker_threshold: 100,
             ..DeliveryConfig::default()
@@ -777,37 +919,27 @@ mod tests {
         ]);
         let (d, mut rx) = setup(cfg, s.clone());
         let h = d.handle();
-        let n = |slo: &str, key: &str| {
-            let mut n = notification(vec![burn_alert(slo, None)]);
-            n.group_key = key.into();
-            n
-        };
-        // Queued before the workers start: g1, g2 fill the queue; g1' supersedes g1; g3 drops
-        // the oldest (g1').
-        h.submit(0, n("a", "g1")).expect("submit");
-        h.submit(0, n("b", "g2")).expect("submit");
-        h.submit(0, n("c", "g1")).expect("submit");
-        h.submit(0, n("d", "g3")).expect("submit");
+        // Queued before the workers start: g1' supersedes g1 and keeps g1's place (first).
+        h.submit(0, keyed("a", "g1")).expect("submit");
+        h.submit(0, keyed("b", "g2")).expect("submit");
+        h.submit(0, keyed("c", "g1")).expect("submit");
+        assert_eq!(h.stats()[0].queue_len, 2);
         assert!(matches!(
-            h.submit(7, n("e", "g4")),
+            h.submit(7, keyed("e", "g4")),
             Err(SubmitError::UnknownIntegration { .. })
         ));
         let first = rx.recv().await.expect("superseded");
         assert_eq!(first.result, Err(DeliveryError::Superseded));
         assert_eq!(first.notification.alerts[0].label("slo"), "a");
-        let second = rx.recv().await.expect("overflow");
-        assert_eq!(second.result, Err(DeliveryError::Overflow { capacity: 2 }));
-        assert_eq!(second.notification.alerts[0].label("slo"), "c");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let run = tokio::spawn(d.run(async {
-            let _ = stop_rx.await;
-        }));
+        let (stop_tx, run) = started(d).await;
+        let g1 = rx.recv().await.expect("g1");
+        assert_eq!(g1.notification.alerts[0].label("slo"), "c");
+        assert_eq!(g1.result, Err(DeliveryError::Permanent("HTTP 400".into())));
+        assert_eq!(g1.attempts, 1);
         let g2 = rx.recv().await.expect("g2");
-        assert_eq!(g2.result, Err(DeliveryError::Permanent("HTTP 400".into())));
-        assert_eq!(g2.attempts, 1);
-        let g3 = rx.recv().await.expect("g3");
+        assert_eq!(g2.notification.alerts[0].label("slo"), "b");
         assert_eq!(
-            g3.result,
+            g2.result,
             Err(DeliveryError::RetriesExhausted {
                 attempts: 2,
                 last: "HTTP 503".into()
@@ -819,22 +951,199 @@ mod tests {
                 st.failed_permanent,
                 st.failed_retries_exhausted,
                 st.superseded,
-                st.dropped_overflow,
+                st.rejected,
                 st.retries,
                 st.queue_len
             ),
-            (1, 1, 1, 1, 1, 0)
+            (1, 1, 1, 0, 1, 0)
         );
         let _ = stop_tx.send(());
         run.await.expect("run");
-        assert_eq!(h.submit(0, n("f", "g5")), Err(SubmitError::ShuttingDown));
+        assert_eq!(
+            h.submit(0, keyed("f", "g5")),
+            Err(SubmitError::ShuttingDown)
+        );
+    }
+
+    /// The head of the queue backing off after a 429 is superseded by the group's newer
+    /// notification: one delivery for the group, after the Retry-After, and the old one is
+    /// counted as superseded, not failed.
+    #[tokio::test(start_paused = true)]
+    async fn newer_notification_supersedes_the_head_in_backoff() {
+        let s = Scripted::new(vec![retryable(Some(Dur::from_secs(30)))]);
+        let (d, mut rx) = setup(DeliveryConfig::default(), s.clone());
+        let h = d.handle();
+        let (stop_tx, run) = started(d).await;
+        let start = Instant::now();
+        h.submit(0, keyed("a", "g1")).expect("submit");
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        h.submit(0, keyed("b", "g1")).expect("submit");
+        h.submit(0, keyed("c", "g2")).expect("submit");
+        let mut outs = Vec::new();
+        for _ in 0..3 {
+            outs.push(rx.recv().await.expect("outcome"));
+        }
+        let got: Vec<(&str, Result<(), DeliveryError>)> = outs
+            .iter()
+            .map(|o| (o.notification.alerts[0].label("slo"), o.result.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Err(DeliveryError::Superseded)),
+                ("b", Ok(())),
+                ("c", Ok(())),
+            ]
+        );
+        // The newer one inherited the Retry-After: not sent before 30 s.
+        assert!(start.elapsed() >= std::time::Duration::from_secs(30));
+        assert_eq!(outs[1].attempts, 2);
+        // 1 failure, then b, then c: the group was never sent twice.
+        assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+        let st = h.stats()[0].clone();
+        assert_eq!(
+            (st.sent, st.superseded, st.failed_retries_exhausted),
+            (2, 1, 0)
+        );
+        let _ = stop_tx.send(());
+        run.await.expect("run");
+    }
+
+    /// Holds every send until released, then answers from a script.
+    struct Gated {
+        inner: Arc<Scripted>,
+        entered: Notify,
+        release: tokio::sync::Semaphore,
+    }
+
+    impl Integration for Gated {
+        fn kind(&self) -> &'static str {
+            "gated"
+        }
+        fn send_resolved(&self) -> bool {
+            true
+        }
+        fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
+            Box::pin(async move {
+                self.entered.notify_one();
+                let permit = self.release.acquire().await;
+                permit
+                    .map(|p| p.forget())
+                    .map_err(|_| SendError::Permanent {
+                        message: "gate closed".into(),
+                    })?;
+                self.inner.send(n).await
+            })
+        }
+    }
+
+    /// A notification for the group on the wire waits for the attempt: after a success it is
+    /// superseded when it says the same (same firing and resolved alerts), sent next otherwise.
+    #[tokio::test(start_paused = true)]
+    async fn newer_notification_during_an_attempt_is_sent_only_when_it_says_more() {
+        let gate = Arc::new(Gated {
+            inner: Scripted::new(vec![]),
+            entered: Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let d = Delivery::new(
+            DeliveryConfig::default(),
+            vec![("oncall".into(), vec![gate.clone() as _])],
+            tx,
+        );
+        let h = d.handle();
+        let (stop_tx, run) = started(d).await;
+        // Same alerts (a repeat of the state on the wire): superseded once the first succeeds.
+        h.submit(0, keyed("a", "g1")).expect("submit");
+        gate.entered.notified().await;
+        h.submit(0, keyed("a", "g1")).expect("submit");
+        gate.release.add_permits(1);
+        let first = rx.recv().await.expect("first");
+        assert_eq!(first.result, Ok(()));
+        let second = rx.recv().await.expect("second");
+        assert_eq!(second.result, Err(DeliveryError::Superseded));
+        assert_eq!(gate.inner.calls.load(Ordering::SeqCst), 1);
+        // Another alert firing: a newer state, sent after the one on the wire.
+        h.submit(0, keyed("a", "g1")).expect("submit");
+        gate.entered.notified().await;
+        h.submit(
+            0,
+            notification(vec![burn_alert("a", None), burn_alert("b", None)]),
+        )
+        .expect("submit");
+        let mut more = notification(vec![burn_alert("a", None), burn_alert("b", None)]);
+        more.group_key = "g1".into();
+        h.submit(0, more).expect("submit");
+        gate.release.add_permits(3);
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let o = rx.recv().await.expect("outcome");
+            results.push((
+                o.notification.group_key.clone(),
+                o.notification.alerts.len(),
+                o.result,
+            ));
+        }
+        let other = notification(vec![]).group_key;
+        assert_eq!(
+            results,
+            vec![
+                ("g1".to_owned(), 1, Ok(())),
+                ("g1".to_owned(), 2, Ok(())),
+                (other, 2, Ok(())),
+            ]
+        );
+        assert_eq!(gate.inner.calls.load(Ordering::SeqCst), 4);
+        let _ = stop_tx.send(());
+        run.await.expect("run");
+    }
+
+    /// A burst of 5,000 distinct groups is queued whole; resubmitting the same groups ten times
+    /// keeps one notification per group; every group is delivered once with its newest state.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_coalesces_by_group_and_loses_nothing() {
+        let s = Scripted::new(vec![]);
+        let (d, mut rx) = setup(DeliveryConfig::default(), s.clone());
+        let h = d.handle();
+        const GROUPS: usize = 5_000;
+        for round in 0..10 {
+            for g in 0..GROUPS {
+                h.submit(0, keyed(&format!("r{round}"), &format!("g{g}")))
+                    .expect("submit");
+            }
+            assert_eq!(h.stats()[0].queue_len, GROUPS);
+        }
+        let (stop_tx, run) = started(d).await;
+        let mut superseded = 0;
+        let mut delivered = Vec::new();
+        while delivered.len() < GROUPS {
+            let o = rx.recv().await.expect("outcome");
+            match o.result {
+                Ok(()) => {
+                    assert_eq!(o.notification.alerts[0].label("slo"), "r9");
+                    delivered.push(o.notification.group_key);
+                }
+                Err(DeliveryError::Superseded) => superseded += 1,
+                Err(e) => panic!("not delivered: {e}"),
+            }
+        }
+        assert_eq!(superseded, 9 * GROUPS);
+        // FIFO by the groups' first enqueue.
+        let want: Vec<String> = (0..GROUPS).map(|g| format!("g{g}")).collect();
+        assert_eq!(delivered, want);
+        let st = h.stats()[0].clone();
+        assert_eq!((st.sent, st.rejected, st.queue_len), (GROUPS as u64, 0, 0));
+        assert_eq!(s.calls.load(Ordering::SeqCst), GROUPS as u32);
+        let _ = stop_tx.send(());
+        run.await.expect("run");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn reject_policy_and_shutdown_flush() {
+    async fn group_bound_and_shutdown_flush() {
         let cfg = DeliveryConfig {
-            queue_capacity: 1,
-            overflow: Overflow::Reject,
+            max_groups: 1,
             shutdown_grace: Dur::from_secs(5),
             ..DeliveryConfig::default()
         };
@@ -848,12 +1157,18 @@ mod tests {
         let h = d.handle();
         let mut n = notification(vec![burn_alert("a", None)]);
         h.submit(0, n.clone()).expect("submit");
+        // The same group is not a new one: it replaces.
+        h.submit(0, n.clone()).expect("submit");
         n.group_key = "other".into();
         assert!(matches!(
             h.submit(0, n.clone()),
-            Err(SubmitError::QueueFull { .. })
+            Err(SubmitError::QueueFull { max_groups: 1, .. })
         ));
         assert_eq!(h.stats()[0].rejected, 1);
+        assert_eq!(
+            rx.recv().await.expect("first").result,
+            Err(DeliveryError::Superseded)
+        );
         let start = Instant::now();
         d.run(async {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -91,21 +91,23 @@ pub struct Flush {
     pub cleared: Vec<NflogKey>,
 }
 
-/// Whether an alert currently reaches anyone.
+/// Whether a firing alert currently reaches anyone (silences and inhibition), as Alertmanager's
+/// API `status.state` says it. Not the alert's lifecycle state (pending, firing, held,
+/// flapping, resolved): that is [`crate::alert::lifecycle::Phase`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum AlertState {
+pub enum SuppressionState {
     /// Not silenced, not inhibited.
     Active,
     /// Silenced or inhibited.
     Suppressed,
 }
 
-impl AlertState {
+impl SuppressionState {
     /// `active` or `suppressed`, as in Alertmanager's API.
     pub fn as_str(self) -> &'static str {
         match self {
-            AlertState::Active => "active",
-            AlertState::Suppressed => "suppressed",
+            SuppressionState::Active => "active",
+            SuppressionState::Suppressed => "suppressed",
         }
     }
 }
@@ -119,7 +121,7 @@ pub struct AlertView {
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
     /// Active or suppressed.
-    pub state: AlertState,
+    pub state: SuppressionState,
     /// Ids of the active silences matching it.
     pub silenced_by: Vec<String>,
     /// Fingerprints of the firing alerts inhibiting it.
@@ -295,8 +297,9 @@ impl Dispatcher {
     }
 
     /// Flushes every group that is due at `now`: evaluates inhibition over all alerts, removes
-    /// inhibited and silenced alerts per receiver integration (except resolved alerts the
-    /// integration was told were firing: their resolve always goes through), runs the dedup
+    /// inhibited and silenced alerts per receiver integration, keeps a resolved alert only for
+    /// the integrations that were told it was firing (for them its resolve always goes
+    /// through), runs the dedup
     /// decision and returns the notifications to send with their reasons, and the suppressions.
     pub fn tick(&mut self, now: Timestamp, silences: &Silences) -> Flush {
         let mut flush = Flush::default();
@@ -360,8 +363,15 @@ impl Dispatcher {
             for item in &snapshot {
                 let (fp, a) = item;
                 let told_firing = entry.is_some_and(|e| e.firing.contains(fp));
-                if a.ends_at.is_some() && told_firing {
-                    kept.push(item);
+                if a.ends_at.is_some() {
+                    // A resolve is news only to an integration that was told the alert fired
+                    // (then it goes through silences and inhibition). One that never heard of
+                    // it (inhibited, silenced, or fired and resolved between two flushes)
+                    // gets no resolve for it, stricter than Alertmanager, which lists such an
+                    // alert in the group's next notification once nothing mutes it.
+                    if told_firing {
+                        kept.push(item);
+                    }
                     continue;
                 }
                 let suppress = |reason, by: Vec<String>| Suppression {
@@ -582,9 +592,9 @@ impl Dispatcher {
                 alert.ends_at = None;
                 AlertView {
                     state: if silenced_by.is_empty() && inhibited_by.is_empty() {
-                        AlertState::Active
+                        SuppressionState::Active
                     } else {
-                        AlertState::Suppressed
+                        SuppressionState::Suppressed
                     },
                     alert,
                     fingerprint: *fp,
@@ -979,13 +989,13 @@ mod tests {
         assert_eq!(v.len(), 2);
         let by_fp = |fp: Fingerprint| v.iter().find(|x| x.fingerprint == fp).expect("present");
         let p = by_fp(page.fingerprint());
-        assert_eq!(p.state, AlertState::Suppressed);
+        assert_eq!(p.state, SuppressionState::Suppressed);
         assert_eq!(p.silenced_by, ["s1"]);
         assert_eq!(p.receivers, ["r"]);
         // A silenced source still inhibits.
         let t = by_fp(ticket.fingerprint());
         assert_eq!(t.inhibited_by, [page.fingerprint()]);
-        assert_eq!(t.state, AlertState::Suppressed);
+        assert_eq!(t.state, SuppressionState::Suppressed);
         assert_eq!(d.groups().len(), 1);
         assert_eq!(d.groups()[0].group_key, "{}:{}");
     }

@@ -170,6 +170,22 @@ pub enum SendError {
     },
 }
 
+impl From<crate::http_client::Failure> for SendError {
+    fn from(f: crate::http_client::Failure) -> SendError {
+        use crate::http_client::Failure;
+        match f {
+            Failure::Retryable {
+                message,
+                retry_after,
+            } => SendError::Retryable {
+                message,
+                retry_after,
+            },
+            Failure::Permanent { message } => SendError::Permanent { message },
+        }
+    }
+}
+
 /// A boxed send future (trait objects cannot have `async fn`).
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::alert::{labels_string, names, rfc3339};
+use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, classify, wall_now};
 use crate::notify::receiver::decode_secret;
 use crate::notify::render::{self, RenderContext, is_http_url};
 use crate::notify::slack::truncate_chars;
-use crate::notify::webhook::{DEFAULT_TIMEOUT, HttpClient, any_firing, classify, wall_now};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::{Kind, Node};
@@ -146,6 +146,11 @@ pub fn dedup_key(group_key: &str) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether any alert fires: trigger, else resolve.
+fn firing(n: &Notification) -> bool {
+    n.status() == crate::alert::AlertStatus::Firing
+}
+
 /// The event for `n` (trigger or resolve), at most [`MAX_EVENT_BYTES`] when serialized.
 pub fn event(
     n: &Notification,
@@ -154,7 +159,7 @@ pub fn event(
     routing_key: &str,
 ) -> Value {
     let dedup = dedup_key(&n.group_key);
-    if !any_firing(n) {
+    if !firing(n) {
         return json!({
             "routing_key": routing_key,
             "dedup_key": dedup,
@@ -271,7 +276,7 @@ impl PagerDuty {
     }
 
     async fn post(&self, n: &Notification) -> Result<(), SendError> {
-        if !any_firing(n) && !self.cfg.send_resolved {
+        if !firing(n) && !self.cfg.send_resolved {
             return Ok(());
         }
         let key = self
@@ -287,11 +292,12 @@ impl PagerDuty {
                 message: format!("pagerduty event: {e}"),
             }
         })?;
+        let url = Url::parse(&self.cfg.url)?;
         let resp = self
             .client
-            .post_json(&self.cfg.url, &[], body, self.cfg.timeout)
+            .post_json(&url, &[], body, self.cfg.timeout)
             .await?;
-        classify("pagerduty", &resp, wall_now())
+        Ok(classify("pagerduty", &resp, wall_now())?)
     }
 }
 

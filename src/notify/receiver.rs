@@ -13,12 +13,13 @@
 
 use std::sync::Arc;
 
+use crate::http_client::{ClientError, HttpClient, Url};
 use crate::notify::Integration;
 use crate::notify::email::{self, Email, EmailConfig, EmailError};
 use crate::notify::pagerduty::{self, PagerDuty, PagerDutyConfig};
-use crate::notify::render::{RenderContext, is_http_url};
+use crate::notify::render::RenderContext;
 use crate::notify::slack::{self, Slack, SlackConfig};
-use crate::notify::webhook::{self, ClientError, HttpClient, Webhook, WebhookConfig};
+use crate::notify::webhook::{self, Webhook, WebhookConfig};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::Node;
 use crate::secret;
@@ -203,7 +204,8 @@ pub fn build_with(
         })
     };
     let url = |kind, index, s: &Secret| -> Result<(), BuildError> {
-        if is_http_url(secret(kind, index, "url", s)?.expose()) {
+        // The check the client makes at each send, so a bad URL fails at load time.
+        if Url::parse(secret(kind, index, "url", s)?.expose()).is_ok() {
             Ok(())
         } else {
             Err(BuildError::BadUrl {
@@ -258,21 +260,16 @@ pub fn build_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::decode::FileRules;
     use crate::rules::node::parse_str;
     use crate::time::Dur;
     use std::path::{Path, PathBuf};
 
     fn decode_text(text: &str) -> (Option<Vec<ReceiverConfig>>, Vec<String>) {
         let docs = parse_str(text).expect("yaml");
-        let mut d = Decoder {
-            file: Path::new("/etc/burnwatch/alerting.yaml"),
-            source: text,
-            out: FileRules::default(),
-        };
+        let mut d = Decoder::new(Path::new("/etc/burnwatch/alerting.yaml"), text);
         let m = MapReader::new(&mut d, &docs[0], "test", &["receivers"]).expect("map");
         let r = m.req(&mut d, "receivers", "[]", |d, n, _| decode(d, n));
-        let diags = d.out.diagnostics.iter().map(ToString::to_string).collect();
+        let diags = d.diagnostics.iter().map(ToString::to_string).collect();
         (r, diags)
     }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::alert::{Matchers, labels_string, matcher::is_label_name};
-use crate::rules::decode::{Decoder, FileRules, MapReader};
+use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::{Diagnostic, Severity};
 use crate::rules::model::Labels;
 use crate::rules::node::{self, Node, Pos};
@@ -414,11 +414,7 @@ pub(crate) fn parse_with<T>(
             message: e.message,
         }]
     })?;
-    let mut d = Decoder {
-        file: path,
-        source: text,
-        out: FileRules::default(),
-    };
+    let mut d = Decoder::new(path, text);
     let out = match docs.as_slice() {
         [doc] => decode(&mut d, doc),
         _ => {
@@ -426,7 +422,7 @@ pub(crate) fn parse_with<T>(
             None
         }
     };
-    let diags = d.out.diagnostics;
+    let diags = d.diagnostics;
     match out {
         Some(v) if !diags.iter().any(Diagnostic::is_error) => Ok(v),
         _ => Err(diags),

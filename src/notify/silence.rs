@@ -121,6 +121,32 @@ pub enum SilenceError {
     /// Expiring an expired silence.
     #[error("silence {0} is already expired")]
     AlreadyExpired(String),
+    /// The silence would last longer than [`SilenceLimits::max_duration`].
+    #[error(
+        "the silence would last {asked}, longer than the {max} allowed (api.max_silence_duration); give an earlier end, or disable the alert in the rules"
+    )]
+    TooLong {
+        /// The length asked for.
+        asked: Dur,
+        /// The limit.
+        max: Dur,
+    },
+    /// [`SilenceLimits::max_count`] silences are already in force.
+    #[error(
+        "{0} silences are already in force, the most allowed (api.max_silences); expire some first"
+    )]
+    TooMany(usize),
+}
+
+/// What one agent accepts (from `api.max_silences` and `api.max_silence_duration`): a bound
+/// on memory, on the state file, and on a mistaken or hostile "mute everything forever".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SilenceLimits {
+    /// Silences kept at once: pending and active ones count; expired ones are dropped
+    /// oldest first to make room, so they never block a new silence.
+    pub max_count: usize,
+    /// The longest silence (end minus start).
+    pub max_duration: Dur,
 }
 
 /// The set of silences, keyed by id.
@@ -216,6 +242,59 @@ impl Silences {
         };
         let id = s.id.clone();
         self.silences.insert(id.clone(), s);
+        Ok(id)
+    }
+
+    /// [`Silences::set`] within `limits`: refuses a silence longer than the limit, or a new
+    /// one when as many are in force as allowed; afterwards drops the oldest expired silences
+    /// beyond the count, so the set never holds more than `limits.max_count`.
+    pub fn set_within(
+        &mut self,
+        req: SilenceRequest,
+        now: Timestamp,
+        limits: &SilenceLimits,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Result<String, SilenceError> {
+        // The start `set` will use: given, else the current silence's, else now; never past.
+        let prev_start = req
+            .id
+            .as_deref()
+            .and_then(|id| self.silences.get(id))
+            .filter(|p| p.state(now) != SilenceState::Expired)
+            .map(|p| p.starts_at);
+        let start = req.starts_at.or(prev_start).unwrap_or(now).max(now);
+        if req.ends_at > start {
+            let asked = Dur::from_millis((req.ends_at.millis() - start.millis()) as u64);
+            if asked > limits.max_duration {
+                return Err(SilenceError::TooLong {
+                    asked,
+                    max: limits.max_duration,
+                });
+            }
+        }
+        let live = |s: &Silence| s.state(now) != SilenceState::Expired;
+        let in_force = self.silences.values().filter(|s| live(s)).count();
+        // An update replaces a silence in force, so it never adds one.
+        let replaces = req
+            .id
+            .as_deref()
+            .and_then(|id| self.silences.get(id))
+            .is_some_and(live);
+        if !replaces && in_force >= limits.max_count {
+            return Err(SilenceError::TooMany(in_force));
+        }
+        let id = self.set(req, now, fresh_id)?;
+        let mut expired: Vec<(Timestamp, String)> = self
+            .silences
+            .values()
+            .filter(|s| !live(s))
+            .map(|s| (s.ends_at, s.id.clone()))
+            .collect();
+        expired.sort();
+        let excess = self.silences.len().saturating_sub(limits.max_count);
+        for (_, old) in expired.into_iter().take(excess) {
+            self.silences.remove(&old);
+        }
         Ok(id)
     }
 
@@ -463,5 +542,66 @@ mod tests {
             back.silenced_by(&labels(&[("alertname", "Silly"), ("cluster", "c1")]), t(1)),
             ["1a3be03e-40f2-45fd-bd67-873b7251f9df"]
         );
+    }
+
+    #[test]
+    fn limits_bound_duration_and_count_and_expired_silences_make_room() {
+        let limits = SilenceLimits {
+            max_count: 2,
+            max_duration: Dur::from_secs(100),
+        };
+        let mut s = Silences::default();
+        let mut n = 0;
+        let mut id = || {
+            n += 1;
+            format!("s{n}")
+        };
+        // 292 years of muting is refused; exactly the limit is accepted.
+        let e = s
+            .set_within(
+                req(None, "a=x", None, 9_214_646_400),
+                t(10),
+                &limits,
+                &mut id,
+            )
+            .expect_err("too long");
+        assert!(matches!(e, SilenceError::TooLong { .. }), "{e}");
+        assert!(e.to_string().contains("api.max_silence_duration"), "{e}");
+        // The length counts from the start actually used (a past start is moved to now).
+        assert!(
+            s.set_within(req(None, "a=x", Some(0), 111), t(10), &limits, &mut id)
+                .is_err()
+        );
+        let a = s
+            .set_within(req(None, "a=x", None, 110), t(10), &limits, &mut id)
+            .expect("exactly the limit");
+        let b = s
+            .set_within(req(None, "b=x", Some(50), 150), t(10), &limits, &mut id)
+            .expect("a pending one");
+        let e = s
+            .set_within(req(None, "c=x", None, 20), t(10), &limits, &mut id)
+            .expect_err("full");
+        assert_eq!(e, SilenceError::TooMany(2));
+        // Updating one in force is allowed at the cap (it replaces, it does not add).
+        let a2 = s
+            .set_within(req(Some(&a), "a=y", None, 30), t(10), &limits, &mut id)
+            .expect("replace");
+        assert_ne!(a2, a);
+        assert_eq!(
+            s.iter().count(),
+            2,
+            "the replaced silence was dropped to stay within 2"
+        );
+        assert!(s.get(&b).is_some() && s.get(&a2).is_some());
+        // Once one expires there is room again, and the expired one goes.
+        s.expire(&a2, t(12)).expect("expire");
+        let c = s
+            .set_within(req(None, "c=x", None, 20), t(12), &limits, &mut id)
+            .expect("room");
+        let mut ids: Vec<&str> = s.iter().map(|x| x.id.as_str()).collect();
+        ids.sort_unstable();
+        let mut want = vec![b.as_str(), c.as_str()];
+        want.sort_unstable();
+        assert_eq!(ids, want);
     }
 }

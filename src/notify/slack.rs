@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, body_excerpt, classify, wall_now};
 use crate::notify::receiver::decode_url_secret;
 use crate::notify::render::{self, RenderContext};
-use crate::notify::webhook::{DEFAULT_TIMEOUT, HttpClient, body_excerpt, classify, wall_now};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::Node;
@@ -201,6 +201,7 @@ impl Slack {
                 message: format!("slack body: {e}"),
             }
         })?;
+        let url = Url::parse(&url)?;
         let resp = self
             .client
             .post_json(&url, &[], body, self.cfg.timeout)

@@ -1,269 +1,28 @@
-//! The generic webhook integration and the HTTP client every HTTP integration shares.
+//! The generic webhook integration.
 //!
 //! The webhook POSTs Alertmanager's webhook payload, `version: "4"`, field for field (so tools
 //! written for Alertmanager consume it unchanged), plus `notification_reason` (Alertmanager
-//! v0.32+). [`Payload`] also deserializes, so consumers and tests can read it back.
-//!
-//! [`HttpClient`] is a small hyper 1 HTTP/1.1 client over the crate's rustls configuration (ring,
-//! Mozilla roots): one connection per attempt, every attempt bounded by a timeout, responses
-//! classified into success, retryable (network errors, timeouts, 429, 5xx, with the peer's
-//! `Retry-After`) and permanent (other statuses). Error messages name the host only: a URL can
-//! carry a token in its path (Slack webhooks do), so full URLs are never logged.
+//! v0.32+). [`Payload`] also deserializes, so consumers and tests can read it back. Transport,
+//! timeouts, classification and redaction are the shared [`crate::http_client`]'s.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use hyper::header;
 
-use crate::alert::{Alert, AlertStatus, Fingerprint, rfc3339};
+use crate::alert::{Alert, Fingerprint, rfc3339};
+use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, classify, secret_header, wall_now};
 use crate::notify::receiver::{decode_secret, decode_url_secret};
 use crate::notify::render::RenderContext;
 use crate::notify::{Integration, Notification, SendError, SendFuture};
-use crate::probe::http::{Target, parse_url};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
 use crate::secret::Secret;
 use crate::time::{Dur, Timestamp};
 
-/// `User-Agent` of every notification request.
-pub const USER_AGENT: &str = concat!("burnwatch/", env!("CARGO_PKG_VERSION"));
-/// How much of a response body is read (enough for any error message).
-const RESPONSE_BODY_CAP: usize = 64 * 1024;
-/// Retry-After values beyond this are clamped: a misbehaving peer must not park a queue for
-/// hours.
-pub const MAX_RETRY_AFTER: Dur = Dur::from_mins(15);
 /// Alertmanager's zero time, which it writes as `endsAt` of firing alerts.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-/// The default per-attempt timeout of HTTP integrations.
-pub const DEFAULT_TIMEOUT: Dur = Dur::from_secs(10);
-
-/// Why the HTTP client could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("TLS client configuration: {0}")]
-pub struct ClientError(String);
-
-/// A response, as far as integrations care.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The body, at most 64 KiB of it.
-    pub body: Bytes,
-}
-
-/// A minimal HTTP/1.1 client for notifications (POST with a JSON body). Cheap to share.
-pub struct HttpClient {
-    tls: Arc<ClientConfig>,
-}
-
-impl std::fmt::Debug for HttpClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").finish_non_exhaustive()
-    }
-}
-
-impl HttpClient {
-    /// A client verifying servers against the Mozilla roots.
-    pub fn new() -> Result<HttpClient, ClientError> {
-        HttpClient::with_ca_file(None)
-    }
-
-    /// A client verifying servers against the Mozilla roots plus the PEM bundle `ca_file`
-    /// (receivers behind a private CA). Fails when the file is unreadable or holds no usable
-    /// certificate.
-    pub fn with_ca_file(ca_file: Option<&std::path::Path>) -> Result<HttpClient, ClientError> {
-        let tls =
-            crate::probe::tls::verifying_config(ca_file).map_err(|e| ClientError(e.to_string()))?;
-        Ok(HttpClient { tls })
-    }
-
-    /// POSTs `body` to `url` with `headers` (plus `Host`, `User-Agent`, `Content-Type:
-    /// application/json`), the whole exchange bounded by `timeout`. Network failures and
-    /// timeouts are [`SendError::Retryable`]; any HTTP response is returned for the caller to
-    /// classify (see [`classify`]).
-    pub async fn post_json(
-        &self,
-        url: &str,
-        headers: &[(HeaderName, HeaderValue)],
-        body: Vec<u8>,
-        timeout: Dur,
-    ) -> Result<HttpResponse, SendError> {
-        let target = parse_target(url)?;
-        let what = format!("POST to {}", target.host);
-        let exchange = self.exchange(&target, headers, body);
-        match tokio::time::timeout(timeout.to_std(), exchange).await {
-            Ok(r) => r.map_err(|e| SendError::Retryable {
-                message: format!("{what}: {e}"),
-                retry_after: None,
-            }),
-            Err(_) => Err(SendError::Retryable {
-                message: format!("{what}: no response within {timeout}"),
-                retry_after: None,
-            }),
-        }
-    }
-
-    async fn exchange(
-        &self,
-        t: &Target,
-        headers: &[(HeaderName, HeaderValue)],
-        body: Vec<u8>,
-    ) -> Result<HttpResponse, String> {
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(t.path.as_str())
-            .header(header::HOST, t.host_header.as_str())
-            .header(header::USER_AGENT, USER_AGENT)
-            .header(header::CONTENT_TYPE, "application/json");
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("building the request: {e}"))?;
-        let tcp = TcpStream::connect((t.host.as_str(), t.port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        // Notifications are small and rare: Nagle would only add latency.
-        let _ = tcp.set_nodelay(true);
-        if t.tls {
-            let name = ServerName::try_from(t.host.clone())
-                .map_err(|e| format!("TLS server name: {e}"))?;
-            let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            send(stream, req).await
-        } else {
-            send(tcp, req).await
-        }
-    }
-}
-
-/// One request on a fresh connection. The connection task is aborted when this returns (or is
-/// dropped by a timeout), so no task outlives the attempt.
-async fn send<S>(io: S, req: Request<Full<Bytes>>) -> Result<HttpResponse, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    let task = AbortOnDrop(tokio::spawn(conn));
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = Limited::new(resp.into_body(), RESPONSE_BODY_CAP)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        // An over-long or cut body still has a meaningful status; keep what the status says.
-        .unwrap_or_default();
-    drop(task);
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The probe's URL parser, with its message dropped: it quotes the URL, which may hold a token.
-fn parse_target(url: &str) -> Result<Target, SendError> {
-    parse_url(url).map_err(|_| SendError::Permanent {
-        message: "invalid URL: not an http(s) URL with a host (not repeated: it may hold a token)"
-            .to_owned(),
-    })
-}
-
-/// Classifies a response by status: `2xx` is success; `429` and `5xx` are retryable with the
-/// peer's `Retry-After` (seconds or an HTTP date, relative to `now`); anything else is
-/// permanent. `what` names the integration and host for the message, which quotes at most 200
-/// characters of the body.
-pub fn classify(what: &str, resp: &HttpResponse, now: Timestamp) -> Result<(), SendError> {
-    let s = resp.status;
-    if (200..300).contains(&s) {
-        return Ok(());
-    }
-    let message = format!("{what}: HTTP {s}{}", body_excerpt(&resp.body));
-    if s == 429 || (500..600).contains(&s) {
-        Err(SendError::Retryable {
-            message,
-            retry_after: retry_after(&resp.headers, now),
-        })
-    } else {
-        Err(SendError::Permanent { message })
-    }
-}
-
-/// ` : <first 200 chars of the body, one line>`, or nothing for an empty body.
-pub fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let line: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(200)
-        .collect();
-    if line.is_empty() {
-        String::new()
-    } else {
-        format!(": {line}")
-    }
-}
-
-/// The `Retry-After` header as a delay from `now`, clamped to [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Dur> {
-    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
-    parse_retry_after(v, now)
-}
-
-/// Parses a `Retry-After` value (RFC 9110 §10.2.3): delay-seconds, or an HTTP date (a date in
-/// the past means "now", zero). Clamped to [`MAX_RETRY_AFTER`]. Pure: `now` is passed in.
-pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Dur> {
-    let v = value.trim();
-    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        Dur::from_secs(
-            v.parse::<u64>()
-                .unwrap_or(u64::MAX / 1000)
-                .min(u64::MAX / 1000),
-        )
-    } else {
-        let at = jiff::fmt::rfc2822::DateTimeParser::new()
-            .parse_timestamp(v)
-            .ok()?;
-        let ms = at.as_millisecond().saturating_sub(now.millis());
-        Dur(u64::try_from(ms).unwrap_or(0))
-    };
-    Some(d.min(MAX_RETRY_AFTER))
-}
-
-/// Wall-clock now, for `Retry-After` dates (the only clock read of the HTTP integrations).
-pub fn wall_now() -> Timestamp {
-    Timestamp::from_millis(jiff::Timestamp::now().as_millisecond())
-}
 
 // ---- the webhook ----
 
@@ -535,20 +294,23 @@ impl Webhook {
                     )
                 }
             };
-            let mut value = HeaderValue::from_str(&value)
+            let value = secret_header(&value)
                 .map_err(|_| permanent("webhook credentials are not a valid header".into()))?;
-            value.set_sensitive(true);
             headers.push((header::AUTHORIZATION, value));
         }
         let payload = Payload::new(n, &self.ctx.external_url, self.cfg.max_alerts);
         let body =
             serde_json::to_vec(&payload).map_err(|e| permanent(format!("webhook payload: {e}")))?;
-        let host = parse_target(&url)?.host;
+        let url = Url::parse(&url)?;
         let resp = self
             .client
             .post_json(&url, &headers, body, self.cfg.timeout)
             .await?;
-        classify(&format!("webhook {host}"), &resp, wall_now())
+        Ok(classify(
+            &format!("webhook {}", url.host()),
+            &resp,
+            wall_now(),
+        )?)
     }
 }
 
@@ -564,11 +326,6 @@ impl Integration for Webhook {
     fn send<'a>(&'a self, n: &'a Notification) -> SendFuture<'a> {
         Box::pin(self.post(n))
     }
-}
-
-/// Whether the alert is firing (for integrations choosing trigger vs resolve).
-pub fn any_firing(n: &Notification) -> bool {
-    n.status() == AlertStatus::Firing
 }
 
 #[cfg(test)]
@@ -662,76 +419,5 @@ mod tests {
         let mut bad = p.clone();
         bad.alerts[0].fingerprint = "0000000000000000".into();
         assert_eq!(bad.to_alerts().err().map(|e| e.index), Some(0));
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let now = Timestamp::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(parse_retry_after("1", now), Some(Dur::from_secs(1)));
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Dur::from_secs(120)));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
-            Some(Dur::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
-            Some(Dur(0))
-        );
-        assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-1", now), None);
-    }
-
-    #[test]
-    fn classification() {
-        let resp = |status: u16, retry: Option<&str>, body: &str| {
-            let mut headers = HeaderMap::new();
-            if let Some(r) = retry {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_str(r).expect("hv"));
-            }
-            HttpResponse {
-                status,
-                headers,
-                body: Bytes::from(body.to_owned()),
-            }
-        };
-        let now = Timestamp::from_secs(0);
-        assert_eq!(classify("x", &resp(204, None, ""), now), Ok(()));
-        assert_eq!(
-            classify("x", &resp(429, Some("7"), "slow\ndown"), now),
-            Err(SendError::Retryable {
-                message: "x: HTTP 429: slow down".into(),
-                retry_after: Some(Dur::from_secs(7))
-            })
-        );
-        assert!(matches!(
-            classify("x", &resp(503, None, ""), now),
-            Err(SendError::Retryable {
-                retry_after: None,
-                ..
-            })
-        ));
-        assert_eq!(
-            classify("x", &resp(400, None, ""), now),
-            Err(SendError::Permanent {
-                message: "x: HTTP 400".into()
-            })
-        );
-    }
-
-    #[test]
-    fn urls_parse_without_leaking() {
-        let t = parse_target("https://hooks.slack.com/services/T/B/secret").expect("url");
-        assert_eq!(
-            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
-            (true, "hooks.slack.com", 443, "/services/T/B/secret")
-        );
-        let t = parse_target("http://[::1]:8080").expect("url");
-        assert_eq!(
-            (t.host.as_str(), t.host_header.as_str(), t.path.as_str()),
-            ("::1", "[::1]:8080", "/")
-        );
-        let e = parse_target("ftp://x/secret-token").expect_err("bad");
-        assert!(!e.to_string().contains("secret-token"));
     }
 }

@@ -4,17 +4,18 @@
 //! decoding each one ([`decode`]), and the checks that span files (duplicate service, probe and
 //! scrape names; `probe:` references). Every problem of every file is reported in one pass.
 //!
-//! - [`node`]: span-aware YAML tree with parser budgets.
-//! - [`decode`]: schema walker from the tree to the model, collecting every diagnostic.
+//! - [`decode`]: the rules schema, from the YAML tree to the model, collecting every diagnostic.
 //! - [`selector`]: Prometheus series selectors.
-//! - [`diag`]: diagnostics and did-you-mean.
 //! - [`model`]: the validated model.
+//!
+//! The YAML tree ([`node`]), diagnostics ([`diag`]) and the generic schema walker are
+//! [`crate::schema`]'s; they are re-exported here under their old paths.
 
 pub mod decode;
-pub mod diag;
 pub mod model;
-pub mod node;
 pub mod selector;
+
+pub use crate::schema::{diag, node};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
-//! The engine proper: SLOs addressed by a dense [`SloIdx`], the ingest hot path, evaluation into
-//! reports, and alert tier state machines.
+//! The engine proper: SLOs addressed by a dense [`SloIdx`], the ingest hot path, and evaluation
+//! into reports, with each alert tier's raw condition. The engine holds no alert state: the alert
+//! lifecycle ([`crate::alert::lifecycle`]) is the one machine that decides pending, firing,
+//! held, flapping and resolved.
 
 use std::collections::BTreeMap;
 
@@ -39,46 +41,23 @@ pub enum IngestError {
     NotLatency(u32),
 }
 
-/// State of one alert tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum AlertState {
+/// The tier alert states that checkpoints written before the alert lifecycle became the only
+/// alert state machine carry (`SloState::legacy_alerts`). Read only so that those checkpoints
+/// still decode (postcard is positional, so the field and its shape stay); never used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum LegacyTierState {
     /// Condition false.
-    #[default]
     Quiet,
-    /// Condition true since `since`, waiting for the tier's `for`.
+    /// Condition true, waiting for `for`.
     Pending {
         /// When the condition became true.
         since: Timestamp,
     },
-    /// Firing since `since`.
+    /// Firing.
     Firing {
         /// When the tier started firing.
         since: Timestamp,
     },
-}
-
-impl AlertState {
-    /// `quiet`, `pending` or `firing`.
-    pub fn name(self) -> &'static str {
-        match self {
-            AlertState::Quiet => "quiet",
-            AlertState::Pending { .. } => "pending",
-            AlertState::Firing { .. } => "firing",
-        }
-    }
-
-    /// The next state given whether the condition holds at `now`.
-    pub fn step(self, cond: bool, now: Timestamp, for_: Dur) -> AlertState {
-        match (cond, self) {
-            (false, _) => AlertState::Quiet,
-            (true, AlertState::Quiet) if for_.is_zero() => AlertState::Firing { since: now },
-            (true, AlertState::Quiet) => AlertState::Pending { since: now },
-            (true, AlertState::Pending { since }) if now.since(since) >= for_ => {
-                AlertState::Firing { since: now }
-            }
-            (true, s) => s,
-        }
-    }
 }
 
 /// Counts and derived figures of one window.
@@ -136,10 +115,10 @@ pub struct TierReport {
     pub short_burn: f64,
     /// Events in the long window (for the min_events guard).
     pub long_events: u64,
-    /// Whether the firing condition held at this evaluation.
+    /// Whether the firing condition held at this evaluation: the raw input of the tier's
+    /// alert. Whether the alert is pending, firing, held or flapping is decided by its
+    /// lifecycle ([`crate::alert::lifecycle`]) and read from the alerting view, never here.
     pub condition: bool,
-    /// State after this evaluation.
-    pub state: AlertState,
 }
 
 /// Everything the engine knows about one SLO at one instant.
@@ -198,7 +177,10 @@ pub struct SloState {
     pub(crate) numerator: CounterSet,
     pub(crate) total: CounterSet,
     pub(crate) slices: Option<SliceAcc>,
-    pub(crate) alerts: Vec<(String, AlertState)>,
+    /// Always empty since the alert lifecycle became the only alert state machine; kept (and
+    /// ignored on restore) so checkpoints of either version decode: postcard is positional, and
+    /// keeping the field needs no format version step (README, "State survives restarts").
+    pub(crate) legacy_alerts: Vec<(String, LegacyTierState)>,
     pub(crate) latest: Option<Timestamp>,
     pub(crate) rejected: u64,
 }
@@ -297,20 +279,15 @@ impl SloState {
                 BudgetingMethod::Timeslices { slice, .. } => Some(SliceAcc::new(slice.millis())),
                 BudgetingMethod::Occurrences => None,
             },
-            alerts: slo
-                .alerting
-                .tiers
-                .iter()
-                .map(|t| (t.name.clone(), AlertState::Quiet))
-                .collect(),
+            legacy_alerts: Vec::new(),
             latest: None,
             rejected: 0,
         }
     }
 
     /// Fits restored state to a (possibly edited) SLO with the same fingerprint: rings resized
-    /// keeping the newest buckets (window sums rebuilt from them), alert states kept by tier
-    /// name.
+    /// keeping the newest buckets (window sums rebuilt from them); tier states of an old
+    /// checkpoint are dropped (the alerting state file holds the alert lifecycles).
     pub(crate) fn adapt(&mut self, slo: &Slo, plan: &Plan) {
         self.counts.adapt(plan.layout.lens, &plan.rolling);
         match (&mut self.sketches, slo.indicator.is_latency()) {
@@ -318,19 +295,7 @@ impl SloState {
             (s, true) => *s = Some(LatencyTiers::new(plan.sketch_days)),
             (s, false) => *s = None,
         }
-        let old: BTreeMap<String, AlertState> =
-            std::mem::take(&mut self.alerts).into_iter().collect();
-        self.alerts = slo
-            .alerting
-            .tiers
-            .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    old.get(&t.name).copied().unwrap_or_default(),
-                )
-            })
-            .collect();
+        self.legacy_alerts.clear();
     }
 
     /// Bytes of the count rings (16 B per bucket) and their window sums.
@@ -522,8 +487,6 @@ impl Entry {
             let guard_ok = long.total >= min_events || (bad_no_data && !long.has_data);
             let condition =
                 exceeds(long.burn_rate, t.factor) && exceeds(short.burn_rate, t.factor) && guard_ok;
-            let slot = &mut self.state.alerts[i].1;
-            *slot = slot.step(condition, now, t.for_);
             tiers.push(TierReport {
                 name: t.name.clone(),
                 severity: t.severity.clone(),
@@ -534,7 +497,6 @@ impl Entry {
                 short_burn: short.burn_rate,
                 long_events: long.total,
                 condition,
-                state: *slot,
             });
         }
         SloReport {
@@ -622,7 +584,7 @@ pub(crate) fn apply_head(state: &mut SloState, h: &Head) {
         .add(Timestamp(h.minute * HEAD_RES), h.total, h.bad);
 }
 
-/// The SLO engine: every SLO's counts, sketches, counters, slices and alert states.
+/// The SLO engine: every SLO's counts, sketches, counters and slices.
 #[derive(Default)]
 pub struct Engine {
     pub(crate) entries: Vec<Entry>,
@@ -880,7 +842,7 @@ impl Engine {
         }
     }
 
-    /// Evaluates one SLO at `now` (or at its newest data, if later), updating its alert tiers.
+    /// Evaluates one SLO at `now` (or at its newest data, if later).
     pub fn evaluate_slo(&mut self, idx: SloIdx, now: Timestamp) -> Result<SloReport, IngestError> {
         self.flush_head(idx.0 as usize);
         Ok(self.entry_mut(idx)?.evaluate(idx, now, &[]))
@@ -1025,7 +987,7 @@ mod tests {
                 "{}",
                 r.window.burn_rate
             );
-            let firing = r.tiers.iter().any(|t| t.state != AlertState::Quiet);
+            let firing = r.tiers.iter().any(|t| t.condition);
             // Bad: the min_events guard does not hide an empty window.
             assert_eq!(firing, policy == NoDataPolicy::Bad);
             if policy == NoDataPolicy::Bad {
@@ -1092,7 +1054,7 @@ mod tests {
     }
 
     #[test]
-    fn for_delays_firing_and_state_persists() {
+    fn tier_conditions_are_raw_and_for_is_left_to_the_lifecycle() {
         let mut s = slo("for", Window::Rolling(Dur::from_days(30)), probe());
         s.alerting.tiers = vec![BurnTier {
             name: "fast".into(),
@@ -1106,19 +1068,41 @@ mod tests {
         }];
         let mut e = Engine::new();
         let i = e.add_slo(&s);
-        let mut states = Vec::new();
+        // `for` does not delay the condition: the lifecycle applies it, once.
         for m in 0..8 {
             e.record_counts(i, t(m), 50, 100).expect("ok");
-            states.push(e.evaluate_slo(i, t(m)).expect("idx").tiers[0].state);
+            assert!(e.evaluate_slo(i, t(m)).expect("idx").tiers[0].condition);
         }
-        assert_eq!(states[0], AlertState::Pending { since: t(0) });
-        assert_eq!(states[2], AlertState::Pending { since: t(0) });
-        assert_eq!(states[3], AlertState::Firing { since: t(3) });
-        assert_eq!(states[7], AlertState::Firing { since: t(3) });
         // Budget overspent: 50% errors against a 1% budget.
         let r = e.evaluate_slo(i, t(8)).expect("idx");
         assert!((r.budget.remaining - (1.0 - 50.0)).abs() < 1e-9);
         assert_eq!(r.time_to_exhaustion, Some(Dur(0)));
+    }
+
+    #[test]
+    fn checkpoints_with_tier_states_still_restore() {
+        // A checkpoint written while the engine kept tier states (pending, firing) decodes and
+        // restores its counts; new checkpoints carry no tier state.
+        let s = slo("old", Window::Rolling(Dur::from_days(30)), probe());
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        e.record_counts(i, t(0), 40, 100).expect("ok");
+        let mut cp = e.checkpoint();
+        assert!(cp.slos[0].state.legacy_alerts.is_empty());
+        cp.slos[0].state.legacy_alerts = vec![
+            ("page_fast".into(), LegacyTierState::Firing { since: t(0) }),
+            ("page_slow".into(), LegacyTierState::Pending { since: t(0) }),
+            ("ticket_fast".into(), LegacyTierState::Quiet),
+        ];
+        let bytes = crate::storage::encode(&cp).expect("encode");
+        let back: EngineCheckpoint = crate::storage::decode(&bytes).expect("old layout decodes");
+        let mut restored = Engine::new();
+        restored.add_slo(&s);
+        let report = restored.restore(back);
+        assert_eq!(report.kept.len(), 1);
+        let r = restored.evaluate_slo(i, t(1)).expect("idx");
+        assert_eq!((r.window.good, r.window.total), (40, 100));
+        assert!(restored.checkpoint().slos[0].state.legacy_alerts.is_empty());
     }
 
     #[test]

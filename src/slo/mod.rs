@@ -44,8 +44,8 @@ pub mod window_sums;
 pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint, fingerprint};
 pub use counter::{CounterSet, ScrapeDelta};
 pub use engine::{
-    AlertState, BURN_TIE_EPSILON, BudgetReport, Engine, IngestError, ScrapeOutcome, SloIdx,
-    SloReport, SloState, Snapshot, TierReport, WindowReport, exceeds,
+    BURN_TIE_EPSILON, BudgetReport, Engine, IngestError, ScrapeOutcome, SloIdx, SloReport,
+    SloState, Snapshot, TierReport, WindowReport, exceeds,
 };
 pub use ring::{Counts, Ring};
 pub use sketch::LatencyQuantiles;

@@ -115,7 +115,7 @@ fn slo_burn_rate_from_the_real_engine() {
         ("burn_rate", "15.0x over 1h, 180.0x over 5m"),
         (
             "description",
-            "Errors are 1.50% of events over the last 1h and 18.00% over the last 5m, against an error budget of 0.100% (99.9% over 30d). At 15.0x the budget (37.5% left) is spent in 18h.",
+            "Errors are 1.50% of events over the last 1h and 18.00% over the last 5m, against an error budget of 0.100% (99.9% over 30d). At the current 1h burn rate the budget (37.5% left) is spent in 18h.",
         ),
         ("objective", "99.9%"),
         ("sli", "99.937%"),
@@ -577,4 +577,65 @@ fn people_numbers_are_finite_and_short() {
     assert_eq!(fmt_exhaustion(Some(Dur::from_days(2))), "2d");
     assert_eq!(fmt_exhaustion(Some(Dur(500))), "under a second");
     assert_eq!(fmt_exhaustion(None), "never at the current burn rate");
+}
+
+#[test]
+fn exhausted_budgets_and_resolved_alerts_are_worded_as_such() {
+    let rules = load_str("r.yaml", RULES).expect("rules");
+    let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
+    let g = ev.generation();
+    for i in 0..600 {
+        ev.apply(Observation::Probe {
+            generation: g,
+            name: Arc::from("health"),
+            outcome: outcome(T0 + i * S, i % 2 == 0),
+        });
+    }
+    let now = Timestamp(T0 + 600 * S - 1);
+    let mut snap = ev.evaluate(now);
+    // The figures of a budget spent 29 times over, whatever the engine made of 10 minutes.
+    {
+        let r = &mut snap.slos[0];
+        r.budget.remaining = -28.222;
+        r.time_to_exhaustion = Some(Dur(0));
+        for t in &mut r.tiers {
+            t.condition = t.name == "page_fast";
+            t.long_burn = 19.1;
+            t.short_burn = 20.0;
+        }
+    }
+    let mut al = Alerter::new(&rules, "http://x");
+    let set = al.evaluate(&snap, now);
+    let firing = by_name(&set, SLO_BURN_RATE);
+    assert_eq!(firing.len(), 1);
+    let d = &firing[0].annotations[names::DESCRIPTION];
+    assert!(
+        d.ends_with("The budget is already exhausted (-2822.2% left)."),
+        "{d}"
+    );
+    assert!(!d.contains("spent in already"), "{d}");
+    // Recovered: the resolved alert says so, with the final figures, and its notification's
+    // title does not say it is burning.
+    let later = Timestamp(now.0 + M);
+    for t in &mut snap.slos[0].tiers {
+        t.condition = false;
+        t.long_burn = 9.5;
+        t.short_burn = 0.0;
+    }
+    snap.at = later;
+    let set = al.evaluate(&snap, later);
+    let resolved = by_name(&set, SLO_BURN_RATE);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].ends_at, Some(later));
+    assert_eq!(
+        resolved[0].annotations[names::SUMMARY],
+        "checkout/availability recovered: burn rate 9.5x over 1h and 0.0x over 5m (page_fast: no longer both above 14.4x)"
+    );
+    let n = crate::notify::render::tests::notification(vec![resolved[0].clone()]);
+    let title = crate::notify::render::summary(&n);
+    assert!(
+        title.starts_with("[RESOLVED] checkout/availability recovered"),
+        "{title}"
+    );
+    assert!(!title.contains("is burning"), "{title}");
 }

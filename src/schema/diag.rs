@@ -1,11 +1,11 @@
-//! Diagnostics: what `burnwatch check` reports about a rules file, each pinned to a file, line and
-//! column, with a message of the form "what is wrong; what to write instead".
+//! Diagnostics: what `burnwatch check` reports about a rules or config file, each pinned to a
+//! file, line and column, with a message of the form "what is wrong; what to write instead".
 //! Also the did-you-mean helper used for unknown keys and names.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::rules::node::Pos;
+use crate::schema::node::Pos;
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
