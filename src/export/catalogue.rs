@@ -958,6 +958,81 @@ mod tests {
         }
     }
 
+    /// Checks that every sample has its family's value kind and label names.
+    struct Check {
+        family: &'static Family,
+        samples: usize,
+    }
+
+    impl Sink for Check {
+        fn sample(&mut self, slo: Option<usize>, labels: &[(&'static str, &str)], value: Value) {
+            let f = self.family;
+            match (f.kind, value) {
+                (Kind::Gauge, Value::Gauge(v)) => assert!(v.is_finite(), "{}", f.name),
+                (Kind::Counter, Value::Count(_)) => {}
+                (kind, v) => panic!("{}: a {kind:?} family emitted {v:?}", f.name),
+            }
+            assert_eq!(slo.is_some(), f.subject == Subject::Slo, "{}", f.name);
+            let want: Vec<&str> = match f.subject {
+                Subject::Slo => Vec::new(),
+                s => s.labels().to_vec(),
+            }
+            .into_iter()
+            .chain(f.labels.iter().map(|(k, _)| *k))
+            .collect();
+            let got: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+            assert_eq!(got, want, "{}", f.name);
+            self.samples += 1;
+        }
+    }
+
+    #[test]
+    fn every_family_emits_its_kind_and_labels() {
+        use crate::agent::evaluator::{Evaluator, Observation};
+        use crate::probe::{Phases, ProbeOutcome};
+        use crate::time::Timestamp;
+        let rules = crate::rules::load_str(
+            "r.yaml",
+            "version: burnwatch/v1\nservice: shop\nprobes:\n  - name: home\n    http: {url: \"http://127.0.0.1:1/\"}\n    interval: 10s\nscrape:\n  - name: app\n    url: http://127.0.0.1:1/metrics\nslos:\n  - name: up\n    objective: 99.5\n    indicator: {probe: home}\n  - name: fast\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 300ms, probe: home}\n",
+        )
+        .expect("rules");
+        let t0 = 1_780_000_000_000;
+        let mut ev = Evaluator::new(rules, Timestamp(t0));
+        for i in 0..10i64 {
+            ev.apply(Observation::Probe {
+                generation: ev.generation(),
+                name: "home".into(),
+                outcome: ProbeOutcome {
+                    started_ms: t0 + i * 10_000,
+                    success: i != 3,
+                    duration_secs: 0.25,
+                    phases: Phases::default(),
+                    status: Some(200),
+                    cert_not_after_ms: Some(1_900_000_000_000),
+                    failure: None,
+                },
+            });
+        }
+        let mut snap = ev.evaluate(Timestamp(t0 + 120_000));
+        snap.checkpoint.last_ok_ms = Some(t0);
+        let mut view = AlertingView {
+            last_save_ms: Some(t0),
+            ..AlertingView::default()
+        };
+        view.integrations
+            .push(crate::notify::delivery::IntegrationStats {
+                receiver: "oncall".into(),
+                kind: "webhook",
+                ..Default::default()
+            });
+        let sources = Sources::new(&snap, Some(&view));
+        for family in FAMILIES {
+            let mut check = Check { family, samples: 0 };
+            (family.points)(&sources, &mut check);
+            assert!(check.samples > 0, "{} emitted nothing", family.name);
+        }
+    }
+
     #[test]
     fn names_are_unique_and_help_fits_one_line() {
         let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
