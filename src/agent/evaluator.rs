@@ -773,6 +773,48 @@ slos:
     }
 
     #[test]
+    fn a_repeated_series_counts_once_and_is_the_targets_problem() {
+        let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(T0));
+        ev.apply(scrape(&ev, T0, 1000, 10));
+        // The second page repeats the 200 series with a huge value: Prometheus keeps the first.
+        let page = "req_total{code=\"200\"} 1098\nreq_total{code=\"500\"} 12\nreq_total{code=\"200\"} 999999999\n";
+        let target = TargetLabels::for_target(&ev.rules().scrapes[0]);
+        ev.apply(Observation::Scrape {
+            generation: ev.generation(),
+            target: "api".into(),
+            at: Timestamp(T0 + 15_000),
+            duration_secs: 0.01,
+            bytes: page.len() as u64,
+            result: Ok(
+                match_page(ev.plan(), &target, page.as_bytes(), Format::Text, 100).expect("valid"),
+            ),
+        });
+        let s = ev.evaluate(Timestamp(T0 + 60_000));
+        let errors = report(&s, "errors");
+        assert_eq!((errors.window.good, errors.window.total), (98, 100));
+        let t = &s.targets[0];
+        assert!(t.up);
+        assert_eq!(t.duplicate_samples, 1);
+        let problem = t.problem.as_ref().expect("a problem");
+        assert_eq!(problem.reason, "duplicate_series");
+        assert!(
+            problem.message.contains("req_total{"),
+            "{}",
+            problem.message
+        );
+        // A clean page clears it.
+        ev.apply(scrape(&ev, T0 + 30_000, 1100, 12));
+        let s = ev.evaluate(Timestamp(T0 + 60_000));
+        assert_eq!(
+            (
+                s.targets[0].problem.as_ref(),
+                s.targets[0].duplicate_samples
+            ),
+            (None, 0)
+        );
+    }
+
+    #[test]
     fn reload_keeps_unchanged_state_and_drops_stale_observations() {
         let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(T0));
         let old = ev.generation();
