@@ -188,6 +188,28 @@ impl CountTiers {
         c.counts()
     }
 
+    /// Start of the oldest bucket holding events: on the coarsest tier that has any, refined on
+    /// each finer tier whose ring still reaches back to that instant. `None` without events.
+    pub fn oldest_data(&self) -> Option<Timestamp> {
+        let mut first: Option<i64> = None;
+        for ring in self.rings.iter().rev() {
+            let Some(head) = ring.head() else { continue };
+            let r = ring.resolution().millis() as i64;
+            let held_from = (head - ring.len() as i64 + 1) * r;
+            let Some(k) = ((head - ring.len() as i64 + 1)..=head)
+                .find(|&k| ring.get(k).is_some_and(|c| c.total > 0))
+            else {
+                continue;
+            };
+            first = match first {
+                None => Some(k * r),
+                Some(f) if held_from <= f => Some((k * r).max(f)),
+                keep => keep,
+            };
+        }
+        first.map(Timestamp)
+    }
+
     /// Events the coarsest tier refused as older than its span (no tier could hold them).
     pub fn late_dropped(&self) -> u64 {
         self.rings[2].late_dropped()
