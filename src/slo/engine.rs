@@ -215,8 +215,9 @@ pub struct SloState {
     pub(crate) alerts: Vec<(String, AlertState)>,
     pub(crate) latest: Option<Timestamp>,
     pub(crate) rejected: u64,
-    /// The instant of the SLO's first collection (first event, or first scrape of its counters):
-    /// before it, windows hold no data rather than bad data, and coverage counts from it.
+    /// The instant of the SLO's first collection: the timestamp of the first event (or batch,
+    /// or scrape of its counters) it received, in arrival order. Before it, windows hold no data
+    /// rather than bad data, and coverage counts from it.
     pub(crate) first: Option<Timestamp>,
 }
 
@@ -326,10 +327,10 @@ impl SloState {
         }
     }
 
-    /// Notes a collection at `ts` (see `first`).
+    /// Notes a collection at `ts` (see `first`: only the first one is kept).
     #[inline]
     pub(crate) fn collected(&mut self, ts: Timestamp) {
-        if self.first.is_none_or(|f| ts < f) {
+        if self.first.is_none() {
             self.first = Some(ts);
         }
     }
@@ -498,14 +499,15 @@ impl Entry {
 
     /// A rolling window `w` at `now`, which the rings' heads have been advanced to.
     fn rolling(&mut self, w: Dur, now: Timestamp) -> WindowReport {
-        let tier = self.plan.layout.rolling_tier(w);
-        let k = now.0.div_euclid(COUNT_RES[tier].millis() as i64);
-        let n = self.plan.layout.rolling_buckets(tier, w);
-        let c = self.state.counts.rolling(tier, n, k);
+        let layout = &self.plan.layout;
+        let tier = layout.rolling_tier(w);
+        let (lo_excl, k) = layout.rolling_range(tier, w, now);
+        let n = layout.rolling_buckets(tier, w);
+        let c = self.state.counts.rolling_from(tier, n, lo_excl, k);
         let coverage = self
             .state
             .coverage(now.0.saturating_sub(w.millis() as i64), now);
-        self.window(c, k - n + 1, tier, now, w, coverage)
+        self.window(c, lo_excl + 1, tier, now, w, coverage)
     }
 
     fn evaluate(&mut self, idx: SloIdx, now: Timestamp, extra: &[Dur]) -> SloReport {
@@ -827,8 +829,8 @@ impl Engine {
     #[inline(never)]
     fn ingest_slow(&mut self, i: usize, ts: Timestamp, minute: i64, bad: u64, total: u64) {
         let (e, h) = (&mut self.entries[i], &mut self.heads[i]);
-        // Every first event of an SLO (and of each minute) passes here, so the hot path above
-        // never needs to look at `first`.
+        // An SLO's first event always passes here (its head starts empty), so the hot path
+        // above never needs to look at `first`.
         e.state.collected(ts);
         if h.minute == HEAD_OFF {
             e.ingest(ts, total - bad, total);

@@ -3,11 +3,11 @@
 //!
 //! Window semantics, exact at bucket resolution (the proptests re-derive them from raw events):
 //! - rolling `W` at `now`: the finest tier with `N x r >= W + r`; buckets `k` in
-//!   `(k(now) - ceil(W/r) - 1, k(now)]`: the current, partial bucket plus every full bucket that
-//!   overlaps `[now - W, now]`. A window therefore counts at least the last `W` (exactly `W` when
-//!   `now` is on a bucket boundary and `W` a multiple of `r`), at most `W + r`, never less: a
-//!   `1m` window read just after a minute boundary still holds the minute before it, so a live
-//!   outage cannot read as an empty window and resolve a page;
+//!   `[k(now - W), k(now)]`: the current, partial bucket plus every full bucket that overlaps
+//!   `[now - W, now]` (at most `ceil(W/r) + 1` buckets). A window therefore counts at least the
+//!   last `W` (exactly `W` when `now` is on a bucket boundary and `W` a multiple of `r`), less
+//!   than `W + r` more, never less: a `1m` window read just after a minute boundary still holds
+//!   the minute before it, so a live outage cannot read as an empty window and resolve a page;
 //! - calendar: the period `[start, end)` containing `now`; the finest tier whose ring (head at
 //!   `k(now)`) still holds bucket `ceil(start/r)`; buckets `k` with `k*r >= start` and `k <= k(now)`.
 
@@ -103,10 +103,19 @@ impl TierLayout {
         self.span(2).millis() >= w.millis().saturating_add(COUNT_RES[2].millis())
     }
 
-    /// Number of buckets a rolling window spans on tier `i`: `ceil(W / r) + 1` (the current
-    /// partial bucket and every full bucket overlapping `[now - W, now]`), capped to the ring.
+    /// Most buckets a rolling window spans on tier `i`: `ceil(W / r) + 1` (the current partial
+    /// bucket and every full bucket overlapping `[now - W, now]`), capped to the ring.
     pub fn rolling_buckets(&self, i: usize, w: Dur) -> i64 {
         (w.millis().div_ceil(COUNT_RES[i].millis()) as i64 + 1).min(self.lens[i] as i64)
+    }
+
+    /// The buckets `(lo_excl, k]` of tier `i` that a rolling window `w` reads at `now`: from the
+    /// bucket holding `now - W` to the bucket of `now` (see the module docs).
+    pub fn rolling_range(&self, i: usize, w: Dur, now: Timestamp) -> (i64, i64) {
+        let r = COUNT_RES[i].millis() as i64;
+        let k = now.0.div_euclid(r);
+        let lo = now.0.saturating_sub(w.millis() as i64).div_euclid(r);
+        ((lo - 1).max(k - self.rolling_buckets(i, w)), k)
     }
 
     /// The tier used for a calendar period starting at `start` evaluated at `now`: the finest
@@ -238,6 +247,14 @@ mod tests {
         assert!(!l.holds(Dur::from_hours(30 * 24 + 1)));
         assert_eq!(l.rolling_buckets(1, Dur::from_mins(61)), 8);
         assert_eq!(l.rolling_buckets(0, Dur::MINUTE), 2);
+        // 1m at 5:00.5 reads minutes 4 and 5; exactly at 5:00, minutes 4 and 5 too ([4:00, 5:00]).
+        let m = |mins: i64, ms: i64| Timestamp(mins * 60_000 + ms);
+        assert_eq!(l.rolling_range(0, Dur::MINUTE, m(5, 500)), (3, 5));
+        assert_eq!(l.rolling_range(0, Dur::MINUTE, m(5, 0)), (3, 5));
+        // 61m on 10-minute buckets: 7 or 8 buckets, by where now falls in its bucket.
+        assert_eq!(l.rolling_range(1, Dur::from_mins(61), m(125, 0)), (5, 12));
+        assert_eq!(l.rolling_range(1, Dur::from_mins(61), m(129, 0)), (5, 12));
+        assert_eq!(l.rolling_range(1, Dur::from_mins(61), m(120, 0)), (4, 12));
         let start = Timestamp(Dur::from_days(100).millis() as i64);
         assert_eq!(l.calendar_tier(start, start.add(Dur::from_hours(5))), 0);
         // k(now) - 361 < k(start) fails once 361 minutes have passed.
