@@ -550,15 +550,15 @@ mod tests {
         let dir = tmpdir();
         let path = dir.path().join("state.ckpt");
         let mut bytes = encode(&state(1)).unwrap();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         fs::write(&path, &bytes).unwrap();
         let err = load::<State>(&path).unwrap_err();
         match &err {
             StorageError::NewerVersion {
-                found: 2,
-                supported: 1,
+                found,
+                supported: FORMAT_VERSION,
                 path: Some(p),
-            } => assert_eq!(p, &path),
+            } if *found == FORMAT_VERSION + 1 => assert_eq!(p, &path),
             other => panic!("expected NewerVersion, got {other:?}"),
         }
         let msg = err.to_string();
@@ -568,6 +568,30 @@ mod tests {
             msg.contains("refusing to start with an empty budget"),
             "{msg}"
         );
+    }
+
+    /// A payload whose layout changed: version 1 stored a bare `u32`, version 2 a pair.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Grown(u32, Option<u64>);
+
+    impl Payload for Grown {
+        fn decode_older(version: u32, body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+            assert_eq!(version, 1);
+            let (v, rest): (u32, &[u8]) = postcard::take_from_bytes(body)?;
+            Ok((Grown(v, None), rest))
+        }
+    }
+
+    #[test]
+    fn older_versions_are_read_through_the_payload() {
+        let mut bytes = encode(&7u32).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(decode::<Grown>(&bytes).unwrap(), Grown(7, None));
+        // The same bytes as the current version are a different layout: refused, not misread.
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        assert!(decode::<Grown>(&bytes).is_err());
+        let now = encode(&Grown(7, Some(9))).unwrap();
+        assert_eq!(decode::<Grown>(&now).unwrap(), Grown(7, Some(9)));
     }
 
     #[test]
