@@ -1508,6 +1508,8 @@ mod tests {
         let mut e = Engine::new();
         let i = e.add_slo(&slo("mem", Window::Rolling(Dur::from_days(30)), probe()));
         let bytes = e.count_bytes(i).expect("idx");
+        // The figure in the module docs and README ("count state per occurrences SLO").
+        assert_eq!(bytes, 24_928);
         let buckets = 16 * (361 + 433 + 721);
         // Plus the window sums: a few hundred bytes.
         assert!(bytes > buckets && bytes < buckets + 1024, "{bytes}");

@@ -367,6 +367,40 @@ fn scrape_target_down_after_five_minutes() {
     );
 }
 
+/// A fresh start into an outage: every check fails from the first. Two minutes in, page_fast
+/// fires (1h: 120 s of data at 100% errors spend 3.3% x 1000 = 33.3x the 1h budget rate) and
+/// its text says how much of each window has data; the 30d budget is barely touched.
+#[test]
+fn fresh_start_page_says_how_much_data_it_saw() {
+    let rules = load_str("r.yaml", RULES).expect("rules");
+    let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
+    let mut al = Alerter::new(&rules, "http://x");
+    let g = ev.generation();
+    for i in 0..=120 {
+        ev.apply(Observation::Probe {
+            generation: g,
+            name: Arc::from("health"),
+            outcome: outcome(T0 + i * S, false),
+        });
+    }
+    let now = Timestamp(T0 + 120 * S);
+    let set = al.evaluate(&ev.evaluate(now), now);
+    let burn = by_name(&set, SLO_BURN_RATE);
+    let tiers: Vec<&str> = burn.iter().map(|a| a.label("tier")).collect();
+    assert_eq!(tiers, ["page_fast"], "{:#?}", set.alerts);
+    let a = &burn[0].annotations;
+    assert_eq!(a[names::BURN_RATE], "33.3x over 1h, 400.0x over 5m");
+    let d = &a[names::DESCRIPTION];
+    assert!(
+        d.starts_with(
+            "Errors are 100.00% of events over the last 1h (over 2m of data, 3.3% of the 1h window) and 100.00% over the last 5m (over 2m of data, 40% of the 5m window), against an error budget of 0.100% (99.9% over 30d). The burn rates count the errors seen against the budget of each whole window. At 33.3x the budget (95.4% left) is spent in "
+        ),
+        "{d}"
+    );
+    assert_eq!(a[names::BUDGET_REMAINING], "95.4%");
+    assert!(by_name(&set, SLO_ERROR_BUDGET_EXHAUSTED).is_empty());
+}
+
 #[test]
 fn no_data_and_budget_exhausted_from_the_engine() {
     let rules = load_str(
