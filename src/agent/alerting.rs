@@ -68,6 +68,9 @@ struct AlertingState {
     in_flight: Vec<(usize, Notification)>,
 }
 
+/// Unchanged since format version 1.
+impl storage::Payload for AlertingState {}
+
 /// Why alerting could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertingError {

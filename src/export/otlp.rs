@@ -488,7 +488,7 @@ fn agent<T>(v: Option<T>) -> Points<T> {
     v.into_iter().map(|v| (Vec::new(), v)).collect()
 }
 
-static GAUGES: [Family<f64>; 22] = [
+static GAUGES: [Family<f64>; 23] = [
     Family {
         name: "burnwatch_slo_objective_ratio",
         help: "The SLO's objective as a ratio (99.9% is 0.999)",
@@ -512,6 +512,12 @@ static GAUGES: [Family<f64>; 22] = [
         help: "Events in the window (exact counts at bucket resolution)",
         unit: "{event}",
         points: |s| per_window(s, |w| w.total as f64),
+    },
+    Family {
+        name: "burnwatch_slo_window_coverage_ratio",
+        help: "Share of the window after the SLO's first collection (1 once collected for the whole window); tier burn rates and the budget count the window's events against its whole budget",
+        unit: "1",
+        points: |s| per_window(s, |w| w.coverage),
     },
     Family {
         name: "burnwatch_slo_error_budget_remaining_ratio",
