@@ -162,7 +162,7 @@ mod tests {
         let t = render(&b, false).expect("renders");
         let want = "\
 SLO                OBJECTIVE              SLI  BUDGET LEFT  FASTEST BURN  ALERTS
-shop/availability      99.9%  99.875% [0.03%]       -25.0%        14.44x  page_fast firing
+shop/availability      99.9%  99.875% [0.03%]       -25.0%        14.44x  page_fast firing, page_slow flapping
 shop/latency             99%         100.000%       100.0%         0.00x  -
 [n%]: share of the SLO window with data (since the first collection); budget left counts against the whole window
 ";

@@ -1028,7 +1028,8 @@ slos:
                     },
                 });
             }
-            let now = Timestamp(T0 + (m + 1) * M - 1);
+            // On the minute boundary, a window of N minutes is exactly the last N minutes.
+            let now = Timestamp(T0 + (m + 1) * M);
             let snap = Arc::new(ev.evaluate(now));
             // As the alerting task does it: decide, upsert, flush, deliver.
             let set = alerter.evaluate(&snap, now);

@@ -393,7 +393,7 @@ fn fresh_start_page_says_how_much_data_it_saw() {
     let d = &a[names::DESCRIPTION];
     assert!(
         d.starts_with(
-            "Errors are 100.00% of events over the last 1h (over 2m of data, 3.3% of the 1h window) and 100.00% over the last 5m (over 2m of data, 40% of the 5m window), against an error budget of 0.100% (99.9% over 30d). The burn rates count the errors seen against the budget of each whole window. At 33.3x the budget (95.4% left) is spent in "
+            "Errors are 100.00% of events over the last 1h (over 2m of data, 3.3% of the 1h window) and 100.00% over the last 5m (over 2m of data, 40% of the 5m window), against an error budget of 0.100% (99.9% over 30d). The burn rates count the errors seen against the budget of each whole window. At the current 1h burn rate the budget (95.4% left) is spent in "
         ),
         "{d}"
     );
