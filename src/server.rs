@@ -664,6 +664,7 @@ fn slo_json(r: &SloReport, def: &Slo, tiers: Option<&TierPhases>, detail: bool) 
         "good": r.window.good,
         "total": r.window.total,
         "budget_remaining_ratio": r.budget.remaining,
+        "coverage": r.window.coverage,
         "budget_total_minutes": r.budget.total_minutes,
         "time_to_exhaustion_seconds": r.time_to_exhaustion.map(|d| d.as_secs_f64()),
         "fastest_burn_rate": fastest,

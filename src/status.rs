@@ -33,6 +33,7 @@ pub fn render(body: &Value, colour: bool) -> Result<String, StatusError> {
         "ALERTS".into(),
     ]];
     let mut states: Vec<u8> = vec![0];
+    let mut partly = false;
     for s in slos {
         let name = format!(
             "{}/{}",
@@ -57,10 +58,18 @@ pub fn render(body: &Value, colour: bool) -> Result<String, StatusError> {
                 Some(format!("{} {label}", a["tier"].as_str().unwrap_or("?")))
             })
             .collect();
+        // Agents before coverage existed send none: their windows read as covered.
+        let coverage = s["coverage"].as_f64().unwrap_or(1.0);
+        let sli = if coverage < 1.0 {
+            partly = true;
+            format!("{:.3}% [{}]", num("sli") * 100.0, fmt_coverage(coverage))
+        } else {
+            format!("{:.3}%", num("sli") * 100.0)
+        };
         rows.push([
             name,
             format!("{}%", trim(num("objective_percent"))),
-            format!("{:.3}%", num("sli") * 100.0),
+            sli,
             format!("{:.1}%", num("budget_remaining_ratio") * 100.0),
             format!("{:.2}x", num("fastest_burn_rate")),
             if alerts.is_empty() {
@@ -103,7 +112,22 @@ pub fn render(body: &Value, colour: bool) -> Result<String, StatusError> {
     if slos.is_empty() {
         out.push_str("(no SLOs loaded)\n");
     }
+    if partly {
+        out.push_str(
+            "[n%]: share of the SLO window with data (since the first collection); budget left counts against the whole window\n",
+        );
+    }
     Ok(out)
+}
+
+/// A coverage below 1 as a percentage, rounded down so it never reads 100%: `41%`, `0.03%`.
+fn fmt_coverage(c: f64) -> String {
+    let pct = c * 100.0;
+    if pct >= 1.0 {
+        format!("{}%", pct.floor())
+    } else {
+        format!("{}%", trim((pct * 100.0).floor() / 100.0))
+    }
 }
 
 /// `99.9` as `99.9`, `99.0` as `99`.
@@ -128,6 +152,27 @@ mod tests {
             {"service": "shop", "slo": "latency", "objective_percent": 99.0, "sli": 1.0,
              "budget_remaining_ratio": 1.0, "fastest_burn_rate": 0.0, "alerts": []}
         ]})
+    }
+
+    #[test]
+    fn partly_covered_windows_are_marked() {
+        let mut b = body();
+        b["slos"][0]["coverage"] = json!(0.000_347);
+        b["slos"][1]["coverage"] = json!(1.0);
+        let t = render(&b, false).expect("renders");
+        let want = "\
+SLO                OBJECTIVE              SLI  BUDGET LEFT  FASTEST BURN  ALERTS
+shop/availability      99.9%  99.875% [0.03%]       -25.0%        14.44x  page_fast firing, page_slow flapping
+shop/latency             99%         100.000%       100.0%         0.00x  -
+[n%]: share of the SLO window with data (since the first collection); budget left counts against the whole window
+";
+        assert_eq!(t, want);
+        b["slos"][0]["coverage"] = json!(0.419);
+        assert!(
+            render(&b, false)
+                .expect("renders")
+                .contains("99.875% [41%]")
+        );
     }
 
     #[test]

@@ -26,8 +26,23 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The only format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The only format version this build writes, and the newest it reads. Older versions are read
+/// through [`Payload::decode_older`]:
+/// - 1: the first format;
+/// - 2: engine state records each SLO's first collection (`SloState::first`).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// A value stored in a checkpoint file. postcard is not self-describing, so a payload whose
+/// layout changed in a format version says how to read the older layouts; one whose layout never
+/// changed keeps the default, which reads every version as the current layout.
+pub trait Payload: Serialize + DeserializeOwned {
+    /// Decodes `body`, written with format `version` (`1 <= version < FORMAT_VERSION`), returning
+    /// the value and the bytes left over.
+    fn decode_older(version: u32, body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+        let _ = version;
+        postcard::take_from_bytes(body)
+    }
+}
 
 /// Identifies a burnwatch checkpoint; the NUL keeps text tools from mistaking it for text.
 const MAGIC: [u8; 8] = *b"BWCHKPT\0";
@@ -202,7 +217,7 @@ fn field<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 /// Checks a complete checkpoint file image and decodes its payload.
 ///
 /// Checks run in file order, so the first damaged field is the one reported.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
+pub fn decode<T: Payload>(bytes: &[u8]) -> Result<T, StorageError> {
     let have = bytes.len() as u64;
     let truncated = |expected: u64| StorageError::Truncated {
         path: None,
@@ -255,8 +270,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
             actual: actual_crc,
         });
     }
-    let (value, rest) = postcard::take_from_bytes(body)
-        .map_err(|source| StorageError::Decode { path: None, source })?;
+    let decoded = if version == FORMAT_VERSION {
+        postcard::take_from_bytes(body)
+    } else {
+        T::decode_older(version, body)
+    };
+    let (value, rest) = decoded.map_err(|source| StorageError::Decode { path: None, source })?;
     if !rest.is_empty() {
         return Err(StorageError::UnusedPayload {
             path: None,
@@ -355,7 +374,7 @@ fn sync_dir(_dir: &Path) -> Result<(), StorageError> {
 ///
 /// `Ok(None)` means only that no file exists there (a first start). Every other problem is an
 /// error naming the file, which is left untouched for inspection.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StorageError> {
+pub fn load<T: Payload>(path: &Path) -> Result<Option<T>, StorageError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -386,6 +405,11 @@ mod tests {
         sketch: Option<Vec<u8>>,
     }
 
+    impl Payload for State {}
+    impl Payload for u8 {}
+    impl Payload for Vec<u32> {}
+    impl Payload for Vec<(i64, u32, String)> {}
+
     fn state(generation: u64) -> State {
         State {
             generation,
@@ -412,7 +436,7 @@ mod tests {
         let bytes = encode(&42u32).unwrap();
         let body = postcard::to_stdvec(&42u32).unwrap();
         assert_eq!(&bytes[..8], b"BWCHKPT\0");
-        assert_eq!(bytes[8..12], 1u32.to_le_bytes());
+        assert_eq!(bytes[8..12], FORMAT_VERSION.to_le_bytes());
         assert_eq!(bytes[12..20], (body.len() as u64).to_le_bytes());
         assert_eq!(bytes[20..24], crc32fast::hash(&body).to_le_bytes());
         assert_eq!(&bytes[24..], &body[..]);
@@ -526,15 +550,15 @@ mod tests {
         let dir = tmpdir();
         let path = dir.path().join("state.ckpt");
         let mut bytes = encode(&state(1)).unwrap();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         fs::write(&path, &bytes).unwrap();
         let err = load::<State>(&path).unwrap_err();
         match &err {
             StorageError::NewerVersion {
-                found: 2,
-                supported: 1,
+                found,
+                supported: FORMAT_VERSION,
                 path: Some(p),
-            } => assert_eq!(p, &path),
+            } if *found == FORMAT_VERSION + 1 => assert_eq!(p, &path),
             other => panic!("expected NewerVersion, got {other:?}"),
         }
         let msg = err.to_string();
@@ -544,6 +568,30 @@ mod tests {
             msg.contains("refusing to start with an empty budget"),
             "{msg}"
         );
+    }
+
+    /// A payload whose layout changed: version 1 stored a bare `u32`, version 2 a pair.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Grown(u32, Option<u64>);
+
+    impl Payload for Grown {
+        fn decode_older(version: u32, body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+            assert_eq!(version, 1);
+            let (v, rest): (u32, &[u8]) = postcard::take_from_bytes(body)?;
+            Ok((Grown(v, None), rest))
+        }
+    }
+
+    #[test]
+    fn older_versions_are_read_through_the_payload() {
+        let mut bytes = encode(&7u32).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(decode::<Grown>(&bytes).unwrap(), Grown(7, None));
+        // The same bytes as the current version are a different layout: refused, not misread.
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        assert!(decode::<Grown>(&bytes).is_err());
+        let now = encode(&Grown(7, Some(9))).unwrap();
+        assert_eq!(decode::<Grown>(&now).unwrap(), Grown(7, Some(9)));
     }
 
     #[test]

@@ -38,6 +38,16 @@ const EVAL: Duration = Duration::from_secs(1);
 const FACTOR: f64 = 5.0;
 const OBJECTIVE: f64 = 0.90;
 const KEEP_FIRING_FOR: Duration = Duration::from_secs(3);
+/// The tier's windows.
+const LONG: Duration = Duration::from_secs(120);
+const SHORT: Duration = Duration::from_secs(60);
+/// How long a test waits for the page of an outage that starts right after the agent: the
+/// fresh agent pages once the errors it saw spend the tier's share of the whole 2m window's
+/// budget, i.e. after about a minute of data.
+const PAGE_WITHIN: Duration = Duration::from_secs(100);
+/// How long a test waits for the resolve: as many good answers as there were failures (about
+/// a minute's worth, see the resolve bound).
+const RESOLVE_WITHIN: Duration = Duration::from_secs(100);
 /// Time the bounds allow for delivery itself and for scheduling on a busy 2-core machine.
 const SLACK: Duration = Duration::from_secs(3);
 /// One request of the test's traffic every this long.
@@ -47,8 +57,7 @@ const USER: &str = "burnwatch";
 const PASSWORD: &str = "e2e-pa55word";
 
 /// Rules for the synthetic service: a ratio SLO from its scraped counters with one fast custom
-/// tier (1m/2m windows; `keep_firing_for` covers the instant after a minute boundary, when the
-/// 1m window is empty until the next scrape), and a health probe with a `ProbeDown` alert.
+/// tier (2m/1m windows), and a health probe with a `ProbeDown` alert.
 fn rules(base: &str) -> String {
     format!(
         r#"version: burnwatch/v1
@@ -157,6 +166,8 @@ struct Setup {
     listen: SocketAddr,
     agent: AgentProcess,
     traffic: Traffic,
+    /// When the agent was seen to have counted requests: its first collection came before.
+    collected_by: Instant,
 }
 
 const OUTAGE: Behaviour = Behaviour {
@@ -203,6 +214,7 @@ impl Setup {
             listen,
             agent,
             traffic,
+            collected_by: Instant::now(),
         }
     }
 
@@ -255,14 +267,14 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
     // The outage: every request fails from here on.
     let outage_start = Instant::now();
     setup.svc.set_behaviour(outage);
-    let (page_at, page) = wait_for(Duration::from_secs(30), "a page email", || {
+    let (page_at, page) = wait_for(PAGE_WITHIN, "a page email", || {
         sink.messages().first().map(|m| (Instant::now(), m.clone()))
     })
     .await;
     // Recovery as soon as the page is in.
     let recovery = Instant::now();
     setup.svc.set_behaviour(HEALTHY);
-    let (resolved_at, resolved) = wait_for(Duration::from_secs(45), "a resolved email", || {
+    let (resolved_at, resolved) = wait_for(RESOLVE_WITHIN, "a resolved email", || {
         sink.messages().get(1).map(|m| (Instant::now(), m.clone()))
     })
     .await;
@@ -270,12 +282,15 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
     tokio::time::sleep(group_interval + EVAL).await;
     let log = setup.traffic.log();
 
-    // The page bound. Both windows hold at most the good answers counted before the first
-    // failure (g0) and every failure since, so the error ratio is above 1 / (1 + g0/b) after b
-    // failures: the tier's condition (ratio > FACTOR x (1 - OBJECTIVE) = 0.5) holds in the
-    // target's truth once failures outnumber g0. The agent sees it at the next scrape (one more
-    // scrape if a minute boundary just emptied the 1m window), decides at the next evaluation,
-    // and mails after group_wait.
+    // The page bound. A window of W holds at most the good answers counted before the first
+    // failure (g0) and at least the failures of the last W (b_W), so its error ratio is at least
+    // b_W / (b_W + g0). The agent started moments before the outage, so each window counts the
+    // errors against the budget of the whole window: its burn is scaled by its coverage, at
+    // least (t - collected_by) / W (see "Fresh starts and coverage" in docs/rules.md). The
+    // tier's condition, coverage x ratio > FACTOR x (1 - OBJECTIVE) = 0.5 in both windows,
+    // holds in the target's truth at the first answer where both bounds are above 0.5. The
+    // agent sees it at the next scrape (one more if one was under way), decides at the next
+    // evaluation, and mails after group_wait.
     let threshold = FACTOR * (1.0 - OBJECTIVE);
     assert!((threshold - 0.5).abs() < 1e-12);
     let first_bad = log
@@ -283,16 +298,26 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
         .position(|(_, s)| *s == 500)
         .expect("the outage produced failures");
     let g0 = log[..first_bad].iter().filter(|(_, s)| *s == 200).count();
-    // Smallest b with b / (b + g0) > 0.5.
-    let b_needed = g0 + 1;
-    let condition_true =
-        nth(&log, first_bad, 500, b_needed).expect("enough failures before the page");
+    let holds = |at: Instant, w: Duration| {
+        let since = at.saturating_duration_since(setup.collected_by);
+        let coverage = (since.as_secs_f64() / w.as_secs_f64()).min(1.0);
+        let b = log[first_bad..]
+            .iter()
+            .filter(|(t, s)| *s == 500 && *t <= at && at.saturating_duration_since(*t) < w)
+            .count() as f64;
+        coverage * b / (b + g0 as f64) > threshold
+    };
+    let condition_true = log[first_bad..]
+        .iter()
+        .map(|(t, _)| *t)
+        .find(|&t| holds(t, LONG) && holds(t, SHORT))
+        .expect("enough failures before the page");
     let page_bound = condition_true + 2 * SCRAPE + EVAL + group_wait + SLACK;
     let page_after = log[first_bad].0.saturating_duration_since(outage_start);
     assert!(
         page_at <= page_bound,
         "the page arrived {:?} after the outage started; the bound is {:?} (condition true \
-         {:?} after it: {b_needed} failures against {g0} good answers)",
+         {:?} after it, against {g0} good answers)",
         page_at - outage_start,
         page_bound - outage_start,
         condition_true - outage_start
@@ -333,8 +358,8 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
         "resolved before keep_firing_for after recovery"
     );
     println!(
-        "page {:?} after the outage started (bound {:?}; condition true at {:?}, {b_needed} \
-         failures vs {g0} good); resolve {:?} after recovery (bound {:?}; condition false at \
+        "page {:?} after the outage started (bound {:?}; condition true at {:?} vs {g0} \
+         good); resolve {:?} after recovery (bound {:?}; condition false at \
          {:?}, {b} good vs {b} failures)",
         page_at - outage_start,
         page_bound - outage_start,
@@ -466,7 +491,7 @@ async fn restart_restored(agent: &mut AgentProcess, from: usize) {
 
 /// Waits (bounded) until both alerts have `want` (firing, resolved) notifications.
 async fn wait_both(hook: &HookSink, want: (usize, usize), what: &str) {
-    wait_for(Duration::from_secs(45), what, || {
+    wait_for(PAGE_WITHIN.max(RESOLVE_WITHIN), what, || {
         both_reached(&hook.received(), want).then_some(())
     })
     .await;
@@ -481,7 +506,7 @@ async fn sigkill_between_firing_and_sending_sends_exactly_once() {
     setup.svc.set_behaviour(OUTAGE);
     let fired = setup
         .agent
-        .wait_event(0, Duration::from_secs(20), "an alert firing", |e| {
+        .wait_event(0, PAGE_WITHIN, "an alert firing", |e| {
             log_field(e, "message") == Some("alert state changed")
                 && log_field(e, "to") == Some("firing")
         })

@@ -1,8 +1,9 @@
 //! Model-based tests of the SLO engine: random event streams against a brute-force model that
 //! keeps every raw event and recounts each window from scratch, with the documented semantics
-//! (rolling and calendar windows at tier resolution, counter increments with resets, timeslice
-//! judgements, no-data policies, alert conditions and `for`), plus checkpoint round trips and
-//! calendar edge cases.
+//! (rolling windows of `W` holding every bucket that overlaps `[now - W, now]`, calendar windows
+//! at tier resolution, counter increments with resets, timeslice judgements, no-data policies
+//! from the first collection on, coverage and the figures it scales, alert conditions and
+//! `for`), plus checkpoint round trips and calendar edge cases.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -213,8 +214,12 @@ struct Model {
     latest: Option<i64>,
     /// Occurrence events `(ts, good, total)`; for timeslice SLOs, the accepted raw observations.
     events: Vec<(i64, u64, u64)>,
-    /// First slice index (timeslice SLOs).
+    /// Timestamp of the first collection (first ingest or scrape, in arrival order).
+    first: Option<i64>,
+    /// First slice index (timeslice SLOs): slices are judged from the first collection on.
     first_slice: Option<i64>,
+    /// The open slice (timeslice SLOs).
+    cur_slice: Option<i64>,
     /// Counter trackers (f): id -> last value, per numerator and total.
     bad_series: BTreeMap<u64, f64>,
     total_series: BTreeMap<u64, f64>,
@@ -236,30 +241,57 @@ fn slice_ms(s: &Slo) -> Option<i64> {
 }
 
 impl Model {
+    /// Moves the open slice forward to the slice of `t` (once collected).
+    fn roll(&mut self, s: &Slo, t: i64) {
+        if let Some(sl) = slice_ms(s)
+            && self.first.is_some()
+        {
+            let k = t.div_euclid(sl);
+            self.first_slice.get_or_insert(k);
+            self.cur_slice = Some(self.cur_slice.map_or(k, |c| c.max(k)));
+        }
+    }
+
+    /// Time moves to `t` (an evaluation): slices roll to the newest instant seen.
     fn see(&mut self, s: &Slo, t: i64) {
         if self.latest.is_none_or(|l| t > l) {
             self.latest = Some(t);
         }
-        if let Some(sl) = slice_ms(s) {
-            self.first_slice.get_or_insert(t.div_euclid(sl));
-        }
+        let latest = self.latest.expect("just set");
+        self.roll(s, latest);
+    }
+
+    /// A collection at `t` (a scrape, or any ingest).
+    fn collect(&mut self, t: i64) {
+        self.first.get_or_insert(t);
     }
 
     fn ingest(&mut self, s: &Slo, ts: i64, good: u64, total: u64) {
         let good = good.min(total);
+        self.collect(ts);
+        if self.latest.is_none_or(|l| ts > l) {
+            self.latest = Some(ts);
+        }
         if let Some(sl) = slice_ms(s) {
             // An observation for a slice that time has already left is dropped.
-            let late = self
-                .latest
-                .is_some_and(|l| ts.div_euclid(sl) < l.div_euclid(sl));
-            self.see(s, ts);
-            if !late {
+            self.roll(s, ts);
+            if self.cur_slice == Some(ts.div_euclid(sl)) {
                 self.events.push((ts, good, total));
             }
         } else {
-            self.see(s, ts);
             self.events.push((ts, good, total));
         }
+    }
+
+    /// Share of `[from, now]` after the first collection.
+    fn coverage(&self, from: i64, now: i64) -> f64 {
+        let Some(first) = self.first else {
+            return 0.0;
+        };
+        if now - from <= 0 {
+            return if first <= now { 1.0 } else { 0.0 };
+        }
+        ((now - first.max(from)) as f64 / (now - from) as f64).clamp(0.0, 1.0)
     }
 
     fn counter_delta(series: &mut BTreeMap<u64, f64>, samples: &[(u64, f64)]) -> f64 {
@@ -390,14 +422,17 @@ fn period(unit: CalendarUnit, tz: &jiff::tz::TimeZone, now: i64) -> (i64, i64) {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_window(
     s: &Slo,
+    m: &Model,
     got: &WindowReport,
     judged: &[(i64, u64, u64)],
     r: i64,
     first: i64,
     now: i64,
     length_ms: i64,
+    coverage: f64,
 ) -> Result<(), TestCaseError> {
     let (g, t) = count(judged, r, first, now);
     let budget = s.objective.budget();
@@ -412,8 +447,18 @@ fn check_window(
     prop_assert_eq!(got.resolution, Dur(r as u64));
     prop_assert_eq!(got.length, Dur(length_ms as u64));
     prop_assert_eq!(got.has_data, t > 0);
+    prop_assert!(
+        (got.coverage - coverage).abs() <= 1e-12,
+        "coverage {} vs {} of {}",
+        got.coverage,
+        coverage,
+        got.length
+    );
     let (sli, burn) = if t > 0 {
         (g as f64 / t as f64, ((t - g) as f64 / t as f64) / budget)
+    } else if m.first.is_none() {
+        // Not collected yet: no data, whatever the policy.
+        (1.0, 0.0)
     } else if s.no_data == NoDataPolicy::Bad {
         (0.0, 1.0 / budget)
     } else {
@@ -461,26 +506,41 @@ fn check_report(
     let now = m.latest.expect("evaluated");
     prop_assert_eq!(rep.at, Timestamp(now));
     let judged = m.judged(s, now);
-    let rolling = |w: Dur| {
+    // The first bucket of a rolling window: the one holding `now - W`, so that every bucket
+    // overlapping `[now - W, now]` is counted (found by walking, not by the engine's formula).
+    let rolling = |w: Dur| -> Result<(i64, i64), TestCaseError> {
         let tier = layout.rolling_tier(w);
         let r = RES[tier];
-        let n = w.millis().div_ceil(r as u64) as i64;
-        (r, now.div_euclid(r) - n + 1)
+        prop_assert!(layout.lens[tier] as i64 * r >= w.millis() as i64 + r);
+        let mut k = now.div_euclid(r);
+        while k * r > now - w.millis() as i64 {
+            k -= 1;
+        }
+        // At least the last W, at most W + 2 buckets.
+        prop_assert!(now - k * r >= w.millis() as i64 && now - k * r < w.millis() as i64 + 2 * r);
+        Ok((r, k))
     };
-    let (len_ms, (r, first)) = match &s.window {
-        Window::Rolling(w) => (w.millis() as i64, rolling(*w)),
+    let (len_ms, (r, first), cov) = match &s.window {
+        Window::Rolling(w) => (
+            w.millis() as i64,
+            rolling(*w)?,
+            m.coverage(now - w.millis() as i64, now),
+        ),
         Window::Calendar { unit, tz, .. } => {
             let (start, end) = period(*unit, tz, now);
             let r = RES[layout.calendar_tier(Timestamp(start), Timestamp(now))];
             (
                 end - start,
                 (r, start.div_euclid(r) + i64::from(start.rem_euclid(r) != 0)),
+                m.coverage(start, now),
             )
         }
     };
-    check_window(s, &rep.window, &judged, r, first, now, len_ms)?;
+    check_window(s, m, &rep.window, &judged, r, first, now, len_ms, cov)?;
     let budget = s.objective.budget();
-    let remaining = 1.0 - rep.window.burn_rate;
+    // Figures that spend budget count the bad events seen against the whole window's budget.
+    let spent = |w: &WindowReport| w.coverage * w.burn_rate;
+    let remaining = 1.0 - spent(&rep.window);
     prop_assert!((rep.budget.remaining - remaining).abs() < 1e-12);
     let total_minutes = budget * len_ms as f64 / 60_000.0;
     prop_assert!((rep.budget.total_minutes - total_minutes).abs() < 1e-9);
@@ -495,12 +555,13 @@ fn check_report(
     ws.dedup();
     prop_assert_eq!(rep.alert_windows.len(), ws.len());
     for (w, got) in ws.iter().zip(&rep.alert_windows) {
-        let (r, first) = rolling(*w);
-        check_window(s, got, &judged, r, first, now, w.millis() as i64)?;
+        let (r, first) = rolling(*w)?;
+        let cov = m.coverage(now - w.millis() as i64, now);
+        check_window(s, m, got, &judged, r, first, now, w.millis() as i64, cov)?;
     }
     let find = |d: Dur| &rep.alert_windows[ws.binary_search(&d).expect("alert window")];
     // Time to exhaustion from the 1 h burn.
-    let hour = find(Dur::HOUR).burn_rate;
+    let hour = spent(find(Dur::HOUR));
     let tte = if remaining <= 0.0 {
         Some(Dur(0))
     } else if hour <= 0.0 {
@@ -515,7 +576,10 @@ fn check_report(
             || (s.no_data == NoDataPolicy::Bad && long.total == 0);
         // Same tie rule as the engine: above the factor by more than 1e-9 relative.
         let above = |b: f64| b > t.factor * (1.0 + 1e-9);
-        let cond = above(long.burn_rate) && above(short.burn_rate) && guard;
+        let (long_burn, short_burn) = (spent(long), spent(short));
+        prop_assert_eq!(rep.tiers[i].long_burn, long_burn);
+        prop_assert_eq!(rep.tiers[i].short_burn, short_burn);
+        let cond = above(long_burn) && above(short_burn) && guard;
         prop_assert_eq!(
             rep.tiers[i].condition,
             cond,
@@ -580,6 +644,7 @@ proptest! {
                     let i = counter_slo;
                     let out = engine.record_counter_scrape(idx[i], Timestamp(clock), 0, &bad, &total).expect("valid");
                     let m = &mut models[i];
+                    m.collect(clock);
                     let b = Model::counter_delta(&mut m.bad_series, &bad).round() as u64;
                     let t = Model::counter_delta(&mut m.total_series, &total).round() as u64;
                     let bad_events = b.min(t);

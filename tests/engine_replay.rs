@@ -3,16 +3,19 @@
 //!
 //! Traffic is aggregated per minute and recorded with `record_counts` at the minute's start;
 //! the engine is evaluated at the minute's last millisecond, so "minute M" below means the
-//! evaluation that includes minute M's traffic. The 1 m tier serves windows up to 6 h, the 10 m
-//! tier 1 d and 3 d (whose oldest bucket is partial: the window is buckets (K-n, K] at 10 m, i.e.
-//! 143 or 431 whole buckets plus the minutes of the current one), the 1 h tier 30 d.
+//! evaluation that includes minute M's traffic. A window of `W` reads every bucket overlapping
+//! `[now - W, now]`: evaluated at the end of minute M, a window of w minutes on the 1 m tier
+//! (up to 6 h) is minutes [M - w, M], w + 1 of them; on the 10 m tier (1 d, 3 d) it starts at
+//! the 10-minute bucket holding minute M - w, so it is w + (M mod 10) + 1 minutes; the 1 h tier
+//! serves 30 d. A second engine replays one check every 10 s, evaluated every 10 s between the
+//! checks, for a page on a `1m` short window.
 
 use std::collections::BTreeMap;
 
 use burnwatch::alert::lifecycle::{Lifecycle, Params, State};
 use burnwatch::rules::model::{
-    Alerting, BudgetingMethod, Indicator, Labels, NoDataPolicy, Objective, Slo, SloId, Window,
-    default_tiers,
+    Alerting, BudgetingMethod, BurnTier, Indicator, Labels, NoDataPolicy, Objective, Slo, SloId,
+    Window, default_tiers,
 };
 use burnwatch::slo::Engine;
 use burnwatch::time::{Dur, Timestamp};
@@ -92,8 +95,42 @@ fn one_month_outage_slow_burn_and_low_traffic() {
     let slos = [&outage, &slow, &quiet];
     let mut low_traffic_conditions_blocked = 0u64;
     let mut final_report = None;
+
+    // A page on a 1 h / 1 m window pair, fed one check every 10 s (at :05, :15, ... :55) and
+    // evaluated every 10 s (at :00, :10, ... :50, between the checks, so right after every
+    // minute boundary the current minute holds no check yet). Checks fail for 2 minutes, from
+    // day 20 03:00:30 to 03:02:30 (12 failed checks: 03:00:35 ... 03:02:25).
+    let mut short = slo("short_window", 0);
+    short.alerting.tiers = vec![BurnTier {
+        name: "page".into(),
+        severity: "page".into(),
+        long: Dur::HOUR,
+        short: Dur::MINUTE,
+        factor: 14.4,
+        for_: Dur(0),
+        keep_firing_for: Dur(0),
+        labels: Labels::new(),
+    }];
+    let mut checks = Engine::new();
+    let ic = checks.add_slo(&short);
+    let check_outage = (
+        T0 + at(20, 3, 0) * MIN + 30_000,
+        T0 + at(20, 3, 2) * MIN + 30_000,
+    );
+    let mut page: Vec<(i64, bool)> = Vec::new();
+
     for m in 0..30 * DAY_MINS {
         let ts = Timestamp(T0 + m * MIN);
+        for k in 0..6 {
+            let eval = T0 + m * MIN + k * 10_000;
+            let cond = checks.evaluate_slo(ic, Timestamp(eval)).expect("idx").tiers[0].condition;
+            if page.last().map_or(cond, |&(_, c)| c != cond) {
+                page.push((eval, cond));
+            }
+            let check = eval + 5_000;
+            let failed = (check_outage.0..check_outage.1).contains(&check);
+            checks.record(ic, Timestamp(check), !failed).expect("valid");
+        }
         // 1 event/s; 20% errors during the outage.
         let bad = if (outage_start..outage_end).contains(&m) {
             12
@@ -148,60 +185,61 @@ fn one_month_outage_slow_burn_and_low_traffic() {
     let (o, s) = (io.0 as usize, is.0 as usize);
     use Kind::*;
 
-    // Outage: 12 bad of 60 per minute from day 12 10:00 for 40 minutes. After m outage minutes
-    // the 1 h window (60 whole minutes, 3600 events) holds 12m bad.
-    // page_fast (1h/5m > 14.4, i.e. > 1.44% errors): 12m/3600 > 0.0144 <=> m > 4.32, so the
-    // condition first holds with m = 5, at minute 10:04 -> Pending; `for: 2m` -> Firing at 10:06.
-    // It resolves when the 5 m window is clean: minutes 10:40..10:44, i.e. at 10:44.
+    // Outage: 12 bad of 60 per minute from day 12 10:00 for 40 minutes. At minute 10:x the 1 h
+    // window (61 minutes, 3660 events) holds 12(x + 1) bad.
+    // page_fast (1h/5m > 14.4, i.e. > 1.44% errors): 12(x + 1)/3660 > 0.0144 <=> x + 1 > 4.39,
+    // so the condition first holds at minute 10:04 -> Pending; `for: 2m` -> Firing at 10:06.
+    // It resolves when the 5 m window (minutes [M - 5, M]) is clean: 10:40..10:45, at 10:45.
     assert_eq!(
         get(o, "page_fast"),
         vec![
             (at(12, 10, 4), Pending),
             (at(12, 10, 6), Firing),
-            (at(12, 10, 44), Quiet)
+            (at(12, 10, 45), Quiet)
         ]
     );
-    // page_slow (6h/30m > 6, > 0.6%): 12m/21600 > 0.006 <=> m > 10.8: m = 11 at 10:10.
-    // The 30 m window holds >= one bad minute (12/1800 = 0.67% > 0.6%) while it reaches back to
-    // 10:39: up to minute 11:08; quiet at 11:09.
+    // page_slow (6h/30m > 6, > 0.6%): 12(x + 1)/21660 > 0.006 <=> x + 1 > 10.83: 10:10.
+    // The 30 m window (31 minutes) holds >= one bad minute (12/1860 = 0.645% > 0.6%) while it
+    // reaches back to 10:39: up to minute 11:09; quiet at 11:10.
     assert_eq!(
         get(o, "page_slow"),
-        vec![(at(12, 10, 10), Firing), (at(12, 11, 9), Quiet)]
+        vec![(at(12, 10, 10), Firing), (at(12, 11, 10), Quiet)]
     );
-    // ticket_fast (1d/2h > 3, > 0.3%): the 1 d window at minute 10:(m-1) is 143 whole 10 m
-    // buckets (from yesterday 10:30) plus 10:20..10:(m-1): at 10:20 that is 1431 minutes =
-    // 85860 events with 252 bad (0.2935%); at 10:21, 1432 minutes = 85920 events with 264 bad
-    // (0.3073%) -> fires at 10:21. The 2 h window needs > 21.6 bad, two bad minutes: the last two
-    // (10:38, 10:39) leave it at 12:38.
+    // ticket_fast (1d/2h > 3, > 0.3%): the 1 d window at minute 10:x starts at yesterday's
+    // 10:(x - x mod 10), so it is 1440 + (x mod 10) + 1 minutes: at 10:20, 1441 minutes = 86460
+    // events with 252 bad (0.2915%); at 10:21, 1442 minutes = 86520 events with 264 bad
+    // (0.3051%) -> fires at 10:21. The 2 h window (121 minutes) needs > 21.78 bad, two bad
+    // minutes: the last two (10:38, 10:39) leave it at 12:39.
     assert_eq!(
         get(o, "ticket_fast"),
-        vec![(at(12, 10, 21), Firing), (at(12, 12, 38), Quiet)]
+        vec![(at(12, 10, 21), Firing), (at(12, 12, 39), Quiet)]
     );
-    // ticket_slow (3d/6h > 1, > 0.1%): the 3 d window at 10:20 is 4311 minutes (258660 events,
-    // 252 bad < 258.66), at 10:21 4312 minutes (258720 events, 264 bad > 258.72) -> 10:21. The
-    // 6 h window needs > 21.6 bad: two bad minutes, until 16:37; quiet at 16:38.
+    // ticket_slow (3d/6h > 1, > 0.1%): the 3 d window at 10:20 is 4321 minutes (259260 events,
+    // 252 bad < 259.26), at 10:21 4322 minutes (259320 events, 264 bad > 259.32) -> 10:21. The
+    // 6 h window (361 minutes) needs > 21.66 bad: two bad minutes, until 16:38; quiet at 16:39.
     assert_eq!(
         get(o, "ticket_slow"),
-        vec![(at(12, 10, 21), Firing), (at(12, 16, 38), Quiet)]
+        vec![(at(12, 10, 21), Firing), (at(12, 16, 39), Quiet)]
     );
 
     // Slow burn: 5 bad per 1000 (burn 5) from day 5 00:00 to day 9 00:00. Page tiers need 14.4 and
     // 6: never. ticket_fast needs the 1 d window above 0.3%: after j+1 burn minutes (evaluation
-    // minute j) the window spans 1430 + (j mod 10) + 1 minutes W, and 5(j+1) > 0.003 x 1000 W.
-    // j = 859: W = 1440, 4300 <= 4320; j = 860: W = 1431, 4305 > 4293 -> fires at 14:20.
+    // minute j) the window spans W = 1440 + (j mod 10) + 1 minutes, and 5(j+1) > 0.003 x 1000 W.
+    // j = 860: W = 1441, 4305 <= 4323; j = 869: W = 1450, 4350 = 4350, a tie, which is not above
+    // the factor (see `BURN_TIE_EPSILON`); j = 870: W = 1441, 4355 > 4323 -> fires at 14:30.
     assert_eq!(
         get(s, "ticket_fast"),
-        vec![(burn_start + 860, Firing), (burn_end + 47, Quiet)],
+        vec![(burn_start + 870, Firing), (burn_end + 48, Quiet)],
         "ticket_fast"
     );
-    // It resolves when the 2 h window (120000 events) has at most 360 bad, 72 bad minutes:
-    // minute burn_end + 47 (73 bad minutes at +46: 365 > 360). At +47 the burn is exactly 3, a
-    // tie, which is not above the factor (see `BURN_TIE_EPSILON`). ticket_slow needs 5(j+1) > W with
-    // W = 4310 + (j mod 10) + 1: j = 861: 4310 <= 4312; j = 862: 4315 > 4313 -> 14:22; its 6 h
-    // window (360000 events) drops to 72 bad minutes at burn_end + 287.
+    // It resolves when the 2 h window (121 minutes, 121000 events) has at most 363 bad, 72 bad
+    // minutes: at burn_end + t it holds 120 - t, so at burn_end + 48. ticket_slow needs
+    // 5(j+1) > W with W = 4320 + (j mod 10) + 1: j = 864: 4325 = 4325, a tie; j = 865:
+    // 4330 > 4326 -> 14:25; its 6 h window (361 minutes, at most 361 bad) holds 360 - t bad
+    // minutes, 72 at burn_end + 288.
     assert_eq!(
         get(s, "ticket_slow"),
-        vec![(burn_start + 862, Firing), (burn_end + 287, Quiet)]
+        vec![(burn_start + 865, Firing), (burn_end + 288, Quiet)]
     );
     assert!(get(s, "page_fast").is_empty() && get(s, "page_slow").is_empty());
 
@@ -216,20 +254,34 @@ fn one_month_outage_slow_burn_and_low_traffic() {
     }
     assert!(low_traffic_conditions_blocked > 0);
 
-    // End of the month: the 30 d window (720 hour buckets) is the whole replay: 2,592,000 events,
-    // 480 bad. Budget 0.1% x 43200 min = 43.2 min; the outage spent 40 min x 20% = 8 min.
+    // End of the month: the 30 d window (721 hour buckets, from the one holding T0 - 1 ms) is
+    // the whole replay: 2,592,000 events, 480 bad. Budget 0.1% x 43200 min = 43.2 min; the outage
+    // spent 40 min x 20% = 8 min. The first event was at T0, so the window is covered but for
+    // its first millisecond.
     let r = final_report.expect("evaluated");
     assert_eq!(
         (r.window.total, r.window.total - r.window.good),
         (2_592_000, 480)
     );
+    let month_ms = 30.0 * DAY_MINS as f64 * MIN as f64;
+    assert_eq!(r.window.coverage, (month_ms - 1.0) / month_ms);
     assert!((r.budget.total_minutes - 43.2).abs() < 1e-9);
     assert!(
-        (r.budget.remaining_minutes - 35.2).abs() < 1e-9,
+        (r.budget.remaining_minutes - 35.2).abs() < 1e-6,
         "{}",
         r.budget.remaining_minutes
     );
-    assert!((r.budget.remaining - (1.0 - 480.0 / 2_592_000.0 / 0.001)).abs() < 1e-12);
+    let burn = 480.0 / 2_592_000.0 / 0.001;
+    assert!((r.budget.remaining - (1.0 - r.window.coverage * burn)).abs() < 1e-12);
     // The last hour is clean: no exhaustion in sight.
     assert_eq!(r.time_to_exhaustion, None);
+
+    // The 1 m page: the 1 h window (61 minutes, about 366 checks) needs > 1.44% failed, 6 failed
+    // checks: the 6th is 03:01:25, so it fires at 03:01:30. Its 1 m window is minutes [M - 1, M]:
+    // at 03:02:00, with no check yet in minute 03:02, it still holds the 6 failed checks of
+    // 03:01 (the old one-bucket window was empty there and resolved the page mid-outage). It
+    // resolves when minutes [M - 1, M] are clean: the last failed check is 03:02:25, so at
+    // 03:04:00, after the outage ended at 03:02:30. One firing, one resolve.
+    let ms = |h: i64, m: i64, s: i64| T0 + at(20, h, m) * MIN + s * 1000;
+    assert_eq!(page, vec![(ms(3, 1, 30), true), (ms(3, 4, 0), false)]);
 }

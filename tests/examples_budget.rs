@@ -13,6 +13,10 @@
 //!   seconds with at most three decimals and no trailing zeros (`1d12h`, `43m12s`, `4m19.2s`).
 //!
 //! All arithmetic is in integers: objectives in parts per million, durations in milliseconds.
+//!
+//! The last tests run the same example rules (and the demo's) through the engine from a fresh
+//! start, as a new install or a lost `data_dir` does: one failed check must not page or exhaust a
+//! budget, and a real outage must still page (see "Fresh starts and coverage" in docs/rules.md).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -569,4 +573,200 @@ fn helpers_are_exact() {
     assert_eq!(parse_compact("1.5m"), None);
     assert_eq!(format_compact(250), "0.25s");
     assert_eq!(format_compact(MS_PER_DAY + 1), "1d0.001s");
+}
+
+// ---- Fresh starts through the engine ----
+
+use burnwatch::rules::model::{
+    Alerting, Indicator, LatencySource, NoDataPolicy, Objective, RuleSet, Slo, SloId, default_tiers,
+};
+use burnwatch::slo::{Engine, SloIdx, SloReport};
+use burnwatch::time::Timestamp;
+
+/// 2024-06-03T00:00:00Z, the moment of a fresh start.
+const START: i64 = 1_717_372_800_000;
+
+fn shipped_rules() -> RuleSet {
+    let report = burnwatch::rules::check_paths(&example_files());
+    report
+        .rules
+        .unwrap_or_else(|| panic!("the example rules do not load: {:?}", report.diagnostics))
+}
+
+/// The probe an SLO is measured by, if any.
+fn probe_of(slo: &Slo) -> Option<&str> {
+    match &slo.indicator {
+        Indicator::ProbeAvailability { probe } => Some(probe),
+        Indicator::LatencyThreshold {
+            source: LatencySource::Probe { probe },
+            ..
+        }
+        | Indicator::LatencyPercentile {
+            source: LatencySource::Probe { probe },
+            ..
+        } => Some(probe),
+        _ => None,
+    }
+}
+
+/// One check of `probe` for an SLO: failed checks are bad (a timeout for latency SLOs).
+fn record_check(e: &mut Engine, i: SloIdx, slo: &Slo, at: Timestamp, ok: bool) {
+    match &slo.indicator {
+        Indicator::ProbeAvailability { .. } => e.record(i, at, ok).expect("valid"),
+        _ => e
+            .record_latency(i, at, if ok { 0.01 } else { 30.0 })
+            .expect("valid"),
+    }
+}
+
+/// Any firing condition or spent budget in a report: what would page or say "exhausted".
+fn alarms(r: &SloReport) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .tiers
+        .iter()
+        .filter(|t| t.condition)
+        .map(|t| format!("{} {} (long {:.1}x)", r.id, t.name, t.long_burn))
+        .collect();
+    if r.budget.remaining <= 0.0 {
+        out.push(format!(
+            "{} budget exhausted ({})",
+            r.id, r.budget.remaining
+        ));
+    }
+    out
+}
+
+/// Every probe-measured SLO of the shipped rules, plus the SLO an operator would add on the
+/// shipped DNS probe (`scale-web-dns`, every 30 s) at 99.9 % with the default tiers, on a fresh
+/// start whose first check fails and the next ones pass: evaluated every 5 s for two hours,
+/// nothing pages and no budget reads as spent. Before any check, `no_data: bad` pages nothing.
+#[test]
+fn fresh_start_one_failed_check_does_not_page() {
+    let rules = shipped_rules();
+    let mut slos: Vec<Slo> = rules.slos().cloned().collect();
+    let dns = rules
+        .probes
+        .iter()
+        .find(|p| p.name == "scale-web-dns")
+        .expect("the shipped DNS probe");
+    let mut on_dns = slos
+        .iter()
+        .find(|s| matches!(s.indicator, Indicator::ProbeAvailability { .. }))
+        .expect("a probe SLO")
+        .clone();
+    on_dns.id = SloId {
+        service: dns.service.clone(),
+        slo: "dns".into(),
+    };
+    on_dns.indicator = Indicator::ProbeAvailability {
+        probe: dns.name.clone(),
+    };
+    on_dns.objective = Objective::from_percent(99.9).expect("valid");
+    on_dns.no_data = NoDataPolicy::Ignore;
+    on_dns.alerting = Alerting {
+        tiers: default_tiers(&on_dns.window),
+        ..Alerting::default()
+    };
+    slos.push(on_dns);
+    let mut e = Engine::new();
+    let idx: Vec<SloIdx> = slos.iter().map(|s| e.add_slo(s)).collect();
+    // Before any collection (the first scrape and checks are seconds away).
+    let snap = e.evaluate(Timestamp(START));
+    let early: Vec<String> = snap.slos.iter().flat_map(alarms).collect();
+    assert!(early.is_empty(), "before any collection: {early:?}");
+
+    let probed: Vec<(usize, i64)> = slos
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let name = probe_of(s)?;
+            let p = rules.probes.iter().find(|p| p.name == name)?;
+            Some((i, p.interval.millis() as i64))
+        })
+        .collect();
+    assert!(probed.len() >= 4, "{probed:?}");
+    let mut checked = 0;
+    for step in 1..=(2 * 3600 / 5) {
+        let now = START + step * 5_000;
+        for &(i, every) in &probed {
+            // Checks at START + 1 s + k x interval; the first one fails.
+            let first = START + 1_000;
+            if now >= first && (now - first) % every < 5_000 {
+                let k = (now - first) / every;
+                let at = Timestamp(first + k * every);
+                record_check(&mut e, idx[i], &slos[i], at, k != 0);
+                checked += 1;
+            }
+        }
+        let snap = e.evaluate(Timestamp(now));
+        for &(i, _) in &probed {
+            let a = alarms(&snap.slos[i]);
+            assert!(a.is_empty(), "at +{} s: {a:?}", step * 5);
+        }
+    }
+    assert!(checked > 1000);
+}
+
+/// The demo's rules and traffic (a health check and a scrape every 5 s, 50 requests per second,
+/// evaluation every 5 s; from +60 s half the requests fail and every health check fails): the
+/// 3d/6h ticket tier does not fire in the whole 4-minute outage (the old engine fired it 10 s
+/// in), while health's page_fast, 2 % of the 30-day budget within 1 h, pages once that much is
+/// spent: 11 failed checks in, at +110 s.
+#[test]
+fn demo_outage_pages_but_does_not_ticket_at_once() {
+    let rules =
+        burnwatch::rules::load_str("demo.yaml", &burnwatch::demo::rules_yaml("http://demo"))
+            .expect("demo rules");
+    let mut e = Engine::from_rules(&rules);
+    let id = |slo: &str| {
+        e.index_of(&SloId {
+            service: "demo-shop".into(),
+            slo: slo.into(),
+        })
+        .expect("demo SLO")
+    };
+    let (availability, latency, health) = (id("availability"), id("latency"), id("health"));
+    let outage = START + 60_000;
+    let mut page_fast_at = None;
+    for step in 0..=(300 / 5) {
+        let now = START + step * 5_000;
+        let down = now >= outage;
+        e.record(health, Timestamp(now), !down).expect("valid");
+        if step > 0 {
+            // 250 requests since the last scrape; half fail (and are slow) in the outage.
+            let good = if down { 125 } else { 250 };
+            e.record_counts(availability, Timestamp(now), good, 250)
+                .expect("valid");
+            e.record_counts(latency, Timestamp(now), good, 250)
+                .expect("valid");
+        }
+        let snap = e.evaluate(Timestamp(now));
+        for r in &snap.slos {
+            for t in &r.tiers {
+                assert!(
+                    !(t.name == "ticket_slow" && t.condition),
+                    "{} ticket_slow at +{} s: long {:.2}x",
+                    r.id,
+                    step * 5,
+                    t.long_burn
+                );
+            }
+        }
+        let h = &snap.slos[health.0 as usize];
+        let fast = h
+            .tiers
+            .iter()
+            .find(|t| t.name == "page_fast")
+            .expect("tier");
+        if fast.condition && page_fast_at.is_none() {
+            page_fast_at = Some(now - START);
+        }
+        assert!(
+            h.budget.remaining > 0.9,
+            "+{} s: {}",
+            step * 5,
+            h.budget.remaining
+        );
+    }
+    assert_eq!(page_fast_at, Some(110_000));
 }

@@ -424,7 +424,9 @@ async fn round_trip(protocol: OtlpProtocol) {
     );
     assert_eq!(get(&r, "burnwatch_rules_slos", &[]), 1.0);
     let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
-    assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 2.0);
+    // One failed check in the first 2 minutes spends 0.67x of page_fast's 1 h budget, not 20x
+    // (the whole-window rule of rules.md): quiet, on the page and in the push alike.
+    assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 0.0);
     let page = burnwatch::export::prometheus::encode_page(
         &snap,
         Some(&Arc::new(burnwatch::agent::alerting::AlertingView {
@@ -437,7 +439,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("page parses");
     assert_eq!(
         sample(&samples, "burnwatch_slo_alert_state", &page_fast),
-        Some(2.0)
+        Some(0.0)
     );
     assert_eq!(
         get(

@@ -68,6 +68,9 @@ struct AlertingState {
     in_flight: Vec<(usize, Notification)>,
 }
 
+/// Unchanged since format version 1.
+impl storage::Payload for AlertingState {}
+
 /// Why alerting could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertingError {
@@ -1025,7 +1028,8 @@ slos:
                     },
                 });
             }
-            let now = Timestamp(T0 + (m + 1) * M - 1);
+            // On the minute boundary, a window of N minutes is exactly the last N minutes.
+            let now = Timestamp(T0 + (m + 1) * M);
             let snap = Arc::new(ev.evaluate(now));
             // As the alerting task does it: decide, upsert, flush, deliver.
             let set = alerter.evaluate(&snap, now);

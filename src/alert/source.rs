@@ -22,7 +22,7 @@ use crate::agent::evaluator::{AgentSnapshot, ProbeStatus, TargetStatus};
 use crate::alert::lifecycle::{Lifecycle, Params, Phase, State};
 use crate::alert::{Alert, Fingerprint, names, rfc3339};
 use crate::rules::model::{Labels, ProbeAlert, ProbeTrigger, RuleSet, Service, Slo, SloId, Window};
-use crate::slo::engine::{SloReport, TierReport};
+use crate::slo::engine::{SloReport, TierReport, WindowReport};
 use crate::time::{Dur, Timestamp};
 
 /// `alertname` of the burn-rate tier alerts.
@@ -717,17 +717,29 @@ fn burn_annotations(r: &SloReport, svc: &Service, slo: &Slo, t: &TierReport) -> 
             a[names::TIME_TO_EXHAUSTION]
         ),
     };
+    let window = |d: Dur| r.alert_windows.iter().find(|w| w.length == d);
+    // The error ratio of the events seen (the tier's burn rates are scaled by coverage).
+    let errors = |d: Dur, burn: f64| window(d).map_or(burn * budget, |w| 1.0 - w.sli);
+    let (lw, sw) = (window(t.long), window(t.short));
+    let partly = lw.is_some_and(|w| w.coverage < 1.0);
     a.insert(
         names::DESCRIPTION.into(),
         format!(
-            "Errors are {:.2}% of events over the last {} and {:.2}% over the last {}, against an error budget of {} ({} over {}). {outlook}",
-            finite(t.long_burn * budget) * 100.0,
+            "Errors are {:.2}% of events over the last {}{} and {:.2}% over the last {}{}, against an error budget of {} ({} over {}).{} {outlook}",
+            finite(errors(t.long, t.long_burn)) * 100.0,
             t.long,
-            finite(t.short_burn * budget) * 100.0,
+            fmt_coverage(lw),
+            finite(errors(t.short, t.short_burn)) * 100.0,
             t.short,
+            fmt_coverage(sw),
             fmt_percent(budget, 3),
             a[names::OBJECTIVE],
             fmt_window(&slo.window),
+            if partly {
+                " The burn rates count the errors seen against the budget of each whole window."
+            } else {
+                ""
+            },
         ),
     );
     a
@@ -816,8 +828,9 @@ fn budget_annotations(r: &SloReport, svc: &Service, slo: &Slo) -> Labels {
     a.insert(
         names::DESCRIPTION.into(),
         format!(
-            "The SLI over {} is {} ({} good of {}) against an objective of {}: the error budget is spent, so the SLO is broken for this window. Freeze risky changes and work on reliability until the budget recovers.",
+            "The SLI over {}{} is {} ({} good of {}) against an objective of {}: the error budget is spent, so the SLO is broken for this window. Freeze risky changes and work on reliability until the budget recovers.",
             fmt_window(&slo.window),
+            fmt_coverage(Some(&r.window)),
             a[names::SLI],
             r.window.good,
             r.window.total,
@@ -974,32 +987,53 @@ fn fmt_exhaustion(d: Option<Dur>) -> String {
     match d {
         None => "never at the current burn rate".to_owned(),
         Some(d) if d.is_zero() => "already exhausted".to_owned(),
-        Some(d) => {
-            let mut parts = Vec::new();
-            let mut rest = d.millis();
-            for (unit, ms) in [
-                ("d", 86_400_000u64),
-                ("h", 3_600_000),
-                ("m", 60_000),
-                ("s", 1_000),
-            ] {
-                if rest >= ms || !parts.is_empty() {
-                    parts.push((rest / ms, unit));
-                    rest %= ms;
-                }
-            }
-            let shown: Vec<String> = parts
-                .iter()
-                .take(2)
-                .filter(|(n, _)| *n > 0)
-                .map(|(n, u)| format!("{n}{u}"))
-                .collect();
-            if shown.is_empty() {
-                "under a second".to_owned()
-            } else {
-                shown.join(" ")
-            }
+        Some(d) => fmt_span(d),
+    }
+}
+
+/// A duration in its two largest units: `1d 6h`, `18h`, `45m 10s`, `under a second`.
+fn fmt_span(d: Dur) -> String {
+    let mut parts = Vec::new();
+    let mut rest = d.millis();
+    for (unit, ms) in [
+        ("d", 86_400_000u64),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if rest >= ms || !parts.is_empty() {
+            parts.push((rest / ms, unit));
+            rest %= ms;
         }
+    }
+    let shown: Vec<String> = parts
+        .iter()
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if shown.is_empty() {
+        "under a second".to_owned()
+    } else {
+        shown.join(" ")
+    }
+}
+
+/// ` (over 15s of data, 0.42% of the 1h window)` for a window only partly after the SLO's
+/// first collection; empty for a covered one.
+fn fmt_coverage(w: Option<&WindowReport>) -> String {
+    match w {
+        Some(w) if w.coverage < 1.0 => {
+            let seen = Dur((finite(w.coverage) * w.length.millis() as f64) as u64);
+            let pct = finite(w.coverage) * 100.0;
+            format!(
+                " (over {} of data, {}% of the {} window)",
+                fmt_span(seen),
+                fmt_trim(pct, if pct < 1.0 { 2 } else { 1 }),
+                w.length
+            )
+        }
+        _ => String::new(),
     }
 }
 

@@ -254,6 +254,16 @@ slos:
         // Burn over 5m: (1/10) / 0.005 = 20.
         let w5 = [("slo", "up"), ("window", "5m")];
         assert!((value(&samples, "burnwatch_slo_burn_rate", &w5) - 20.0).abs() < 1e-9);
+        // First check at t0, evaluated at t0 + 120 s: 2 of the 5 minutes have data.
+        let coverage = |w: &str| {
+            value(
+                &samples,
+                "burnwatch_slo_window_coverage_ratio",
+                &[("slo", "up"), ("window", w)],
+            )
+        };
+        assert!((coverage("5m") - 0.4).abs() < 1e-12);
+        assert!((coverage("30d") - 120.0 / (30.0 * 86_400.0)).abs() < 1e-15);
         let good = [("slo", "up"), ("result", "good")];
         assert_eq!(value(&samples, "burnwatch_slo_events_total", &good), 9.0);
         let bad = [("slo", "up"), ("result", "bad")];
@@ -288,9 +298,11 @@ slos:
             encode_page(&snap, Some(&Arc::new(view)), PageOptions::default()).expect("encodes");
         let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
         let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
+        // One failed check in the first 2 minutes spends 1/10 x 120 s / 1 h / 0.5% = 0.67x of
+        // page_fast's 1 h budget, not 20x: quiet (see "Fresh starts and coverage" in rules.md).
         assert_eq!(
             value(&samples, "burnwatch_slo_alert_state", &page_fast),
-            2.0
+            0.0
         );
         let p = [("service", "shop"), ("probe", "home")];
         assert_eq!(value(&samples, "burnwatch_probe_success", &p), 1.0);

@@ -4,14 +4,22 @@
 //! timeslice settings) and the no-data policy. Objective, labels, window and tiers are not in it:
 //! editing them keeps the counts (rings are resized keeping the newest buckets). An edited
 //! indicator starts fresh, since old counts measured something else. The byte framing (magic,
-//! version, checksum, atomic file replacement) is `crate::storage`'s job.
+//! version, checksum, atomic file replacement) is `crate::storage`'s job; this module reads the
+//! payloads of older format versions ([`storage::Payload`]): version 1 had no first-collection
+//! instant, which is then taken as the start of the oldest bucket holding events.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use crate::rules::model::{BudgetingMethod, Indicator, LatencySource, Slo, SloId};
+use crate::slo::counter::CounterSet;
 use crate::slo::engine::{Engine, Entry, SloState, apply_head};
+use crate::slo::sketch::LatencyTiers;
+use crate::slo::slice::SliceAcc;
+use crate::slo::window_sums::CountTiers;
+use crate::storage;
+use crate::time::Timestamp;
 
 /// The saved state of one SLO.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +37,96 @@ pub struct SloCheckpoint {
 pub struct EngineCheckpoint {
     /// One entry per SLO, in index order.
     pub slos: Vec<SloCheckpoint>,
+}
+
+impl storage::Payload for EngineCheckpoint {
+    fn decode_older(version: u32, body: &[u8]) -> Result<(Self, &[u8]), postcard::Error> {
+        match version {
+            1 => {
+                let (v1, rest): (EngineCheckpointV1, &[u8]) = postcard::take_from_bytes(body)?;
+                Ok((v1.into(), rest))
+            }
+            _ => postcard::take_from_bytes(body),
+        }
+    }
+}
+
+/// [`EngineCheckpoint`] as format version 1 wrote it (field for field: postcard is positional).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EngineCheckpointV1 {
+    pub(crate) slos: Vec<SloCheckpointV1>,
+}
+
+/// [`SloCheckpoint`] of format version 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SloCheckpointV1 {
+    pub(crate) id: SloId,
+    pub(crate) fingerprint: u64,
+    pub(crate) state: SloStateV1,
+}
+
+/// [`SloState`] of format version 1: no first-collection instant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SloStateV1 {
+    pub(crate) counts: CountTiers,
+    pub(crate) sketches: Option<LatencyTiers>,
+    pub(crate) numerator: CounterSet,
+    pub(crate) total: CounterSet,
+    pub(crate) slices: Option<SliceAcc>,
+    /// The engine's own tier alert states, from before the alert lifecycle became the only
+    /// alert state machine: read (postcard is positional) and dropped.
+    pub(crate) alerts: Vec<(String, TierStateV1)>,
+    pub(crate) latest: Option<Timestamp>,
+    pub(crate) rejected: u64,
+}
+
+impl From<EngineCheckpointV1> for EngineCheckpoint {
+    fn from(v1: EngineCheckpointV1) -> EngineCheckpoint {
+        EngineCheckpoint {
+            slos: v1
+                .slos
+                .into_iter()
+                .map(|c| {
+                    let s = c.state;
+                    // Version 1 did not record the first collection: the oldest bucket holding
+                    // events is the best bound the state has (an SLO without any event counts as
+                    // not collected until its next collection).
+                    let first = s.counts.oldest_data();
+                    SloCheckpoint {
+                        id: c.id,
+                        fingerprint: c.fingerprint,
+                        state: SloState {
+                            counts: s.counts,
+                            sketches: s.sketches,
+                            numerator: s.numerator,
+                            total: s.total,
+                            slices: s.slices,
+                            latest: s.latest,
+                            rejected: s.rejected,
+                            first,
+                        },
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A tier alert state as format version 1 stored it (only read, then dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TierStateV1 {
+    /// Condition false.
+    Quiet,
+    /// Condition true, waiting for `for`.
+    Pending {
+        /// When the condition became true.
+        since: Timestamp,
+    },
+    /// Firing.
+    Firing {
+        /// When the tier started firing.
+        since: Timestamp,
+    },
 }
 
 /// What [`Engine::restore`] did with each SLO.
@@ -192,5 +290,77 @@ impl Engine {
         // Every state was replaced: events pending in the heads belonged to the old ones.
         self.reset_heads();
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Dur;
+
+    /// A checkpoint written by format version 1: `burnwatch demo` of the release before first
+    /// collections were recorded, run for 22 s with an outage from +12 s and written at its end
+    /// (4 health checks of which 2 failed; 392 requests per ratio SLO).
+    const V1_DEMO: &[u8] = include_bytes!("../../tests/fixtures/checkpoint-v1-demo.bwcp");
+
+    #[test]
+    fn reads_a_version_1_checkpoint() {
+        assert_eq!(V1_DEMO[8..12], 1u32.to_le_bytes());
+        let cp: EngineCheckpoint = storage::decode(V1_DEMO).expect("version 1 is read");
+        let rules =
+            crate::rules::load_str("demo.yaml", &crate::demo::rules_yaml("http://127.0.0.1:1"))
+                .expect("demo rules");
+        let mut e = Engine::from_rules(&rules);
+        let report = e.restore(cp);
+        assert_eq!(report.kept.len(), 3, "{report:?}");
+        let health = e
+            .index_of(&SloId {
+                service: "demo-shop".into(),
+                slo: "health".into(),
+            })
+            .expect("health");
+        let latest = e.entries[health.0 as usize].state.latest.expect("latest");
+        let first = e.entries[health.0 as usize].state.first.expect("events");
+        // The oldest minute holding a check: at most a minute before the newest instant of a
+        // 22 s run, on a minute boundary.
+        assert!(first <= latest && latest.since(first) < Dur::from_secs(120));
+        assert_eq!(first.0 % 60_000, 0);
+        let r = e.evaluate_slo(health, latest).expect("idx");
+        assert_eq!((r.window.good, r.window.total), (2, 4));
+        assert!(r.window.coverage > 0.0 && r.window.coverage < 1e-4);
+        // The old release said about -50000 % left here. Against the whole 30 d budget, 2 failed
+        // checks of 4 over the ~76 s since the oldest minute holding one spend 1.5 % of it.
+        assert!(r.budget.remaining > 0.98, "{}", r.budget.remaining);
+        for slo in ["availability", "latency"] {
+            let i = e
+                .index_of(&SloId {
+                    service: "demo-shop".into(),
+                    slo: slo.into(),
+                })
+                .expect("slo");
+            assert_eq!(e.evaluate_slo(i, latest).expect("idx").window.total, 392);
+        }
+        // Written again, it is version 2 and reads back the same.
+        let bytes = storage::encode(&e.checkpoint()).expect("encode");
+        assert_eq!(bytes[8..12], storage::FORMAT_VERSION.to_le_bytes());
+        let mut again = Engine::from_rules(&rules);
+        again.restore(storage::decode(&bytes).expect("version 2"));
+        assert_eq!(again.entries[health.0 as usize].state.first, Some(first));
+        assert_eq!(again.evaluate_slo(health, latest).expect("idx"), r);
+    }
+
+    #[test]
+    fn version_2_keeps_the_first_collection() {
+        let rules =
+            crate::rules::load_str("demo.yaml", &crate::demo::rules_yaml("http://127.0.0.1:1"))
+                .expect("demo rules");
+        let mut e = Engine::from_rules(&rules);
+        let t0 = Timestamp(1_700_000_012_345);
+        e.record(crate::slo::SloIdx(2), t0, false).expect("ok");
+        let bytes = storage::encode(&e.checkpoint()).expect("encode");
+        let mut back = Engine::from_rules(&rules);
+        back.restore(storage::decode(&bytes).expect("decode"));
+        assert_eq!(back.entries[2].state.first, Some(t0));
+        assert_eq!(back.entries[0].state.first, None);
     }
 }

@@ -41,25 +41,6 @@ pub enum IngestError {
     NotLatency(u32),
 }
 
-/// The tier alert states that checkpoints written before the alert lifecycle became the only
-/// alert state machine carry (`SloState::legacy_alerts`). Read only so that those checkpoints
-/// still decode (postcard is positional, so the field and its shape stay); never used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum LegacyTierState {
-    /// Condition false.
-    Quiet,
-    /// Condition true, waiting for `for`.
-    Pending {
-        /// When the condition became true.
-        since: Timestamp,
-    },
-    /// Firing.
-    Firing {
-        /// When the tier started firing.
-        since: Timestamp,
-    },
-}
-
 /// Counts and derived figures of one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowReport {
@@ -73,10 +54,19 @@ pub struct WindowReport {
     pub good: u64,
     /// All events (or slices).
     pub total: u64,
-    /// good / total; by the no-data policy when `total` is 0.
+    /// good / total; by the no-data policy when `total` is 0 (before the SLO's first collection,
+    /// 1: a source not collected yet is not data).
     pub sli: f64,
-    /// (bad / total) / budget; by the no-data policy when `total` is 0.
+    /// (bad / total) / budget: the burn rate of the data seen, as Prometheus would compute it from
+    /// the same counters; by the no-data policy when `total` is 0 (0 before the first collection).
+    /// Not scaled by `coverage`: the figures that spend budget ([`TierReport`] burn rates,
+    /// [`BudgetReport`]) are.
     pub burn_rate: f64,
+    /// Share of the window, in `[0, 1]`, that lies after the SLO's first collection: of the last
+    /// `length` for a rolling window, of the period so far for a calendar one. 0 before the first
+    /// collection, 1 once the SLO has been collected for the whole window (a source that stopped
+    /// answering later does not lower it: its silence is what `no_data` judges).
+    pub coverage: f64,
     /// False when the window holds no event.
     pub has_data: bool,
     /// Latency percentiles (latency SLIs with observations only).
@@ -88,7 +78,10 @@ pub struct WindowReport {
 pub struct BudgetReport {
     /// 1 - objective.
     pub ratio: f64,
-    /// Fraction of the budget left: 1 - burn rate of the SLO window (negative when overspent).
+    /// Fraction of the budget of the whole SLO window left: 1 - coverage x burn rate of the SLO
+    /// window (negative when overspent). The bad events seen count against the budget of the
+    /// whole window, the events expected over it being the events seen / coverage, so a few
+    /// seconds of data cannot spend a month's budget many times over.
     pub remaining: f64,
     /// Budget in minutes: ratio x true window length.
     pub total_minutes: f64,
@@ -109,9 +102,11 @@ pub struct TierReport {
     pub long: Dur,
     /// Short window.
     pub short: Dur,
-    /// Burn rate over the long window.
+    /// Burn rate over the long window against the budget of the whole window: the window's burn
+    /// rate x its coverage (the same once the window is covered), so a tier fires when the
+    /// share of the SLO's budget it names has really been spent (see docs/rules.md).
     pub long_burn: f64,
-    /// Burn rate over the short window.
+    /// Burn rate over the short window, scaled by its coverage likewise.
     pub short_burn: f64,
     /// Events in the long window (for the min_events guard).
     pub long_events: u64,
@@ -177,12 +172,12 @@ pub struct SloState {
     pub(crate) numerator: CounterSet,
     pub(crate) total: CounterSet,
     pub(crate) slices: Option<SliceAcc>,
-    /// Always empty since the alert lifecycle became the only alert state machine; kept (and
-    /// ignored on restore) so checkpoints of either version decode: postcard is positional, and
-    /// keeping the field needs no format version step (README, "State survives restarts").
-    pub(crate) legacy_alerts: Vec<(String, LegacyTierState)>,
     pub(crate) latest: Option<Timestamp>,
     pub(crate) rejected: u64,
+    /// The instant of the SLO's first collection: the timestamp of the first event (or batch,
+    /// or scrape of its counters) it received, in arrival order. Before it, windows hold no data
+    /// rather than bad data, and coverage counts from it.
+    pub(crate) first: Option<Timestamp>,
 }
 
 /// Derived, immutable facts about an SLO, computed once when it is added.
@@ -279,10 +274,30 @@ impl SloState {
                 BudgetingMethod::Timeslices { slice, .. } => Some(SliceAcc::new(slice.millis())),
                 BudgetingMethod::Occurrences => None,
             },
-            legacy_alerts: Vec::new(),
             latest: None,
             rejected: 0,
+            first: None,
         }
+    }
+
+    /// Notes a collection at `ts` (see `first`: only the first one is kept).
+    #[inline]
+    pub(crate) fn collected(&mut self, ts: Timestamp) {
+        if self.first.is_none() {
+            self.first = Some(ts);
+        }
+    }
+
+    /// Share of `[from, now]` after the first collection (see [`WindowReport::coverage`]).
+    fn coverage(&self, from: i64, now: Timestamp) -> f64 {
+        let Some(first) = self.first else {
+            return 0.0;
+        };
+        let span = now.0.saturating_sub(from);
+        if span <= 0 {
+            return if first <= now { 1.0 } else { 0.0 };
+        }
+        (now.0.saturating_sub(first.0.max(from)) as f64 / span as f64).clamp(0.0, 1.0)
     }
 
     /// Fits restored state to a (possibly edited) SLO with the same fingerprint: rings resized
@@ -295,7 +310,6 @@ impl SloState {
             (s, true) => *s = Some(LatencyTiers::new(plan.sketch_days)),
             (s, false) => *s = None,
         }
-        self.legacy_alerts.clear();
     }
 
     /// Bytes of the count rings (16 B per bucket) and their window sums.
@@ -367,7 +381,11 @@ impl Entry {
             st.latest = Some(now);
         }
         let now = st.latest.unwrap_or(now);
-        if let Some(acc) = &mut st.slices {
+        // Before the first collection there is nothing to judge: empty slices are not yet
+        // "no data" (see `no_data` in docs/rules.md).
+        if let Some(acc) = &mut st.slices
+            && st.first.is_some()
+        {
             roll_slices(&self.plan, self.slo.no_data, acc, &mut st.counts, now);
         }
         st.counts.advance(now);
@@ -377,7 +395,7 @@ impl Entry {
     }
 
     /// The report of a window whose counts `c` are tier `tier`'s buckets from `first` to the
-    /// bucket of `now`.
+    /// bucket of `now`, and whose share after the first collection is `coverage`.
     fn window(
         &self,
         c: Counts,
@@ -385,12 +403,16 @@ impl Entry {
         tier: usize,
         now: Timestamp,
         length: Dur,
+        coverage: f64,
     ) -> WindowReport {
         let r = COUNT_RES[tier].millis() as i64;
         let budget = self.plan.budget;
         let (sli, burn_rate) = if c.total > 0 {
             let bad = c.bad as f64 / c.total as f64;
             (c.good() as f64 / c.total as f64, bad / budget)
+        } else if self.state.first.is_none() {
+            // Not collected yet: no data, whatever the policy says about data that stopped.
+            (1.0, 0.0)
         } else {
             match self.slo.no_data {
                 NoDataPolicy::Ignore | NoDataPolicy::Good => (1.0, 0.0),
@@ -405,6 +427,7 @@ impl Entry {
             total: c.total,
             sli,
             burn_rate,
+            coverage,
             has_data: c.total > 0,
             latency: self
                 .state
@@ -416,11 +439,15 @@ impl Entry {
 
     /// A rolling window `w` at `now`, which the rings' heads have been advanced to.
     fn rolling(&mut self, w: Dur, now: Timestamp) -> WindowReport {
-        let tier = self.plan.layout.rolling_tier(w);
-        let k = now.0.div_euclid(COUNT_RES[tier].millis() as i64);
-        let n = self.plan.layout.rolling_buckets(tier, w);
-        let c = self.state.counts.rolling(tier, n, k);
-        self.window(c, k - n + 1, tier, now, w)
+        let layout = &self.plan.layout;
+        let tier = layout.rolling_tier(w);
+        let (lo_excl, k) = layout.rolling_range(tier, w, now);
+        let n = layout.rolling_buckets(tier, w);
+        let c = self.state.counts.rolling_from(tier, n, lo_excl, k);
+        let coverage = self
+            .state
+            .coverage(now.0.saturating_sub(w.millis() as i64), now);
+        self.window(c, lo_excl + 1, tier, now, w, coverage)
     }
 
     fn evaluate(&mut self, idx: SloIdx, now: Timestamp, extra: &[Dur]) -> SloReport {
@@ -435,7 +462,8 @@ impl Entry {
                 let r = COUNT_RES[tier].millis() as i64;
                 let first = first_bucket_at_or_after(start, r);
                 let c = self.state.counts.sum(tier, first - 1, now.0.div_euclid(r));
-                self.window(c, first, tier, now, end.since(start))
+                let coverage = self.state.coverage(start.0, now);
+                self.window(c, first, tier, now, end.since(start), coverage)
             }
         };
         let alert_windows: Vec<WindowReport> = (0..self.plan.alert_windows.len())
@@ -451,12 +479,14 @@ impl Entry {
             let known = self.slo.window == Window::Rolling(w)
                 || self.plan.alert_windows.contains(&w)
                 || extra_windows.iter().any(|r| r.length == w);
-            if !known && w > Dur(0) && w <= self.plan.layout.span(2) {
+            if !known && w > Dur(0) && self.plan.layout.holds(w) {
                 extra_windows.push(self.rolling(w, now));
             }
         }
         let budget = self.plan.budget;
-        let remaining = 1.0 - window.burn_rate;
+        // Budget-spending figures count the bad events seen against the whole window's budget.
+        let spent = |w: &WindowReport| w.coverage * w.burn_rate;
+        let remaining = 1.0 - spent(&window);
         let total_minutes = budget * window.length.as_mins_f64();
         let budget_report = BudgetReport {
             ratio: budget,
@@ -465,8 +495,8 @@ impl Entry {
             remaining_minutes: remaining * total_minutes,
         };
         let hour_burn = match self.plan.alert_windows.binary_search(&Dur::HOUR) {
-            Ok(i) => alert_windows[i].burn_rate,
-            Err(_) => self.rolling(Dur::HOUR, now).burn_rate,
+            Ok(i) => spent(&alert_windows[i]),
+            Err(_) => spent(&self.rolling(Dur::HOUR, now)),
         };
         let time_to_exhaustion = if remaining <= 0.0 {
             Some(Dur(0))
@@ -485,16 +515,17 @@ impl Entry {
             let (li, si) = self.plan.tier_windows[i];
             let (long, short) = (&alert_windows[li], &alert_windows[si]);
             let guard_ok = long.total >= min_events || (bad_no_data && !long.has_data);
+            let (long_burn, short_burn) = (spent(long), spent(short));
             let condition =
-                exceeds(long.burn_rate, t.factor) && exceeds(short.burn_rate, t.factor) && guard_ok;
+                exceeds(long_burn, t.factor) && exceeds(short_burn, t.factor) && guard_ok;
             tiers.push(TierReport {
                 name: t.name.clone(),
                 severity: t.severity.clone(),
                 factor: t.factor,
                 long: t.long,
                 short: t.short,
-                long_burn: long.burn_rate,
-                short_burn: short.burn_rate,
+                long_burn,
+                short_burn,
                 long_events: long.total,
                 condition,
             });
@@ -735,6 +766,9 @@ impl Engine {
     #[inline(never)]
     fn ingest_slow(&mut self, i: usize, ts: Timestamp, minute: i64, bad: u64, total: u64) {
         let (e, h) = (&mut self.entries[i], &mut self.heads[i]);
+        // An SLO's first event always passes here (its head starts empty), so the hot path
+        // above never needs to look at `first`.
+        e.state.collected(ts);
         if h.minute == HEAD_OFF {
             e.ingest(ts, total - bad, total);
             return;
@@ -812,6 +846,8 @@ impl Engine {
     ) -> Result<ScrapeOutcome, IngestError> {
         check_ts(ts)?;
         let e = self.entry_mut(idx)?;
+        // A scrape is a collection even when it only sets the counters' baseline.
+        e.state.collected(ts);
         let n = e.state.numerator.scrape(source, numerator);
         let t = e.state.total.scrape(source, total);
         let rejected = n.rejected + t.rejected;
@@ -930,6 +966,13 @@ mod tests {
         Timestamp(DAY0 + mins * 60_000)
     }
 
+    /// Marks an SLO as first collected 31 days before `t(0)` (a scrape that finds no series), so
+    /// every window is covered.
+    fn collected_long_ago(e: &mut Engine, i: SloIdx) {
+        let ago = Timestamp(DAY0 - Dur::from_days(31).millis() as i64);
+        e.record_counter_scrape(i, ago, 0, &[], &[]).expect("ok");
+    }
+
     #[test]
     fn rejected_latencies_leave_state_untouched() {
         let mut e = Engine::new();
@@ -979,8 +1022,12 @@ mod tests {
             s.alerting.min_events = 1_000;
             let mut e = Engine::new();
             let i = e.add_slo(&s);
+            // Collected once, a month ago, silent since (before that the policy does not apply:
+            // see no_data_bad_waits_for_the_first_collection).
+            collected_long_ago(&mut e, i);
             let r = e.evaluate_slo(i, t(0)).expect("idx");
             assert!(!r.window.has_data);
+            assert_eq!(r.window.coverage, 1.0);
             assert_eq!(r.window.sli, sli);
             assert!(
                 (r.window.burn_rate - burn).abs() < 1e-9,
@@ -1068,6 +1115,7 @@ mod tests {
         }];
         let mut e = Engine::new();
         let i = e.add_slo(&s);
+        collected_long_ago(&mut e, i);
         // `for` does not delay the condition: the lifecycle applies it, once.
         for m in 0..8 {
             e.record_counts(i, t(m), 50, 100).expect("ok");
@@ -1080,35 +1128,10 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_with_tier_states_still_restore() {
-        // A checkpoint written while the engine kept tier states (pending, firing) decodes and
-        // restores its counts; new checkpoints carry no tier state.
-        let s = slo("old", Window::Rolling(Dur::from_days(30)), probe());
-        let mut e = Engine::new();
-        let i = e.add_slo(&s);
-        e.record_counts(i, t(0), 40, 100).expect("ok");
-        let mut cp = e.checkpoint();
-        assert!(cp.slos[0].state.legacy_alerts.is_empty());
-        cp.slos[0].state.legacy_alerts = vec![
-            ("page_fast".into(), LegacyTierState::Firing { since: t(0) }),
-            ("page_slow".into(), LegacyTierState::Pending { since: t(0) }),
-            ("ticket_fast".into(), LegacyTierState::Quiet),
-        ];
-        let bytes = crate::storage::encode(&cp).expect("encode");
-        let back: EngineCheckpoint = crate::storage::decode(&bytes).expect("old layout decodes");
-        let mut restored = Engine::new();
-        restored.add_slo(&s);
-        let report = restored.restore(back);
-        assert_eq!(report.kept.len(), 1);
-        let r = restored.evaluate_slo(i, t(1)).expect("idx");
-        assert_eq!((r.window.good, r.window.total), (40, 100));
-        assert!(restored.checkpoint().slos[0].state.legacy_alerts.is_empty());
-    }
-
-    #[test]
     fn time_to_exhaustion_from_hour_burn() {
         let mut e = Engine::new();
         let i = e.add_slo(&slo("tte", Window::Rolling(Dur::from_days(30)), probe()));
+        collected_long_ago(&mut e, i);
         // 60 minutes of 1000 events with 2 bad: 0.2% errors, burn 0.2 against a 1% budget.
         for m in 0..60 {
             e.record_counts(i, t(m), 998, 1000).expect("ok");
@@ -1196,12 +1219,226 @@ mod tests {
         assert_eq!(e.evaluate_slo(i, t(6)).expect("idx").window.total, 0);
     }
 
+    fn secs(s: i64) -> Timestamp {
+        Timestamp(DAY0 + s * 1000)
+    }
+
+    /// Issue 10: a `1m` short window read just after a minute boundary held only the current,
+    /// empty minute, read as burn 0, and resolved a live page mid-outage.
+    #[test]
+    fn short_window_holds_the_minute_before_a_boundary() {
+        let mut s = slo("short", Window::Rolling(Dur::from_days(30)), probe());
+        s.alerting.tiers = vec![BurnTier {
+            name: "fast".into(),
+            severity: "page".into(),
+            long: Dur::from_mins(10),
+            short: Dur::MINUTE,
+            factor: 10.0,
+            for_: Dur(0),
+            keep_firing_for: Dur(0),
+            labels: Labels::new(),
+        }];
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        // A day of good checks every 10 s (windows fully covered), then an outage from minute
+        // 1440 on: every check fails.
+        for k in 0..(1450 * 6) {
+            let good = k < 1440 * 6;
+            e.record(i, secs(k * 10 - 1440 * 60), good).expect("ok");
+        }
+        // 0.5 s after the boundary of minute 10 of the outage: the newest failed check was at
+        // 9:50, the current minute has none yet.
+        let now = t(10).add(Dur(500));
+        let r = e.evaluate_slo(i, now).expect("idx");
+        let short = &r.alert_windows[0];
+        assert_eq!(short.length, Dur::MINUTE);
+        // Every check of [now - 1m, now] is counted: 9:10 ... 9:50, and the minute bucket starts
+        // at 9:00, so 6 failed checks.
+        assert_eq!((short.good, short.total), (0, 6));
+        assert!(short.start <= Timestamp(now.0 - 60_000));
+        assert!(r.tiers[0].condition, "{:?}", r.tiers[0]);
+        // Exactly on a boundary with the window a multiple of the resolution: exactly the last
+        // minute, [9:00, 10:00], whose checks are 9:00 ... 9:50.
+        let r = e.evaluate_slo(i, t(10)).expect("idx");
+        assert_eq!(r.alert_windows[0].start, t(9));
+        assert_eq!(r.alert_windows[0].total, 6);
+    }
+
+    /// A probe every 10 s against 99.9 %, failing from the very first check of a fresh start:
+    /// page_fast (2 % of the 30-day budget within 1 h: 14.4x over 1h and 5m) pages once that
+    /// much budget is really spent, after the sixth failed check, not after the first.
+    #[test]
+    fn fresh_start_outage_pages_after_six_failed_checks() {
+        let mut s = slo("fresh", Window::Rolling(Dur::from_days(30)), probe());
+        s.objective = Objective::from_percent(99.9).expect("valid");
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        let fast = s
+            .alerting
+            .tiers
+            .iter()
+            .position(|t| t.name == "page_fast")
+            .expect("default tier");
+        // Evaluations every 5 s from the start, checks every 10 s.
+        let mut checks = 0;
+        let mut fired_after = None;
+        for step in 0..40 {
+            let now = secs(step * 5);
+            if step % 2 == 0 {
+                e.record(i, now, false).expect("ok");
+                checks += 1;
+            }
+            let r = e.evaluate_slo(i, now).expect("idx");
+            let tier = &r.tiers[fast];
+            if tier.condition && fired_after.is_none() {
+                fired_after = Some(checks);
+                // 55 s of a 1 h window at 100 % errors: 55/3600 x 1000 = 15.3x.
+                assert!((tier.long_burn - 55.0 / 3600.0 * 1000.0).abs() < 1e-9);
+                assert!(
+                    (r.alert_windows
+                        .iter()
+                        .find(|w| w.length == Dur::HOUR)
+                        .expect("1h")
+                        .burn_rate
+                        - 1000.0)
+                        .abs()
+                        < 1e-9
+                );
+            }
+            if checks == 1 {
+                assert!(
+                    r.tiers.iter().all(|t| !t.condition),
+                    "one failed check paged"
+                );
+            }
+        }
+        assert_eq!(fired_after, Some(6));
+    }
+
+    /// The budget of the whole SLO window: 15 s of data with one failed check of two cannot
+    /// leave "-4087 %" of a 30-day budget.
+    #[test]
+    fn budget_counts_against_the_whole_window() {
+        let mut s = slo("budget", Window::Rolling(Dur::from_days(30)), probe());
+        s.objective = Objective::from_percent(99.9).expect("valid");
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        e.record(i, secs(0), false).expect("ok");
+        e.record(i, secs(15), true).expect("ok");
+        let r = e.evaluate_slo(i, secs(15)).expect("idx");
+        // Exact counts and SLI of what was seen.
+        assert_eq!((r.window.good, r.window.total), (1, 2));
+        assert!((r.window.sli - 0.5).abs() < 1e-12);
+        assert!((r.window.burn_rate - 500.0).abs() < 1e-9);
+        let cov = 15.0 / (30.0 * 86_400.0);
+        assert!((r.window.coverage - cov).abs() < 1e-15);
+        assert!((r.budget.remaining - (1.0 - cov * 500.0)).abs() < 1e-12);
+        assert!(r.budget.remaining > 0.99, "{}", r.budget.remaining);
+        // Covered: one bucket after 30 days the same SLO reads coverage 1.
+        let r = e.evaluate_slo(i, secs(30 * 86_400 + 15)).expect("idx");
+        assert_eq!(r.window.coverage, 1.0);
+    }
+
+    #[test]
+    fn coverage_of_rolling_and_calendar_windows() {
+        let tz = jiff::tz::TimeZone::UTC;
+        let month = Window::Calendar {
+            unit: crate::rules::model::CalendarUnit::Month,
+            tz,
+            tz_name: "UTC".into(),
+        };
+        let mut e = Engine::new();
+        let i = e.add_slo(&slo("m", month, probe()));
+        let r = e.evaluate_slo(i, t(0)).expect("idx");
+        assert_eq!(r.window.coverage, 0.0);
+        assert!(r.alert_windows.iter().all(|w| w.coverage == 0.0));
+        // t(0) is day 20000 = 2024-10-04T00:00Z: 3 days into October.
+        e.record(i, t(0), true).expect("ok");
+        let r = e.evaluate_slo(i, t(24 * 60)).expect("idx");
+        // One day of data of the four days of the period so far.
+        assert!(
+            (r.window.coverage - 0.25).abs() < 1e-12,
+            "{}",
+            r.window.coverage
+        );
+        for w in &r.alert_windows {
+            let want = (Dur::DAY.millis() as f64 / w.length.millis() as f64).min(1.0);
+            assert!(
+                (w.coverage - want).abs() < 1e-12,
+                "{} {}",
+                w.length,
+                w.coverage
+            );
+        }
+    }
+
+    /// `no_data: bad` before the first collection: nothing is data yet, nothing burns or pages;
+    /// once collected and then silent for a whole window, the policy applies as before.
+    #[test]
+    fn no_data_bad_waits_for_the_first_collection() {
+        let mut s = slo("nd", Window::Rolling(Dur::from_days(30)), probe());
+        s.no_data = NoDataPolicy::Bad;
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        for m in [0, 10, 600] {
+            let r = e.evaluate_slo(i, t(m)).expect("idx");
+            assert!(r.tiers.iter().all(|t| !t.condition));
+            assert_eq!(r.budget.remaining, 1.0);
+            assert_eq!(r.window.sli, 1.0);
+            assert_eq!(r.time_to_exhaustion, None);
+        }
+        // A scrape that only sets the counters' baseline is a collection.
+        let mut c = s.clone();
+        c.indicator = Indicator::Ratio {
+            numerator: RatioNumerator::Good,
+            numerator_selector: std::sync::Arc::new(
+                crate::rules::selector::Selector::parse("ok_total").expect("valid selector"),
+            ),
+            total: std::sync::Arc::new(
+                crate::rules::selector::Selector::parse("all_total").expect("valid selector"),
+            ),
+        };
+        c.id.slo = "nd-scrape".into();
+        let j = e.add_slo(&c);
+        e.record_counter_scrape(j, t(600), 0, &[(1, 5.0)], &[(1, 5.0)])
+            .expect("ok");
+        // Then the source disappears for longer than page_fast's hour.
+        let r = e.evaluate_slo(j, t(600 + 61)).expect("idx");
+        let fast = &r.tiers[0];
+        assert_eq!(fast.name, "page_fast");
+        assert!(fast.condition, "{fast:?}");
+        assert!((fast.long_burn - 100.0).abs() < 1e-9);
+        assert_eq!(r.time_to_exhaustion.map(|d| d.millis() > 0), Some(true));
+    }
+
+    /// A timeslice SLO with `no_data: bad` judges no empty slice before its first collection.
+    #[test]
+    fn no_bad_slices_before_the_first_collection() {
+        let mut s = slo("slices", Window::Rolling(Dur::from_days(1)), probe());
+        s.no_data = NoDataPolicy::Bad;
+        s.method = BudgetingMethod::Timeslices {
+            slice: Dur::MINUTE,
+            target: 0.9,
+        };
+        let mut e = Engine::new();
+        let i = e.add_slo(&s);
+        for m in 0..30 {
+            assert_eq!(e.evaluate_slo(i, t(m)).expect("idx").window.total, 0);
+        }
+        e.record(i, t(30), true).expect("ok");
+        // Slice 30 judged good, 31 and 32 empty: bad.
+        let r = e.evaluate_slo(i, t(33)).expect("idx");
+        assert_eq!((r.window.good, r.window.total), (1, 3));
+    }
+
     #[test]
     fn memory_of_a_30d_occurrences_slo() {
         let mut e = Engine::new();
         let i = e.add_slo(&slo("mem", Window::Rolling(Dur::from_days(30)), probe()));
         let bytes = e.count_bytes(i).expect("idx");
-        let buckets = 16 * (360 + 432 + 721);
+        // The figure in the module docs and README ("count state per occurrences SLO").
+        assert_eq!(bytes, 24_928);
+        let buckets = 16 * (361 + 433 + 721);
         // Plus the window sums: a few hundred bytes.
         assert!(bytes > buckets && bytes < buckets + 1024, "{bytes}");
         assert!(bytes < 64 * 1024);

@@ -2,15 +2,22 @@
 //! rates and alert tiers. Pure logic: no I/O, no clock, no async; every instant is an argument.
 //!
 //! # Storage and memory
-//! Every event is added to all three count tiers (1 m x 360 = 6 h, 10 m x 432 = 3 d,
+//! Every event is added to all three count tiers (1 m x 361 = 6 h, 10 m x 433 = 3 d,
 //! 1 h x N where N covers the SLO window, the longest calendar period incl. a DST hour, and the
-//! longest alert window, plus one bucket), so each tier is exact on its own and a window is
-//! read from the finest tier that covers it (see [`tiers`]). A bucket is 16 bytes
-//! ([`ring::Counts`]): an occurrences SLO with a 30d window holds 360 + 432 + 721 buckets, about
-//! 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Each rolling window an evaluation
-//! reads (SLO window, alert windows, 1 h) adds an 80-byte running sum ([`window_sums`]), so an
-//! evaluation reads a few buckets per window, not all of them: 24,896 B in all for a 30d SLO
-//! with the default tiers (8 sums). Latency SLIs add DDSketch tiers
+//! longest alert window; each plus one bucket, because a rolling window of `W` reads every bucket
+//! overlapping `[now - W, now]`, the current partial one included), so each tier is exact on its
+//! own and a window is read from the finest tier that holds it (see [`tiers`]). A bucket is 16
+//! bytes ([`ring::Counts`]): an occurrences SLO with a 30d window holds 361 + 433 + 721 buckets,
+//! about 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Each rolling window an
+//! evaluation reads (SLO window, alert windows, 1 h) adds an 80-byte running sum
+//! ([`window_sums`]), so an evaluation reads a few buckets per window, not all of them: 24,928 B
+//! in all for a 30d SLO with the default tiers (8 sums).
+//!
+//! # Coverage
+//! Each SLO records the instant of its first collection (persisted in checkpoints). Every window
+//! reports its coverage, the share of it after that instant; before it nothing is data, and the
+//! figures that spend budget (tier burn rates, budget left) count the bad events seen against the
+//! budget of the whole window (see "Fresh starts and coverage" in docs/rules.md). Latency SLIs add DDSketch tiers
 //! (5 m x 36, 1 h x 72, 1 d x (window days + 1)); an empty bucket costs 8 bytes and a filled one
 //! a sketch (a few hundred bytes to a few KiB depending on the latency spread).
 //!

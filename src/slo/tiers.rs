@@ -2,8 +2,12 @@
 //! window, and calendar periods in a time zone.
 //!
 //! Window semantics, exact at bucket resolution (the proptests re-derive them from raw events):
-//! - rolling `W` at `now`: the finest tier with `N x r >= W`; buckets `k` in
-//!   `(k(now) - ceil(W/r), k(now)]`;
+//! - rolling `W` at `now`: the finest tier with `N x r >= W + r`; buckets `k` in
+//!   `[k(now - W), k(now)]`: the current, partial bucket plus every full bucket that overlaps
+//!   `[now - W, now]` (at most `ceil(W/r) + 1` buckets). A window therefore counts at least the
+//!   last `W` (exactly `W` when `now` is on a bucket boundary and `W` a multiple of `r`), less
+//!   than `W + r` more, never less: a `1m` window read just after a minute boundary still holds
+//!   the minute before it, so a live outage cannot read as an empty window and resolve a page;
 //! - calendar: the period `[start, end)` containing `now`; the finest tier whose ring (head at
 //!   `k(now)`) still holds bucket `ceil(start/r)`; buckets `k` with `k*r >= start` and `k <= k(now)`.
 
@@ -12,8 +16,10 @@ use crate::time::{Dur, Timestamp};
 
 /// Resolutions of the three count tiers: 1 minute, 10 minutes, 1 hour.
 pub const COUNT_RES: [Dur; 3] = [Dur::MINUTE, Dur(600_000), Dur::HOUR];
-/// Fixed lengths of the two fine count tiers: 6 h of minutes, 3 d of 10-minute buckets.
-pub const COUNT_FINE_LEN: [usize; 2] = [360, 432];
+/// Fixed lengths of the two fine count tiers: 6 h of minutes, 3 d of 10-minute buckets, each plus
+/// the one bucket a window of that length needs beyond it (see the module docs), so the default
+/// `6h` and `3d` alert windows stay on these resolutions.
+pub const COUNT_FINE_LEN: [usize; 2] = [361, 433];
 /// Resolutions of the three latency sketch tiers: 5 m, 1 h, 1 d. Percentiles are reported, not
 /// alerted on, so 5 minutes is fine enough for the shortest windows and keeps a latency SLO's
 /// sketches (each up to a few KiB) few: 36 + 72 + days instead of one a minute.
@@ -63,9 +69,9 @@ pub struct TierLayout {
 }
 
 impl TierLayout {
-    /// The layout for an SLO: 360 x 1 m, 432 x 10 m, and enough hours for [`needed_span`] plus one
-    /// bucket, so a calendar period that does not start on an hour boundary (zones with
-    /// half-hour offsets) still fits.
+    /// The layout for an SLO: 361 x 1 m, 433 x 10 m, and enough hours for [`needed_span`] plus one
+    /// bucket, so a rolling window of that span (which reads one bucket beyond it) and a calendar
+    /// period that does not start on an hour boundary (zones with half-hour offsets) still fit.
     pub fn for_slo(slo: &Slo) -> TierLayout {
         let hours = needed_span(slo).millis().div_ceil(Dur::HOUR.millis()) as usize;
         TierLayout {
@@ -83,15 +89,33 @@ impl TierLayout {
         Dur(COUNT_RES[i].millis() * self.lens[i] as u64)
     }
 
-    /// The tier used for a rolling window: the finest whose span covers it (the coarsest if none
-    /// does, which the layout rules out for the SLO's own windows).
+    /// The tier used for a rolling window: the finest whose span covers it plus one bucket (the
+    /// coarsest if none does, which the layout rules out for the SLO's own windows).
     pub fn rolling_tier(&self, w: Dur) -> usize {
-        (0..3).find(|&i| self.span(i) >= w).unwrap_or(2)
+        (0..3)
+            .find(|&i| self.span(i).millis() >= w.millis().saturating_add(COUNT_RES[i].millis()))
+            .unwrap_or(2)
     }
 
-    /// Number of buckets a rolling window spans on tier `i`: `ceil(W / r)`, capped to the ring.
+    /// Whether the rings hold a rolling window `w` whole (on the coarsest tier: `w` and one more
+    /// bucket).
+    pub fn holds(&self, w: Dur) -> bool {
+        self.span(2).millis() >= w.millis().saturating_add(COUNT_RES[2].millis())
+    }
+
+    /// Most buckets a rolling window spans on tier `i`: `ceil(W / r) + 1` (the current partial
+    /// bucket and every full bucket overlapping `[now - W, now]`), capped to the ring.
     pub fn rolling_buckets(&self, i: usize, w: Dur) -> i64 {
-        (w.millis().div_ceil(COUNT_RES[i].millis()) as i64).min(self.lens[i] as i64)
+        (w.millis().div_ceil(COUNT_RES[i].millis()) as i64 + 1).min(self.lens[i] as i64)
+    }
+
+    /// The buckets `(lo_excl, k]` of tier `i` that a rolling window `w` reads at `now`: from the
+    /// bucket holding `now - W` to the bucket of `now` (see the module docs).
+    pub fn rolling_range(&self, i: usize, w: Dur, now: Timestamp) -> (i64, i64) {
+        let r = COUNT_RES[i].millis() as i64;
+        let k = now.0.div_euclid(r);
+        let lo = now.0.saturating_sub(w.millis() as i64).div_euclid(r);
+        ((lo - 1).max(k - self.rolling_buckets(i, w)), k)
     }
 
     /// The tier used for a calendar period starting at `start` evaluated at `now`: the finest
@@ -208,19 +232,34 @@ mod tests {
     #[test]
     fn tier_choice() {
         let l = TierLayout {
-            lens: [360, 432, 721],
+            lens: [361, 433, 721],
         };
         assert_eq!(l.rolling_tier(Dur::from_mins(5)), 0);
+        // 6 h reads 361 minute buckets: the minute tier still holds it.
         assert_eq!(l.rolling_tier(Dur::from_hours(6)), 0);
+        assert_eq!(l.rolling_buckets(0, Dur::from_hours(6)), 361);
+        assert_eq!(l.rolling_tier(Dur::from_mins(361)), 1);
         assert_eq!(l.rolling_tier(Dur::from_hours(7)), 1);
         assert_eq!(l.rolling_tier(Dur::from_days(3)), 1);
         assert_eq!(l.rolling_tier(Dur::from_days(30)), 2);
-        assert_eq!(l.rolling_buckets(1, Dur::from_mins(61)), 7);
+        assert_eq!(l.rolling_buckets(2, Dur::from_days(30)), 721);
+        assert!(l.holds(Dur::from_days(30)));
+        assert!(!l.holds(Dur::from_hours(30 * 24 + 1)));
+        assert_eq!(l.rolling_buckets(1, Dur::from_mins(61)), 8);
+        assert_eq!(l.rolling_buckets(0, Dur::MINUTE), 2);
+        // 1m at 5:00.5 reads minutes 4 and 5; exactly at 5:00, minutes 4 and 5 too ([4:00, 5:00]).
+        let m = |mins: i64, ms: i64| Timestamp(mins * 60_000 + ms);
+        assert_eq!(l.rolling_range(0, Dur::MINUTE, m(5, 500)), (3, 5));
+        assert_eq!(l.rolling_range(0, Dur::MINUTE, m(5, 0)), (3, 5));
+        // 61m on 10-minute buckets: 7 or 8 buckets, by where now falls in its bucket.
+        assert_eq!(l.rolling_range(1, Dur::from_mins(61), m(125, 0)), (5, 12));
+        assert_eq!(l.rolling_range(1, Dur::from_mins(61), m(129, 0)), (5, 12));
+        assert_eq!(l.rolling_range(1, Dur::from_mins(61), m(120, 0)), (4, 12));
         let start = Timestamp(Dur::from_days(100).millis() as i64);
         assert_eq!(l.calendar_tier(start, start.add(Dur::from_hours(5))), 0);
-        // k(now) - 360 < k(start) fails once 360 minutes have passed.
-        assert_eq!(l.calendar_tier(start, start.add(Dur::from_mins(359))), 0);
-        assert_eq!(l.calendar_tier(start, start.add(Dur::from_mins(360))), 1);
+        // k(now) - 361 < k(start) fails once 361 minutes have passed.
+        assert_eq!(l.calendar_tier(start, start.add(Dur::from_mins(360))), 0);
+        assert_eq!(l.calendar_tier(start, start.add(Dur::from_mins(361))), 1);
         assert_eq!(l.calendar_tier(start, start.add(Dur::from_days(4))), 2);
     }
 }

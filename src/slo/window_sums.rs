@@ -166,10 +166,19 @@ impl CountTiers {
     /// Counts of the `n` buckets `(k - n, k]` of tier `i`: from the sums when `k` is the head,
     /// otherwise from the ring. Equal to [`CountTiers::sum`] over the same range.
     pub fn rolling(&mut self, i: usize, n: i64, k: i64) -> Counts {
+        self.rolling_from(i, n, k - n, k)
+    }
+
+    /// Counts of tier `i`'s buckets `(lo_excl, k]`, a range of at most `n` buckets (`lo_excl` is
+    /// raised to `k - n`), read with the sum of the tracked window of `n` buckets: a window whose
+    /// length is not a multiple of the resolution spans `n` or `n - 1` buckets depending on where
+    /// `now` falls in its bucket, and shares one sum. Equal to [`CountTiers::sum`] over the range.
+    pub fn rolling_from(&mut self, i: usize, n: i64, lo_excl: i64, k: i64) -> Counts {
         let ring = &self.rings[i];
         let n = n.min(ring.len() as i64);
+        let lo_excl = lo_excl.max(k - n);
         if ring.head() != Some(k) {
-            return ring.sum(k - n, k);
+            return ring.sum(lo_excl, k);
         }
         let Some(w) = self
             .sums
@@ -177,15 +186,45 @@ impl CountTiers {
             .iter_mut()
             .find(|w| w.tier == i && w.n == n)
         else {
-            return ring.sum(k - n, k);
+            return ring.sum(lo_excl, k);
         };
         w.slide(ring, k);
         self.sums.top[i] = self.sums.top[i].max(k);
         let mut c = w.sum;
-        let oldest = ring.sum_wide(k - n, k - w.m);
-        c.total += oldest.total;
-        c.bad += oldest.bad;
+        // The sum holds `(k - m, k]`: add the older buckets from the ring, or take off the ones
+        // it holds that the range does not (exact: the sums are unsaturated).
+        if lo_excl <= k - w.m {
+            let oldest = ring.sum_wide(lo_excl, k - w.m);
+            c.total += oldest.total;
+            c.bad += oldest.bad;
+        } else {
+            let extra = ring.sum_wide(k - w.m, lo_excl);
+            c.total -= extra.total;
+            c.bad -= extra.bad;
+        }
         c.counts()
+    }
+
+    /// Start of the oldest bucket holding events: on the coarsest tier that has any, refined on
+    /// each finer tier whose ring still reaches back to that instant. `None` without events.
+    pub fn oldest_data(&self) -> Option<Timestamp> {
+        let mut first: Option<i64> = None;
+        for ring in self.rings.iter().rev() {
+            let Some(head) = ring.head() else { continue };
+            let r = ring.resolution().millis() as i64;
+            let held_from = (head - ring.len() as i64 + 1) * r;
+            let Some(k) = ((head - ring.len() as i64 + 1)..=head)
+                .find(|&k| ring.get(k).is_some_and(|c| c.total > 0))
+            else {
+                continue;
+            };
+            first = match first {
+                None => Some(k * r),
+                Some(f) if held_from <= f => Some((k * r).max(f)),
+                keep => keep,
+            };
+        }
+        first.map(Timestamp)
     }
 
     /// Events the coarsest tier refused as older than its span (no tier could hold them).
@@ -248,6 +287,9 @@ mod tests {
                             let k = now.div_euclid([1, 10, 100][i]);
                             let n = (lcg(&mut seed) % 17) as i64 + 1;
                             assert_eq!(c.rolling(i, n, k), c.sum(i, k - n, k), "tier {i} n {n}");
+                            // A range up to two buckets shorter than the tracked window.
+                            let lo = k - n + (lcg(&mut seed) % 3) as i64;
+                            assert_eq!(c.rolling_from(i, n, lo, k), c.sum(i, lo, k), "from {lo}");
                             // Not at the head: read from the ring.
                             assert_eq!(c.rolling(i, n, k - 1), c.sum(i, k - 1 - n, k - 1));
                         }

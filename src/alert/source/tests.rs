@@ -65,11 +65,12 @@ fn slo_burn_rate_from_the_real_engine() {
     let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
     let mut al = Alerter::new(&rules, "http://burnwatch.example:9090/");
     let g = ev.generation();
-    // One check per second for 24h; the newest 54 fail (all in the newest minute). Over the last hour 54 of 3600 fail:
-    // error ratio 1.5%, burn 15.0 (> 14.4); over the last 5m 54 of 300: burn 180.0. Over 6h
-    // (page_slow, 6x) the burn is 2.5, over 1d 0.625: only page_fast fires. The 30d window holds
-    // all 86400 checks: burn 0.625, so 37.5% of the budget is left, spent in
-    // 0.375 x 720h / 15.0 = 18h at the 1h burn rate.
+    // One check per second for 24h, from a fresh start; the newest 54 fail (all in the newest
+    // minute). Over the last hour 54 of 3600 fail: error ratio 1.5%, burn 15.0 (> 14.4); over
+    // the last 5m 54 of 300: burn 180.0. Over 6h (page_slow, 6x) the burn is 2.5, over 1d
+    // 0.625: only page_fast fires. The 30d window holds all 86400 checks, burn 0.625, but one
+    // day of data is 1/30 of the window: the 54 failures spend 0.625/30 = 2.08% of the
+    // 30-day budget, so 97.9% is left, spent in 0.979 x 720h / 15.0 = 47h at the 1h burn rate.
     let n = 86_400;
     for i in 0..n {
         let at = T0 + i * S;
@@ -81,9 +82,9 @@ fn slo_burn_rate_from_the_real_engine() {
         });
         al.observe_probe("health", Timestamp(at), ok);
     }
-    // The last millisecond of the newest check's minute: the 5m window is exactly the newest
-    // five one-minute buckets (evaluating at the next minute would count an empty one).
-    let now = Timestamp(T0 + n * S - 1);
+    // The minute boundary after the newest check: the 5m window is exactly the newest five
+    // one-minute buckets, plus the current one, empty.
+    let now = Timestamp(T0 + n * S);
     let snap = ev.evaluate(now);
     let set = al.evaluate(&snap, now);
 
@@ -115,12 +116,12 @@ fn slo_burn_rate_from_the_real_engine() {
         ("burn_rate", "15.0x over 1h, 180.0x over 5m"),
         (
             "description",
-            "Errors are 1.50% of events over the last 1h and 18.00% over the last 5m, against an error budget of 0.100% (99.9% over 30d). At the current 1h burn rate the budget (37.5% left) is spent in 18h.",
+            "Errors are 1.50% of events over the last 1h and 18.00% over the last 5m, against an error budget of 0.100% (99.9% over 30d). At the current 1h burn rate the budget (97.9% left) is spent in 1d 23h.",
         ),
         ("objective", "99.9%"),
         ("sli", "99.937%"),
-        ("budget_remaining", "37.5%"),
-        ("time_to_exhaustion", "18h"),
+        ("budget_remaining", "97.9%"),
+        ("time_to_exhaustion", "1d 23h"),
         ("owner", "payments-oncall"),
         ("runbook_url", "https://runbooks.example.com/checkout"),
         ("dashboard_url", "https://grafana.example.com/d/checkout"),
@@ -368,6 +369,40 @@ fn scrape_target_down_after_five_minutes() {
     );
 }
 
+/// A fresh start into an outage: every check fails from the first. Two minutes in, page_fast
+/// fires (1h: 120 s of data at 100% errors spend 3.3% x 1000 = 33.3x the 1h budget rate) and
+/// its text says how much of each window has data; the 30d budget is barely touched.
+#[test]
+fn fresh_start_page_says_how_much_data_it_saw() {
+    let rules = load_str("r.yaml", RULES).expect("rules");
+    let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
+    let mut al = Alerter::new(&rules, "http://x");
+    let g = ev.generation();
+    for i in 0..=120 {
+        ev.apply(Observation::Probe {
+            generation: g,
+            name: Arc::from("health"),
+            outcome: outcome(T0 + i * S, false),
+        });
+    }
+    let now = Timestamp(T0 + 120 * S);
+    let set = al.evaluate(&ev.evaluate(now), now);
+    let burn = by_name(&set, SLO_BURN_RATE);
+    let tiers: Vec<&str> = burn.iter().map(|a| a.label("tier")).collect();
+    assert_eq!(tiers, ["page_fast"], "{:#?}", set.alerts);
+    let a = &burn[0].annotations;
+    assert_eq!(a[names::BURN_RATE], "33.3x over 1h, 400.0x over 5m");
+    let d = &a[names::DESCRIPTION];
+    assert!(
+        d.starts_with(
+            "Errors are 100.00% of events over the last 1h (over 2m of data, 3.3% of the 1h window) and 100.00% over the last 5m (over 2m of data, 40% of the 5m window), against an error budget of 0.100% (99.9% over 30d). The burn rates count the errors seen against the budget of each whole window. At the current 1h burn rate the budget (95.4% left) is spent in "
+        ),
+        "{d}"
+    );
+    assert_eq!(a[names::BUDGET_REMAINING], "95.4%");
+    assert!(by_name(&set, SLO_ERROR_BUDGET_EXHAUSTED).is_empty());
+}
+
 #[test]
 fn no_data_and_budget_exhausted_from_the_engine() {
     let rules = load_str(
@@ -381,13 +416,14 @@ fn no_data_and_budget_exhausted_from_the_engine() {
     let mut ev = Evaluator::new(rules.clone(), Timestamp(T0));
     let mut al = Alerter::new(&rules, "http://x");
     let g = ev.generation();
-    // 2 checks, 1 failure: 50% bad against a 0.1% budget, so the budget is overspent
-    // (remaining 1 - 500 = -499, i.e. -49900.0%).
-    for (i, ok) in [(0, true), (1, false)] {
+    // A check 30 days back (the first collection: the 30d window is covered), then 2 checks,
+    // 1 failure: 1 bad of 3 against a 0.1% budget, so the budget is overspent (remaining
+    // 1 - 333.3 = -332.3, i.e. -33233.3%).
+    for (at, ok) in [(T0 - 30 * 1440 * M, true), (T0, true), (T0 + S, false)] {
         ev.apply(Observation::Probe {
             generation: g,
             name: Arc::from("health"),
-            outcome: outcome(T0 + i * S, ok),
+            outcome: outcome(at, ok),
         });
     }
     let mut log = Vec::new();
@@ -408,9 +444,9 @@ fn no_data_and_budget_exhausted_from_the_engine() {
             let be = by_name(&set, SLO_ERROR_BUDGET_EXHAUSTED);
             assert_eq!(
                 be[0].annotations[names::SUMMARY],
-                "checkout/availability has exhausted its error budget (-49900.0% left over 30d)"
+                "checkout/availability has exhausted its error budget (-33233.3% left over 30d)"
             );
-            assert_eq!(be[0].annotations[names::SLI], "50%");
+            assert_eq!(be[0].annotations[names::SLI], "66.666%");
             assert_eq!(
                 be[0].annotations[names::TIME_TO_EXHAUSTION],
                 "already exhausted"
