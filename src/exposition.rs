@@ -33,7 +33,7 @@
 //!
 //! Duplicate series are passed through: the parser is streaming and keeps no set of series.
 //! Prometheus 2.42 accepts such a payload and stores the *first* value; a caller that needs that
-//! must deduplicate itself.
+//! must deduplicate itself (the scraper does: [`crate::scrape::SeenSeries`]).
 //!
 //! Atomicity is the caller's concern: samples are delivered as they are parsed, so a caller that
 //! wants all-or-nothing buffers them and discards the buffer when [`parse`] returns an error.

@@ -6,7 +6,7 @@
 //! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
-//! - [`export`]: the `/metrics` page (OpenMetrics, prometheus-client) from snapshots.
+//! - [`export`]: the metric catalogue, the `/metrics` page (OpenMetrics or text 0.0.4) and the OTLP push, from snapshots.
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP): pooled
 //!   connections, timeouts, `Retry-After`, response classification, URL redaction.

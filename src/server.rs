@@ -4,7 +4,8 @@
 //! the alerting task through its [`AlertingHandle`]. Graceful: on shutdown it stops accepting and
 //! gives open connections a bounded time to finish.
 //!
-//! Routes: `GET /metrics` (OpenMetrics, see [`crate::export::prometheus`]), `GET /healthz` (alive),
+//! Routes: `GET /metrics` (OpenMetrics or text 0.0.4 by `Accept`, see
+//! [`crate::export::prometheus`]), `GET /healthz` (alive),
 //! `GET /readyz` (rules loaded and state restored: 200, else 503), `GET /api/v1/slos`,
 //! `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`, `GET /api/v1/targets`,
 //! `GET /api/v1/status`, `GET /api/v1/alerts` (filters as Alertmanager's API v2),
@@ -394,7 +395,14 @@ async fn dispatch(
         }
         _ => {
             let view = opts.alerting.as_ref().map(AlertingHandle::view);
-            return (route(&parts, &snap, view.as_ref(), opts.page), false);
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            return (
+                route_accepting(&parts, &snap, view.as_ref(), opts.page, accept),
+                false,
+            );
         }
     }
     let Some(alerting) = opts.alerting.clone() else {
@@ -523,30 +531,45 @@ fn command_error(e: &CommandError) -> Resp {
 }
 
 /// Answers a read-only request from the snapshot and the alerting view (every route but the
-/// alerting ones); the agent tests call it to read the API as a client does.
+/// alerting ones) as it answers Prometheus (`/metrics` in OpenMetrics); the agent tests call it
+/// to read the API as a client does.
+#[cfg(test)]
 pub(crate) fn route(
     parts: &[&str],
     snap: &Arc<AgentSnapshot>,
     alerting: Option<&Arc<AlertingView>>,
     page: PageOptions,
 ) -> Resp {
+    route_accepting(
+        parts,
+        snap,
+        alerting,
+        page,
+        Some(crate::exposition::Format::ACCEPT),
+    )
+}
+
+/// [`route`] for a request whose `Accept` header is `accept` (it picks the `/metrics` format).
+fn route_accepting(
+    parts: &[&str],
+    snap: &Arc<AgentSnapshot>,
+    alerting: Option<&Arc<AlertingView>>,
+    page: PageOptions,
+    accept: Option<&str>,
+) -> Resp {
     let tiers = alerting.map(|v| &*v.tiers);
     match parts {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        ["metrics"] => match crate::export::prometheus::encode_page(snap, alerting, page) {
-            Ok(page) => {
-                let mut r = Response::new(Full::new(Bytes::from(page)));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(crate::export::prometheus::CONTENT_TYPE),
-                );
-                r
-            }
-            Err(_) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding the metrics failed",
-            ),
-        },
+        ["metrics"] => {
+            use crate::export::prometheus::{content_type, negotiate, render};
+            let format = negotiate(accept);
+            let mut r = Response::new(Full::new(Bytes::from(render(snap, alerting, page, format))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(content_type(format)),
+            );
+            r
+        }
         ["readyz"] => {
             // The agent publishes its first snapshot only after the rules loaded and the
             // checkpoint was restored, so a snapshot with a rule generation means ready.

@@ -5,6 +5,11 @@
 //! transports work over TLS with a private CA given as `ca_file`, and refuse a server whose
 //! CA is not trusted.
 //!
+//! The metric catalogue: every family of `burnwatch::export::catalogue::FAMILIES` is on the
+//! `/metrics` page (both formats) and in one OTLP export with the same samples (labels and
+//! values), type and unit. One export reads one snapshot: with snapshots published
+//! continuously, every export's values come from a single one.
+//!
 //! The real `burnwatch run` binary with an `export.otlp` block: the pushed values equal its own
 //! `/metrics` page (and the synthetic target's exact counts), the header from `{env: ...}` and
 //! the resource attributes arrive, SIGTERM pushes the last values once more, and a collector
@@ -23,8 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnwatch::agent::AgentSnapshot;
+use burnwatch::agent::alerting::AlertingView;
 use burnwatch::agent::evaluator::{Evaluator, Observation};
+use burnwatch::export::catalogue::{FAMILIES, Subject};
 use burnwatch::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
+use burnwatch::export::prometheus::{PageOptions, render};
+use burnwatch::export::text::Kind;
 use burnwatch::exposition::{Format, OwnedSample, parse_owned};
 use burnwatch::probe::{FetchRequest, Phases, ProbeOutcome, Prober};
 use burnwatch::rules::load_str;
@@ -62,8 +71,12 @@ slos:
 "#;
 
 fn snapshot() -> Arc<AgentSnapshot> {
+    snapshot_of(RULES)
+}
+
+fn snapshot_of(rules: &str) -> Arc<AgentSnapshot> {
     let t0 = 1_780_000_000_000;
-    let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(t0));
+    let mut ev = Evaluator::new(load_str("r.yaml", rules).expect("rules"), Timestamp(t0));
     for i in 0..10i64 {
         ev.apply(Observation::Probe {
             generation: ev.generation(),
@@ -96,6 +109,8 @@ struct Received {
     points: BTreeMap<(String, Vec<(String, String)>), f64>,
     /// Monotonic cumulative sums seen (by name).
     counters: Vec<String>,
+    /// Metric name → (unit, description).
+    meta: BTreeMap<String, (String, String)>,
     /// The test header, as the receiver saw it.
     token: Option<String>,
 }
@@ -124,6 +139,8 @@ fn flatten(req: &ExportMetricsServiceRequest, token: Option<String>) -> Received
         }
         for sm in &rm.scope_metrics {
             for m in &sm.metrics {
+                out.meta
+                    .insert(m.name.clone(), (m.unit.clone(), m.description.clone()));
                 let points = match &m.data {
                     Some(Data::Gauge(g)) => &g.data_points,
                     Some(Data::Sum(s)) => {
@@ -382,8 +399,8 @@ async fn round_trip(protocol: OtlpProtocol) {
         report.budget.remaining
     );
     assert_eq!(
-        get(&r, "burnwatch_slo_error_budget_minutes", &slo),
-        report.budget.total_minutes
+        get(&r, "burnwatch_slo_error_budget_seconds", &slo),
+        report.budget.total_minutes * 60.0
     );
     let mut good = slo.to_vec();
     good.push(("result", "good"));
@@ -407,7 +424,9 @@ async fn round_trip(protocol: OtlpProtocol) {
     );
     assert_eq!(get(&r, "burnwatch_rules_slos", &[]), 1.0);
     let page_fast = [("slo", "up"), ("tier", "page_fast"), ("severity", "page")];
-    assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 2.0);
+    // One failed check in the first 2 minutes spends 0.67x of page_fast's 1 h budget, not 20x
+    // (the whole-window rule of rules.md): quiet, on the page and in the push alike.
+    assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 0.0);
     let page = burnwatch::export::prometheus::encode_page(
         &snap,
         Some(&Arc::new(burnwatch::agent::alerting::AlertingView {
@@ -420,7 +439,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("page parses");
     assert_eq!(
         sample(&samples, "burnwatch_slo_alert_state", &page_fast),
-        Some(2.0)
+        Some(0.0)
     );
     assert_eq!(
         get(
@@ -540,6 +559,308 @@ async fn grpc_over_tls_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_over_tls_with_a_private_ca() {
     tls_round_trip(OtlpProtocol::HttpProtobuf).await;
+}
+
+// ---- the catalogue: /metrics and OTLP carry the same families ----
+
+/// Every kind of subject, with a probe-fed latency SLO (percentiles) and a scrape target.
+const FULL_RULES: &str = r#"
+version: burnwatch/v1
+service: shop
+labels: {team: payments}
+probes:
+  - name: home
+    http: {url: "http://127.0.0.1:1/"}
+    interval: 10s
+scrape:
+  - name: app
+    url: http://127.0.0.1:1/metrics
+slos:
+  - name: up
+    objective: 99.5
+    indicator: {probe: home}
+  - name: fast
+    objective: 99
+    labels: {env: prod}
+    indicator:
+      latency_threshold: {threshold: 300ms, probe: home}
+"#;
+
+/// An alerting view with an alert of each state, silences, integrations and counters.
+fn alerting_view() -> Arc<AlertingView> {
+    use burnwatch::alert::{Alert, Fingerprint, Matchers};
+    use burnwatch::notify::delivery::{BreakerState, IntegrationStats};
+    use burnwatch::notify::dispatch::{AlertView, SuppressionState};
+    use burnwatch::notify::silence::Silence;
+    let at = Timestamp(1_780_000_000_000);
+    let alert = |name: &str, state: SuppressionState| {
+        let labels: burnwatch::rules::model::Labels =
+            [("alertname".to_owned(), name.to_owned())].into();
+        AlertView {
+            fingerprint: Fingerprint::of(&labels),
+            alert: Alert {
+                labels,
+                annotations: Default::default(),
+                starts_at: at,
+                ends_at: None,
+                generator_url: String::new(),
+            },
+            state,
+            silenced_by: Vec::new(),
+            inhibited_by: Vec::new(),
+            receivers: vec!["oncall".into()],
+        }
+    };
+    let silence = |id: &str, end_s: u64| Silence {
+        id: id.into(),
+        matchers: Matchers::parse(r#"a="1""#).expect("valid"),
+        starts_at: Timestamp(0),
+        ends_at: at.add(Dur::from_secs(end_s)),
+        created_by: "me".into(),
+        comment: "c".into(),
+        updated_at: Timestamp(0),
+    };
+    let hook = |idx: usize, kind: &'static str, queue_len: usize, breaker| IntegrationStats {
+        receiver: "oncall".into(),
+        integration_idx: idx,
+        kind,
+        queue_len,
+        breaker,
+        ..Default::default()
+    };
+    let mut view = AlertingView {
+        at,
+        alerts: vec![
+            alert("A", SuppressionState::Active),
+            alert("B", SuppressionState::Suppressed),
+        ],
+        pending: 3,
+        silences: vec![silence("s1", 60), silence("s2", 0)],
+        integrations: vec![
+            hook(0, "webhook", 2, BreakerState::Open),
+            hook(1, "slack", 1, BreakerState::Closed),
+        ],
+        last_save_ms: Some(1_780_000_000_500),
+        ..Default::default()
+    };
+    view.flapping.insert(Fingerprint(1));
+    view.counters
+        .notifications
+        .insert(("oncall".into(), "webhook", "first"), 4);
+    view.counters
+        .failed
+        .insert(("oncall".into(), "slack", "permanent"), 1);
+    view.counters.suppressed.insert("silenced", 5);
+    view.counters
+        .superseded
+        .insert(("oncall".into(), "webhook"), 3);
+    view.counters.alertmanager_push_failures = 2;
+    view.counters.state_save_failures = 1;
+    Arc::new(view)
+}
+
+/// Samples of a page, by family sample name: sorted labels → value.
+type Series = BTreeMap<String, BTreeMap<Vec<(String, String)>, f64>>;
+
+fn page_series(page: &str, format: Format) -> Series {
+    let mut out = Series::new();
+    for s in parse_owned(page.as_bytes(), format).expect("a valid page") {
+        let mut labels = s.labels;
+        labels.sort();
+        let previous = out.entry(s.name).or_default().insert(labels, s.value);
+        assert!(previous.is_none(), "a series twice on the page");
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_catalogue_family_is_the_same_on_the_page_and_in_otlp() {
+    let mut snap = (*snapshot_of(FULL_RULES)).clone();
+    snap.checkpoint.last_ok_ms = Some(1_780_000_100_000);
+    snap.evaluation_seconds = 0.125;
+    let snap = Arc::new(snap);
+    let view = alerting_view();
+    let (_tx, snaps) = watch::channel(snap.clone());
+    let (_vtx, views) = watch::channel(view.clone());
+    let (endpoint, mut rx) = grpc_receiver().await;
+    let exporter =
+        OtlpExporter::start_with(&config(endpoint, OtlpProtocol::Grpc), snaps, Some(views))
+            .expect("starts");
+    let r = wait_for(&mut rx, |r| r.points.keys().any(|(n, _)| n == SLI)).await;
+
+    let text = page_series(
+        &render(&snap, Some(&view), PageOptions::default(), Format::Text),
+        Format::Text,
+    );
+    let om = page_series(
+        &render(
+            &snap,
+            Some(&view),
+            PageOptions::default(),
+            Format::OpenMetrics,
+        ),
+        Format::OpenMetrics,
+    );
+    assert_eq!(text, om, "both formats carry the same samples");
+    let mut pushed = Series::new();
+    for ((name, labels), v) in &r.points {
+        pushed
+            .entry(name.clone())
+            .or_default()
+            .insert(labels.clone(), *v);
+    }
+    for f in FAMILIES {
+        let on_page = text.get(f.sample_name().as_ref());
+        let in_otlp = pushed.get(f.name);
+        assert!(
+            on_page.is_some_and(|s| !s.is_empty()),
+            "{} is not on the page",
+            f.sample_name()
+        );
+        assert_eq!(on_page, in_otlp, "{}: page and OTLP differ", f.name);
+        // Labels: the subject's (and an SLO's rules labels), then the family's own.
+        for labels in on_page.into_iter().flat_map(|s| s.keys()) {
+            let mut want: Vec<&str> = f.subject.labels().to_vec();
+            if f.subject == Subject::Slo {
+                want.push("team");
+                if labels.iter().any(|(k, v)| k == "slo" && v == "fast") {
+                    want.push("env");
+                }
+            }
+            want.extend(f.labels.iter().map(|(k, _)| *k));
+            want.sort_unstable();
+            let got: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(got, want, "{}", f.name);
+        }
+        let (unit, help) = &r.meta[f.name];
+        assert_eq!(
+            (unit.as_str(), help.as_str()),
+            (f.unit, f.help),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            r.counters.iter().any(|n| n == f.name),
+            f.kind == Kind::Counter,
+            "{}: counters are cumulative monotonic sums, gauges are not",
+            f.name
+        );
+    }
+    // Nothing else is on either side.
+    let families: Vec<String> = FAMILIES
+        .iter()
+        .map(|f| f.sample_name().into_owned())
+        .collect();
+    assert!(
+        text.keys().all(|n| families.contains(n)),
+        "{:?}",
+        text.keys()
+    );
+    assert_eq!(pushed.len(), FAMILIES.len());
+    // Spot checks against the inputs.
+    let bad = [("slo".to_owned(), "up".to_owned())];
+    assert!(
+        text["burnwatch_slo_events_total"]
+            .iter()
+            .any(|(l, v)| l.contains(&bad[0])
+                && l.contains(&("result".into(), "bad".into()))
+                && *v == 1.0)
+    );
+    assert_eq!(
+        text["burnwatch_alertmanager_push_failures_total"]
+            .values()
+            .next(),
+        Some(&2.0)
+    );
+    tokio::time::timeout(DEADLINE, exporter.shutdown())
+        .await
+        .expect("shutdown is bounded")
+        .expect("final flush");
+}
+
+/// The rules of `n` SLOs read by one probe: a snapshot large enough that observing every
+/// instrument takes a while.
+fn many_slos(n: usize) -> String {
+    let mut rules = String::from(
+        "version: burnwatch/v1\nservice: shop\nprobes:\n  - name: home\n    http: {url: \"http://127.0.0.1:1/\"}\n    interval: 10s\nslos:\n",
+    );
+    for i in 0..n {
+        rules.push_str(&format!(
+            "  - name: s{i}\n    objective: 99.5\n    indicator: {{probe: home}}\n"
+        ));
+    }
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_export_reads_one_snapshot() {
+    let base = snapshot_of(&many_slos(300));
+    // Snapshot `i` says `i` in a family observed first (the SLOs' event counters) and in
+    // families observed last (rules, evaluation duration).
+    let numbered = move |i: u64| {
+        let mut s = (*base).clone();
+        for v in s.events_total.values_mut() {
+            *v = (i, 0);
+        }
+        s.rules_status.slos = i as usize;
+        s.evaluation_seconds = i as f64;
+        Arc::new(s)
+    };
+    let (tx, snaps) = watch::channel(numbered(0));
+    let (endpoint, mut rx) = grpc_receiver().await;
+    let cfg = OtlpConfig {
+        interval: Duration::from_millis(100),
+        ..config(endpoint, OtlpProtocol::Grpc)
+    };
+    let exporter = OtlpExporter::start(&cfg, snaps).expect("starts");
+    // A publisher as fast as it can go, so every export overlaps several publications.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 1u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 10_000_000 {
+                if tx.send(numbered(i)).is_err() {
+                    break;
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    let mut checked = 0;
+    let mut distinct = std::collections::BTreeSet::new();
+    while checked < 8 {
+        let r = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("an export within the deadline")
+            .expect("receiver alive");
+        let mut seen: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for ((name, _), v) in &r.points {
+            let which = match name.as_str() {
+                "burnwatch_slo_events" if *v != 0.0 => *v as u64,
+                "burnwatch_rules_slos" | "burnwatch_evaluation_duration_seconds" => *v as u64,
+                _ => continue,
+            };
+            seen.entry(which).or_default().push(name.clone());
+        }
+        assert_eq!(
+            seen.len(),
+            1,
+            "one export read several snapshots: {:?}",
+            seen.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+        );
+        distinct.extend(seen.into_keys());
+        checked += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let published = publisher.join().expect("publisher");
+    assert!(published > 8, "the snapshots changed during the exports");
+    assert!(distinct.len() > 1, "exports followed the publications");
+    tokio::time::timeout(DEADLINE, exporter.shutdown())
+        .await
+        .expect("shutdown is bounded")
+        .expect("final flush");
 }
 
 // ---- the real agent binary ----

@@ -5,7 +5,9 @@
 //! Not compared: fixtures with explicit timestamps (Prometheus would store them in the past, out
 //! of an instant query's reach; unit tests cover timestamps). Normalised on our side to
 //! Prometheus's storage semantics: empty label values mean "no label", and of duplicate series
-//! the first value is kept.
+//! the first value is kept, decided by the scraper's own [`SeenSeries`] (the identity
+//! `burnwatch::scrape::match_page` drops repeats by), so a page with the same series twice
+//! (`text-duplicate-identity.prom`) proves that the agent counts what Prometheus stores.
 
 mod common;
 
@@ -16,7 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burnwatch::exposition::{Format, parse_owned};
+use burnwatch::scrape::SeenSeries;
 use burnwatch::server::percent_encode;
+use burnwatch::slo::histogram::histogram_quantile;
 use common::{Proc, get_json, prometheus_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -145,16 +149,72 @@ fn ours(name: &str) -> Result<BTreeMap<SeriesKey, f64>, String> {
     let body = std::fs::read(fixture_dir().join(name)).expect("fixture");
     let samples = parse_owned(&body, format_of(name)).map_err(|e| e.to_string())?;
     let mut series = BTreeMap::new();
+    let mut seen = SeenSeries::default();
     for s in samples {
-        let mut labels: Vec<(String, String)> = s
+        let mut all: Vec<(&str, &str)> = s
             .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.sort();
+        if !seen.first(&s.name, &all) {
+            continue;
+        }
+        let labels: Vec<(String, String)> = all
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        labels.sort();
-        series.entry((s.name, labels)).or_insert(s.value);
+        let previous = series.insert((s.name.clone(), labels), s.value);
+        assert!(previous.is_none(), "{name}: {} counted twice", s.name);
     }
     Ok(series)
+}
+
+/// `histogram_quantile` of the percentiles of histogram-fed latency SLOs equals Prometheus's
+/// on the buckets of `text-histogram-quantile.prom` (interpolation in a bucket, from 0 in the
+/// first one, the `+Inf` bucket, empty buckets, no observations).
+async fn histogram_quantiles_agree(prom: SocketAddr) {
+    const NAME: &str = "text-histogram-quantile.prom";
+    let body = std::fs::read(fixture_dir().join(NAME)).expect("fixture");
+    let mut cases: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for s in parse_owned(&body, Format::Text).expect("valid fixture") {
+        if s.name != "hq_seconds_bucket" {
+            continue;
+        }
+        let label = |k: &str| {
+            s.labels
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        let le = label("le").and_then(|v| burnwatch::exposition::parse_float(v.as_bytes()));
+        cases
+            .entry(label("case").expect("case"))
+            .or_default()
+            .push((le.expect("le"), s.value));
+    }
+    let mut compared = 0;
+    for q in [0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0] {
+        let stored = query(
+            prom,
+            &format!("histogram_quantile({q}, hq_seconds_bucket{{job=\"{NAME}\"}})"),
+        )
+        .await;
+        assert_eq!(stored.len(), cases.len(), "q={q}: {stored:?}");
+        for (labels, value) in stored {
+            let mut buckets = cases[&labels["case"]].clone();
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let theirs = prom_value(&value);
+            let ours = histogram_quantile(q, &buckets).unwrap_or(f64::NAN);
+            assert!(
+                same_value(ours, theirs) || (ours - theirs).abs() < 1e-12,
+                "{labels:?} q={q}: ours {ours}, Prometheus {theirs}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 7 * 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,5 +339,6 @@ async fn prometheus_stores_what_we_parse() {
         compared_series >= 40,
         "compared only {compared_series} series"
     );
+    histogram_quantiles_agree(prom_addr).await;
     server.abort();
 }

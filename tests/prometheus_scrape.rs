@@ -1,8 +1,10 @@
 //! A real Prometheus 2.42 (installed by scripts/test.sh) scrapes a running `burnwatch run` agent
-//! that watches the synthetic service on loopback: every family docs/metrics.md documents is
-//! stored with its documented labels, the stored ratio-SLO numbers equal the agent's JSON API and
-//! the synthetic service's exact counters, and every PromQL expression of `dashboards/*.json`
-//! returns data (a dead panel query fails the test). The agent runs with
+//! that watches the synthetic service on loopback: every family of the metric catalogue (which
+//! docs/metrics.md's tables are rendered from) is stored with its labels, the stored ratio-SLO
+//! numbers equal the agent's JSON API and the synthetic service's exact counters, and every
+//! PromQL expression of `dashboards/*.json` returns data (a dead panel query fails the test),
+//! for SLOs of every window length (30d, 7d, 90d) alike. `promtool check metrics` exits 0 on a
+//! live page of an agent without the Sloth series (their `:` names are Sloth's, and a lint). The agent runs with
 //! `export.prometheus.sloth_compatible` on, and the queries of Sloth's "Detailed SLOs" Grafana
 //! dashboard (14348) return the exact numbers of the driven traffic. Alerting is configured with
 //! a webhook receiver (an in-process endpoint), so the alerting families have their rows.
@@ -15,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burnwatch::probe::Prober;
+use burnwatch::export::catalogue::FAMILIES;
+use burnwatch::probe::{FetchRequest, Prober};
 use burnwatch::server::percent_encode;
 use burnwatch::synthetic::Behaviour;
+use burnwatch::time::Dur;
 use common::{
     Proc, drive, free_addr, get_json, prometheus_binary, run_agent, shop_rules, start_receiver,
     start_service, wait_for,
@@ -30,13 +34,26 @@ const DRIVEN: u64 = 80;
 /// The SLOs of the rules below, the values `$slo` takes when dashboard queries are checked.
 const SLOS: [&str; 4] = ["availability", "latency", "health", "health-latency"];
 
+/// Copies of `availability` over other rolling windows: every dashboard query with data for
+/// `availability` must have data for these too (no window length may vanish).
+const OTHER_WINDOWS: [&str; 2] = ["availability-7d", "availability-90d"];
+
 /// Documented families this setup cannot have: the probe is plain HTTP, so no certificate.
 const NOT_IN_THIS_SETUP: [&str; 1] = ["burnwatch_probe_ssl_earliest_cert_expiry"];
 
-/// The shared `shop` rules plus a latency SLO on the health probe.
+/// The shared `shop` rules plus a latency SLO on the health probe and the availability SLO
+/// over 7 and 90 days.
 fn rules(base: &str) -> String {
-    shop_rules(base, "99")
-        + "  - name: health-latency\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 250ms, probe: health}\n"
+    let mut r = shop_rules(base, "99")
+        + "  - name: health-latency\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 250ms, probe: health}\n";
+    for (name, window) in OTHER_WINDOWS.iter().zip(["7d", "90d"]) {
+        r.push_str(&format!(
+            "  - name: {name}\n    objective: 99\n    window: {window}\n    indicator:\n      ratio:\n        \
+             bad: 'demo_http_requests_total{{code=~\"5..\",job=\"shop\"}}'\n        \
+             total: 'demo_http_requests_total{{job=\"shop\"}}'\n"
+        ));
+    }
+    r
 }
 
 /// Instant query: the result vector as (labels including `__name__`, value).
@@ -84,60 +101,29 @@ async fn one_value(prom: SocketAddr, promql: &str) -> Result<f64, String> {
     }
 }
 
-/// A documented family: its name and every label its series must carry.
+/// A family of the catalogue: its sample name and every label its series must carry.
 #[derive(Debug)]
 struct Family {
     name: String,
     labels: BTreeSet<String>,
 }
 
-/// The families of docs/metrics.md's tables, with each section's base labels plus the
-/// table's `extra labels` column (label names are the backticked words before any `=`).
+/// The catalogue's families (docs/metrics.md's tables are rendered from it; a unit test
+/// compares them) with their subject's and their own labels.
 fn documented_families() -> Vec<Family> {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"))
-            .expect("docs/metrics.md");
-    let backticked =
-        |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(str::to_owned).collect() };
-    let mut base: Vec<&str> = Vec::new();
-    let mut extra_col = None;
-    let mut out = Vec::new();
-    for line in doc.lines() {
-        if let Some(h) = line.strip_prefix("## ") {
-            base = match h {
-                "SLO families" => vec!["service", "slo"],
-                "Probe families" => vec!["probe"],
-                "Scrape target families" => vec!["target"],
-                _ => vec![],
-            };
-            extra_col = None;
-            continue;
-        }
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cells.len() < 3 {
-            continue;
-        }
-        if cells[1] == "family" {
-            extra_col = cells.iter().position(|c| *c == "extra labels");
-            continue;
-        }
-        let Some(name) = backticked(cells[1]).into_iter().next() else {
-            continue;
-        };
-        if !name.starts_with("burnwatch_") {
-            continue;
-        }
-        let mut labels: BTreeSet<String> = base.iter().map(|s| (*s).to_owned()).collect();
-        if let Some(c) = extra_col {
-            let before_eq = cells[c].split('=').next().unwrap_or_default();
-            labels.extend(backticked(before_eq));
-        }
-        if name == "burnwatch_build_info" {
-            labels.insert("version".into());
-        }
-        out.push(Family { name, labels });
-    }
-    out
+    FAMILIES
+        .iter()
+        .map(|f| Family {
+            name: f.sample_name().into_owned(),
+            labels: f
+                .subject
+                .labels()
+                .iter()
+                .chain(f.labels.iter().map(|(k, _)| k))
+                .map(|k| (*k).to_owned())
+                .collect(),
+        })
+        .collect()
 }
 
 /// Every `expr` in a dashboard, with the title of the panel it belongs to.
@@ -265,6 +251,80 @@ async fn sloth_dashboard_queries(prom: SocketAddr, total: u64, bad: u64) {
         .unwrap_or_else(|e| panic!("{month}: {e}"));
 }
 
+/// A second agent with the same rules and alerting but without the Sloth series: once its page
+/// has every kind of series (a scraped target, latency percentiles, the alerting families),
+/// `promtool check metrics` reads the text page it serves to a scraper that does not ask for
+/// OpenMetrics and exits 0 without a word. (promtool 2.42 reads text 0.0.4 only: on an
+/// OpenMetrics page every counter lacks help under its `_total` name.)
+fn start_plain_agent(dir: &tempfile::TempDir, rules: &str, hooks: &str) -> (Proc, SocketAddr) {
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).expect("dir");
+    std::fs::write(plain.join("shop.yaml"), rules).expect("rules");
+    let addr = free_addr();
+    let cfg = plain.join("burnwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: {addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\n\
+             alerting:\n  route: {{receiver: oncall, group_wait: 1s}}\n  receivers:\n    - name: oncall\n      webhook: [{{url: 'http://{hooks}/hook'}}]\n"
+        ),
+    )
+    .expect("config");
+    (run_agent(&cfg), addr)
+}
+
+/// See [`start_plain_agent`].
+async fn promtool_checks_a_live_page(addr: SocketAddr) {
+    let prober = Prober::new(&[]).expect("prober");
+    let url = format!("http://{addr}/metrics");
+    let page = wait_for("a page with every kind of series", || async {
+        let r = prober
+            .fetch(&FetchRequest::new(&url, Dur::from_secs(2), 16 << 20))
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = String::from_utf8(r.body.to_vec()).map_err(|e| e.to_string())?;
+        let complete = [
+            "burnwatch_target_up{service=\"shop\",target=\"shop\"} 1",
+            "burnwatch_slo_latency_seconds{",
+            "burnwatch_notifications_total{",
+            "burnwatch_checkpoint_last_success_timestamp_seconds ",
+        ]
+        .iter()
+        .all(|s| body.contains(s));
+        if complete {
+            Ok((r.content_type, body))
+        } else {
+            Err("not yet".to_owned())
+        }
+    })
+    .await;
+    assert_eq!(
+        page.0.as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(page.1.contains("percentile=\"99\""), "{}", page.1);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool (installed with prometheus by scripts/test.sh)");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(page.1.as_bytes()).expect("write the page");
+    }
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has_data() {
     let started = Instant::now();
@@ -295,6 +355,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     )
     .expect("config");
     let _agent = run_agent(&cfg);
+    let (_plain_agent, plain_addr) = start_plain_agent(&dir, &rules(&base), &hooks.to_string());
 
     let prom_dir = dir.path().join("prometheus");
     std::fs::create_dir(&prom_dir).expect("prometheus dir");
@@ -379,6 +440,31 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         (stored_sli - exact_sli).abs() < 1e-12,
         "stored {stored_sli}, exact {exact_sli}"
     );
+    // The histogram-fed latency SLO's percentiles are histogram_quantile over the exact bucket
+    // increases of the driven traffic (histogram_quantile itself is checked against
+    // Prometheus's in tests/prometheus_parity.rs).
+    let mut buckets: Vec<(f64, f64)> = truth
+        .buckets
+        .iter()
+        .zip(&before.buckets)
+        .map(|(a, b)| (a.le.as_secs_f64(), (a.count - b.count) as f64))
+        .collect();
+    buckets.push((f64::INFINITY, total as f64));
+    for (p, q) in [("50", 0.5), ("90", 0.9), ("95", 0.95), ("99", 0.99)] {
+        let want = burnwatch::slo::histogram::histogram_quantile(q, &buckets).expect("traffic");
+        let sel = format!(
+            r#"burnwatch_slo_latency_seconds{{slo="latency",window="30d",percentile="{p}"}}"#
+        );
+        wait_for(&format!("p{p} of the latency SLO"), || async {
+            let v = one_value(prom, &sel).await?;
+            if (v - want).abs() < 1e-9 {
+                Ok(())
+            } else {
+                Err(format!("stored {v}, exact {want}"))
+            }
+        })
+        .await;
+    }
     let objective = one_value(prom, r#"burnwatch_slo_objective_ratio{slo="availability"}"#)
         .await
         .expect("objective");
@@ -423,6 +509,15 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         windows, expected,
         "the SLO window and the default tiers' windows"
     );
+    for (slo, window) in OTHER_WINDOWS.iter().zip(["7d", "90d"]) {
+        let stored = one_value(
+            prom,
+            &format!(r#"burnwatch_slo_window_events{{slo="{slo}",window="{window}"}}"#),
+        )
+        .await
+        .expect("the SLO window's events");
+        assert_eq!(stored, total as f64, "{slo}");
+    }
 
     // c. Every dashboard query returns data for at least one SLO of this setup.
     let dash_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
@@ -456,6 +551,21 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
                     Err(err) => errors.push(err),
                 }
             }
+            // What shows for the 30d SLO shows for the 7d and 90d ones.
+            if query(prom, &substitute(&expr, "availability"))
+                .await
+                .is_ok_and(|rows| !rows.is_empty())
+            {
+                for slo in OTHER_WINDOWS {
+                    let rows = query(prom, &substitute(&expr, slo)).await;
+                    if !rows.as_ref().is_ok_and(|r| !r.is_empty()) {
+                        dead.push(format!(
+                            "{} / panel {panel:?}: {expr} shows nothing for {slo} ({rows:?})",
+                            file.file_name().unwrap_or_default().to_string_lossy()
+                        ));
+                    }
+                }
+            }
             checked += 1;
             if !ok {
                 dead.push(format!(
@@ -473,6 +583,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     assert!(checked >= 30, "checked only {checked} expressions");
 
     sloth_dashboard_queries(prom, total, bad).await;
+    promtool_checks_a_live_page(plain_addr).await;
 
     // The template variables' queries (`label_values(metric, label)`) find their label.
     for file in &files {

@@ -13,6 +13,7 @@ use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, Service,
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx, SloReport};
+use crate::slo::histogram::HistogramWindows;
 use crate::time::{Dur, Timestamp};
 
 /// What a collector reports to the evaluator. `generation` is the rule set it was started for;
@@ -148,6 +149,11 @@ pub struct TargetStatus {
     pub bytes: u64,
     /// Why the newest scrape failed.
     pub failure: Option<ScrapeFailure>,
+    /// What was wrong with the newest successful page although it was used (reason
+    /// `duplicate_series`: see [`crate::scrape`]).
+    pub problem: Option<ScrapeFailure>,
+    /// Samples of the newest successful page dropped as repeats of a series already on it.
+    pub duplicate_samples: u64,
     /// Failures in a row.
     pub consecutive_failures: u64,
     /// Scrapes since the agent started.
@@ -247,6 +253,8 @@ pub struct Evaluator {
     events: Vec<(u64, u64)>,
     /// Windows reported besides each SLO's own (see [`Evaluator::report_extra_windows`]).
     extra_windows: Option<fn(&Slo) -> Vec<Dur>>,
+    /// Bucket increases of the histogram-fed latency SLOs, for their percentiles.
+    histograms: HashMap<SloId, HistogramWindows>,
 }
 
 impl Evaluator {
@@ -264,6 +272,7 @@ impl Evaluator {
             stale: 0,
             events: Vec::new(),
             extra_windows: None,
+            histograms: HashMap::new(),
         };
         ev.install(rules, now);
         ev
@@ -378,6 +387,15 @@ impl Evaluator {
             }
         }
         self.feeds = feeds;
+        // Percentiles go on for histogram-fed latency SLOs that stay.
+        let histogram_fed: Vec<&SloId> = rules
+            .services
+            .iter()
+            .flat_map(|s| &s.slos)
+            .filter(|s| histogram_window(s).is_some())
+            .map(|s| &s.id)
+            .collect();
+        self.histograms.retain(|id, _| histogram_fed.contains(&id));
         self.events = vec![(0, 0); self.engine.len()];
         self.plan = Arc::new(ScrapePlan::new(&rules, |id| self.engine.index_of(id)));
         let mut probes = BTreeMap::new();
@@ -422,6 +440,8 @@ impl Evaluator {
                 samples: 0,
                 bytes: 0,
                 failure: None,
+                problem: None,
+                duplicate_samples: 0,
                 consecutive_failures: 0,
                 scrapes_total: 0,
                 failures_total: 0,
@@ -537,7 +557,20 @@ impl Evaluator {
                 st.consecutive_failures = 0;
                 st.last_success_ms = Some(at.0);
                 st.samples = m.samples;
+                st.duplicate_samples = m.duplicates;
+                st.problem = m
+                    .problem()
+                    .map(|(reason, message)| ScrapeFailure { reason, message });
                 for s in &m.slos {
+                    if !s.buckets.is_empty()
+                        && let Some(slo) = self.engine.slo(s.slo)
+                        && let Some(longest) = histogram_window(slo)
+                    {
+                        self.histograms
+                            .entry(slo.id.clone())
+                            .or_insert_with(|| HistogramWindows::new(longest))
+                            .record(source, at, &s.buckets);
+                    }
                     if let Ok(out) =
                         self.engine
                             .record_counter_scrape(s.slo, at, source, &s.numerator, &s.total)
@@ -557,10 +590,21 @@ impl Evaluator {
 
     /// Evaluates every SLO at `now` and builds the snapshot readers share.
     pub fn evaluate(&mut self, now: Timestamp) -> AgentSnapshot {
-        let snap = match self.extra_windows {
+        let mut snap = match self.extra_windows {
             Some(f) => self.engine.evaluate_with(now, f),
             None => self.engine.evaluate(now),
         };
+        for r in &mut snap.slos {
+            if let Some(h) = self.histograms.get(&r.id) {
+                let windows = std::iter::once(&mut r.window)
+                    .chain(&mut r.alert_windows)
+                    .chain(&mut r.extra_windows);
+                for w in windows {
+                    w.latency =
+                        h.quantiles(Dur::from_millis((now.0 - w.start.0).max(0) as u64), now);
+                }
+            }
+        }
         AgentSnapshot {
             at: now,
             rules: self.rules.clone(),
@@ -573,6 +617,22 @@ impl Evaluator {
             events_total: self.events_by_id(),
             evaluation_seconds: 0.0,
         }
+    }
+}
+
+/// For a histogram-fed latency SLO, the longest window its percentiles are read over (the SLO
+/// window, or the longest default alert window when that is longer).
+fn histogram_window(slo: &Slo) -> Option<Dur> {
+    match &slo.indicator {
+        Indicator::LatencyThreshold {
+            source: LatencySource::Histogram { .. },
+            ..
+        }
+        | Indicator::LatencyPercentile {
+            source: LatencySource::Histogram { .. },
+            ..
+        } => Some(slo.window.nominal().max(Dur::from_days(7))),
+        _ => None,
     }
 }
 
@@ -710,6 +770,48 @@ slos:
         assert_eq!(t.last_success_ms, Some(T0 + 30_000));
         assert_eq!(t.failure.as_ref().map(|f| f.reason), Some("timeout"));
         assert_eq!(t.samples, 2);
+    }
+
+    #[test]
+    fn a_repeated_series_counts_once_and_is_the_targets_problem() {
+        let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(T0));
+        ev.apply(scrape(&ev, T0, 1000, 10));
+        // The second page repeats the 200 series with a huge value: Prometheus keeps the first.
+        let page = "req_total{code=\"200\"} 1098\nreq_total{code=\"500\"} 12\nreq_total{code=\"200\"} 999999999\n";
+        let target = TargetLabels::for_target(&ev.rules().scrapes[0]);
+        ev.apply(Observation::Scrape {
+            generation: ev.generation(),
+            target: "api".into(),
+            at: Timestamp(T0 + 15_000),
+            duration_secs: 0.01,
+            bytes: page.len() as u64,
+            result: Ok(
+                match_page(ev.plan(), &target, page.as_bytes(), Format::Text, 100).expect("valid"),
+            ),
+        });
+        let s = ev.evaluate(Timestamp(T0 + 60_000));
+        let errors = report(&s, "errors");
+        assert_eq!((errors.window.good, errors.window.total), (98, 100));
+        let t = &s.targets[0];
+        assert!(t.up);
+        assert_eq!(t.duplicate_samples, 1);
+        let problem = t.problem.as_ref().expect("a problem");
+        assert_eq!(problem.reason, "duplicate_series");
+        assert!(
+            problem.message.contains("req_total{"),
+            "{}",
+            problem.message
+        );
+        // A clean page clears it.
+        ev.apply(scrape(&ev, T0 + 30_000, 1100, 12));
+        let s = ev.evaluate(Timestamp(T0 + 60_000));
+        assert_eq!(
+            (
+                s.targets[0].problem.as_ref(),
+                s.targets[0].duplicate_samples
+            ),
+            (None, 0)
+        );
     }
 
     #[test]

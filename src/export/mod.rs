@@ -1,7 +1,7 @@
 //! Exports of the agent's numbers to the tools users already run: the Prometheus `/metrics`
 //! page ([`prometheus`]) and OTLP push ([`otlp`]). Every exporter reads published snapshots only;
-//! the naming rules both share (labels, window names, state values) live here so the two carry
-//! the same series.
+//! which families exist, and how each reads a snapshot, is the [`catalogue`]'s; the naming rules
+//! (labels, window names, state values) live here.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -10,14 +10,23 @@ use crate::alert::lifecycle::Phase;
 use crate::rules::model::{Service, Slo, Window};
 use crate::slo::sketch::LatencyQuantiles;
 
+pub mod catalogue;
 pub mod otlp;
 pub mod prometheus;
 pub mod sloth;
+pub mod text;
 
 /// Label names burnwatch sets itself; a rules label with one of these names is not exported
 /// rather than duplicated.
 pub const RESERVED: [&str; 8] = [
-    "service", "slo", "window", "tier", "severity", "quantile", "result", "phase",
+    "service",
+    "slo",
+    "window",
+    "tier",
+    "severity",
+    "percentile",
+    "result",
+    "phase",
 ];
 
 /// The rules' labels of an SLO: the service's, overridden by the SLO's, without reserved names,
@@ -59,12 +68,8 @@ pub fn alert_state_value(p: Phase) -> f64 {
     }
 }
 
-/// The exported percentiles as (`quantile` label, value).
-pub fn quantile_points(q: &LatencyQuantiles) -> [(&'static str, f64); 4] {
-    [
-        ("0.5", q.p50),
-        ("0.9", q.p90),
-        ("0.95", q.p95),
-        ("0.99", q.p99),
-    ]
+/// The exported percentiles as (`percentile` label, value). The label is not `quantile`:
+/// Prometheus reserves that for summaries (`promtool check metrics` flags it on a gauge).
+pub fn percentile_points(q: &LatencyQuantiles) -> [(&'static str, f64); 4] {
+    [("50", q.p50), ("90", q.p90), ("95", q.p95), ("99", q.p99)]
 }

@@ -2,22 +2,24 @@
 //! collector over gRPC or HTTP/protobuf at a fixed interval.
 //!
 //! This module owns the OpenTelemetry SDK pipeline (resource, exporter, periodic reader) and the
-//! instruments. Every instrument is *observable*: its callback reads the newest snapshot from the
-//! agent's `watch` channel at export time and reports only what that snapshot holds, so an SLO,
-//! probe or target deleted on a rules reload disappears at the next export (a synchronous OTel
-//! gauge would re-export its last value forever). Callbacks only read and copy; they never
-//! compute or block, because a slow or panicking callback stalls or kills the SDK's reader.
-//! The SDK observes instruments one after another, so when the evaluator publishes a snapshot
-//! during an export, the instruments observed after it report the newer one: one push may mix
-//! two consecutive evaluations (values at most one `evaluation_interval` apart).
+//! instruments: one per family of the [`catalogue`](super::catalogue), which also says what each
+//! reports. Every instrument is *observable*: its callback reads the published snapshot at
+//! export time and reports only what that snapshot holds, so an SLO, probe or target deleted on
+//! a rules reload disappears at the next export (a synchronous OTel gauge would re-export its
+//! last value forever). Callbacks only read and copy; they never block, because a slow or
+//! panicking callback stalls or kills the SDK's reader.
 //!
-//! **Names.** The metric names are exactly the Prometheus family names of `/metrics`
-//! ([`super::prometheus`]), with counters named without the `_total` suffix (as OTLP sums
-//! are): `burnwatch_slo_sli_ratio`, `burnwatch_slo_burn_rate`, `burnwatch_slo_events`, ...
-//! Attributes are the Prometheus labels. Units are set so that Prometheus' own OTLP translation
-//! (`_total` for monotonic sums, unit suffixes only when not already present) arrives at the
-//! same series names as a scrape of `/metrics`; one set of dashboards and alert queries serves
-//! both paths. Ratios have unit `1`, durations `s`, the budget `min`, counts `{event}` etc.
+//! **One snapshot per export.** The SDK observes instruments one after another while the
+//! evaluator may publish in between; the first callback of a collection pins the newest
+//! snapshot and alerting view ([`Pin`]) and the others read the pin, so every value of one
+//! push comes from the same evaluation (`tests/otlp.rs` publishes continuously and checks).
+//!
+//! **Names.** The metric names, units, descriptions and attributes are the catalogue's, so
+//! they are the Prometheus family names and labels of `/metrics`, with counters named without
+//! the `_total` suffix (as OTLP sums are): `burnwatch_slo_sli_ratio`, `burnwatch_slo_events`,
+//! ... Units are set so that Prometheus' own OTLP translation (`_total` for monotonic sums,
+//! unit suffixes only when not already present) arrives at the same series names as a scrape
+//! of `/metrics`; one set of dashboards and alert queries serves both paths.
 //!
 //! **Failure.** The SDK exports on its own thread ("OpenTelemetry.Metrics.PeriodicReader"), so a
 //! collector that is down never blocks evaluation: each failed export is logged by the SDK and
@@ -37,11 +39,13 @@
 //! header names only, and no error or log line carries a value.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Meter, MeterProvider as _, ObservableCounter, ObservableGauge};
+use opentelemetry::metrics::{
+    AsyncInstrument, Meter, MeterProvider as _, ObservableCounter, ObservableGauge,
+};
 use opentelemetry::{Key, KeyValue};
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
 use opentelemetry_otlp::{
@@ -56,10 +60,9 @@ use tokio::sync::watch;
 
 use crate::agent::AgentSnapshot;
 use crate::agent::alerting::AlertingView;
-use crate::export::{alert_state_value, quantile_points, rule_labels, window_name};
+use crate::export::catalogue::{FAMILIES, Family, Sink, Sources};
+use crate::export::text::{Kind, Value};
 use crate::http_client::{ClientError, HttpClient};
-use crate::rules::model::Slo;
-use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
 
 pub use crate::config::otlp::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpConfigError, OtlpProtocol};
@@ -94,21 +97,21 @@ pub struct OtlpExporter {
     provider: SdkMeterProvider,
     timeout: Duration,
     // Held so the callbacks stay registered for the exporter's life.
-    _gauges: Vec<ObservableGauge<f64>>,
-    _counters: Vec<ObservableCounter<u64>>,
+    instruments: Vec<Instrument>,
 }
 
 impl std::fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpExporter")
-            .field("instruments", &(self._gauges.len() + self._counters.len()))
+            .field("instruments", &self.instruments.len())
             .finish_non_exhaustive()
     }
 }
 
 impl OtlpExporter {
-    /// Builds the pipeline and starts exporting every `cfg.interval`. Must be called inside a
-    /// tokio runtime (the connections of both transports run on it).
+    /// Builds the pipeline and starts exporting the newest snapshot every `cfg.interval`,
+    /// without the alerting families. Must be called inside a tokio runtime (the connections
+    /// of both transports run on it).
     pub fn start(
         cfg: &OtlpConfig,
         snapshots: watch::Receiver<Arc<AgentSnapshot>>,
@@ -116,19 +119,25 @@ impl OtlpExporter {
         OtlpExporter::start_with(cfg, snapshots, None)
     }
 
-    /// As [`OtlpExporter::start`], with the alerting task's views: tier alert states
-    /// (`burnwatch_slo_alert_state`) are read from them, as `/metrics` reads them. Without
-    /// views no alert state is exported.
+    /// As [`OtlpExporter::start`], with the alerting task's views: the alerting families and
+    /// the tier alert states (`burnwatch_slo_alert_state`) are read from them, as `/metrics`
+    /// reads them. Without views none of these is exported.
     pub fn start_with(
         cfg: &OtlpConfig,
         snapshots: watch::Receiver<Arc<AgentSnapshot>>,
         alerting: Option<watch::Receiver<Arc<AlertingView>>>,
     ) -> Result<OtlpExporter, OtlpError> {
         cfg.check()?;
+        let pin = Arc::new(Pin {
+            snapshots,
+            alerting,
+            current: Mutex::new(None),
+        });
         let exporter = Logged {
             inner: build_exporter(cfg)?,
             endpoint: cfg.endpoint.clone(),
             failing: AtomicBool::new(false),
+            pin: pin.clone(),
         };
         let reader = PeriodicReader::builder(exporter)
             .with_interval(cfg.interval)
@@ -138,22 +147,15 @@ impl OtlpExporter {
             .with_reader(reader)
             .build();
         let meter = provider.meter("burnwatch");
-        let mut gauges: Vec<ObservableGauge<f64>> = GAUGES
+        let instruments = FAMILIES
             .iter()
-            .map(|f| gauge(&meter, f, snapshots.clone()))
-            .collect();
-        if let Some(views) = alerting {
-            gauges.push(alert_state_gauge(&meter, snapshots.clone(), views));
-        }
-        let counters = COUNTERS
-            .iter()
-            .map(|f| counter(&meter, f, snapshots.clone()))
+            .enumerate()
+            .map(|(i, f)| instrument(&meter, i, f, pin.clone()))
             .collect();
         Ok(OtlpExporter {
             provider,
             timeout: cfg.timeout,
-            _gauges: gauges,
-            _counters: counters,
+            instruments,
         })
     }
 
@@ -263,15 +265,18 @@ impl opentelemetry_http::HttpClient for OtlpHttp {
 }
 
 /// The SDK exporter, logging each failed export (the SDK's own logging is compiled out) and
-/// the recovery after a failure.
+/// the recovery after a failure; it also ends each collection's [`Pin`].
 struct Logged {
     inner: MetricExporter,
     endpoint: String,
     failing: AtomicBool,
+    pin: Arc<Pin>,
 }
 
 impl PushMetricExporter for Logged {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        // The collection is complete: the next one pins the snapshot newest by then.
+        self.pin.release();
         let r = self.inner.export(metrics).await;
         match &r {
             Ok(()) => {
@@ -318,426 +323,142 @@ fn resource(attrs: &[(String, String)]) -> Resource {
         .build()
 }
 
-/// Data points: attributes and value.
-type Points<T> = Vec<(Vec<KeyValue>, T)>;
-
-/// One instrument: its name, description, unit and how to read its points off a snapshot.
-struct Family<T> {
-    name: &'static str,
-    help: &'static str,
-    unit: &'static str,
-    points: fn(&AgentSnapshot) -> Points<T>,
+/// What one collection reads, pinned by its first callback (see [`Pin`]).
+struct Pinned {
+    snap: Arc<AgentSnapshot>,
+    view: Option<Arc<AlertingView>>,
+    /// Each SLO row's attributes (`service`, `slo`, the rules' labels), in the row order of
+    /// [`Sources::new`] over `snap`.
+    slo_attrs: Vec<Vec<KeyValue>>,
 }
 
-fn gauge(
-    meter: &Meter,
-    f: &'static Family<f64>,
-    rx: watch::Receiver<Arc<AgentSnapshot>>,
-) -> ObservableGauge<f64> {
-    meter
-        .f64_observable_gauge(f.name)
-        .with_description(f.help)
-        .with_unit(f.unit)
-        .with_callback(move |obs| {
-            let snap = rx.borrow().clone();
-            for (attrs, v) in (f.points)(&snap) {
-                // The SDK drops them too; skipping here keeps a NaN from ever reaching the wire.
-                if v.is_finite() {
-                    obs.observe(v, &attrs);
-                }
-            }
-        })
-        .build()
-}
-
-/// `burnwatch_slo_alert_state`: each tier of the snapshot's SLOs with the phase its lifecycle
-/// decided (the alerting view), as `/metrics` shows it.
-fn alert_state_gauge(
-    meter: &Meter,
+/// One snapshot (and alerting view) per collection. The SDK calls each instrument's callback
+/// once per collection, one after another; the first to run pins the newest snapshot and view,
+/// every later one of that collection reads the pin, and the export of the collection
+/// ([`Logged::export`]) releases it, so one push never mixes two evaluations. A callback that
+/// finds its own family already observed under the pin is the first of a new collection (one
+/// that failed before its export never released the pin), and pins afresh.
+struct Pin {
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
-    views: watch::Receiver<Arc<AlertingView>>,
-) -> ObservableGauge<f64> {
-    meter
-        .f64_observable_gauge("burnwatch_slo_alert_state")
-        .with_description("Burn-rate tier alert state, as its lifecycle decided it: 0 not firing, 1 pending, 2 firing (also held by keep_firing_for or flap damping)")
-        .with_unit("")
-        .with_callback(move |obs| {
-            let snap = snapshots.borrow().clone();
-            let view = views.borrow().clone();
-            for (r, _, attrs) in slo_rows(&snap) {
-                for t in &r.tiers {
-                    let v = alert_state_value(view.tiers.get(&r.id, &t.name));
-                    let attrs = with(
-                        &attrs,
-                        [("tier", t.name.clone()), ("severity", t.severity.clone())],
-                    );
-                    obs.observe(v, &attrs);
-                }
-            }
-        })
-        .build()
+    alerting: Option<watch::Receiver<Arc<AlertingView>>>,
+    /// The pinned state and which families (by catalogue index) have read it.
+    current: Mutex<Option<(Arc<Pinned>, Vec<bool>)>>,
 }
 
-fn counter(
-    meter: &Meter,
-    f: &'static Family<u64>,
-    rx: watch::Receiver<Arc<AgentSnapshot>>,
-) -> ObservableCounter<u64> {
-    meter
-        .u64_observable_counter(f.name)
-        .with_description(f.help)
-        .with_unit(f.unit)
-        .with_callback(move |obs| {
-            let snap = rx.borrow().clone();
-            for (attrs, v) in (f.points)(&snap) {
-                obs.observe(v, &attrs);
-            }
-        })
-        .build()
-}
-
-/// An SLO report, its rule and its attributes.
-type SloRow<'a> = (&'a SloReport, &'a Slo, Vec<KeyValue>);
-
-/// Each SLO report with its rule and its attributes (`service`, `slo`, then the rules' labels:
-/// see [`rule_labels`]). Reports without a rule are skipped.
-fn slo_rows(snap: &AgentSnapshot) -> Vec<SloRow<'_>> {
-    snap.slo_rows()
-        .into_iter()
-        .map(|(report, svc, slo)| {
-            let mut attrs = vec![
-                KeyValue::new("service", slo.id.service.clone()),
-                KeyValue::new("slo", slo.id.slo.clone()),
-            ];
-            attrs.extend(
-                rule_labels(svc, slo)
-                    .into_iter()
-                    .map(|(k, v)| KeyValue::new(Key::new(k.to_owned()), v.to_owned())),
-            );
-            (report, slo, attrs)
-        })
-        .collect()
-}
-
-fn with(
-    attrs: &[KeyValue],
-    extra: impl IntoIterator<Item = (&'static str, String)>,
-) -> Vec<KeyValue> {
-    let mut a = attrs.to_vec();
-    a.extend(extra.into_iter().map(|(k, v)| KeyValue::new(k, v)));
-    a
-}
-
-/// Every window of every SLO (the SLO window, then each alert window) with `window` set.
-fn per_window<T>(snap: &AgentSnapshot, f: fn(&WindowReport) -> T) -> Points<T> {
-    let mut out = Vec::new();
-    for (r, s, attrs) in slo_rows(snap) {
-        out.push((
-            with(&attrs, [("window", window_name(&s.window).into_owned())]),
-            f(&r.window),
-        ));
-        for w in &r.alert_windows {
-            out.push((with(&attrs, [("window", w.length.to_string())]), f(w)));
+impl Pin {
+    /// The state family `family` (its index in [`FAMILIES`]) reads in this collection.
+    fn get(&self, family: usize) -> Arc<Pinned> {
+        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((p, seen)) = cur.as_mut()
+            && let Some(s) = seen.get_mut(family)
+            && !*s
+        {
+            *s = true;
+            return p.clone();
         }
-    }
-    out
-}
-
-fn per_slo<T>(snap: &AgentSnapshot, f: fn(&SloReport, &Slo) -> Option<T>) -> Points<T> {
-    slo_rows(snap)
-        .into_iter()
-        .filter_map(|(r, s, attrs)| f(r, s).map(|v| (attrs, v)))
-        .collect()
-}
-
-fn per_probe<T>(
-    snap: &AgentSnapshot,
-    f: fn(&crate::agent::evaluator::ProbeStatus) -> Option<T>,
-) -> Points<T> {
-    snap.probes
-        .iter()
-        .filter_map(|p| f(p).map(|v| (probe_attrs(p), v)))
-        .collect()
-}
-
-fn per_target<T>(
-    snap: &AgentSnapshot,
-    f: fn(&crate::agent::evaluator::TargetStatus) -> T,
-) -> Points<T> {
-    snap.targets
-        .iter()
-        .map(|t| {
-            let attrs = vec![
-                KeyValue::new("service", t.service.clone()),
-                KeyValue::new("target", t.name.clone()),
-            ];
-            (attrs, f(t))
-        })
-        .collect()
-}
-
-/// A probe's attributes: the service that declares it and its name.
-fn probe_attrs(p: &crate::agent::evaluator::ProbeStatus) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new("service", p.service.clone()),
-        KeyValue::new("probe", p.name.clone()),
-    ]
-}
-
-fn agent<T>(v: Option<T>) -> Points<T> {
-    v.into_iter().map(|v| (Vec::new(), v)).collect()
-}
-
-static GAUGES: [Family<f64>; 23] = [
-    Family {
-        name: "burnwatch_slo_objective_ratio",
-        help: "The SLO's objective as a ratio (99.9% is 0.999)",
-        unit: "1",
-        points: |s| per_slo(s, |_, slo| Some(slo.objective.ratio())),
-    },
-    Family {
-        name: "burnwatch_slo_sli_ratio",
-        help: "Good events over all events in the window (the SLO window and each alert window)",
-        unit: "1",
-        points: |s| per_window(s, |w| w.sli),
-    },
-    Family {
-        name: "burnwatch_slo_burn_rate",
-        help: "Error rate in the window divided by the error budget rate (1 spends the budget exactly over the SLO window)",
-        unit: "",
-        points: |s| per_window(s, |w| w.burn_rate),
-    },
-    Family {
-        name: "burnwatch_slo_window_events",
-        help: "Events in the window (exact counts at bucket resolution)",
-        unit: "{event}",
-        points: |s| per_window(s, |w| w.total as f64),
-    },
-    Family {
-        name: "burnwatch_slo_window_coverage_ratio",
-        help: "Share of the window after the SLO's first collection (1 once collected for the whole window); tier burn rates and the budget count the window's events against its whole budget",
-        unit: "1",
-        points: |s| per_window(s, |w| w.coverage),
-    },
-    Family {
-        name: "burnwatch_slo_error_budget_remaining_ratio",
-        help: "Share of the SLO window's error budget left (negative when overspent)",
-        unit: "1",
-        points: |s| per_slo(s, |r, _| Some(r.budget.remaining)),
-    },
-    Family {
-        name: "burnwatch_slo_error_budget_minutes",
-        help: "The SLO window's error budget as time (e.g. 43.2 for 99.9% of 30 days)",
-        unit: "min",
-        points: |s| per_slo(s, |r, _| Some(r.budget.total_minutes)),
-    },
-    Family {
-        name: "burnwatch_slo_error_budget_exhaustion_seconds",
-        help: "Time until the budget is spent at the 1h burn rate (absent when not burning)",
-        unit: "s",
-        points: |s| per_slo(s, |r, _| r.time_to_exhaustion.map(|d| d.as_secs_f64())),
-    },
-    Family {
-        name: "burnwatch_slo_latency_seconds",
-        help: "Latency percentiles per window (DDSketch, 1% relative error); latency SLOs fed by probes",
-        unit: "s",
-        points: |snap| {
-            let mut out = Vec::new();
-            for (r, s, attrs) in slo_rows(snap) {
-                let all = std::iter::once((window_name(&s.window).into_owned(), &r.window))
-                    .chain(r.alert_windows.iter().map(|w| (w.length.to_string(), w)));
-                for (name, w) in all {
-                    let Some(q) = &w.latency else { continue };
-                    for (p, v) in quantile_points(q) {
-                        out.push((
-                            with(
-                                &attrs,
-                                [("window", name.clone()), ("quantile", p.to_owned())],
-                            ),
-                            v,
-                        ));
-                    }
-                }
-            }
-            out
-        },
-    },
-    Family {
-        name: "burnwatch_probe_success",
-        help: "Whether the newest check passed (1) or failed (0)",
-        unit: "",
-        points: |s| {
-            per_probe(s, |p| {
-                p.last.as_ref().map(|l| f64::from(u8::from(l.success)))
-            })
-        },
-    },
-    Family {
-        name: "burnwatch_probe_duration_seconds",
-        help: "Duration of the newest check",
-        unit: "s",
-        points: |s| per_probe(s, |p| p.last.as_ref().map(|l| l.duration_secs)),
-    },
-    Family {
-        name: "burnwatch_probe_phase_duration_seconds",
-        help: "Duration of each phase of the newest check (resolve, connect, tls, processing, transfer, as blackbox_exporter names them)",
-        unit: "s",
-        points: |snap| {
-            const NAMES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
-            let mut out = Vec::new();
-            for p in &snap.probes {
-                let Some(l) = &p.last else { continue };
-                for (n, v) in NAMES.iter().zip(l.phases) {
-                    let mut attrs = probe_attrs(p);
-                    attrs.push(KeyValue::new("phase", *n));
-                    out.push((attrs, v));
-                }
-            }
-            out
-        },
-    },
-    Family {
-        name: "burnwatch_probe_http_status_code",
-        help: "HTTP status of the newest check",
-        unit: "",
-        points: |s| per_probe(s, |p| p.last.as_ref().and_then(|l| l.status).map(f64::from)),
-    },
-    Family {
-        name: "burnwatch_probe_ssl_earliest_cert_expiry",
-        help: "Expiry of the TLS leaf certificate, Unix seconds",
-        // No unit: Prometheus' translation would append `_seconds`, unlike the scraped name.
-        unit: "",
-        points: |s| {
-            per_probe(s, |p| {
-                p.last
-                    .as_ref()
-                    .and_then(|l| l.cert_not_after_ms)
-                    .map(|ms| ms as f64 / 1000.0)
-            })
-        },
-    },
-    Family {
-        name: "burnwatch_probe_consecutive_failures",
-        help: "Failed checks in a row",
-        unit: "{check}",
-        points: |s| per_probe(s, |p| Some(p.consecutive_failures as f64)),
-    },
-    Family {
-        name: "burnwatch_target_up",
-        help: "Whether the newest scrape succeeded",
-        unit: "",
-        points: |s| per_target(s, |t| f64::from(u8::from(t.up))),
-    },
-    Family {
-        name: "burnwatch_target_scrape_duration_seconds",
-        help: "Duration of the newest scrape",
-        unit: "s",
-        points: |s| per_target(s, |t| t.duration_secs),
-    },
-    Family {
-        name: "burnwatch_target_scrape_samples",
-        help: "Samples on the newest successful page",
-        unit: "{sample}",
-        points: |s| per_target(s, |t| t.samples as f64),
-    },
-    Family {
-        name: "burnwatch_evaluation_duration_seconds",
-        help: "Duration of the newest evaluation of every SLO",
-        unit: "s",
-        points: |s| agent(Some(s.evaluation_seconds)),
-    },
-    Family {
-        name: "burnwatch_build_info",
-        help: "Always 1; the version as an attribute",
-        unit: "",
-        points: |_| {
-            vec![(
-                vec![KeyValue::new("version", env!("CARGO_PKG_VERSION"))],
-                1.0,
-            )]
-        },
-    },
-    Family {
-        name: "burnwatch_checkpoint_last_success_timestamp_seconds",
-        help: "When state was last checkpointed, Unix seconds (absent before the first)",
-        unit: "s",
-        points: |s| agent(s.checkpoint.last_ok_ms.map(|ms| ms as f64 / 1000.0)),
-    },
-    Family {
-        name: "burnwatch_rules_last_reload_success",
-        help: "Whether the newest rules reload succeeded",
-        unit: "",
-        points: |s| agent(Some(f64::from(u8::from(s.rules_status.last_reload_ok)))),
-    },
-    Family {
-        name: "burnwatch_rules_slos",
-        help: "SLOs in force",
-        unit: "{slo}",
-        points: |s| agent(Some(s.rules_status.slos as f64)),
-    },
-];
-
-static COUNTERS: [Family<u64>; 6] = [
-    Family {
-        name: "burnwatch_slo_events",
-        help: "Events counted since the agent started, by result",
-        unit: "{event}",
-        points: |snap| {
-            let mut out = Vec::new();
-            for (r, _, attrs) in slo_rows(snap) {
-                let (good, bad) = snap.events_total.get(&r.id).copied().unwrap_or_default();
-                out.push((with(&attrs, [("result", "good".to_owned())]), good));
-                out.push((with(&attrs, [("result", "bad".to_owned())]), bad));
-            }
-            out
-        },
-    },
-    Family {
-        name: "burnwatch_probe_checks",
-        help: "Checks since the agent started",
-        unit: "{check}",
-        points: |s| per_probe(s, |p| Some(p.checks_total)),
-    },
-    Family {
-        name: "burnwatch_probe_failures",
-        help: "Failed checks since the agent started",
-        unit: "{check}",
-        points: |s| per_probe(s, |p| Some(p.failures_total)),
-    },
-    Family {
-        name: "burnwatch_target_scrapes",
-        help: "Scrapes since the agent started",
-        unit: "{scrape}",
-        points: |s| per_target(s, |t| t.scrapes_total),
-    },
-    Family {
-        name: "burnwatch_target_scrape_failures",
-        help: "Failed scrapes since the agent started",
-        unit: "{scrape}",
-        points: |s| per_target(s, |t| t.failures_total),
-    },
-    Family {
-        name: "burnwatch_rules_reload_failures",
-        help: "Rejected rules reloads since the agent started",
-        unit: "{reload}",
-        points: |s| agent(Some(s.rules_status.reload_failures_total)),
-    },
-];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn families_have_unique_names() {
-        let mut names: Vec<&str> = GAUGES
+        let snap = self.snapshots.borrow().clone();
+        let view = self.alerting.as_ref().map(|rx| rx.borrow().clone());
+        let slo_attrs = Sources::new(&snap, view.as_deref())
+            .rows
             .iter()
-            .map(|f| f.name)
-            .chain(COUNTERS.iter().map(|f| f.name))
+            .map(|row| {
+                row.labels()
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(Key::new(k.to_owned()), v.to_owned()))
+                    .collect()
+            })
             .collect();
-        let n = names.len();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), n);
+        let p = Arc::new(Pinned {
+            snap,
+            view,
+            slo_attrs,
+        });
+        let mut seen = vec![false; FAMILIES.len()];
+        if let Some(s) = seen.get_mut(family) {
+            *s = true;
+        }
+        *cur = Some((p.clone(), seen));
+        p
     }
+
+    fn release(&self) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// Observes catalogue samples with their SLO's prepared attributes.
+struct Observe<'a, T> {
+    obs: &'a dyn AsyncInstrument<T>,
+    slo_attrs: &'a [Vec<KeyValue>],
+    value: fn(Value) -> T,
+}
+
+impl<T> Sink for Observe<'_, T> {
+    fn sample(&mut self, slo: Option<usize>, labels: &[(&'static str, &str)], value: Value) {
+        let base = slo.and_then(|i| self.slo_attrs.get(i));
+        let mut attrs = Vec::with_capacity(base.map_or(0, Vec::len) + labels.len());
+        if let Some(b) = base {
+            attrs.extend_from_slice(b);
+        }
+        attrs.extend(
+            labels
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, (*v).to_owned())),
+        );
+        self.obs.observe((self.value)(value), &attrs);
+    }
+}
+
+/// Runs family `f` (index `i` of [`FAMILIES`]) over the pinned state of the current
+/// collection.
+fn observe<T>(
+    (i, f): (usize, &Family),
+    pin: &Pin,
+    obs: &dyn AsyncInstrument<T>,
+    value: fn(Value) -> T,
+) {
+    let p = pin.get(i);
+    let sources = Sources::new(&p.snap, p.view.as_deref());
+    let mut sink = Observe {
+        obs,
+        slo_attrs: &p.slo_attrs,
+        value,
+    };
+    (f.points)(&sources, &mut sink);
+}
+
+/// The instrument of family `f`: an observable gauge or counter named and described as the
+/// catalogue says.
+fn instrument(meter: &Meter, i: usize, f: &'static Family, pin: Arc<Pin>) -> Instrument {
+    match f.kind {
+        Kind::Gauge => Instrument::Gauge(
+            meter
+                .f64_observable_gauge(f.name)
+                .with_description(f.help)
+                .with_unit(f.unit)
+                .with_callback(move |obs| observe((i, f), &pin, obs, Value::as_f64))
+                .build(),
+        ),
+        Kind::Counter => Instrument::Counter(
+            meter
+                .u64_observable_counter(f.name)
+                .with_description(f.help)
+                .with_unit(f.unit)
+                .with_callback(move |obs| {
+                    observe((i, f), &pin, obs, |v| match v {
+                        Value::Count(n) => n,
+                        // Counters emit counts; a float here would be a catalogue bug.
+                        Value::Gauge(g) => g as u64,
+                    })
+                })
+                .build(),
+        ),
+    }
+}
+
+/// A registered instrument, held so its callback stays registered.
+#[allow(dead_code)]
+enum Instrument {
+    Gauge(ObservableGauge<f64>),
+    Counter(ObservableCounter<u64>),
 }

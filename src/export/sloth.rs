@@ -19,18 +19,10 @@
 //! `Evaluator::report_extra_windows`); a window the snapshot lacks is left out, never estimated.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
-};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::agent::AgentSnapshot;
 use crate::export::merged_labels;
-use crate::export::prometheus::{RenderedLabels, render_label};
+use crate::export::text::{Kind, PageWriter, Value, render_label};
 use crate::rules::model::{Service, Slo, Window};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
@@ -147,48 +139,24 @@ struct Row<'a> {
     objective_percent: f64,
 }
 
-/// The Sloth families over a snapshot, without a name prefix (Sloth's names are fixed).
-#[derive(Debug)]
-pub struct SlothCollector(pub Arc<AgentSnapshot>);
-
-fn gauges<'a>(
-    enc: &mut DescriptorEncoder<'_>,
+fn gauges<'r>(
+    w: &mut PageWriter<'_>,
     name: &str,
     help: &str,
-    rows: impl IntoIterator<Item = (RenderedLabels<'a>, f64)>,
-) -> std::fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in rows {
-        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-/// `sloth_slo_info`'s labels after the identifying ones.
-struct Info<'a> {
-    base: &'a str,
-    objective: String,
-}
-
-impl EncodeLabelSet for Info<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
-        RenderedLabels::new(self.base, &[]).encode(encoder)?;
-        for (k, v) in [
-            ("sloth_mode", MODE),
-            ("sloth_objective", self.objective.as_str()),
-            ("sloth_spec", SPEC),
-            ("sloth_version", env!("CARGO_PKG_VERSION")),
-        ] {
-            (k, v).encode(encoder.encode_label())?;
+    rows: impl IntoIterator<Item = (&'r str, Option<(&'static str, &'r str)>, f64)>,
+) {
+    w.family(name, help, Kind::Gauge);
+    for (base, extra, v) in rows {
+        if v.is_finite() {
+            w.sample(base, extra.as_slice(), Value::Gauge(v));
         }
-        Ok(())
     }
 }
 
-impl Collector for SlothCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let rows: Vec<Row<'_>> = self
-            .0
+/// Writes the Sloth families of `snap` (Sloth's names, no prefix) to the page.
+pub fn write(enc: &mut PageWriter<'_>, snap: &AgentSnapshot) {
+    {
+        let rows: Vec<Row<'_>> = snap
             .slo_rows()
             .into_iter()
             .map(|(r, svc, slo)| {
@@ -220,7 +188,7 @@ impl Collector for SlothCollector {
         names.sort();
         for (len, name) in &names {
             gauges(
-                &mut enc,
+                enc,
                 &format!("slo:sli_error:ratio_rate{name}"),
                 &format!("Error ratio (bad over all events) over the last {name}, exact counts"),
                 rows.iter().flat_map(|row| {
@@ -229,67 +197,72 @@ impl Collector for SlothCollector {
                         .filter(|(_, w)| w.length == *len)
                         .map(|(n, w)| {
                             (
-                                RenderedLabels::new(&row.labels, &[("sloth_window", n)]),
+                                row.labels.as_str(),
+                                Some(("sloth_window", n.as_str())),
                                 error_ratio(w),
                             )
                         })
                 }),
-            )?;
+            );
         }
         let plain = |f: fn(&Row<'_>) -> Option<f64>| {
             rows.iter()
-                .filter_map(move |row| f(row).map(|v| (RenderedLabels::new(&row.labels, &[]), v)))
+                .filter_map(move |row| f(row).map(|v| (row.labels.as_str(), None, v)))
         };
         gauges(
-            &mut enc,
+            enc,
             "slo:objective:ratio",
             "The SLO's objective as a ratio (99.9% is 0.999)",
             plain(|r| Some(r.objective)),
-        )?;
+        );
         gauges(
-            &mut enc,
+            enc,
             "slo:error_budget:ratio",
             "The error budget as a ratio: 1 - objective",
             plain(|r| Some(r.budget)),
-        )?;
+        );
         gauges(
-            &mut enc,
+            enc,
             "slo:time_period:days",
             "The SLO period in days (a calendar window's nominal length)",
             plain(|r| Some(r.period.millis() as f64 / Dur::DAY.millis() as f64)),
-        )?;
+        );
         gauges(
-            &mut enc,
+            enc,
             "slo:current_burn_rate:ratio",
             "Error ratio over 5m divided by the error budget",
             plain(|r| r.current.map(|w| w.burn_rate)),
-        )?;
+        );
         gauges(
-            &mut enc,
+            enc,
             "slo:period_burn_rate:ratio",
             "Error ratio over the period divided by the error budget",
             plain(|r| r.whole.map(|w| w.burn_rate)),
-        )?;
+        );
         gauges(
-            &mut enc,
+            enc,
             "slo:period_error_budget_remaining:ratio",
             "Share of the period's error budget left: 1 - period burn rate (negative when overspent)",
             plain(|r| r.whole.map(|w| 1.0 - w.burn_rate)),
-        )?;
-        let mut m = enc.encode_descriptor(
+        );
+        enc.family(
             "sloth_slo_info",
             "Always 1; the SLO's identity and objective as labels",
-            None,
-            MetricType::Gauge,
-        )?;
+            Kind::Gauge,
+        );
         for row in &rows {
-            let info = Info {
-                base: &row.labels,
-                objective: format!("{}", row.objective_percent),
-            };
-            ConstGauge::new(1.0).encode(m.encode_family(&info)?)?;
+            let objective = format!("{}", row.objective_percent);
+            enc.sample(
+                &row.labels,
+                &[
+                    ("sloth_mode", MODE),
+                    ("sloth_objective", objective.as_str()),
+                    ("sloth_spec", SPEC),
+                    ("sloth_version", env!("CARGO_PKG_VERSION")),
+                ],
+                Value::Gauge(1.0),
+            );
         }
-        Ok(())
     }
 }
 
@@ -297,6 +270,8 @@ impl Collector for SlothCollector {
 mod tests {
     use super::*;
     use crate::agent::evaluator::{Evaluator, Observation};
+    use std::sync::Arc;
+
     use crate::export::prometheus::{PageOptions, encode, encode_with};
     use crate::exposition::{Format, OwnedSample, parse_owned};
     use crate::probe::{Phases, ProbeOutcome};

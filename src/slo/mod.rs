@@ -31,6 +31,7 @@
 //! - [`ring`]: the time-bucketed ring and exact counts;
 //! - [`tiers`]: tier layout, window-to-tier choice, calendar periods;
 //! - [`sketch`]: latency sketch tiers;
+//! - [`histogram`]: bucket increases and `histogram_quantile` for histogram-fed latency SLOs;
 //! - [`counter`]: cumulative counter increments with resets;
 //! - [`slice`]: timeslice accumulation and judgement;
 //! - [`window_sums`]: the count tiers of one SLO with running sums of its rolling windows;
@@ -40,6 +41,7 @@
 pub mod checkpoint;
 pub mod counter;
 pub mod engine;
+pub mod histogram;
 pub mod ring;
 pub mod sketch;
 pub mod slice;

@@ -302,6 +302,8 @@ fn target(up: bool, at_ms: i64) -> TargetStatus {
             reason: "refused",
             message: "connection refused".into(),
         }),
+        problem: None,
+        duplicate_samples: 0,
         consecutive_failures: if up { 0 } else { at_ms as u64 / 60_000 },
         scrapes_total: 1,
         failures_total: 0,
