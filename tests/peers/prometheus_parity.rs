@@ -7,7 +7,7 @@
 //! Prometheus's storage semantics: empty label values mean "no label", and of duplicate series
 //! the first value is kept.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
