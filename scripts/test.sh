@@ -20,9 +20,9 @@ die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 # System packages (Debian). Later issues add what their integration tests need here, e.g.
 #   SYSTEM_PACKAGES=(prometheus prometheus-alertmanager)
 # for tests that run a real Prometheus and Alertmanager on loopback. prometheus (Debian: 2.42):
-# tests/prometheus_parity.rs checks the exposition parser against what it stores.
+# tests/peers/prometheus_parity.rs checks the exposition parser against what it stores.
 # ---------------------------------------------------------------------------------------------
-# prometheus-alertmanager (Debian: 0.25): tests/alertmanager.rs pushes alerts to a real one.
+# prometheus-alertmanager (Debian: 0.25): tests/peers/alertmanager.rs pushes alerts to a real one.
 SYSTEM_PACKAGES=(prometheus prometheus-alertmanager)
 
 install_system_packages() {
@@ -47,7 +47,7 @@ install_system_packages() {
 # Python test helpers (PyPI), in a venv under target/ so they never touch the system Python.
 # Later issues add real protocol peers here, e.g.
 #   PYTHON_PACKAGES=(aiosmtpd opentelemetry-proto grpcio)
-# for a local SMTP sink and an OTLP receiver. aiosmtpd: tests/email.rs delivers to a real SMTP
+# for a local SMTP sink and an OTLP receiver. aiosmtpd: tests/peers/email.rs delivers to a real SMTP
 # server (STARTTLS, implicit TLS, AUTH) started by tests/fixtures/smtp_sink.py.
 # Tests find the venv through BURNWATCH_TEST_PYTHON (exported below when the venv exists).
 # ---------------------------------------------------------------------------------------------

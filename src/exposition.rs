@@ -3,11 +3,11 @@
 //! Owns turning a scraped body into samples and family metadata. It does not fetch anything,
 //! keep state between scrapes, group samples into histograms, or decide what to do with a body
 //! that fails: pure logic, no I/O, one forward pass, linear time, and no panics on any input
-//! (fuzzed in `fuzz/`, and every prefix of every fixture runs in `tests/exposition.rs`).
+//! (fuzzed in `fuzz/`, and every prefix of every fixture runs in `tests/model/exposition.rs`).
 //!
 //! # Behaviour, and where it follows Prometheus 2.42
 //! Accepted inputs parse to what Prometheus 2.42 stores (checked against a real Prometheus in
-//! `tests/prometheus_parity.rs`). Differences are deliberate and all of them reject:
+//! `tests/peers/prometheus_parity.rs`). Differences are deliberate and all of them reject:
 //! - A label value escape other than `\\`, `\"`, `\n` is an error (Prometheus keeps it verbatim;
 //!   both specifications allow only those three).
 //! - Text format: labels must be separated by commas (Prometheus accepts `{a="1" b="2"}`).

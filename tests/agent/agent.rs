@@ -3,7 +3,7 @@
 //! file is rejected while the agent keeps its last good rules, and a SIGKILLed agent restarts
 //! from its checkpoint without losing budget.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

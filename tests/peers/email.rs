@@ -4,7 +4,7 @@
 //! runbook, the thread headers linking the resolve to the page, and that AUTH happened under
 //! TLS (STARTTLS and implicit). A wrong password is a permanent error. Every wait is bounded.
 
-mod common;
+use crate::common;
 
 use common::{PkiFiles, SmtpSink, TestPki, labels, mail_part as part};
 

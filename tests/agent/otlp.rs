@@ -15,7 +15,7 @@
 //! the resource attributes arrive, SIGTERM pushes the last values once more, and a collector
 //! that is down is logged while evaluation goes on.
 
-mod common;
+use crate::common;
 
 use common::TestPki;
 

@@ -9,7 +9,7 @@
 //! dashboard (14348) return the exact numbers of the driven traffic. Alerting is configured with
 //! a webhook receiver (an in-process endpoint), so the alerting families have their rows.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -387,7 +387,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     );
 
     // The agent's baseline scrape of the service: two completed scrapes after its API is up, so
-    // every request from here on is counted (as tests/agent.rs does).
+    // every request from here on is counted (as tests/agent/agent.rs does).
     let scrapes = || async {
         let t = get_json(agent_addr, "/api/v1/targets").await?;
         t["targets"][0]["scrapes_total"]

@@ -5,7 +5,7 @@
 //! `burnwatch silence expire` makes it active again; bad requests get 400/404 JSON; `/metrics`
 //! carries the alerting families. Without an alerting task the routes answer 503.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 //! the alert leave the active set; re-sending keeps a firing alert active past its first lease
 //! while an alert that is not re-sent expires at it. Every wait is bounded.
 
-mod common;
+use crate::common;
 
 use common::labels;
 

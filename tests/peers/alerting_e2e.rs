@@ -12,7 +12,7 @@
 //!
 //! Every wait is bounded and fails with what it waited for.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

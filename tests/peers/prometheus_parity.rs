@@ -9,7 +9,7 @@
 //! `burnwatch::scrape::match_page` drops repeats by), so a page with the same series twice
 //! (`text-duplicate-identity.prom`) proves that the agent counts what Prometheus stores.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
