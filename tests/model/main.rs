@@ -5,8 +5,8 @@
 //! One test binary per kind of need (model, agent, peers) instead of one per file: each is a link
 //! on a 2-core CI machine.
 
+mod alert_scenarios;
 mod engine_model;
 mod engine_replay;
 mod examples_budget;
 mod exposition;
-mod alert_scenarios;

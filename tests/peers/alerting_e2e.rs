@@ -148,15 +148,6 @@ impl Traffic {
     }
 }
 
-/// The instant of the `n`-th answer (1-based) with `status` among `log[from..]`.
-fn nth(log: &[(Instant, u16)], from: usize, status: u16, n: usize) -> Option<Instant> {
-    log[from..]
-        .iter()
-        .filter(|(_, s)| *s == status)
-        .nth(n.checked_sub(1)?)
-        .map(|(t, _)| *t)
-}
-
 /// A synthetic service, its rules and an agent config in a temporary directory, the agent
 /// started, and traffic running until the agent has counted some of it.
 struct Setup {
@@ -166,6 +157,9 @@ struct Setup {
     listen: SocketAddr,
     agent: AgentProcess,
     traffic: Traffic,
+    /// Before the agent started: no collection is older, so a window's coverage is at most its
+    /// share since then.
+    started: Instant,
     /// When the agent was seen to have counted requests: its first collection came before.
     collected_by: Instant,
 }
@@ -192,6 +186,7 @@ impl Setup {
         let listen = common::free_addr();
         let config = dir.path().join("burnwatch.yaml");
         std::fs::write(&config, agent_config(listen, alerting)).expect("config");
+        let started = Instant::now();
         let agent = AgentProcess::start(&config, &dir.path().join("agent.log"));
         let traffic = Traffic::start(&base);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -214,6 +209,7 @@ impl Setup {
             listen,
             agent,
             traffic,
+            started,
             collected_by: Instant::now(),
         }
     }
@@ -327,28 +323,34 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
         "the page came before the first failure plus group_wait ({page_after:?})"
     );
 
-    // The resolve bound. With b failures in all, once g >= b good answers came after the last
-    // failure, no window's ratio is above 0.5: the condition is false in the truth. The agent
-    // sees it at the next scrape and evaluation, keeps firing for keep_firing_for (seen at an
-    // evaluation), and the group's next flush (at most group_interval later) mails the resolve.
+    // The resolve bound: the condition is certainly false in the truth at the first of
+    // - a good answer after the last failure with coverage_max x b / (b + g) <= 0.5 over the long
+    //   window, with b failures in all, g good answers since the last one, and coverage at most
+    //   the share of the window since the agent started (it counts against the whole window);
+    // - the short window holding no failure: SHORT after the last one, plus one 1m bucket (a
+    //   window reads every bucket overlapping it).
+    // The agent sees it at the next scrape and evaluation, keeps firing for keep_firing_for
+    // (seen at an evaluation), and the group's next flush (at most group_interval later) mails
+    // the resolve.
     let last_bad = log.iter().rposition(|(_, s)| *s == 500).expect("failures");
     let b = log.iter().filter(|(_, s)| *s == 500).count();
-    let condition_false = nth(&log, last_bad + 1, 200, b).unwrap_or_else(|| {
-        panic!(
-            "the resolve arrived before {b} good answers diluted {b} failures: {} good after \
-             the last failure",
-            log[last_bad + 1..]
-                .iter()
-                .filter(|(_, s)| *s == 200)
-                .count()
-        )
-    });
+    let coverage_max = |at: Instant, w: Duration| {
+        (at.saturating_duration_since(setup.started).as_secs_f64() / w.as_secs_f64()).min(1.0)
+    };
+    let by_dilution = log[last_bad + 1..]
+        .iter()
+        .filter(|(_, s)| *s == 200)
+        .enumerate()
+        .find(|(i, (t, _))| coverage_max(*t, LONG) * b as f64 / (b + i + 1) as f64 <= threshold)
+        .map(|(_, (t, _))| *t);
+    let short_clean = log[last_bad].0 + SHORT + Duration::from_secs(60);
+    let condition_false = by_dilution.map_or(short_clean, |t| t.min(short_clean));
     let resolve_bound =
         condition_false + SCRAPE + EVAL + KEEP_FIRING_FOR + EVAL + group_interval + SLACK;
     assert!(
         resolved_at <= resolve_bound,
         "the resolve arrived {:?} after recovery; the bound is {:?} (condition false {:?} after \
-         it: {b} good answers against {b} failures)",
+         it: {b} failures in all)",
         resolved_at - recovery,
         resolve_bound - recovery,
         condition_false - recovery
@@ -360,7 +362,7 @@ async fn outage_pages_by_email_within_the_burn_rate_bound_and_resolves_after_rec
     println!(
         "page {:?} after the outage started (bound {:?}; condition true at {:?} vs {g0} \
          good); resolve {:?} after recovery (bound {:?}; condition false at \
-         {:?}, {b} good vs {b} failures)",
+         {:?}, {b} failures in all)",
         page_at - outage_start,
         page_bound - outage_start,
         condition_true - outage_start,

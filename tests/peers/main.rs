@@ -8,8 +8,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod prometheus_parity;
-mod prometheus_scrape;
+mod alerting_e2e;
 mod alertmanager;
 mod email;
-mod alerting_e2e;
+mod prometheus_parity;
+mod prometheus_scrape;
