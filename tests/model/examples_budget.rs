@@ -764,7 +764,11 @@ fn demo_outage_pages_but_does_not_ticket_at_once() {
         if fires(availability, "page_fast") && availability_page_at.is_none() {
             availability_page_at = Some(now - START);
         }
-        assert!(!fires(latency, "page_fast"), "latency pages at +{} s", step * 5);
+        assert!(
+            !fires(latency, "page_fast"),
+            "latency pages at +{} s",
+            step * 5
+        );
         let h = &snap.slos[health.0 as usize];
         let fast = h
             .tiers
