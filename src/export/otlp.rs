@@ -593,7 +593,8 @@ struct Pin {
     retired: AtomicBool,
     /// The pinned state and which families (by catalogue index) have read it.
     current: Mutex<Option<(Arc<Pinned>, Vec<bool>)>>,
-    /// The newest state whose every family fits [`Pin::limits`].
+    /// The newest state whose every family fits [`Pin::limits`] (one snapshot kept alive
+    /// beyond the agent's own, at most).
     fitting: Mutex<Option<Arc<Pinned>>>,
     /// The series counts of a newer state that did not fit, for [`resize`].
     need: Mutex<Option<Vec<usize>>>,

@@ -31,7 +31,9 @@ use burnwatch::agent::AgentSnapshot;
 use burnwatch::agent::alerting::AlertingView;
 use burnwatch::agent::evaluator::{Evaluator, Observation};
 use burnwatch::export::catalogue::{FAMILIES, Subject};
-use burnwatch::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
+use burnwatch::export::otlp::{
+    OtlpConfig, OtlpExporter, OtlpProtocol, SDK_DEFAULT_CARDINALITY_LIMIT,
+};
 use burnwatch::export::prometheus::{PageOptions, render};
 use burnwatch::export::text::Kind;
 use burnwatch::exposition::{Format, OwnedSample, parse_owned};
@@ -952,9 +954,6 @@ async fn every_series_arrives(
     largest
 }
 
-/// The SDK's default limit: 2,000 attribute sets per instrument.
-const SDK_DEFAULT_LIMIT: usize = 2_000;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_slos_reach_otlp_without_overflow() {
     let snap = snapshot_of(&mixed_slos(2_100));
@@ -966,7 +965,10 @@ async fn thousands_of_slos_reach_otlp_without_overflow() {
     let exporter =
         OtlpExporter::start_with(&large_config(endpoint), snaps, Some(views)).expect("starts");
     let largest = every_series_arrives(&mut rx, &snap, &view, 2_100).await;
-    assert!(largest > 4 * SDK_DEFAULT_LIMIT, "large enough: {largest}");
+    assert!(
+        largest > 4 * SDK_DEFAULT_CARDINALITY_LIMIT,
+        "large enough: {largest}"
+    );
     // Bounded; whether the final flush of 120k series fits the SDK's fixed 5 s shutdown in a
     // debug build on a busy machine is not this test's question (the small tests check it).
     let _ = tokio::time::timeout(DEADLINE, exporter.shutdown())
@@ -989,7 +991,10 @@ async fn slos_added_by_a_reload_reach_otlp_without_overflow() {
     vtx.send(view.clone()).expect("exporter alive");
     tx.send(big.clone()).expect("exporter alive");
     let largest = every_series_arrives(&mut rx, &big, &view, 2_100).await;
-    assert!(largest > 4 * SDK_DEFAULT_LIMIT, "large enough: {largest}");
+    assert!(
+        largest > 4 * SDK_DEFAULT_CARDINALITY_LIMIT,
+        "large enough: {largest}"
+    );
     // Bounded; whether the final flush of 120k series fits the SDK's fixed 5 s shutdown in a
     // debug build on a busy machine is not this test's question (the small tests check it).
     let _ = tokio::time::timeout(DEADLINE, exporter.shutdown())
