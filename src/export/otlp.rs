@@ -24,10 +24,12 @@
 //! limit (a reload adding SLOs, percentiles appearing with latency data) is not sent: the
 //! collection sends the last snapshot that fitted and [`resize`] builds a pipeline sized for the
 //! new one and retires the old, so no export ever folds a series (`tests/agent/otlp.rs`, 2,100
-//! SLOs, at start and after a reload). Memory: the SDK holds each series between exports
-//! (sorted attributes, `56 B` per attribute, plus its tracker and hash slot: about 0.5 KB a
-//! series; SLO attributes are shared strings) and preallocates a hash table of the limit's
-//! size per gauge (`33 B` a slot); an export builds about as much again while it runs.
+//! SLOs, at start and after a reload). Memory per series: the SDK's map entry (sorted
+//! attributes at `56 B` each, so one entry rather than two; SLO attributes are shared strings;
+//! tracker and hash slot, the table preallocated to the limit at `33 B` a slot), then, while a
+//! push is built, the data point's copy of the attributes, the protobuf copy and about `120 B`
+//! of encoded request. Measured (debug build, 10,000 availability SLOs = 420,030 series): the
+//! process grew by about 650 MB, some 1.5 KB a series, while pushes ran back to back.
 //!
 //! **Names.** The metric names, units, descriptions and attributes are the catalogue's, so
 //! they are the Prometheus family names and labels of `/metrics`, with counters named without
