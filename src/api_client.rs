@@ -226,6 +226,20 @@ mod tests {
         }
     }
 
+    /// A token with a line break used to read "cannot reach the agent": it is the token, and
+    /// the message does not repeat it.
+    #[tokio::test]
+    async fn a_token_no_header_can_carry_is_named_without_its_value() {
+        let token = SecretValue::new("s3cret\nX-Other: 1".to_owned());
+        let c = ApiClient::new("127.0.0.1:9", Some(token)).expect("client");
+        let e = c
+            .request(Method::GET, "/api/v1/slos", None)
+            .await
+            .expect_err("refused before connecting");
+        assert!(matches!(e, ApiClientError::BadToken), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
     #[test]
     fn the_token_comes_from_the_file_first() {
         let dir = tempfile::tempdir().expect("tempdir");
