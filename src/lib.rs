@@ -3,12 +3,15 @@
 //! Layout:
 //! - [`alert`]: the alert model: identity (Alertmanager fingerprints), matchers.
 //! - [`alerts_cli`]: the `burnwatch alerts` and `burnwatch silence` tables and requests.
-//! - [`agent`]: the running daemon: collectors, the one writer (evaluator), reload, checkpoints.
+//! - [`agent`]: the running agent: collectors, the one writer (evaluator), reload, checkpoints,
+//!   alerting.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
+//! - [`daemon`]: the one wiring of a running agent (agent, API server, OTLP push, SIGHUP
+//!   reloads, shutdown order), shared by `burnwatch run` and `burnwatch demo`.
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
 //! - [`export`]: the metric catalogue, the `/metrics` page (OpenMetrics or text 0.0.4) and the OTLP push, from snapshots.
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
-//! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP): pooled
+//! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP, the CLI): pooled
 //!   connections, timeouts, `Retry-After`, response classification, URL redaction.
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`rules`]: the rules language, from YAML to a validated [`rules::model::RuleSet`].
@@ -23,6 +26,8 @@
 //!   and CA files), shared with `burnwatch check --config`.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
+//! - [`shutdown`]: the one shutdown signal, passed down from the entry point, and the order
+//!   in which the daemon stops.
 //! - [`status`]: the `burnwatch status` table, rendered from the JSON API.
 //! - [`storage`]: checkpoints of engine state (versioned, checksummed, atomic).
 //! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
@@ -33,6 +38,7 @@ pub mod alert;
 pub mod alerts_cli;
 pub mod api_client;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod export;
 pub mod exposition;
@@ -45,6 +51,7 @@ pub mod schema;
 pub mod scrape;
 pub mod secret;
 pub mod server;
+pub mod shutdown;
 pub mod slo;
 pub mod status;
 pub mod storage;
@@ -86,12 +93,15 @@ mod layering {
 
     #[test]
     fn lower_modules_do_not_import_higher_ones() {
-        let rules: [(&str, &[&str]); 2] = [
+        let rules: [(&str, &[&str]); 5] = [
             (
                 "schema",
                 &["rules", "config", "notify", "agent", "export", "preflight"],
             ),
             ("config", &["export", "agent", "server", "preflight"]),
+            ("shutdown", &["agent", "server", "daemon", "demo", "export"]),
+            ("agent", &["daemon", "demo"]),
+            ("server", &["daemon", "demo"]),
         ];
         for (module, above) in rules {
             let text = code(module);
