@@ -2,7 +2,7 @@
 //! [`Agent`] (collectors, evaluator, checkpoints, alerting), the HTTP server with the config's
 //! `api:` protection and limits ([`ServerOptions::from_api`]) and the agent's alerting and
 //! reload handles, the OTLP push when `export.otlp` is configured (with the alerting view, as
-//! `/metrics`), SIGHUP reloads, and the shutdown order ([`crate::shutdown`]). The entry points
+//! `/metrics`) and the shutdown order ([`crate::shutdown`]). The entry points
 //! keep only what differs: where the config comes from, logging, and what triggers the
 //! shutdown.
 
@@ -37,13 +37,12 @@ pub struct Daemon {
     agent: Agent,
     exporter: Option<OtlpExporter>,
     server: JoinHandle<std::io::Result<()>>,
-    hup: JoinHandle<()>,
     shutdown: Shutdown,
 }
 
 impl Daemon {
     /// Starts the agent on `cfg` and `rules` (checked by [`crate::preflight`]), serves its API
-    /// on `listener`, pushes to `export.otlp` when configured and reloads the rules on SIGHUP,
+    /// on `listener` and pushes to `export.otlp` when configured,
     /// until `shutdown` fires; then [`Daemon::shutdown`] stops everything in order. Must be
     /// called inside a tokio runtime.
     pub async fn start(
@@ -94,12 +93,10 @@ impl Daemon {
             },
             shutdown.clone(),
         ));
-        let hup = tokio::spawn(reload_on_sighup(agent.reloader()));
         Ok(Daemon {
             agent,
             exporter,
             server,
-            hup,
             shutdown: shutdown.clone(),
         })
     }
@@ -124,7 +121,6 @@ impl Daemon {
     /// the OTLP exporter's last push, then the server's end.
     pub async fn shutdown(self) {
         self.shutdown.trigger();
-        self.hup.abort();
         // The agent publishes its last snapshot and alerting its last view while stopping;
         // the exporter's final push comes after, so the collector gets the values the
         // checkpoint and the alerting state hold.
@@ -139,21 +135,6 @@ impl Daemon {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server ended with an error"),
             Err(e) => tracing::error!(error = %e, "the HTTP server ended abnormally"),
-        }
-    }
-}
-
-/// Asks for a reload at every SIGHUP, until the agent stops.
-async fn reload_on_sighup(reload: Reloader) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: reload with POST /-/reload instead");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading rules");
-        if reload.request().await.is_err() {
-            return;
         }
     }
 }

@@ -349,7 +349,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let shutdown = Shutdown::new();
         let daemon = Daemon::start(cfg, rules, listener, &shutdown).await?;
         shutdown_on_signal(&shutdown, None);
+        // Signals are the entry point's: `run` reloads on SIGHUP; the demo keeps its default
+        // action, so closing its terminal ends it.
+        let hup = tokio::spawn(reload_on_sighup(daemon.reloader()));
         shutdown.requested().await;
+        hup.abort();
         daemon.shutdown().await;
         Ok(())
     })
@@ -568,4 +572,19 @@ fn print_report(report: &CheckReport) {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Asks for a reload at every SIGHUP, until the agent stops.
+async fn reload_on_sighup(reload: burnwatch::agent::Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reload with POST /-/reload instead");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading rules");
+        if reload.request().await.is_err() {
+            return;
+        }
+    }
 }
