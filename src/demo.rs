@@ -14,12 +14,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::agent::{Agent, AgentError, AgentSnapshot, collect::stopped};
+use crate::agent::{Agent, AgentError, collect::stopped};
 use crate::alert::lifecycle::State;
-use crate::alert::source::TierPhases;
 use crate::config::AgentConfig;
 use crate::synthetic::{self, Behaviour, Service};
 use crate::time::Dur;
+use crate::view::{AgentSnapshot, TierPhases};
 
 /// Settings of a demo run.
 #[derive(Debug, Clone)]

@@ -50,6 +50,7 @@ pub mod status;
 pub mod storage;
 pub mod synthetic;
 pub mod time;
+pub mod view;
 
 /// Imports that made module cycles must not come back: the schema walker is below everything
 /// that reads YAML, and the config below the exporters and the agent that read it.

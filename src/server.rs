@@ -33,9 +33,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::agent::alerting::{AlertingHandle, AlertingView, CommandError};
-use crate::agent::{AgentSnapshot, Reloader};
-use crate::alert::source::TierPhases;
+use crate::agent::Reloader;
+use crate::agent::alerting::{AlertingHandle, CommandError};
 use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
 use crate::config::ApiConfig;
 use crate::export::prometheus::PageOptions;
@@ -45,6 +44,7 @@ use crate::rules::model::{Slo, Window};
 use crate::secret::SecretValue;
 use crate::slo::engine::{SloReport, TierReport};
 use crate::time::{Dur, Timestamp};
+use crate::view::{AgentSnapshot, AlertingView, TierPhases};
 
 /// How long open connections may take to finish after shutdown starts.
 pub const DRAIN: Duration = Duration::from_secs(5);

@@ -11,13 +11,14 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::agent::evaluator::{Observation, ScrapeFailure};
+use crate::agent::evaluator::Observation;
 use crate::exposition::Format;
 use crate::probe::{FetchRequest, Prober};
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::slo::checkpoint::fnv1a64;
 use crate::time::{Dur, Timestamp};
+use crate::view::ScrapeFailure;
 
 /// How long stopping waits for in-flight checks before aborting them.
 const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -31,10 +31,10 @@ use crate::rules::{self, model::RuleSet};
 use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
 use crate::time::Timestamp;
+use crate::view::AgentSnapshot;
 
 use alerting::{Alerting, AlertingHandle, ProbeResult};
 use collect::{Collectors, Shared, stopped, wall_ms};
-pub use evaluator::AgentSnapshot;
 use evaluator::Evaluator;
 
 /// Why the agent could not start or stopped with an error.

@@ -58,12 +58,11 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use tokio::sync::watch;
 
-use crate::agent::AgentSnapshot;
-use crate::agent::alerting::AlertingView;
 use crate::export::catalogue::{FAMILIES, Family, Sink, Sources};
 use crate::export::text::{Kind, Value};
 use crate::http_client::{ClientError, HttpClient};
 use crate::time::Dur;
+use crate::view::{AgentSnapshot, AlertingView};
 
 pub use crate::config::otlp::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpConfigError, OtlpProtocol};
 use crate::config::otlp::{endpoint, header_map, read_ca};

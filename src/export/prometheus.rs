@@ -12,11 +12,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::agent::AgentSnapshot;
-use crate::agent::alerting::AlertingView;
 use crate::export::catalogue::{FAMILIES, Sink, Sources};
 use crate::export::text::{PageWriter, Value, render_label};
 use crate::exposition::Format;
+use crate::view::{AgentSnapshot, AlertingView};
 
 /// The content type of an OpenMetrics page.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

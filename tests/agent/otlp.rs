@@ -27,8 +27,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burnwatch::agent::AgentSnapshot;
-use burnwatch::agent::alerting::AlertingView;
 use burnwatch::agent::evaluator::{Evaluator, Observation};
 use burnwatch::export::catalogue::{FAMILIES, Subject};
 use burnwatch::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
@@ -39,6 +37,7 @@ use burnwatch::probe::{FetchRequest, Phases, ProbeOutcome, Prober};
 use burnwatch::rules::load_str;
 use burnwatch::synthetic::Behaviour;
 use burnwatch::time::{Dur, Timestamp};
+use burnwatch::view::{AgentSnapshot, AlertingView};
 use common::{Proc, drive, free_addr, start_service};
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -346,7 +345,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     // Tier alert states come from the alerting view (the lifecycles' decisions), as on /metrics.
     let mut alerter = burnwatch::alert::source::Alerter::new(&snap.rules, "http://bw");
     alerter.evaluate(&snap, snap.at);
-    let view = burnwatch::agent::alerting::AlertingView {
+    let view = burnwatch::view::AlertingView {
         tiers: Arc::new(alerter.tier_phases()),
         ..Default::default()
     };
@@ -429,7 +428,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 0.0);
     let page = burnwatch::export::prometheus::encode_page(
         &snap,
-        Some(&Arc::new(burnwatch::agent::alerting::AlertingView {
+        Some(&Arc::new(burnwatch::view::AlertingView {
             tiers: Arc::new(alerter.tier_phases()),
             ..Default::default()
         })),
