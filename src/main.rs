@@ -412,7 +412,7 @@ fn status(agent: &AgentArgs) -> anyhow::Result<()> {
 }
 
 fn now() -> burnwatch::time::Timestamp {
-    burnwatch::time::Timestamp(burnwatch::agent::collect::wall_ms())
+    burnwatch::time::Timestamp(burnwatch::time::wall_ms())
 }
 
 fn alerts(agent: &AgentArgs) -> anyhow::Result<()> {

@@ -33,8 +33,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::agent::Reloader;
-use crate::agent::alerting::{AlertingHandle, CommandError};
 use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
 use crate::config::ApiConfig;
 use crate::export::prometheus::PageOptions;
@@ -43,8 +41,10 @@ use crate::notify::silence::{Silence, SilenceError, SilenceRequest};
 use crate::rules::model::{Slo, Window};
 use crate::secret::SecretValue;
 use crate::slo::engine::{SloReport, TierReport};
-use crate::time::{Dur, Timestamp};
-use crate::view::{AgentSnapshot, AlertingView, TierPhases};
+use crate::time::{Dur, Timestamp, wall_ms};
+use crate::view::{
+    AgentSnapshot, AlertingHandle, AlertingView, CommandError, Reloader, TierPhases,
+};
 
 /// How long open connections may take to finish after shutdown starts.
 pub const DRAIN: Duration = Duration::from_secs(5);
@@ -180,7 +180,8 @@ pub async fn serve_api(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = crate::agent::collect::stopped(&mut drain) => {
+                // Only `true` is ever sent, once; a dropped sender is a drain too.
+                _ = drain.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
@@ -408,7 +409,7 @@ async fn dispatch(
     let Some(alerting) = opts.alerting.clone() else {
         return (no_alerting(), false);
     };
-    let now = Timestamp(crate::agent::collect::wall_ms());
+    let now = Timestamp(wall_ms());
     let resp = match (parts.as_slice(), read_only) {
         (["api", "v1", "alerts"], true) => match AlertFilter::parse(req.uri().query()) {
             Ok(f) => json_response(StatusCode::OK, &alerts_json(&alerting.view(), &f)),

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::agent::collect::{stopped, wall_ms};
+use crate::agent::collect::stopped;
 use crate::alert::Fingerprint;
 use crate::alert::source::{Alerter, AlerterState};
 use crate::config::AgentConfig;
@@ -39,12 +39,15 @@ use crate::notify::dispatch::{Dispatcher, DispatcherState, Receivers};
 use crate::notify::inhibit::{Dependencies, Inhibitor};
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
-use crate::notify::silence::{SilenceError, SilenceLimits, SilenceRequest, Silences};
+use crate::notify::silence::{SilenceLimits, Silences};
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::storage::{self, StorageError};
-use crate::time::Timestamp;
-use crate::view::{AgentSnapshot, AlertingCounters, AlertingView, TierPhases};
+use crate::time::{Timestamp, wall_ms};
+use crate::view::{
+    AgentSnapshot, AlertingCounters, AlertingHandle, AlertingView, Command, CommandError,
+    TierPhases,
+};
 
 /// One probe result, forwarded by the evaluator (threshold alerts need every result).
 #[derive(Debug, Clone)]
@@ -101,29 +104,6 @@ pub enum AlertingError {
     Alertmanager(#[from] crate::notify::alertmanager::AlertmanagerError),
 }
 
-/// Why a command from the API failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// The silence request is invalid or names no silence.
-    #[error("{0}")]
-    Silence(#[from] SilenceError),
-    /// The alerting task has stopped.
-    #[error("alerting is shutting down")]
-    Stopped,
-    /// The change could not be saved to the state file, so it was undone: a change that is
-    /// answered "done" must survive a crash.
-    #[error("the change was not saved ({0}), so it was not made; fix data_dir and try again")]
-    NotSaved(String),
-}
-
-enum Command {
-    SetSilence(
-        SilenceRequest,
-        oneshot::Sender<Result<String, CommandError>>,
-    ),
-    ExpireSilence(String, oneshot::Sender<Result<(), CommandError>>),
-}
-
 /// A command's answer, held until its change is saved and published.
 enum Reply {
     Set(
@@ -159,49 +139,6 @@ impl Reply {
                 let _ = tx.send(r);
             }
         }
-    }
-}
-
-/// The API's way in: read the view, change silences. Cheap to clone.
-#[derive(Clone)]
-pub struct AlertingHandle {
-    commands: mpsc::Sender<Command>,
-    view: watch::Receiver<Arc<AlertingView>>,
-}
-
-impl AlertingHandle {
-    /// The newest view.
-    pub fn view(&self) -> Arc<AlertingView> {
-        self.view.borrow().clone()
-    }
-
-    /// A receiver of every published view.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<AlertingView>> {
-        self.view.clone()
-    }
-
-    /// Creates or updates a silence (Alertmanager's rules); returns its id.
-    pub async fn set_silence(&self, req: SilenceRequest) -> Result<String, CommandError> {
-        self.call(|tx| Command::SetSilence(req, tx)).await
-    }
-
-    /// Expires a silence now.
-    pub async fn expire_silence(&self, id: String) -> Result<(), CommandError> {
-        self.call(|tx| Command::ExpireSilence(id, tx)).await
-    }
-
-    /// Sends a command and waits for its answer; a task that has stopped (either way) is
-    /// [`CommandError::Stopped`].
-    async fn call<T>(
-        &self,
-        command: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command,
-    ) -> Result<T, CommandError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(command(tx))
-            .await
-            .map_err(|_| CommandError::Stopped)?;
-        rx.await.map_err(|_| CommandError::Stopped)?
     }
 }
 

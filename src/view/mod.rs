@@ -9,9 +9,12 @@
 //! outcomes, the alert and notification models).
 
 mod alerting;
+mod handle;
 mod snapshot;
 
 pub use alerting::{AlertingCounters, AlertingView, TierPhases};
+pub use handle::{AlertingHandle, CommandError, ReloadOutcome, Reloader, Stopped};
+pub(crate) use handle::{Command, ReloadRequest};
 pub use snapshot::{
     AgentSnapshot, CheckpointStatus, ProbeResultView, ProbeStatus, RulesStatus, ScrapeFailure,
     TargetStatus,
