@@ -30,10 +30,12 @@
 
 pub mod agent;
 pub mod alert;
+pub mod alerter;
 pub mod alerts_cli;
 pub mod api_client;
 pub mod config;
 pub mod demo;
+pub mod evaluator;
 pub mod export;
 pub mod exposition;
 pub mod http_client;

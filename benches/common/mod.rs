@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use burnwatch::agent::evaluator::{Evaluator, Observation};
+use burnwatch::evaluator::{Evaluator, Observation};
 use burnwatch::probe::{Phases, ProbeOutcome};
 use burnwatch::rules::load_str;
 use burnwatch::rules::model::RuleSet;

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::collect::stopped;
 use crate::alert::Fingerprint;
-use crate::alert::source::{Alerter, AlerterState};
+use crate::alerter::{Alerter, AlerterState};
 use crate::config::AgentConfig;
 use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
@@ -780,9 +780,9 @@ impl AlertingView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::evaluator::{Evaluator, Observation};
     use crate::alert::lifecycle::State;
-    use crate::alert::source::SLO_BURN_RATE;
+    use crate::alert::names::SLO_BURN_RATE;
+    use crate::evaluator::{Evaluator, Observation};
     use crate::export::prometheus::PageOptions;
     use crate::exposition::{Format, parse_owned};
     use crate::probe::{Failure, Phases, ProbeOutcome};

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::agent::evaluator::Observation;
+use crate::evaluator::Observation;
 use crate::exposition::Format;
 use crate::probe::{FetchRequest, Prober};
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};

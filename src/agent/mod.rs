@@ -1,5 +1,5 @@
 //! The running agent: loads rules and restores state, runs the collectors, and drives the one
-//! writer ([`evaluator::Evaluator`]) that evaluates, publishes snapshots, checkpoints and
+//! writer ([`Evaluator`]) that evaluates, publishes snapshots, checkpoints and
 //! reloads. Readers (HTTP server, exporters, the demo's table) only see published
 //! [`AgentSnapshot`]s.
 //!
@@ -15,7 +15,6 @@
 
 pub mod alerting;
 pub mod collect;
-pub mod evaluator;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::AgentConfig;
+use crate::evaluator::Evaluator;
 use crate::probe::Prober;
 use crate::rules::{self, model::RuleSet};
 use crate::slo::checkpoint::EngineCheckpoint;
@@ -35,7 +35,6 @@ use crate::view::{AgentSnapshot, AlertingHandle, ReloadOutcome, ReloadRequest, R
 
 use alerting::{Alerting, ProbeResult};
 use collect::{Collectors, Shared, stopped};
-use evaluator::Evaluator;
 
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -319,7 +318,7 @@ async fn run_loop(
     tracing::info!("agent stopped; state checkpointed");
 }
 
-use evaluator::Observation;
+use crate::evaluator::Observation;
 
 /// Forwards a current-generation probe result to alerting (probe thresholds count every
 /// result). Never waits: when alerting lags by a whole queue, the result is dropped and logged

@@ -988,7 +988,7 @@ mod tests {
 
     #[test]
     fn every_family_emits_its_kind_and_labels() {
-        use crate::agent::evaluator::{Evaluator, Observation};
+        use crate::evaluator::{Evaluator, Observation};
         use crate::probe::{Phases, ProbeOutcome};
         use crate::time::Timestamp;
         let rules = crate::rules::load_str(

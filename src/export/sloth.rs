@@ -269,7 +269,7 @@ pub fn write(enc: &mut PageWriter<'_>, snap: &AgentSnapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::evaluator::{Evaluator, Observation};
+    use crate::evaluator::{Evaluator, Observation};
     use std::sync::Arc;
 
     use crate::export::prometheus::{PageOptions, encode, encode_with};

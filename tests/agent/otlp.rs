@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burnwatch::agent::evaluator::{Evaluator, Observation};
+use burnwatch::evaluator::{Evaluator, Observation};
 use burnwatch::export::catalogue::{FAMILIES, Subject};
 use burnwatch::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
 use burnwatch::export::prometheus::{PageOptions, render};
@@ -343,7 +343,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     let snap = snapshot();
     let (tx, snaps) = watch::channel(snap.clone());
     // Tier alert states come from the alerting view (the lifecycles' decisions), as on /metrics.
-    let mut alerter = burnwatch::alert::source::Alerter::new(&snap.rules, "http://bw");
+    let mut alerter = burnwatch::alerter::Alerter::new(&snap.rules, "http://bw");
     alerter.evaluate(&snap, snap.at);
     let view = burnwatch::view::AlertingView {
         tiers: Arc::new(alerter.tier_phases()),

@@ -19,22 +19,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::alert::lifecycle::{Lifecycle, Params, Phase, State};
+use crate::alert::names::{
+    PROBE_DOWN, SCRAPE_TARGET_DOWN, SLO_BURN_RATE, SLO_ERROR_BUDGET_EXHAUSTED, SLO_NO_DATA,
+};
 use crate::alert::{Alert, Fingerprint, names, rfc3339};
 use crate::rules::model::{Labels, ProbeAlert, ProbeTrigger, RuleSet, Service, Slo, SloId, Window};
 use crate::slo::engine::{SloReport, TierReport, WindowReport};
 use crate::time::{Dur, Timestamp};
 use crate::view::{AgentSnapshot, ProbeStatus, TargetStatus, TierPhases};
-
-/// `alertname` of the burn-rate tier alerts.
-pub const SLO_BURN_RATE: &str = "SloBurnRate";
-/// `alertname` of the budget-exhausted alert.
-pub const SLO_ERROR_BUDGET_EXHAUSTED: &str = "SloErrorBudgetExhausted";
-/// `alertname` of the no-data alert.
-pub const SLO_NO_DATA: &str = "SloNoData";
-/// `alertname` of the probe alert.
-pub const PROBE_DOWN: &str = "ProbeDown";
-/// `alertname` of the scrape-target alert.
-pub const SCRAPE_TARGET_DOWN: &str = "ScrapeTargetDown";
 
 /// What one evaluation (or reload) decided.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::agent::evaluator::{Evaluator, Observation};
+use crate::evaluator::{Evaluator, Observation};
 use crate::view::ScrapeFailure;
 
 use crate::probe::{Failure, Phases, ProbeOutcome};
