@@ -62,53 +62,6 @@ pub enum DemoError {
     Agent(#[from] AgentError),
 }
 
-/// The demo's rules for a service listening at `base` (`http://127.0.0.1:PORT`).
-pub fn rules_yaml(base: &str) -> String {
-    format!(
-        r#"# Rules written by `burnwatch demo` for its built-in service.
-version: burnwatch/v1
-service: demo-shop
-owner: you@example.com
-runbook: https://example.com/runbooks/demo-shop
-probes:
-  - name: demo-health
-    http:
-      url: {base}/healthz
-    interval: 5s
-scrape:
-  - name: demo-shop
-    url: {base}/metrics
-    interval: 5s
-slos:
-  # 99.5% of 30d: 3h36m of errors a month.
-  - name: availability
-    description: Share of API requests that do not fail with a 5xx.
-    objective: 99.5
-    window: 30d
-    indicator:
-      ratio:
-        bad: 'demo_http_requests_total{{code=~"5.."}}'
-        total: demo_http_requests_total
-  # 99% of requests within 300ms.
-  - name: latency
-    description: Share of API requests served within 300ms.
-    objective: 99
-    window: 30d
-    indicator:
-      latency_threshold:
-        threshold: 300ms
-        histogram: demo_http_request_duration_seconds
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
-  # The health endpoint, checked every 5s.
-  - name: health
-    objective: 99.9
-    window: 30d
-    indicator:
-      probe: demo-health
-"#
-    )
-}
-
 /// Runs the demo until `shutdown` resolves.
 pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<(), DemoError> {
     let files = |source| DemoError::Files {
@@ -134,7 +87,7 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
             })?
     );
     let rules_file = rules_dir.join("demo.yaml");
-    std::fs::write(&rules_file, rules_yaml(&base)).map_err(files)?;
+    std::fs::write(&rules_file, synthetic::rules_yaml(&base)).map_err(files)?;
     let api_listener =
         TcpListener::bind(opts.listen)
             .await
@@ -300,7 +253,7 @@ mod tests {
     fn demo_rules_pass_strict_check() {
         let report = crate::rules::check_sources(&[(
             PathBuf::from("demo.yaml"),
-            rules_yaml("http://127.0.0.1:8080").into_bytes(),
+            synthetic::rules_yaml("http://127.0.0.1:8080").into_bytes(),
         )]);
         assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
         assert_eq!(report.warnings(), 0, "{:#?}", report.diagnostics);

@@ -389,6 +389,54 @@ impl Stats {
     }
 }
 
+/// The rules `burnwatch demo` writes for this service listening at `base`
+/// (`http://127.0.0.1:PORT`): its health probe, its `/metrics` page and three SLOs on them.
+pub fn rules_yaml(base: &str) -> String {
+    format!(
+        r#"# Rules written by `burnwatch demo` for its built-in service.
+version: burnwatch/v1
+service: demo-shop
+owner: you@example.com
+runbook: https://example.com/runbooks/demo-shop
+probes:
+  - name: demo-health
+    http:
+      url: {base}/healthz
+    interval: 5s
+scrape:
+  - name: demo-shop
+    url: {base}/metrics
+    interval: 5s
+slos:
+  # 99.5% of 30d: 3h36m of errors a month.
+  - name: availability
+    description: Share of API requests that do not fail with a 5xx.
+    objective: 99.5
+    window: 30d
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5.."}}'
+        total: demo_http_requests_total
+  # 99% of requests within 300ms.
+  - name: latency
+    description: Share of API requests served within 300ms.
+    objective: 99
+    window: 30d
+    indicator:
+      latency_threshold:
+        threshold: 300ms
+        histogram: demo_http_request_duration_seconds
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
+  # The health endpoint, checked every 5s.
+  - name: health
+    objective: 99.9
+    window: 30d
+    indicator:
+      probe: demo-health
+"#
+    )
+}
+
 /// Exact decimal seconds with no trailing zeros: `0.005`, `1`, `2.5`, `0.68`.
 fn seconds_text(d: Duration) -> String {
     let nanos = d.subsec_nanos();
