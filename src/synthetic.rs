@@ -3,7 +3,8 @@
 //!
 //! It exists for two users: `burnwatch demo`, so that a new user sees SLIs move without installing
 //! anything else, and the integration tests, which need "a real HTTP target with known failures and
-//! latencies" whose exact counts are the ground truth.
+//! latencies" whose exact counts are the ground truth. [`rules_yaml`] is the rules that measure it
+//! (the demo's).
 //!
 //! Determinism is the point. Every `/api` request gets a sequence number `n` (0-based, per
 //! [`Service`], restarted by [`Service::set_behaviour`]) and the [`Behaviour`] maps `n` to a status and

@@ -1,7 +1,8 @@
 //! The running agent: loads rules and restores state, runs the collectors, and drives the one
 //! writer ([`Evaluator`]) that evaluates, publishes snapshots, checkpoints and
 //! reloads. Readers (HTTP server, exporters, the demo's table) only see published
-//! [`AgentSnapshot`]s.
+//! [`AgentSnapshot`]s and reach the agent through handles, both from [`crate::view`]; none of
+//! them imports this module.
 //!
 //! Lifecycle:
 //! - start: rules must load (the same errors as `burnwatch check`); the checkpoint in the data

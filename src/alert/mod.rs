@@ -1,7 +1,8 @@
 //! Alerts: what an alert is, how it is identified, and how alerts are selected by matchers.
 //!
-//! This module owns the alert model shared by the alert sources (SLO burn tiers, budget, probes,
-//! scrape targets, no data), the notification pipeline ([`crate::notify`]) and the receivers.
+//! This module owns the alert model shared by the alert sources ([`crate::alerter`]: SLO burn
+//! tiers, budget, probes, scrape targets, no data), the read models ([`crate::view`]), the
+//! notification pipeline ([`crate::notify`]) and the receivers; it imports none of them.
 //! Identity follows Alertmanager exactly so the same alert is the same alert everywhere:
 //! [`Fingerprint`] is FNV-1a 64 over the sorted `name\xffvalue\xff` label pairs, printed as
 //! `%016x`. Annotations carry information only; they never take part in identity, grouping or
