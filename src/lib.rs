@@ -171,7 +171,7 @@ mod layering {
         match i {
             0 => false,
             1 => c[0] != 'b' && ident(0),
-            _ => ident(i - 1) && !(c[i - 1] == 'b' && !ident(i - 2)),
+            _ => ident(i - 1) && (c[i - 1] != 'b' || ident(i - 2)),
         }
     }
 
