@@ -212,8 +212,8 @@ fn table(snap: &Arc<AgentSnapshot>, tiers: &TierPhases, elapsed: Duration, phase
     let _ = writeln!(out, "\n+{:>4}s  service {label}", elapsed.as_secs());
     let _ = writeln!(
         out,
-        "  {:<14} {:>8} {:>9} {:>9} {:>9} {:>11}  alerts",
-        "slo", "events", "sli 5m", "burn 5m", "burn 1h", "budget left"
+        "  {:<14} {:>8} {:>9} {:>9} {:>9} {:>8} {:>11}  alerts",
+        "slo", "events", "sli 5m", "burn 5m", "burn 1h", "1h data", "budget left"
     );
     for r in &snap.slos {
         let w = |len: Dur| r.alert_windows.iter().find(|w| w.length == len);
@@ -228,12 +228,14 @@ fn table(snap: &Arc<AgentSnapshot>, tiers: &TierPhases, elapsed: Duration, phase
             .collect();
         let _ = writeln!(
             out,
-            "  {:<14} {:>8} {:>8.2}% {:>9.1} {:>9.1} {:>10.1}%  {}",
+            "  {:<14} {:>8} {:>8.2}% {:>9.1} {:>9.1} {:>7.1}% {:>10.1}%  {}",
             r.id.slo,
             r.window.total,
             five.map_or(100.0, |w| w.sli * 100.0),
             five.map_or(0.0, |w| w.burn_rate),
             hour.map_or(0.0, |w| w.burn_rate),
+            // The tiers weigh the burn of the data seen by how much of the window it covers.
+            hour.map_or(0.0, |w| w.coverage * 100.0),
             r.budget.remaining * 100.0,
             if alerts.is_empty() {
                 "-".to_owned()

@@ -38,6 +38,7 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use crate::probe::tls::ClientStream;
 use crate::time::{Dur, Timestamp};
 
 /// `User-Agent` of every outbound request that does not set its own (the probes' too).
@@ -426,7 +427,7 @@ impl tower_service::Service<Uri> for Connector {
             // Requests are small and rare: Nagle would only add latency.
             let _ = tcp.set_nodelay(true);
             if !url.is_tls() {
-                return Ok(Conn::Plain(TokioIo::new(tcp)));
+                return Ok(Conn(TokioIo::new(ClientStream::Plain(tcp))));
             }
             let name = ServerName::try_from(url.host().to_owned())
                 .map_err(|e| format!("TLS server name: {e}"))?;
@@ -434,16 +435,13 @@ impl tower_service::Service<Uri> for Connector {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS handshake: {e}"))?;
-            Ok(Conn::Tls(Box::new(TokioIo::new(stream))))
+            Ok(Conn(TokioIo::new(ClientStream::Tls(Box::new(stream)))))
         })
     }
 }
 
-/// A plain or TLS connection, as hyper reads and writes it.
-enum Conn {
-    Plain(TokioIo<TcpStream>),
-    Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
-}
+/// A plain or TLS connection (the probes' [`ClientStream`]), as hyper reads and writes it.
+struct Conn(TokioIo<ClientStream>);
 
 impl Connection for Conn {
     fn connected(&self) -> Connected {
@@ -457,10 +455,7 @@ impl hyper::rt::Read for Conn {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
@@ -470,149 +465,14 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_seconds_dates_cap_and_garbage() {
-        let now = Timestamp::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        // Seconds.
-        assert_eq!(parse_retry_after("0", now), Some(Dur(0)));
-        assert_eq!(parse_retry_after("1", now), Some(Dur::from_secs(1)));
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Dur::from_secs(120)));
-        // HTTP dates: in the future, in the past (now), and the obsolete forms RFC 9110 allows
-        // only where the parser does (RFC 2822 form is what every server sends).
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
-            Some(Dur::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
-            Some(Dur(0))
-        );
-        // The cap, for seconds, for a far date, and for more digits than a u64 holds.
-        assert_eq!(parse_retry_after("900", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("901", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(
-            parse_retry_after("99999999999999999999999999", now),
-            Some(MAX_RETRY_AFTER)
-        );
-        assert_eq!(
-            parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", now),
-            Some(MAX_RETRY_AFTER)
-        );
-        // Garbage.
-        for bad in [
-            "",
-            " ",
-            "soon",
-            "-1",
-            "1.5",
-            "+3",
-            "0x10",
-            "Sun, 32 Nov 1994",
-        ] {
-            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn classification_and_excerpt() {
-        let resp = |status: u16, retry: Option<&str>, body: &str| {
-            let mut headers = HeaderMap::new();
-            if let Some(r) = retry {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_str(r).expect("hv"));
-            }
-            HttpResponse {
-                status,
-                headers,
-                body: Bytes::from(body.to_owned()),
-            }
-        };
-        let now = Timestamp::from_secs(0);
-        assert_eq!(classify("x", &resp(204, None, ""), now), Ok(()));
-        assert_eq!(
-            classify("x", &resp(429, Some("7"), "slow\ndown"), now),
-            Err(Failure::Retryable {
-                message: "x: HTTP 429: slow down".into(),
-                retry_after: Some(Dur::from_secs(7))
-            })
-        );
-        assert!(matches!(
-            classify("x", &resp(503, Some("soon"), ""), now),
-            Err(Failure::Retryable {
-                retry_after: None,
-                ..
-            })
-        ));
-        assert_eq!(
-            classify("x", &resp(400, Some("7"), ""), now),
-            Err(Failure::Permanent {
-                message: "x: HTTP 400".into()
-            })
-        );
-        let long = "y".repeat(1000);
-        assert_eq!(body_excerpt(long.as_bytes()).len(), 2 + 200);
-    }
-
-    #[test]
-    fn urls_parse_and_redact_without_leaking() {
-        let u = Url::parse("https://hooks.slack.com/services/T/B/secret").expect("url");
-        assert_eq!(
-            (u.is_tls(), u.host(), u.port(), u.path()),
-            (true, "hooks.slack.com", 443, "/services/T/B/secret")
-        );
-        assert_eq!(u.redacted(), "https://hooks.slack.com");
-        assert!(!format!("{u} {u:?}").contains("secret"));
-        let u = Url::parse("http://[::1]:8080").expect("url");
-        assert_eq!((u.host(), u.port(), u.path()), ("::1", 8080, "/"));
-        assert_eq!(u.redacted(), "http://[::1]:8080");
-        let u = Url::parse("http://h:9/p?token=secret#frag").expect("url");
-        assert_eq!(
-            (u.path(), u.redacted().as_str()),
-            ("/p?token=secret", "http://h:9")
-        );
-        for bad in [
-            "ftp://x/secret-token",
-            "https://user:secret-token@host/",
-            "not a url secret-token",
-            "https:///secret-token",
-        ] {
-            let e = Url::parse(bad).expect_err(bad);
-            assert!(!e.to_string().contains("secret-token"), "{bad}: {e}");
-        }
-        assert_eq!(
-            redact_url("https://x.example/T/secret"),
-            "https://x.example"
-        );
-        assert_eq!(redact_url("mailto:secret"), "<invalid URL>");
-        let v = secret_header("Bearer secret").expect("header");
-        assert!(v.is_sensitive());
-        assert!(!format!("{v:?}").contains("secret"));
-        let e = secret_header("Bearer \nsecret").expect_err("newline");
-        assert!(!e.to_string().contains("secret"));
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

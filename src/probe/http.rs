@@ -9,7 +9,6 @@ use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -19,9 +18,8 @@ use hyper::{Method, Request, Response, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
+use super::tls::ClientStream;
 use super::{
     Clock, Failure, MAX_REDIRECTS, PROBE_BODY_CAP, Phase, Phases, Prober, Seen, USER_AGENT, cert,
     connect_tcp, tls,
@@ -163,53 +161,7 @@ fn remove_dot_segments(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-/// The connection under hyper: plain TCP or TLS over TCP.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-type Connection = hyper::client::conn::http1::Connection<TokioIo<Stream>, Full<Bytes>>;
+type Connection = hyper::client::conn::http1::Connection<TokioIo<ClientStream>, Full<Bytes>>;
 
 /// Polls hyper's connection future alongside the future a check is waiting on, so one task
 /// drives both and nothing needs spawning.
@@ -308,7 +260,7 @@ async fn exchange(
     let target = hop.target;
     let tcp = connect_tcp(clock, &target.host, target.port).await?;
     let stream = match hop.tls {
-        None => Stream::Plain(tcp),
+        None => ClientStream::Plain(tcp),
         Some(config) => {
             let name = ServerName::try_from(target.host.clone())
                 .map_err(|e| Failure::Config(format!("host `{}`: {e}", target.host)))?;
@@ -324,7 +276,7 @@ async fn exchange(
                     .and_then(|certs| certs.first())
                     .and_then(|leaf| cert::not_after_ms(leaf)),
             );
-            Stream::Tls(Box::new(tls))
+            ClientStream::Tls(Box::new(tls))
         }
     };
     let mut req = Request::builder()

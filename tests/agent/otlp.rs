@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use burnwatch::evaluator::{Evaluator, Observation};
 use burnwatch::export::catalogue::{FAMILIES, Subject};
-use burnwatch::export::otlp::{OtlpConfig, OtlpExporter, OtlpProtocol};
+use burnwatch::export::otlp::{
+    OtlpConfig, OtlpExporter, OtlpProtocol, SDK_DEFAULT_CARDINALITY_LIMIT,
+};
 use burnwatch::export::prometheus::{PageOptions, render};
 use burnwatch::export::text::Kind;
 use burnwatch::exposition::{Format, OwnedSample, parse_owned};
@@ -860,6 +862,143 @@ async fn one_export_reads_one_snapshot() {
         .await
         .expect("shutdown is bounded")
         .expect("final flush");
+}
+
+// ---- cardinality: thousands of SLOs, every series in every export ----
+
+/// `n` SLOs on one probe, every other one a latency SLO (four percentiles per window), each
+/// with a rules label: every per-SLO family has thousands of series.
+fn mixed_slos(n: usize) -> String {
+    let mut rules = String::from(
+        "version: burnwatch/v1\nservice: shop\nlabels: {team: payments}\nprobes:\n  - name: home\n    http: {url: \"http://127.0.0.1:1/\"}\n    interval: 10s\nslos:\n",
+    );
+    for i in 0..n {
+        let indicator = if i % 2 == 0 {
+            "{probe: home}".to_owned()
+        } else {
+            "{latency_threshold: {threshold: 300ms, probe: home}}".to_owned()
+        };
+        rules.push_str(&format!(
+            "  - name: s{i}\n    objective: 99.5\n    labels: {{shard: x{}}}\n    indicator: {indicator}\n",
+            i % 7
+        ));
+    }
+    rules
+}
+
+/// The push settings of the large tests: an export of 120k series takes a few seconds in a
+/// debug build on a busy machine, more than [`config`]'s timeout.
+fn large_config(endpoint: String) -> OtlpConfig {
+    OtlpConfig {
+        timeout: Duration::from_secs(8),
+        ..config(endpoint, OtlpProtocol::HttpProtobuf)
+    }
+}
+
+/// The alerting view of `snap` with its tier alert states, as the alerting task publishes it.
+fn tiers_view(snap: &AgentSnapshot) -> Arc<AlertingView> {
+    let mut alerter = burnwatch::alerter::Alerter::new(&snap.rules, "http://bw");
+    alerter.evaluate(snap, snap.at);
+    Arc::new(AlertingView {
+        tiers: Arc::new(alerter.tier_phases()),
+        ..Default::default()
+    })
+}
+
+/// The first export that carries `slos` SLOs (`burnwatch_rules_slos`); then every family has
+/// as many distinct attribute sets in it as the `/metrics` page of the same snapshot has
+/// samples, and none is the SDK's overflow set (`otel.metric.overflow`), which would fold
+/// series beyond its cardinality limit into one. Returns the largest family's series count.
+async fn every_series_arrives(
+    rx: &mut mpsc::UnboundedReceiver<Received>,
+    snap: &AgentSnapshot,
+    view: &Arc<AlertingView>,
+    slos: usize,
+) -> usize {
+    let r = wait_for(rx, |r| {
+        r.points
+            .iter()
+            .any(|((n, _), v)| n == "burnwatch_rules_slos" && *v == slos as f64)
+    })
+    .await;
+    let overflow: Vec<&String> = r
+        .points
+        .keys()
+        .filter(|(_, a)| a.iter().any(|(k, _)| k == "otel.metric.overflow"))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        overflow.is_empty(),
+        "series folded into overflow: {overflow:?}"
+    );
+    let page = page_series(
+        &render(snap, Some(view), PageOptions::default(), Format::Text),
+        Format::Text,
+    );
+    let mut pushed: BTreeMap<&str, usize> = BTreeMap::new();
+    for (name, _) in r.points.keys() {
+        *pushed.entry(name.as_str()).or_default() += 1;
+    }
+    let mut largest = 0;
+    for f in FAMILIES {
+        let on_page = page.get(f.sample_name().as_ref()).map_or(0, BTreeMap::len);
+        largest = largest.max(on_page);
+        assert_eq!(
+            pushed.get(f.name).copied().unwrap_or(0),
+            on_page,
+            "{}: series in one OTLP export vs samples on /metrics",
+            f.name
+        );
+    }
+    largest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_slos_reach_otlp_without_overflow() {
+    let snap = snapshot_of(&mixed_slos(2_100));
+    let view = tiers_view(&snap);
+    let (_tx, snaps) = watch::channel(snap.clone());
+    let (_vtx, views) = watch::channel(view.clone());
+    // OTLP/HTTP: the test's gRPC server keeps tonic's 4 MiB message bound.
+    let (endpoint, mut rx) = http_receiver().await;
+    let exporter =
+        OtlpExporter::start_with(&large_config(endpoint), snaps, Some(views)).expect("starts");
+    let largest = every_series_arrives(&mut rx, &snap, &view, 2_100).await;
+    assert!(
+        largest > 4 * SDK_DEFAULT_CARDINALITY_LIMIT,
+        "large enough: {largest}"
+    );
+    // Bounded; whether the final flush of 120k series fits the SDK's fixed 5 s shutdown in a
+    // debug build on a busy machine is not this test's question (the small tests check it).
+    let _ = tokio::time::timeout(DEADLINE, exporter.shutdown())
+        .await
+        .expect("shutdown is bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slos_added_by_a_reload_reach_otlp_without_overflow() {
+    // The exporter starts on a small rule set; a reload then brings thousands of SLOs.
+    let small = snapshot_of(&mixed_slos(10));
+    let (tx, snaps) = watch::channel(small.clone());
+    let (vtx, views) = watch::channel(tiers_view(&small));
+    let (endpoint, mut rx) = http_receiver().await;
+    let exporter =
+        OtlpExporter::start_with(&large_config(endpoint), snaps, Some(views)).expect("starts");
+    every_series_arrives(&mut rx, &small, &tiers_view(&small), 10).await;
+    let big = snapshot_of(&mixed_slos(2_100));
+    let view = tiers_view(&big);
+    vtx.send(view.clone()).expect("exporter alive");
+    tx.send(big.clone()).expect("exporter alive");
+    let largest = every_series_arrives(&mut rx, &big, &view, 2_100).await;
+    assert!(
+        largest > 4 * SDK_DEFAULT_CARDINALITY_LIMIT,
+        "large enough: {largest}"
+    );
+    // Bounded; whether the final flush of 120k series fits the SDK's fixed 5 s shutdown in a
+    // debug build on a busy machine is not this test's question (the small tests check it).
+    let _ = tokio::time::timeout(DEADLINE, exporter.shutdown())
+        .await
+        .expect("shutdown is bounded");
 }
 
 // ---- the real agent binary ----

@@ -710,8 +710,10 @@ fn fresh_start_one_failed_check_does_not_page() {
 /// The demo's rules and traffic (a health check and a scrape every 5 s, 50 requests per second,
 /// evaluation every 5 s; from +60 s half the requests fail and every health check fails): the
 /// 3d/6h ticket tier does not fire in the whole 4-minute outage (the old engine fired it 10 s
-/// in), while health's page_fast, 2 % of the 30-day budget within 1 h, pages once that much is
-/// spent: 11 failed checks in, at +110 s.
+/// in), while page_fast, 2 % of the 30-day budget within 1 h, pages once that much is spent:
+/// health 11 failed checks in, at +110 s; availability (99.9 %, 50 requests a second, so a 1 h
+/// budget of 180 bad requests x 14.4 = 2592) once 25 x 105 s = 2625 requests have failed, at
+/// +165 s; latency (99 %, 25920 slow requests) not in the outage.
 #[test]
 fn demo_outage_pages_but_does_not_ticket_at_once() {
     let rules = burnwatch::rules::load_str(
@@ -730,6 +732,7 @@ fn demo_outage_pages_but_does_not_ticket_at_once() {
     let (availability, latency, health) = (id("availability"), id("latency"), id("health"));
     let outage = START + 60_000;
     let mut page_fast_at = None;
+    let mut availability_page_at = None;
     for step in 0..=(300 / 5) {
         let now = START + step * 5_000;
         let down = now >= outage;
@@ -754,6 +757,20 @@ fn demo_outage_pages_but_does_not_ticket_at_once() {
                 );
             }
         }
+        let fires = |i: SloIdx, tier: &str| {
+            snap.slos[i.0 as usize]
+                .tiers
+                .iter()
+                .any(|t| t.name == tier && t.condition)
+        };
+        if fires(availability, "page_fast") && availability_page_at.is_none() {
+            availability_page_at = Some(now - START);
+        }
+        assert!(
+            !fires(latency, "page_fast"),
+            "latency pages at +{} s",
+            step * 5
+        );
         let h = &snap.slos[health.0 as usize];
         let fast = h
             .tiers
@@ -771,4 +788,5 @@ fn demo_outage_pages_but_does_not_ticket_at_once() {
         );
     }
     assert_eq!(page_fast_at, Some(110_000));
+    assert_eq!(availability_page_at, Some(165_000));
 }
