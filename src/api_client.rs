@@ -1,23 +1,25 @@
 //! The CLI's one way into a running agent's API (`burnwatch status`, `alerts`, `silence`):
 //! the `--url` accepted with or without `http://`, the bearer token (`--token-file` or
 //! `BURNWATCH_TOKEN`), one bounded exchange, and one wording for every failure, so every
-//! command reports an unreachable agent or a refusal the same way.
+//! command reports an unreachable agent or a refusal the same way. The requests go through
+//! the crate's one outbound client ([`HttpClient`]: connection reuse, timeouts, the token
+//! marked sensitive); this module keeps only the CLI's wording and the API's JSON.
 
 use std::path::Path;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, StatusCode, Uri};
 use serde_json::Value;
 
+use crate::http_client::{ClientError, HttpClient, NoAnswer, secret_header};
 use crate::secret::{Secret, SecretError, SecretValue};
+use crate::time::Dur;
 
 /// The environment variable the CLI reads the API token from when `--token-file` is absent.
 pub const TOKEN_ENV: &str = "BURNWATCH_TOKEN";
 
 /// Bound on one exchange (connect, request, whole answer).
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub const TIMEOUT: Dur = Dur::from_secs(10);
 
 /// Largest answer read (a status table of many thousands of SLOs stays far below).
 pub const MAX_ANSWER: usize = 64 << 20;
@@ -31,6 +33,12 @@ pub enum ApiClientError {
     /// The token could not be read.
     #[error("the API token: {0}")]
     Token(#[from] SecretError),
+    /// The token cannot be sent in a header (the message does not repeat it).
+    #[error("the API token holds a line break or another character a header cannot carry")]
+    BadToken,
+    /// The HTTP client could not be built.
+    #[error("the HTTP client: {0}")]
+    Client(#[from] ClientError),
     /// Nothing answered.
     #[error(
         "cannot reach the agent at {url}: {reason}; is `burnwatch run` listening there (--url)?"
@@ -42,7 +50,7 @@ pub enum ApiClientError {
         reason: String,
     },
     /// No whole answer within [`TIMEOUT`].
-    #[error("{method} {url}: no answer within {}s", TIMEOUT.as_secs())]
+    #[error("{method} {url}: no answer within {TIMEOUT}")]
     Timeout {
         /// The request's method.
         method: Method,
@@ -92,9 +100,8 @@ pub fn token(token_file: Option<&Path>) -> Result<Option<SecretValue>, SecretErr
 pub struct ApiClient {
     /// `http://host:port`, no trailing slash.
     base: String,
-    /// `host:port`, to connect to and to send as `Host`.
-    authority: String,
     token: Option<SecretValue>,
+    client: HttpClient,
 }
 
 impl ApiClient {
@@ -121,8 +128,8 @@ impl ApiClient {
         let authority = format!("{}:{}", a.host(), a.port_u16().unwrap_or(80));
         Ok(ApiClient {
             base: format!("http://{authority}"),
-            authority,
             token,
+            client: HttpClient::new()?,
         })
     }
 
@@ -140,13 +147,34 @@ impl ApiClient {
         body: Option<&Value>,
     ) -> Result<Value, ApiClientError> {
         let url = format!("{}{path}", self.base);
-        let (status, bytes) = tokio::time::timeout(TIMEOUT, self.exchange(&method, path, body))
-            .await
-            .map_err(|_| ApiClientError::Timeout {
-                method: method.clone(),
-                url: url.clone(),
-            })??;
-        let json: Result<Value, _> = serde_json::from_slice(&bytes);
+        let mut req = hyper::Request::builder()
+            .method(method.clone())
+            .uri(url.as_str());
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(t) = &self.token {
+            let bearer = secret_header(&format!("Bearer {}", t.expose().trim()))
+                .map_err(|_| ApiClientError::BadToken)?;
+            req = req.header(hyper::header::AUTHORIZATION, bearer);
+        }
+        let bytes = Bytes::from(body.map(Value::to_string).unwrap_or_default());
+        let req = req.body(bytes).map_err(|e| ApiClientError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let resp = match self.client.exchange(req, TIMEOUT, MAX_ANSWER).await {
+            Ok(r) => r,
+            Err(NoAnswer::Timeout(_)) => return Err(ApiClientError::Timeout { method, url }),
+            Err(NoAnswer::Network(reason)) => {
+                return Err(ApiClientError::Unreachable {
+                    url: self.base.clone(),
+                    reason,
+                });
+            }
+        };
+        let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let json: Result<Value, _> = serde_json::from_slice(&resp.body);
         if !status.is_success() {
             let message = json
                 .ok()
@@ -165,54 +193,6 @@ impl ApiClient {
             status,
             reason: e.to_string(),
         })
-    }
-
-    async fn exchange(
-        &self,
-        method: &Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Bytes), ApiClientError> {
-        let unreachable = |reason: String| ApiClientError::Unreachable {
-            url: self.base.clone(),
-            reason,
-        };
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-        tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(hyper::header::HOST, self.authority.as_str());
-        if body.is_some() {
-            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        if let Some(t) = &self.token {
-            req = req.header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", t.expose().trim()),
-            );
-        }
-        let bytes = body.map(Value::to_string).unwrap_or_default();
-        let req = req
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| unreachable(format!("reading the answer: {e}")))?
-            .to_bytes();
-        Ok((status, body))
     }
 }
 
@@ -244,6 +224,20 @@ mod tests {
             let e = ApiClient::new(bad, None).expect_err(bad);
             assert!(e.to_string().contains("host:port"), "{bad}: {e}");
         }
+    }
+
+    /// A token with a line break used to read "cannot reach the agent": it is the token, and
+    /// the message does not repeat it.
+    #[tokio::test]
+    async fn a_token_no_header_can_carry_is_named_without_its_value() {
+        let token = SecretValue::new("s3cret\nX-Other: 1".to_owned());
+        let c = ApiClient::new("127.0.0.1:9", Some(token)).expect("client");
+        let e = c
+            .request(Method::GET, "/api/v1/slos", None)
+            .await
+            .expect_err("refused before connecting");
+        assert!(matches!(e, ApiClientError::BadToken), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -2,21 +2,23 @@
 //! It starts the service (HTTP endpoints plus a `/metrics` page of request counters and a latency
 //! histogram), a steady load against it, rules for it, and the agent with its HTTP API; then
 //! injects an outage after a minute and recovers a few minutes later, printing a table of SLIs,
-//! burn rates, budgets and alert states as they move.
+//! burn rates, budgets and alert states as they move. The agent runs as `burnwatch run` runs
+//! it ([`Daemon`]): the same API protection and limits, reloads, OTLP push when its config has
+//! one, and shutdown order.
 
 use std::fmt::Write as _;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-use crate::agent::{Agent, AgentError, collect::stopped};
+use crate::agent::{self, AgentError};
 use crate::alert::lifecycle::State;
 use crate::config::AgentConfig;
+use crate::daemon::{Daemon, DaemonError};
+use crate::shutdown::Shutdown;
 use crate::synthetic::{self, Behaviour, Service};
 use crate::time::Dur;
 use crate::view::{AgentSnapshot, TierPhases};
@@ -57,13 +59,17 @@ pub enum DemoError {
         /// Why.
         source: std::io::Error,
     },
-    /// The agent did not start.
+    /// The demo's rules did not load.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The agent, its server or its exporter did not start.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
 }
 
-/// Runs the demo until `shutdown` resolves.
-pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<(), DemoError> {
+/// Runs the demo until `shutdown` fires, then stops the load, the agent (in the daemon's
+/// order) and the service.
+pub async fn run(opts: DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     let files = |source| DemoError::Files {
         path: opts.data_dir.clone(),
         source,
@@ -101,31 +107,19 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
     cfg.listen = opts.listen;
     cfg.evaluation_interval = Dur::from_secs(5);
     cfg.checkpoint_interval = Dur::from_secs(30);
-    let agent = Agent::start(cfg).await?;
+    let rules = agent::load_rules(&cfg)?;
+    let daemon = Daemon::start(cfg, rules, api_listener, shutdown).await?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let service = Service::new(Behaviour::healthy());
-    let svc_task = tokio::spawn(synthetic::serve(svc_listener, service.clone(), {
-        let mut s = stop_rx.clone();
-        async move { stopped(&mut s).await }
-    }));
+    let svc_task = tokio::spawn(synthetic::serve(
+        svc_listener,
+        service.clone(),
+        shutdown.requested(),
+    ));
     let load_task = tokio::spawn(synthetic::generate_load(
         format!("{base}/api/checkout"),
         opts.rps,
-        {
-            let mut s = stop_rx.clone();
-            async move { stopped(&mut s).await }
-        },
-    ));
-    let api_task = tokio::spawn(crate::server::serve_with(
-        api_listener,
-        agent.subscribe(),
-        crate::export::prometheus::PageOptions::default(),
-        Some(agent.alerting()),
-        {
-            let mut s = stop_rx.clone();
-            async move { stopped(&mut s).await }
-        },
+        shutdown.requested(),
     ));
 
     println!("burnwatch demo");
@@ -148,11 +142,13 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
     let mut tick =
         tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
     let mut next_print = opts.print_every;
-    let snaps = agent.subscribe();
-    tokio::pin!(shutdown);
+    let snaps = daemon.subscribe();
+    let alerting = daemon.alerting();
+    let stop = shutdown.requested();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut stop => break,
             _ = tick.tick() => {}
         }
         let elapsed = started.elapsed();
@@ -181,14 +177,12 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
         if elapsed >= next_print {
             next_print += opts.print_every;
             let snap = snaps.borrow().clone();
-            let tiers = agent.alerting().view().tiers.clone();
+            let tiers = alerting.view().tiers.clone();
             print!("{}", table(&snap, &tiers, elapsed, phase));
         }
     }
-    let _ = stop_tx.send(true);
     let _ = load_task.await;
-    agent.shutdown().await;
-    let _ = api_task.await;
+    daemon.shutdown().await;
     let _ = svc_task.await;
     Ok(())
 }

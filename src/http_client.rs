@@ -1,6 +1,6 @@
 //! The one outbound HTTP client: the webhook, Slack and PagerDuty integrations, the
-//! Alertmanager push and the OTLP/HTTP exporter all send through [`HttpClient`], so they share
-//! one place for:
+//! Alertmanager push, the OTLP/HTTP exporter and the CLI's requests to a running agent
+//! ([`crate::api_client`]) all send through [`HttpClient`], so they share one place for:
 //!
 //! - **transport**: hyper-util's pooling client (HTTP/1.1, keep-alive: idle connections are
 //!   kept per scheme, host and port for [`IDLE_TIMEOUT`] and reused) over a small connector:
@@ -92,6 +92,17 @@ pub enum Failure {
         /// What happened (no secret in it).
         message: String,
     },
+}
+
+/// Why an exchange got no HTTP answer ([`HttpClient::exchange`]); the messages name no URL.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoAnswer {
+    /// Connecting, TLS, sending or reading failed.
+    #[error("{0}")]
+    Network(String),
+    /// No whole answer within the timeout.
+    #[error("no response within {0}")]
+    Timeout(Dur),
 }
 
 /// An outbound http(s) URL, parsed once; its [`Display`](std::fmt::Display) is the redacted
@@ -264,6 +275,22 @@ impl HttpClient {
             req.method(),
             Url::parse(&req.uri().to_string()).map_or_else(|_| "?".to_owned(), |u| u.redacted())
         );
+        self.exchange(req, timeout, body_cap)
+            .await
+            .map_err(|e| Failure::Retryable {
+                message: format!("{what}: {e}"),
+                retry_after: None,
+            })
+    }
+
+    /// [`HttpClient::send`] for callers with their own wording (the CLI): the answer, or why
+    /// there was none, without naming the request.
+    pub async fn exchange(
+        &self,
+        req: Request<Bytes>,
+        timeout: Dur,
+        body_cap: usize,
+    ) -> Result<HttpResponse, NoAnswer> {
         let (mut parts, body) = req.into_parts();
         parts
             .headers
@@ -286,14 +313,8 @@ impl HttpClient {
             })
         };
         match tokio::time::timeout(timeout.to_std(), exchange).await {
-            Ok(r) => r.map_err(|e| Failure::Retryable {
-                message: format!("{what}: {e}"),
-                retry_after: None,
-            }),
-            Err(_) => Err(Failure::Retryable {
-                message: format!("{what}: no response within {timeout}"),
-                retry_after: None,
-            }),
+            Ok(r) => r.map_err(NoAnswer::Network),
+            Err(_) => Err(NoAnswer::Timeout(timeout)),
         }
     }
 

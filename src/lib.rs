@@ -9,12 +9,14 @@
 //! - [`agent`]: the running daemon: collectors, the evaluation loop, the alerting task, reload,
 //!   checkpoints.
 //! - [`config`]: the agent's own config file (listen address, data directory, rules paths).
+//! - [`daemon`]: the one wiring of a running agent (agent, API server, OTLP push, SIGHUP
+//!   reloads, shutdown order), shared by `burnwatch run` and `burnwatch demo`.
 //! - [`demo`]: `burnwatch demo`, the agent on the built-in synthetic service.
 //! - [`evaluator`]: the one writer of SLO state: observations in, [`view::AgentSnapshot`]s out
 //!   (pure, clock-free).
 //! - [`export`]: the metric catalogue, the `/metrics` page (OpenMetrics or text 0.0.4) and the OTLP push, from snapshots.
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
-//! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP): pooled
+//! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP, the CLI): pooled
 //!   connections, timeouts, `Retry-After`, response classification, URL redaction.
 //! - [`time`]: instants and durations (the engine never reads a clock), and the runtime's one
 //!   read of the wall clock.
@@ -33,6 +35,8 @@
 //!   and CA files), shared with `burnwatch check --config`.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
+//! - [`shutdown`]: the one shutdown signal, passed down from the entry point, and the order
+//!   in which the daemon stops.
 //! - [`status`]: the `burnwatch status` table, rendered from the JSON API.
 //! - [`storage`]: checkpoints of engine state (versioned, checksummed, atomic).
 //! - [`synthetic`]: a built-in HTTP service with a deterministic error/latency schedule, and a load
@@ -50,6 +54,7 @@ pub mod alerter;
 pub mod alerts_cli;
 pub mod api_client;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod evaluator;
 pub mod export;
@@ -63,6 +68,7 @@ pub mod schema;
 pub mod scrape;
 pub mod secret;
 pub mod server;
+pub mod shutdown;
 pub mod slo;
 pub mod status;
 pub mod storage;
@@ -107,7 +113,7 @@ mod layering {
 
     #[test]
     fn lower_modules_do_not_import_higher_ones() {
-        let rules: [(&str, &[&str]); 6] = [
+        let rules: [(&str, &[&str]); 8] = [
             (
                 "schema",
                 &["rules", "config", "notify", "agent", "export", "preflight"],
@@ -115,11 +121,21 @@ mod layering {
             ("config", &["export", "agent", "server", "preflight"]),
             (
                 "view",
-                &["agent", "evaluator", "alerter", "export", "server", "demo"],
+                &[
+                    "agent",
+                    "evaluator",
+                    "alerter",
+                    "export",
+                    "server",
+                    "daemon",
+                    "demo",
+                ],
             ),
-            ("export", &["agent", "server", "demo"]),
-            ("server", &["agent", "demo"]),
-            ("alerter", &["agent", "export", "server", "demo"]),
+            ("export", &["agent", "server", "daemon", "demo"]),
+            ("server", &["agent", "daemon", "demo"]),
+            ("alerter", &["agent", "export", "server", "daemon", "demo"]),
+            ("shutdown", &["agent", "server", "daemon", "demo", "export"]),
+            ("agent", &["daemon", "demo"]),
         ];
         for (module, above) in rules {
             let text = code(module);

@@ -30,15 +30,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tokio::sync::watch;
 
-use burnwatch::agent::Agent;
 use burnwatch::api_client::{self, ApiClient};
 use burnwatch::config::{self, AgentConfig, LogFormat};
+use burnwatch::daemon::Daemon;
 use burnwatch::demo::{self, DemoOptions};
-use burnwatch::export::otlp::OtlpExporter;
 use burnwatch::preflight;
 use burnwatch::rules::CheckReport;
+use burnwatch::shutdown::Shutdown;
 
 /// Observability agent and SLO evaluator: probes, scrapes, exact error budgets and multiwindow
 /// burn-rate alerts.
@@ -295,6 +294,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Triggers `shutdown` on SIGTERM or SIGINT, or after `limit` when given.
+fn shutdown_on_signal(shutdown: &Shutdown, limit: Option<Duration>) {
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        match limit {
+            Some(d) => tokio::select! {
+                _ = termination() => {}
+                _ = tokio::time::sleep(d) => {}
+            },
+            None => termination().await,
+        }
+        shutdown.trigger();
+    });
+}
+
 /// Resolves on SIGTERM or SIGINT.
 async fn termination() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -328,74 +342,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         );
     };
     init_logging(cfg.log_format, &cfg.log_level);
-    if let Some(w) = cfg.api.warning(cfg.listen) {
-        tracing::warn!("{w}");
-    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        let otlp = cfg.export.otlp.clone();
-        let page = burnwatch::export::prometheus::PageOptions {
-            sloth_compatible: cfg.export.prometheus.sloth_compatible,
-        };
-        let server_opts = burnwatch::server::ServerOptions::from_api(&cfg.api, page);
-        let agent = Agent::start_with(cfg, rules).await?;
-        let exporter = match &otlp {
-            Some(o) => {
-                let e = OtlpExporter::start_with(
-                    o,
-                    agent.subscribe(),
-                    Some(agent.alerting().subscribe()),
-                )
-                .context("cannot start the OTLP exporter")?;
-                tracing::info!(
-                    endpoint = %o.endpoint,
-                    protocol = ?o.protocol,
-                    interval = ?o.interval,
-                    "OTLP push enabled"
-                );
-                Some(e)
-            }
-            None => None,
-        };
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        let server = tokio::spawn(burnwatch::server::serve_api(
-            listener,
-            agent.subscribe(),
-            burnwatch::server::ServerOptions {
-                alerting: Some(agent.alerting()),
-                reload: Some(agent.reloader()),
-                ..server_opts
-            },
-            async move { burnwatch::agent::collect::stopped(&mut stop_rx).await },
-        ));
-        let reload = agent.reloader();
-        let hup = tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading rules");
-                if reload.request().await.is_err() {
-                    return;
-                }
-            }
-        });
-        termination().await;
-        hup.abort();
-        let _ = stop_tx.send(true);
-        // The agent publishes its last snapshot while stopping; the exporter's final push
-        // comes after, so the collector gets the values the checkpoint holds.
-        agent.shutdown().await;
-        if let Some(e) = exporter {
-            match e.shutdown().await {
-                Ok(()) => tracing::info!("OTLP: last values pushed"),
-                Err(err) => tracing::warn!(error = %err, "OTLP: the last push failed"),
-            }
-        }
-        let _ = server.await;
+        let shutdown = Shutdown::new();
+        let daemon = Daemon::start(cfg, rules, listener, &shutdown).await?;
+        shutdown_on_signal(&shutdown, None);
+        shutdown.requested().await;
+        daemon.shutdown().await;
         Ok(())
     })
 }
@@ -505,16 +460,9 @@ fn silence(cmd: SilenceCommand) -> anyhow::Result<()> {
 fn run_demo(opts: DemoOptions, duration: Option<Duration>) -> anyhow::Result<()> {
     init_logging(LogFormat::Human, "warn");
     runtime()?.block_on(async move {
-        let stop = async move {
-            match duration {
-                Some(d) => tokio::select! {
-                    _ = termination() => {}
-                    _ = tokio::time::sleep(d) => {}
-                },
-                None => termination().await,
-            }
-        };
-        demo::run(opts, stop).await?;
+        let shutdown = Shutdown::new();
+        shutdown_on_signal(&shutdown, duration);
+        demo::run(opts, &shutdown).await?;
         Ok(())
     })
 }

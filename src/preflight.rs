@@ -5,7 +5,8 @@
 //! alerting section), the rules it names (the whole file set, as `burnwatch check PATHS`), the
 //! probes' CA files, and each receiver and the Alertmanager client built exactly as the agent
 //! builds them (secrets resolved, URLs read from secrets, CA files read and parsed). `run` and
-//! `check --config` both call [`agent`], so they report the same errors and warnings. Secret
+//! `check --config` both call [`agent`], so they report the same errors and warnings (an API
+//! left open on purpose, `api.allow_unauthenticated`, is one of them). Secret
 //! values never appear in a diagnostic: the errors name the variable or file, not the value.
 //!
 //! Not checked: what belongs to the host rather than the files (binding `listen`, creating
@@ -76,6 +77,7 @@ pub fn agent(path: &Path) -> Preflight {
             Err(d) => diags.extend(d),
         }
         diags.extend(alerting(cfg));
+        diags.extend(api_warning(cfg));
     }
     diags.sort_by_key(|d| d.pos);
     let config = cfg.filter(|_| !diags.iter().any(Diagnostic::is_error));
@@ -180,6 +182,22 @@ fn locate_key<'n>(n: &'n Node, key: &str) -> Option<&'n Node> {
 fn config_pos(docs: &[Node], path: &[Step<'_>]) -> Pos {
     docs.first()
         .map_or_else(Pos::default, |doc| locate(doc, path).pos())
+}
+
+/// The warning of an API other hosts can reach without a token ([`config::ApiConfig::warning`]),
+/// at its `allow_unauthenticated:` line: allowed, but `check --strict` fails on it.
+fn api_warning(cfg: &AgentConfig) -> Option<Diagnostic> {
+    let message = cfg.api.warning(cfg.listen)?;
+    let docs = documents(&cfg.path);
+    Some(Diagnostic {
+        file: cfg.path.clone(),
+        pos: config_pos(
+            &docs,
+            &[Step::Key("api"), Step::Key("allow_unauthenticated")],
+        ),
+        severity: Severity::Warning,
+        message,
+    })
 }
 
 /// Builds every receiver and the Alertmanager client as the agent does at start, turning each

@@ -1,8 +1,8 @@
 //! The agent's HTTP server (hyper 1, HTTP/1.1): health, readiness, the JSON API and the
 //! alerting API. SLO, probe and target answers are read from the newest published snapshot (never
 //! from the engine); alerting answers from the newest [`AlertingView`], and silence changes go to
-//! the alerting task through its [`AlertingHandle`]. Graceful: on shutdown it stops accepting and
-//! gives open connections a bounded time to finish.
+//! the alerting task through its [`AlertingHandle`]. Graceful: when the daemon's [`Shutdown`]
+//! fires it stops accepting, tells open connections to finish, and gives them [`DRAIN`].
 //!
 //! Routes: `GET /metrics` (OpenMetrics or text 0.0.4 by `Accept`, see
 //! [`crate::export::prometheus`]), `GET /healthz` (alive),
@@ -18,7 +18,6 @@
 //! header and body read timeouts, body size), configured by the agent config's `api:` section.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +39,7 @@ use crate::notify::dispatch::{AlertView, SuppressionState};
 use crate::notify::silence::{Silence, SilenceError, SilenceRequest};
 use crate::rules::model::{Slo, Window};
 use crate::secret::SecretValue;
+use crate::shutdown::Shutdown;
 use crate::slo::engine::{SloReport, TierReport};
 use crate::time::{Dur, Timestamp, wall_ms};
 use crate::view::{
@@ -98,34 +98,19 @@ impl ServerOptions {
     }
 }
 
-/// Serves until `shutdown` resolves, then drains for at most [`DRAIN`]; `/metrics` carries
-/// burnwatch's own families only, and the alerting routes answer 503 (no alerting task).
+/// [`serve_api`] with open access and default limits ([`ServerOptions::new`]): `/metrics`
+/// carries burnwatch's own families only, and the alerting routes answer 503 (no alerting
+/// task).
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    serve_with(listener, snapshots, PageOptions::default(), None, shutdown).await
-}
-
-/// [`serve`] with the `/metrics` page options of the agent config (`export.prometheus`) and,
-/// when given, the alerting task's handle for the alerting routes and `/metrics` families;
-/// open access and default limits ([`ServerOptions::new`]).
-pub async fn serve_with(
-    listener: TcpListener,
-    snapshots: watch::Receiver<Arc<AgentSnapshot>>,
-    page: PageOptions,
-    alerting: Option<AlertingHandle>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let opts = ServerOptions {
-        alerting,
-        ..ServerOptions::new(page)
-    };
+    let opts = ServerOptions::new(PageOptions::default());
     serve_api(listener, snapshots, opts, shutdown).await
 }
 
-/// Serves with `opts` until `shutdown` resolves, then drains for at most [`DRAIN`]. At most
+/// Serves with `opts` until `shutdown` fires, then drains for at most [`DRAIN`]. At most
 /// `opts.max_connections` connections are served at once: further ones wait in the kernel's
 /// accept queue, so slow or idle clients cannot take the file descriptors probes and scrapes
 /// need. A client slower than `opts.request_timeout` to send its headers or its body is cut.
@@ -133,25 +118,25 @@ pub async fn serve_api(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     opts: ServerOptions,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let opts = Arc::new(opts);
-    tokio::pin!(shutdown);
+    let stop = shutdown.requested();
+    tokio::pin!(stop);
     loop {
         // A slot first: over the limit, connections stay in the accept queue (no descriptor
         // of ours) until one finishes.
         let permit = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut stop => break,
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
         let (stream, _) = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -164,7 +149,9 @@ pub async fn serve_api(
         };
         let snaps = snapshots.clone();
         let opts = opts.clone();
-        let mut drain = drain_rx.clone();
+        // Open connections finish when the same signal fires: the current request is
+        // answered, keep-alive ends.
+        let drain = shutdown.requested();
         conns.spawn(async move {
             let _permit = permit;
             let timeout = opts.request_timeout;
@@ -180,8 +167,7 @@ pub async fn serve_api(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                // Only `true` is ever sent, once; a dropped sender is a drain too.
-                _ = drain.changed() => {
+                _ = drain => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
@@ -190,7 +176,6 @@ pub async fn serve_api(
         // Reap finished connections so the set does not grow.
         while conns.try_join_next().is_some() {}
     }
-    let _ = drain_tx.send(true);
     let all = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN, all).await.is_err() {
         conns.abort_all();

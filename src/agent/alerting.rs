@@ -26,7 +26,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::agent::collect::stopped;
 use crate::alert::Fingerprint;
 use crate::alerter::{Alerter, AlerterState};
 use crate::config::AgentConfig;
@@ -42,6 +41,7 @@ use crate::notify::render::RenderContext;
 use crate::notify::silence::{SilenceLimits, Silences};
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
+use crate::shutdown::Shutdown;
 use crate::storage::{self, StorageError};
 use crate::time::{Timestamp, wall_ms};
 use crate::view::{
@@ -145,13 +145,14 @@ impl Reply {
 /// The running alerting task.
 pub struct Alerting {
     handle: AlertingHandle,
-    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl Alerting {
     /// Restores the state file and starts the task. `snapshots` are the evaluator's, `probes`
-    /// its forwarded probe results. Must be called inside a tokio runtime.
+    /// its forwarded probe results. The task runs until the evaluator ends (its snapshot
+    /// channel closes), so it always acts on the evaluator's last snapshot (the order is in
+    /// [`crate::shutdown`]). Must be called inside a tokio runtime.
     pub fn start(
         cfg: &AgentConfig,
         rules: &RuleSet,
@@ -223,13 +224,11 @@ impl Alerting {
         let (outcome_tx, outcomes) = mpsc::unbounded_channel();
         let delivery = Delivery::new(DeliveryConfig::default(), lanes, outcome_tx);
         let deliver = delivery.handle();
-        let (delivery_stop_tx, mut delivery_stop) = watch::channel(false);
-        let delivery_task = tokio::spawn(async move {
-            delivery.run(stopped(&mut delivery_stop)).await;
-        });
+        // Delivery's own stage: it stops only after alerting's last flush.
+        let delivery_stop = Shutdown::new();
+        let delivery_task = tokio::spawn(delivery.run(delivery_stop.requested()));
         let (commands_tx, commands) = mpsc::channel(16);
         let (view_tx, view) = watch::channel(Arc::new(AlertingView::default()));
-        let (stop, stop_rx) = watch::channel(false);
         let (am_client, am_sender) = match am {
             Some((c, s)) => (Some(Arc::new(c)), Some(s)),
             None => (None, None),
@@ -270,15 +269,10 @@ impl Alerting {
             commands,
             outcomes,
             view_tx,
-            stop_rx,
-            delivery_stop_tx,
+            delivery_stop,
             delivery_task,
         ));
-        Ok(Alerting {
-            handle,
-            stop,
-            task: join,
-        })
+        Ok(Alerting { handle, task: join })
     }
 
     /// The API's handle.
@@ -286,10 +280,10 @@ impl Alerting {
         self.handle.clone()
     }
 
-    /// Processes the newest snapshot, flushes what is due, lets delivery finish within its
-    /// grace period, records the outcomes and saves the state.
+    /// Waits for the task's end, which the evaluator's end starts: it processes the last
+    /// snapshot, flushes what is due, lets delivery finish within its grace period, records
+    /// the outcomes and saves the state.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "alerting task ended abnormally");
         }
@@ -364,8 +358,7 @@ impl Task {
         mut commands: mpsc::Receiver<Command>,
         mut outcomes: mpsc::UnboundedReceiver<DeliveryOutcome>,
         view_tx: watch::Sender<Arc<AlertingView>>,
-        mut stop: watch::Receiver<bool>,
-        delivery_stop: watch::Sender<bool>,
+        delivery_stop: Shutdown,
         mut delivery_task: JoinHandle<()>,
     ) {
         let (am_tx, mut am_rx) = mpsc::unbounded_channel::<AmResult>();
@@ -384,7 +377,6 @@ impl Task {
             let mut quiet = false;
             tokio::select! {
                 biased;
-                _ = stopped(&mut stop) => break,
                 Some(o) = outcomes.recv() => self.outcome(o),
                 Some(cmd) = commands.recv() => {
                     undo.get_or_insert_with(|| self.silences.clone());
@@ -394,10 +386,14 @@ impl Task {
                     self.alerter.observe_probe(&p.name, p.at, p.success);
                     quiet = true;
                 }
-                Ok(()) = snapshots.changed() => {
-                    let snap = snapshots.borrow_and_update().clone();
-                    self.evaluate(&snap);
-                }
+                changed = snapshots.changed() => match changed {
+                    Ok(()) => {
+                        let snap = snapshots.borrow_and_update().clone();
+                        self.evaluate(&snap);
+                    }
+                    // The evaluator has ended (shutdown) after publishing its last snapshot.
+                    Err(_) => break,
+                },
                 Some(r) = am_rx.recv() => self.am_done(r),
                 _ = am_tick.tick(), if self.am_client.is_some() && !self.am_busy => {
                     // Starting a push changes nothing to save or show; its result does.
@@ -435,7 +431,7 @@ impl Task {
         let snap = snapshots.borrow_and_update().clone();
         self.evaluate(&snap);
         self.flush().await;
-        let _ = delivery_stop.send(true);
+        delivery_stop.trigger();
         loop {
             tokio::select! {
                 Some(o) = outcomes.recv() => self.outcome(o),

@@ -2,12 +2,13 @@
 //! offset (spread over the interval by a hash of the name, as Prometheus spreads scrapes), so a
 //! thousand probes do not fire in the same millisecond. Concurrency is bounded by semaphores;
 //! results go to the evaluator through a bounded queue (a slow evaluator slows collection, memory
-//! does not grow). A reload stops this generation's collectors and starts the next.
+//! does not grow). Each generation's collectors await a child of the daemon's [`Shutdown`]: a
+//! reload stops this generation's collectors and starts the next; shutdown stops them all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
@@ -16,6 +17,7 @@ use crate::exposition::Format;
 use crate::probe::{FetchRequest, Prober};
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
+use crate::shutdown::Shutdown;
 use crate::slo::checkpoint::fnv1a64;
 use crate::time::{Dur, Timestamp, wall_ms};
 use crate::view::ScrapeFailure;
@@ -34,11 +36,14 @@ pub struct Shared {
     pub probe_slots: Arc<Semaphore>,
     /// Scrapes in flight at once.
     pub scrape_slots: Arc<Semaphore>,
+    /// The daemon's shutdown: every generation's collectors stop when it fires.
+    pub shutdown: Shutdown,
 }
 
 /// The running collectors of one rule set generation.
 pub struct Collectors {
-    stop: watch::Sender<bool>,
+    /// This generation's stop: a child of the daemon's shutdown.
+    stop: Shutdown,
     tasks: JoinSet<()>,
 }
 
@@ -50,14 +55,14 @@ impl Collectors {
         plan: Arc<ScrapePlan>,
         shared: &Shared,
     ) -> Collectors {
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = shared.shutdown.child();
         let mut tasks = JoinSet::new();
         for p in &rules.probes {
             tasks.spawn(probe_loop(
                 p.clone(),
                 generation,
                 shared.clone(),
-                stop_rx.clone(),
+                stop.clone(),
             ));
         }
         for t in &rules.scrapes {
@@ -66,7 +71,7 @@ impl Collectors {
                 generation,
                 plan.clone(),
                 shared.clone(),
-                stop_rx.clone(),
+                stop.clone(),
             ));
         }
         Collectors { stop, tasks }
@@ -74,7 +79,7 @@ impl Collectors {
 
     /// Stops every collector: in-flight checks get [`STOP_GRACE`] to finish, then are aborted.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(STOP_GRACE, all).await.is_err() {
             self.tasks.abort_all();
@@ -89,17 +94,11 @@ fn offset(name: &str, interval: Dur) -> Duration {
     Duration::from_millis(fnv1a64(name.as_bytes()) % ms)
 }
 
-/// Resolves when `stop` turns true (or its sender is gone).
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
-    let _ = stop.wait_for(|s| *s).await;
-}
-
 /// Waits `d`, or returns false when told to stop.
-async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+async fn sleep_or_stop(d: Duration, stop: &Shutdown) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
-        _ = stopped(stop) => false,
+        _ = stop.requested() => false,
     }
 }
 
@@ -110,13 +109,13 @@ async fn run_every<F, Fut>(
     interval: Dur,
     slots: Arc<Semaphore>,
     tx: mpsc::Sender<Observation>,
-    mut stop: watch::Receiver<bool>,
+    stop: Shutdown,
     mut check: F,
 ) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Observation>,
 {
-    if !sleep_or_stop(offset(name, interval), &mut stop).await {
+    if !sleep_or_stop(offset(name, interval), &stop).await {
         return;
     }
     let mut tick = tokio::time::interval(interval.to_std());
@@ -124,7 +123,7 @@ async fn run_every<F, Fut>(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stopped(&mut stop) => return,
+            _ = stop.requested() => return,
         }
         let obs = {
             let Ok(_permit) = slots.acquire().await else {
@@ -132,7 +131,7 @@ async fn run_every<F, Fut>(
             };
             tokio::select! {
                 o = check() => o,
-                _ = stopped(&mut stop) => return,
+                _ = stop.requested() => return,
             }
         };
         if tx.send(obs).await.is_err() {
@@ -141,7 +140,7 @@ async fn run_every<F, Fut>(
     }
 }
 
-async fn probe_loop(probe: Probe, generation: u64, shared: Shared, stop: watch::Receiver<bool>) {
+async fn probe_loop(probe: Probe, generation: u64, shared: Shared, stop: Shutdown) {
     let name: Arc<str> = probe.name.as_str().into();
     let probe = Arc::new(probe);
     let prober = shared.prober.clone();
@@ -171,7 +170,7 @@ async fn scrape_loop(
     generation: u64,
     plan: Arc<ScrapePlan>,
     shared: Shared,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let name: Arc<str> = target.name.as_str().into();
     let labels = Arc::new(TargetLabels::for_target(&target));

@@ -11,8 +11,9 @@
 //! - every `evaluation_interval`: evaluate and publish; every `checkpoint_interval`: save;
 //! - reload (SIGHUP, a changed rules file, `POST /-/reload` or [`Reloader`]): a rule set with errors is
 //!   rejected, logged with every error, and the agent keeps the last good rules;
-//! - shutdown: collectors stop, queued results are applied, a last evaluation is published and
-//!   the state is checkpointed.
+//! - shutdown, when the daemon's [`Shutdown`] fires: collectors stop, queued results are
+//!   applied, a last evaluation is published and the state is checkpointed; then alerting acts
+//!   on that last snapshot and saves its state (the whole order is in [`crate::shutdown`]).
 
 pub mod alerting;
 pub mod collect;
@@ -29,13 +30,14 @@ use crate::config::AgentConfig;
 use crate::evaluator::Evaluator;
 use crate::probe::Prober;
 use crate::rules::{self, model::RuleSet};
+use crate::shutdown::Shutdown;
 use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
 use crate::time::{Timestamp, wall_ms};
 use crate::view::{AgentSnapshot, AlertingHandle, ReloadOutcome, ReloadRequest, Reloader};
 
 use alerting::{Alerting, ProbeResult};
-use collect::{Collectors, Shared, stopped};
+use collect::{Collectors, Shared};
 
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -75,21 +77,27 @@ pub enum AgentError {
 pub struct Agent {
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     reload: mpsc::Sender<ReloadRequest>,
-    stop: watch::Sender<bool>,
+    shutdown: Shutdown,
     task: JoinHandle<()>,
     alerting: Alerting,
 }
 
 impl Agent {
-    /// Loads rules and state and starts collecting. Must be called inside a tokio runtime.
+    /// Loads rules and state and starts collecting, until [`Agent::shutdown`]. Must be called
+    /// inside a tokio runtime.
     pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let rules = load_rules(&cfg)?;
-        Agent::start_with(cfg, rules).await
+        Agent::start_with(cfg, rules, &Shutdown::new()).await
     }
 
-    /// [`Agent::start`] with rules already loaded and checked (`run` checks them with
-    /// [`crate::preflight`] first, so they are read and reported once).
-    pub async fn start_with(cfg: AgentConfig, rules: RuleSet) -> Result<Agent, AgentError> {
+    /// [`Agent::start`] with rules already loaded and checked (the daemon checks them with
+    /// [`crate::preflight`] first, so they are read and reported once), stopping when
+    /// `shutdown` fires (or at [`Agent::shutdown`]).
+    pub async fn start_with(
+        cfg: AgentConfig,
+        rules: RuleSet,
+        shutdown: &Shutdown,
+    ) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
             path: cfg.data_dir.clone(),
             source,
@@ -132,20 +140,18 @@ impl Agent {
             tx,
             probe_slots: Arc::new(Semaphore::new(cfg.max_concurrent_probes)),
             scrape_slots: Arc::new(Semaphore::new(cfg.max_concurrent_scrapes)),
+            shutdown: shutdown.clone(),
         };
         let first = Arc::new(ev.evaluate(now));
         let (snap_tx, snapshots) = watch::channel(first);
         let (probe_tap, probe_results) = mpsc::channel(cfg.queue_length);
         let alerting = Alerting::start(&cfg, ev.rules(), snapshots.clone(), probe_results)?;
         let (reload, reload_rx) = mpsc::channel(4);
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run_loop(
-            cfg, ev, shared, rx, snap_tx, reload_rx, stop_rx, probe_tap,
-        ));
+        let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, reload_rx, probe_tap));
         Ok(Agent {
             snapshots,
             reload,
-            stop,
+            shutdown: shutdown.clone(),
             task,
             alerting,
         })
@@ -171,11 +177,12 @@ impl Agent {
         self.alerting.handle()
     }
 
-    /// Stops collecting, applies what is queued, publishes a last snapshot and checkpoints;
-    /// then alerting acts on that snapshot, delivers what it can within its grace period and
-    /// saves its state.
+    /// Triggers the shutdown it was started with (if nothing did yet) and waits until it is
+    /// done: collecting stopped, what was queued applied, a last snapshot published and
+    /// checkpointed; then alerting acted on that snapshot, delivered what it could within its
+    /// grace period and saved its state.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.shutdown.trigger();
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "agent loop ended abnormally");
         }
@@ -183,8 +190,9 @@ impl Agent {
     }
 }
 
-/// Expands the config's rules paths and loads them as one file set.
-fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
+/// Expands the config's rules paths and loads them as one file set; warnings are logged, errors
+/// returned (as at a reload).
+pub fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
     let paths = cfg
         .rule_paths()
         .map_err(|d| AgentError::Rules(d.iter().map(ToString::to_string).collect()))?;
@@ -245,7 +253,9 @@ fn interval(d: Duration) -> tokio::time::Interval {
     i
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The one writer: evaluates, checkpoints, reloads and applies results until the daemon's
+/// shutdown fires, then stops in the documented order ([`crate::shutdown`]); ending closes the
+/// snapshot channel, which tells alerting the last snapshot is out.
 async fn run_loop(
     cfg: AgentConfig,
     mut ev: Evaluator,
@@ -253,7 +263,6 @@ async fn run_loop(
     mut rx: mpsc::Receiver<Observation>,
     snap_tx: watch::Sender<Arc<AgentSnapshot>>,
     mut reload_rx: mpsc::Receiver<ReloadRequest>,
-    mut stop: watch::Receiver<bool>,
     probe_tap: mpsc::Sender<ProbeResult>,
 ) {
     let mut collectors = Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), &shared);
@@ -278,7 +287,7 @@ async fn run_loop(
     loop {
         tokio::select! {
             biased;
-            _ = stopped(&mut stop) => break,
+            _ = shared.shutdown.requested() => break,
             _ = eval_tick.tick() => {
                 let started = std::time::Instant::now();
                 let mut snap = ev.evaluate(Timestamp(wall_ms()));

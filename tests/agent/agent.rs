@@ -385,3 +385,49 @@ async fn sigkill_restart_keeps_the_budget() {
     let bad = truth.code(500) - before.code(500);
     assert_eq!(bad, 20);
 }
+
+/// `burnwatch demo` runs the daemon `burnwatch run` runs: its API carries the agent's reload
+/// handle (the demo's own server answered `POST /-/reload` with 503), and the one shutdown
+/// signal stops it in the daemon's order, with the SLO state checkpointed and the alerting
+/// state saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_the_daemon_run_runs() {
+    use burnwatch::demo::{self, DemoOptions};
+    use burnwatch::shutdown::Shutdown;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = common::free_addr();
+    let opts = DemoOptions {
+        listen,
+        data_dir: dir.path().to_path_buf(),
+        rps: 5,
+        outage_after: Duration::from_secs(3600),
+        outage_for: Duration::from_secs(1),
+        print_every: Duration::from_secs(3600),
+    };
+    let shutdown = Shutdown::new();
+    let demo = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { demo::run(opts, &shutdown).await }
+    });
+    common::wait_for("the demo's API", || async {
+        match common::exchange(listen, "GET", "/readyz", "").await? {
+            (200, _) => Ok(()),
+            (status, _) => Err(format!("readyz {status}")),
+        }
+    })
+    .await;
+    let (status, outcome) = common::request(listen, "POST", "/-/reload", "{}")
+        .await
+        .expect("reload answer");
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    shutdown.trigger();
+    tokio::time::timeout(DEADLINE, demo)
+        .await
+        .expect("the demo stops")
+        .expect("joins")
+        .expect("runs");
+    for file in ["state/state.bwcp", "state/alerting.bwcp"] {
+        assert!(dir.path().join(file).exists(), "{file} saved at shutdown");
+    }
+}

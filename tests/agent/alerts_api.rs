@@ -426,10 +426,8 @@ async fn without_alerting_the_alerting_routes_answer_503() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(burnwatch::server::serve(listener, rx, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let stop = burnwatch::shutdown::Shutdown::new();
+    let server = tokio::spawn(burnwatch::server::serve(listener, rx, stop.clone()));
     for (method, path) in [
         ("GET", "/api/v1/alerts"),
         ("GET", "/api/v1/alerts/groups"),
@@ -448,7 +446,7 @@ async fn without_alerting_the_alerting_routes_answer_503() {
         .await
         .expect("answer");
     assert_eq!(code, 200);
-    let _ = stop.send(true);
+    stop.trigger();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops")
@@ -757,14 +755,12 @@ async fn protect_reads_closes_everything_but_health() {
     .expect("config")
     .api;
     let opts = burnwatch::server::ServerOptions::from_api(&api, Default::default());
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let stop = burnwatch::shutdown::Shutdown::new();
     let server = tokio::spawn(burnwatch::server::serve_api(
         listener,
         rx,
         opts,
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        },
+        stop.clone(),
     ));
     let bearer = format!("Bearer {TOKEN}");
     for path in [
@@ -795,7 +791,7 @@ async fn protect_reads_closes_everything_but_health() {
         code >= 400 && !h.contains_key("access-control-allow-origin"),
         "{code}"
     );
-    let _ = stop.send(true);
+    stop.trigger();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops")

@@ -431,6 +431,45 @@ fn start_errors_name_their_cause_once() {
     );
 }
 
+/// An API left open to other hosts on purpose (`api.allow_unauthenticated`) is a warning of
+/// `check --config` (failing `--strict`), in the same words `run` gives before it starts; it
+/// used to be logged by `run` only.
+#[test]
+fn an_open_api_warns_in_check_as_in_run() {
+    const WARNING: &str = "open-api.yaml:8:26: warning: the API on 0.0.0.0:0 has no token \
+        (api.allow_unauthenticated): anyone who can reach it can silence every alert; set api.token";
+    let o = run_in(&config_fixtures(), &["check", "--config", "open-api.yaml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_eq!(
+        o.stdout,
+        format!(
+            "open-api.yaml: OK: agent config\n{WARNING}\n\
+             rules/shop.yaml: OK: service shop, 1 SLO, 1 probe, 0 scrape targets\n"
+        )
+    );
+    let o = run_in(
+        &config_fixtures(),
+        &["check", "--strict", "--config", "open-api.yaml"],
+    );
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("0 error(s), 1 warning(s) in 2 file(s) (--strict: warnings fail)"),
+        "{}",
+        o.stderr
+    );
+    let o = run_in(&config_fixtures(), &["run", "--config", "open-api.yaml"]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.first().copied(), Some(WARNING), "{}", o.stderr);
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("has no token")).count(),
+        1,
+        "{}",
+        o.stderr
+    );
+}
+
 #[test]
 fn agent_config_usage_errors_exit_2() {
     let o = run_in(&config_fixtures(), &["check", "--config", "missing.yaml"]);
