@@ -45,8 +45,8 @@
 //! Modules import downward only, never in a cycle (the `layering` tests check it): the pure core
 //! (`time`, `schema`, `rules`, `slo`, `alert`) and the notification pipeline (`notify`) at the
 //! bottom, then the read models (`view`), their writers (`evaluator`, `alerter`) and readers
-//! (`export`, `server`), and at the top the runtime that wires them (`agent`, `demo`, the
-//! binary).
+//! (`export`, `server`), and at the top the runtime that wires them (`agent`, `daemon`, `demo`,
+//! the binary).
 
 pub mod agent;
 pub mod alert;
