@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use burnwatch::alert::source::Alerter;
+use burnwatch::alerter::Alerter;
 use burnwatch::notify::dispatch::{Dispatcher, Receivers};
 use burnwatch::notify::inhibit::{Dependencies, Inhibitor};
 use burnwatch::notify::render::{self, RenderContext};

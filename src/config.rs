@@ -781,6 +781,9 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 }
 
 #[cfg(test)]
+mod alerting_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

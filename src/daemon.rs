@@ -12,14 +12,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::agent::alerting::AlertingHandle;
-use crate::agent::{Agent, AgentError, AgentSnapshot, Reloader};
+use crate::agent::{Agent, AgentError};
 use crate::config::AgentConfig;
 use crate::export::otlp::{OtlpError, OtlpExporter};
 use crate::export::prometheus::PageOptions;
 use crate::rules::model::RuleSet;
 use crate::server::{self, ServerOptions};
 use crate::shutdown::Shutdown;
+use crate::view::{AgentSnapshot, AlertingHandle, Reloader};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]

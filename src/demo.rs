@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::agent::{self, AgentError, AgentSnapshot};
+use crate::agent::{self, AgentError};
 use crate::alert::lifecycle::State;
-use crate::alert::source::TierPhases;
 use crate::config::AgentConfig;
 use crate::daemon::{Daemon, DaemonError};
 use crate::shutdown::Shutdown;
 use crate::synthetic::{self, Behaviour, Service};
 use crate::time::Dur;
+use crate::view::{AgentSnapshot, TierPhases};
 
 /// Settings of a demo run.
 #[derive(Debug, Clone)]
@@ -67,54 +67,6 @@ pub enum DemoError {
     Daemon(#[from] DaemonError),
 }
 
-/// The demo's rules for a service listening at `base` (`http://127.0.0.1:PORT`).
-pub fn rules_yaml(base: &str) -> String {
-    format!(
-        r#"# Rules written by `burnwatch demo` for its built-in service.
-version: burnwatch/v1
-service: demo-shop
-owner: you@example.com
-runbook: https://example.com/runbooks/demo-shop
-probes:
-  - name: demo-health
-    http:
-      url: {base}/healthz
-    interval: 5s
-scrape:
-  - name: demo-shop
-    url: {base}/metrics
-    interval: 5s
-slos:
-  # 99.9% of 30d: 43 minutes of errors a month. The outage (half the requests failing) spends
-  # 2% of it, page_fast's threshold, about 105 s in, so it pages; at 99.5% it would take 8 min.
-  - name: availability
-    description: Share of API requests that do not fail with a 5xx.
-    objective: 99.9
-    window: 30d
-    indicator:
-      ratio:
-        bad: 'demo_http_requests_total{{code=~"5.."}}'
-        total: demo_http_requests_total
-  # 99% of requests within 300ms.
-  - name: latency
-    description: Share of API requests served within 300ms.
-    objective: 99
-    window: 30d
-    indicator:
-      latency_threshold:
-        threshold: 300ms
-        histogram: demo_http_request_duration_seconds
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
-  # The health endpoint, checked every 5s.
-  - name: health
-    objective: 99.9
-    window: 30d
-    indicator:
-      probe: demo-health
-"#
-    )
-}
-
 /// Runs the demo until `shutdown` fires, then stops the load, the agent (in the daemon's
 /// order) and the service.
 pub async fn run(opts: DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
@@ -141,7 +93,7 @@ pub async fn run(opts: DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError
             })?
     );
     let rules_file = rules_dir.join("demo.yaml");
-    std::fs::write(&rules_file, rules_yaml(&base)).map_err(files)?;
+    std::fs::write(&rules_file, synthetic::rules_yaml(&base)).map_err(files)?;
     let api_listener =
         TcpListener::bind(opts.listen)
             .await
@@ -297,7 +249,7 @@ mod tests {
     fn demo_rules_pass_strict_check() {
         let report = crate::rules::check_sources(&[(
             PathBuf::from("demo.yaml"),
-            rules_yaml("http://127.0.0.1:8080").into_bytes(),
+            synthetic::rules_yaml("http://127.0.0.1:8080").into_bytes(),
         )]);
         assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
         assert_eq!(report.warnings(), 0, "{:#?}", report.diagnostics);

@@ -371,7 +371,7 @@ fn status(agent: &AgentArgs) -> anyhow::Result<()> {
 }
 
 fn now() -> burnwatch::time::Timestamp {
-    burnwatch::time::Timestamp(burnwatch::agent::collect::wall_ms())
+    burnwatch::time::Timestamp(burnwatch::time::wall_ms())
 }
 
 fn alerts(agent: &AgentArgs) -> anyhow::Result<()> {
@@ -575,7 +575,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Asks for a reload at every SIGHUP, until the agent stops.
-async fn reload_on_sighup(reload: burnwatch::agent::Reloader) {
+async fn reload_on_sighup(reload: burnwatch::view::Reloader) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: reload with POST /-/reload instead");

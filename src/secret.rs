@@ -159,6 +159,21 @@ pub(crate) fn config_dir<'a>(d: &Decoder<'a>) -> &'a Path {
     d.file.parent().unwrap_or(Path::new(""))
 }
 
+/// Decodes a URL that may be a secret: a literal must be an http(s) URL; `{env}`/`{file}` values
+/// are checked when building.
+pub(crate) fn decode_url_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
+    if n.as_str().is_some() {
+        return d.url(n, key).map(Secret::Literal);
+    }
+    decode_secret(d, n, key)
+}
+
+/// [`decode`] with paths relative to the file being decoded.
+pub(crate) fn decode_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
+    let base = config_dir(d);
+    decode(d, base, n, key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,9 +32,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::agent::alerting::{AlertingHandle, AlertingView, CommandError};
-use crate::agent::{AgentSnapshot, Reloader};
-use crate::alert::source::TierPhases;
 use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
 use crate::config::ApiConfig;
 use crate::export::prometheus::PageOptions;
@@ -44,7 +41,10 @@ use crate::rules::model::{Slo, Window};
 use crate::secret::SecretValue;
 use crate::shutdown::Shutdown;
 use crate::slo::engine::{SloReport, TierReport};
-use crate::time::{Dur, Timestamp};
+use crate::time::{Dur, Timestamp, wall_ms};
+use crate::view::{
+    AgentSnapshot, AlertingHandle, AlertingView, CommandError, Reloader, TierPhases,
+};
 
 /// How long open connections may take to finish after shutdown starts.
 pub const DRAIN: Duration = Duration::from_secs(5);
@@ -394,7 +394,7 @@ async fn dispatch(
     let Some(alerting) = opts.alerting.clone() else {
         return (no_alerting(), false);
     };
-    let now = Timestamp(crate::agent::collect::wall_ms());
+    let now = Timestamp(wall_ms());
     let resp = match (parts.as_slice(), read_only) {
         (["api", "v1", "alerts"], true) => match AlertFilter::parse(req.uri().query()) {
             Ok(f) => json_response(StatusCode::OK, &alerts_json(&alerting.view(), &f)),

@@ -3,7 +3,8 @@
 //!
 //! It exists for two users: `burnwatch demo`, so that a new user sees SLIs move without installing
 //! anything else, and the integration tests, which need "a real HTTP target with known failures and
-//! latencies" whose exact counts are the ground truth.
+//! latencies" whose exact counts are the ground truth. [`rules_yaml`] is the rules that measure it
+//! (the demo's).
 //!
 //! Determinism is the point. Every `/api` request gets a sequence number `n` (0-based, per
 //! [`Service`], restarted by [`Service::set_behaviour`]) and the [`Behaviour`] maps `n` to a status and
@@ -387,6 +388,55 @@ impl Stats {
         );
         out
     }
+}
+
+/// The rules `burnwatch demo` writes for this service listening at `base`
+/// (`http://127.0.0.1:PORT`): its health probe, its `/metrics` page and three SLOs on them.
+pub fn rules_yaml(base: &str) -> String {
+    format!(
+        r#"# Rules written by `burnwatch demo` for its built-in service.
+version: burnwatch/v1
+service: demo-shop
+owner: you@example.com
+runbook: https://example.com/runbooks/demo-shop
+probes:
+  - name: demo-health
+    http:
+      url: {base}/healthz
+    interval: 5s
+scrape:
+  - name: demo-shop
+    url: {base}/metrics
+    interval: 5s
+slos:
+  # 99.9% of 30d: 43 minutes of errors a month. The outage (half the requests failing) spends
+  # 2% of it, page_fast's threshold, about 105 s in, so it pages; at 99.5% it would take 8 min.
+  - name: availability
+    description: Share of API requests that do not fail with a 5xx.
+    objective: 99.9
+    window: 30d
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5.."}}'
+        total: demo_http_requests_total
+  # 99% of requests within 300ms.
+  - name: latency
+    description: Share of API requests served within 300ms.
+    objective: 99
+    window: 30d
+    indicator:
+      latency_threshold:
+        threshold: 300ms
+        histogram: demo_http_request_duration_seconds
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1, 2.5, 5, 10]
+  # The health endpoint, checked every 5s.
+  - name: health
+    objective: 99.9
+    window: 30d
+    indicator:
+      probe: demo-health
+"#
+    )
 }
 
 /// Exact decimal seconds with no trailing zeros: `0.005`, `1`, `2.5`, `0.68`.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use burnwatch::agent::evaluator::{Evaluator, Observation};
+use burnwatch::evaluator::{Evaluator, Observation};
 use burnwatch::probe::{Phases, ProbeOutcome};
 use burnwatch::rules::load_str;
 use burnwatch::rules::model::RuleSet;
@@ -44,7 +44,7 @@ pub fn rule_set() -> RuleSet {
 
 /// Every SLO of [`rule_set`] with traffic in every window; about one probe result in seven
 /// fails, so every burn-rate tier fires.
-pub fn snapshot() -> Arc<burnwatch::agent::AgentSnapshot> {
+pub fn snapshot() -> Arc<burnwatch::view::AgentSnapshot> {
     let set = rule_set();
     let mut ev = Evaluator::new(set, Timestamp(T0));
     for k in 0..20i64 {

@@ -26,26 +26,28 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::agent::AgentSnapshot;
-use crate::agent::collect::wall_ms;
 use crate::alert::Fingerprint;
-use crate::alert::source::{Alerter, AlerterState, TierPhases};
+use crate::alerter::{Alerter, AlerterState};
 use crate::config::AgentConfig;
 use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
 use crate::notify::delivery::{
-    Delivery, DeliveryConfig, DeliveryError, DeliveryHandle, DeliveryOutcome, IntegrationStats,
+    Delivery, DeliveryConfig, DeliveryError, DeliveryHandle, DeliveryOutcome,
 };
-use crate::notify::dispatch::{AlertView, Dispatcher, DispatcherState, GroupView, Receivers};
+use crate::notify::dispatch::{Dispatcher, DispatcherState, Receivers};
 use crate::notify::inhibit::{Dependencies, Inhibitor};
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
-use crate::notify::silence::{Silence, SilenceError, SilenceLimits, SilenceRequest, Silences};
+use crate::notify::silence::{SilenceLimits, Silences};
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::shutdown::Shutdown;
 use crate::storage::{self, StorageError};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, wall_ms};
+use crate::view::{
+    AgentSnapshot, AlertingCounters, AlertingHandle, AlertingView, Command, CommandError,
+    TierPhases,
+};
 
 /// One probe result, forwarded by the evaluator (threshold alerts need every result).
 #[derive(Debug, Clone)]
@@ -102,75 +104,6 @@ pub enum AlertingError {
     Alertmanager(#[from] crate::notify::alertmanager::AlertmanagerError),
 }
 
-/// Why a command from the API failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// The silence request is invalid or names no silence.
-    #[error("{0}")]
-    Silence(#[from] SilenceError),
-    /// The alerting task has stopped.
-    #[error("alerting is shutting down")]
-    Stopped,
-    /// The change could not be saved to the state file, so it was undone: a change that is
-    /// answered "done" must survive a crash.
-    #[error("the change was not saved ({0}), so it was not made; fix data_dir and try again")]
-    NotSaved(String),
-}
-
-/// Counters since start, by reason, for metrics and the API.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AlertingCounters {
-    /// Notifications delivered, by (receiver, integration kind, reason key).
-    pub notifications: BTreeMap<(String, &'static str, &'static str), u64>,
-    /// Notifications that failed for good, by (receiver, integration kind, failure key).
-    pub failed: BTreeMap<(String, &'static str, &'static str), u64>,
-    /// Notifications superseded by a newer one for the same group (not failures), by
-    /// (receiver, integration kind).
-    pub superseded: BTreeMap<(String, &'static str), u64>,
-    /// Alert suppressions at flushes, by reason key (`silenced`, `inhibited`, `deduplicated`,
-    /// `flapping`): one per alert, integration and flush.
-    pub suppressed: BTreeMap<&'static str, u64>,
-    /// Alert state changes (pending, firing, resolved, flapping).
-    pub transitions: u64,
-    /// Alertmanager API pushes that failed.
-    pub alertmanager_push_failures: u64,
-    /// Failed saves of the state file.
-    pub state_save_failures: u64,
-}
-
-/// What the API, the exporter and `burnwatch alerts` read: the alerting state at one instant.
-#[derive(Debug, Clone, Default)]
-pub struct AlertingView {
-    /// When it was computed (ms since the epoch).
-    pub at: Timestamp,
-    /// Firing alerts with their status (silenced, inhibited, receivers).
-    pub alerts: Vec<AlertView>,
-    /// Fingerprints of alerts held by flap damping.
-    pub flapping: BTreeSet<Fingerprint>,
-    /// The phase of every burn-rate tier alert (the one alert state every reader shows).
-    pub tiers: Arc<TierPhases>,
-    /// Every silence still kept (pending, active, and expired within the retention).
-    pub silences: Vec<Silence>,
-    /// Aggregation groups and their next flush.
-    pub groups: Vec<GroupView>,
-    /// Per-integration delivery counters, queue and breaker state.
-    pub integrations: Vec<IntegrationStats>,
-    /// Counters by reason.
-    pub counters: AlertingCounters,
-    /// Pending (not yet firing) alerts, by fingerprint with their labels.
-    pub pending: usize,
-    /// The last successful state save (ms since the epoch).
-    pub last_save_ms: Option<i64>,
-}
-
-enum Command {
-    SetSilence(
-        SilenceRequest,
-        oneshot::Sender<Result<String, CommandError>>,
-    ),
-    ExpireSilence(String, oneshot::Sender<Result<(), CommandError>>),
-}
-
 /// A command's answer, held until its change is saved and published.
 enum Reply {
     Set(
@@ -206,49 +139,6 @@ impl Reply {
                 let _ = tx.send(r);
             }
         }
-    }
-}
-
-/// The API's way in: read the view, change silences. Cheap to clone.
-#[derive(Clone)]
-pub struct AlertingHandle {
-    commands: mpsc::Sender<Command>,
-    view: watch::Receiver<Arc<AlertingView>>,
-}
-
-impl AlertingHandle {
-    /// The newest view.
-    pub fn view(&self) -> Arc<AlertingView> {
-        self.view.borrow().clone()
-    }
-
-    /// A receiver of every published view.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<AlertingView>> {
-        self.view.clone()
-    }
-
-    /// Creates or updates a silence (Alertmanager's rules); returns its id.
-    pub async fn set_silence(&self, req: SilenceRequest) -> Result<String, CommandError> {
-        self.call(|tx| Command::SetSilence(req, tx)).await
-    }
-
-    /// Expires a silence now.
-    pub async fn expire_silence(&self, id: String) -> Result<(), CommandError> {
-        self.call(|tx| Command::ExpireSilence(id, tx)).await
-    }
-
-    /// Sends a command and waits for its answer; a task that has stopped (either way) is
-    /// [`CommandError::Stopped`].
-    async fn call<T>(
-        &self,
-        command: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command,
-    ) -> Result<T, CommandError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(command(tx))
-            .await
-            .map_err(|_| CommandError::Stopped)?;
-        rx.await.map_err(|_| CommandError::Stopped)?
     }
 }
 
@@ -886,9 +776,9 @@ impl AlertingView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::evaluator::{Evaluator, Observation};
     use crate::alert::lifecycle::State;
-    use crate::alert::source::SLO_BURN_RATE;
+    use crate::alert::names::SLO_BURN_RATE;
+    use crate::evaluator::{Evaluator, Observation};
     use crate::export::prometheus::PageOptions;
     use crate::exposition::{Format, parse_owned};
     use crate::probe::{Failure, Phases, ProbeOutcome};

@@ -6,20 +6,21 @@
 //! reload stops this generation's collectors and starts the next; shutdown stops them all.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::agent::evaluator::{Observation, ScrapeFailure};
+use crate::evaluator::Observation;
 use crate::exposition::Format;
 use crate::probe::{FetchRequest, Prober};
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::shutdown::Shutdown;
 use crate::slo::checkpoint::fnv1a64;
-use crate::time::{Dur, Timestamp};
+use crate::time::{Dur, Timestamp, wall_ms};
+use crate::view::ScrapeFailure;
 
 /// How long stopping waits for in-flight checks before aborting them.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -85,13 +86,6 @@ impl Collectors {
             while self.tasks.join_next().await.is_some() {}
         }
     }
-}
-
-/// Wall clock in ms since the epoch.
-pub fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The fixed offset of `name` within `interval`: spread by hash, stable across restarts.

@@ -1,7 +1,8 @@
 //! The running agent: loads rules and restores state, runs the collectors, and drives the one
-//! writer ([`evaluator::Evaluator`]) that evaluates, publishes snapshots, checkpoints and
+//! writer ([`Evaluator`]) that evaluates, publishes snapshots, checkpoints and
 //! reloads. Readers (HTTP server, exporters, the demo's table) only see published
-//! [`AgentSnapshot`]s.
+//! [`AgentSnapshot`]s and reach the agent through handles, both from [`crate::view`]; none of
+//! them imports this module.
 //!
 //! Lifecycle:
 //! - start: rules must load (the same errors as `burnwatch check`); the checkpoint in the data
@@ -16,7 +17,6 @@
 
 pub mod alerting;
 pub mod collect;
-pub mod evaluator;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,17 +27,17 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::AgentConfig;
+use crate::evaluator::Evaluator;
 use crate::probe::Prober;
 use crate::rules::{self, model::RuleSet};
 use crate::shutdown::Shutdown;
 use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, wall_ms};
+use crate::view::{AgentSnapshot, AlertingHandle, ReloadOutcome, ReloadRequest, Reloader};
 
-use alerting::{Alerting, AlertingHandle, ProbeResult};
-use collect::{Collectors, Shared, wall_ms};
-pub use evaluator::AgentSnapshot;
-use evaluator::Evaluator;
+use alerting::{Alerting, ProbeResult};
+use collect::{Collectors, Shared};
 
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -71,44 +71,6 @@ pub enum AgentError {
     /// Alerting could not start (unreadable state, a receiver's missing secret).
     #[error("alerting: {0}")]
     Alerting(#[from] alerting::AlertingError),
-}
-
-/// What a reload did: the rule generation in force afterwards and, when the new rules were
-/// rejected (the old ones keep running), every error as `file:line:column: ...`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ReloadOutcome {
-    /// Whether the new rules are in force.
-    pub ok: bool,
-    /// The rule generation in force after the attempt.
-    pub generation: u64,
-    /// Why the new rules were rejected; empty on success.
-    pub errors: Vec<String>,
-}
-
-/// A reload request; the sender, when given, gets the outcome.
-type ReloadRequest = Option<tokio::sync::oneshot::Sender<ReloadOutcome>>;
-
-/// Asks the running agent to reload its rules (SIGHUP, `POST /-/reload`). Cheap to clone.
-#[derive(Clone)]
-pub struct Reloader(mpsc::Sender<ReloadRequest>);
-
-/// The agent has stopped, so it cannot reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the agent is shutting down")]
-pub struct Stopped;
-
-impl Reloader {
-    /// Asks for a reload without waiting for it (SIGHUP).
-    pub async fn request(&self) -> Result<(), Stopped> {
-        self.0.send(None).await.map_err(|_| Stopped)
-    }
-
-    /// Reloads and waits for the outcome.
-    pub async fn reload(&self) -> Result<ReloadOutcome, Stopped> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.0.send(Some(tx)).await.map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
-    }
 }
 
 /// A running agent.
@@ -366,7 +328,7 @@ async fn run_loop(
     tracing::info!("agent stopped; state checkpointed");
 }
 
-use evaluator::Observation;
+use crate::evaluator::Observation;
 
 /// Forwards a current-generation probe result to alerting (probe thresholds count every
 /// result). Never waits: when alerting lags by a whole queue, the result is dropped and logged

@@ -1,7 +1,8 @@
 //! Alerts: what an alert is, how it is identified, and how alerts are selected by matchers.
 //!
-//! This module owns the alert model shared by the alert sources (SLO burn tiers, budget, probes,
-//! scrape targets, no data), the notification pipeline ([`crate::notify`]) and the receivers.
+//! This module owns the alert model shared by the alert sources ([`crate::alerter`]: SLO burn
+//! tiers, budget, probes, scrape targets, no data), the read models ([`crate::view`]), the
+//! notification pipeline ([`crate::notify`]) and the receivers; it imports none of them.
 //! Identity follows Alertmanager exactly so the same alert is the same alert everywhere:
 //! [`Fingerprint`] is FNV-1a 64 over the sorted `name\xffvalue\xff` label pairs, printed as
 //! `%016x`. Annotations carry information only; they never take part in identity, grouping or
@@ -11,7 +12,6 @@
 
 pub mod lifecycle;
 pub mod matcher;
-pub mod source;
 
 use std::fmt;
 
@@ -62,6 +62,17 @@ pub mod names {
     pub const TIME_TO_EXHAUSTION: &str = "time_to_exhaustion";
     /// Annotation: the owner (team or person) of the service.
     pub const OWNER: &str = "owner";
+
+    /// `alertname` of the burn-rate tier alerts.
+    pub const SLO_BURN_RATE: &str = "SloBurnRate";
+    /// `alertname` of the budget-exhausted alert.
+    pub const SLO_ERROR_BUDGET_EXHAUSTED: &str = "SloErrorBudgetExhausted";
+    /// `alertname` of the no-data alert.
+    pub const SLO_NO_DATA: &str = "SloNoData";
+    /// `alertname` of the probe alert.
+    pub const PROBE_DOWN: &str = "ProbeDown";
+    /// `alertname` of the scrape-target alert.
+    pub const SCRAPE_TARGET_DOWN: &str = "ScrapeTargetDown";
 }
 
 /// An alert's identity: FNV-1a 64 over the sorted label pairs, as Alertmanager computes it

@@ -17,8 +17,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::agent::AgentSnapshot;
-use crate::agent::alerting::AlertingView;
 use crate::export::text::{Kind, Value};
 use crate::export::{alert_state_value, percentile_points, rule_labels, window_name};
 use crate::notify::delivery::{BreakerState, DeliveryError};
@@ -28,6 +26,7 @@ use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
+use crate::view::{AgentSnapshot, AlertingView, ProbeStatus, TargetStatus};
 
 /// Whose labels start every sample of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,11 +215,7 @@ fn per_window(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&WindowReport) -> f64) 
     }
 }
 
-fn per_probe(
-    s: &Sources<'_>,
-    out: &mut dyn Sink,
-    f: fn(&crate::agent::evaluator::ProbeStatus) -> Option<Value>,
-) {
+fn per_probe(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&ProbeStatus) -> Option<Value>) {
     for p in &s.snap.probes {
         if let Some(v) = f(p) {
             let labels = [("service", p.service.as_str()), ("probe", p.name.as_str())];
@@ -232,11 +227,7 @@ fn per_probe(
     }
 }
 
-fn per_target(
-    s: &Sources<'_>,
-    out: &mut dyn Sink,
-    f: fn(&crate::agent::evaluator::TargetStatus) -> Value,
-) {
+fn per_target(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&TargetStatus) -> Value) {
     for t in &s.snap.targets {
         let labels = [("service", t.service.as_str()), ("target", t.name.as_str())];
         match f(t) {
@@ -997,7 +988,7 @@ mod tests {
 
     #[test]
     fn every_family_emits_its_kind_and_labels() {
-        use crate::agent::evaluator::{Evaluator, Observation};
+        use crate::evaluator::{Evaluator, Observation};
         use crate::probe::{Phases, ProbeOutcome};
         use crate::time::Timestamp;
         let rules = crate::rules::load_str(

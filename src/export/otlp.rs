@@ -77,12 +77,11 @@ use opentelemetry_sdk::metrics::{
 };
 use tokio::sync::{Notify, watch};
 
-use crate::agent::AgentSnapshot;
-use crate::agent::alerting::AlertingView;
 use crate::export::catalogue::{FAMILIES, Family, Sink, Sources};
 use crate::export::text::{Kind, Value};
 use crate::http_client::{ClientError, HttpClient};
 use crate::time::Dur;
+use crate::view::{AgentSnapshot, AlertingView};
 
 pub use crate::config::otlp::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpConfigError, OtlpProtocol};
 use crate::config::otlp::{endpoint, header_map, read_ca};

@@ -12,11 +12,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::agent::AgentSnapshot;
-use crate::agent::alerting::AlertingView;
 use crate::export::catalogue::{FAMILIES, Sink, Sources};
 use crate::export::text::{PageWriter, Value, render_label};
 use crate::exposition::Format;
+use crate::view::{AgentSnapshot, AlertingView};
 
 /// The content type of an OpenMetrics page.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -170,7 +169,7 @@ const SAMPLE_OVERHEAD: usize = 160;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::evaluator::{Evaluator, Observation};
+    use crate::evaluator::{Evaluator, Observation};
     use crate::exposition::{Format, parse_owned};
     use crate::notify::delivery::BreakerState;
     use crate::notify::dispatch::SuppressionState;
@@ -288,7 +287,7 @@ slos:
                 .all(|s| s.name != "burnwatch_slo_alert_state")
         );
         let snap = snapshot();
-        let mut alerter = crate::alert::source::Alerter::new(&snap.rules, "http://bw");
+        let mut alerter = crate::alerter::Alerter::new(&snap.rules, "http://bw");
         alerter.evaluate(&snap, snap.at);
         let view = AlertingView {
             tiers: Arc::new(alerter.tier_phases()),

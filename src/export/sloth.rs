@@ -20,12 +20,12 @@
 
 use std::fmt::Write as _;
 
-use crate::agent::AgentSnapshot;
 use crate::export::merged_labels;
 use crate::export::text::{Kind, PageWriter, Value, render_label};
 use crate::rules::model::{Service, Slo, Window};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
+use crate::view::AgentSnapshot;
 
 /// The multiwindow multi-burn-rate windows Sloth records for a 30d or 28d period (its default
 /// alert windows: page 5m/1h and 30m/6h, ticket 2h/1d and 6h/3d).
@@ -269,7 +269,7 @@ pub fn write(enc: &mut PageWriter<'_>, snap: &AgentSnapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::evaluator::{Evaluator, Observation};
+    use crate::evaluator::{Evaluator, Observation};
     use std::sync::Arc;
 
     use crate::export::prometheus::{PageOptions, encode, encode_with};

@@ -26,7 +26,7 @@ use crate::time::Timestamp;
 
 /// The alert names the default rules match: probe failures are the sources of dependency
 /// inhibition, burn-rate pages inhibit burn-rate tickets. Defined where the alerts are made.
-pub use crate::alert::source::{PROBE_DOWN, SLO_BURN_RATE};
+pub use crate::alert::names::{PROBE_DOWN, SLO_BURN_RATE};
 
 /// One inhibition rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -15,13 +15,13 @@ use serde_json::{Value, json};
 
 use crate::alert::{labels_string, names, rfc3339};
 use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, classify, wall_now};
-use crate::notify::receiver::decode_secret;
 use crate::notify::render::{self, RenderContext, is_http_url};
 use crate::notify::slack::truncate_chars;
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::{Kind, Node};
 use crate::secret::Secret;
+use crate::secret::decode_secret;
 use crate::time::Dur;
 
 /// PagerDuty's Events API v2 endpoint.

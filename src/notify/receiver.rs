@@ -22,7 +22,6 @@ use crate::notify::slack::{self, Slack, SlackConfig};
 use crate::notify::webhook::{self, Webhook, WebhookConfig};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::Node;
-use crate::secret;
 /// Receiver configs hold [`Secret`]s; re-exported so building one needs a single import.
 pub use crate::secret::{Secret, SecretError};
 
@@ -160,21 +159,6 @@ pub(crate) fn decode_receiver(d: &mut Decoder<'_>, node: &Node) -> Option<Receiv
         pagerduty,
         email,
     })
-}
-
-/// Decodes a URL that may be a secret: a literal must be an http(s) URL; `{env}`/`{file}` values
-/// are checked when building.
-pub(crate) fn decode_url_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
-    if n.as_str().is_some() {
-        return d.url(n, key).map(Secret::Literal);
-    }
-    decode_secret(d, n, key)
-}
-
-/// [`secret::decode`] with paths relative to the file being decoded.
-pub(crate) fn decode_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
-    let base = secret::config_dir(d);
-    secret::decode(d, base, n, key)
 }
 
 /// Builds one receiver's integrations in index order (webhooks, then Slack, then PagerDuty).

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, body_excerpt, classify, wall_now};
-use crate::notify::receiver::decode_url_secret;
 use crate::notify::render::{self, RenderContext};
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::node::Node;
 use crate::secret::Secret;
+use crate::secret::decode_url_secret;
 use crate::time::Dur;
 
 /// Alerts shown as their own section; the rest are counted (Slack allows 50 blocks).

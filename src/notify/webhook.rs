@@ -12,13 +12,13 @@ use hyper::header;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
 use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, classify, secret_header, wall_now};
-use crate::notify::receiver::{decode_secret, decode_url_secret};
 use crate::notify::render::RenderContext;
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
 use crate::secret::Secret;
+use crate::secret::{decode_secret, decode_url_secret};
 use crate::time::{Dur, Timestamp};
 
 /// Alertmanager's zero time, which it writes as `endsAt` of firing alerts.

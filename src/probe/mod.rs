@@ -36,7 +36,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::rules::model::{Probe, ProbeKind};
-use crate::time::Dur;
+use crate::time::{Dur, wall_ms};
 
 pub use cert::not_after_ms as cert_not_after_ms;
 pub use http::{FetchError, FetchRequest, FetchResponse};
@@ -293,7 +293,7 @@ impl Prober {
     /// Runs one check. Never panics, and returns within `probe.timeout` (plus a few
     /// milliseconds); a check cut short reports `timeout` with the phase it was in.
     pub async fn run(&self, probe: &Probe) -> ProbeOutcome {
-        let started_ms = wall_clock_ms();
+        let started_ms = wall_ms();
         let mut clock = Clock::new(probe.timeout);
         let mut seen = Seen::default();
         let hard_deadline = clock.deadline + SAFETY_SLACK;
@@ -457,12 +457,6 @@ fn split_host_port(address: &str) -> Result<(&str, u16), Failure> {
         return Err(bad());
     }
     Ok((host, port))
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -307,9 +307,11 @@ mod tests {
     fn reads_a_version_1_checkpoint() {
         assert_eq!(V1_DEMO[8..12], 1u32.to_le_bytes());
         let cp: EngineCheckpoint = storage::decode(V1_DEMO).expect("version 1 is read");
-        let rules =
-            crate::rules::load_str("demo.yaml", &crate::demo::rules_yaml("http://127.0.0.1:1"))
-                .expect("demo rules");
+        let rules = crate::rules::load_str(
+            "demo.yaml",
+            &crate::synthetic::rules_yaml("http://127.0.0.1:1"),
+        )
+        .expect("demo rules");
         let mut e = Engine::from_rules(&rules);
         let report = e.restore(cp);
         assert_eq!(report.kept.len(), 3, "{report:?}");
@@ -351,9 +353,11 @@ mod tests {
 
     #[test]
     fn version_2_keeps_the_first_collection() {
-        let rules =
-            crate::rules::load_str("demo.yaml", &crate::demo::rules_yaml("http://127.0.0.1:1"))
-                .expect("demo rules");
+        let rules = crate::rules::load_str(
+            "demo.yaml",
+            &crate::synthetic::rules_yaml("http://127.0.0.1:1"),
+        )
+        .expect("demo rules");
         let mut e = Engine::from_rules(&rules);
         let t0 = Timestamp(1_700_000_012_345);
         e.record(crate::slo::SloIdx(2), t0, false).expect("ok");

@@ -10,12 +10,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burnwatch::agent::{Agent, AgentSnapshot};
+use burnwatch::agent::Agent;
 use burnwatch::config::AgentConfig;
 use burnwatch::probe::{FetchRequest, Prober};
 use burnwatch::slo::engine::SloReport;
 use burnwatch::synthetic::{Behaviour, Service, Stats};
 use burnwatch::time::Dur;
+use burnwatch::view::AgentSnapshot;
 use common::{Proc, drive, shop_rules, start_service};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

@@ -420,7 +420,7 @@ async fn without_alerting_the_alerting_routes_answer_503() {
     )
     .expect("rules");
     let t = burnwatch::time::Timestamp(1_780_000_000_000);
-    let mut ev = burnwatch::agent::evaluator::Evaluator::new(rules, t);
+    let mut ev = burnwatch::evaluator::Evaluator::new(rules, t);
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(ev.evaluate(t)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -739,7 +739,7 @@ async fn the_api_wants_the_token_a_known_host_json_and_no_cross_site_changes() {
 async fn protect_reads_closes_everything_but_health() {
     let rules = burnwatch::rules::load_str("r.yaml", &shop_rules("")).expect("rules");
     let t = burnwatch::time::Timestamp(1_780_000_000_000);
-    let mut ev = burnwatch::agent::evaluator::Evaluator::new(rules, t);
+    let mut ev = burnwatch::evaluator::Evaluator::new(rules, t);
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(ev.evaluate(t)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

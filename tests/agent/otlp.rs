@@ -27,9 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burnwatch::agent::AgentSnapshot;
-use burnwatch::agent::alerting::AlertingView;
-use burnwatch::agent::evaluator::{Evaluator, Observation};
+use burnwatch::evaluator::{Evaluator, Observation};
 use burnwatch::export::catalogue::{FAMILIES, Subject};
 use burnwatch::export::otlp::{
     OtlpConfig, OtlpExporter, OtlpProtocol, SDK_DEFAULT_CARDINALITY_LIMIT,
@@ -41,6 +39,7 @@ use burnwatch::probe::{FetchRequest, Phases, ProbeOutcome, Prober};
 use burnwatch::rules::load_str;
 use burnwatch::synthetic::Behaviour;
 use burnwatch::time::{Dur, Timestamp};
+use burnwatch::view::{AgentSnapshot, AlertingView};
 use common::{Proc, drive, free_addr, start_service};
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -346,9 +345,9 @@ async fn round_trip(protocol: OtlpProtocol) {
     let snap = snapshot();
     let (tx, snaps) = watch::channel(snap.clone());
     // Tier alert states come from the alerting view (the lifecycles' decisions), as on /metrics.
-    let mut alerter = burnwatch::alert::source::Alerter::new(&snap.rules, "http://bw");
+    let mut alerter = burnwatch::alerter::Alerter::new(&snap.rules, "http://bw");
     alerter.evaluate(&snap, snap.at);
-    let view = burnwatch::agent::alerting::AlertingView {
+    let view = burnwatch::view::AlertingView {
         tiers: Arc::new(alerter.tier_phases()),
         ..Default::default()
     };
@@ -431,7 +430,7 @@ async fn round_trip(protocol: OtlpProtocol) {
     assert_eq!(get(&r, "burnwatch_slo_alert_state", &page_fast), 0.0);
     let page = burnwatch::export::prometheus::encode_page(
         &snap,
-        Some(&Arc::new(burnwatch::agent::alerting::AlertingView {
+        Some(&Arc::new(burnwatch::view::AlertingView {
             tiers: Arc::new(alerter.tier_phases()),
             ..Default::default()
         })),
@@ -898,7 +897,7 @@ fn large_config(endpoint: String) -> OtlpConfig {
 
 /// The alerting view of `snap` with its tier alert states, as the alerting task publishes it.
 fn tiers_view(snap: &AgentSnapshot) -> Arc<AlertingView> {
-    let mut alerter = burnwatch::alert::source::Alerter::new(&snap.rules, "http://bw");
+    let mut alerter = burnwatch::alerter::Alerter::new(&snap.rules, "http://bw");
     alerter.evaluate(snap, snap.at);
     Arc::new(AlertingView {
         tiers: Arc::new(alerter.tier_phases()),

@@ -716,9 +716,11 @@ fn fresh_start_one_failed_check_does_not_page() {
 /// +165 s; latency (99 %, 25920 slow requests) not in the outage.
 #[test]
 fn demo_outage_pages_but_does_not_ticket_at_once() {
-    let rules =
-        burnwatch::rules::load_str("demo.yaml", &burnwatch::demo::rules_yaml("http://demo"))
-            .expect("demo rules");
+    let rules = burnwatch::rules::load_str(
+        "demo.yaml",
+        &burnwatch::synthetic::rules_yaml("http://demo"),
+    )
+    .expect("demo rules");
     let mut e = Engine::from_rules(&rules);
     let id = |slo: &str| {
         e.index_of(&SloId {

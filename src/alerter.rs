@@ -18,23 +18,15 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::agent::evaluator::{AgentSnapshot, ProbeStatus, TargetStatus};
 use crate::alert::lifecycle::{Lifecycle, Params, Phase, State};
+use crate::alert::names::{
+    PROBE_DOWN, SCRAPE_TARGET_DOWN, SLO_BURN_RATE, SLO_ERROR_BUDGET_EXHAUSTED, SLO_NO_DATA,
+};
 use crate::alert::{Alert, Fingerprint, names, rfc3339};
 use crate::rules::model::{Labels, ProbeAlert, ProbeTrigger, RuleSet, Service, Slo, SloId, Window};
 use crate::slo::engine::{SloReport, TierReport, WindowReport};
 use crate::time::{Dur, Timestamp};
-
-/// `alertname` of the burn-rate tier alerts.
-pub const SLO_BURN_RATE: &str = "SloBurnRate";
-/// `alertname` of the budget-exhausted alert.
-pub const SLO_ERROR_BUDGET_EXHAUSTED: &str = "SloErrorBudgetExhausted";
-/// `alertname` of the no-data alert.
-pub const SLO_NO_DATA: &str = "SloNoData";
-/// `alertname` of the probe alert.
-pub const PROBE_DOWN: &str = "ProbeDown";
-/// `alertname` of the scrape-target alert.
-pub const SCRAPE_TARGET_DOWN: &str = "ScrapeTargetDown";
+use crate::view::{AgentSnapshot, ProbeStatus, TargetStatus, TierPhases};
 
 /// What one evaluation (or reload) decided.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -61,33 +53,6 @@ pub struct Transition {
     pub to: State,
     /// The evaluation instant.
     pub at: Timestamp,
-}
-
-/// Every burn-rate tier alert's phase, by SLO and tier name, as the lifecycles decided it at
-/// the newest evaluation: the one alert state that `/metrics`, OTLP, `/api/v1/slos`,
-/// `burnwatch status` and the demo show (the engine only reports each tier's raw condition).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TierPhases(BTreeMap<SloId, BTreeMap<String, Phase>>);
-
-impl TierPhases {
-    /// The phase of `slo`'s tier `tier` (inactive when unknown: never stepped yet).
-    pub fn get(&self, slo: &SloId, tier: &str) -> Phase {
-        self.0
-            .get(slo)
-            .and_then(|t| t.get(tier))
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Number of SLOs with tier alerts.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True without tier alerts.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Where an alert's condition comes from.
@@ -262,7 +227,7 @@ impl Alerter {
                     .insert(tier.clone(), phase);
             }
         }
-        TierPhases(out)
+        TierPhases::from(out)
     }
 
     /// Restores persisted state: lifecycles of alerts the rules still define are kept; firing

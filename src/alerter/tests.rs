@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::agent::evaluator::{Evaluator, Observation, ScrapeFailure};
+use crate::evaluator::{Evaluator, Observation};
+use crate::view::ScrapeFailure;
 
 use crate::probe::{Failure, Phases, ProbeOutcome};
 use crate::rules::load_str;

@@ -1,0 +1,71 @@
+//! Tests of the `alerting:` section (decoded by [`crate::notify::config`]) through the whole
+//! agent config file, as `run` and `check --config` read it. They live with the config, which
+//! embeds the section, so `notify` never imports `config`.
+
+use std::path::Path;
+
+use super::parse;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(Path::new("burnwatch.yaml"), text.as_bytes()) {
+        Ok(_) => Vec::new(),
+        Err(d) => d.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let doc = include_str!("../../docs/alerting.md");
+    let start = doc
+        .find("```yaml\nalerting:")
+        .expect("example in docs/alerting.md")
+        + 8;
+    let len = doc[start..].find("```").expect("closing fence");
+    let text = format!("rules: [r]\n{}", &doc[start..start + len]);
+    let cfg = parse(Path::new("burnwatch.yaml"), text.as_bytes()).expect("valid example");
+    let a = &cfg.alerting;
+    assert_eq!(a.receivers.len(), 3);
+    assert_eq!(a.receivers[0].email.len(), 1);
+    assert_eq!(a.receivers[0].pagerduty.len(), 1);
+    assert_eq!(a.route.routes.len(), 2);
+    assert_eq!(a.inhibit_rules.len(), 1);
+    assert!(a.alertmanager.is_some());
+    assert_eq!(
+        a.external_url.as_deref(),
+        Some("https://burnwatch.example.com")
+    );
+}
+
+#[test]
+fn absent_section_sends_nowhere() {
+    let cfg = parse(Path::new("b.yaml"), b"rules: [r]\n").expect("valid");
+    assert_eq!(cfg.alerting.route.receiver, crate::notify::config::NOWHERE);
+    assert_eq!(cfg.alerting.receivers.len(), 1);
+    assert_eq!(cfg.external_url(), "http://127.0.0.1:9464");
+}
+
+#[test]
+fn unknown_receivers_and_missing_parts_are_errors_with_positions() {
+    let e = errors(
+        "rules: [r]\nalerting:\n  route:\n    receiver: oncall\n    routes:\n      - receiver: pager\n  receivers:\n    - name: oncall\n      webhook: [{url: 'http://127.0.0.1:9/h'}]\n",
+    );
+    assert_eq!(
+        e,
+        vec![
+            "burnwatch.yaml:4:5: error: the route sends to receiver `pager`, which is not defined; add it under `alerting.receivers` or fix the name"
+        ],
+        "{e:#?}"
+    );
+    let e = errors("rules: [r]\nalerting:\n  receivers: []\n  colour: red\n");
+    assert!(
+        e.iter().any(
+            |l| l.contains("burnwatch.yaml:3:3:") && l.contains("missing required key `route`")
+        ),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("burnwatch.yaml:4:3: error: unknown key `colour`")),
+        "{e:#?}"
+    );
+}

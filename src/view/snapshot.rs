@@ -1,0 +1,195 @@
+//! What the agent's evaluator publishes after each evaluation: the [`AgentSnapshot`] (SLO
+//! reports, probe and scrape-target statuses, rules and checkpoint bookkeeping), immutable and
+//! shared whole by every reader.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::probe::ProbeOutcome;
+use crate::rules::model::{RuleSet, Service, Slo, SloId};
+use crate::slo::engine::SloReport;
+use crate::time::Timestamp;
+
+/// Why a scrape failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScrapeFailure {
+    /// Stable machine name (`timeout`, `refused`, `status`, `parse`, `sample_limit`, ...).
+    pub reason: &'static str,
+    /// The sentence for people.
+    pub message: String,
+}
+
+/// The last result of a probe, for exports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeResultView {
+    /// Start of the check, ms since the epoch.
+    pub at_ms: i64,
+    /// Whether it passed.
+    pub success: bool,
+    /// Total seconds.
+    pub duration_secs: f64,
+    /// Seconds in DNS, connect, TLS, first byte and transfer.
+    pub phases: [f64; 5],
+    /// HTTP status, if any.
+    pub status: Option<u16>,
+    /// TLS leaf certificate expiry, ms since the epoch.
+    pub cert_not_after_ms: Option<i64>,
+    /// Machine name of the failure.
+    pub failure_reason: Option<&'static str>,
+    /// The failure for people.
+    pub failure: Option<String>,
+}
+
+impl From<&ProbeOutcome> for ProbeResultView {
+    fn from(o: &ProbeOutcome) -> ProbeResultView {
+        let p = &o.phases;
+        ProbeResultView {
+            at_ms: o.started_ms,
+            success: o.success,
+            duration_secs: o.duration_secs,
+            phases: [p.dns, p.connect, p.tls, p.first_byte, p.transfer],
+            status: o.status,
+            cert_not_after_ms: o.cert_not_after_ms,
+            failure_reason: o.failure.as_ref().map(|f| f.reason()),
+            failure: o.failure.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// One probe's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeStatus {
+    /// Probe name.
+    pub name: String,
+    /// The service of the rules document that declares it.
+    pub service: String,
+    /// `http`, `tcp` or `dns`.
+    pub kind: &'static str,
+    /// URL, address or name checked.
+    pub target: String,
+    /// The probe's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The newest result.
+    pub last: Option<ProbeResultView>,
+    /// Failures in a row up to the newest result.
+    pub consecutive_failures: u64,
+    /// Checks since the agent started.
+    pub checks_total: u64,
+    /// Failed checks since the agent started.
+    pub failures_total: u64,
+    /// The newest successful check, ms since the epoch.
+    pub last_success_ms: Option<i64>,
+}
+
+/// One scrape target's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetStatus {
+    /// Target name (its `job` label).
+    pub name: String,
+    /// The service of the rules document that declares it.
+    pub service: String,
+    /// Metrics URL.
+    pub url: String,
+    /// Whether the newest scrape succeeded.
+    pub up: bool,
+    /// Start of the newest scrape, ms since the epoch.
+    pub last_scrape_ms: Option<i64>,
+    /// Start of the newest successful scrape.
+    pub last_success_ms: Option<i64>,
+    /// Duration of the newest scrape, seconds.
+    pub duration_secs: f64,
+    /// Samples on the newest successful page.
+    pub samples: u64,
+    /// Bytes of the newest page.
+    pub bytes: u64,
+    /// Why the newest scrape failed.
+    pub failure: Option<ScrapeFailure>,
+    /// What was wrong with the newest successful page although it was used (reason
+    /// `duplicate_series`: see [`crate::scrape`]).
+    pub problem: Option<ScrapeFailure>,
+    /// Samples of the newest successful page dropped as repeats of a series already on it.
+    pub duplicate_samples: u64,
+    /// Failures in a row.
+    pub consecutive_failures: u64,
+    /// Scrapes since the agent started.
+    pub scrapes_total: u64,
+    /// Failed scrapes since the agent started.
+    pub failures_total: u64,
+}
+
+/// The rules as loaded, and the outcome of the newest reload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RulesStatus {
+    /// Generation of the rule set in force (1 at start, +1 per successful reload).
+    pub generation: u64,
+    /// When the rule set in force was loaded, ms since the epoch.
+    pub loaded_at_ms: i64,
+    /// Number of SLOs, probes and scrape targets in force.
+    pub slos: usize,
+    /// Probes in force.
+    pub probes: usize,
+    /// Scrape targets in force.
+    pub targets: usize,
+    /// Whether the newest reload attempt succeeded.
+    pub last_reload_ok: bool,
+    /// Errors of the newest failed reload (`file:line:column: ...`), empty after a success.
+    pub last_reload_errors: Vec<String>,
+    /// Failed reloads since the agent started.
+    pub reload_failures_total: u64,
+}
+
+/// Checkpoint bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CheckpointStatus {
+    /// The newest successful write, ms since the epoch.
+    pub last_ok_ms: Option<i64>,
+    /// The newest write error, if the newest write failed.
+    pub last_error: Option<String>,
+    /// What the start-up restore did: SLOs kept, reset, added, dropped.
+    pub restored: Option<[usize; 4]>,
+}
+
+/// Everything readers (exporters, API, CLI) see, published whole after each evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSnapshot {
+    /// Evaluation instant.
+    pub at: Timestamp,
+    /// The rule set in force (definitions: objectives, labels, links).
+    #[serde(skip)]
+    pub rules: Arc<RuleSet>,
+    /// One report per SLO, in engine order.
+    pub slos: Vec<SloReport>,
+    /// Probes by name.
+    pub probes: Vec<ProbeStatus>,
+    /// Scrape targets by name.
+    pub targets: Vec<TargetStatus>,
+    /// Rules loading.
+    pub rules_status: RulesStatus,
+    /// Checkpoints.
+    pub checkpoint: CheckpointStatus,
+    /// Observations dropped because their rule set was replaced while they were in flight.
+    pub stale_observations: u64,
+    /// Events counted per SLO since the agent started (good, bad): monotonic, for counters.
+    pub events_total: BTreeMap<SloId, (u64, u64)>,
+    /// Seconds the evaluation that produced this snapshot took (set by the agent loop).
+    pub evaluation_seconds: f64,
+}
+
+impl AgentSnapshot {
+    /// Each SLO report with its service and rule, in report order; one map build, so readers
+    /// (exporters, the API) never search the rules per report.
+    pub fn slo_rows(&self) -> Vec<(&SloReport, &Service, &Slo)> {
+        let defs: HashMap<&SloId, (&Service, &Slo)> = self
+            .rules
+            .services
+            .iter()
+            .flat_map(|svc| svc.slos.iter().map(move |s| (&s.id, (svc, s))))
+            .collect();
+        self.slos
+            .iter()
+            .filter_map(|r| defs.get(&r.id).map(|&(svc, s)| (r, svc, s)))
+            .collect()
+    }
+}
