@@ -15,7 +15,7 @@
 //! A series that appears twice on one page (same name and labels, after the target's labels
 //! are attached; an empty label value counts as no label) is taken as Prometheus 2.42 takes it:
 //! the first sample counts and the later ones are dropped, the scrape still succeeds (checked
-//! against the real Prometheus in `tests/prometheus_parity.rs`). Summing them instead once
+//! against the real Prometheus in `tests/peers/prometheus_parity.rs`). Summing them instead once
 //! counted 1,274,998,674 events on a page where Prometheus counted 4,949. The page is reported
 //! as a scrape problem ([`Matched::problem`], reason `duplicate_series`) on the target's status.
 //! Only series of the names the SLOs read are checked (the rest are never looked at).

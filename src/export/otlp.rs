@@ -12,7 +12,7 @@
 //! **One snapshot per export.** The SDK observes instruments one after another while the
 //! evaluator may publish in between; the first callback of a collection pins the newest
 //! snapshot and alerting view ([`Pin`]) and the others read the pin, so every value of one
-//! push comes from the same evaluation (`tests/otlp.rs` publishes continuously and checks).
+//! push comes from the same evaluation (`tests/agent/otlp.rs` publishes continuously and checks).
 //!
 //! **Cardinality.** The SDK keeps at most a *cardinality limit* of attribute sets per
 //! instrument (2,000 unless a view says otherwise) and folds any beyond into one

@@ -12,7 +12,7 @@
 //! [`histogram_quantile`] is Prometheus 2.42's (`promql/quantile.go`): the buckets' counts are
 //! made monotonic, the rank `q * count(+Inf)` is located, and the value is interpolated
 //! linearly within its bucket (from 0 for the first bucket when its edge is positive); a rank
-//! in the `+Inf` bucket gives the largest finite edge. `tests/prometheus_parity.rs` compares it
+//! in the `+Inf` bucket gives the largest finite edge. `tests/peers/prometheus_parity.rs` compares it
 //! with the real Prometheus. The state is not checkpointed: after a restart the percentiles
 //! start again from the first two scrapes (the SLO's counts are restored by the engine).
 //!

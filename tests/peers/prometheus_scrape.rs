@@ -442,7 +442,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     );
     // The histogram-fed latency SLO's percentiles are histogram_quantile over the exact bucket
     // increases of the driven traffic (histogram_quantile itself is checked against
-    // Prometheus's in tests/prometheus_parity.rs).
+    // Prometheus's in tests/peers/prometheus_parity.rs).
     let mut buckets: Vec<(f64, f64)> = truth
         .buckets
         .iter()
