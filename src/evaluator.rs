@@ -362,7 +362,7 @@ impl Evaluator {
         result: Result<Matched, ScrapeFailure>,
     ) {
         // The source of a target's series: its name's hash, so a renamed target starts over.
-        let source = crate::slo::checkpoint::fnv1a64(target.as_bytes());
+        let source = crate::slo::fingerprint::fnv1a64(target.as_bytes());
         let Some(st) = self.targets.get_mut(target) else {
             return;
         };

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use crate::exposition::{self, Format, ParseError, Sample};
 use crate::rules::model::{Indicator, LatencySource, RuleSet, ScrapeTarget};
 use crate::rules::selector::Selector;
-use crate::slo::checkpoint::fnv1a64;
 use crate::slo::engine::SloIdx;
+use crate::slo::fingerprint::fnv1a64;
 
 /// What a scrape failed on (the scrape is discarded whole).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -18,7 +18,7 @@ use crate::probe::{FetchRequest, Prober};
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::shutdown::Shutdown;
-use crate::slo::checkpoint::fnv1a64;
+use crate::slo::fingerprint::fnv1a64;
 use crate::time::{Dur, Timestamp, wall_ms};
 use crate::view::ScrapeFailure;
 

@@ -8,11 +8,9 @@
 //! payloads of older format versions ([`storage::Payload`]): version 1 had no first-collection
 //! instant, which is then taken as the start of the oldest bucket holding events.
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 
-use crate::rules::model::{BudgetingMethod, Indicator, LatencySource, Slo, SloId};
+use crate::rules::model::{Slo, SloId};
 use crate::slo::counter::CounterSet;
 use crate::slo::engine::{Engine, Entry, SloState, apply_head};
 use crate::slo::sketch::LatencyTiers;
@@ -26,7 +24,7 @@ use crate::time::Timestamp;
 pub struct SloCheckpoint {
     /// Which SLO.
     pub id: SloId,
-    /// [`fingerprint`] of the SLO the state was built for.
+    /// [`fingerprint`](crate::slo::fingerprint::fingerprint) of the SLO the state was built for.
     pub fingerprint: u64,
     /// Rings, sketches, counter trackers, the open slice and alert states.
     pub state: SloState,
@@ -142,74 +140,17 @@ pub struct RestoreReport {
     pub dropped: Vec<SloId>,
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a 64 of bytes.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-    })
-}
-
-/// The canonical text the fingerprint hashes (stable across releases: change it only with a
-/// checkpoint version bump). Selectors are written in their canonical `Display` form, so
-/// reformatting a selector in YAML (spacing, quote style, matcher order kept) keeps the state.
-pub fn canonical_text(slo: &Slo) -> String {
-    let mut s = String::new();
-    let source = |src: &LatencySource| match src {
-        LatencySource::Probe { probe } => format!("probe={probe}"),
-        LatencySource::Histogram { selector, .. } => format!("histogram={selector}"),
-    };
-    // Writing into a String cannot fail.
-    let _ = match &slo.indicator {
-        Indicator::Ratio {
-            numerator,
-            numerator_selector,
-            total,
-        } => {
-            write!(s, "ratio;{numerator:?}={numerator_selector};total={total}")
-        }
-        Indicator::ProbeAvailability { probe } => write!(s, "probe;{probe}"),
-        Indicator::LatencyThreshold {
-            threshold,
-            source: src,
-        } => {
-            write!(
-                s,
-                "latency_threshold;{}ms;{}",
-                threshold.millis(),
-                source(src)
-            )
-        }
-        Indicator::LatencyPercentile {
-            percentile,
-            threshold,
-            source: src,
-        } => write!(
-            s,
-            "latency_percentile;{}ppm;{}ms;{}",
-            percentile.ppm(),
-            threshold.millis(),
-            source(src)
-        ),
-    };
-    let _ = match &slo.method {
-        BudgetingMethod::Occurrences => write!(s, "|occurrences"),
-        BudgetingMethod::Timeslices { slice, target } => {
-            write!(s, "|timeslices;{}ms;{}", slice.millis(), target.to_bits())
-        }
-    };
-    let _ = write!(s, "|no_data={:?}", slo.no_data);
-    s
-}
-
-/// FNV-1a 64 of [`canonical_text`].
-pub fn fingerprint(slo: &Slo) -> u64 {
-    fnv1a64(canonical_text(slo).as_bytes())
-}
-
 impl Engine {
+    /// Rebuilds the engine for a new set of SLOs, keeping the state of those whose fingerprint is
+    /// unchanged (see [`Engine::restore`]).
+    pub fn reload<'a>(&mut self, slos: impl IntoIterator<Item = &'a Slo>) -> RestoreReport {
+        let cp = std::mem::take(self).into_checkpoint();
+        for slo in slos {
+            self.add_slo(slo);
+        }
+        self.restore(cp)
+    }
+
     /// A copy of all state, including the events still pending in write-combining heads.
     pub fn checkpoint(&self) -> EngineCheckpoint {
         EngineCheckpoint {

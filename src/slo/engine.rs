@@ -351,7 +351,7 @@ impl Entry {
         let state = SloState::fresh(slo, &plan);
         Entry {
             slo: slo.clone(),
-            fingerprint: crate::slo::checkpoint::fingerprint(slo),
+            fingerprint: crate::slo::fingerprint::fingerprint(slo),
             plan,
             state,
         }
@@ -905,19 +905,6 @@ impl Engine {
             })
             .collect();
         Snapshot { at: now, slos }
-    }
-
-    /// Rebuilds the engine for a new set of SLOs, keeping the state of those whose fingerprint is
-    /// unchanged (see [`Engine::restore`]).
-    pub fn reload<'a>(
-        &mut self,
-        slos: impl IntoIterator<Item = &'a Slo>,
-    ) -> crate::slo::checkpoint::RestoreReport {
-        let cp = std::mem::take(self).into_checkpoint();
-        for slo in slos {
-            self.add_slo(slo);
-        }
-        self.restore(cp)
     }
 }
 

@@ -36,11 +36,13 @@
 //! - [`slice`]: timeslice accumulation and judgement;
 //! - [`window_sums`]: the count tiers of one SLO with running sums of its rolling windows;
 //! - [`engine`]: the engine, ingest, evaluation and alert tiers;
-//! - [`checkpoint`]: serializable state and restore across restarts and reloads.
+//! - [`checkpoint`]: serializable state and restore across restarts and reloads;
+//! - [`fingerprint`]: what an SLO's counts mean, hashed (a changed meaning starts fresh).
 
 pub mod checkpoint;
 pub mod counter;
 pub mod engine;
+pub mod fingerprint;
 pub mod histogram;
 pub mod ring;
 pub mod sketch;
@@ -48,12 +50,13 @@ pub mod slice;
 pub mod tiers;
 pub mod window_sums;
 
-pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint, fingerprint};
+pub use checkpoint::{EngineCheckpoint, RestoreReport, SloCheckpoint};
 pub use counter::{CounterSet, ScrapeDelta};
 pub use engine::{
     BURN_TIE_EPSILON, BudgetReport, Engine, IngestError, ScrapeOutcome, SloIdx, SloReport,
     SloState, Snapshot, TierReport, WindowReport, exceeds,
 };
+pub use fingerprint::fingerprint;
 pub use ring::{Counts, Ring};
 pub use sketch::LatencyQuantiles;
 pub use tiers::{TierLayout, calendar_period};
