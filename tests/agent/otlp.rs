@@ -1171,15 +1171,12 @@ async fn agent_pushes_what_its_metrics_page_shows() {
         ("burnwatch_slo_sli_ratio", "burnwatch_slo_sli_ratio"),
         ("burnwatch_slo_window_events", "burnwatch_slo_window_events"),
         ("burnwatch_slo_burn_rate", "burnwatch_slo_burn_rate"),
-        (
-            "burnwatch_slo_error_budget_remaining_ratio",
-            "burnwatch_slo_error_budget_remaining_ratio",
-        ),
         ("burnwatch_slo_events_total", "burnwatch_slo_events"),
     ];
-    // Instruments are observed one after another, so one export can straddle two snapshots
-    // while the agent is still taking in the last scrape; once it has settled, a push equals
-    // the page sample for sample.
+    // Once the agent has taken in the last scrape these stay put, so a push equals the page
+    // sample for sample. The budget left does not: it counts the errors against the whole
+    // window, scaled by the window's coverage, which grows at every evaluation; it is checked
+    // below against the push's own coverage and burn rate.
     let expected: Vec<_> = families
         .iter()
         .flat_map(|(prom, otlp)| {
@@ -1221,9 +1218,32 @@ async fn agent_pushes_what_its_metrics_page_shows() {
             compared += 1;
         }
     }
-    // objective 1, SLI/events/burn per window (30d + 4 alert windows), budget 1, events 2.
-    assert!(compared >= 1 + 3 * 5 + 1 + 2, "{compared}");
+    // objective 1, SLI/events/burn per window (30d + 4 alert windows), events 2.
+    assert!(compared >= 1 + 3 * 5 + 2, "{compared}");
     let slo = [("slo", "availability"), ("team", "payments")];
+    // The budget left in the same push: 1 - coverage x burn over the SLO window, and close to
+    // the page's (the coverage of 30 days moves by a few millionths in the seconds between).
+    let mut month = slo.to_vec();
+    month.push(("window", "30d"));
+    let coverage = get(&r, "burnwatch_slo_window_coverage_ratio", &month);
+    let burn = get(&r, "burnwatch_slo_burn_rate", &month);
+    let left = get(&r, "burnwatch_slo_error_budget_remaining_ratio", &slo);
+    assert!(coverage > 0.0 && coverage < 1e-3, "{coverage}");
+    assert!(
+        (left - (1.0 - coverage * burn)).abs() < 1e-9,
+        "{left} vs {coverage} x {burn}"
+    );
+    let on_page = page
+        .iter()
+        .find(|s| {
+            s.name == "burnwatch_slo_error_budget_remaining_ratio"
+                && s.labels
+                    .iter()
+                    .any(|(k, v)| k == "slo" && v == "availability")
+        })
+        .expect("budget left on the page")
+        .value;
+    assert!((on_page - left).abs() < 1e-3, "{left} vs {on_page}");
     assert_eq!(get(&r, "burnwatch_slo_objective_ratio", &slo), 0.99);
     let mut w = slo.to_vec();
     w.push(("window", "30d"));
