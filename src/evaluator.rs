@@ -456,6 +456,37 @@ fn histogram_window(slo: &Slo) -> Option<Dur> {
     }
 }
 
+/// A fixture shared by the exporter tests (unit and integration): the snapshot of `rules` after
+/// ten checks of probe `home`, 10 s apart from `t0` (ms), the fourth failing with a 503,
+/// evaluated two minutes after `t0`. Not part of the agent; kept here so that one copy feeds
+/// every test that compares exporters on the same numbers.
+#[doc(hidden)]
+pub fn probe_fixture(rules: RuleSet, t0: i64) -> AgentSnapshot {
+    let mut ev = Evaluator::new(rules, Timestamp(t0));
+    for i in 0..10i64 {
+        ev.apply(Observation::Probe {
+            generation: ev.generation(),
+            name: "home".into(),
+            outcome: ProbeOutcome {
+                started_ms: t0 + i * 10_000,
+                success: i != 3,
+                duration_secs: 0.25,
+                phases: crate::probe::Phases {
+                    dns: 0.01,
+                    connect: 0.02,
+                    tls: 0.0,
+                    first_byte: 0.2,
+                    transfer: 0.02,
+                },
+                status: Some(if i == 3 { 503 } else { 200 }),
+                cert_not_after_ms: Some(1_900_000_000_000),
+                failure: None,
+            },
+        });
+    }
+    ev.evaluate(Timestamp(t0 + 120_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,11 +169,9 @@ const SAMPLE_OVERHEAD: usize = 160;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluator::{Evaluator, Observation};
     use crate::exposition::{Format, parse_owned};
     use crate::notify::delivery::BreakerState;
     use crate::notify::dispatch::SuppressionState;
-    use crate::probe::{Phases, ProbeOutcome};
     use crate::rules::load_str;
     use crate::time::Timestamp;
 
@@ -193,30 +191,8 @@ slos:
 "#;
 
     fn snapshot() -> Arc<AgentSnapshot> {
-        let t0 = 1_780_000_000_000;
-        let mut ev = Evaluator::new(load_str("r.yaml", RULES).expect("rules"), Timestamp(t0));
-        for i in 0..10i64 {
-            ev.apply(Observation::Probe {
-                generation: ev.generation(),
-                name: "home".into(),
-                outcome: ProbeOutcome {
-                    started_ms: t0 + i * 10_000,
-                    success: i != 3,
-                    duration_secs: 0.25,
-                    phases: Phases {
-                        dns: 0.01,
-                        connect: 0.02,
-                        tls: 0.0,
-                        first_byte: 0.2,
-                        transfer: 0.02,
-                    },
-                    status: Some(if i == 3 { 503 } else { 200 }),
-                    cert_not_after_ms: Some(1_900_000_000_000),
-                    failure: None,
-                },
-            });
-        }
-        Arc::new(ev.evaluate(Timestamp(t0 + 120_000)))
+        let rules = load_str("r.yaml", RULES).expect("rules");
+        Arc::new(crate::evaluator::probe_fixture(rules, 1_780_000_000_000))
     }
 
     fn value(

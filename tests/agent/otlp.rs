@@ -27,7 +27,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burnwatch::evaluator::{Evaluator, Observation};
 use burnwatch::export::catalogue::{FAMILIES, Subject};
 use burnwatch::export::otlp::{
     OtlpConfig, OtlpExporter, OtlpProtocol, SDK_DEFAULT_CARDINALITY_LIMIT,
@@ -35,7 +34,7 @@ use burnwatch::export::otlp::{
 use burnwatch::export::prometheus::{PageOptions, render};
 use burnwatch::export::text::Kind;
 use burnwatch::exposition::{Format, OwnedSample, parse_owned};
-use burnwatch::probe::{FetchRequest, Phases, ProbeOutcome, Prober};
+use burnwatch::probe::{FetchRequest, Prober};
 use burnwatch::rules::load_str;
 use burnwatch::synthetic::Behaviour;
 use burnwatch::time::{Dur, Timestamp};
@@ -76,30 +75,11 @@ fn snapshot() -> Arc<AgentSnapshot> {
 }
 
 fn snapshot_of(rules: &str) -> Arc<AgentSnapshot> {
-    let t0 = 1_780_000_000_000;
-    let mut ev = Evaluator::new(load_str("r.yaml", rules).expect("rules"), Timestamp(t0));
-    for i in 0..10i64 {
-        ev.apply(Observation::Probe {
-            generation: ev.generation(),
-            name: "home".into(),
-            outcome: ProbeOutcome {
-                started_ms: t0 + i * 10_000,
-                success: i != 3,
-                duration_secs: 0.25,
-                phases: Phases {
-                    dns: 0.01,
-                    connect: 0.02,
-                    tls: 0.0,
-                    first_byte: 0.2,
-                    transfer: 0.02,
-                },
-                status: Some(if i == 3 { 503 } else { 200 }),
-                cert_not_after_ms: Some(1_900_000_000_000),
-                failure: None,
-            },
-        });
-    }
-    Arc::new(ev.evaluate(Timestamp(t0 + 120_000)))
+    let rules = load_str("r.yaml", rules).expect("rules");
+    Arc::new(burnwatch::evaluator::probe_fixture(
+        rules,
+        1_780_000_000_000,
+    ))
 }
 
 /// What one export request carried, flattened.
