@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::agent::{Agent, AgentError};
+use crate::agent::{Agent, AgentError, Environment};
 use crate::config::AgentConfig;
 use crate::export::otlp::{OtlpError, OtlpExporter};
 use crate::export::prometheus::PageOptions;
@@ -43,20 +43,25 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the agent on `cfg` and `rules` (checked by [`crate::preflight`]), serves its API
     /// on `listener` and pushes to `export.otlp` when configured,
-    /// until `shutdown` fires; then [`Daemon::shutdown`] stops everything in order. Must be
+    /// until `shutdown` fires; then [`Daemon::shutdown`] stops everything in order. `env` is
+    /// the clock and checker (the default for `run` and `demo`; tests may pause time). Must be
     /// called inside a tokio runtime.
     pub async fn start(
         cfg: AgentConfig,
         rules: RuleSet,
         listener: TcpListener,
         shutdown: &Shutdown,
+        env: Environment,
     ) -> Result<Daemon, DaemonError> {
         let otlp = cfg.export.otlp.clone();
         let page = PageOptions {
             sloth_compatible: cfg.export.prometheus.sloth_compatible,
         };
-        let server_opts = ServerOptions::from_api(&cfg.api, page);
-        let agent = Agent::start_with(cfg, rules, shutdown).await?;
+        let server_opts = ServerOptions {
+            clock: env.clock,
+            ..ServerOptions::from_api(&cfg.api, page)
+        };
+        let agent = Agent::start_with(cfg, rules, shutdown, env).await?;
         let exporter = match &otlp {
             Some(o) => {
                 let started = OtlpExporter::start_with(

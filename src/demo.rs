@@ -108,7 +108,7 @@ pub async fn run(opts: DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError
     cfg.evaluation_interval = Dur::from_secs(5);
     cfg.checkpoint_interval = Dur::from_secs(30);
     let rules = agent::load_rules(&cfg)?;
-    let daemon = Daemon::start(cfg, rules, api_listener, shutdown).await?;
+    let daemon = Daemon::start(cfg, rules, api_listener, shutdown, Default::default()).await?;
 
     let service = Service::new(Behaviour::healthy());
     let svc_task = tokio::spawn(synthetic::serve(

@@ -18,8 +18,9 @@
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP, the CLI): pooled
 //!   connections, timeouts, `Retry-After`, response classification, URL redaction.
-//! - [`time`]: instants and durations (the engine never reads a clock), and the runtime's one
-//!   read of the wall clock.
+//! - [`time`]: instants and durations (the engine never reads a clock).
+//! - [`clock`]: the runtime's wall clock, handed to the agent as a value so tests can run it on
+//!   tokio's paused time.
 //! - [`view`]: the read models the writers publish ([`view::AgentSnapshot`],
 //!   [`view::AlertingView`]) and the handles readers reach the writers with; exporters, the
 //!   server, the alert sources and the demo import these, never the runtime.
@@ -53,6 +54,7 @@ pub mod alert;
 pub mod alerter;
 pub mod alerts_cli;
 pub mod api_client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;

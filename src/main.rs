@@ -347,7 +347,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let shutdown = Shutdown::new();
-        let daemon = Daemon::start(cfg, rules, listener, &shutdown).await?;
+        let daemon = Daemon::start(cfg, rules, listener, &shutdown, Default::default()).await?;
         shutdown_on_signal(&shutdown, None);
         // Signals are the entry point's: `run` reloads on SIGHUP; the demo keeps its default
         // action, so closing its terminal ends it.
@@ -371,7 +371,7 @@ fn status(agent: &AgentArgs) -> anyhow::Result<()> {
 }
 
 fn now() -> burnwatch::time::Timestamp {
-    burnwatch::time::Timestamp(burnwatch::time::wall_ms())
+    burnwatch::time::Timestamp(burnwatch::clock::wall_ms())
 }
 
 fn alerts(agent: &AgentArgs) -> anyhow::Result<()> {

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::alert::{MatchOp, Matcher, Matchers, rfc3339};
+use crate::clock::Clock;
 use crate::config::ApiConfig;
 use crate::export::prometheus::PageOptions;
 use crate::notify::dispatch::{AlertView, SuppressionState};
@@ -41,7 +42,7 @@ use crate::rules::model::{Slo, Window};
 use crate::secret::SecretValue;
 use crate::shutdown::Shutdown;
 use crate::slo::engine::{SloReport, TierReport};
-use crate::time::{Dur, Timestamp, wall_ms};
+use crate::time::{Dur, Timestamp};
 use crate::view::{
     AgentSnapshot, AlertingHandle, AlertingView, CommandError, Reloader, TierPhases,
 };
@@ -74,6 +75,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// `api.request_timeout`: bound on reading a request's headers, and then its body.
     pub request_timeout: Duration,
+    /// The agent's clock: "now" for silences and the alerting routes.
+    pub clock: Clock,
 }
 
 impl ServerOptions {
@@ -94,6 +97,7 @@ impl ServerOptions {
             hostnames: api.hostnames.clone(),
             max_connections: api.max_connections.max(1),
             request_timeout: api.request_timeout.to_std(),
+            clock: Clock::system(),
         }
     }
 }
@@ -394,7 +398,7 @@ async fn dispatch(
     let Some(alerting) = opts.alerting.clone() else {
         return (no_alerting(), false);
     };
-    let now = Timestamp(wall_ms());
+    let now = opts.clock.now();
     let resp = match (parts.as_slice(), read_only) {
         (["api", "v1", "alerts"], true) => match AlertFilter::parse(req.uri().query()) {
             Ok(f) => json_response(StatusCode::OK, &alerts_json(&alerting.view(), &f)),

@@ -18,6 +18,10 @@
 //! - `GET /metrics`: Prometheus text format 0.0.4 (see [`Stats::to_prometheus`]).
 //! - `POST /control` with a body such as `outage`, `healthy` or `error_every=10 latency=50ms`
 //!   (see [`Behaviour`]'s `FromStr`) switches the behaviour; `GET /control` shows the current one.
+//!
+//! [`InProcess`] answers the agent's collectors (its `/metrics` and `/healthz`) without sockets
+//! and [`Service::request`] serves one `/api` request, so a test can run the whole agent and its
+//! traffic on tokio's paused clock.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -42,6 +46,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::time::Dur;
+
+mod in_process;
+pub use in_process::InProcess;
 
 /// Upper edges (`le`) of the finite latency histogram buckets; `+Inf` follows implicitly. 300 ms is
 /// included so that a typical "under 300 ms" latency SLO reads an exact bucket.
@@ -530,6 +537,18 @@ impl Service {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Serves one `/api` request without a socket: waits the scheduled delay (on tokio's clock,
+    /// so paused time applies) and returns its status, 200 or 500. What the HTTP route does,
+    /// for tests that run the agent in process on paused time.
+    pub async fn request(&self) -> u16 {
+        let (error, delay) = self.plan();
+        tokio::time::sleep(delay).await;
+        // Counted before the response leaves, so a scrape that follows a response always
+        // includes it.
+        self.record(error, delay);
+        if error { 500 } else { 200 }
+    }
+
     /// Takes the next sequence number and returns whether it fails and its delay.
     fn plan(&self) -> (bool, Duration) {
         let mut state = self.lock();
@@ -613,11 +632,7 @@ async fn route(service: Service, request: Request<Incoming>) -> Result<Response<
 }
 
 async fn api(service: &Service) -> Response<Body> {
-    let (error, delay) = service.plan();
-    tokio::time::sleep(delay).await;
-    // Counted before the response leaves, so a scrape that follows a response always includes it.
-    service.record(error, delay);
-    if error {
+    if service.request().await == 500 {
         plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n")
     } else {
         plain(StatusCode::OK, "ok\n")

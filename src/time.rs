@@ -3,7 +3,7 @@
 //!
 //! The engine never reads a clock: every call takes a [`Timestamp`], so tests drive it with a
 //! simulated clock. Milliseconds are enough for SLO windows and keep arithmetic in integers.
-//! [`wall_ms`] is the one read of the wall clock, for the runtime that hands those instants in.
+//! The runtime that hands those instants in reads them from a [`crate::clock::Clock`].
 
 use std::fmt;
 
@@ -252,15 +252,6 @@ impl std::str::FromStr for Dur {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Dur::parse(s)
     }
-}
-
-/// The wall clock now, in ms since the epoch (0 before 1970, saturated far in the future): the
-/// instants the runtime (probes, collectors, the API, the CLI) stamps. The pure core never calls
-/// it; it is handed [`Timestamp`]s.
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::alert::Fingerprint;
 use crate::alerter::{Alerter, AlerterState};
+use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::http_client::HttpClient;
 use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
@@ -43,7 +44,7 @@ use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::shutdown::Shutdown;
 use crate::storage::{self, StorageError};
-use crate::time::{Timestamp, wall_ms};
+use crate::time::Timestamp;
 use crate::view::{
     AgentSnapshot, AlertingCounters, AlertingHandle, AlertingView, Command, CommandError,
     TierPhases,
@@ -158,8 +159,9 @@ impl Alerting {
         rules: &RuleSet,
         snapshots: watch::Receiver<Arc<AgentSnapshot>>,
         probes: mpsc::Receiver<ProbeResult>,
+        clock: Clock,
     ) -> Result<Alerting, AlertingError> {
-        let now = Timestamp(wall_ms());
+        let now = clock.now();
         let external_url = cfg.external_url();
         let ctx = RenderContext::new(external_url.clone());
         let client = Arc::new(HttpClient::new()?);
@@ -235,6 +237,7 @@ impl Alerting {
         };
         let mut task = Task {
             cfg: cfg.clone(),
+            clock,
             generation: None,
             alerter,
             dispatcher,
@@ -320,6 +323,8 @@ fn uuid_v4() -> String {
 
 struct Task {
     cfg: AgentConfig,
+    /// The agent's clock: alert, silence and delivery instants.
+    clock: Clock,
     generation: Option<u64>,
     alerter: Alerter,
     dispatcher: Dispatcher,
@@ -455,7 +460,7 @@ impl Task {
         let cap = Duration::from_secs(60);
         match self.dispatcher.next_deadline() {
             Some(t) => {
-                let ms = t.millis().saturating_sub(wall_ms()).max(0) as u64;
+                let ms = t.millis().saturating_sub(self.clock.now().0).max(0) as u64;
                 Duration::from_millis(ms).min(cap)
             }
             None => cap,
@@ -463,7 +468,7 @@ impl Task {
     }
 
     fn evaluate(&mut self, snap: &AgentSnapshot) {
-        let now = Timestamp(wall_ms());
+        let now = self.clock.now();
         if self.generation != Some(snap.rules_status.generation) {
             if self.generation.is_some() {
                 let gone = self.alerter.reload(&snap.rules, now);
@@ -518,7 +523,7 @@ impl Task {
 
     /// Runs due flushes: write-ahead (in flight, saved) before handing over to delivery.
     async fn flush(&mut self) {
-        let now = Timestamp(wall_ms());
+        let now = self.clock.now();
         let flush = self.dispatcher.tick(now, &self.silences);
         for s in &flush.suppressed {
             let key = s.reason.key();
@@ -591,7 +596,7 @@ impl Task {
         match &o.result {
             Ok(()) => {
                 self.dispatcher
-                    .mark_sent(o.integration_idx, n, Timestamp(wall_ms()));
+                    .mark_sent(o.integration_idx, n, self.clock.now());
                 *self
                     .counters
                     .notifications
@@ -641,7 +646,7 @@ impl Task {
     /// Applies a command; the answer is sent by the caller once the change is saved and
     /// published.
     fn command(&mut self, cmd: Command) -> Reply {
-        let now = Timestamp(wall_ms());
+        let now = self.clock.now();
         self.dirty = true;
         match cmd {
             Command::SetSilence(req, reply) => {
@@ -669,7 +674,7 @@ impl Task {
         let (Some(client), Some(sender)) = (self.am_client.clone(), self.am_sender.as_ref()) else {
             return;
         };
-        let now = Timestamp(wall_ms());
+        let now = self.clock.now();
         let due = sender.due(now);
         if due.is_empty() {
             return;
@@ -716,7 +721,7 @@ impl Task {
         let e = match r {
             Ok(Ok(())) => {
                 self.dirty = false;
-                self.last_save_ms = Some(wall_ms());
+                self.last_save_ms = Some(self.clock.now().0);
                 return Ok(());
             }
             Ok(Err(e)) => e.to_string(),
@@ -733,7 +738,7 @@ impl Task {
             counters: self.counters.clone(),
             last_save_ms: self.last_save_ms,
             ..AlertingView::decided(
-                Timestamp(wall_ms()),
+                self.clock.now(),
                 &self.alerter,
                 &self.dispatcher,
                 &self.silences,

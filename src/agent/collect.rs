@@ -12,14 +12,15 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
+use crate::clock::Clock;
 use crate::evaluator::Observation;
 use crate::exposition::Format;
-use crate::probe::{FetchRequest, Prober};
+use crate::probe::{Checker, FetchRequest};
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::shutdown::Shutdown;
 use crate::slo::fingerprint::fnv1a64;
-use crate::time::{Dur, Timestamp, wall_ms};
+use crate::time::{Dur, Timestamp};
 use crate::view::ScrapeFailure;
 
 /// How long stopping waits for in-flight checks before aborting them.
@@ -29,7 +30,9 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Shared {
     /// Runs checks and fetches.
-    pub prober: Arc<Prober>,
+    pub checker: Arc<dyn Checker>,
+    /// Stamps when each check and scrape started.
+    pub clock: Clock,
     /// Where results go.
     pub tx: mpsc::Sender<Observation>,
     /// Probes in flight at once.
@@ -143,14 +146,18 @@ async fn run_every<F, Fut>(
 async fn probe_loop(probe: Probe, generation: u64, shared: Shared, stop: Shutdown) {
     let name: Arc<str> = probe.name.as_str().into();
     let probe = Arc::new(probe);
-    let prober = shared.prober.clone();
+    let (checker, clock) = (shared.checker.clone(), shared.clock);
     let check = || {
-        let (probe, prober, name) = (probe.clone(), prober.clone(), name.clone());
+        let (probe, checker, name) = (probe.clone(), checker.clone(), name.clone());
         async move {
+            // The agent's clock stamps the start, so results and evaluations share one time.
+            let started = clock.now();
+            let mut outcome = checker.check(&probe).await;
+            outcome.started_ms = started.0;
             Observation::Probe {
                 generation,
                 name,
-                outcome: prober.run(&probe).await,
+                outcome,
             }
         }
     };
@@ -175,18 +182,18 @@ async fn scrape_loop(
     let name: Arc<str> = target.name.as_str().into();
     let labels = Arc::new(TargetLabels::for_target(&target));
     let target = Arc::new(target);
-    let prober = shared.prober.clone();
+    let (checker, clock) = (shared.checker.clone(), shared.clock);
     let check = || {
-        let (target, labels, plan, prober, name) = (
+        let (target, labels, plan, checker, name) = (
             target.clone(),
             labels.clone(),
             plan.clone(),
-            prober.clone(),
+            checker.clone(),
             name.clone(),
         );
         async move {
             let (at, duration_secs, bytes, result) =
-                scrape_once(&target, &labels, &plan, &prober).await;
+                scrape_once(&target, &labels, &plan, checker.as_ref(), clock).await;
             Observation::Scrape {
                 generation,
                 target: name,
@@ -220,14 +227,15 @@ pub async fn scrape_once(
     target: &ScrapeTarget,
     labels: &TargetLabels,
     plan: &ScrapePlan,
-    prober: &Prober,
+    checker: &dyn Checker,
+    clock: Clock,
 ) -> ScrapeResult {
-    let at = Timestamp(wall_ms());
+    let at = clock.now();
     let started = Instant::now();
     let headers = [("Accept", Format::ACCEPT)];
     let mut req = FetchRequest::new(&target.url, target.timeout, target.body_limit);
     req.headers = &headers;
-    let fetched = prober.fetch(&req).await;
+    let fetched = checker.fetch(&req).await;
     let result = match fetched {
         Err(e) => {
             let secs = started.elapsed().as_secs_f64();

@@ -26,14 +26,15 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::evaluator::Evaluator;
-use crate::probe::Prober;
+use crate::probe::{Checker, Prober};
 use crate::rules::{self, model::RuleSet};
 use crate::shutdown::Shutdown;
 use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
-use crate::time::{Timestamp, wall_ms};
+use crate::time::Timestamp;
 use crate::view::{AgentSnapshot, AlertingHandle, ReloadOutcome, ReloadRequest, Reloader};
 
 use alerting::{Alerting, ProbeResult};
@@ -73,6 +74,18 @@ pub enum AgentError {
     Alerting(#[from] alerting::AlertingError),
 }
 
+/// What the agent runs on besides its config and rules: the clock it stamps every instant with,
+/// and where its collectors get their answers. `run` and `demo` use the default (the system
+/// clock, probes and scrapes over the network); a test can run the whole agent on tokio's
+/// paused clock ([`Clock::following_tokio`]) with answers served in process.
+#[derive(Clone, Default)]
+pub struct Environment {
+    /// The wall clock.
+    pub clock: Clock,
+    /// `None`: a [`Prober`] built for the rules' probes checks and scrapes over the network.
+    pub checker: Option<Arc<dyn Checker>>,
+}
+
 /// A running agent.
 pub struct Agent {
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
@@ -87,22 +100,24 @@ impl Agent {
     /// inside a tokio runtime.
     pub async fn start(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let rules = load_rules(&cfg)?;
-        Agent::start_with(cfg, rules, &Shutdown::new()).await
+        Agent::start_with(cfg, rules, &Shutdown::new(), Environment::default()).await
     }
 
     /// [`Agent::start`] with rules already loaded and checked (the daemon checks them with
     /// [`crate::preflight`] first, so they are read and reported once), stopping when
-    /// `shutdown` fires (or at [`Agent::shutdown`]).
+    /// `shutdown` fires (or at [`Agent::shutdown`]), on `env`'s clock and checker.
     pub async fn start_with(
         cfg: AgentConfig,
         rules: RuleSet,
         shutdown: &Shutdown,
+        env: Environment,
     ) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
             path: cfg.data_dir.clone(),
             source,
         })?;
-        let now = Timestamp(wall_ms());
+        let clock = env.clock;
+        let now = clock.now();
         let mut ev = Evaluator::new(rules, now);
         if cfg.export.prometheus.sloth_compatible {
             ev.report_extra_windows(crate::export::sloth::windows);
@@ -133,10 +148,14 @@ impl Agent {
                 });
             }
         }
-        let prober = Arc::new(Prober::new(&ev.rules().probes)?);
+        let checker: Arc<dyn Checker> = match env.checker {
+            Some(c) => c,
+            None => Arc::new(Prober::new(&ev.rules().probes)?),
+        };
         let (tx, rx) = mpsc::channel(cfg.queue_length);
         let shared = Shared {
-            prober,
+            checker,
+            clock,
             tx,
             probe_slots: Arc::new(Semaphore::new(cfg.max_concurrent_probes)),
             scrape_slots: Arc::new(Semaphore::new(cfg.max_concurrent_scrapes)),
@@ -145,7 +164,7 @@ impl Agent {
         let first = Arc::new(ev.evaluate(now));
         let (snap_tx, snapshots) = watch::channel(first);
         let (probe_tap, probe_results) = mpsc::channel(cfg.queue_length);
-        let alerting = Alerting::start(&cfg, ev.rules(), snapshots.clone(), probe_results)?;
+        let alerting = Alerting::start(&cfg, ev.rules(), snapshots.clone(), probe_results, clock)?;
         let (reload, reload_rx) = mpsc::channel(4);
         let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, reload_rx, probe_tap));
         Ok(Agent {
@@ -227,13 +246,13 @@ fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>
         .collect()
 }
 
-async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator) {
+async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
     let cp = ev.engine_checkpoint();
     let path = cfg.state_file();
     let saved = tokio::task::spawn_blocking(move || storage::save(&path, &cp)).await;
     match saved {
         Ok(Ok(())) => {
-            ev.checkpoint.last_ok_ms = Some(wall_ms());
+            ev.checkpoint.last_ok_ms = Some(clock.now().0);
             ev.checkpoint.last_error = None;
         }
         Ok(Err(e)) => {
@@ -290,11 +309,11 @@ async fn run_loop(
             _ = shared.shutdown.requested() => break,
             _ = eval_tick.tick() => {
                 let started = std::time::Instant::now();
-                let mut snap = ev.evaluate(Timestamp(wall_ms()));
+                let mut snap = ev.evaluate(shared.clock.now());
                 snap.evaluation_seconds = started.elapsed().as_secs_f64();
                 let _ = snap_tx.send(Arc::new(snap));
             }
-            _ = cp_tick.tick() => checkpoint(&cfg, &mut ev).await,
+            _ = cp_tick.tick() => checkpoint(&cfg, &mut ev, shared.clock).await,
             Some(reply) = reload_rx.recv() => {
                 files = rules_fingerprint(&cfg);
                 let outcome;
@@ -322,9 +341,9 @@ async fn run_loop(
         tap(&probe_tap, &ev, &obs);
         ev.apply(obs);
     }
-    let snap = ev.evaluate(Timestamp(wall_ms()));
+    let snap = ev.evaluate(shared.clock.now());
     let _ = snap_tx.send(Arc::new(snap));
-    checkpoint(&cfg, &mut ev).await;
+    checkpoint(&cfg, &mut ev, shared.clock).await;
     tracing::info!("agent stopped; state checkpointed");
 }
 
@@ -363,7 +382,7 @@ async fn reload(
     match load_rules(cfg) {
         Ok(rules) => {
             collectors.stop().await;
-            let r = ev.reload(rules, Timestamp(wall_ms()));
+            let r = ev.reload(rules, shared.clock.now());
             tracing::info!(
                 generation = ev.generation(),
                 kept = r.kept.len(),

@@ -439,18 +439,7 @@ pub(super) async fn probe(
         ca_file: p.ca_file.as_deref(),
     };
     let (response, mut driver) = follow(prober, first, clock, seen).await?;
-    let status = response.status().as_u16();
-    let expected: &[StatusRange] = if p.expect_status.is_empty() {
-        &DEFAULT_STATUS
-    } else {
-        &p.expect_status
-    };
-    if !expected.iter().any(|r| (r.lo..=r.hi).contains(&status)) {
-        return Err(Failure::Status {
-            status,
-            expected: describe_ranges(expected),
-        });
-    }
+    judge_status(p, response.status().as_u16())?;
     let matching = p.body_matches.is_some() || p.body_not_matches.is_some();
     let mut body = response.into_body();
     let mut kept = Vec::new();
@@ -468,17 +457,40 @@ pub(super) async fn probe(
         }
     }
     if matching {
-        let text = String::from_utf8_lossy(&kept);
-        if let Some(re) = &p.body_matches
-            && !re.is_match(&text)
-        {
-            return Err(Failure::BodyMismatch(re.as_str().to_owned()));
-        }
-        if let Some(re) = &p.body_not_matches
-            && re.is_match(&text)
-        {
-            return Err(Failure::BodyForbidden(re.as_str().to_owned()));
-        }
+        judge_body(p, &kept)?;
+    }
+    Ok(())
+}
+
+/// The probe's status condition (`expect_status`, default 2xx) on a final status.
+pub fn judge_status(p: &HttpProbe, status: u16) -> Result<(), Failure> {
+    let expected: &[StatusRange] = if p.expect_status.is_empty() {
+        &DEFAULT_STATUS
+    } else {
+        &p.expect_status
+    };
+    if expected.iter().any(|r| (r.lo..=r.hi).contains(&status)) {
+        Ok(())
+    } else {
+        Err(Failure::Status {
+            status,
+            expected: describe_ranges(expected),
+        })
+    }
+}
+
+/// The probe's body conditions (`body_matches`, `body_not_matches`) on a whole body.
+pub fn judge_body(p: &HttpProbe, body: &[u8]) -> Result<(), Failure> {
+    let text = String::from_utf8_lossy(body);
+    if let Some(re) = &p.body_matches
+        && !re.is_match(&text)
+    {
+        return Err(Failure::BodyMismatch(re.as_str().to_owned()));
+    }
+    if let Some(re) = &p.body_not_matches
+        && re.is_match(&text)
+    {
+        return Err(Failure::BodyForbidden(re.as_str().to_owned()));
     }
     Ok(())
 }

@@ -35,8 +35,9 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::clock::wall_ms;
 use crate::rules::model::{Probe, ProbeKind};
-use crate::time::{Dur, wall_ms};
+use crate::time::Dur;
 
 pub use cert::not_after_ms as cert_not_after_ms;
 pub use http::{FetchError, FetchRequest, FetchResponse};
@@ -53,6 +54,29 @@ const SAFETY_SLACK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The `User-Agent` every request carries.
 pub const USER_AGENT: &str = concat!("burnwatch/", env!("CARGO_PKG_VERSION"));
+
+/// Where the collectors get their answers: one check, one page fetch. [`Prober`] answers over
+/// the network (what `run` and `demo` use); a test can answer in process (e.g.
+/// [`crate::synthetic::InProcess`]) so that the whole agent runs on tokio's paused clock, where
+/// real sockets would race the simulated timeouts.
+#[async_trait::async_trait]
+pub trait Checker: Send + Sync {
+    /// Runs one check of `probe`; returns within its timeout, never panics.
+    async fn check(&self, probe: &Probe) -> ProbeOutcome;
+    /// GETs `req.url` for the scraper.
+    async fn fetch(&self, req: &FetchRequest<'_>) -> Result<FetchResponse, FetchError>;
+}
+
+#[async_trait::async_trait]
+impl Checker for Prober {
+    async fn check(&self, probe: &Probe) -> ProbeOutcome {
+        self.run(probe).await
+    }
+
+    async fn fetch(&self, req: &FetchRequest<'_>) -> Result<FetchResponse, FetchError> {
+        Prober::fetch(self, req).await
+    }
+}
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,7 @@ mod agent;
 mod alerts_api;
 mod check;
 mod otlp;
+mod paused;
 mod probe;
 mod receivers;
 mod synthetic;

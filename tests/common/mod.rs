@@ -561,8 +561,8 @@ pub async fn start_alertmanager(dir: &std::path::Path) -> (Proc, SocketAddr) {
 /// One request a [`HookSink`] received.
 #[derive(Debug, Clone)]
 pub struct Hook {
-    /// When it arrived.
-    pub at: std::time::Instant,
+    /// When it arrived, on tokio's clock (simulated under paused time).
+    pub at: tokio::time::Instant,
     /// Its body, parsed as JSON.
     pub body: Value,
 }
@@ -601,7 +601,7 @@ impl HookSink {
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let log = log.clone();
                             async move {
-                                let at = std::time::Instant::now();
+                                let at = tokio::time::Instant::now();
                                 let body = req.into_body().collect().await?.to_bytes();
                                 let (status, body) = match serde_json::from_slice(&body) {
                                     Ok(v) => {

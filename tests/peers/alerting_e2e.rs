@@ -534,7 +534,7 @@ async fn sigkill_between_firing_and_sending_sends_exactly_once() {
     wait_both(&hook, (1, 0), "both firing notifications").await;
     // The first group kept its deadline (firing + group_wait), rather than starting a new
     // group_wait at the restart.
-    let first = hook.received()[0].at;
+    let first = hook.received()[0].at.into_std();
     assert!(
         first < restarted + GROUP_WAIT_A,
         "the first notification came {:?} after the restart: group_wait started over",

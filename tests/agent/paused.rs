@@ -1,0 +1,365 @@
+//! The whole agent on tokio's paused clock: [`Daemon::start`] (the wiring `run` and `demo` use)
+//! with a [`Clock::following_tokio`] and the synthetic service answering its collectors in
+//! process ([`InProcess`]), traffic from [`Service::request`], and a real webhook receiver on
+//! loopback in the same runtime. Hours of outage and recovery with production intervals (15 s
+//! scrapes, 10 s probes, 30 s evaluation, 30 s group_wait) and the default 30-day tiers run in
+//! about a second, deterministically; the tests that need real time (the binary, SIGKILL,
+//! real peers) are elsewhere and stay short.
+//!
+//! Each tier's page and resolve are checked against bounds computed from the failures the
+//! service served (the ground truth) and the tier's math, and every alert is notified exactly
+//! once firing and once resolved.
+
+use crate::common::HookSink;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use burnwatch::agent::Environment;
+use burnwatch::clock::Clock;
+use burnwatch::daemon::Daemon;
+use burnwatch::shutdown::Shutdown;
+use burnwatch::synthetic::{Behaviour, InProcess, Service};
+use burnwatch::time::Timestamp;
+use tokio::time::Instant;
+
+const BASE: &str = "http://shop.test";
+/// Traffic: one request every this long (2 per second).
+const PERIOD: Duration = Duration::from_millis(500);
+const RPS: f64 = 2.0;
+const SCRAPE: Duration = Duration::from_secs(15);
+const PROBE: Duration = Duration::from_secs(10);
+const EVAL: Duration = Duration::from_secs(30);
+const GROUP_WAIT: Duration = Duration::from_secs(30);
+const GROUP_INTERVAL: Duration = Duration::from_secs(300);
+const KEEP_FIRING_FOR: Duration = Duration::from_secs(60);
+/// The engine's bucket for windows up to 6h, and above.
+const FINE: Duration = Duration::from_secs(60);
+const COARSE: Duration = Duration::from_secs(600);
+const OBJECTIVE: f64 = 0.999;
+/// 2026-12-01T00:00:00Z: a fixed start, so every run is the same.
+const START: Timestamp = Timestamp(1_796_083_200_000);
+
+const HEALTHY: Behaviour = Behaviour {
+    error_every: 0,
+    errors_per_cycle: 0,
+    latency: Duration::ZERO,
+    slow_every: 0,
+    slow_latency: Duration::ZERO,
+    health_down: false,
+};
+
+const OUTAGE: Behaviour = Behaviour {
+    error_every: 1,
+    errors_per_cycle: 1,
+    health_down: true,
+    ..HEALTHY
+};
+
+/// A default tier: name, long and short windows, factor.
+struct Tier {
+    name: &'static str,
+    long: Duration,
+    short: Duration,
+    factor: f64,
+}
+
+const HOUR: u64 = 3600;
+/// The default tiers of a 30d window (docs/rules.md), keep_firing_for 1m each.
+const TIERS: [Tier; 4] = [
+    Tier {
+        name: "page_fast",
+        long: Duration::from_secs(HOUR),
+        short: Duration::from_secs(300),
+        factor: 14.4,
+    },
+    Tier {
+        name: "page_slow",
+        long: Duration::from_secs(6 * HOUR),
+        short: Duration::from_secs(1800),
+        factor: 6.0,
+    },
+    Tier {
+        name: "ticket_fast",
+        long: Duration::from_secs(24 * HOUR),
+        short: Duration::from_secs(2 * HOUR),
+        factor: 3.0,
+    },
+    Tier {
+        name: "ticket_slow",
+        long: Duration::from_secs(72 * HOUR),
+        short: Duration::from_secs(6 * HOUR),
+        factor: 1.0,
+    },
+];
+
+fn rules() -> String {
+    format!(
+        r#"version: burnwatch/v1
+service: shop
+probes:
+  - name: health
+    http: {{url: "{BASE}/healthz"}}
+    interval: 10s
+    alert: {{failures: 3, successes: 1}}
+scrape:
+  - name: shop
+    url: {BASE}/metrics
+    interval: 15s
+slos:
+  - name: availability
+    objective: 99.9
+    window: 30d
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5..",job="shop"}}'
+        total: 'demo_http_requests_total{{job="shop"}}'
+    alerting:
+      tiers:
+        page_fast: {{keep_firing_for: 1m}}
+        page_slow: {{keep_firing_for: 1m}}
+        ticket_fast: {{keep_firing_for: 1m}}
+        ticket_slow: {{keep_firing_for: 1m}}
+"#
+    )
+}
+
+fn config(dir: &std::path::Path, hook: &HookSink) -> String {
+    format!(
+        "listen: 127.0.0.1:0\nrules: [{}]\nevaluation_interval: 30s\ncheckpoint_interval: 10m\n\
+         alerting:\n  route:\n    receiver: hook\n    group_by: ['...']\n    group_wait: 30s\n    \
+         group_interval: 5m\n    repeat_interval: 24h\n  receivers:\n    - name: hook\n      \
+         webhook:\n        - url: {}\n          send_resolved: true\n",
+        dir.join("shop.yaml").display(),
+        hook.url("/alerts")
+    )
+}
+
+/// What the webhook received, per alert (alertname and tier): the simulated instants of its
+/// firing and resolved notifications.
+type Seen = BTreeMap<String, (Vec<Instant>, Vec<Instant>)>;
+
+fn seen(hook: &HookSink) -> Seen {
+    let mut out: Seen = BTreeMap::new();
+    for h in hook.received() {
+        // The sink stamps tokio instants: under paused time, simulated ones.
+        let at = h.at;
+        for a in h.body["alerts"].as_array().expect("alerts") {
+            let key = format!(
+                "{}/{}",
+                a["labels"]["alertname"].as_str().unwrap_or("?"),
+                a["labels"]["tier"]
+                    .as_str()
+                    .or(a["labels"]["probe"].as_str())
+                    .unwrap_or("-")
+            );
+            let e = out.entry(key).or_default();
+            match a["status"].as_str() {
+                Some("firing") => e.0.push(at),
+                Some("resolved") => e.1.push(at),
+                other => panic!("status {other:?}"),
+            }
+        }
+    }
+    out
+}
+
+/// Failures the service answered in (t - w, t], from the (sorted) log of failure instants.
+fn failures_in(log: &[Instant], t: Instant, w: Duration) -> f64 {
+    let upto = log.partition_point(|&f| f <= t);
+    let before = match t.checked_sub(w) {
+        Some(from) => log.partition_point(|&f| f <= from),
+        None => 0,
+    };
+    (upto - before) as f64
+}
+
+/// Whether a window of `w` certainly (`sure`) or possibly (`!sure`) reads a burn above the
+/// tier's threshold at `t`. The agent counts the errors against a whole window's events
+/// (coverage x ratio, docs/rules.md), so its value is failures / (RPS x w'), where w' is the
+/// window plus at most one bucket (it reads every bucket the window overlaps).
+fn above(log: &[Instant], t: Instant, w: Duration, factor: f64, sure: bool) -> bool {
+    let bucket = if w <= Duration::from_secs(6 * HOUR) {
+        FINE
+    } else {
+        COARSE
+    };
+    let threshold = factor * (1.0 - OBJECTIVE);
+    let wide = w + bucket;
+    if sure {
+        failures_in(log, t, w) / (RPS * wide.as_secs_f64()) > threshold
+    } else {
+        failures_in(log, t, wide) / (RPS * w.as_secs_f64()) > threshold
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_pages_every_tier_within_its_bounds_and_resolves_on_paused_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("shop.yaml"), rules()).expect("rules");
+    let hook = HookSink::start().await;
+    let cfg_path = dir.path().join("burnwatch.yaml");
+    let cfg =
+        burnwatch::config::parse(&cfg_path, config(dir.path(), &hook).as_bytes()).expect("config");
+    let rule_set = burnwatch::rules::load_str("shop.yaml", &rules()).expect("rules");
+    let svc = Service::new(HEALTHY);
+    let env = Environment {
+        clock: Clock::following_tokio(START),
+        checker: Some(Arc::new(InProcess::new(BASE, svc.clone()))),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let shutdown = Shutdown::new();
+    let daemon = Daemon::start(cfg, rule_set, listener, &shutdown, env)
+        .await
+        .expect("daemon starts");
+
+    // Traffic at RPS, logging the instant of every failure (the ground truth).
+    let failures: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let traffic = {
+        let (svc, failures, served) = (svc.clone(), failures.clone(), served.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PERIOD);
+            loop {
+                tick.tick().await;
+                if svc.request().await == 500 {
+                    failures.lock().expect("log").push(Instant::now());
+                }
+                served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+
+    // Two healthy hours, then 20 minutes of outage, then six and a half healthy hours: long
+    // enough for the slowest tier's 6h short window to clear and its resolve to be sent.
+    tokio::time::sleep(Duration::from_secs(2 * HOUR)).await;
+    assert!(hook.received().is_empty(), "nothing pages while healthy");
+    let outage_start = Instant::now();
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+    let recovery = Instant::now();
+    svc.set_behaviour(HEALTHY);
+    tokio::time::sleep(Duration::from_secs(13 * HOUR / 2)).await;
+    traffic.abort();
+    let log = failures.lock().expect("log").clone();
+    let got = seen(&hook);
+    daemon.shutdown().await;
+
+    // The ground truth: every request of the outage failed, none outside it.
+    assert_eq!(log.len() as f64, 20.0 * 60.0 * RPS, "failures served");
+    assert!(log.iter().all(|&t| t >= outage_start && t < recovery));
+    assert!(log.is_sorted(), "failures are logged in order");
+    let total = served.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    assert!(total >= (8.5 * 3600.0 + 20.0 * 60.0) * RPS - 1.0, "{total}");
+
+    let mut report = Vec::new();
+    // The pages' resolved notifications (TIERS lists the pages first).
+    let mut pages_resolved = Vec::new();
+    for tier in &TIERS {
+        let key = format!("SloBurnRate/{}", tier.name);
+        let (firing, resolved) = got
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} never notified: {got:?}"));
+        assert_eq!(
+            (firing.len(), resolved.len()),
+            (1, 1),
+            "{key}: one firing and one resolved notification: {got:?}"
+        );
+        let (fired_at, resolved_at) = (firing[0], resolved[0]);
+        // The instants, on a one-second grid, where the condition possibly / certainly holds
+        // in the truth, and where it certainly / possibly has stopped holding.
+        let grid = |from: Instant| (0..20 * HOUR).map(move |s| from + Duration::from_secs(s));
+        let holds = |t: Instant, sure: bool| {
+            above(&log, t, tier.long, tier.factor, sure)
+                && above(&log, t, tier.short, tier.factor, sure)
+        };
+        let possibly_true = grid(outage_start)
+            .find(|&t| holds(t, false))
+            .expect("possibly true");
+        let surely_true = grid(outage_start)
+            .find(|&t| holds(t, true))
+            .expect("certainly true");
+        let possibly_false = grid(surely_true)
+            .find(|&t| !holds(t, true))
+            .expect("possibly false");
+        let surely_false = grid(surely_true)
+            .find(|&t| !holds(t, false))
+            .expect("certainly false");
+        // Seen at the next scrape, decided at the next evaluation, sent after group_wait. A
+        // ticket is inhibited while a page of the same SLO fires (the default inhibit rule):
+        // it is sent at its group's first flush after the last page resolved.
+        let inhibited_until = if tier.name.starts_with("ticket") {
+            pages_resolved.iter().copied().max()
+        } else {
+            None
+        };
+        let fire_bound = (surely_true + SCRAPE + EVAL + GROUP_WAIT)
+            .max(inhibited_until.map_or(outage_start, |t| t + EVAL + GROUP_INTERVAL));
+        assert!(
+            fired_at >= possibly_true + GROUP_WAIT,
+            "{key} fired {:?} after the outage began, before its condition could hold ({:?}) \
+             plus group_wait",
+            fired_at - outage_start,
+            possibly_true - outage_start
+        );
+        assert!(
+            fired_at <= fire_bound,
+            "{key} fired {:?} after the outage began; its condition held at {:?} (inhibited \
+             until {:?})",
+            fired_at - outage_start,
+            surely_true - outage_start,
+            inhibited_until.map(|t| t - outage_start)
+        );
+        if tier.name.starts_with("page") {
+            pages_resolved.push(resolved_at);
+        } else {
+            assert!(
+                inhibited_until.is_some_and(|t| fired_at >= t),
+                "{key} was sent while a page fired"
+            );
+        }
+        // Cleared in the truth, seen at a scrape, decided at an evaluation, held for
+        // keep_firing_for (checked at evaluations), sent at the group's next flush.
+        assert!(
+            resolved_at >= possibly_false + KEEP_FIRING_FOR,
+            "{key} resolved {:?} after recovery, before its condition could clear ({:?}) plus \
+             keep_firing_for",
+            resolved_at - recovery,
+            possibly_false - recovery
+        );
+        assert!(
+            resolved_at <= surely_false + SCRAPE + EVAL + KEEP_FIRING_FOR + EVAL + GROUP_INTERVAL,
+            "{key} resolved {:?} after recovery; its condition cleared at {:?}",
+            resolved_at - recovery,
+            surely_false - recovery
+        );
+        report.push(format!(
+            "{}: fired {:?} after the outage began (condition {:?}..{:?}), resolved {:?} after \
+             recovery (condition {:?}..{:?})",
+            tier.name,
+            fired_at - outage_start,
+            possibly_true - outage_start,
+            surely_true - outage_start,
+            resolved_at - recovery,
+            possibly_false - recovery,
+            surely_false - recovery,
+        ));
+    }
+
+    // The health probe: down after three failed checks, up at the first good one.
+    let (firing, resolved) = got.get("ProbeDown/health").expect("ProbeDown notified");
+    assert_eq!((firing.len(), resolved.len()), (1, 1), "{got:?}");
+    assert!(firing[0] >= outage_start + 2 * PROBE + GROUP_WAIT);
+    assert!(firing[0] <= outage_start + 3 * PROBE + PROBE + EVAL + GROUP_WAIT);
+    assert!(resolved[0] >= recovery && resolved[0] <= recovery + PROBE + EVAL + GROUP_INTERVAL);
+    // Nothing else: the budget (46 % spent) is not exhausted and data never stopped.
+    assert_eq!(
+        got.len(),
+        TIERS.len() + 1,
+        "only the tiers and ProbeDown: {got:?}"
+    );
+    println!("{}", report.join("\n"));
+}
