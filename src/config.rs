@@ -78,6 +78,11 @@ pub struct AgentConfig {
     /// `api`: who may use the HTTP API and how much it accepts (token, allowed host names,
     /// connection and silence limits). Read at start only.
     pub api: ApiConfig,
+    /// `shard`: `{index, total}`: this agent evaluates only its share of the rules, services
+    /// kept whole with what they read, assigned by a stable hash (see [`crate::shard`] and
+    /// docs/scaling.md). `index` is a number from 0, or `hostname` for the ordinal at the end
+    /// of the host name (a Kubernetes StatefulSet's `burnwatch-2` is 2). Absent: everything.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// The default of `api.max_connections`: far below the usual soft limit of 1024 open files,
@@ -191,6 +196,7 @@ impl AgentConfig {
             export: ExportConfig::default(),
             alerting: AlertingConfig::default(),
             api: ApiConfig::default(),
+            shard: None,
         }
     }
 
@@ -352,6 +358,7 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
         "export",
         "alerting",
         "api",
+        "shard",
     ];
     let m = MapReader::new(d, doc, "the agent config", KEYS)?;
     let before = d.errors();
@@ -436,8 +443,93 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     if let Some(a) = m.opt(d, "api", |d, n, _| decode_api(d, base, n)) {
         cfg.api = a;
     }
+    if let Some(n) = m.get("shard") {
+        cfg.shard = decode_shard(d, n, &host_name());
+    }
     check_api_exposure(d, &m, &cfg);
     (d.errors() == before).then_some(cfg)
+}
+
+/// The host name (`HOSTNAME`, else `/etc/hostname`), for `shard.index: hostname`.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The `shard:` section; `host` is what `index: hostname` reads the ordinal from.
+fn decode_shard(d: &mut Decoder<'_>, n: &Node, host: &str) -> Option<crate::shard::Shard> {
+    let m = MapReader::new(d, n, "`shard`", &["index", "total"])?;
+    let total = m.req(d, "total", "3", Decoder::uint)?;
+    if !(1..=10_000).contains(&total) {
+        let pos = m.get("total").map_or(m.pos, Node::pos);
+        d.error(
+            pos,
+            format!("`shard.total: {total}` is out of range; write a number from 1 to 10000"),
+        );
+        return None;
+    }
+    let index_node = m.get("index");
+    let index = match index_node.map(|n| (n, d.scalar(n, "shard.index"))) {
+        None => {
+            d.error(
+                m.pos,
+                "`shard` needs `index`: a number from 0, or `hostname` for a StatefulSet ordinal",
+            );
+            return None;
+        }
+        Some((_, None)) => return None,
+        Some((n, Some(s))) if s == "hostname" => {
+            let ordinal = host
+                .rsplit_once('-')
+                .and_then(|(_, tail)| tail.parse::<u64>().ok());
+            match ordinal {
+                Some(i) => (n, i),
+                None => {
+                    d.error(
+                        n.pos(),
+                        format!(
+                            "`shard.index: hostname`: the host name `{host}` does not end in `-<ordinal>` \
+                             (a StatefulSet pod's, e.g. `burnwatch-2`, does); write the index \
+                             as a number instead"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some((n, Some(s))) => match s.parse::<u64>() {
+            Ok(i) => (n, i),
+            Err(_) => {
+                d.error(
+                    n.pos(),
+                    format!(
+                        "`shard.index: {s}` is not a number; write a number from 0, or `hostname`"
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    let (n, index) = index;
+    if index >= total {
+        d.error(
+            n.pos(),
+            format!(
+                "`shard.index` is {index} but `shard.total` is {total}; indexes run from 0 to {}",
+                total - 1
+            ),
+        );
+        return None;
+    }
+    Some(crate::shard::Shard {
+        index: index as u32,
+        total: total as u32,
+    })
 }
 
 /// The `api:` section.
@@ -786,6 +878,70 @@ mod alerting_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `shard:` decoded as if the host were `host`: the shard, or the diagnostics.
+    fn shard(text: &str, host: &str) -> Result<crate::shard::Shard, Vec<String>> {
+        let path = Path::new("burnwatch.yaml");
+        let docs = node::parse_documents(text.as_bytes()).expect("yaml");
+        let mut d = Decoder::new(path, text);
+        let n = MapReader::new(&mut d, &docs[0], "the agent config", &["shard"])
+            .and_then(|m| m.get("shard"))
+            .expect("a shard key");
+        let out = decode_shard(&mut d, n, host);
+        match out {
+            Some(s) if d.diagnostics.is_empty() => Ok(s),
+            _ => Err(d.diagnostics.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    #[test]
+    fn shard_takes_a_number_or_the_statefulset_ordinal_of_the_host_name() {
+        use crate::shard::Shard;
+        let s = |index, total| Ok(Shard { index, total });
+        assert_eq!(shard("shard: {index: 1, total: 3}", "x"), s(1, 3));
+        assert_eq!(
+            shard("shard: {index: hostname, total: 3}", "burnwatch-2"),
+            s(2, 3)
+        );
+        assert_eq!(
+            shard("shard: {index: hostname, total: 4}", "slo-agent-eu-0"),
+            s(0, 4)
+        );
+        let e = shard("shard: {index: hostname, total: 3}", "laptop").expect_err("no ordinal");
+        assert!(
+            e[0].contains("`laptop` does not end in `-<ordinal>`"),
+            "{e:?}"
+        );
+        let e = shard("shard: {index: hostname, total: 3}", "burnwatch-3").expect_err("3 of 3");
+        assert!(
+            e[0].contains("`shard.index` is 3 but `shard.total` is 3; indexes run from 0 to 2"),
+            "{e:?}"
+        );
+        let e = shard("shard: {index: 0, total: 0}", "x").expect_err("zero");
+        assert!(e[0].contains("out of range"), "{e:?}");
+        let e = shard("shard: {total: 2}", "x").expect_err("no index");
+        assert!(e[0].contains("`shard` needs `index`"), "{e:?}");
+        let e = shard("shard: {index: first, total: 2}", "x").expect_err("word");
+        assert!(
+            e[0].contains("`shard.index: first` is not a number"),
+            "{e:?}"
+        );
+        let e = shard("shard: {index: 0, total: 2, replicas: 2}", "x").expect_err("key");
+        assert!(e[0].contains("unknown key `replicas`"), "{e:?}");
+        // Through the whole file.
+        let c = parse(
+            Path::new("b.yaml"),
+            b"rules: [r]\nshard: {index: 1, total: 2}\n",
+        )
+        .expect("valid");
+        assert_eq!(c.shard, Some(Shard { index: 1, total: 2 }));
+        assert_eq!(
+            parse(Path::new("b.yaml"), b"rules: [r]\n")
+                .expect("valid")
+                .shard,
+            None
+        );
+    }
 
     fn errors(text: &str) -> Vec<String> {
         match parse(Path::new("/etc/burnwatch/burnwatch.yaml"), text.as_bytes()) {

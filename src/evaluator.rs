@@ -3,7 +3,7 @@
 //! Synchronous and clock-free (every instant is an argument), so it is tested on a simulated
 //! clock; the async loop in [`crate::agent`] only feeds it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::probe::ProbeOutcome;
@@ -62,6 +62,10 @@ pub struct Evaluator {
     rules: Arc<RuleSet>,
     engine: Engine,
     feeds: HashMap<String, Vec<(SloIdx, Feed)>>,
+    /// Per scrape target, the SLOs whose selectors may read its series
+    /// ([`crate::scrape::TargetIndex`]): only a scrape of one of those is a collection of the
+    /// SLO, so its coverage starts when its own source first answered, not another target.
+    readers: HashMap<String, HashSet<SloIdx>>,
     plan: Arc<ScrapePlan>,
     probes: BTreeMap<String, ProbeStatus>,
     targets: BTreeMap<String, TargetStatus>,
@@ -84,6 +88,7 @@ impl Evaluator {
             rules: Arc::new(RuleSet::default()),
             engine: Engine::new(),
             feeds: HashMap::new(),
+            readers: HashMap::new(),
             plan: Arc::default(),
             probes: BTreeMap::new(),
             targets: BTreeMap::new(),
@@ -207,6 +212,25 @@ impl Evaluator {
             }
         }
         self.feeds = feeds;
+        let targets = crate::scrape::TargetIndex::new(&rules.scrapes);
+        let mut readers: HashMap<String, HashSet<SloIdx>> = rules
+            .scrapes
+            .iter()
+            .map(|t| (t.name.clone(), HashSet::new()))
+            .collect();
+        for slo in rules.services.iter().flat_map(|s| &s.slos) {
+            let Some(idx) = self.engine.index_of(&slo.id) else {
+                continue;
+            };
+            for sel in slo.indicator.selectors() {
+                for t in targets.read_by(sel).0 {
+                    if let Some(set) = readers.get_mut(&rules.scrapes[t].name) {
+                        set.insert(idx);
+                    }
+                }
+            }
+        }
+        self.readers = readers;
         // Percentiles go on for histogram-fed latency SLOs that stay.
         let histogram_fed: Vec<&SloId> = rules
             .services
@@ -382,6 +406,12 @@ impl Evaluator {
                     .problem()
                     .map(|(reason, message)| ScrapeFailure { reason, message });
                 for s in &m.slos {
+                    // A target none of the SLO's selectors can read carries none of its
+                    // series: its scrape is no collection of the SLO (and leaves its counters
+                    // alone).
+                    if !self.readers.get(target).is_some_and(|r| r.contains(&s.slo)) {
+                        continue;
+                    }
                     if !s.buckets.is_empty()
                         && let Some(slo) = self.engine.slo(s.slo)
                         && let Some(longest) = histogram_window(slo)
@@ -716,5 +746,63 @@ slos:
 
     fn report_of<'a>(s: &'a AgentSnapshot, name: &str) -> &'a SloReport {
         report(s, name)
+    }
+
+    #[test]
+    fn another_targets_scrape_is_no_collection_of_an_slo() {
+        // `a` and `b` each read their own target by job; `any` reads whatever has req_total.
+        let rules = load_str(
+            "r.yaml",
+            r#"
+version: burnwatch/v1
+service: shop
+scrape:
+  - {name: a, url: "http://127.0.0.1:1/metrics"}
+  - {name: b, url: "http://127.0.0.1:2/metrics"}
+slos:
+  - name: a
+    objective: 99
+    indicator: {ratio: {bad: 'req_total{job="a",code="500"}', total: 'req_total{job="a"}'}}
+  - name: b
+    objective: 99
+    indicator: {ratio: {bad: 'req_total{job="b",code="500"}', total: 'req_total{job="b"}'}}
+  - name: any
+    objective: 99
+    indicator: {ratio: {bad: 'req_total{code="500"}', total: 'req_total'}}
+"#,
+        )
+        .expect("rules");
+        let mut ev = Evaluator::new(rules, Timestamp(T0));
+        let scrape_of = |ev: &Evaluator, target: usize, at: i64| {
+            let t = &ev.rules().scrapes[target];
+            let page = "req_total{code=\"200\"} 10\nreq_total{code=\"500\"} 1\n";
+            Observation::Scrape {
+                generation: ev.generation(),
+                target: t.name.as_str().into(),
+                at: Timestamp(at),
+                duration_secs: 0.01,
+                bytes: page.len() as u64,
+                result: Ok(match_page(
+                    ev.plan(),
+                    &TargetLabels::for_target(t),
+                    page.as_bytes(),
+                    Format::Text,
+                    100,
+                )
+                .expect("valid page")),
+            }
+        };
+        // Target a answers at T0 + 10s, target b not before T0 + 40s.
+        ev.apply(scrape_of(&ev, 0, T0 + 10_000));
+        ev.apply(scrape_of(&ev, 1, T0 + 40_000));
+        let snap = ev.evaluate(Timestamp(T0 + 70_000));
+        let first = |name: &str| {
+            let w = &report(&snap, name).window;
+            T0 + 70_000 - (w.coverage * w.length.millis() as f64).round() as i64
+        };
+        assert_eq!(first("a"), T0 + 10_000);
+        // Before the fix, b's coverage started at a's scrape.
+        assert_eq!(first("b"), T0 + 40_000);
+        assert_eq!(first("any"), T0 + 10_000);
     }
 }

@@ -36,6 +36,7 @@
 //!   and CA files), shared with `burnwatch check --config`.
 //! - [`probe`]: health checks (HTTP(S), TCP, DNS) with phase timings, and the scraper's bounded
 //!   HTTP fetch.
+//! - [`shard`]: which services, SLOs, probes and targets one agent of several evaluates (pure).
 //! - [`shutdown`]: the one shutdown signal, passed down from the entry point, and the order
 //!   in which the daemon stops.
 //! - [`status`]: the `burnwatch status` table, rendered from the JSON API.
@@ -70,6 +71,7 @@ pub mod schema;
 pub mod scrape;
 pub mod secret;
 pub mod server;
+pub mod shard;
 pub mod shutdown;
 pub mod slo;
 pub mod status;

@@ -173,6 +173,14 @@ impl TargetLabels {
         v.sort();
         TargetLabels(v)
     }
+
+    /// The value the target gives label `name`, if it attaches one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// `host:port` of a URL, with the scheme's default port made explicit as Prometheus does.
@@ -424,6 +432,63 @@ fn series_id(name: &str, sorted_labels: &[(&str, &str)]) -> u64 {
         buf.extend_from_slice(v.as_bytes());
     }
     fnv1a64(&buf)
+}
+
+/// Which scrape targets each selector may read, for the work that follows a target rather
+/// than a page: an SLO's first collection (a scrape of a target its series may come from) and
+/// the shard a service goes to.
+///
+/// A selector can match a target's series only if each of its matchers on a label the target
+/// attaches (`job`, `instance` and the target's `labels`, which replace the page's own) accepts
+/// the target's value; a matcher on any other label may be satisfied by the page. With an
+/// equality matcher on `job` that is at most one target, found by name.
+#[derive(Debug, Clone, Default)]
+pub struct TargetIndex {
+    labels: Vec<TargetLabels>,
+    by_job: HashMap<String, usize>,
+}
+
+impl TargetIndex {
+    /// The index of `targets` (positions in it are what [`TargetIndex::read_by`] returns).
+    pub fn new(targets: &[ScrapeTarget]) -> TargetIndex {
+        TargetIndex {
+            labels: targets.iter().map(TargetLabels::for_target).collect(),
+            by_job: targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i))
+                .collect(),
+        }
+    }
+
+    /// Positions of the targets `sel` may read, and whether it names its `job` (without, it
+    /// is tried against every target).
+    pub fn read_by(&self, sel: &Selector) -> (Vec<usize>, bool) {
+        let job = sel
+            .matchers()
+            .iter()
+            .find(|m| m.label() == "job" && m.op() == crate::rules::selector::MatchOp::Eq)
+            .map(|m| m.value());
+        let may_read = |i: &usize| {
+            let t = &self.labels[*i];
+            sel.matchers().iter().all(|m| match t.get(m.label()) {
+                Some(v) => m.matches(v),
+                None => true,
+            })
+        };
+        match job {
+            Some(j) => (
+                self.by_job
+                    .get(j)
+                    .copied()
+                    .into_iter()
+                    .filter(may_read)
+                    .collect(),
+                true,
+            ),
+            None => ((0..self.labels.len()).filter(may_read).collect(), false),
+        }
+    }
 }
 
 #[cfg(test)]

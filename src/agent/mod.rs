@@ -118,7 +118,7 @@ impl Agent {
         })?;
         let clock = env.clock;
         let now = clock.now();
-        let mut ev = Evaluator::new(rules, now);
+        let mut ev = Evaluator::new(share(&cfg, rules), now);
         if cfg.export.prometheus.sloth_compatible {
             ev.report_extra_windows(crate::export::sloth::windows);
         }
@@ -229,6 +229,29 @@ pub fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
                 .collect(),
         )
     })
+}
+
+/// This agent's share of `rules` under `shard:` (everything without it), with the choice
+/// logged.
+fn share(cfg: &AgentConfig, rules: RuleSet) -> RuleSet {
+    let Some(shard) = cfg.shard else {
+        return rules;
+    };
+    let selection = crate::shard::select(&rules, shard);
+    for w in &selection.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        index = shard.index,
+        total = shard.total,
+        services = selection.services.1,
+        of = selection.services.0,
+        slos = selection.rules.slos().count(),
+        probes = selection.rules.probes.len(),
+        targets = selection.rules.scrapes.len(),
+        "evaluating this shard's share of the rules"
+    );
+    selection.rules
 }
 
 /// Size and modification time of every rules file: a change means "reload".
@@ -382,7 +405,7 @@ async fn reload(
     match load_rules(cfg) {
         Ok(rules) => {
             collectors.stop().await;
-            let r = ev.reload(rules, shared.clock.now());
+            let r = ev.reload(share(cfg, rules), shared.clock.now());
             tracing::info!(
                 generation = ev.generation(),
                 kept = r.kept.len(),

@@ -280,6 +280,39 @@ pub enum Indicator {
 }
 
 impl Indicator {
+    /// The selectors it reads scraped series with (none for probe-fed indicators).
+    pub fn selectors(&self) -> Vec<&Selector> {
+        match self {
+            Indicator::Ratio {
+                numerator_selector,
+                total,
+                ..
+            } => vec![numerator_selector, total],
+            Indicator::LatencyThreshold { source, .. }
+            | Indicator::LatencyPercentile { source, .. } => match source {
+                LatencySource::Histogram { selector, .. } => vec![selector],
+                LatencySource::Probe { .. } => Vec::new(),
+            },
+            Indicator::ProbeAvailability { .. } => Vec::new(),
+        }
+    }
+
+    /// The probe it reads, if it is probe-fed.
+    pub fn probe(&self) -> Option<&str> {
+        match self {
+            Indicator::ProbeAvailability { probe }
+            | Indicator::LatencyThreshold {
+                source: LatencySource::Probe { probe },
+                ..
+            }
+            | Indicator::LatencyPercentile {
+                source: LatencySource::Probe { probe },
+                ..
+            } => Some(probe),
+            _ => None,
+        }
+    }
+
     /// True for the indicators that carry latencies (and so have percentiles to report).
     pub fn is_latency(&self) -> bool {
         matches!(

@@ -363,3 +363,270 @@ async fn an_outage_pages_every_tier_within_its_bounds_and_resolves_on_paused_tim
     );
     println!("{}", report.join("\n"));
 }
+
+/// The synthetic services of a rule set, each at its own base URL, answering in process.
+struct Services(Vec<(String, InProcess)>);
+
+#[async_trait::async_trait]
+impl burnwatch::probe::Checker for Services {
+    async fn check(
+        &self,
+        probe: &burnwatch::rules::model::Probe,
+    ) -> burnwatch::probe::ProbeOutcome {
+        let url = match &probe.kind {
+            burnwatch::rules::model::ProbeKind::Http(h) => h.url.as_str(),
+            _ => "",
+        };
+        let svc = self
+            .0
+            .iter()
+            .find(|(base, _)| url.starts_with(base.as_str()));
+        svc.unwrap_or(&self.0[0]).1.check(probe).await
+    }
+
+    async fn fetch(
+        &self,
+        req: &burnwatch::probe::FetchRequest<'_>,
+    ) -> Result<burnwatch::probe::FetchResponse, burnwatch::probe::FetchError> {
+        let svc = self
+            .0
+            .iter()
+            .find(|(base, _)| req.url.starts_with(base.as_str()));
+        svc.unwrap_or(&self.0[0]).1.fetch(req).await
+    }
+}
+
+/// One service's document: a scraped availability SLO, a latency SLO on its histogram and an
+/// SLO on its health probe.
+fn service_rules(name: &str) -> String {
+    format!(
+        r#"version: burnwatch/v1
+service: {name}
+probes:
+  - name: {name}-health
+    http: {{url: "http://{name}.test/healthz"}}
+    interval: 10s
+    alert: {{failures: 3, successes: 1}}
+scrape:
+  - name: {name}
+    url: http://{name}.test/metrics
+    interval: 15s
+slos:
+  - name: availability
+    objective: 99
+    window: 30d
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{job="{name}",code=~"5.."}}'
+        total: 'demo_http_requests_total{{job="{name}"}}'
+  - name: latency
+    objective: 99
+    window: 7d
+    indicator:
+      latency_threshold:
+        threshold: 300ms
+        histogram: 'demo_http_request_duration_seconds{{job="{name}"}}'
+  - name: health
+    objective: 99.9
+    window: 30d
+    indicator:
+      probe: {name}-health
+"#
+    )
+}
+
+/// What one SLO report says, for comparing agents: every count, SLI, burn rate, coverage,
+/// budget figure and tier condition (the engine's index differs between agents).
+fn numbers(r: &burnwatch::slo::engine::SloReport) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        r.window, r.alert_windows, r.budget, r.time_to_exhaustion, r.tiers
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_shards_evaluate_every_slo_once_and_their_union_equals_one_agent() {
+    use burnwatch::shard::Shard;
+    const SERVICES: usize = 9;
+    let names: Vec<String> = (0..SERVICES).map(|i| format!("svc{i}")).collect();
+    let text: String = names
+        .iter()
+        .map(|n| service_rules(n))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let services: Vec<Service> = (0..SERVICES)
+        .map(|i| {
+            Service::new(Behaviour {
+                // Every service fails some requests, each its own share; some are slow.
+                error_every: 10 + i as u32,
+                errors_per_cycle: 1,
+                slow_every: 7,
+                slow_latency: Duration::from_millis(400),
+                latency: Duration::from_millis(20),
+                health_down: false,
+            })
+        })
+        .collect();
+    let checker = Arc::new(Services(
+        names
+            .iter()
+            .zip(&services)
+            .map(|(n, s)| {
+                let base = format!("http://{n}.test");
+                (base.clone(), InProcess::new(base, s.clone()))
+            })
+            .collect(),
+    ));
+    let clock = Clock::following_tokio(START);
+    let shards = [
+        Some(Shard { index: 0, total: 3 }),
+        Some(Shard { index: 1, total: 3 }),
+        Some(Shard { index: 2, total: 3 }),
+        None,
+    ];
+    let mut dirs = Vec::new();
+    let mut daemons = Vec::new();
+    let shutdown = Shutdown::new();
+    for shard in shards {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("rules.yaml"), &text).expect("rules");
+        let shard_line = shard.map_or(String::new(), |s| {
+            format!("shard: {{index: {}, total: {}}}\n", s.index, s.total)
+        });
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nrules: [rules.yaml]\nevaluation_interval: 30s\n\
+             checkpoint_interval: 10m\n{shard_line}"
+        );
+        let cfg = burnwatch::config::parse(&dir.path().join("burnwatch.yaml"), yaml.as_bytes())
+            .expect("config");
+        assert_eq!(cfg.shard, shard);
+        let rule_set = burnwatch::rules::load_str("rules.yaml", &text).expect("rules");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let env = Environment {
+            clock,
+            checker: Some(checker.clone()),
+        };
+        daemons.push(
+            Daemon::start(cfg, rule_set, listener, &shutdown, env)
+                .await
+                .expect("starts"),
+        );
+        dirs.push(dir);
+    }
+
+    // Every target's first scrape (its baseline) before any traffic.
+    tokio::time::sleep(SCRAPE + Duration::from_secs(1)).await;
+    // Traffic to every service, two requests a second each; svc1 and svc4 fail whole for 10
+    // minutes, and svc4's health check with them.
+    let traffic: Vec<_> = services
+        .iter()
+        .cloned()
+        .map(|svc| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PERIOD);
+                loop {
+                    tick.tick().await;
+                    svc.request().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    let normal = [1, 4].map(|i| services[i].behaviour());
+    services[1].set_behaviour(Behaviour {
+        health_down: false,
+        ..OUTAGE
+    });
+    services[4].set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    services[1].set_behaviour(normal[0]);
+    services[4].set_behaviour(normal[1]);
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+    for t in traffic {
+        t.abort();
+    }
+    // Two more minutes: every target scraped again after the last request.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+
+    let snaps: Vec<_> = daemons
+        .iter()
+        .map(|d| d.subscribe().borrow().clone())
+        .collect();
+    let views: Vec<_> = daemons.iter().map(|d| d.alerting().view()).collect();
+    let (parts, whole) = snaps.split_at(3);
+    let whole = &whole[0];
+    assert!(
+        parts.iter().all(|s| s.at == whole.at),
+        "one evaluation instant"
+    );
+    assert_eq!(whole.slos.len(), 3 * SERVICES);
+
+    // Every SLO in exactly one shard, none empty, with the same numbers as the single agent.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(!part.slos.is_empty(), "shard {i} has SLOs");
+        assert_eq!(
+            part.targets.len() * 3,
+            part.slos.len(),
+            "shard {i}: its targets"
+        );
+        assert_eq!(
+            part.probes.len() * 3,
+            part.slos.len(),
+            "shard {i}: its probes"
+        );
+        for r in &part.slos {
+            *seen.entry(r.id.to_string()).or_default() += 1;
+            let one = whole
+                .slos
+                .iter()
+                .find(|w| w.id == r.id)
+                .expect("the single agent has it");
+            assert_eq!(numbers(r), numbers(one), "{} in shard {i}", r.id);
+        }
+    }
+    assert_eq!(seen.len(), 3 * SERVICES, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "each SLO once: {seen:?}");
+
+    // The counts are the services' own (traffic started after every first scrape baseline).
+    for (name, svc) in names.iter().zip(&services) {
+        let r = whole
+            .slos
+            .iter()
+            .find(|r| r.id.service == *name && r.id.slo == "availability")
+            .expect("availability");
+        let truth = svc.stats();
+        assert_eq!(r.window.total, truth.requests, "{name}");
+        assert_eq!(r.window.good, truth.code(200), "{name}");
+    }
+
+    // The same alerts, each raised by exactly one shard.
+    let alerts = |v: &burnwatch::view::AlertingView| -> Vec<String> {
+        v.alerts
+            .iter()
+            .map(|a| {
+                format!(
+                    "{:?} {:?} {:?}",
+                    a.alert.labels, a.alert.starts_at, a.alert.ends_at
+                )
+            })
+            .collect()
+    };
+    let mut union: Vec<String> = views[..3].iter().flat_map(|v| alerts(v)).collect();
+    union.sort();
+    let mut single = alerts(&views[3]);
+    single.sort();
+    assert!(!single.is_empty(), "the outage raised alerts");
+    assert_eq!(union, single);
+
+    for d in daemons {
+        d.shutdown().await;
+    }
+    println!(
+        "SLOs per shard: {:?}; alerts: {}",
+        parts.iter().map(|p| p.slos.len()).collect::<Vec<_>>(),
+        single.len()
+    );
+}
