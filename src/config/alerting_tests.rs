@@ -69,3 +69,27 @@ fn unknown_receivers_and_missing_parts_are_errors_with_positions() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn alertmanager_alone_lets_alertmanager_route() {
+    let cfg = parse(
+        Path::new("b.yaml"),
+        b"rules: [r]\nalerting:\n  alertmanager:\n    urls: [http://127.0.0.1:9093, http://127.0.0.1:9094]\n",
+    )
+    .expect("valid: Alertmanager routes");
+    assert_eq!(cfg.alerting.route.receiver, crate::notify::config::NOWHERE);
+    assert_eq!(cfg.alerting.receivers.len(), 1);
+    assert_eq!(
+        cfg.alerting.alertmanager.as_ref().map(|a| a.urls.len()),
+        Some(2)
+    );
+    // A route without receivers (or the reverse) is still an error, with or without it.
+    let e = errors(
+        "rules: [r]\nalerting:\n  route: {receiver: oncall}\n  alertmanager: {urls: [http://127.0.0.1:9093]}\n",
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.contains("missing required key `receivers`")),
+        "{e:#?}"
+    );
+}

@@ -84,15 +84,28 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertingConfig>
     let before = d.errors();
     let defaults = AlertingConfig::default();
     let external_url = m.opt(d, "external_url", Decoder::url);
-    let route = m.req(d, "route", "{receiver: oncall}", |d, n, _| {
-        route::decode(d, n)
-    });
-    let receivers = m.req(
-        d,
-        "receivers",
-        "[{name: oncall, webhook: [{url: ...}]}]",
-        |d, n, _| receiver::decode(d, n),
-    );
+    // With only `alertmanager:`, Alertmanager does the routing (as in a Prometheus config):
+    // burnwatch's own route sends nowhere.
+    let alertmanager_only =
+        m.get("route").is_none() && m.get("receivers").is_none() && m.get("alertmanager").is_some();
+    let (route, receivers) = if alertmanager_only {
+        (
+            Some(defaults.route.clone()),
+            Some(defaults.receivers.clone()),
+        )
+    } else {
+        (
+            m.req(d, "route", "{receiver: oncall}", |d, n, _| {
+                route::decode(d, n)
+            }),
+            m.req(
+                d,
+                "receivers",
+                "[{name: oncall, webhook: [{url: ...}]}]",
+                |d, n, _| receiver::decode(d, n),
+            ),
+        )
+    };
     let inhibit_rules = m.opt(d, "inhibit_rules", |d, n, _| inhibit::decode(d, n));
     let default_inhibit_rules = m.opt(d, "default_inhibit_rules", Decoder::bool);
     let alertmanager = m.opt(d, "alertmanager", |d, n, _| alertmanager::decode(d, n));

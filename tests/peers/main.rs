@@ -11,5 +11,6 @@ mod common;
 mod alerting_e2e;
 mod alertmanager;
 mod email;
+mod ha;
 mod prometheus_parity;
 mod prometheus_scrape;
