@@ -54,6 +54,7 @@ impl Daemon {
         let otlp = cfg.export.otlp.clone();
         let page = PageOptions {
             sloth_compatible: cfg.export.prometheus.sloth_compatible,
+            series: cfg.export.series,
         };
         let server_opts = ServerOptions::from_api(&cfg.api, page);
         let agent = Agent::start_with(cfg, rules, shutdown).await?;

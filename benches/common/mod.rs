@@ -45,7 +45,41 @@ pub fn rule_set() -> RuleSet {
 /// Every SLO of [`rule_set`] with traffic in every window; about one probe result in seven
 /// fails, so every burn-rate tier fires.
 pub fn snapshot() -> Arc<burnwatch::view::AgentSnapshot> {
-    let set = rule_set();
+    snapshot_of(rule_set())
+}
+
+/// The snapshot of [`rules`]`(n)` as [`snapshot`] has it, for sizes whose engine state would
+/// not fit the bench machine: the reports of a 100-SLO evaluation (one per probe) repeated
+/// under every SLO's id, so an exporter sees `n` SLOs with the labels, windows and values
+/// the agent publishes.
+#[allow(dead_code)]
+pub fn scaled_snapshot(n: u32) -> Arc<burnwatch::view::AgentSnapshot> {
+    let set = match load_str("bench.yaml", &rules(n)) {
+        Ok(s) => s,
+        Err(d) => panic!("bench rules do not check: {d:?}"),
+    };
+    let small = match load_str("bench.yaml", &rules(100)) {
+        Ok(s) => s,
+        Err(d) => panic!("bench rules do not check: {d:?}"),
+    };
+    let template = snapshot_of(small);
+    let mut snap = (*template).clone();
+    snap.slos.clear();
+    snap.events_total.clear();
+    for (i, slo) in set.services.iter().flat_map(|s| &s.slos).enumerate() {
+        let t = &template.slos[i % template.slos.len()];
+        let mut r = t.clone();
+        r.id = slo.id.clone();
+        if let Some(e) = template.events_total.get(&t.id) {
+            snap.events_total.insert(slo.id.clone(), *e);
+        }
+        snap.slos.push(r);
+    }
+    snap.rules = Arc::new(set);
+    Arc::new(snap)
+}
+
+fn snapshot_of(set: RuleSet) -> Arc<burnwatch::view::AgentSnapshot> {
     let mut ev = Evaluator::new(set, Timestamp(T0));
     for k in 0..20i64 {
         for p in 0..100 {
