@@ -27,7 +27,7 @@ use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
-use crate::view::{AgentSnapshot, AlertingView, ProbeStatus, TargetStatus};
+use crate::view::{AgentSnapshot, AlertingView, Lag, ProbeStatus, TargetStatus};
 
 /// Whose labels start every sample of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -308,6 +308,24 @@ fn per_probe(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&ProbeStatus) -> Option<
                 Value::Count(n) => count(out, None, &labels, n),
             }
         }
+    }
+}
+
+/// A count of every probe's lag ([`AgentSnapshot::pace`]), 0 for a probe without a run yet.
+fn per_probe_lag(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&Lag) -> u64) {
+    for p in &s.snap.probes {
+        let n = s.snap.pace.probes.get(&p.name).map_or(0, f);
+        let labels = [("service", p.service.as_str()), ("probe", p.name.as_str())];
+        count(out, None, &labels, n);
+    }
+}
+
+/// A count of every scrape target's lag, 0 for a target without a run yet.
+fn per_target_lag(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&Lag) -> u64) {
+    for t in &s.snap.targets {
+        let n = s.snap.pace.targets.get(&t.name).map_or(0, f);
+        let labels = [("service", t.service.as_str()), ("target", t.name.as_str())];
+        count(out, None, &labels, n);
     }
 }
 
@@ -667,6 +685,26 @@ pub static FAMILIES: &[Family] = &[
         labels: &[],
         points: |s, out| per_probe(s, out, |p| Some(Value::Count(p.failures_total))),
     },
+    Family {
+        name: "burnwatch_probe_checks_late",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{check}",
+        help: "Checks that started more than a tenth of the interval after their scheduled instant (waiting for a check slot, the evaluator's queue or the previous check): the agent is not keeping up",
+        subject: Subject::Probe,
+        labels: &[],
+        points: |s, out| per_probe_lag(s, out, |l| l.late),
+    },
+    Family {
+        name: "burnwatch_probe_checks_missed",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{check}",
+        help: "Scheduled checks that never ran: whole intervals gone by while the probe was behind its schedule",
+        subject: Subject::Probe,
+        labels: &[],
+        points: |s, out| per_probe_lag(s, out, |l| l.missed),
+    },
     // ---- scrape targets ----
     Family {
         name: "burnwatch_target_up",
@@ -728,6 +766,26 @@ pub static FAMILIES: &[Family] = &[
         labels: &[],
         points: |s, out| per_target(s, out, |t| Value::Count(t.failures_total)),
     },
+    Family {
+        name: "burnwatch_target_scrapes_late",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{scrape}",
+        help: "Scrapes that started more than a tenth of the interval after their scheduled instant (waiting for a scrape slot, the evaluator's queue or the previous scrape): the agent is not keeping up",
+        subject: Subject::Target,
+        labels: &[],
+        points: |s, out| per_target_lag(s, out, |l| l.late),
+    },
+    Family {
+        name: "burnwatch_target_scrapes_missed",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{scrape}",
+        help: "Scheduled scrapes that never ran: whole intervals gone by while the target was behind its schedule",
+        subject: Subject::Target,
+        labels: &[],
+        points: |s, out| per_target_lag(s, out, |l| l.missed),
+    },
     // ---- the agent itself ----
     Family {
         name: "burnwatch_build_info",
@@ -748,6 +806,66 @@ pub static FAMILIES: &[Family] = &[
         subject: Subject::Agent,
         labels: &[],
         points: |s, out| gauge(out, None, &[], s.snap.evaluation_seconds),
+    },
+    Family {
+        name: "burnwatch_evaluations_late",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{evaluation}",
+        help: "Evaluations that started more than a tenth of evaluation_interval after their scheduled instant (the evaluator busy applying results, reloading or checkpointing)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.pace.evaluations.late),
+    },
+    Family {
+        name: "burnwatch_evaluations_missed",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{evaluation}",
+        help: "Scheduled evaluations that never ran: whole evaluation intervals gone by while the evaluator was behind",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.pace.evaluations.missed),
+    },
+    Family {
+        name: "burnwatch_observation_queue_length",
+        compact: Compact::All,
+        kind: Kind::Gauge,
+        unit: "{observation}",
+        help: "Probe and scrape results waiting for the evaluator when the snapshot was taken (collectors wait while it is full)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| gauge(out, None, &[], s.snap.pace.queue_length as f64),
+    },
+    Family {
+        name: "burnwatch_observation_queue_capacity",
+        compact: Compact::All,
+        kind: Kind::Gauge,
+        unit: "{observation}",
+        help: "Capacity of the queue from the collectors to the evaluator (queue_length in the agent config)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| gauge(out, None, &[], s.snap.pace.queue_capacity as f64),
+    },
+    Family {
+        name: "burnwatch_observations_stale",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{observation}",
+        help: "Probe and scrape results dropped because a rules reload replaced their rule set while they were in flight",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.stale_observations),
+    },
+    Family {
+        name: "burnwatch_probe_results_dropped",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{result}",
+        help: "Probe results not counted for alerting's probe thresholds because alerting's queue was full (the SLOs still count them)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.pace.probe_results_dropped),
     },
     Family {
         name: "burnwatch_checkpoint_last_success_timestamp_seconds",

@@ -456,6 +456,55 @@ slos:
     }
 
     #[test]
+    fn pace_families_read_the_snapshot() {
+        use crate::view::Lag;
+        let mut snap = (*snapshot()).clone();
+        snap.pace
+            .probes
+            .insert("home".into(), Lag { late: 3, missed: 2 });
+        snap.pace.evaluations = Lag { late: 5, missed: 4 };
+        snap.pace.queue_length = 7;
+        snap.pace.queue_capacity = 4096;
+        snap.pace.probe_results_dropped = 11;
+        snap.stale_observations = 6;
+        let page = encode(&Arc::new(snap)).expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
+        let p = [("service", "shop"), ("probe", "home")];
+        assert_eq!(
+            value(&samples, "burnwatch_probe_checks_late_total", &p),
+            3.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_probe_checks_missed_total", &p),
+            2.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_evaluations_late_total", &[]),
+            5.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_evaluations_missed_total", &[]),
+            4.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_observation_queue_length", &[]),
+            7.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_observation_queue_capacity", &[]),
+            4096.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_probe_results_dropped_total", &[]),
+            11.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_observations_stale_total", &[]),
+            6.0
+        );
+    }
+
+    #[test]
     fn accept_header_picks_the_format() {
         assert_eq!(negotiate(None), Format::Text);
         assert_eq!(negotiate(Some("*/*")), Format::Text);

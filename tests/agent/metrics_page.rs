@@ -2,6 +2,11 @@
 //! request's `Accept-Encoding` accepts gzip (as Prometheus's does), with `Content-Encoding` and
 //! `Vary`; the decoded body is byte for byte the page rendered from the same snapshot, and a
 //! client that does not ask (or refuses with `q=0`) gets the plain page.
+//!
+//! The self-metrics of a `burnwatch run` agent that cannot keep up: with one probe slot for
+//! three probes whose checks take most of their interval, checks start late and scheduled
+//! checks are skipped, and `/metrics` counts both per probe; the queue gauges show the
+//! configured queue.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -11,6 +16,9 @@ use burnwatch::export::prometheus::{PageOptions, render};
 use burnwatch::exposition::Format;
 use burnwatch::rules::load_str;
 use burnwatch::shutdown::Shutdown;
+use burnwatch::time::Dur;
+
+use crate::common::{free_addr, run_agent, wait_for};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 
@@ -117,4 +125,90 @@ async fn metrics_are_gzipped_for_clients_that_ask_and_plain_for_the_rest() {
 
     shutdown.trigger();
     server.await.expect("joins").expect("serves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_cannot_keep_up_counts_late_and_missed_checks() {
+    // Accepts connections (the kernel does, from the backlog) and never answers: every check
+    // runs into its 900 ms timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("address");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rules = String::from("version: burnwatch/v1\nservice: shop\nprobes:\n");
+    for p in ["a", "b", "c"] {
+        rules.push_str(&format!(
+            "  - name: {p}\n    http: {{url: 'http://{silent_addr}/'}}\n    interval: 1s\n    timeout: 900ms\n"
+        ));
+    }
+    rules.push_str("slos:\n  - name: up\n    objective: 99\n    indicator: {probe: a}\n");
+    std::fs::write(dir.path().join("shop.yaml"), rules).expect("rules");
+    let addr = free_addr();
+    let cfg = dir.path().join("burnwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: {addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\nmax_concurrent_probes: 1\nqueue_length: 77\n"
+        ),
+    )
+    .expect("config");
+    let _agent = run_agent(&cfg);
+
+    let prober = burnwatch::probe::Prober::new(&[]).expect("prober");
+    let url = format!("http://{addr}/metrics");
+    let value = |samples: &[burnwatch::exposition::OwnedSample],
+                 name: &str,
+                 probe: Option<&str>| {
+        samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && probe.is_none_or(|p| s.labels.iter().any(|(k, v)| k == "probe" && v == p))
+            })
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    let samples = wait_for("late and skipped checks of every probe", || async {
+        let r = prober
+            .fetch(&burnwatch::probe::FetchRequest::new(
+                &url,
+                Dur::from_secs(2),
+                16 << 20,
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        let samples = burnwatch::exposition::parse_owned(
+            &r.body,
+            Format::from_content_type(r.content_type.as_deref()),
+        )
+        .map_err(|e| e.to_string())?;
+        let behind = ["a", "b", "c"].iter().all(|p| {
+            value(&samples, "burnwatch_probe_checks_late_total", Some(p)) >= 1.0
+                && value(&samples, "burnwatch_probe_checks_missed_total", Some(p)) >= 1.0
+        });
+        if behind {
+            Ok(samples)
+        } else {
+            Err("not behind yet".to_owned())
+        }
+    })
+    .await;
+    assert_eq!(
+        value(&samples, "burnwatch_observation_queue_capacity", None),
+        77.0
+    );
+    let queued = value(&samples, "burnwatch_observation_queue_length", None);
+    assert!((0.0..=77.0).contains(&queued), "{queued}");
+    // Every family is there, at 0 for what did not happen.
+    for name in [
+        "burnwatch_evaluations_late_total",
+        "burnwatch_evaluations_missed_total",
+        "burnwatch_observations_stale_total",
+        "burnwatch_probe_results_dropped_total",
+    ] {
+        assert!(samples.iter().any(|s| s.name == name), "{name}");
+    }
+    assert_eq!(
+        value(&samples, "burnwatch_observations_stale_total", None),
+        0.0
+    );
 }
