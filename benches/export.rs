@@ -27,6 +27,22 @@ fn page(snap: &std::sync::Arc<burnwatch::view::AgentSnapshot>, series: SeriesSet
     }
 }
 
+/// CPU time this thread has run, from the kernel's scheduler statistics (Linux): on a shared
+/// machine wall time also counts the time other processes held the cores.
+fn cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Mean CPU seconds of `runs` calls of `f`, when the kernel tells.
+fn cpu_secs<T>(runs: u32, mut f: impl FnMut() -> T) -> Option<f64> {
+    let start = cpu_ns()?;
+    for _ in 0..runs {
+        black_box(f());
+    }
+    Some((cpu_ns()? - start) as f64 / 1e9 / f64::from(runs))
+}
+
 fn compressed(page: &str) -> Vec<u8> {
     match gzip(page.as_bytes()) {
         Ok(z) => z,
@@ -46,12 +62,13 @@ fn bench_encode(c: &mut Criterion) {
         let base = page(&empty, series).len();
         // The checksum tells whether a speed-up changed a byte of the page.
         println!(
-            "{series:?} page for {SLOS} SLOs: {} lines, {:.1} MB ({} bytes per SLO), gzip {:.2} MB, crc32 {:08x}",
+            "{series:?} page for {SLOS} SLOs: {} lines, {:.1} MB ({} bytes per SLO), gzip {:.2} MB, crc32 {:08x}; CPU per page {:.3?} s",
             p.lines().count(),
             p.len() as f64 / 1e6,
             (p.len() - base) / SLOS as usize,
             compressed(&p).len() as f64 / 1e6,
-            crc32fast::hash(p.as_bytes())
+            crc32fast::hash(p.as_bytes()),
+            cpu_secs(5, || page(&snap, series)),
         );
     }
     let mut g = c.benchmark_group("metrics");
@@ -68,9 +85,11 @@ fn bench_encode(c: &mut Criterion) {
     let p = page(&large, SeriesSet::Compact);
     let z = compressed(&p);
     println!(
-        "Compact page for {LARGE} SLOs: {:.1} MB, gzip {:.1} MB",
+        "Compact page for {LARGE} SLOs: {:.1} MB, gzip {:.1} MB; CPU per page: encode {:.3?} s, gzip {:.3?} s",
         p.len() as f64 / 1e6,
-        z.len() as f64 / 1e6
+        z.len() as f64 / 1e6,
+        cpu_secs(3, || encode(&large)),
+        cpu_secs(3, || compressed(&p)),
     );
     g.bench_function("encode/100k_slos", |b| {
         b.iter(|| black_box(encode(&large)).is_ok())

@@ -16,17 +16,23 @@ pub const T0: i64 = 1_780_000_000_000;
 
 /// `n` probe-availability SLOs over 100 probes, each with a label, so every family has rows.
 pub fn rules(n: u32) -> String {
+    rules_of("bench", "p", 0..n)
+}
+
+/// The rules document of service `service`: probes `<probe>0` to `<probe>99`, and SLO `s<i>` for
+/// each `i` of `slos`, read by probe `i % 100`.
+fn rules_of(service: &str, probe: &str, slos: std::ops::Range<u32>) -> String {
     let mut y =
-        String::from("version: burnwatch/v1\nservice: bench\nlabels: {team: core}\nprobes:\n");
+        format!("version: burnwatch/v1\nservice: {service}\nlabels: {{team: core}}\nprobes:\n");
     for p in 0..100 {
         y.push_str(&format!(
-            "  - name: p{p}\n    http: {{url: 'http://127.0.0.1:1/'}}\n    interval: 30s\n    timeout: 5s\n"
+            "  - name: {probe}{p}\n    http: {{url: 'http://127.0.0.1:1/'}}\n    interval: 30s\n    timeout: 5s\n"
         ));
     }
     y.push_str("slos:\n");
-    for i in 0..n {
+    for i in slos {
         y.push_str(&format!(
-            "  - name: s{i}\n    objective: 99.9\n    labels: {{tier: t{}}}\n    indicator: {{probe: p{}}}\n",
+            "  - name: s{i}\n    objective: 99.9\n    labels: {{tier: t{}}}\n    indicator: {{probe: {probe}{}}}\n",
             i % 3,
             i % 100
         ));
@@ -54,9 +60,17 @@ pub fn snapshot() -> Arc<burnwatch::view::AgentSnapshot> {
 /// the agent publishes.
 #[allow(dead_code)]
 pub fn scaled_snapshot(n: u32) -> Arc<burnwatch::view::AgentSnapshot> {
-    let set = match load_str("bench.yaml", &rules(n)) {
-        Ok(s) => s,
-        Err(d) => panic!("bench rules do not check: {d:?}"),
+    // One file (and service) per 10,000 SLOs: a rules file is bounded in size and YAML nodes.
+    let sources: Vec<(std::path::PathBuf, Vec<u8>)> = (0..n.div_ceil(10_000))
+        .map(|k| {
+            let slos = k * 10_000..((k + 1) * 10_000).min(n);
+            let doc = rules_of(&format!("bench{k}"), &format!("k{k}p"), slos);
+            (format!("bench{k}.yaml").into(), doc.into_bytes())
+        })
+        .collect();
+    let report = burnwatch::rules::check_sources(&sources);
+    let Some(set) = report.rules else {
+        panic!("bench rules do not check: {:?}", report.diagnostics);
     };
     let small = match load_str("bench.yaml", &rules(100)) {
         Ok(s) => s,

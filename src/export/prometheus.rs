@@ -196,13 +196,19 @@ fn page_estimate(snap: &AgentSnapshot, opts: PageOptions) -> usize {
         .iter()
         .map(|r| {
             let windows = 1 + r.alert_windows.len();
+            // Per-window families: all four in every window, or (compact) three in the SLO
+            // window and the burn rate in the alert windows.
+            let (per_window, latency_windows) = match opts.series {
+                SeriesSet::Full => (4 * windows, windows),
+                SeriesSet::Compact => (3 + r.alert_windows.len(), 1),
+            };
             let latency = if r.window.latency.is_some() {
-                4 * windows
+                4 * latency_windows
             } else {
                 0
             };
             let sloth = if opts.sloth_compatible { 16 } else { 0 };
-            let samples = 4 * windows + 7 + r.tiers.len() + latency + sloth;
+            let samples = per_window + 7 + r.tiers.len() + latency + sloth;
             samples * (SAMPLE_OVERHEAD + r.id.service.len() + r.id.slo.len())
         })
         .sum();
