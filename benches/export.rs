@@ -16,6 +16,12 @@ use common::{SLOS, scaled_snapshot, snapshot};
 /// SLOs of the large page.
 const LARGE: u32 = 100_000;
 
+/// Whether this is a measuring run (`cargo bench` passes `--bench`); `cargo test --all-targets`
+/// runs each benchmark once to check it works, on a page small enough for a debug build.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn page(snap: &std::sync::Arc<burnwatch::view::AgentSnapshot>, series: SeriesSet) -> String {
     let opts = PageOptions {
         series,
@@ -68,7 +74,7 @@ fn bench_encode(c: &mut Criterion) {
             (p.len() - base) / SLOS as usize,
             compressed(&p).len() as f64 / 1e6,
             crc32fast::hash(p.as_bytes()),
-            cpu_secs(5, || page(&snap, series)),
+            cpu_secs(if measuring() { 5 } else { 1 }, || page(&snap, series)),
         );
     }
     let mut g = c.benchmark_group("metrics");
@@ -81,15 +87,16 @@ fn bench_encode(c: &mut Criterion) {
     });
     drop(snap);
 
-    let large = scaled_snapshot(LARGE);
+    let (n, runs) = if measuring() { (LARGE, 3) } else { (1_000, 1) };
+    let large = scaled_snapshot(n);
     let p = page(&large, SeriesSet::Compact);
     let z = compressed(&p);
     println!(
-        "Compact page for {LARGE} SLOs: {:.1} MB, gzip {:.1} MB; CPU per page: encode {:.3?} s, gzip {:.3?} s",
+        "Compact page for {n} SLOs: {:.1} MB, gzip {:.1} MB; CPU per page: encode {:.3?} s, gzip {:.3?} s",
         p.len() as f64 / 1e6,
         z.len() as f64 / 1e6,
-        cpu_secs(3, || encode(&large)),
-        cpu_secs(3, || compressed(&p)),
+        cpu_secs(runs, || encode(&large)),
+        cpu_secs(runs, || compressed(&p)),
     );
     g.bench_function("encode/100k_slos", |b| {
         b.iter(|| black_box(encode(&large)).is_ok())

@@ -3,7 +3,9 @@
 //! ([`AgentSnapshot`] and [`AlertingView`]); the `/metrics` page ([`super::prometheus`]), the
 //! OTLP push ([`super::otlp`]) and the tables of `docs/metrics.md` ([`doc_table`]) are all
 //! rendered from [`FAMILIES`], so a family cannot be on one and missing from another, or carry
-//! another name, unit or label there. Adding a family is one row here plus its reader.
+//! another name, unit or label there. Adding a family is one row here plus its reader. Each row
+//! also says which of its samples the compact series set (`export.series`, the default) keeps
+//! ([`Compact`]); every exporter emits through [`Family::emit`], which applies it.
 //!
 //! Names are the Prometheus family names; a counter's samples are `<name>_total` on the page
 //! and an OTLP monotonic sum named `<name>`. Units are UCUM for OTLP, chosen so that
