@@ -164,6 +164,22 @@ pub struct ExportConfig {
     pub otlp: Option<OtlpConfig>,
     /// `export.prometheus`: the `/metrics` page.
     pub prometheus: PrometheusExport,
+    /// `export.series`: `compact` (default) or `full`, the series per SLO that both `/metrics`
+    /// and the OTLP push carry. Compact keeps what the shipped dashboards and burn-rate alerting
+    /// read (about 19 series per availability SLO instead of 42); full adds every family in
+    /// every window. docs/metrics.md's `compact` column says which samples are in which set.
+    pub series: SeriesSet,
+}
+
+/// Which series per SLO the exporters carry (`export.series`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SeriesSet {
+    /// The default: the families and windows dashboards and alerts read (see the catalogue's
+    /// `Compact`, `crate::export::catalogue`).
+    #[default]
+    Compact,
+    /// Every family in every window.
+    Full,
 }
 
 /// The `export.prometheus` block.
@@ -646,15 +662,24 @@ fn at_least_1s(d: &mut Decoder<'_>, n: &Node, key: &'static str) -> Option<Dur> 
 
 /// The `export:` section. Each exporter's block is read by its own function.
 fn decode_export(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<ExportConfig> {
-    const KEYS: &[&str] = &["otlp", "prometheus"];
+    const KEYS: &[&str] = &["otlp", "prometheus", "series"];
     if matches!(n.kind(), Kind::Null) {
         return Some(ExportConfig::default());
     }
     let m = MapReader::new(d, n, "`export`", KEYS)?;
     let before = d.errors();
     let mut out = ExportConfig::default();
+    if let Some(v) = m.opt(d, "series", |d, n, k| d.choice(n, k, &["compact", "full"])) {
+        out.series = match v {
+            "full" => SeriesSet::Full,
+            _ => SeriesSet::Compact,
+        };
+    }
     if let Some(n) = m.get("otlp") {
-        out.otlp = decode_otlp(d, base, n);
+        out.otlp = decode_otlp(d, base, n).map(|mut o| {
+            o.series = out.series;
+            o
+        });
     }
     if let Some(p) = m.get("prometheus")
         && let Some(pm) = MapReader::new(d, p, "`export.prometheus`", &["sloth_compatible"])
@@ -1213,6 +1238,27 @@ mod tests {
     }
 
     #[test]
+    fn series_set_defaults_to_compact_reaches_otlp_and_reports_mistakes() {
+        let p = Path::new("b.yaml");
+        let off = parse(p, b"rules: [r]\n").expect("valid");
+        assert_eq!(off.export.series, SeriesSet::Compact);
+        let full = parse(
+            p,
+            b"rules: [r]\nexport:\n  otlp: {endpoint: 'http://127.0.0.1:4317'}\n  series: full\n",
+        )
+        .expect("valid");
+        assert_eq!(full.export.series, SeriesSet::Full);
+        // The push follows the page's setting, whatever the order of the keys.
+        assert_eq!(full.export.otlp.map(|o| o.series), Some(SeriesSet::Full));
+        let e = errors("rules: [r]\nexport:\n  series: ful\n");
+        assert!(
+            e.iter()
+                .any(|l| l.contains("burnwatch.yaml:3:11: error") && l.contains("`full`")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn sloth_switch_defaults_off_and_reports_mistakes_with_positions() {
         let p = Path::new("b.yaml");
         let off = parse(p, b"rules: [r]\n").expect("valid");
@@ -1229,7 +1275,7 @@ mod tests {
         let want = [
             "burnwatch.yaml:4:23: error: `sloth_compatible`",
             "burnwatch.yaml:5:5: error: unknown key `sloth` in `export.prometheus`",
-            "burnwatch.yaml:6:3: error: unknown key `prom` in `export`; allowed keys are `otlp`, `prometheus`",
+            "burnwatch.yaml:6:3: error: unknown key `prom` in `export`; allowed keys are `otlp`, `prometheus`, `series`",
         ];
         for w in want {
             assert!(e.iter().any(|l| l.contains(w)), "missing {w:?} in {e:#?}");

@@ -56,6 +56,7 @@ impl Daemon {
         let otlp = cfg.export.otlp.clone();
         let page = PageOptions {
             sloth_compatible: cfg.export.prometheus.sloth_compatible,
+            series: cfg.export.series,
         };
         let server_opts = ServerOptions {
             clock: env.clock,

@@ -466,6 +466,7 @@ impl Evaluator {
             stale_observations: self.stale,
             events_total: self.events_by_id(),
             evaluation_seconds: 0.0,
+            pace: Default::default(),
         }
     }
 }

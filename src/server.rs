@@ -4,8 +4,8 @@
 //! the alerting task through its [`AlertingHandle`]. Graceful: when the daemon's [`Shutdown`]
 //! fires it stops accepting, tells open connections to finish, and gives them [`DRAIN`].
 //!
-//! Routes: `GET /metrics` (OpenMetrics or text 0.0.4 by `Accept`, see
-//! [`crate::export::prometheus`]), `GET /healthz` (alive),
+//! Routes: `GET /metrics` (OpenMetrics or text 0.0.4 by `Accept`, gzip when `Accept-Encoding`
+//! allows it, rendered off the runtime's threads; see [`crate::export::prometheus`]), `GET /healthz` (alive),
 //! `GET /readyz` (rules loaded and state restored: 200, else 503), `GET /api/v1/slos`,
 //! `GET /api/v1/slos/{service}/{slo}`, `GET /api/v1/probes`, `GET /api/v1/targets`,
 //! `GET /api/v1/status`, `GET /api/v1/alerts` (filters as Alertmanager's API v2),
@@ -383,6 +383,26 @@ async fn dispatch(
                 false,
             );
         }
+        ["metrics"] => {
+            let view = opts.alerting.as_ref().map(AlertingHandle::view);
+            let text = |h| req.headers().get(h).and_then(|v| v.to_str().ok());
+            let accept = text(header::ACCEPT).map(str::to_owned);
+            let gzip = crate::export::prometheus::accepts_gzip(text(header::ACCEPT_ENCODING));
+            let page = opts.page;
+            // A page of 100,000 SLOs takes a good part of a second to render and compress:
+            // off the runtime's worker threads, so the API and the collectors keep going.
+            let built = tokio::task::spawn_blocking(move || {
+                metrics_response(&snap, view.as_ref(), page, accept.as_deref(), gzip)
+            })
+            .await;
+            return match built {
+                Ok(r) => (r, false),
+                Err(e) => (
+                    error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                    false,
+                ),
+            };
+        }
         _ => {
             let view = opts.alerting.as_ref().map(AlertingHandle::view);
             let accept = req
@@ -539,6 +559,46 @@ pub(crate) fn route(
     )
 }
 
+/// The `/metrics` response: the page in the format `accept` picks, gzip-compressed when `gzip`
+/// (the request's `Accept-Encoding` accepts it), with `Vary` naming both request headers the
+/// answer depends on.
+fn metrics_response(
+    snap: &AgentSnapshot,
+    alerting: Option<&Arc<AlertingView>>,
+    page: PageOptions,
+    accept: Option<&str>,
+    gzip: bool,
+) -> Resp {
+    use crate::export::prometheus::{content_type, negotiate, render};
+    let format = negotiate(accept);
+    let text = render(snap, alerting, page, format);
+    let compressed = if gzip {
+        // Compressing into memory fails only if memory does; then the page goes as it is.
+        crate::export::prometheus::gzip(text.as_bytes()).ok()
+    } else {
+        None
+    };
+    let encoded = compressed.is_some();
+    let body = compressed.unwrap_or_else(|| text.into_bytes());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type(format)),
+    );
+    h.insert(
+        header::VARY,
+        header::HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if encoded {
+        h.insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static("gzip"),
+        );
+    }
+    r
+}
+
 /// [`route`] for a request whose `Accept` header is `accept` (it picks the `/metrics` format).
 fn route_accepting(
     parts: &[&str],
@@ -550,16 +610,7 @@ fn route_accepting(
     let tiers = alerting.map(|v| &*v.tiers);
     match parts {
         ["healthz"] => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        ["metrics"] => {
-            use crate::export::prometheus::{content_type, negotiate, render};
-            let format = negotiate(accept);
-            let mut r = Response::new(Full::new(Bytes::from(render(snap, alerting, page, format))));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static(content_type(format)),
-            );
-            r
-        }
+        ["metrics"] => metrics_response(snap, alerting, page, accept, false),
         ["readyz"] => {
             // The agent publishes its first snapshot only after the rules loaded and the
             // checkpoint was restored, so a snapshot with a rule generation means ready.

@@ -16,17 +16,23 @@ pub const T0: i64 = 1_780_000_000_000;
 
 /// `n` probe-availability SLOs over 100 probes, each with a label, so every family has rows.
 pub fn rules(n: u32) -> String {
+    rules_of("bench", "p", 0..n)
+}
+
+/// The rules document of service `service`: probes `<probe>0` to `<probe>99`, and SLO `s<i>` for
+/// each `i` of `slos`, read by probe `i % 100`.
+fn rules_of(service: &str, probe: &str, slos: std::ops::Range<u32>) -> String {
     let mut y =
-        String::from("version: burnwatch/v1\nservice: bench\nlabels: {team: core}\nprobes:\n");
+        format!("version: burnwatch/v1\nservice: {service}\nlabels: {{team: core}}\nprobes:\n");
     for p in 0..100 {
         y.push_str(&format!(
-            "  - name: p{p}\n    http: {{url: 'http://127.0.0.1:1/'}}\n    interval: 30s\n    timeout: 5s\n"
+            "  - name: {probe}{p}\n    http: {{url: 'http://127.0.0.1:1/'}}\n    interval: 30s\n    timeout: 5s\n"
         ));
     }
     y.push_str("slos:\n");
-    for i in 0..n {
+    for i in slos {
         y.push_str(&format!(
-            "  - name: s{i}\n    objective: 99.9\n    labels: {{tier: t{}}}\n    indicator: {{probe: p{}}}\n",
+            "  - name: s{i}\n    objective: 99.9\n    labels: {{tier: t{}}}\n    indicator: {{probe: {probe}{}}}\n",
             i % 3,
             i % 100
         ));
@@ -45,7 +51,49 @@ pub fn rule_set() -> RuleSet {
 /// Every SLO of [`rule_set`] with traffic in every window; about one probe result in seven
 /// fails, so every burn-rate tier fires.
 pub fn snapshot() -> Arc<burnwatch::view::AgentSnapshot> {
-    let set = rule_set();
+    snapshot_of(rule_set())
+}
+
+/// The snapshot of [`rules`]`(n)` as [`snapshot`] has it, for sizes whose engine state would
+/// not fit the bench machine: the reports of a 100-SLO evaluation (one per probe) repeated
+/// under every SLO's id, so an exporter sees `n` SLOs with the labels, windows and values
+/// the agent publishes.
+#[allow(dead_code)]
+pub fn scaled_snapshot(n: u32) -> Arc<burnwatch::view::AgentSnapshot> {
+    // One file (and service) per 10,000 SLOs: a rules file is bounded in size and YAML nodes.
+    let sources: Vec<(std::path::PathBuf, Vec<u8>)> = (0..n.div_ceil(10_000))
+        .map(|k| {
+            let slos = k * 10_000..((k + 1) * 10_000).min(n);
+            let doc = rules_of(&format!("bench{k}"), &format!("k{k}p"), slos);
+            (format!("bench{k}.yaml").into(), doc.into_bytes())
+        })
+        .collect();
+    let report = burnwatch::rules::check_sources(&sources);
+    let Some(set) = report.rules else {
+        panic!("bench rules do not check: {:?}", report.diagnostics);
+    };
+    let small = match load_str("bench.yaml", &rules(100)) {
+        Ok(s) => s,
+        Err(d) => panic!("bench rules do not check: {d:?}"),
+    };
+    let template = snapshot_of(small);
+    let mut snap = (*template).clone();
+    snap.slos.clear();
+    snap.events_total.clear();
+    for (i, slo) in set.services.iter().flat_map(|s| &s.slos).enumerate() {
+        let t = &template.slos[i % template.slos.len()];
+        let mut r = t.clone();
+        r.id = slo.id.clone();
+        if let Some(e) = template.events_total.get(&t.id) {
+            snap.events_total.insert(slo.id.clone(), *e);
+        }
+        snap.slos.push(r);
+    }
+    snap.rules = Arc::new(set);
+    Arc::new(snap)
+}
+
+fn snapshot_of(set: RuleSet) -> Arc<burnwatch::view::AgentSnapshot> {
     let mut ev = Evaluator::new(set, Timestamp(T0));
     for k in 0..20i64 {
         for p in 0..100 {

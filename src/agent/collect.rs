@@ -5,7 +5,8 @@
 //! does not grow). Each generation's collectors await a child of the daemon's [`Shutdown`]: a
 //! reload stops this generation's collectors and starts the next; shutdown stops them all.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
@@ -21,7 +22,7 @@ use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::shutdown::Shutdown;
 use crate::slo::fingerprint::fnv1a64;
 use crate::time::{Dur, Timestamp};
-use crate::view::ScrapeFailure;
+use crate::view::{Lag, ScrapeFailure};
 
 /// How long stopping waits for in-flight checks before aborting them.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -41,6 +42,38 @@ pub struct Shared {
     pub scrape_slots: Arc<Semaphore>,
     /// The daemon's shutdown: every generation's collectors stop when it fires.
     pub shutdown: Shutdown,
+    /// How late each collector runs, read into every snapshot.
+    pub lags: Arc<Lags>,
+}
+
+/// Every collector's [`Lag`] since the agent started, by probe and by target name (kept
+/// across reloads, like the other counters since start).
+#[derive(Debug, Default)]
+pub struct Lags {
+    probes: Mutex<BTreeMap<String, Lag>>,
+    targets: Mutex<BTreeMap<String, Lag>>,
+}
+
+impl Lags {
+    fn record(book: &Mutex<BTreeMap<String, Lag>>, name: &str, late_by: Duration, every: Dur) {
+        let mut book = book.lock().unwrap_or_else(PoisonError::into_inner);
+        match book.get_mut(name) {
+            Some(lag) => lag.record(late_by, every.to_std()),
+            None => {
+                let mut lag = Lag::default();
+                lag.record(late_by, every.to_std());
+                book.insert(name.to_owned(), lag);
+            }
+        }
+    }
+
+    /// The probes' and the targets' lags, as of now.
+    pub fn read(&self) -> (BTreeMap<String, Lag>, BTreeMap<String, Lag>) {
+        let read = |m: &Mutex<BTreeMap<String, Lag>>| {
+            m.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        };
+        (read(&self.probes), read(&self.targets))
+    }
 }
 
 /// The running collectors of one rule set generation.
@@ -106,13 +139,16 @@ async fn sleep_or_stop(d: Duration, stop: &Shutdown) -> bool {
 }
 
 /// Runs `check` every `interval` (first at `name`'s offset), one slot of `slots` per run, and
-/// sends each observation; returns when told to stop or when the evaluator is gone.
+/// sends each observation; returns when told to stop or when the evaluator is gone. Each run's
+/// delay from its scheduled instant to its start (slot acquired) goes into `lags`: a slow
+/// check, a full slot pool or a full queue to the evaluator all show there.
 async fn run_every<F, Fut>(
     name: &str,
     interval: Dur,
     slots: Arc<Semaphore>,
     tx: mpsc::Sender<Observation>,
     stop: Shutdown,
+    lags: &Mutex<BTreeMap<String, Lag>>,
     mut check: F,
 ) where
     F: FnMut() -> Fut,
@@ -124,14 +160,15 @@ async fn run_every<F, Fut>(
     let mut tick = tokio::time::interval(interval.to_std());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let scheduled = tokio::select! {
+            t = tick.tick() => t,
             _ = stop.requested() => return,
-        }
+        };
         let obs = {
             let Ok(_permit) = slots.acquire().await else {
                 return;
             };
+            Lags::record(lags, name, scheduled.elapsed(), interval);
             tokio::select! {
                 o = check() => o,
                 _ = stop.requested() => return,
@@ -167,6 +204,7 @@ async fn probe_loop(probe: Probe, generation: u64, shared: Shared, stop: Shutdow
         shared.probe_slots.clone(),
         shared.tx.clone(),
         stop,
+        &shared.lags.probes,
         check,
     )
     .await;
@@ -210,6 +248,7 @@ async fn scrape_loop(
         shared.scrape_slots.clone(),
         shared.tx.clone(),
         stop,
+        &shared.lags.targets,
         check,
     )
     .await;

@@ -35,7 +35,9 @@ use crate::shutdown::Shutdown;
 use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
 use crate::time::Timestamp;
-use crate::view::{AgentSnapshot, AlertingHandle, ReloadOutcome, ReloadRequest, Reloader};
+use crate::view::{
+    AgentSnapshot, AlertingHandle, Lag, Pace, ReloadOutcome, ReloadRequest, Reloader,
+};
 
 use alerting::{Alerting, ProbeResult};
 use collect::{Collectors, Shared};
@@ -160,6 +162,7 @@ impl Agent {
             probe_slots: Arc::new(Semaphore::new(cfg.max_concurrent_probes)),
             scrape_slots: Arc::new(Semaphore::new(cfg.max_concurrent_scrapes)),
             shutdown: shutdown.clone(),
+            lags: Arc::default(),
         };
         let first = Arc::new(ev.evaluate(now));
         let (snap_tx, snapshots) = watch::channel(first);
@@ -315,6 +318,9 @@ async fn run_loop(
         .map_or(Duration::from_secs(3600), |d| d.to_std());
     let mut watch_tick = interval(watch_every);
     let mut files = rules_fingerprint(&cfg);
+    // Whether the agent keeps up: published with every snapshot.
+    let mut evaluations = Lag::default();
+    let mut dropped = 0u64;
     tracing::info!(
         slos = ev
             .rules()
@@ -330,10 +336,12 @@ async fn run_loop(
         tokio::select! {
             biased;
             _ = shared.shutdown.requested() => break,
-            _ = eval_tick.tick() => {
+            scheduled = eval_tick.tick() => {
+                evaluations.record(scheduled.elapsed(), cfg.evaluation_interval.to_std());
                 let started = std::time::Instant::now();
                 let mut snap = ev.evaluate(shared.clock.now());
                 snap.evaluation_seconds = started.elapsed().as_secs_f64();
+                snap.pace = pace(&shared, &rx, evaluations, dropped);
                 let _ = snap_tx.send(Arc::new(snap));
             }
             _ = cp_tick.tick() => checkpoint(&cfg, &mut ev, shared.clock).await,
@@ -354,17 +362,18 @@ async fn run_loop(
                 }
             }
             Some(obs) = rx.recv() => {
-                tap(&probe_tap, &ev, &obs);
+                dropped += u64::from(!tap(&probe_tap, &ev, &obs));
                 ev.apply(obs);
             }
         }
     }
     collectors.stop().await;
     while let Ok(obs) = rx.try_recv() {
-        tap(&probe_tap, &ev, &obs);
+        dropped += u64::from(!tap(&probe_tap, &ev, &obs));
         ev.apply(obs);
     }
-    let snap = ev.evaluate(shared.clock.now());
+    let mut snap = ev.evaluate(shared.clock.now());
+    snap.pace = pace(&shared, &rx, evaluations, dropped);
     let _ = snap_tx.send(Arc::new(snap));
     checkpoint(&cfg, &mut ev, shared.clock).await;
     tracing::info!("agent stopped; state checkpointed");
@@ -372,10 +381,29 @@ async fn run_loop(
 
 use crate::evaluator::Observation;
 
+/// The agent's pace for the snapshot being published: the collectors' and the evaluations'
+/// lags, the queue to the evaluator, and the probe results alerting could not take.
+fn pace(
+    shared: &Shared,
+    rx: &mpsc::Receiver<Observation>,
+    evaluations: Lag,
+    probe_results_dropped: u64,
+) -> Pace {
+    let (probes, targets) = shared.lags.read();
+    Pace {
+        probes,
+        targets,
+        evaluations,
+        queue_length: rx.len(),
+        queue_capacity: rx.max_capacity(),
+        probe_results_dropped,
+    }
+}
+
 /// Forwards a current-generation probe result to alerting (probe thresholds count every
 /// result). Never waits: when alerting lags by a whole queue, the result is dropped and logged
-/// rather than slowing evaluation.
-fn tap(probe_tap: &mpsc::Sender<ProbeResult>, ev: &Evaluator, obs: &Observation) {
+/// rather than slowing evaluation; returns false then.
+fn tap(probe_tap: &mpsc::Sender<ProbeResult>, ev: &Evaluator, obs: &Observation) -> bool {
     if let Observation::Probe {
         generation,
         name,
@@ -390,8 +418,10 @@ fn tap(probe_tap: &mpsc::Sender<ProbeResult>, ev: &Evaluator, obs: &Observation)
         };
         if probe_tap.try_send(r).is_err() {
             tracing::warn!(probe = %name, "alerting is behind: a probe result was not counted for alerts");
+            return false;
         }
     }
+    true
 }
 
 /// Loads the rules again; on success swaps the evaluator's rule set and restarts collectors,

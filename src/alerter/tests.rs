@@ -180,6 +180,7 @@ fn bare(rules: &RuleSet, at: Timestamp, targets: Vec<TargetStatus>) -> AgentSnap
         stale_observations: 0,
         events_total: BTreeMap::new(),
         evaluation_seconds: 0.0,
+        pace: Default::default(),
     }
 }
 

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::SeriesSet;
+
 /// The `service.name` resource attribute when [`OtlpConfig::resource`] sets none.
 pub const DEFAULT_SERVICE_NAME: &str = "burnwatch";
 
@@ -38,6 +40,9 @@ pub struct OtlpConfig {
     /// A PEM bundle trusted on top of the Mozilla roots for an `https://` endpoint (e.g. the
     /// private CA that signed the collector's certificate).
     pub ca_file: Option<PathBuf>,
+    /// The series set pushed: `export.series` (shared with `/metrics`, not a key of
+    /// `export.otlp`), so the push and the page carry the same series.
+    pub series: SeriesSet,
 }
 
 impl std::fmt::Debug for OtlpConfig {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for OtlpConfig {
             .field("resource", &self.resource)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
+            .field("series", &self.series)
             .finish()
     }
 }
@@ -71,6 +77,7 @@ impl OtlpConfig {
             resource: Vec::new(),
             timeout: Duration::from_secs(10),
             ca_file: None,
+            series: SeriesSet::default(),
         }
     }
 

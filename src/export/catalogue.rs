@@ -3,7 +3,9 @@
 //! ([`AgentSnapshot`] and [`AlertingView`]); the `/metrics` page ([`super::prometheus`]), the
 //! OTLP push ([`super::otlp`]) and the tables of `docs/metrics.md` ([`doc_table`]) are all
 //! rendered from [`FAMILIES`], so a family cannot be on one and missing from another, or carry
-//! another name, unit or label there. Adding a family is one row here plus its reader.
+//! another name, unit or label there. Adding a family is one row here plus its reader. Each row
+//! also says which of its samples the compact series set (`export.series`, the default) keeps
+//! ([`Compact`]); every exporter emits through [`Family::emit`], which applies it.
 //!
 //! Names are the Prometheus family names; a counter's samples are `<name>_total` on the page
 //! and an OTLP monotonic sum named `<name>`. Units are UCUM for OTLP, chosen so that
@@ -16,17 +18,19 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::config::SeriesSet;
 use crate::export::text::{Kind, Value};
 use crate::export::{alert_state_value, percentile_points, rule_labels, window_name};
 use crate::notify::delivery::{BreakerState, DeliveryError};
 use crate::notify::dispatch::SuppressionState;
 use crate::notify::silence::SilenceState;
 use crate::notify::{NotifyReason, SuppressReason};
-use crate::rules::model::{Service, Slo};
+use crate::rules::model::{Service, Slo, Window};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
-use crate::view::{AgentSnapshot, AlertingView, ProbeStatus, TargetStatus};
+use crate::view::{AgentSnapshot, AlertingView, Lag, ProbeStatus, TargetStatus};
 
 /// Whose labels start every sample of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,11 +86,41 @@ pub trait Sink {
     fn sample(&mut self, slo: Option<usize>, labels: &[(&'static str, &str)], value: Value);
 }
 
+/// Which of a family's samples the compact series set ([`SeriesSet::Compact`], the default)
+/// carries; the full set carries every sample of every family. The compact set is what the
+/// shipped dashboards, alerting on burn rates and budget reports read: per-window families
+/// keep the windows those use, and what can be derived from the rest is left to the full set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compact {
+    /// Every sample.
+    All,
+    /// The SLO window's samples (`window` = the SLO window's name) only.
+    SloWindow,
+    /// The alert windows' samples (every `window` but the SLO window's) only.
+    AlertWindows,
+    /// None: the family is in the full set only.
+    None,
+}
+
+impl Compact {
+    /// What the docs' `compact` column says.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Compact::All => "yes",
+            Compact::SloWindow => "SLO window",
+            Compact::AlertWindows => "alert windows",
+            Compact::None => "no",
+        }
+    }
+}
+
 /// One exported family.
 #[derive(Debug)]
 pub struct Family {
     /// Family name (a counter's without `_total`).
     pub name: &'static str,
+    /// Which samples the compact series set keeps.
+    pub compact: Compact,
     /// Gauge or counter.
     pub kind: Kind,
     /// UCUM unit for OTLP (`1` ratios, `s` seconds, `{event}` counts; empty: none).
@@ -103,12 +137,58 @@ pub struct Family {
 }
 
 impl Family {
+    /// Emits the family's samples that the series set of `s` carries (see [`Compact`]). Every
+    /// exporter emits through here, so `/metrics` and OTLP carry the same series.
+    pub fn emit(&self, s: &Sources<'_>, out: &mut dyn Sink) {
+        let slo_window = match (s.series, self.compact) {
+            (SeriesSet::Full, _) | (_, Compact::All) => {
+                (self.points)(s, out);
+                return;
+            }
+            (_, Compact::None) => return,
+            (_, Compact::SloWindow) => true,
+            (_, Compact::AlertWindows) => false,
+        };
+        let mut windows = WindowFilter {
+            rows: &s.rows,
+            slo_window,
+            out,
+        };
+        (self.points)(s, &mut windows);
+    }
+
+    /// Whether the compact series set carries any of the family's samples.
+    pub fn in_compact(&self) -> bool {
+        self.compact != Compact::None
+    }
+
     /// The name of the family's samples on the page: `_total` added to a counter's.
     pub fn sample_name(&self) -> Cow<'static, str> {
         match self.kind {
             Kind::Gauge => Cow::Borrowed(self.name),
             Kind::Counter => Cow::Owned(format!("{}_total", self.name)),
         }
+    }
+}
+
+/// Passes on the samples of the SLO window (`slo_window`) or of the alert windows only,
+/// told apart by the `window` label against the row's SLO window name.
+struct WindowFilter<'a, 'o> {
+    rows: &'a [SloRow<'a>],
+    slo_window: bool,
+    out: &'o mut dyn Sink,
+}
+
+impl Sink for WindowFilter<'_, '_> {
+    fn sample(&mut self, slo: Option<usize>, labels: &[(&'static str, &str)], value: Value) {
+        let window = labels.iter().find(|(k, _)| *k == "window").map(|(_, v)| *v);
+        let row = slo.and_then(|i| self.rows.get(i));
+        if let (Some(w), Some(row)) = (window, row)
+            && (w == row.window.as_ref()) != self.slo_window
+        {
+            return;
+        }
+        self.out.sample(slo, labels, value);
     }
 }
 
@@ -121,8 +201,8 @@ pub struct SloRow<'a> {
     pub service: &'a Service,
     /// The SLO's rules.
     pub slo: &'a Slo,
-    /// The SLO window's `window` label.
-    pub window: Cow<'static, str>,
+    /// The SLO window's `window` label (shared by every SLO of the same window).
+    pub window: Arc<str>,
 }
 
 impl SloRow<'_> {
@@ -146,32 +226,54 @@ pub struct Sources<'a> {
     pub alerting: Option<&'a AlertingView>,
     /// Every SLO report that has its rules, in snapshot order.
     pub rows: Vec<SloRow<'a>>,
+    /// Which series of each family are emitted ([`Family::emit`]).
+    pub series: SeriesSet,
     /// Alert window lengths as `window` labels, each formatted once.
     names: BTreeMap<Dur, String>,
 }
 
 impl<'a> Sources<'a> {
-    /// The sources of one export.
-    pub fn new(snap: &'a AgentSnapshot, alerting: Option<&'a AlertingView>) -> Sources<'a> {
+    /// The sources of one export of the `series` set.
+    pub fn new(
+        snap: &'a AgentSnapshot,
+        alerting: Option<&'a AlertingView>,
+        series: SeriesSet,
+    ) -> Sources<'a> {
+        // Window names are formatted once per distinct window, not once per SLO and window:
+        // at 100,000 SLOs that formatting was a good part of an export.
+        // (A rule set has a handful of distinct SLO windows.)
+        let mut slo_windows: Vec<(&Window, Arc<str>)> = Vec::new();
         let rows: Vec<SloRow<'a>> = snap
             .slo_rows()
             .into_iter()
-            .map(|(report, service, slo)| SloRow {
-                report,
-                service,
-                slo,
-                window: window_name(&slo.window),
+            .map(|(report, service, slo)| {
+                let window = match slo_windows.iter().find(|(w, _)| **w == slo.window) {
+                    Some((_, name)) => name.clone(),
+                    None => {
+                        let name: Arc<str> = Arc::from(window_name(&slo.window).as_ref());
+                        slo_windows.push((&slo.window, name.clone()));
+                        name
+                    }
+                };
+                SloRow {
+                    report,
+                    service,
+                    slo,
+                    window,
+                }
             })
             .collect();
-        let names = rows
-            .iter()
-            .flat_map(|r| r.report.alert_windows.iter().map(|w| w.length))
-            .map(|d| (d, d.to_string()))
-            .collect();
+        let mut names = BTreeMap::new();
+        for w in rows.iter().flat_map(|r| &r.report.alert_windows) {
+            names
+                .entry(w.length)
+                .or_insert_with(|| w.length.to_string());
+        }
         Sources {
             snap,
             alerting,
             rows,
+            series,
             names,
         }
     }
@@ -224,6 +326,24 @@ fn per_probe(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&ProbeStatus) -> Option<
                 Value::Count(n) => count(out, None, &labels, n),
             }
         }
+    }
+}
+
+/// A count of every probe's lag ([`AgentSnapshot::pace`]), 0 for a probe without a run yet.
+fn per_probe_lag(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&Lag) -> u64) {
+    for p in &s.snap.probes {
+        let n = s.snap.pace.probes.get(&p.name).map_or(0, f);
+        let labels = [("service", p.service.as_str()), ("probe", p.name.as_str())];
+        count(out, None, &labels, n);
+    }
+}
+
+/// A count of every scrape target's lag, 0 for a target without a run yet.
+fn per_target_lag(s: &Sources<'_>, out: &mut dyn Sink, f: fn(&Lag) -> u64) {
+    for t in &s.snap.targets {
+        let n = s.snap.pace.targets.get(&t.name).map_or(0, f);
+        let labels = [("service", t.service.as_str()), ("target", t.name.as_str())];
+        count(out, None, &labels, n);
     }
 }
 
@@ -302,6 +422,7 @@ pub static FAMILIES: &[Family] = &[
     // ---- SLOs ----
     Family {
         name: "burnwatch_slo_objective_ratio",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "1",
         help: "The SLO's objective as a ratio (99.9% is 0.999); window is the SLO window",
@@ -320,6 +441,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_sli_ratio",
+        compact: Compact::SloWindow,
         kind: Kind::Gauge,
         unit: "1",
         help: "Good events over all events in the window (the SLO window and each alert window); 1 without traffic, 0 under no_data: bad",
@@ -329,6 +451,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_burn_rate",
+        compact: Compact::AlertWindows,
         kind: Kind::Gauge,
         unit: "",
         help: "Error rate in the window divided by the error budget rate (1 spends the budget exactly over the SLO window)",
@@ -338,6 +461,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_window_events",
+        compact: Compact::SloWindow,
         kind: Kind::Gauge,
         unit: "{event}",
         help: "Events in the window (exact counts at bucket resolution)",
@@ -347,6 +471,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_window_coverage_ratio",
+        compact: Compact::SloWindow,
         kind: Kind::Gauge,
         unit: "1",
         help: "Share of the window after the SLO's first collection (0 before it, 1 once collected for the whole window); tier burn rates and the budget count the window's events against its whole budget",
@@ -356,6 +481,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_error_budget_remaining_ratio",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "1",
         help: "Share of the whole SLO window's error budget left: the bad events seen against the budget of the whole window (negative when overspent)",
@@ -365,6 +491,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_error_budget_seconds",
+        compact: Compact::None,
         kind: Kind::Gauge,
         unit: "s",
         help: "The SLO window's error budget as time (2592 for 99.9% of 30 days: 43m12s)",
@@ -374,6 +501,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_error_budget_exhaustion_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "Time until the budget is spent at the 1h burn rate (absent when not burning)",
@@ -387,6 +515,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_events",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{event}",
         help: "Events counted since the agent started, by result (resets on restart, like any counter)",
@@ -407,6 +536,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_latency_seconds",
+        compact: Compact::SloWindow,
         kind: Kind::Gauge,
         unit: "s",
         help: "Latency percentiles per window of latency SLOs: probe-fed from a DDSketch (1% relative error), histogram-fed interpolated within the bucket as histogram_quantile does; absent without observations",
@@ -425,6 +555,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_slo_alert_state",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "",
         help: "Burn-rate tier alert state, as its lifecycle decided it (the state /api/v1/alerts and the notifications show): 0 not firing, 1 pending, 2 firing (also held by keep_firing_for or flap damping); absent without alerting",
@@ -448,6 +579,7 @@ pub static FAMILIES: &[Family] = &[
     // ---- probes, named after blackbox_exporter's probe_* series ----
     Family {
         name: "burnwatch_probe_success",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "",
         help: "Whether the newest check passed (1) or failed (0); blackbox_exporter's probe_success",
@@ -463,6 +595,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_duration_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "Duration of the newest check; blackbox_exporter's probe_duration_seconds",
@@ -476,6 +609,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_phase_duration_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "Duration of each phase of the newest check; blackbox_exporter's probe_http_duration_seconds",
@@ -502,6 +636,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_http_status_code",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "",
         help: "HTTP status of the newest check; blackbox_exporter's probe_http_status_code",
@@ -518,6 +653,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_ssl_earliest_cert_expiry",
+        compact: Compact::All,
         kind: Kind::Gauge,
         // No unit: Prometheus' OTLP translation would append `_seconds`.
         unit: "",
@@ -535,6 +671,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_consecutive_failures",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{check}",
         help: "Failed checks in a row",
@@ -548,6 +685,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_checks",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{check}",
         help: "Checks since the agent started",
@@ -557,6 +695,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_probe_failures",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{check}",
         help: "Failed checks since the agent started",
@@ -564,9 +703,30 @@ pub static FAMILIES: &[Family] = &[
         labels: &[],
         points: |s, out| per_probe(s, out, |p| Some(Value::Count(p.failures_total))),
     },
+    Family {
+        name: "burnwatch_probe_checks_late",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{check}",
+        help: "Checks that started more than a tenth of the interval after their scheduled instant (waiting for a check slot, the evaluator's queue or the previous check): the agent is not keeping up",
+        subject: Subject::Probe,
+        labels: &[],
+        points: |s, out| per_probe_lag(s, out, |l| l.late),
+    },
+    Family {
+        name: "burnwatch_probe_checks_missed",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{check}",
+        help: "Scheduled checks that never ran: whole intervals gone by while the probe was behind its schedule",
+        subject: Subject::Probe,
+        labels: &[],
+        points: |s, out| per_probe_lag(s, out, |l| l.missed),
+    },
     // ---- scrape targets ----
     Family {
         name: "burnwatch_target_up",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "",
         help: "Whether the newest scrape succeeded",
@@ -576,6 +736,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_target_scrape_duration_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "Duration of the newest scrape",
@@ -585,6 +746,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_target_scrape_samples",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{sample}",
         help: "Samples on the newest successful page",
@@ -594,6 +756,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_target_scrape_duplicate_samples",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{sample}",
         help: "Samples of the newest successful page that repeat a series already on it (dropped: the first counts, as in Prometheus)",
@@ -603,6 +766,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_target_scrapes",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{scrape}",
         help: "Scrapes since the agent started",
@@ -612,6 +776,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_target_scrape_failures",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{scrape}",
         help: "Failed scrapes since the agent started (timeouts, non-2xx, parse errors, limits)",
@@ -619,9 +784,30 @@ pub static FAMILIES: &[Family] = &[
         labels: &[],
         points: |s, out| per_target(s, out, |t| Value::Count(t.failures_total)),
     },
+    Family {
+        name: "burnwatch_target_scrapes_late",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{scrape}",
+        help: "Scrapes that started more than a tenth of the interval after their scheduled instant (waiting for a scrape slot, the evaluator's queue or the previous scrape): the agent is not keeping up",
+        subject: Subject::Target,
+        labels: &[],
+        points: |s, out| per_target_lag(s, out, |l| l.late),
+    },
+    Family {
+        name: "burnwatch_target_scrapes_missed",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{scrape}",
+        help: "Scheduled scrapes that never ran: whole intervals gone by while the target was behind its schedule",
+        subject: Subject::Target,
+        labels: &[],
+        points: |s, out| per_target_lag(s, out, |l| l.missed),
+    },
     // ---- the agent itself ----
     Family {
         name: "burnwatch_build_info",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "",
         help: "Always 1; the version as a label",
@@ -631,6 +817,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_evaluation_duration_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "Duration of the newest evaluation of every SLO",
@@ -639,7 +826,68 @@ pub static FAMILIES: &[Family] = &[
         points: |s, out| gauge(out, None, &[], s.snap.evaluation_seconds),
     },
     Family {
+        name: "burnwatch_evaluations_late",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{evaluation}",
+        help: "Evaluations that started more than a tenth of evaluation_interval after their scheduled instant (the evaluator busy applying results, reloading or checkpointing)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.pace.evaluations.late),
+    },
+    Family {
+        name: "burnwatch_evaluations_missed",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{evaluation}",
+        help: "Scheduled evaluations that never ran: whole evaluation intervals gone by while the evaluator was behind",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.pace.evaluations.missed),
+    },
+    Family {
+        name: "burnwatch_observation_queue_length",
+        compact: Compact::All,
+        kind: Kind::Gauge,
+        unit: "{observation}",
+        help: "Probe and scrape results waiting for the evaluator when the snapshot was taken (collectors wait while it is full)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| gauge(out, None, &[], s.snap.pace.queue_length as f64),
+    },
+    Family {
+        name: "burnwatch_observation_queue_capacity",
+        compact: Compact::All,
+        kind: Kind::Gauge,
+        unit: "{observation}",
+        help: "Capacity of the queue from the collectors to the evaluator (queue_length in the agent config)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| gauge(out, None, &[], s.snap.pace.queue_capacity as f64),
+    },
+    Family {
+        name: "burnwatch_observations_stale",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{observation}",
+        help: "Probe and scrape results dropped because a rules reload replaced their rule set while they were in flight",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.stale_observations),
+    },
+    Family {
+        name: "burnwatch_probe_results_dropped",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{result}",
+        help: "Probe results not counted for alerting's probe thresholds because alerting's queue was full (the SLOs still count them)",
+        subject: Subject::Agent,
+        labels: &[],
+        points: |s, out| count(out, None, &[], s.snap.pace.probe_results_dropped),
+    },
+    Family {
         name: "burnwatch_checkpoint_last_success_timestamp_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "When state was last checkpointed, Unix seconds (absent before the first)",
@@ -653,6 +901,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_rules_last_reload_success",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "",
         help: "Whether the newest rules reload succeeded (0 after a rejected reload; the last good rules keep running)",
@@ -669,6 +918,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_rules_reload_failures",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{reload}",
         help: "Rejected rules reloads since the agent started",
@@ -678,6 +928,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_rules_slos",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{slo}",
         help: "SLOs in force",
@@ -688,6 +939,7 @@ pub static FAMILIES: &[Family] = &[
     // ---- alerting ----
     Family {
         name: "burnwatch_alerts",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{alert}",
         help: "Alerts by state: firing (suppressed ones included), pending (condition true, for not elapsed), suppressed (silenced or inhibited), flapping (held firing by flap damping)",
@@ -712,6 +964,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_notifications",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{notification}",
         help: "Notifications delivered, by receiver, integration kind and why they were sent",
@@ -736,6 +989,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_notifications_failed",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{notification}",
         help: "Notifications that failed for good, by receiver, integration kind and failure (a failed group is decided again at its next flush)",
@@ -752,6 +1006,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_notifications_superseded",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{notification}",
         help: "Notifications replaced by a newer one for the same group before they were sent (not failures: the group's newest state is delivered in their place), by receiver and integration kind",
@@ -772,6 +1027,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_notification_queue_length",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{notification}",
         help: "Notifications waiting for delivery (the one in flight excluded), summed over the integrations of a kind",
@@ -786,6 +1042,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_notification_breaker_open",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{integration}",
         help: "Integrations of this kind whose circuit breaker is open (deliveries held until the cool-down ends)",
@@ -805,6 +1062,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_alert_suppressions",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{alert}",
         help: "Alerts held back, by reason: one per alert, integration and flush (flapping: one per alert that starts flapping)",
@@ -831,6 +1089,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_silences",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "{silence}",
         help: "Silences kept, by state (expired ones until silence_retention drops them)",
@@ -856,6 +1115,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_alerting_state_save_timestamp_seconds",
+        compact: Compact::All,
         kind: Kind::Gauge,
         unit: "s",
         help: "When the alerting state file was last saved, Unix seconds (absent before the first save)",
@@ -869,6 +1129,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_alerting_state_save_failures",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{failure}",
         help: "Failed saves of the alerting state file since start",
@@ -882,6 +1143,7 @@ pub static FAMILIES: &[Family] = &[
     },
     Family {
         name: "burnwatch_alertmanager_push_failures",
+        compact: Compact::All,
         kind: Kind::Counter,
         unit: "{failure}",
         help: "Failed pushes to the configured Alertmanager since start",
@@ -898,7 +1160,7 @@ pub static FAMILIES: &[Family] = &[
 /// The table of `subject`'s families as `docs/metrics.md` shows it.
 pub fn doc_table(subject: Subject) -> String {
     let mut out = String::from(
-        "| family | type | unit (OTLP) | extra labels | meaning |\n|---|---|---|---|---|\n",
+        "| family | type | unit (OTLP) | extra labels | compact | meaning |\n|---|---|---|---|---|---|\n",
     );
     for f in FAMILIES.iter().filter(|f| f.subject == subject) {
         let labels: Vec<String> = f
@@ -918,11 +1180,12 @@ pub fn doc_table(subject: Subject) -> String {
             format!("`{}`", f.unit)
         };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} |\n",
             f.sample_name(),
             f.kind.keyword(),
             unit,
             labels.join(", "),
+            f.compact.doc(),
             f.help
         ));
     }
@@ -1025,10 +1288,10 @@ mod tests {
                 kind: "webhook",
                 ..Default::default()
             });
-        let sources = Sources::new(&snap, Some(&view));
+        let sources = Sources::new(&snap, Some(&view), SeriesSet::Full);
         for family in FAMILIES {
             let mut check = Check { family, samples: 0 };
-            (family.points)(&sources, &mut check);
+            family.emit(&sources, &mut check);
             assert!(check.samples > 0, "{} emitted nothing", family.name);
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! This module owns the OpenTelemetry SDK pipeline (resource, exporter, periodic reader) and the
 //! instruments: one per family of the [`catalogue`](super::catalogue), which also says what each
-//! reports. Every instrument is *observable*: its callback reads the published snapshot at
+//! reports, in the series set of `export.series` (the same samples as `/metrics`; families the
+//! compact set leaves out get no instrument). Every instrument is *observable*: its callback reads the published snapshot at
 //! export time and reports only what that snapshot holds, so an SLO, probe or target deleted on
 //! a rules reload disappears at the next export (a synchronous OTel gauge would re-export its
 //! last value forever). Callbacks only read and copy; they never block, because a slow or
@@ -77,6 +78,7 @@ use opentelemetry_sdk::metrics::{
 };
 use tokio::sync::{Notify, watch};
 
+use crate::config::SeriesSet;
 use crate::export::catalogue::{FAMILIES, Family, Sink, Sources};
 use crate::export::text::{Kind, Value};
 use crate::http_client::{ClientError, HttpClient};
@@ -245,21 +247,25 @@ fn limit_for(series: usize) -> usize {
         .max(SDK_DEFAULT_CARDINALITY_LIMIT)
 }
 
-/// How many samples (attribute sets) each family of [`FAMILIES`] emits for `snap` and `view`,
-/// in catalogue order. The same readers as the export, with a sink that only counts.
-pub fn series_counts(snap: &AgentSnapshot, view: Option<&AlertingView>) -> Vec<usize> {
+/// How many samples (attribute sets) each family of [`FAMILIES`] emits for `snap` and `view`
+/// in the `series` set, in catalogue order. The same readers as the export, with a sink that only counts.
+pub fn series_counts(
+    snap: &AgentSnapshot,
+    view: Option<&AlertingView>,
+    series: SeriesSet,
+) -> Vec<usize> {
     struct Count(usize);
     impl Sink for Count {
         fn sample(&mut self, _: Option<usize>, _: &[(&'static str, &str)], _: Value) {
             self.0 += 1;
         }
     }
-    let sources = Sources::new(snap, view);
+    let sources = Sources::new(snap, view, series);
     FAMILIES
         .iter()
         .map(|f| {
             let mut c = Count(0);
-            (f.points)(&sources, &mut c);
+            f.emit(&sources, &mut c);
             c.0
         })
         .collect()
@@ -270,12 +276,13 @@ impl Shared {
     /// (the counts that outgrew the previous pipeline).
     fn build(&self, need: Option<&[usize]>) -> Result<Pipeline, OtlpError> {
         let pinned = Pinned::newest(&self.snapshots, self.alerting.as_ref());
-        let mut counts = series_counts(&pinned.snap, pinned.view.as_deref());
+        let mut counts = series_counts(&pinned.snap, pinned.view.as_deref(), self.cfg.series);
         for (c, n) in counts.iter_mut().zip(need.unwrap_or(&[])) {
             *c = (*c).max(*n);
         }
         let limits: Vec<usize> = counts.into_iter().map(limit_for).collect();
         let pin = Arc::new(Pin {
+            series: self.cfg.series,
             snapshots: self.snapshots.clone(),
             alerting: self.alerting.clone(),
             limits: limits.clone(),
@@ -310,9 +317,11 @@ impl Shared {
             .with_view(view)
             .build();
         let meter = provider.meter("burnwatch");
+        // A family the series set leaves out gets no instrument, so no empty metric is sent.
         let instruments = FAMILIES
             .iter()
             .enumerate()
+            .filter(|(_, f)| self.cfg.series == SeriesSet::Full || f.in_compact())
             .map(|(i, f)| instrument(&meter, i, f, pin.clone()))
             .collect();
         Ok(Pipeline {
@@ -553,7 +562,7 @@ impl Pinned {
     ) -> Pinned {
         let snap = snapshots.borrow().clone();
         let view = alerting.map(|rx| rx.borrow().clone());
-        let slo_attrs = Sources::new(&snap, view.as_deref())
+        let slo_attrs = Sources::new(&snap, view.as_deref(), SeriesSet::Full)
             .rows
             .iter()
             .map(|row| {
@@ -584,6 +593,8 @@ impl Pinned {
 /// the collection reads the last snapshot that fitted (complete, one interval older) and
 /// [`resize`] is woken to build a pipeline with larger limits.
 struct Pin {
+    /// The series set exported (`export.series`).
+    series: SeriesSet,
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     alerting: Option<watch::Receiver<Arc<AlertingView>>>,
     /// Each family's cardinality limit (by catalogue index) in this pipeline.
@@ -619,7 +630,7 @@ impl Pin {
             return None;
         }
         let newest = Pinned::newest(&self.snapshots, self.alerting.as_ref());
-        let counts = series_counts(&newest.snap, newest.view.as_deref());
+        let counts = series_counts(&newest.snap, newest.view.as_deref(), self.series);
         let fits = counts.iter().zip(&self.limits).all(|(c, l)| c <= l);
         let mut fitting = self.fitting.lock().unwrap_or_else(PoisonError::into_inner);
         let p = match (fits, fitting.as_ref()) {
@@ -685,13 +696,13 @@ fn observe<T>(
     value: fn(Value) -> T,
 ) {
     let Some(p) = pin.get(i) else { return };
-    let sources = Sources::new(&p.snap, p.view.as_deref());
+    let sources = Sources::new(&p.snap, p.view.as_deref(), pin.series);
     let mut sink = Observe {
         obs,
         slo_attrs: &p.slo_attrs,
         value,
     };
-    (f.points)(&sources, &mut sink);
+    f.emit(&sources, &mut sink);
 }
 
 /// The instrument of family `f`: an observable gauge or counter named and described as the

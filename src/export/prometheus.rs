@@ -1,17 +1,21 @@
-//! The `/metrics` page: every family of the [`catalogue`] (and, when configured, Sloth's
-//! series) over one snapshot, in the exposition format the scraper asks for ([`negotiate`]):
+//! The `/metrics` page: every family of the [`catalogue`] in the configured series set (compact
+//! by default, see [`crate::export::catalogue::Compact`]; and, when configured, Sloth's series)
+//! over one snapshot, in the exposition format the scraper asks for ([`negotiate`]):
 //! OpenMetrics 1.0 when its `Accept` names `application/openmetrics-text`, Prometheus text
-//! 0.0.4 otherwise (curl, `promtool check metrics`, older scrapers). The page is computed at
+//! 0.0.4 otherwise (curl, `promtool check metrics`, older scrapers), gzip-compressed when its
+//! `Accept-Encoding` allows ([`accepts_gzip`], [`gzip`]). The page is computed at
 //! scrape time; nothing is cached between scrapes, so a deleted SLO, probe or target disappears
 //! at once. Label sets come from the rules (bounded by config), never from scraped data.
 //!
-//! Cost: the page for 10,000 SLOs has ~340k samples, and each carries its SLO's whole label set.
-//! So an SLO's labels are escaped and rendered to text once per page and copied in with one
-//! call per sample, and the buffer is sized from the rows up front (see `benches/export.rs`).
+//! Cost: the full page for 10,000 SLOs has ~380k samples (the compact one ~150k), and each
+//! carries its SLO's whole label set. So an SLO's labels are escaped and rendered to text once
+//! per page and copied in with one call per sample, and the buffer is sized from the rows up
+//! front (see `benches/export.rs`: 0.6 s of CPU for the compact page of 100,000 SLOs).
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::config::SeriesSet;
 use crate::export::catalogue::{FAMILIES, Sink, Sources};
 use crate::export::text::{PageWriter, Value, render_label};
 use crate::exposition::Format;
@@ -60,12 +64,55 @@ pub fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
+/// Whether a request's `Accept-Encoding` accepts gzip: `gzip` (or `x-gzip`) listed with a `q`
+/// above 0, or, when gzip is not listed, `*` with a `q` above 0 (RFC 9110 12.5.3). Without the
+/// header: no (the page goes uncompressed to clients that do not ask). Prometheus sends `gzip`.
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(header) = accept_encoding else {
+        return false;
+    };
+    let mut star = false;
+    for coding in header.split(',') {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let q_positive = !parts.any(|p| {
+            p.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("q")
+                    && v.trim().parse::<f64>().is_ok_and(|q| q <= 0.0)
+            })
+        });
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            return q_positive;
+        }
+        if name == "*" {
+            star = q_positive;
+        }
+    }
+    star
+}
+
+/// `page` gzip-compressed at the fastest level: a page is repetitive (the same family names and
+/// label sets on every line), so level 1 already shrinks it about tenfold, at several times the
+/// speed of the default level (figures in `benches/export.rs` and the README).
+pub fn gzip(page: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(page.len() / 8 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(page)?;
+    enc.finish()
+}
+
 /// What the page carries besides burnwatch's own families (agent config `export.prometheus`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageOptions {
     /// Add the Sloth-compatible `slo:*` and `sloth_slo_info` series (see
     /// [`crate::export::sloth`]).
     pub sloth_compatible: bool,
+    /// Which series of each family (config `export.series`; see
+    /// [`crate::export::catalogue::Compact`]).
+    pub series: SeriesSet,
 }
 
 /// The OpenMetrics page for `snap` with burnwatch's families only.
@@ -95,7 +142,7 @@ pub fn render(
     opts: PageOptions,
     format: Format,
 ) -> String {
-    let sources = Sources::new(snap, alerting.map(|v| v.as_ref()));
+    let sources = Sources::new(snap, alerting.map(|v| v.as_ref()), opts.series);
     let mut out = String::with_capacity(page_estimate(snap, opts));
     let mut writer = PageWriter::new(&mut out, format);
     let rendered: Vec<String> = sources
@@ -110,7 +157,9 @@ pub fn render(
         })
         .collect();
     for f in FAMILIES {
-        if f.subject == crate::export::catalogue::Subject::Alerting && alerting.is_none() {
+        if f.subject == crate::export::catalogue::Subject::Alerting && alerting.is_none()
+            || opts.series == SeriesSet::Compact && !f.in_compact()
+        {
             continue;
         }
         writer.family(f.name, f.help, f.kind);
@@ -118,7 +167,7 @@ pub fn render(
             writer: &mut writer,
             rendered: &rendered,
         };
-        (f.points)(&sources, &mut sink);
+        f.emit(&sources, &mut sink);
     }
     if opts.sloth_compatible {
         crate::export::sloth::write(&mut writer, snap);
@@ -150,13 +199,19 @@ fn page_estimate(snap: &AgentSnapshot, opts: PageOptions) -> usize {
         .iter()
         .map(|r| {
             let windows = 1 + r.alert_windows.len();
+            // Per-window families: all four in every window, or (compact) three in the SLO
+            // window and the burn rate in the alert windows.
+            let (per_window, latency_windows) = match opts.series {
+                SeriesSet::Full => (4 * windows, windows),
+                SeriesSet::Compact => (3 + r.alert_windows.len(), 1),
+            };
             let latency = if r.window.latency.is_some() {
-                4 * windows
+                4 * latency_windows
             } else {
                 0
             };
             let sloth = if opts.sloth_compatible { 16 } else { 0 };
-            let samples = 4 * windows + 7 + r.tiers.len() + latency + sloth;
+            let samples = per_window + 7 + r.tiers.len() + latency + sloth;
             samples * (SAMPLE_OVERHEAD + r.id.service.len() + r.id.slo.len())
         })
         .sum();
@@ -229,10 +284,20 @@ slos:
         // Burn over 5m: (1/10) / 0.005 = 20.
         let w5 = [("slo", "up"), ("window", "5m")];
         assert!((value(&samples, "burnwatch_slo_burn_rate", &w5) - 20.0).abs() < 1e-9);
-        // First check at t0, evaluated at t0 + 120 s: 2 of the 5 minutes have data.
+        // First check at t0, evaluated at t0 + 120 s: 2 of the 5 minutes have data. The alert
+        // windows' coverage is in the full series set only.
+        let full = encode_with(
+            &snapshot(),
+            PageOptions {
+                series: SeriesSet::Full,
+                ..PageOptions::default()
+            },
+        )
+        .expect("encodes");
+        let full = parse_owned(full.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
         let coverage = |w: &str| {
             value(
-                &samples,
+                &full,
                 "burnwatch_slo_window_coverage_ratio",
                 &[("slo", "up"), ("window", w)],
             )
@@ -317,6 +382,134 @@ slos:
         assert!(
             samples.iter().all(|s| s.value.is_finite()),
             "no NaN or infinity"
+        );
+    }
+
+    /// The compact page is the full page filtered as the catalogue declares, sample for sample
+    /// (checked against the full page, not against the filter's own code), and smaller.
+    #[test]
+    fn compact_page_is_the_full_page_filtered_as_the_catalogue_says() {
+        use crate::export::catalogue::{Compact, FAMILIES};
+        let rules = load_str(
+            "r.yaml",
+            &(RULES.to_owned()
+                + "  - name: fast\n    objective: 99\n    window: 7d\n    indicator:\n      latency_threshold: {threshold: 300ms, probe: home}\n"),
+        )
+        .expect("rules");
+        let snap = Arc::new(crate::evaluator::probe_fixture(rules, 1_780_000_000_000));
+        let mut alerter = crate::alerter::Alerter::new(&snap.rules, "http://bw");
+        alerter.evaluate(&snap, snap.at);
+        let view = Arc::new(AlertingView {
+            tiers: Arc::new(alerter.tier_phases()),
+            ..AlertingView::default()
+        });
+        let page = |series| {
+            let opts = PageOptions {
+                series,
+                ..PageOptions::default()
+            };
+            render(&snap, Some(&view), opts, Format::OpenMetrics)
+        };
+        let (compact, full) = (page(SeriesSet::Compact), page(SeriesSet::Full));
+        assert_eq!(PageOptions::default().series, SeriesSet::Compact);
+        let c = parse_owned(compact.as_bytes(), Format::OpenMetrics).expect("valid");
+        let f = parse_owned(full.as_bytes(), Format::OpenMetrics).expect("valid");
+        let slo_window = |s: &crate::exposition::OwnedSample| {
+            let slo = s
+                .labels
+                .iter()
+                .find(|(k, _)| k == "slo")
+                .map(|(_, v)| v.as_str());
+            match slo {
+                Some("up") => "30d",
+                Some("fast") => "7d",
+                other => panic!("{other:?}"),
+            }
+        };
+        let want: Vec<_> = f
+            .iter()
+            .filter(|s| {
+                let fam = FAMILIES
+                    .iter()
+                    .find(|fam| fam.sample_name() == s.name)
+                    .expect("a catalogue family");
+                let window = s.labels.iter().find(|(k, _)| k == "window");
+                match fam.compact {
+                    Compact::All => true,
+                    Compact::None => false,
+                    Compact::SloWindow => window.is_some_and(|(_, w)| w == slo_window(s)),
+                    Compact::AlertWindows => window.is_some_and(|(_, w)| w != slo_window(s)),
+                }
+            })
+            .cloned()
+            .collect();
+        assert_eq!(c, want);
+        // Every kind of selection is exercised, and the compact set keeps no empty family.
+        for name in [
+            "burnwatch_slo_sli_ratio",
+            "burnwatch_slo_burn_rate",
+            "burnwatch_slo_latency_seconds",
+        ] {
+            let n =
+                |v: &[crate::exposition::OwnedSample]| v.iter().filter(|s| s.name == name).count();
+            assert!(0 < n(&c) && n(&c) < n(&f), "{name}: {} of {}", n(&c), n(&f));
+        }
+        assert!(!compact.contains("burnwatch_slo_error_budget_seconds"));
+        assert!(full.contains("burnwatch_slo_error_budget_seconds"));
+        assert!(
+            compact.len() < full.len(),
+            "{} vs {}",
+            compact.len(),
+            full.len()
+        );
+    }
+
+    #[test]
+    fn pace_families_read_the_snapshot() {
+        use crate::view::Lag;
+        let mut snap = (*snapshot()).clone();
+        snap.pace
+            .probes
+            .insert("home".into(), Lag { late: 3, missed: 2 });
+        snap.pace.evaluations = Lag { late: 5, missed: 4 };
+        snap.pace.queue_length = 7;
+        snap.pace.queue_capacity = 4096;
+        snap.pace.probe_results_dropped = 11;
+        snap.stale_observations = 6;
+        let page = encode(&Arc::new(snap)).expect("encodes");
+        let samples = parse_owned(page.as_bytes(), Format::OpenMetrics).expect("valid OpenMetrics");
+        let p = [("service", "shop"), ("probe", "home")];
+        assert_eq!(
+            value(&samples, "burnwatch_probe_checks_late_total", &p),
+            3.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_probe_checks_missed_total", &p),
+            2.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_evaluations_late_total", &[]),
+            5.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_evaluations_missed_total", &[]),
+            4.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_observation_queue_length", &[]),
+            7.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_observation_queue_capacity", &[]),
+            4096.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_probe_results_dropped_total", &[]),
+            11.0
+        );
+        assert_eq!(
+            value(&samples, "burnwatch_observations_stale_total", &[]),
+            6.0
         );
     }
 

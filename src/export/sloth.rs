@@ -345,6 +345,7 @@ slos:
             snap,
             PageOptions {
                 sloth_compatible: true,
+                ..PageOptions::default()
             },
         )
         .expect("encodes");

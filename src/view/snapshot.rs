@@ -151,6 +151,52 @@ pub struct CheckpointStatus {
     pub restored: Option<[usize; 4]>,
 }
 
+/// How far behind its schedule a periodic job (a probe's checks, a target's scrapes, the
+/// evaluations) ran, as counts since the agent started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Lag {
+    /// Runs that started more than a tenth of their interval after their scheduled instant
+    /// (waiting for a slot, for the evaluator's queue, or for the previous run).
+    pub late: u64,
+    /// Scheduled runs that did not happen at all: whole intervals that went by while the job
+    /// was still behind (a run late by 2.5 intervals skipped 2).
+    pub missed: u64,
+}
+
+impl Lag {
+    /// Counts one run that started `late_by` after its scheduled instant, of a job that runs
+    /// every `interval` (a zero interval counts nothing as missed).
+    pub fn record(&mut self, late_by: std::time::Duration, interval: std::time::Duration) {
+        if late_by > interval / 10 {
+            self.late += 1;
+        }
+        if !interval.is_zero() {
+            let skipped = late_by.as_nanos() / interval.as_nanos();
+            self.missed += u64::try_from(skipped).unwrap_or(u64::MAX);
+        }
+    }
+}
+
+/// Whether the agent keeps up: its collectors' and evaluations' lags and its queues. Set by the
+/// agent loop on each snapshot it publishes (the evaluator, clock-free, leaves it empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Pace {
+    /// Each probe's lag, by probe name.
+    pub probes: BTreeMap<String, Lag>,
+    /// Each scrape target's lag, by target name.
+    pub targets: BTreeMap<String, Lag>,
+    /// The evaluations' lag.
+    pub evaluations: Lag,
+    /// Results waiting in the collectors' queue to the evaluator when the snapshot was taken.
+    pub queue_length: usize,
+    /// That queue's capacity (`queue_length` in the agent config); collectors wait when it is
+    /// full, which shows as late and missed runs.
+    pub queue_capacity: usize,
+    /// Probe results not counted for alerting's probe thresholds because alerting's queue was
+    /// full (the SLOs still count them).
+    pub probe_results_dropped: u64,
+}
+
 /// Everything readers (exporters, API, CLI) see, published whole after each evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentSnapshot {
@@ -175,6 +221,8 @@ pub struct AgentSnapshot {
     pub events_total: BTreeMap<SloId, (u64, u64)>,
     /// Seconds the evaluation that produced this snapshot took (set by the agent loop).
     pub evaluation_seconds: f64,
+    /// Whether the agent keeps up (set by the agent loop).
+    pub pace: Pace,
 }
 
 impl AgentSnapshot {
@@ -191,5 +239,46 @@ impl AgentSnapshot {
             .iter()
             .filter_map(|r| defs.get(&r.id).map(|&(svc, s)| (r, svc, s)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lag;
+    use std::time::Duration;
+
+    /// Brute force: the scheduled instants a run `late_by` after its own passed over, and
+    /// whether it is later than a tenth of the interval, counted in whole milliseconds.
+    fn model(late_by_ms: u64, every_ms: u64) -> Lag {
+        let skipped = (1..)
+            .map(|k| k * every_ms)
+            .take_while(|t| *t <= late_by_ms)
+            .count() as u64;
+        Lag {
+            late: u64::from(late_by_ms * 10 > every_ms),
+            missed: skipped,
+        }
+    }
+
+    #[test]
+    fn lag_counts_late_runs_and_skipped_intervals() {
+        for every in [1u64, 7, 10, 1_000, 15_000] {
+            for late_by in (0..5 * every).chain([every / 10, every / 10 + 1, every, 2 * every]) {
+                let mut lag = Lag::default();
+                lag.record(Duration::from_millis(late_by), Duration::from_millis(every));
+                assert_eq!(
+                    lag,
+                    model(late_by, every),
+                    "{late_by} ms late, every {every} ms"
+                );
+            }
+        }
+        // Counts add up; a zero interval skips nothing.
+        let mut lag = Lag::default();
+        let s = Duration::from_secs;
+        lag.record(s(0), s(10));
+        lag.record(s(25), s(10));
+        lag.record(s(1), Duration::ZERO);
+        assert_eq!(lag, Lag { late: 2, missed: 2 });
     }
 }

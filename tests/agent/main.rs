@@ -11,6 +11,7 @@ mod common;
 mod agent;
 mod alerts_api;
 mod check;
+mod metrics_page;
 mod otlp;
 mod paused;
 mod probe;

@@ -108,11 +108,12 @@ struct Family {
     labels: BTreeSet<String>,
 }
 
-/// The catalogue's families (docs/metrics.md's tables are rendered from it; a unit test
-/// compares them) with their subject's and their own labels.
+/// The catalogue's families in the default (compact) series set (docs/metrics.md's tables are
+/// rendered from it; a unit test compares them) with their subject's and their own labels.
 fn documented_families() -> Vec<Family> {
     FAMILIES
         .iter()
+        .filter(|f| f.in_compact())
         .map(|f| Family {
             name: f.sample_name().into_owned(),
             labels: f
@@ -251,10 +252,11 @@ async fn sloth_dashboard_queries(prom: SocketAddr, total: u64, bad: u64) {
         .unwrap_or_else(|e| panic!("{month}: {e}"));
 }
 
-/// A second agent with the same rules and alerting but without the Sloth series: once its page
-/// has every kind of series (a scraped target, latency percentiles, the alerting families),
-/// `promtool check metrics` reads the text page it serves to a scraper that does not ask for
-/// OpenMetrics and exits 0 without a word. (promtool 2.42 reads text 0.0.4 only: on an
+/// A second agent with the same rules and alerting but without the Sloth series, and with the
+/// full series set (`export.series: full`): once its page has every kind of series (a scraped
+/// target, latency percentiles, the alerting families), `promtool check metrics` reads the
+/// text page it serves to a scraper that does not ask for OpenMetrics and exits 0 without a
+/// word. (promtool 2.42 reads text 0.0.4 only: on an
 /// OpenMetrics page every counter lacks help under its `_total` name.)
 fn start_plain_agent(dir: &tempfile::TempDir, rules: &str, hooks: &str) -> (Proc, SocketAddr) {
     let plain = dir.path().join("plain");
@@ -265,7 +267,7 @@ fn start_plain_agent(dir: &tempfile::TempDir, rules: &str, hooks: &str) -> (Proc
     std::fs::write(
         &cfg,
         format!(
-            "listen: {addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\n\
+            "listen: {addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport: {{series: full}}\n\
              alerting:\n  route: {{receiver: oncall, group_wait: 1s}}\n  receivers:\n    - name: oncall\n      webhook: [{{url: 'http://{hooks}/hook'}}]\n"
         ),
     )
@@ -288,6 +290,9 @@ async fn promtool_checks_a_live_page(addr: SocketAddr) {
             "burnwatch_slo_latency_seconds{",
             "burnwatch_notifications_total{",
             "burnwatch_checkpoint_last_success_timestamp_seconds ",
+            // In the full set only.
+            "burnwatch_slo_error_budget_seconds{",
+            "burnwatch_slo_sli_ratio{service=\"shop\",slo=\"availability\",window=\"5m\"}",
         ]
         .iter()
         .all(|s| body.contains(s));
@@ -496,19 +501,23 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
             }
         }
     }
-    let windows: BTreeSet<String> = query(prom, r#"burnwatch_slo_sli_ratio{slo="availability"}"#)
-        .await
-        .expect("windows")
-        .into_iter()
-        .filter_map(|(l, _)| l.get("window").cloned())
-        .collect();
-    let expected: BTreeSet<String> = ["30d", "5m", "30m", "1h", "2h", "6h", "1d", "3d"]
-        .map(String::from)
-        .into();
-    assert_eq!(
-        windows, expected,
-        "the SLO window and the default tiers' windows"
-    );
+    // The compact set: the SLI over the SLO window, burn rates over the default tiers' windows.
+    for (family, expected) in [
+        ("burnwatch_slo_sli_ratio", &["30d"][..]),
+        (
+            "burnwatch_slo_burn_rate",
+            &["5m", "30m", "1h", "2h", "6h", "1d", "3d"][..],
+        ),
+    ] {
+        let windows: BTreeSet<String> = query(prom, &format!(r#"{family}{{slo="availability"}}"#))
+            .await
+            .expect("windows")
+            .into_iter()
+            .filter_map(|(l, _)| l.get("window").cloned())
+            .collect();
+        let expected: BTreeSet<String> = expected.iter().map(|w| (*w).to_owned()).collect();
+        assert_eq!(windows, expected, "{family}");
+    }
     for (slo, window) in OTHER_WINDOWS.iter().zip(["7d", "90d"]) {
         let stored = one_value(
             prom,
