@@ -284,7 +284,9 @@ impl Decoder<'_, FileRules> {
                 );
             }
             // Names are compared as written, even in SLOs that have other errors.
-            let mut seen: Vec<(&str, Pos)> = Vec::new();
+            // A map, not a list: a service may hold tens of thousands of SLOs.
+            let mut seen: std::collections::HashMap<&str, Pos> =
+                std::collections::HashMap::with_capacity(items.len());
             for item in items {
                 let written = match item.kind() {
                     Kind::Map(e) => e
@@ -294,7 +296,7 @@ impl Decoder<'_, FileRules> {
                     _ => None,
                 };
                 if let Some((n, pos)) = written {
-                    if let Some((_, first)) = seen.iter().find(|(s, _)| *s == n) {
+                    if let Some(first) = seen.get(n) {
                         self.error(
                             pos,
                             format!(
@@ -303,7 +305,7 @@ impl Decoder<'_, FileRules> {
                             ),
                         );
                     }
-                    seen.push((n, pos));
+                    seen.entry(n).or_insert(pos);
                 }
                 if let Some(slo) = self.slo(item, &service_name, &labels) {
                     slos.push(slo);
