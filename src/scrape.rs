@@ -112,15 +112,17 @@ impl Entry {
     /// match it, so the entry can be filed under any one of them. `__name__` is left out (the
     /// name is indexed first, and histogram roles test the base name), and so is `le` for a
     /// bucket entry, whose selector is tested on the labels without `le`.
-    fn equalities(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// Each comes with its position among the selector's matchers.
+    fn equalities(&self) -> impl Iterator<Item = (usize, &str, &str)> {
         let bucket = matches!(self.role, Role::Bucket { .. });
         self.selector
             .matchers()
             .iter()
-            .filter(move |m| {
+            .enumerate()
+            .filter(move |(_, m)| {
                 m.op() == MatchOp::Eq && m.label() != "__name__" && !(bucket && m.label() == "le")
             })
-            .map(|m| (m.label(), m.value()))
+            .map(|(at, m)| (at, m.label(), m.value()))
     }
 }
 
@@ -130,7 +132,9 @@ struct Test {
     role: Role,
     /// Position of the entry's SLO in [`ScrapePlan::slos`].
     slot: u32,
-    /// The selector's matchers: `matcher_ids[start..end]`, indices into [`ScrapePlan::matchers`].
+    /// The selector's matchers but the one the entry is filed under in the index (a sample that
+    /// reaches the entry has passed it): `matcher_ids[start..end]`, indices into
+    /// [`ScrapePlan::matchers`].
     start: u32,
     end: u32,
 }
@@ -182,13 +186,14 @@ struct Group {
 impl Group {
     /// Files `members` (indices into `entries`) each under its most selective equality: the
     /// `label="value"` fewest members of the group share, ties going to the label most members
-    /// can be filed under (fewer labels to look up per sample).
-    fn build(entries: &[Entry], members: &[u32]) -> Group {
+    /// can be filed under (fewer labels to look up per sample). Records in `filed_at` the
+    /// position of that matcher in each filed entry's selector.
+    fn build(entries: &[Entry], members: &[u32], filed_at: &mut [Option<usize>]) -> Group {
         let mut pairs: HashMap<(&str, &str), usize> = HashMap::new();
         let mut labels: HashMap<&str, usize> = HashMap::new();
         for &i in members {
             let mut seen_labels: Vec<&str> = Vec::new();
-            for (label, value) in entries[i as usize].equalities() {
+            for (_, label, value) in entries[i as usize].equalities() {
                 *pairs.entry((label, value)).or_default() += 1;
                 if !seen_labels.contains(&label) {
                     seen_labels.push(label);
@@ -201,7 +206,7 @@ impl Group {
         for &i in members {
             let best = entries[i as usize]
                 .equalities()
-                .min_by_key(|&(label, value)| {
+                .min_by_key(|&(_, label, value)| {
                     (
                         pairs[&(label, value)],
                         std::cmp::Reverse(labels[label]),
@@ -209,10 +214,11 @@ impl Group {
                         value,
                     )
                 });
-            let Some((label, value)) = best else {
+            let Some((at, label, value)) = best else {
                 group.rest.push(i);
                 continue;
             };
+            filed_at[i as usize] = Some(at);
             let slot = match group.by_label.iter().position(|(l, _)| l == label) {
                 Some(p) => p,
                 None => {
@@ -253,7 +259,10 @@ impl Group {
 }
 
 impl Index {
-    fn build(entries: &[Entry]) -> Index {
+    /// The index of `entries`, and per entry the position in its selector of the matcher it is
+    /// filed under, if any.
+    fn build(entries: &[Entry]) -> (Index, Vec<Option<usize>>) {
+        let mut filed_at = vec![None; entries.len()];
         let mut by_name: HashMap<&str, Vec<u32>> = HashMap::new();
         let mut any_name = Vec::new();
         for (i, e) in entries.iter().enumerate() {
@@ -263,13 +272,17 @@ impl Index {
                 None => any_name.push(i),
             }
         }
-        Index {
+        let index = Index {
             by_name: by_name
                 .into_iter()
-                .map(|(n, members)| (n.to_owned(), Group::build(entries, &members)))
+                .map(|(n, members)| {
+                    let group = Group::build(entries, &members, &mut filed_at);
+                    (n.to_owned(), group)
+                })
                 .collect(),
-            any_name: Group::build(entries, &any_name),
-        }
+            any_name: Group::build(entries, &any_name, &mut filed_at),
+        };
+        (index, filed_at)
     }
 }
 
@@ -336,13 +349,17 @@ impl ScrapePlan {
         let mut matcher_of: HashMap<(&str, MatchOp, &str), u32> = HashMap::new();
         let mut matcher_ids = Vec::new();
         let mut tests = Vec::with_capacity(entries.len());
-        for e in &entries {
+        let (index, filed_at) = Index::build(&entries);
+        for (e, filed_at) in entries.iter().zip(filed_at) {
             let slot = *slot_of.entry(e.slo).or_insert_with(|| {
                 slos.push(e.slo);
                 index_u32(slos.len() - 1)
             });
             let start = index_u32(matcher_ids.len());
-            for m in e.selector.matchers() {
+            for (at, m) in e.selector.matchers().iter().enumerate() {
+                if Some(at) == filed_at {
+                    continue;
+                }
                 let id = *matcher_of
                     .entry((m.label(), m.op(), m.value()))
                     .or_insert_with(|| {
@@ -358,7 +375,6 @@ impl ScrapePlan {
                 end: index_u32(matcher_ids.len()),
             });
         }
-        let index = Index::build(&entries);
         ScrapePlan {
             entries,
             tests,
@@ -370,9 +386,11 @@ impl ScrapePlan {
     }
 
     /// Whether entry `t`'s selector selects a series named `name` (for histogram roles the
-    /// selector's base name) with `labels`: [`Selector::matches`] with the plan's shared
-    /// matchers. The selector's metric name needs no test here: the index only hands out entries
-    /// of the sample's name, and a histogram role is tested with its own base name.
+    /// selector's base name) with `labels`, given that the index handed the entry out for them:
+    /// [`Selector::matches`] with the plan's shared matchers. The selector's metric name and the
+    /// matcher the entry is filed under need no test here: the index only hands out entries of
+    /// the sample's name (a histogram role is tested with its own base name) and of its value of
+    /// the filed label.
     fn selects(&self, t: &Test, name: &str, labels: &[(&str, &str)]) -> bool {
         self.matcher_ids[t.start as usize..t.end as usize]
             .iter()
@@ -492,16 +510,28 @@ pub struct SeenSeries {
 impl SeenSeries {
     /// True the first time a series (`sorted_labels` sorted by name) is offered.
     pub fn first(&mut self, name: &str, sorted_labels: &[(&str, &str)]) -> bool {
+        self.first_with_id(name, sorted_labels).0
+    }
+
+    /// [`SeenSeries::first`], and the series' id ([`series_id`]) when no label value is empty:
+    /// then the identity hashed here is the id's text, so a page hashes each series once.
+    fn first_with_id(&mut self, name: &str, sorted_labels: &[(&str, &str)]) -> (bool, Option<u64>) {
         let buf = &mut self.buf;
         buf.clear();
         buf.extend_from_slice(name.as_bytes());
-        for (k, v) in sorted_labels.iter().filter(|(_, v)| !v.is_empty()) {
+        let mut all_set = true;
+        for (k, v) in sorted_labels {
+            if v.is_empty() {
+                all_set = false;
+                continue;
+            }
             buf.push(0xff);
             buf.extend_from_slice(k.as_bytes());
             buf.push(0xfe);
             buf.extend_from_slice(v.as_bytes());
         }
-        self.ids.insert(fnv1a64(buf))
+        let id = fnv1a64(buf);
+        (self.ids.insert(id), all_set.then_some(id))
     }
 }
 
@@ -590,14 +620,14 @@ pub fn match_page(
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
         let view: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
-        if !seen.first(s.name, &view) {
+        let (first, mut view_id) = seen.first_with_id(s.name, &view);
+        if !first {
             duplicates += 1;
             if duplicate_example.is_none() {
                 duplicate_example = Some(example(s.name, &view));
             }
             return;
         }
-        let mut view_id = None;
         candidates.clear();
         if let Some(group) = named {
             group.candidates(&view, &mut candidates);
