@@ -232,12 +232,15 @@ impl std::hash::Hasher for WordHasher {
     }
 }
 
+/// The entries filed under each value of one label.
+type ByValue = HashMap<Box<str>, Run, PlanHash>;
+
 /// The entries of one name (or of no name), filed by label value.
 #[derive(Debug, Clone, Default)]
 struct Group {
     /// Per label, the entries filed under each value of it. Usually one label per group (the
     /// one that tells the SLOs apart, such as `route`), so a sample costs one lookup per group.
-    by_label: Vec<(String, HashMap<Box<str>, Run, PlanHash>)>,
+    by_label: Vec<(String, ByValue)>,
     /// The entries of the runs longer than two, one run per value.
     filed: Vec<u32>,
     /// Entries with no equality matcher to file them under (only `!=`, `=~`, `!~` matchers):
