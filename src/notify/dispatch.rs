@@ -157,9 +157,13 @@ struct Pending {
     resolved: BTreeMap<Fingerprint, Timestamp>,
 }
 
-/// One aggregation group: the alerts of one route with the same group labels.
+/// A group's key in the dispatcher: (route id, group labels as a string).
+pub type GroupId = (String, String);
+
+/// One aggregation group: the alerts of one route with the same group labels. Opaque outside
+/// the dispatcher; the alerting journal stores it as a value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Group {
+pub struct Group {
     route_id: String,
     group_key: String,
     group_labels: Labels,
@@ -182,6 +186,29 @@ pub struct DispatcherState {
     nflog: Nflog,
 }
 
+impl Group {
+    /// Its key in the dispatcher.
+    pub fn id(&self) -> GroupId {
+        (self.route_id.clone(), labels_string(&self.group_labels))
+    }
+}
+
+impl DispatcherState {
+    /// The stored alerts, the groups and the notification log, for the alerting journal.
+    pub fn into_parts(self) -> (Vec<Alert>, Vec<Group>, Nflog) {
+        (self.alerts, self.groups, self.nflog)
+    }
+
+    /// The inverse of [`DispatcherState::into_parts`].
+    pub fn from_parts(alerts: Vec<Alert>, groups: Vec<Group>, nflog: Nflog) -> DispatcherState {
+        DispatcherState {
+            alerts,
+            groups,
+            nflog,
+        }
+    }
+}
+
 /// The notification pipeline's state machine.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -190,7 +217,7 @@ pub struct Dispatcher {
     receivers: Receivers,
     alerts: BTreeMap<Fingerprint, Alert>,
     /// Keyed by (route id, group labels string).
-    groups: BTreeMap<(String, String), Group>,
+    groups: BTreeMap<GroupId, Group>,
     nflog: Nflog,
 }
 
@@ -623,6 +650,12 @@ impl Dispatcher {
             .collect();
         out.sort_by(|a, b| (&a.group_key, &a.receiver).cmp(&(&b.group_key, &b.receiver)));
         out
+    }
+
+    /// The stored alerts and the groups as they are persisted, by key, so that the alerting
+    /// journal can record what changed without copying the whole state.
+    pub fn persisted(&self) -> (&BTreeMap<Fingerprint, Alert>, &BTreeMap<GroupId, Group>) {
+        (&self.alerts, &self.groups)
     }
 
     /// The notification log.

@@ -255,6 +255,20 @@ impl Silences {
         limits: &SilenceLimits,
         fresh_id: impl FnOnce() -> String,
     ) -> Result<String, SilenceError> {
+        self.set_within_dropping(req, now, limits, fresh_id)
+            .map(|(id, _)| id)
+    }
+
+    /// [`Silences::set_within`], also returning the expired silences it dropped to make room,
+    /// so that a caller recording changes (the alerting journal) or undoing them knows every
+    /// silence the request touched: the returned id, the request's id, and these.
+    pub fn set_within_dropping(
+        &mut self,
+        req: SilenceRequest,
+        now: Timestamp,
+        limits: &SilenceLimits,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Result<(String, Vec<Silence>), SilenceError> {
         // The start `set` will use: given, else the current silence's, else now; never past.
         let prev_start = req
             .id
@@ -292,10 +306,25 @@ impl Silences {
             .collect();
         expired.sort();
         let excess = self.silences.len().saturating_sub(limits.max_count);
-        for (_, old) in expired.into_iter().take(excess) {
-            self.silences.remove(&old);
+        let dropped = expired
+            .into_iter()
+            .take(excess)
+            .filter_map(|(_, old)| self.silences.remove(&old))
+            .collect();
+        Ok((id, dropped))
+    }
+
+    /// Sets one silence as recorded (`None` removes it): replaying the alerting journal, or
+    /// undoing a change that could not be made durable. No rule is checked.
+    pub fn put(&mut self, id: &str, silence: Option<Silence>) {
+        match silence {
+            Some(s) => {
+                self.silences.insert(id.to_owned(), s);
+            }
+            None => {
+                self.silences.remove(id);
+            }
         }
-        Ok(id)
     }
 
     /// Ends a silence now (Alertmanager's "delete"): an active one ends at `now`, a pending
