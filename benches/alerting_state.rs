@@ -287,7 +287,7 @@ fn bench_state(c: &mut Criterion) {
 
     // Single operations: the tail the criterion means hide.
     let base = 1_000_000;
-    let mut report = |name: &str, n: usize, op: &mut dyn FnMut(usize)| {
+    let report = |name: &str, n: usize, op: &mut dyn FnMut(usize)| {
         let (median, p99) = distribution(n, op);
         println!("{name:<40} n={n:<5} median {median:8.3} ms   p99 {p99:8.3} ms");
     };
@@ -306,6 +306,12 @@ fn bench_state(c: &mut Criterion) {
     report("delivery_outcome/log", 2_000, &mut |k| {
         let r = w.delivered(2 * base + k);
         commit(&j, r);
+    });
+    // The view published after a change: every firing alert with the silences that mute it
+    // (indexed by label, so not every silence is tested for every alert).
+    let now = w.now;
+    report("alerts_view (after a change)", 10, &mut |_| {
+        black_box(w.dispatcher.alerts_view(now, &w.silences).len());
     });
     // A compaction of the whole state runs beside the commits.
     let before = j.stats().compactions;
