@@ -1410,6 +1410,39 @@ mod tests {
         assert_eq!(ids(&state.expect("state")), ["x", "y"]);
     }
 
+    /// A state file written by the release before the log (`burnwatch run` on three failing
+    /// probes with a webhook receiver, two silences POSTed, stopped with SIGTERM).
+    const WHOLE_FILE: &[u8] = include_bytes!("../../tests/fixtures/alerting-state-whole-file.bwcp");
+
+    #[test]
+    fn a_state_file_written_by_the_previous_release_loads_and_takes_records() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alerting.bwcp");
+        fs::write(&path, WHOLE_FILE).expect("fixture");
+        let (j, state) = Journal::open(&path, RET).expect("open");
+        let state = state.expect("the old state");
+        let comments: Vec<&str> = state.silences.iter().map(|s| s.comment.as_str()).collect();
+        assert_eq!(comments.len(), 2, "{comments:?}");
+        assert!(comments.contains(&"Maintenance1") && comments.contains(&"Maintenance2"));
+        let probe_downs = state
+            .alerter
+            .alerts
+            .values()
+            .filter(|e| e.labels.get("alertname").map(String::as_str) == Some("ProbeDown"))
+            .count();
+        assert_eq!(probe_downs, 3);
+        let (_, _, nflog) = state.dispatcher.clone().into_parts();
+        assert_eq!(nflog.iter().count(), 3, "one delivery per probe group");
+        // The snapshot is untouched; changes go to the new log.
+        commit(&j, &[put("after-upgrade", i64::MAX)]);
+        drop(j);
+        assert_eq!(fs::read(&path).expect("snapshot"), WHOLE_FILE);
+        let (_j, back) = Journal::open(&path, RET).expect("open");
+        let back = back.expect("state");
+        assert_eq!(back.silences.iter().count(), 3);
+        assert_eq!(back.alerter, state.alerter);
+    }
+
     #[test]
     fn every_torn_last_record_is_dropped_with_the_rest_kept() {
         let dir = tempfile::tempdir().expect("tmp");
