@@ -635,7 +635,7 @@ enum Msg {
     Append {
         bytes: Vec<u8>,
         durable: bool,
-        ack: Option<oneshot::Sender<Result<(), String>>>,
+        ack: Option<AckTx>,
     },
     Compact(Box<AlertingState>),
     Encoded {
@@ -815,11 +815,9 @@ impl Journal {
         if self.thread.is_none() {
             return;
         }
-        if let Err(mpsc::SendError(m)) = self.tx.send(m) {
-            // The writer only stops on close (or a panic): answer instead of hanging.
-            if let Msg::Append { ack: Some(a), .. } = m {
-                let _ = a.send(Err("the alerting journal's writer is gone".to_owned()));
-            }
+        // The writer only stops on close (or a panic): answer instead of hanging.
+        if let Err(mpsc::SendError(Msg::Append { ack: Some(a), .. })) = self.tx.send(m) {
+            let _ = a.send(Err("the alerting journal's writer is gone".to_owned()));
         }
     }
 }
@@ -863,15 +861,18 @@ fn identity_at(_path: &Path) -> Option<(u64, u64)> {
     None
 }
 
+/// Where a commit's answer goes.
+type AckTx = oneshot::Sender<Result<(), String>>;
+
+/// A close request: the final state and where to answer.
+type Closing = (Box<AlertingState>, mpsc::Sender<Result<(), String>>);
+
 /// Records gathered from the queue for one group commit.
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
-    parts: Vec<(
-        Range<usize>,
-        bool,
-        Option<oneshot::Sender<Result<(), String>>>,
-    )>,
+    /// Each caller's bytes, whether a failure drops them, and where its answer goes.
+    parts: Vec<(Range<usize>, bool, Option<AckTx>)>,
 }
 
 struct Writer {
@@ -895,7 +896,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        let mut closing: Option<(Box<AlertingState>, mpsc::Sender<Result<(), String>>)> = None;
+        let mut closing: Option<Closing> = None;
         let mut stop = false;
         while let Ok(first) = rx.recv() {
             let mut batch = Batch::default();
