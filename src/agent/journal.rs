@@ -17,7 +17,9 @@
 //! | 24 | 4 | CRC32 of bytes 0..24 |
 //!
 //! Each record is `length: u32 LE`, `CRC32 of the payload: u32 LE`, then the payload: one
-//! [`Record`] in postcard. A record sets one keyed item to its new value or removes it
+//! [`Record`] in postcard. The writer extends the file with zeros 1 MiB at a time ahead of the
+//! records, so that a synced append changes neither the file's size nor its extents; the
+//! records end at the first zero length. A record sets one keyed item to its new value or removes it
 //! (a silence, a notification log entry, a notification in flight, an alert lifecycle, a
 //! stored alert, an aggregation group, ...), so replaying a record twice, or replaying one
 //! whose effect a snapshot already holds, changes nothing: records are idempotent.
@@ -240,6 +242,8 @@ const MAX_RECORD: usize = 256 << 20;
 pub const COMPACT_RATIO: u64 = 4;
 /// ...and at least this many bytes.
 pub const COMPACT_MIN_BYTES: u64 = 1 << 20;
+/// The log is extended this many bytes of zeros at a time, ahead of the records.
+const ALLOCATE_AHEAD: u64 = 1 << 20;
 /// Records kept in memory for a retry after failed writes, at most; beyond it they are
 /// dropped and a compaction (which writes the whole state) is asked for instead.
 const MAX_RETRY_BYTES: usize = 64 << 20;
@@ -385,7 +389,8 @@ pub struct Scan {
     pub records: Vec<(u64, Record)>,
     /// The end of the last intact record.
     pub end: u64,
-    /// Bytes after `end` that are no intact record (a torn write).
+    /// Bytes after `end` that are no intact record (a torn write); 0 when they are only the
+    /// zeros the writer allocates ahead.
     pub torn: u64,
 }
 
@@ -402,7 +407,9 @@ pub fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         }
         let len = u32::from_le_bytes(field(rest, 0)) as usize;
         let crc = u32::from_le_bytes(field(rest, 4));
-        if len > MAX_RECORD || rest.len() - FRAME_LEN < len {
+        // No record is empty (a record's tag takes a byte): zeros are the space the writer
+        // allocated ahead.
+        if len == 0 || len > MAX_RECORD || rest.len() - FRAME_LEN < len {
             break;
         }
         let payload = &rest[FRAME_LEN..FRAME_LEN + len];
@@ -418,7 +425,12 @@ pub fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         at += FRAME_LEN + len;
     }
     out.end = at as u64;
-    out.torn = (bytes.len() - at) as u64;
+    let rest = &bytes[at..];
+    out.torn = if rest.iter().all(|b| *b == 0) {
+        0
+    } else {
+        rest.len() as u64
+    };
     Ok(out)
 }
 
@@ -695,7 +707,7 @@ impl Journal {
                 new.extend_from_slice(&log[rec.from as usize..rec.end as usize]);
                 storage::save_bytes(&path, &new).map_err(JournalError::Snapshot)?;
             }
-            Some(log) if rec.end < log.len() as u64 => {
+            Some(_) if rec.torn > 0 => {
                 let f = OpenOptions::new()
                     .write(true)
                     .open(&path)
@@ -711,7 +723,12 @@ impl Journal {
             .write(true)
             .open(&path)
             .map_err(io_err("opening"))?;
-        let good = file.metadata().map_err(io_err("reading the length"))?.len();
+        let allocated = file.metadata().map_err(io_err("reading the length"))?.len();
+        // Records end before the zeros allocated ahead (a new or rebased log has none).
+        let good = match &rec.log {
+            Some(_) if !rec.rebase => rec.end.min(allocated),
+            _ => allocated,
+        };
         let snapshot_len = rec.snapshot.len;
         let shared = Arc::new(Shared {
             log_bytes: AtomicU64::new(good),
@@ -724,6 +741,7 @@ impl Journal {
             identity: identity_of(&file),
             file,
             good,
+            allocated,
             cut_tail: false,
             retry: Vec::new(),
             shared: shared.clone(),
@@ -882,6 +900,8 @@ struct Writer {
     identity: Option<(u64, u64)>,
     /// Length of the intact log.
     good: u64,
+    /// Length of the file: the records, then zeros written ahead ([`ALLOCATE_AHEAD`]).
+    allocated: u64,
     /// Whether bytes of a failed write may lie beyond `good`.
     cut_tail: bool,
     /// Records of failed writes that nobody undid, written before the next ones.
@@ -1001,13 +1021,29 @@ impl Writer {
             self.file
                 .set_len(self.good)
                 .map_err(io_err("cutting a failed write"))?;
+            self.allocated = self.good;
             self.cut_tail = false;
         }
+        let end = self.good + buf.len() as u64;
+        // Appends into space written ahead change no file size or extent, so their fdatasync
+        // flushes data only, without a file-system journal commit (which is what queues behind
+        // every other writer of the disk); the space is extended a block of zeros at a time.
+        let ahead = (end > self.allocated).then(|| {
+            let to = end.div_ceil(ALLOCATE_AHEAD) * ALLOCATE_AHEAD;
+            (self.allocated, to)
+        });
         let r = (|| {
+            if let Some((from, to)) = ahead {
+                self.file.seek(SeekFrom::Start(from))?;
+                self.file.write_all(&vec![0u8; (to - from) as usize])?;
+            }
             self.file.seek(SeekFrom::Start(self.good))?;
             self.file.write_all(buf)?;
             self.file.sync_data()
         })();
+        if let (Ok(()), Some((_, to))) = (&r, ahead) {
+            self.allocated = to;
+        }
         if let Err(source) = r {
             self.cut_tail = true;
             return Err(JournalError::Io {
@@ -1159,6 +1195,7 @@ impl Writer {
         self.identity = identity_of(&file);
         self.file = file;
         self.good = new.len() as u64;
+        self.allocated = self.good;
         self.cut_tail = false;
         self.threshold = threshold(snapshot_len);
         self.shared.log_bytes.store(self.good, Ordering::Relaxed);
@@ -1451,16 +1488,33 @@ mod tests {
         commit(&j, &[put("a", 10_000), put("b", 10_000)]);
         drop(j);
         let log = log_path(&dir.path().join("alerting.bwcp"));
-        let good = fs::read(&log).expect("log");
+        let written = fs::read(&log).expect("log");
+        let end = scan(&log, &written).expect("scan").end as usize;
+        assert!(
+            written.len() > end && written[end..].iter().all(|b| *b == 0),
+            "space is written ahead as zeros"
+        );
+        let good = written[..end].to_vec();
         let last = records(&[put("c", 10_000)]);
         for cut in 0..last.len() {
-            let mut torn = good.clone();
-            torn.extend_from_slice(&last[..cut]);
-            fs::write(&log, &torn).expect("write");
-            let (j, state) = open(dir.path());
-            assert_eq!(ids(&state.expect("state")), ["a", "b"], "cut at {cut}");
-            drop(j);
-            assert_eq!(fs::read(&log).expect("log"), good, "the torn bytes are cut");
+            // The crash left part of the next record in the space written ahead, or after
+            // the records of a file without such space.
+            for mut torn in [written.clone(), good.clone()] {
+                if torn.len() < end + cut {
+                    torn.resize(end + cut, 0);
+                }
+                torn[end..end + cut].copy_from_slice(&last[..cut]);
+                fs::write(&log, &torn).expect("write");
+                let (j, state) = open(dir.path());
+                assert_eq!(ids(&state.expect("state")), ["a", "b"], "cut at {cut}");
+                drop(j);
+                let after = fs::read(&log).expect("log");
+                assert_eq!(after[..end], good[..], "the records are kept");
+                assert!(
+                    after[end..].iter().all(|b| *b == 0),
+                    "the torn bytes are cut"
+                );
+            }
         }
         // A complete record whose payload was not all written (stale bytes) fails its CRC.
         let mut flipped = good.clone();
@@ -1550,6 +1604,7 @@ mod tests {
         let id = SnapshotId::of(&bytes);
         let log = log_path(&path);
         let mut l = fs::read(&log).expect("log");
+        l.truncate(scan(&log, &l).expect("scan").end as usize);
         let cut = l.len() as u64;
         l.extend(records(&[
             put("b", 10_000),
