@@ -95,7 +95,7 @@ pub enum AlertingError {
     Alertmanager(#[from] crate::notify::alertmanager::AlertmanagerError),
 }
 
-/// A command's answer, held until its change is saved and published.
+/// A command's answer, held until its change is durable and published.
 enum Reply {
     Set(
         oneshot::Sender<Result<String, CommandError>>,
@@ -644,7 +644,7 @@ impl Task {
         }
     }
 
-    /// Runs due flushes: write-ahead (in flight, saved) before handing over to delivery.
+    /// Runs due flushes: write-ahead (in flight, committed) before handing over to delivery.
     async fn flush(&mut self) {
         let now = self.clock.now();
         let flush = self.dispatcher.tick(now, &self.silences);
