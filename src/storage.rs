@@ -179,7 +179,7 @@ fn shown(path: &Option<PathBuf>) -> String {
 
 impl StorageError {
     /// Attaches `path` to an error produced by [`decode`], which knows no path.
-    fn at(mut self, file: &Path) -> Self {
+    pub(crate) fn at(mut self, file: &Path) -> Self {
         match &mut self {
             StorageError::NotACheckpoint { path }
             | StorageError::NewerVersion { path, .. }
@@ -302,7 +302,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
 }
 
 /// The directory holding `path` (the current directory for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -318,6 +318,12 @@ fn parent_dir(path: &Path) -> &Path {
 pub fn save<T: Serialize>(path: &Path, payload: &T) -> Result<(), StorageError> {
     // Encode first: a serialization error must not touch the disk at all.
     let bytes = encode(payload)?;
+    save_bytes(path, &bytes)
+}
+
+/// Replaces `path` atomically with `bytes` (an [`encode`]d image, or any other file whose
+/// writer needs the same crash safety), exactly as [`save`] does.
+pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = temp_path(path)?;
     let io_err = |p: &Path, op: &'static str| {
         let p = p.to_path_buf();
@@ -334,7 +340,7 @@ pub fn save<T: Serialize>(path: &Path, payload: &T) -> Result<(), StorageError> 
             .truncate(true)
             .open(&tmp)
             .map_err(io_err(&tmp, "creating the temporary file"))?;
-        file.write_all(&bytes)
+        file.write_all(bytes)
             .map_err(io_err(&tmp, "writing the temporary file"))?;
         file.sync_all()
             .map_err(io_err(&tmp, "syncing the temporary file"))?;
@@ -352,7 +358,7 @@ pub fn save<T: Serialize>(path: &Path, payload: &T) -> Result<(), StorageError> 
 
 /// Makes a rename in `dir` durable.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     let err = |op: &'static str| {
         let path = dir.to_path_buf();
         move |source| StorageError::Io { path, op, source }
@@ -366,7 +372,7 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 /// Makes a rename in `dir` durable (other platforms cannot open a directory; rename is
 /// already as durable as they allow).
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), StorageError> {
+pub(crate) fn sync_dir(_dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 

@@ -5,9 +5,11 @@
 //!
 //! **Durability.** Alert lifecycles, aggregation groups with their timers, the notification
 //! log, silences, the Alertmanager client's resend state and the notifications in flight are
-//! saved together, atomically (`storage::save`: temporary file, fsync, rename), *before* a
-//! notification is handed to delivery and again when a delivery is confirmed. A restart, even
-//! after SIGKILL, therefore restores exactly what was promised and what was done:
+//! kept in a snapshot plus an append-only log of changes ([`super::journal`]): a notification
+//! is handed to delivery only once its record is durable, a delivery outcome and an
+//! evaluation's changes are recorded as they happen, and a silence change is answered only
+//! once its record is durable. A restart, even after SIGKILL, therefore restores exactly what
+//! was promised and what was done:
 //! - an alert whose firing notification was confirmed is not paged again (the notification log
 //!   says so), and its resolve is still sent when it resolves (its lifecycle survived);
 //! - a group still waiting for `group_wait` keeps its deadline;
@@ -27,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::alert::Fingerprint;
-use crate::alerter::{Alerter, AlerterState};
+use crate::alerter::Alerter;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::http_client::HttpClient;
@@ -35,16 +37,18 @@ use crate::notify::alertmanager::{AlertmanagerClient, AlertmanagerSender};
 use crate::notify::delivery::{
     Delivery, DeliveryConfig, DeliveryError, DeliveryHandle, DeliveryOutcome,
 };
-use crate::notify::dispatch::{Dispatcher, DispatcherState, Receivers};
+use crate::notify::dispatch::{Dispatcher, Receivers};
 use crate::notify::inhibit::{Dependencies, Inhibitor};
+use crate::notify::nflog::NflogKey;
 use crate::notify::receiver;
 use crate::notify::render::RenderContext;
-use crate::notify::silence::{SilenceLimits, Silences};
+use crate::notify::silence::{Silence, SilenceLimits, Silences};
 use crate::notify::{Integration, Notification, SuppressReason};
 use crate::rules::model::RuleSet;
 use crate::shutdown::Shutdown;
-use crate::storage::{self, StorageError};
 use crate::time::Timestamp;
+
+use super::journal::{self, AlertingState, Differ, Journal, JournalError, Record};
 use crate::view::{
     AgentSnapshot, AlertingCounters, AlertingHandle, AlertingView, Command, CommandError,
     TierPhases,
@@ -61,20 +65,6 @@ pub struct ProbeResult {
     pub success: bool,
 }
 
-/// Everything saved to the alerting state file.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct AlertingState {
-    alerter: AlerterState,
-    dispatcher: DispatcherState,
-    silences: Silences,
-    alertmanager: Option<AlertmanagerSender>,
-    /// Notifications handed to delivery and not confirmed yet: (integration index, what).
-    in_flight: Vec<(usize, Notification)>,
-}
-
-/// Unchanged since format version 1.
-impl storage::Payload for AlertingState {}
-
 /// Why alerting could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertingError {
@@ -89,7 +79,7 @@ pub enum AlertingError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: StorageError,
+        source: JournalError,
     },
     /// A receiver could not be built (a missing secret, a bad URL).
     #[error("receiver: {0}")]
@@ -105,7 +95,7 @@ pub enum AlertingError {
     Alertmanager(#[from] crate::notify::alertmanager::AlertmanagerError),
 }
 
-/// A command's answer, held until its change is saved and published.
+/// A command's answer, held until its change is durable and published.
 enum Reply {
     Set(
         oneshot::Sender<Result<String, CommandError>>,
@@ -181,10 +171,12 @@ impl Alerting {
         }
         let inhibitor = inhibitor_for(cfg, rules);
         let path = cfg.alerting_state_file();
-        let saved =
-            storage::load::<AlertingState>(&path).map_err(|source| AlertingError::State {
-                path: path.clone(),
-                source,
+        let (journal, saved) =
+            Journal::open(&path, cfg.alerting.silence_retention).map_err(|source| {
+                AlertingError::State {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         let mut alerter = Alerter::new(rules, &external_url);
         let eval = cfg.evaluation_interval;
@@ -254,10 +246,23 @@ impl Alerting {
             tiers: Arc::new(TierPhases::default()),
             logged: BTreeSet::new(),
             last_save_ms: None,
-            dirty: true,
+            seen_syncs: 0,
+            journal: Some(journal),
+            differ: Differ::default(),
+            pending: Vec::new(),
         };
         task.dispatcher.upsert(gone.alerts, now);
         task.tiers = Arc::new(task.alerter.tier_phases());
+        // What the log holds is the state as restored: remember it without writing it again.
+        let mut seen = Vec::new();
+        if let Err(e) = task.differ.diff(
+            task.alerter.state(),
+            &task.dispatcher,
+            task.am_sender.as_ref(),
+            &mut seen,
+        ) {
+            tracing::error!(error = %e, "alerting state not digested; the first evaluation records it all");
+        }
         // Hand over again what was promised before the restart but not confirmed.
         for (idx, n) in in_flight {
             task.submit(idx, n);
@@ -344,9 +349,20 @@ struct Task {
     /// (alert, receiver, reason) suppressions already logged, so a silenced alert is logged
     /// once, not at every flush.
     logged: BTreeSet<(Fingerprint, String, &'static str)>,
+    /// The last durable commit (ms since the epoch).
     last_save_ms: Option<i64>,
-    dirty: bool,
+    /// Group commits seen so far.
+    seen_syncs: u64,
+    /// The state's writer (`None` only after the final close).
+    journal: Option<Journal>,
+    /// What the log holds of the evaluation-driven state.
+    differ: Differ,
+    /// Encoded records not handed to the journal yet.
+    pending: Vec<u8>,
 }
+
+/// A silence change's undo: each touched silence's previous value, in the order touched.
+type Undo = Vec<(String, Option<Silence>)>;
 
 type AmResult = (
     Vec<crate::alert::Alert>,
@@ -371,21 +387,34 @@ impl Task {
         am_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first snapshot is already there; evaluate it at once.
         snapshots.mark_changed();
-        // Answers to commands wait until the change is saved and visible in the view, so a
+        // Answers to commands wait until the change is durable and visible in the view, so a
         // client that was told "done" reads its own change and it survives a crash.
         let mut replies: Vec<Reply> = Vec::new();
-        // The silences before the pending commands, restored when their save fails.
-        let mut undo: Option<Silences> = None;
+        // The previous values of the silences the pending commands touched, restored (newest
+        // first) when their records cannot be made durable.
+        let mut undo: Undo = Vec::new();
+        // The pending commands' records, committed on their own so that a failure drops (and
+        // undoes) only them.
+        let mut changes: Vec<u8> = Vec::new();
         loop {
             let wait = self.until_next_flush();
-            // Probe results only feed thresholds: no save, no new view (there may be many).
+            // Probe results only feed thresholds: no record, no new view (there may be many).
             let mut quiet = false;
             tokio::select! {
                 biased;
-                Some(o) = outcomes.recv() => self.outcome(o),
+                Some(o) = outcomes.recv() => {
+                    self.outcome(o);
+                    // Outcomes come in bursts: every one queued goes into this commit.
+                    while let Ok(o) = outcomes.try_recv() {
+                        self.outcome(o);
+                    }
+                }
                 Some(cmd) = commands.recv() => {
-                    undo.get_or_insert_with(|| self.silences.clone());
-                    replies.push(self.command(cmd));
+                    replies.push(self.command(cmd, &mut undo, &mut changes));
+                    // Group commit: the commands that queued up meanwhile share one write.
+                    while let Ok(cmd) = commands.try_recv() {
+                        replies.push(self.command(cmd, &mut undo, &mut changes));
+                    }
                 }
                 Some(p) = probes.recv() => {
                     self.alerter.observe_probe(&p.name, p.at, p.success);
@@ -401,7 +430,7 @@ impl Task {
                 },
                 Some(r) = am_rx.recv() => self.am_done(r),
                 _ = am_tick.tick(), if self.am_client.is_some() && !self.am_busy => {
-                    // Starting a push changes nothing to save or show; its result does.
+                    // Starting a push changes nothing to record or show; its result does.
                     self.am_push(&am_tx);
                     quiet = true;
                 }
@@ -410,19 +439,23 @@ impl Task {
             if quiet {
                 continue;
             }
-            let saved = if self.dirty {
-                self.save().await
-            } else {
-                Ok(())
-            };
-            let before = undo.take();
-            if let (Err(e), Some(before)) = (&saved, before) {
-                self.silences = before;
-                tracing::error!(error = %e, "silence change undone: the state file was not saved");
-                for r in replies.drain(..) {
-                    r.fail(CommandError::NotSaved(e.clone()));
+            // Changes nobody waits for: written with the next group commit.
+            self.hand_over();
+            if !replies.is_empty() {
+                let saved = self.commit(std::mem::take(&mut changes), true).await;
+                if let Err(e) = saved {
+                    for (id, before) in undo.drain(..).rev() {
+                        self.silences.put(&id, before);
+                    }
+                    tracing::error!(error = %e, "silence change undone: it could not be made durable");
+                    for r in replies.drain(..) {
+                        r.fail(CommandError::NotSaved(e.clone()));
+                    }
                 }
+                undo.clear();
             }
+            self.maybe_compact();
+            self.note_commits();
             let _ = view_tx.send(Arc::new(self.view()));
             for r in replies.drain(..) {
                 r.send();
@@ -446,8 +479,7 @@ impl Task {
         while let Ok(o) = outcomes.try_recv() {
             self.outcome(o);
         }
-        self.dirty = true;
-        let _ = self.save().await;
+        self.close().await;
         let _ = view_tx.send(Arc::new(self.view()));
         tracing::info!(
             in_flight = self.in_flight.len(),
@@ -518,10 +550,101 @@ impl Task {
         }
         self.dispatcher.upsert(set.alerts, now);
         self.silences.gc(now);
-        self.dirty = true;
+        self.record_evaluation();
     }
 
-    /// Runs due flushes: write-ahead (in flight, saved) before handing over to delivery.
+    /// Records what the evaluation changed in lifecycles, stored alerts and groups.
+    fn record_evaluation(&mut self) {
+        if let Err(e) = self.differ.diff(
+            self.alerter.state(),
+            &self.dispatcher,
+            self.am_sender.as_ref(),
+            &mut self.pending,
+        ) {
+            tracing::error!(error = %e, "alerting state changes not recorded");
+        }
+    }
+
+    /// Queues one change for the journal.
+    fn record(&mut self, r: Record) {
+        if let Err(e) = journal::encode_record(&r, &mut self.pending) {
+            tracing::error!(error = %e, "alerting state change not recorded");
+        }
+    }
+
+    /// Hands the queued changes to the journal without waiting.
+    fn hand_over(&mut self) {
+        if let Some(j) = &self.journal {
+            j.append(std::mem::take(&mut self.pending));
+        }
+    }
+
+    /// Hands `bytes` to the journal and waits until they are durable (see
+    /// [`Journal::commit`] for `undo_on_failure`).
+    async fn commit(&mut self, bytes: Vec<u8>, undo_on_failure: bool) -> Result<(), String> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let Some(j) = &self.journal else {
+            return Err("the alerting journal is closed".to_owned());
+        };
+        let ack = j.commit(bytes, undo_on_failure);
+        // Waited on the blocking pool, which (unlike a wait on another thread) keeps a paused
+        // test clock from jumping ahead while the disk works, as the whole-file save did.
+        let r = match tokio::task::spawn_blocking(move || ack.blocking_recv()).await {
+            Ok(Ok(r)) => r,
+            _ => Err("the alerting journal's writer is gone".to_owned()),
+        };
+        if r.is_ok() {
+            self.last_save_ms = Some(self.clock.now().0);
+        }
+        r
+    }
+
+    /// Notes commits made without waiting (the writer keeps no clock): the last save is when
+    /// they were noticed, at most one loop turn late.
+    fn note_commits(&mut self) {
+        if let Some(s) = self.journal.as_ref().map(Journal::stats)
+            && s.syncs > self.seen_syncs
+        {
+            self.seen_syncs = s.syncs;
+            self.last_save_ms = Some(self.clock.now().0);
+        }
+    }
+
+    /// Starts a compaction when the log has grown enough: the state is copied here, after
+    /// every record before it was handed over, and written beside the task.
+    fn maybe_compact(&mut self) {
+        if self.journal.as_ref().is_some_and(Journal::wants_compaction) {
+            self.hand_over();
+            let state = self.state();
+            if let Some(j) = &self.journal {
+                j.compact(state);
+            }
+        }
+    }
+
+    /// The final save: every change, then the whole state as the snapshot with an empty log.
+    async fn close(&mut self) {
+        self.record_evaluation();
+        self.hand_over();
+        self.note_commits();
+        let Some(j) = self.journal.take() else {
+            return;
+        };
+        self.counters.state_save_failures += j.stats().failures;
+        let state = self.state();
+        match tokio::task::spawn_blocking(move || j.close(state)).await {
+            Ok(Ok(())) => self.last_save_ms = Some(self.clock.now().0),
+            Ok(Err(e)) => {
+                self.counters.state_save_failures += 1;
+                tracing::error!(error = %e, "alerting state snapshot not written at shutdown; the log holds every change");
+            }
+            Err(e) => tracing::error!(error = %e, "the alerting state's final save failed"),
+        }
+    }
+
+    /// Runs due flushes: write-ahead (in flight, committed) before handing over to delivery.
     async fn flush(&mut self) {
         let now = self.clock.now();
         let flush = self.dispatcher.tick(now, &self.silences);
@@ -542,9 +665,6 @@ impl Task {
                 );
             }
         }
-        if !flush.cleared.is_empty() {
-            self.dirty = true;
-        }
         if flush.notifications.is_empty() {
             return;
         }
@@ -555,9 +675,17 @@ impl Task {
                     && n.receiver == o.notification.receiver)
             });
             self.in_flight.push((o.integration, o.notification.clone()));
+            self.record(Record::InFlight {
+                integration: o.integration,
+                group_key: o.notification.group_key.clone(),
+                receiver: o.notification.receiver.clone(),
+                notification: Some(o.notification.clone()),
+            });
         }
-        self.dirty = true;
-        let _ = self.save().await;
+        // Write-ahead: durable before delivery may start. On failure the records stay queued
+        // in the journal for a retry, and delivery goes ahead (as a failed save always did).
+        let bytes = std::mem::take(&mut self.pending);
+        let _ = self.commit(bytes, false).await;
         for o in flush.notifications {
             self.submit(o.integration, o.notification);
         }
@@ -580,14 +708,29 @@ impl Task {
         if let Err(e) = self.deliver.submit(idx, n.clone()) {
             // No outcome follows, so it is not in flight: the next flush decides again.
             self.in_flight.retain(|(i, m)| !(*i == idx && m == &n));
+            self.record(Record::InFlight {
+                integration: idx,
+                group_key: n.group_key.clone(),
+                receiver: n.receiver.clone(),
+                notification: None,
+            });
             tracing::error!(error = %e, "notification not queued; the next flush decides again");
         }
     }
 
     fn outcome(&mut self, o: DeliveryOutcome) {
         let n = &o.notification;
+        let before = self.in_flight.len();
         self.in_flight
             .retain(|(i, m)| !(*i == o.integration_idx && m == n));
+        if self.in_flight.len() != before {
+            self.record(Record::InFlight {
+                integration: o.integration_idx,
+                group_key: n.group_key.clone(),
+                receiver: n.receiver.clone(),
+                notification: None,
+            });
+        }
         let kind = self
             .kinds
             .get(&(o.receiver.clone(), o.integration_idx))
@@ -597,6 +740,14 @@ impl Task {
             Ok(()) => {
                 self.dispatcher
                     .mark_sent(o.integration_idx, n, self.clock.now());
+                let key = NflogKey {
+                    group_key: n.group_key.clone(),
+                    receiver: n.receiver.clone(),
+                    integration: o.integration_idx,
+                };
+                if let Some(entry) = self.dispatcher.nflog().entry(&key).cloned() {
+                    self.record(Record::Sent { key, entry });
+                }
                 *self
                     .counters
                     .notifications
@@ -640,34 +791,59 @@ impl Task {
                 );
             }
         }
-        self.dirty = true;
     }
 
-    /// Applies a command; the answer is sent by the caller once the change is saved and
-    /// published.
-    fn command(&mut self, cmd: Command) -> Reply {
+    /// Applies a command: its records go to `changes`, the touched silences' previous values
+    /// to `undo`; the answer is sent by the caller once the change is durable and published.
+    fn command(&mut self, cmd: Command, undo: &mut Undo, changes: &mut Vec<u8>) -> Reply {
         let now = self.clock.now();
-        self.dirty = true;
-        match cmd {
+        let mut touched: Vec<String> = Vec::new();
+        let reply = match cmd {
             Command::SetSilence(req, reply) => {
                 let limits = SilenceLimits {
                     max_count: self.cfg.api.max_silences,
                     max_duration: self.cfg.api.max_silence_duration,
                 };
-                let r = self.silences.set_within(req, now, &limits, uuid_v4);
-                if let Ok(id) = &r {
+                let before = req
+                    .id
+                    .as_ref()
+                    .map(|id| (id.clone(), self.silences.get(id).cloned()));
+                let r = self
+                    .silences
+                    .set_within_dropping(req, now, &limits, uuid_v4);
+                if let Ok((id, dropped)) = &r {
                     tracing::info!(silence = %id, "silence set");
+                    let start = undo.len();
+                    // Undone newest first: the new silence goes, the replaced one comes back.
+                    undo.extend(before);
+                    undo.push((id.clone(), None));
+                    for d in dropped {
+                        undo.push((d.id.clone(), Some(d.clone())));
+                    }
+                    touched = undo[start..].iter().map(|(id, _)| id.clone()).collect();
                 }
-                Reply::Set(reply, r.map_err(CommandError::from))
+                Reply::Set(reply, r.map(|(id, _)| id).map_err(CommandError::from))
             }
             Command::ExpireSilence(id, reply) => {
+                let before = self.silences.get(&id).cloned();
                 let r = self.silences.expire(&id, now);
                 if r.is_ok() {
                     tracing::info!(silence = %id, "silence expired");
+                    undo.push((id.clone(), before));
+                    touched.push(id);
                 }
                 Reply::Expire(reply, r.map_err(CommandError::from))
             }
+        };
+        touched.sort();
+        touched.dedup();
+        for id in touched {
+            let silence = self.silences.get(&id).cloned();
+            if let Err(e) = journal::encode_record(&Record::Silence { id, silence }, changes) {
+                tracing::error!(error = %e, "silence change not recorded");
+            }
         }
+        reply
     }
 
     fn am_push(&mut self, tx: &mpsc::UnboundedSender<AmResult>) {
@@ -694,7 +870,7 @@ impl Task {
                 if let Some(s) = self.am_sender.as_mut() {
                     s.mark_sent(&alerts, at);
                 }
-                self.dirty = true;
+                self.record(Record::Alertmanager(self.am_sender.clone()));
             }
             Err(e) => {
                 self.counters.alertmanager_push_failures += 1;
@@ -713,29 +889,14 @@ impl Task {
         }
     }
 
-    /// Writes the state file; the error's text when it failed (counted and logged here).
-    async fn save(&mut self) -> Result<(), String> {
-        let state = self.state();
-        let path = self.cfg.alerting_state_file();
-        let r = tokio::task::spawn_blocking(move || storage::save(&path, &state)).await;
-        let e = match r {
-            Ok(Ok(())) => {
-                self.dirty = false;
-                self.last_save_ms = Some(self.clock.now().0);
-                return Ok(());
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("the save task failed: {e}"),
-        };
-        self.counters.state_save_failures += 1;
-        tracing::error!(error = %e, "alerting state not saved");
-        Err(e)
-    }
-
     fn view(&self) -> AlertingView {
+        let mut counters = self.counters.clone();
+        if let Some(s) = self.journal.as_ref().map(Journal::stats) {
+            counters.state_save_failures += s.failures;
+        }
         AlertingView {
             integrations: self.deliver.stats(),
-            counters: self.counters.clone(),
+            counters,
             last_save_ms: self.last_save_ms,
             ..AlertingView::decided(
                 self.clock.now(),

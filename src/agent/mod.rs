@@ -17,6 +17,7 @@
 
 pub mod alerting;
 pub mod collect;
+pub mod journal;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -157,9 +157,13 @@ struct Pending {
     resolved: BTreeMap<Fingerprint, Timestamp>,
 }
 
-/// One aggregation group: the alerts of one route with the same group labels.
+/// A group's key in the dispatcher: (route id, group labels as a string).
+pub type GroupId = (String, String);
+
+/// One aggregation group: the alerts of one route with the same group labels. Opaque outside
+/// the dispatcher; the alerting journal stores it as a value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Group {
+pub struct Group {
     route_id: String,
     group_key: String,
     group_labels: Labels,
@@ -182,6 +186,29 @@ pub struct DispatcherState {
     nflog: Nflog,
 }
 
+impl Group {
+    /// Its key in the dispatcher.
+    pub fn id(&self) -> GroupId {
+        (self.route_id.clone(), labels_string(&self.group_labels))
+    }
+}
+
+impl DispatcherState {
+    /// The stored alerts, the groups and the notification log, for the alerting journal.
+    pub fn into_parts(self) -> (Vec<Alert>, Vec<Group>, Nflog) {
+        (self.alerts, self.groups, self.nflog)
+    }
+
+    /// The inverse of [`DispatcherState::into_parts`].
+    pub fn from_parts(alerts: Vec<Alert>, groups: Vec<Group>, nflog: Nflog) -> DispatcherState {
+        DispatcherState {
+            alerts,
+            groups,
+            nflog,
+        }
+    }
+}
+
 /// The notification pipeline's state machine.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -190,7 +217,7 @@ pub struct Dispatcher {
     receivers: Receivers,
     alerts: BTreeMap<Fingerprint, Alert>,
     /// Keyed by (route id, group labels string).
-    groups: BTreeMap<(String, String), Group>,
+    groups: BTreeMap<GroupId, Group>,
     nflog: Nflog,
 }
 
@@ -476,26 +503,54 @@ impl Dispatcher {
     }
 
     /// When a group's last flush is fully confirmed, drops the resolved alerts it notified
-    /// (unless they changed since), and the group itself once empty.
-    fn finish_if_done(&mut self, id: &(String, String)) {
+    /// (unless they changed since), and the group itself once empty; returns the alerts it
+    /// dropped from the group.
+    fn finish_if_done(&mut self, id: &(String, String)) -> Vec<Fingerprint> {
+        let mut dropped = Vec::new();
         let Some(g) = self.groups.get_mut(id) else {
-            return;
+            return dropped;
         };
         let Some(p) = &g.pending else {
-            return;
+            return dropped;
         };
         if !p.outstanding.is_empty() {
-            return;
+            return dropped;
         }
         let resolved = p.resolved.clone();
         g.pending = None;
         for (fp, end) in resolved {
             if self.alerts.get(&fp).is_some_and(|a| a.ends_at == Some(end)) {
                 g.alerts.remove(&fp);
+                dropped.push(fp);
             }
         }
         if g.alerts.is_empty() {
             self.groups.remove(id);
+        }
+        dropped
+    }
+
+    /// Drops the resolved alerts among `fps` that no group holds any more: the part of
+    /// [`Dispatcher::collect_garbage`] a confirmation can make due, found through the groups
+    /// each alert routes to instead of a walk over every group and alert.
+    fn collect_dropped(&mut self, fps: Vec<Fingerprint>, now: Timestamp) {
+        for fp in fps {
+            let Some(a) = self.alerts.get(&fp) else {
+                continue;
+            };
+            if !resolved_at(a, now) {
+                continue;
+            }
+            let held = self.route.matching(&a.labels).into_iter().any(|r| {
+                let id = (
+                    r.id().to_string(),
+                    labels_string(&r.group_by.group_labels(&a.labels)),
+                );
+                self.groups.get(&id).is_some_and(|g| g.alerts.contains(&fp))
+            });
+            if !held {
+                self.alerts.remove(&fp);
+            }
         }
     }
 
@@ -560,15 +615,19 @@ impl Dispatcher {
             timers,
             now,
         );
+        let mut dropped = Vec::new();
         for id in ids {
             if let Some(p) = self.groups.get_mut(&id).and_then(|g| g.pending.as_mut())
                 && p.at == n.at
             {
                 p.outstanding.remove(&integration);
             }
-            self.finish_if_done(&id);
+            dropped.extend(self.finish_if_done(&id));
         }
-        self.collect_garbage(now);
+        // Only what this confirmation released: a full collection (every group, every alert,
+        // the whole log) per delivery would cost the state, not the change; the next tick
+        // collects the rest.
+        self.collect_dropped(dropped, now);
     }
 
     /// The firing alerts with their current status (silenced, inhibited, receivers), computed
@@ -623,6 +682,12 @@ impl Dispatcher {
             .collect();
         out.sort_by(|a, b| (&a.group_key, &a.receiver).cmp(&(&b.group_key, &b.receiver)));
         out
+    }
+
+    /// The stored alerts and the groups as they are persisted, by key, so that the alerting
+    /// journal can record what changed without copying the whole state.
+    pub fn persisted(&self) -> (&BTreeMap<Fingerprint, Alert>, &BTreeMap<GroupId, Group>) {
+        (&self.alerts, &self.groups)
     }
 
     /// The notification log.
@@ -779,7 +844,7 @@ mod tests {
     use super::*;
     use crate::notify::NotifyReason;
     use crate::notify::inhibit::Dependencies;
-    use crate::notify::route::RouteSpec;
+    use crate::notify::route::{RouteSpec, parse_route};
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
@@ -868,6 +933,64 @@ mod tests {
             [("r".to_string(), vec![send_resolved])].into(),
         )
         .expect("receivers exist")
+    }
+
+    #[test]
+    fn a_confirmed_resolve_drops_the_alert_once_no_group_holds_it() {
+        // Two sibling routes (the first with `continue`) put the alert in two groups with
+        // their own receivers.
+        let route = parse_route(
+            std::path::Path::new("am.yml"),
+            "receiver: a\ngroup_wait: 1s\ngroup_interval: 5s\nroutes:\n  - receiver: a\n    continue: true\n  - receiver: b\n",
+        )
+        .expect("route");
+        let mut d = Dispatcher::new(
+            route,
+            Inhibitor::new(Vec::new(), true, Dependencies::default()),
+            [("a".to_string(), vec![true]), ("b".to_string(), vec![true])].into(),
+        )
+        .expect("receivers exist");
+        let s = Silences::default();
+        let fp = alert(&[("alertname", "A")], 0, None).fingerprint();
+        d.upsert(
+            [alert(&[("alertname", "A")], 0, None)],
+            Timestamp::from_secs(0),
+        );
+        let f = d.tick(Timestamp::from_secs(1), &s);
+        assert_eq!(f.notifications.len(), 2);
+        for o in &f.notifications {
+            d.mark_sent(o.integration, &o.notification, Timestamp::from_secs(1));
+        }
+        d.upsert(
+            [alert(&[("alertname", "A")], 0, Some(2))],
+            Timestamp::from_secs(2),
+        );
+        let f = d.tick(Timestamp::from_secs(6), &s);
+        assert_eq!(
+            f.notifications.len(),
+            2,
+            "both receivers are told of the resolve"
+        );
+        let at = Timestamp::from_secs(6);
+        d.mark_sent(
+            f.notifications[0].integration,
+            &f.notifications[0].notification,
+            at,
+        );
+        assert!(
+            d.persisted().0.contains_key(&fp),
+            "the other group still holds the resolved alert"
+        );
+        d.mark_sent(
+            f.notifications[1].integration,
+            &f.notifications[1].notification,
+            at,
+        );
+        assert!(
+            !d.persisted().0.contains_key(&fp),
+            "confirmed everywhere: the resolved alert is dropped at once"
+        );
+        assert!(d.persisted().1.is_empty(), "and its groups with it");
     }
 
     #[test]

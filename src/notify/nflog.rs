@@ -144,6 +144,16 @@ impl Nflog {
         );
     }
 
+    /// The entry for a key as stored, expired or not (what the alerting journal records).
+    pub fn entry(&self, key: &NflogKey) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Puts back an entry exactly as it was recorded (replaying the alerting journal).
+    pub fn put(&mut self, key: NflogKey, entry: Entry) {
+        self.entries.insert(key, entry);
+    }
+
     /// Drops expired entries; returns how many.
     pub fn gc(&mut self, now: Timestamp) -> usize {
         let before = self.entries.len();

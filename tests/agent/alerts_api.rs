@@ -1073,9 +1073,12 @@ async fn a_silence_is_acknowledged_only_once_saved() {
     .expect("config");
     let child = run_agent(&cfg);
     wait_for("the agent", || get_json(agent, "/readyz")).await;
-    // The state file cannot be written (as on a full disk): its temporary file is a directory.
-    let blocker = dir.path().join("data/.alerting.bwcp.tmp");
-    std::fs::create_dir(&blocker).expect("block the save");
+    // The state's log cannot be written (as on a lost disk): it was moved away and a
+    // directory stands in its place.
+    let log = dir.path().join("data/alerting.bwcp.log");
+    let away = dir.path().join("data/alerting.bwcp.log.away");
+    std::fs::rename(&log, &away).expect("move the log away");
+    std::fs::create_dir(&log).expect("block the log");
     let (code, v) = request(
         agent,
         "POST",
@@ -1095,8 +1098,9 @@ async fn a_silence_is_acknowledged_only_once_saved() {
         serde_json::json!([]),
         "nothing acknowledged, nothing kept"
     );
-    // Once the disk is writable again the same request is saved, and survives a crash.
-    std::fs::remove_dir(&blocker).expect("unblock");
+    // Once the log is back the same request is saved, and survives a crash.
+    std::fs::remove_dir(&log).expect("unblock");
+    std::fs::rename(&away, &log).expect("put the log back");
     let (code, v) = request(
         agent,
         "POST",

@@ -16,4 +16,5 @@ mod otlp;
 mod paused;
 mod probe;
 mod receivers;
+mod state_crash;
 mod synthetic;

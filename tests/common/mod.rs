@@ -568,7 +568,7 @@ pub struct Hook {
 }
 
 /// An in-process HTTP receiver on 127.0.0.1 that answers 200 to every POST and records each
-/// JSON body with its arrival time.
+/// JSON body with the time it was answered.
 pub struct HookSink {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -585,6 +585,12 @@ impl Drop for HookSink {
 impl HookSink {
     /// Binds and starts serving.
     pub async fn start() -> HookSink {
+        HookSink::start_slow(Duration::ZERO).await
+    }
+
+    /// Binds and starts serving, taking `delay` over each request before it records and
+    /// answers it (a receiver slow enough for a test to act in the middle of a burst).
+    pub async fn start_slow(delay: Duration) -> HookSink {
         use http_body_util::Full;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -601,8 +607,9 @@ impl HookSink {
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let log = log.clone();
                             async move {
-                                let at = tokio::time::Instant::now();
                                 let body = req.into_body().collect().await?.to_bytes();
+                                tokio::time::sleep(delay).await;
+                                let at = tokio::time::Instant::now();
                                 let (status, body) = match serde_json::from_slice(&body) {
                                     Ok(v) => {
                                         log.lock().expect("log").push(Hook { at, body: v });

@@ -214,8 +214,9 @@ impl Setup {
         }
     }
 
-    fn state_file(&self) -> PathBuf {
-        self.dir.path().join("data/alerting.bwcp")
+    /// The alerting state's log, where every change is appended.
+    fn state_log(&self) -> PathBuf {
+        self.dir.path().join("data/alerting.bwcp.log")
     }
 }
 
@@ -557,8 +558,8 @@ async fn sigkill_between_sending_and_resolve_resolves_exactly_once() {
     let mut setup = Setup::start(dir, &webhook_alerting(&hook, "1s")).await;
     setup.svc.set_behaviour(OUTAGE);
     wait_both(&hook, (1, 0), "both firing notifications").await;
-    // Delivered means confirmed and saved: both confirmations logged, then a state file
-    // written after that (saves are sequential in the alerting task, so it holds them).
+    // Delivered means confirmed and saved: both confirmations logged, then the state's log
+    // written after that (commits are in order, so it holds them).
     let mut from = 0;
     for _ in 0..2 {
         from = 1 + setup
@@ -569,7 +570,7 @@ async fn sigkill_between_sending_and_resolve_resolves_exactly_once() {
             .await;
     }
     let seen = SystemTime::now();
-    let state = setup.state_file();
+    let state = setup.state_log();
     wait_for(
         Duration::from_secs(10),
         "a state save after the confirmations",
