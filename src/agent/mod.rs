@@ -228,9 +228,13 @@ fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>
 }
 
 async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator) {
-    let cp = ev.engine_checkpoint();
     let path = cfg.state_file();
-    let saved = tokio::task::spawn_blocking(move || storage::save(&path, &cp)).await;
+    let saved = match ev.encode_checkpoint() {
+        Ok(bytes) => {
+            tokio::task::spawn_blocking(move || storage::save_encoded(&path, &bytes)).await
+        }
+        Err(e) => Ok(Err(e)),
+    };
     match saved {
         Ok(Ok(())) => {
             ev.checkpoint.last_ok_ms = Some(wall_ms());
