@@ -24,7 +24,8 @@
 #
 # Environment: BENCH_WARMUP (seconds, default 60), BENCH_KEEP=1 keeps the work directory (rules,
 # config, logs) and prints its path, BENCH_READY_TIMEOUT (seconds the agent may take to become
-# ready, default 600), CARGO_TARGET_DIR as for cargo.
+# ready, default 600), BENCH_MEMORY_LIMIT_MIB (optional bound on the agent's address space),
+# CARGO_TARGET_DIR as for cargo.
 # Every process it starts is stopped on exit, error or interrupt.
 
 set -euo pipefail
@@ -126,40 +127,54 @@ EOF
 python3 "$WORK/hook.py" "$HOOK_PORT" 2>"$WORK/hook.log" &
 PIDS+=($!)
 
-# Rules: one file (service) per target, holding the SLOs of its routes and every TARGETS-th probe.
+# Rules: per target, files (services) of at most CHUNK of its SLOs and CHUNK of every TARGETS-th
+# probe (a rules file holds at most 200,000 YAML nodes); the first file of a target declares it.
+CHUNK=4000
 log "writing rules for $N_SLOS SLOs and $N_PROBES probes"
 mkdir -p "$WORK/rules" "$WORK/data"
+per_target=$(((N_SLOS > N_PROBES ? N_SLOS : N_PROBES) / TARGETS + 1))
 for ((k = 0; k < TARGETS; k++)); do
-    awk -v k="$k" -v t="$TARGETS" -v slos="$N_SLOS" -v probes="$N_PROBES" -v base="$SYN" 'BEGIN {
-        print "version: burnwatch/v1"
-        print "service: bench-" k
-        print "owner: bench@example.com"
-        if (probes > k) {
-            print "probes:"
-            for (i = k; i < probes; i += t) {
-                print "  - name: health-" i
-                print "    http:"
-                print "      url: " base "/health/" i
-                print "    interval: 10s"
+    for ((c = 0; c * CHUNK < per_target; c++)); do
+        first=$((k + c * CHUNK * TARGETS))
+        ((c == 0 || first < N_SLOS || first < N_PROBES)) || continue
+        awk -v k="$k" -v t="$TARGETS" -v c="$c" -v chunk="$CHUNK" -v slos="$N_SLOS" \
+            -v probes="$N_PROBES" -v base="$SYN" 'BEGIN {
+            first = k + c * chunk * t
+            last = k + (c + 1) * chunk * t
+            print "version: burnwatch/v1"
+            print "service: bench-" k (c > 0 ? "-" c : "")
+            print "owner: bench@example.com"
+            if (probes > first) {
+                print "probes:"
+                for (i = first; i < probes && i < last; i += t) {
+                    print "  - name: health-" i
+                    print "    http:"
+                    print "      url: " base "/health/" i
+                    print "    interval: 10s"
+                }
             }
-        }
-        print "scrape:"
-        print "  - name: bench-" k
-        print "    url: " base "/targets/" k "/metrics"
-        print "    interval: 15s"
-        print "    sample_limit: 1000000"
-        print "    body_limit: 256MiB"
-        print "slos:"
-        for (r = k; r < slos; r += t) {
-            print "  - name: r" r
-            print "    objective: 99.9"
-            print "    window: 30d"
-            print "    indicator:"
-            print "      ratio:"
-            print "        bad: '\''bench_requests_total{route=\"r" r "\",code=~\"5..\"}'\''"
-            print "        total: '\''bench_requests_total{route=\"r" r "\"}'\''"
-        }
-    }' >"$WORK/rules/bench-$k.yaml"
+            if (c == 0) {
+                print "scrape:"
+                print "  - name: bench-" k
+                print "    url: " base "/targets/" k "/metrics"
+                print "    interval: 15s"
+                print "    sample_limit: 1000000"
+                print "    body_limit: 256MiB"
+            }
+            if (slos > first) {
+                print "slos:"
+                for (r = first; r < slos && r < last; r += t) {
+                    print "  - name: r" r
+                    print "    objective: 99.9"
+                    print "    window: 30d"
+                    print "    indicator:"
+                    print "      ratio:"
+                    print "        bad: '\''bench_requests_total{route=\"r" r "\",code=~\"5..\"}'\''"
+                    print "        total: '\''bench_requests_total{route=\"r" r "\"}'\''"
+                }
+            }
+        }' >"$WORK/rules/bench-$k-$c.yaml"
+    done
 done
 
 cat >"$WORK/burnwatch.yaml" <<EOF
@@ -179,11 +194,22 @@ alerting:
         - url: http://127.0.0.1:$HOOK_PORT/
 EOF
 
-"$BIN" run --config "$WORK/burnwatch.yaml" >"$WORK/agent.log" 2>&1 &
+# The subshell execs the agent, so $! is the agent's PID; BENCH_MEMORY_LIMIT_MIB bounds its
+# address space (an allocation beyond it aborts the agent instead of pushing the machine into swap).
+(
+    if [[ -n ${BENCH_MEMORY_LIMIT_MIB:-} ]]; then
+        ulimit -v $((BENCH_MEMORY_LIMIT_MIB * 1024))
+    fi
+    exec "$BIN" run --config "$WORK/burnwatch.yaml"
+) >"$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 PIDS+=("$AGENT_PID")
 
-get() { curl -sf --max-time 30 "$AGENT$1"; }
+# A saturated agent may answer slowly: two tries of 20 s each. A figure the agent did not answer
+# for is printed as n/a.
+get() {
+    curl -sf --max-time 20 "$AGENT$1" || curl -sf --max-time 20 "$AGENT$1"
+}
 
 log "waiting for the agent to be ready (at most ${READY_TIMEOUT}s)"
 start=$SECONDS
@@ -227,33 +253,39 @@ print(sum(int(i.get(k) or 0) for i in s.get("integrations", [])
 
 # The API reads the snapshot of the newest evaluation: counters are compared between two
 # snapshots' instants (`at`, ms), not the wall clock.
-snapshot_at() { get /api/v1/status | python3 -c 'import json, sys; print(json.load(sys.stdin)["at"])'; }
+snapshot_at() {
+    get /api/v1/status | python3 -c 'import json, sys; print(json.load(sys.stdin)["at"])' || echo nan
+}
 at0=$(snapshot_at)
-checks0=$(get /api/v1/probes | json_sum probes checks_total)
-scrapes0=$(get /api/v1/targets | json_sum targets scrapes_total)
+checks0=$(get /api/v1/probes | json_sum probes checks_total || echo nan)
+scrapes0=$(get /api/v1/targets | json_sum targets scrapes_total || echo nan)
 behind0=$(grep -c "alerting is behind" "$WORK/agent.log" || true)
 read -r busy0 all0 < <(machine)
 ticks0=$(cpu_ticks)
 t0=$(date +%s.%N)
 log "measuring for ${DURATION}s"
-rss=() max_scrape=0
+rss=() max_scrape=nan
 end=$((SECONDS + DURATION))
 while ((SECONDS < end)); do
     sleep "$SAMPLE_EVERY"
     rss+=("$(rss_kib || echo 0)")
-    d=$(get /api/v1/targets | json_max targets duration_secs || echo 0)
-    max_scrape=$(python3 -c "print(max($max_scrape, $d))")
+    d=$(get /api/v1/targets | json_max targets duration_secs || echo nan)
+    max_scrape=$(python3 -c "
+import math
+a, b = float('$max_scrape'), float('$d')
+print(b if math.isnan(a) else a if math.isnan(b) else max(a, b))")
 done
 ticks1=$(cpu_ticks)
 t1=$(date +%s.%N)
 read -r busy1 all1 < <(machine)
 at1=$(snapshot_at)
-checks1=$(get /api/v1/probes | json_sum probes checks_total)
-scrapes1=$(get /api/v1/targets | json_sum targets scrapes_total)
+checks1=$(get /api/v1/probes | json_sum probes checks_total || echo nan)
+scrapes1=$(get /api/v1/targets | json_sum targets scrapes_total || echo nan)
 behind1=$(grep -c "alerting is behind" "$WORK/agent.log" || true)
-notif_dropped=$(dropped_notifications)
+notif_dropped=$(dropped_notifications || echo nan)
 delivered=$(curl -sf --max-time 10 "http://127.0.0.1:$HOOK_PORT/" || echo "?")
-get /metrics >"$WORK/metrics.txt"
+# /metrics is megabytes per thousand SLOs: a page that does not arrive leaves the figure "nan".
+curl -sf --max-time 120 "$AGENT/metrics" >"$WORK/metrics.txt" || true
 eval_secs=$(awk '/^burnwatch_evaluation_duration_seconds[ {]/ { print $NF; exit }' "$WORK/metrics.txt")
 metrics_bytes=$(wc -c <"$WORK/metrics.txt")
 
@@ -266,27 +298,30 @@ a = sys.argv[1:]
 slos, probes, targets = int(a[0]), int(a[1]), int(a[2])
 ticks0, ticks1, t0, t1, hz = int(a[3]), int(a[4]), float(a[5]), float(a[6]), int(a[7])
 max_scrape = float(a[8])
-checks0, checks1, scrapes0, scrapes1 = map(int, a[9:13])
-behind0, behind1, notif_dropped = int(a[13]), int(a[14]), int(a[15])
+checks0, checks1, scrapes0, scrapes1 = map(float, a[9:13])
+behind0, behind1, notif_dropped = int(a[13]), int(a[14]), float(a[15])
 eval_secs = float(a[16])
 busy0, all0, busy1, all1 = map(int, a[17:21])
 delivered, metrics_bytes = a[21], int(a[22])
-at0, at1 = int(a[23]), int(a[24])
-rss = [int(x) for x in a[25:]]
+at0, at1 = float(a[23]), float(a[24])
+rss = [int(x) for x in a[25:]] or [0]
+nan = float("nan")
+n = lambda v, f="{:.0f}": "n/a" if v != v else f.format(v)
 wall = t1 - t0
 cores = (ticks1 - ticks0) / hz / wall
 checks, scrapes = checks1 - checks0, scrapes1 - scrapes0
 # Due between the two snapshots: every probe each 10 s, every target each 15 s (one of each may
 # straddle an edge, hence the rounding down).
 span = (at1 - at0) / 1000
-checks_due, scrapes_due = int(probes * span / 10), int(targets * span / 15)
-missed = max(0, checks_due - checks) + max(0, scrapes_due - scrapes)
+missed_known = lambda *v: all(x == x for x in v)
+checks_due, scrapes_due = (nan, nan) if span != span else (int(probes * span / 10), int(targets * span / 15))
+missed = max(0, checks_due - checks) + max(0, scrapes_due - scrapes) if missed_known(checks_due, checks, scrapes_due, scrapes) else nan
 mib = lambda kib: kib / 1024
 machine = (busy1 - busy0) / max(1, all1 - all0)
 print(f"| {slos:,} / {probes:,} | {cores:.3f} | {mib(statistics.median(rss)):,.0f} MiB "
-      f"({mib(max(rss)):,.0f}) | {max_scrape:.3f} s | {behind1 - behind0 + missed}, {notif_dropped} "
-      f"| {eval_secs * 1000:.1f} | {scrapes}/{scrapes_due}, {checks}/{checks_due} "
-      f"| {machine * 100:.0f} % |")
+      f"({mib(max(rss)):,.0f}) | {n(max_scrape, '{:.3f}')} s | {n(behind1 - behind0 + missed)}, "
+      f"{n(notif_dropped)} | {n(eval_secs * 1000, '{:.1f}')} | {n(scrapes)}/{n(scrapes_due)}, "
+      f"{n(checks)}/{n(checks_due)} | {machine * 100:.0f} % |")
 print(f"bench-scale: {wall:.0f} s measured; webhook deliveries since start: {delivered}; "
       f"/metrics {metrics_bytes / 1e6:.1f} MB; RSS samples (MiB): "
       f"{' '.join(f'{mib(r):.0f}' for r in rss)}", file=sys.stderr)

@@ -1066,7 +1066,7 @@ impl Fleet {
 
     /// Whether route `r` is one of the failing ones (50 % errors).
     pub fn is_failing(r: u32) -> bool {
-        r % FLEET_FAILING_EVERY == 0
+        r.is_multiple_of(FLEET_FAILING_EVERY)
     }
 
     /// The page of target `k` with the counters at `elapsed_ms` (Prometheus text 0.0.4).

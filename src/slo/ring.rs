@@ -753,7 +753,7 @@ mod tests {
                     // Backward, forward and far jumps, so spilled buckets rotate out and back in.
                     0..=6 => {
                         t = (t + (r % 13) as i64 - 5).max(0);
-                        if r % 97 == 0 {
+                        if r.is_multiple_of(97) {
                             t += 100;
                         }
                         let total = amount(&mut seed);
