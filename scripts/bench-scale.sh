@@ -236,25 +236,26 @@ machine() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 
 json_sum() {
     python3 -c '
 import json, sys
-print(sum(int(i.get(sys.argv[2]) or 0) for i in json.load(sys.stdin)[sys.argv[1]]))' "$1" "$2"
+print(sum(int(i.get(sys.argv[2]) or 0) for i in json.load(sys.stdin)[sys.argv[1]]))' "$1" "$2" 2>/dev/null
 }
 json_max() {
     python3 -c '
 import json, sys
-print(max([float(i.get(sys.argv[2]) or 0) for i in json.load(sys.stdin)[sys.argv[1]]] + [0.0]))' "$1" "$2"
+print(max([float(i.get(sys.argv[2]) or 0) for i in json.load(sys.stdin)[sys.argv[1]]] + [0.0]))' "$1" "$2" 2>/dev/null
 }
 dropped_notifications() {
     get /api/v1/alerts/stats | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 print(sum(int(i.get(k) or 0) for i in s.get("integrations", [])
-          for k in ("rejected", "failedPermanent", "failedRetriesExhausted")))'
+          for k in ("rejected", "failedPermanent", "failedRetriesExhausted")))' 2>/dev/null
 }
 
 # The API reads the snapshot of the newest evaluation: counters are compared between two
 # snapshots' instants (`at`, ms), not the wall clock.
 snapshot_at() {
-    get /api/v1/status | python3 -c 'import json, sys; print(json.load(sys.stdin)["at"])' || echo nan
+    get /api/v1/status | python3 -c 'import json, sys; print(json.load(sys.stdin)["at"])' 2>/dev/null ||
+        echo nan
 }
 at0=$(snapshot_at)
 checks0=$(get /api/v1/probes | json_sum probes checks_total || echo nan)
