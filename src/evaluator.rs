@@ -137,9 +137,9 @@ impl Evaluator {
         report
     }
 
-    /// A copy of the engine state, for a checkpoint.
-    pub fn engine_checkpoint(&self) -> EngineCheckpoint {
-        self.engine.checkpoint()
+    /// The checkpoint file image of the engine state (see [`Engine::encode_checkpoint`]).
+    pub fn encode_checkpoint(&mut self) -> Result<Vec<u8>, crate::storage::StorageError> {
+        self.engine.encode_checkpoint()
     }
 
     /// Replaces the rule set: unchanged SLOs keep their state; probe and target statuses of

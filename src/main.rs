@@ -21,6 +21,9 @@
 //!   be reached, with its message.
 //! - `burnwatch demo [--outage-after 60s] [--outage-for 4m]` runs the agent on a built-in
 //!   synthetic service with an injected outage. Durations take a unit, as everywhere.
+//! - `burnwatch synthetic --routes N --health N [--targets 4] [--listen ADDR]` serves the
+//!   scale-benchmark fleet (`scripts/bench-scale.sh`): metrics pages with one request counter
+//!   per route and health endpoints, until SIGTERM or SIGINT.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +117,23 @@ enum Command {
         /// Stop after this long, e.g. 10m (default: run until Ctrl-C).
         #[arg(long, value_parser = cli_duration)]
         duration: Option<Duration>,
+    },
+    /// Serve the synthetic fleet of the scale benchmark (scripts/bench-scale.sh): `--targets`
+    /// metrics pages at /targets/{k}/metrics with one request counter per route, and health
+    /// endpoints at /health/{i}; runs until SIGTERM or SIGINT.
+    Synthetic {
+        /// Address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:9300")]
+        listen: SocketAddr,
+        /// Routes (one request counter each, split over the targets by route number).
+        #[arg(long)]
+        routes: u32,
+        /// Metrics pages the routes are split over.
+        #[arg(long, default_value_t = 4)]
+        targets: u32,
+        /// Health endpoints (/health/0 .. /health/N-1).
+        #[arg(long, default_value_t = 0)]
+        health: u32,
     },
 }
 
@@ -243,6 +263,12 @@ fn main() -> ExitCode {
             };
             report_exit(run_demo(opts, duration))
         }
+        Command::Synthetic {
+            listen,
+            routes,
+            targets,
+            health,
+        } => report_exit(run_synthetic(listen, routes, targets, health)),
     }
 }
 
@@ -467,6 +493,22 @@ fn run_demo(opts: DemoOptions, duration: Option<Duration>) -> anyhow::Result<()>
         let shutdown = Shutdown::new();
         shutdown_on_signal(&shutdown, duration);
         demo::run(opts, &shutdown).await?;
+        Ok(())
+    })
+}
+
+fn run_synthetic(listen: SocketAddr, routes: u32, targets: u32, health: u32) -> anyhow::Result<()> {
+    init_logging(LogFormat::Human, "warn");
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let fleet = std::sync::Arc::new(burnwatch::synthetic::Fleet::new(routes, targets, health));
+        let shutdown = Shutdown::new();
+        shutdown_on_signal(&shutdown, None);
+        burnwatch::synthetic::serve_fleet(listener, fleet, shutdown.requested())
+            .await
+            .with_context(|| format!("serving the synthetic fleet on {listen}"))?;
         Ok(())
     })
 }

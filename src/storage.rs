@@ -197,13 +197,18 @@ impl StorageError {
 
 /// Frames `payload` as a complete checkpoint file image.
 pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>, StorageError> {
-    let body = postcard::to_stdvec(payload).map_err(|source| StorageError::Encode { source })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    // The body is serialized after a placeholder header, then the header is filled in: one
+    // buffer, not a body and its copy (a checkpoint is megabytes).
+    let mut out = postcard::to_extend(payload, vec![0u8; HEADER_LEN])
+        .map_err(|source| StorageError::Encode { source })?;
+    let body = &out[HEADER_LEN..];
+    let (len, crc) = (body.len() as u64, crc32fast::hash(body));
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(&crc.to_le_bytes());
+    out[..HEADER_LEN].copy_from_slice(&header);
     Ok(out)
 }
 
@@ -317,12 +322,12 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 /// rename itself survives a power loss. A temporary file left by an earlier crash is overwritten.
 pub fn save<T: Serialize>(path: &Path, payload: &T) -> Result<(), StorageError> {
     // Encode first: a serialization error must not touch the disk at all.
-    let bytes = encode(payload)?;
-    save_bytes(path, &bytes)
+    save_bytes(path, &encode(payload)?)
 }
 
-/// Replaces `path` atomically with `bytes` (an [`encode`]d image, or any other file whose
-/// writer needs the same crash safety), exactly as [`save`] does.
+/// Replaces `path` atomically with `bytes`, exactly as [`save`] does: an [`encode`]d image
+/// made where the payload lives (the engine serialized in place, not copied) and written
+/// elsewhere (a blocking thread), or any other file whose writer needs the same crash safety.
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = temp_path(path)?;
     let io_err = |p: &Path, op: &'static str| {

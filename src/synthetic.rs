@@ -22,6 +22,10 @@
 //! [`InProcess`] answers the agent's collectors (its `/metrics` and `/healthz`) without sockets
 //! and [`Service::request`] serves one `/api` request, so a test can run the whole agent and its
 //! traffic on tokio's paused clock.
+//!
+//! A third user is the scale benchmark (`scripts/bench-scale.sh`, `burnwatch synthetic`): a
+//! [`Fleet`] serves many routes' request counters over a few metrics pages and thousands of health
+//! endpoints from one process, its counters a pure function of time (see [`Fleet::route_counts`]).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -678,6 +682,32 @@ pub async fn serve_with_drain(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> io::Result<()> {
+    serve_site(listener, Site::Service(service), shutdown, drain).await
+}
+
+/// Serves `fleet` on `listener` until `shutdown` resolves, as [`serve`] serves a [`Service`]
+/// (same graceful shutdown and accept-error bound).
+pub async fn serve_fleet(
+    listener: TcpListener,
+    fleet: Arc<Fleet>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_site(listener, Site::Fleet(fleet), shutdown, DRAIN_TIMEOUT).await
+}
+
+/// What a listener serves: the demo's single service or the scale-benchmark fleet.
+#[derive(Debug, Clone)]
+enum Site {
+    Service(Service),
+    Fleet(Arc<Fleet>),
+}
+
+async fn serve_site(
+    listener: TcpListener,
+    site: Site,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
     let mut failures = 0u32;
@@ -691,7 +721,7 @@ pub async fn serve_with_drain(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     failures = 0;
-                    connections.spawn(serve_connection(stream, service.clone(), stop_rx.clone()));
+                    connections.spawn(serve_connection(stream, site.clone(), stop_rx.clone()));
                 }
                 Err(e) if is_connection_error(&e) => {
                     tracing::debug!(error = %e, "accept: connection failed before it was accepted");
@@ -735,12 +765,20 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(stream: TcpStream, service: Service, mut stop: watch::Receiver<()>) {
+async fn serve_connection(stream: TcpStream, site: Site, mut stop: watch::Receiver<()>) {
     // Latency is what this service is about; Nagle's delay would blur it.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let handler = service_fn(move |request| route(service.clone(), request));
+    let handler = service_fn(move |request| {
+        let site = site.clone();
+        async move {
+            match site {
+                Site::Service(service) => route(service, request).await,
+                Site::Fleet(fleet) => Ok(fleet.route(request.method(), request.uri().path())),
+            }
+        }
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -972,6 +1010,154 @@ async fn connect(target: &Target) -> Result<Sender, AttemptError> {
     Ok(sender)
 }
 
+/// Requests per second of route `r` of a [`Fleet`]: `1 + r % 4`, so pages mix rates.
+const FLEET_BASE_RPS: u64 = 1;
+
+/// One route in [`FLEET_FAILING_EVERY`] fails half its requests (a burn rate of 500 at 99.9 %,
+/// so its `page_fast` tier fires within two minutes of a fresh start and the benchmark exercises
+/// notifications); the others fail [`FLEET_BACKGROUND_PPM`] parts per million.
+pub const FLEET_FAILING_EVERY: u32 = 10;
+
+/// Error share of a failing fleet route, in parts per million (50 %).
+const FLEET_FAILING_PPM: u64 = 500_000;
+
+/// Error share of every other fleet route, in parts per million (0.01 %: a burn rate of 0.1 at
+/// 99.9 %, which never alerts).
+const FLEET_BACKGROUND_PPM: u64 = 100;
+
+/// The scale-benchmark fleet (`burnwatch synthetic`, `scripts/bench-scale.sh`): `targets`
+/// metrics pages that together expose one request counter per route, and `health` health
+/// endpoints, all from one listener and one process.
+///
+/// Routes: `GET /targets/{k}/metrics` (k in `0..targets`) exposes, for every route `r` with
+/// `r % targets == k`, `bench_requests_total{route="r<r>",code="200"}` and `{...,code="500"}`;
+/// `GET /health/{i}` (i in `0..health`) and `GET /healthz` answer 200 `ok`. Nothing else exists
+/// (404).
+///
+/// The counters are a pure function of the time since the fleet started, read at whole seconds
+/// ([`Fleet::route_counts`]): that is the exact ground truth, and it lets a page be generated once
+/// per second and target and then served from a cache, so 100,000 routes cost one formatting
+/// pass per scrape interval, not per request.
+#[derive(Debug)]
+pub struct Fleet {
+    routes: u32,
+    targets: u32,
+    health: u32,
+    started: std::time::Instant,
+    /// Per target: the second the cached page was generated for, and the page.
+    pages: Vec<Mutex<Option<(u64, Bytes)>>>,
+}
+
+impl Fleet {
+    /// A fleet of `routes` routes over `targets` pages (at least 1) and `health` health
+    /// endpoints; its counters start at 0 now.
+    pub fn new(routes: u32, targets: u32, health: u32) -> Fleet {
+        let targets = targets.max(1);
+        Fleet {
+            routes,
+            targets,
+            health,
+            started: std::time::Instant::now(),
+            pages: (0..targets).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Requests answered with 200 and with 500 by route `r` in the first `elapsed_ms`
+    /// milliseconds: `total = elapsed_ms * (1 + r % 4) / 1000` (integer division), of which
+    /// `total * ppm / 10^6` failed, `ppm` being 50 % for every [`FLEET_FAILING_EVERY`]-th route
+    /// and 0.01 % otherwise. Both are non-decreasing in `elapsed_ms`.
+    pub fn route_counts(r: u32, elapsed_ms: u64) -> (u64, u64) {
+        let rps = FLEET_BASE_RPS + u64::from(r % 4);
+        let total = elapsed_ms.saturating_mul(rps) / 1000;
+        let ppm = if Self::is_failing(r) {
+            FLEET_FAILING_PPM
+        } else {
+            FLEET_BACKGROUND_PPM
+        };
+        // u128: `total * ppm` overflows u64 after ~58,000 years at 4 rps; be exact anyway.
+        let errors = (u128::from(total) * u128::from(ppm) / 1_000_000) as u64;
+        (total - errors, errors)
+    }
+
+    /// Whether route `r` is one of the failing ones (50 % errors).
+    pub fn is_failing(r: u32) -> bool {
+        r.is_multiple_of(FLEET_FAILING_EVERY)
+    }
+
+    /// The page of target `k` with the counters at `elapsed_ms` (Prometheus text 0.0.4).
+    pub fn page(&self, k: u32, elapsed_ms: u64) -> String {
+        use std::fmt::Write as _;
+        let routes = (k..self.routes).step_by(self.targets as usize);
+        let mut out = String::with_capacity(routes.len() * 96 + 128);
+        out.push_str(
+            "# HELP bench_requests_total Requests answered by the synthetic fleet, by route and code.\n\
+             # TYPE bench_requests_total counter\n",
+        );
+        for r in routes {
+            let (ok, errors) = Self::route_counts(r, elapsed_ms);
+            // Writing to a String cannot fail.
+            let _ = writeln!(
+                out,
+                "bench_requests_total{{route=\"r{r}\",code=\"200\"}} {ok}"
+            );
+            let _ = writeln!(
+                out,
+                "bench_requests_total{{route=\"r{r}\",code=\"500\"}} {errors}"
+            );
+        }
+        out
+    }
+
+    /// The page of target `k` now: generated at most once per second (at the whole second) and
+    /// served from the cache in between.
+    fn cached_page(&self, k: u32) -> Bytes {
+        let second = self.started.elapsed().as_secs();
+        let mut slot = self.pages[k as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some((s, page)) if *s == second => page.clone(),
+            _ => {
+                let page = Bytes::from(self.page(k, second.saturating_mul(1000)));
+                *slot = Some((second, page.clone()));
+                page
+            }
+        }
+    }
+
+    /// Answers one request (see the type's docs for the routes).
+    fn route(&self, method: &Method, path: &str) -> Response<Body> {
+        if method != Method::GET {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+        }
+        let index = |rest: &str, bound: u32| rest.parse::<u32>().ok().filter(|&i| i < bound);
+        if path == "/healthz" {
+            return plain(StatusCode::OK, "ok\n");
+        }
+        if let Some(i) = path.strip_prefix("/health/")
+            && index(i, self.health).is_some()
+        {
+            return plain(StatusCode::OK, "ok\n");
+        }
+        if let Some(k) = path
+            .strip_prefix("/targets/")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .and_then(|k| index(k, self.targets))
+        {
+            let mut response = Response::new(Full::new(self.cached_page(k)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return response;
+        }
+        plain(
+            StatusCode::NOT_FOUND,
+            "not found; routes: /targets/{k}/metrics, /health/{i}, /healthz\n",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1201,5 +1387,89 @@ mod tests {
             Target::parse("no url"),
             Err(LoadError::InvalidUrl { .. })
         ));
+    }
+
+    proptest! {
+        #[test]
+        fn fleet_counts_are_monotone_and_split_exactly(r in 0u32..1_000_000, a in 0u64..10_000_000_000, d in 0u64..1_000_000) {
+            let (ok_a, err_a) = Fleet::route_counts(r, a);
+            let (ok_b, err_b) = Fleet::route_counts(r, a + d);
+            prop_assert!(ok_a <= ok_b && err_a <= err_b);
+            let total = (ok_b + err_b) as u128;
+            prop_assert_eq!(total, u128::from(a + d) * u128::from(1 + r % 4) / 1000);
+            let ppm = if Fleet::is_failing(r) { 500_000 } else { 100 };
+            prop_assert_eq!(u128::from(err_b), total * ppm / 1_000_000);
+        }
+    }
+
+    #[test]
+    fn fleet_pages_expose_every_route_once_with_its_exact_counts() {
+        let fleet = Fleet::new(103, 4, 5);
+        let at = 61_000;
+        let mut seen = std::collections::BTreeMap::new();
+        for k in 0..4 {
+            let page = fleet.page(k, at);
+            let samples =
+                crate::exposition::parse_owned(page.as_bytes(), crate::exposition::Format::Text)
+                    .expect("the fleet's page parses");
+            for s in samples {
+                assert_eq!(s.name, "bench_requests_total");
+                let label = |name: &str| {
+                    s.labels
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .expect("label")
+                };
+                let r: u32 = label("route")
+                    .trim_start_matches('r')
+                    .parse()
+                    .expect("route number");
+                assert_eq!(r % 4, k, "route r{r} is on target {k}");
+                let previous = seen.insert((r, label("code")), s.value);
+                assert!(previous.is_none(), "route r{r} appears twice");
+            }
+        }
+        assert_eq!(seen.len(), 2 * 103);
+        for r in 0..103 {
+            let (ok, errors) = Fleet::route_counts(r, at);
+            assert_eq!(seen[&(r, "200".to_owned())], ok as f64);
+            assert_eq!(seen[&(r, "500".to_owned())], errors as f64);
+        }
+        // Route 0 fails half its requests: 61 s at 1 rps.
+        assert_eq!(Fleet::route_counts(0, at), (31, 30));
+    }
+
+    #[test]
+    fn fleet_routes_answer_within_their_bounds_only() {
+        let fleet = Fleet::new(10, 2, 3);
+        let status = |m: Method, p: &str| fleet.route(&m, p).status();
+        assert_eq!(status(Method::GET, "/health/0"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/health/2"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/health/3"), StatusCode::NOT_FOUND);
+        assert_eq!(status(Method::GET, "/health/x"), StatusCode::NOT_FOUND);
+        assert_eq!(status(Method::GET, "/healthz"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/targets/1/metrics"), StatusCode::OK);
+        assert_eq!(
+            status(Method::GET, "/targets/2/metrics"),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(Method::GET, "/targets//metrics"),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(Method::POST, "/health/0"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        // The cached page is the page at the current whole second.
+        let page = fleet.cached_page(1);
+        let second = fleet.started.elapsed().as_secs();
+        let fresh = fleet.page(1, second * 1000);
+        // The second may have turned between the two reads; then the cache is one second old.
+        assert!(
+            page == fresh.as_bytes()
+                || page == fleet.page(1, second.saturating_sub(1) * 1000).as_bytes()
+        );
     }
 }

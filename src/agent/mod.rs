@@ -274,9 +274,11 @@ fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>
 }
 
 async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
-    let cp = ev.engine_checkpoint();
     let path = cfg.state_file();
-    let saved = tokio::task::spawn_blocking(move || storage::save(&path, &cp)).await;
+    let saved = match ev.encode_checkpoint() {
+        Ok(bytes) => tokio::task::spawn_blocking(move || storage::save_bytes(&path, &bytes)).await,
+        Err(e) => Ok(Err(e)),
+    };
     match saved {
         Ok(Ok(())) => {
             ev.checkpoint.last_ok_ms = Some(clock.now().0);

@@ -6,8 +6,9 @@
 //! without a metric name needs at least one matcher that does not match the empty string.
 //! Parsing never panics; every error carries the byte offset of the problem.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use regex::Regex;
 
@@ -15,6 +16,49 @@ use regex::Regex;
 const EXAMPLE: &str = "http_requests_total{job=\"api\"}";
 /// Largest compiled regex accepted (bytes of program), so a selector cannot blow up memory.
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The compiled regex of `anchored`, shared with every other selector matcher that uses the same
+/// pattern. A compiled regex with its matching caches takes about 14 KB, and rule sets repeat a
+/// few patterns (`code=~"5.."`) across thousands of SLOs: shared, 10,000 such SLOs hold one
+/// regex instead of 140 MB of copies. The cache holds weak references, so a pattern no rule uses
+/// any more is freed with its last selector; dead entries are dropped whenever the map has
+/// doubled since the last sweep, so it stays within twice the patterns in use.
+fn shared_regex(anchored: &str) -> Result<Arc<Regex>, regex::Error> {
+    // The map is only ever left whole (each step is one insert or retain), so a poisoned lock
+    // still guards a consistent map.
+    let mut guard = REGEX_CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    let cache = guard.get_or_insert_with(|| RegexCache {
+        map: HashMap::new(),
+        sweep_at: SWEEP_MIN,
+    });
+    if let Some(re) = cache.map.get(anchored).and_then(Weak::upgrade) {
+        return Ok(re);
+    }
+    let re = Arc::new(
+        regex::RegexBuilder::new(anchored)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()?,
+    );
+    if cache.map.len() >= cache.sweep_at {
+        cache.map.retain(|_, w| w.strong_count() > 0);
+        cache.sweep_at = (2 * cache.map.len()).max(SWEEP_MIN);
+    }
+    cache.map.insert(anchored.to_owned(), Arc::downgrade(&re));
+    Ok(re)
+}
+
+/// The regexes [`shared_regex`] hands out, by anchored pattern.
+struct RegexCache {
+    map: HashMap<String, Weak<Regex>>,
+    /// Sweep dead entries when the map reaches this size.
+    sweep_at: usize,
+}
+
+/// The process's [`RegexCache`], created at first use.
+static REGEX_CACHE: Mutex<Option<RegexCache>> = Mutex::new(None);
+
+/// Size of the shared-regex map below which dead entries are not swept.
+const SWEEP_MIN: usize = 64;
 
 /// How a matcher compares a label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -344,11 +388,8 @@ fn parse_matchers(c: &mut Cursor<'_>, out: &mut Vec<Matcher>) -> Result<(), Sele
         let regex = match op {
             MatchOp::Re | MatchOp::NotRe => {
                 let anchored = format!("^(?:{value})$");
-                match regex::RegexBuilder::new(&anchored)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                {
-                    Ok(re) => Some(Arc::new(re)),
+                match shared_regex(&anchored) {
+                    Ok(re) => Some(re),
                     Err(e) => {
                         let why = e.to_string();
                         let why = why.lines().last().unwrap_or("invalid regex").trim();
@@ -482,6 +523,34 @@ impl std::str::FromStr for Selector {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn equal_regexes_are_compiled_once_and_freed_with_their_last_selector() {
+        // A pattern no other test uses, so parallel tests cannot hold it.
+        let text = r#"x{code=~"5..|shared-regex-test", path!~"shared-regex-test"}"#;
+        let regex = |s: &Selector, i: usize| s.matchers()[i].regex.clone().expect("regex op");
+        let a = Selector::parse(text).expect("valid");
+        let b = Selector::parse(r#"y{code=~"5..|shared-regex-test"}"#).expect("valid");
+        assert!(Arc::ptr_eq(&regex(&a, 0), &regex(&b, 0)));
+        assert!(!Arc::ptr_eq(&regex(&a, 0), &regex(&a, 1)));
+        // Shared or not, matching is the same.
+        assert!(b.matches("y", &[("code", "503")]) && !b.matches("y", &[("code", "5030")]));
+        let weak = Arc::downgrade(&regex(&a, 0));
+        drop((a, b));
+        assert_eq!(weak.strong_count(), 0, "freed with its last selector");
+        let c = Selector::parse(text).expect("valid");
+        assert!(c.matches("x", &[("code", "500"), ("path", "/")]));
+        // Dead entries are swept: many patterns come and go, the map stays bounded.
+        for i in 0..1000 {
+            drop(Selector::parse(&format!(r#"z{{a=~"sweep-{i}"}}"#)).expect("valid"));
+        }
+        let len = REGEX_CACHE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |c| c.map.len());
+        assert!(len < 500, "{len} entries after 1,000 dead patterns");
+    }
 
     #[test]
     fn parses_all_operators_and_quotes() {

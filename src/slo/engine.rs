@@ -312,7 +312,8 @@ impl SloState {
         }
     }
 
-    /// Bytes of the count rings (16 B per bucket) and their window sums.
+    /// Bytes of the count rings (8 B per bucket, see [`crate::slo::ring::CountRing`]) and their
+    /// window sums.
     pub fn count_bytes(&self) -> usize {
         self.counts.bytes()
     }
@@ -1424,8 +1425,8 @@ mod tests {
         let i = e.add_slo(&slo("mem", Window::Rolling(Dur::from_days(30)), probe()));
         let bytes = e.count_bytes(i).expect("idx");
         // The figure in the module docs and README ("count state per occurrences SLO").
-        assert_eq!(bytes, 24_928);
-        let buckets = 16 * (361 + 433 + 721);
+        assert_eq!(bytes, 12_808);
+        let buckets = 8 * (361 + 433 + 721);
         // Plus the window sums: a few hundred bytes.
         assert!(bytes > buckets && bytes < buckets + 1024, "{bytes}");
         assert!(bytes < 64 * 1024);

@@ -6,12 +6,14 @@
 //! 1 h x N where N covers the SLO window, the longest calendar period incl. a DST hour, and the
 //! longest alert window; each plus one bucket, because a rolling window of `W` reads every bucket
 //! overlapping `[now - W, now]`, the current partial one included), so each tier is exact on its
-//! own and a window is read from the finest tier that holds it (see [`tiers`]). A bucket is 16
-//! bytes ([`ring::Counts`]): an occurrences SLO with a 30d window holds 361 + 433 + 721 buckets,
-//! about 24 KiB; a calendar quarter (2211 h buckets) about 48 KiB. Each rolling window an
-//! evaluation reads (SLO window, alert windows, 1 h) adds an 80-byte running sum
-//! ([`window_sums`]), so an evaluation reads a few buckets per window, not all of them: 24,928 B
-//! in all for a 30d SLO with the default tiers (8 sums).
+//! own and a window is read from the finest tier that holds it (see [`tiers`]). A bucket is 8
+//! bytes ([`ring::CountRing`]: two `u32`; a bucket that reaches 2^32 - 1 events moves whole to a
+//! short list of 16-byte buckets, so counts stay exact up to `u64`): an occurrences SLO with a
+//! 30d window holds 361 + 433 + 721 buckets, about 12 KiB; a calendar quarter (2211 h buckets)
+//! about 24 KiB. Each rolling window an evaluation reads (SLO window, alert windows, 1 h) adds an
+//! 80-byte running sum ([`window_sums`]), so an evaluation reads a few buckets per window, not all
+//! of them: 12,808 B in all for a 30d SLO with the default tiers (8 sums). What the rest of the
+//! agent adds per SLO is measured in the README ("Scale").
 //!
 //! # Coverage
 //! Each SLO records the instant of its first collection (persisted in checkpoints). Every window
@@ -28,7 +30,7 @@
 //! cascade into the coarser tiers (one merge per bucket, not per observation).
 //!
 //! # Modules
-//! - [`ring`]: the time-bucketed ring and exact counts;
+//! - [`ring`]: the time-bucketed ring and exact counts, packed in 8 bytes a bucket;
 //! - [`tiers`]: tier layout, window-to-tier choice, calendar periods;
 //! - [`sketch`]: latency sketch tiers;
 //! - [`histogram`]: bucket increases and `histogram_quantile` for histogram-fed latency SLOs;

@@ -4,6 +4,11 @@
 //! newest `N` buckets; moving the head forward clears the buckets it skips, and an instant older
 //! than the oldest held bucket is dropped and counted as late. Time only moves forward: the head
 //! never goes back.
+//!
+//! [`CountRing`] is the ring of the count tiers: the same buckets packed in 8 bytes (two `u32`),
+//! a bucket that outgrows 32 bits moved whole to a side list, so it counts exactly what a
+//! `Ring<Counts>` counts in half the memory. `Ring<Counts>` stays as its reference (and the
+//! serialized form).
 
 use serde::{Deserialize, Serialize};
 
@@ -299,6 +304,48 @@ impl<T: Default> Ring<T> {
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.slots.iter()
     }
+
+    /// The held buckets with index in `(lo_excl, hi_incl]` with their slots, oldest first. The
+    /// range maps to at most two contiguous runs of slots, walked without per-bucket index
+    /// arithmetic.
+    fn held(&self, lo_excl: i64, hi_incl: i64) -> impl Iterator<Item = (usize, &T)> {
+        let len = self.slots.len();
+        let (first, n) = match self.head {
+            Some(h) => {
+                let lo = lo_excl.saturating_add(1).max(h - len as i64 + 1);
+                let hi = hi_incl.min(h);
+                if lo > hi {
+                    (0, 0)
+                } else {
+                    // Slot of bucket `lo`, `h - lo` buckets behind the head.
+                    let back = (h - lo) as usize;
+                    ((self.head_slot + len - back) % len, (hi - lo + 1) as usize)
+                }
+            }
+            None => (0, 0),
+        };
+        let wrapped = (first + n).saturating_sub(len);
+        let a = first..first + (n - wrapped);
+        let b = 0..wrapped;
+        a.chain(b).map(move |slot| (slot, &self.slots[slot]))
+    }
+
+    /// The same ring with every bucket mapped by `f(slot, bucket)`.
+    fn map<U>(&self, mut f: impl FnMut(usize, &T) -> U) -> Ring<U> {
+        Ring {
+            res: self.res,
+            slots: self
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, v)| f(i, v))
+                .collect(),
+            head: self.head,
+            head_slot: self.head_slot,
+            head_start: self.head_start,
+            late_dropped: self.late_dropped,
+        }
+    }
 }
 
 impl Ring<Counts> {
@@ -346,29 +393,239 @@ impl Ring<Counts> {
     /// index arithmetic.
     pub fn sum_wide(&self, lo_excl: i64, hi_incl: i64) -> WideCounts {
         let mut sum = WideCounts::default();
-        let Some(h) = self.head else {
-            return sum;
-        };
-        let len = self.slots.len() as i64;
-        let lo = lo_excl.saturating_add(1).max(h - len + 1);
-        let hi = hi_incl.min(h);
-        if lo > hi {
-            return sum;
-        }
-        let n = (hi - lo + 1) as usize;
-        // Slot of bucket `lo`, `h - lo` buckets behind the head.
-        let back = (h - lo) as usize;
-        let len = self.slots.len();
-        let first = (self.head_slot + len - back) % len;
-        let (a, b) = if first + n <= len {
-            (&self.slots[first..first + n], &self.slots[..0])
-        } else {
-            (&self.slots[first..], &self.slots[..first + n - len])
-        };
-        for c in a.iter().chain(b) {
+        for (_, c) in self.held(lo_excl, hi_incl) {
             sum.add(*c);
         }
         sum
+    }
+}
+
+/// One bucket of a [`CountRing`] in 8 bytes: the counts when both fit below `u32::MAX`, else
+/// the marker `total == SPILLED` and the full counts kept in the ring's spill list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackedCounts {
+    total: u32,
+    bad: u32,
+}
+
+/// `PackedCounts::total` of a bucket whose counts live in the spill list.
+const SPILLED: u32 = u32::MAX;
+
+/// A [`Ring`] of exact [`Counts`] in 8 bytes a bucket instead of 16: the count tiers of an SLO
+/// are most of its memory, and a bucket rarely holds 2^32 events (a 1-minute bucket would need
+/// 71 million events a second). A bucket that would reach `u32::MAX` moves, whole and exact, to a
+/// short list of full-width buckets ("spilled"), so every count is the same as in a
+/// `Ring<Counts>`, saturation at `u64::MAX` included (the tests compare the two). Serialized as
+/// the equivalent `Ring<Counts>`, so checkpoints are unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountRing {
+    ring: Ring<PackedCounts>,
+    /// Full counts of spilled buckets by slot; an entry whose slot is no longer marked (rotated
+    /// out and cleared) is stale and ignored, and dropped at the next spill. At most one per slot.
+    spilled: Vec<(usize, Counts)>,
+}
+
+impl CountRing {
+    /// An empty ring; `res` and `len` are at least 1 (see [`Ring::new`]).
+    pub fn new(res: Dur, len: usize) -> CountRing {
+        CountRing {
+            ring: Ring::new(res, len),
+            spilled: Vec::new(),
+        }
+    }
+
+    /// Bucket width.
+    pub fn resolution(&self) -> Dur {
+        self.ring.resolution()
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Always false (see [`Ring::is_empty`]).
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    /// Index of the newest bucket, `None` before the ring has seen any time.
+    pub fn head(&self) -> Option<i64> {
+        self.ring.head()
+    }
+
+    /// Events refused because they were older than the ring's span.
+    pub fn late_dropped(&self) -> u64 {
+        self.ring.late_dropped()
+    }
+
+    /// Moves the head forward to the bucket of `t` (clearing skipped buckets); never backward.
+    pub fn advance(&mut self, t: Timestamp) {
+        self.ring.advance(t);
+    }
+
+    /// The counts of the bucket in `slot` holding `cell`.
+    #[inline]
+    fn unpack(&self, slot: usize, cell: PackedCounts) -> Counts {
+        if cell.total != SPILLED {
+            return Counts {
+                total: cell.total.into(),
+                bad: cell.bad.into(),
+            };
+        }
+        // A marked slot always has its entry (`spill` writes both); the fallback is unreachable.
+        self.spilled
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map_or(Counts::default(), |(_, c)| *c)
+    }
+
+    /// The bucket `k`, if the ring holds it.
+    pub fn get(&self, k: i64) -> Option<Counts> {
+        self.ring
+            .held(k.saturating_sub(1), k)
+            .next()
+            .map(|(slot, cell)| self.unpack(slot, *cell))
+    }
+
+    /// Adds `total` events of which `bad` are bad at `t` (see [`Ring::add`]).
+    #[inline]
+    pub fn add(&mut self, t: Timestamp, total: u64, bad: u64) -> bool {
+        self.add_tracked(t, total, bad).is_some()
+    }
+
+    /// [`CountRing::add`], returning on success the bucket written and what it actually grew by
+    /// (less than asked only when a count saturates at `u64::MAX`), as [`Ring::add_tracked`].
+    #[inline]
+    pub fn add_tracked(&mut self, t: Timestamp, total: u64, bad: u64) -> Option<(i64, Counts)> {
+        let slot = match self.ring.locate(t) {
+            Located::Slot { slot, back } => {
+                // `locate` placed the instant, so the ring has a head.
+                let k = self.ring.head.unwrap_or(0) - back as i64;
+                (slot, k)
+            }
+            Located::Late => {
+                self.ring.note_late(total);
+                return None;
+            }
+            Located::Negative => return None,
+        };
+        let (slot, k) = slot;
+        let cell = &mut self.ring.slots[slot];
+        if cell.total != SPILLED {
+            let fits = |now: u32, add: u64| {
+                u64::from(now)
+                    .checked_add(add)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .filter(|&v| v != SPILLED)
+            };
+            if let (Some(t2), Some(b2)) = (fits(cell.total, total), fits(cell.bad, bad)) {
+                *cell = PackedCounts { total: t2, bad: b2 };
+                return Some((k, Counts { total, bad }));
+            }
+            let before = Counts {
+                total: cell.total.into(),
+                bad: cell.bad.into(),
+            };
+            self.spill(slot, before);
+        }
+        let c = self
+            .spilled
+            .iter_mut()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, c)| c)?;
+        let before = *c;
+        c.add(Counts { total, bad });
+        Some((
+            k,
+            Counts {
+                total: c.total - before.total,
+                bad: c.bad - before.bad,
+            },
+        ))
+    }
+
+    /// Marks `slot` spilled with `counts`, dropping stale entries (and the slot's old one).
+    #[cold]
+    fn spill(&mut self, slot: usize, counts: Counts) {
+        let slots = &self.ring.slots;
+        self.spilled
+            .retain(|&(s, _)| s != slot && slots[s].total == SPILLED);
+        self.spilled.push((slot, counts));
+        self.ring.slots[slot] = PackedCounts {
+            total: SPILLED,
+            bad: 0,
+        };
+    }
+
+    /// Sum of the held buckets in `(lo_excl, hi_incl]`, saturated to `u64` (see
+    /// [`WideCounts::counts`]).
+    pub fn sum(&self, lo_excl: i64, hi_incl: i64) -> Counts {
+        self.sum_wide(lo_excl, hi_incl).counts()
+    }
+
+    /// The exact (unsaturated) sum of the held buckets in `(lo_excl, hi_incl]`.
+    pub fn sum_wide(&self, lo_excl: i64, hi_incl: i64) -> WideCounts {
+        let mut sum = WideCounts::default();
+        for (slot, cell) in self.ring.held(lo_excl, hi_incl) {
+            if cell.total == SPILLED {
+                sum.add(self.unpack(slot, *cell));
+            } else {
+                sum.total += u128::from(cell.total);
+                sum.bad += u128::from(cell.bad);
+            }
+        }
+        sum
+    }
+
+    /// Changes the number of buckets, keeping the newest ones (and the head), as [`Ring::resize`].
+    pub fn resize(&mut self, new_len: usize) {
+        let mut wide = self.to_wide();
+        wide.resize(new_len);
+        *self = CountRing::from_wide(&wide);
+    }
+
+    /// The same buckets as a full-width ring.
+    pub fn to_wide(&self) -> Ring<Counts> {
+        self.ring.map(|slot, cell| self.unpack(slot, *cell))
+    }
+
+    /// The same buckets from a full-width ring.
+    pub fn from_wide(wide: &Ring<Counts>) -> CountRing {
+        let mut spilled = Vec::new();
+        let ring = wide.map(
+            |slot, c| match (u32::try_from(c.total), u32::try_from(c.bad)) {
+                (Ok(total), Ok(bad)) if total != SPILLED && bad != SPILLED => {
+                    PackedCounts { total, bad }
+                }
+                _ => {
+                    spilled.push((slot, *c));
+                    PackedCounts {
+                        total: SPILLED,
+                        bad: 0,
+                    }
+                }
+            },
+        );
+        CountRing { ring, spilled }
+    }
+
+    /// Heap bytes: 8 per bucket plus the spill list.
+    pub fn bytes(&self) -> usize {
+        self.ring.len() * std::mem::size_of::<PackedCounts>()
+            + self.spilled.capacity() * std::mem::size_of::<(usize, Counts)>()
+    }
+}
+
+impl Serialize for CountRing {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_wide().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CountRing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CountRing, D::Error> {
+        Ring::<Counts>::deserialize(d).map(|wide| CountRing::from_wide(&wide))
     }
 }
 
@@ -465,5 +722,137 @@ mod tests {
                 .sum();
             assert_eq!(r.sum(lo, h).total, expect);
         }
+    }
+
+    /// An amount of events: mostly small, often around the 32-bit edge, sometimes near 2^64.
+    fn amount(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = *seed >> 33;
+        match r % 8 {
+            0 => u64::from(u32::MAX) - (r >> 4) % 4,
+            1 => (u64::from(u32::MAX) >> 1) + (r >> 4) % 3,
+            2 => u64::MAX - (r >> 4) % 3,
+            3 => 0,
+            _ => (r >> 4) % 5,
+        }
+    }
+
+    #[test]
+    fn packed_ring_equals_the_wide_ring_across_the_32_bit_edge() {
+        for seed0 in 0..40u64 {
+            let mut seed = seed0;
+            let (res, len) = (5u64, 7usize);
+            let mut wide: Ring<Counts> = Ring::new(Dur(res), len);
+            let mut packed = CountRing::new(Dur(res), len);
+            let mut t = 0i64;
+            for step in 0..1500 {
+                let r = amount(&mut seed);
+                match r % 11 {
+                    // Backward, forward and far jumps, so spilled buckets rotate out and back in.
+                    0..=6 => {
+                        t = (t + (r % 13) as i64 - 5).max(0);
+                        if r.is_multiple_of(97) {
+                            t += 100;
+                        }
+                        let total = amount(&mut seed);
+                        let bad = amount(&mut seed).min(total);
+                        assert_eq!(
+                            packed.add_tracked(Timestamp(t), total, bad),
+                            wide.add_tracked(Timestamp(t), total, bad),
+                            "seed {seed0} step {step}"
+                        );
+                    }
+                    7 => {
+                        let n = 1 + (r as usize >> 3) % 10;
+                        wide.resize(n);
+                        packed.resize(n);
+                    }
+                    8 => {
+                        let bytes = postcard::to_allocvec(&packed).expect("encode");
+                        assert_eq!(bytes, postcard::to_allocvec(&wide).expect("encode"));
+                        packed = postcard::from_bytes(&bytes).expect("decode");
+                    }
+                    _ => {
+                        packed.advance(Timestamp(t));
+                        wide.advance(Timestamp(t));
+                    }
+                }
+                assert_eq!(packed.head(), wide.head());
+                assert_eq!(packed.late_dropped(), wide.late_dropped());
+                assert_eq!(packed.to_wide(), wide);
+                let h = wide.head().unwrap_or(0);
+                for k in h - 12..=h + 1 {
+                    assert_eq!(packed.get(k), wide.get(k).copied(), "bucket {k}");
+                    for lo in k - 12..k {
+                        assert_eq!(packed.sum_wide(lo, k), wide.sum_wide(lo, k));
+                    }
+                }
+                assert!(packed.spilled.len() <= packed.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_bucket_at_the_32_bit_edge_spills_exactly() {
+        let mut r = CountRing::new(Dur(10), 3);
+        let edge = u64::from(u32::MAX);
+        // One below the marker still packs.
+        assert_eq!(
+            r.add_tracked(ts(0), edge - 1, 0),
+            Some((
+                0,
+                Counts {
+                    total: edge - 1,
+                    bad: 0
+                }
+            ))
+        );
+        assert!(r.spilled.is_empty());
+        assert_eq!(
+            r.add_tracked(ts(1), 2, 1),
+            Some((0, Counts { total: 2, bad: 1 }))
+        );
+        assert_eq!(r.spilled.len(), 1);
+        assert_eq!(
+            r.get(0),
+            Some(Counts {
+                total: edge + 1,
+                bad: 1
+            })
+        );
+        assert_eq!(
+            r.add_tracked(ts(2), u64::MAX, 0),
+            Some((
+                0,
+                Counts {
+                    total: u64::MAX - edge - 1,
+                    bad: 0
+                }
+            ))
+        );
+        assert_eq!(
+            r.sum(-1, 0),
+            Counts {
+                total: u64::MAX,
+                bad: 1
+            }
+        );
+        // Rotated out and reused: the slot packs again, the stale entry goes at the next spill.
+        r.advance(ts(30));
+        assert!(r.add(ts(30), 3, 1));
+        assert_eq!(r.get(3), Some(Counts { total: 3, bad: 1 }));
+        assert_eq!(r.sum(-1, 3), Counts { total: 3, bad: 1 });
+        assert!(r.add(ts(20), edge, edge));
+        assert_eq!(r.spilled.len(), 1, "the stale entry was dropped");
+        assert_eq!(
+            r.get(2),
+            Some(Counts {
+                total: edge,
+                bad: edge
+            })
+        );
+        assert_eq!(r.bytes(), 3 * 8 + r.spilled.capacity() * 24);
     }
 }

@@ -3,7 +3,7 @@
 //! SLO with the default tiers would otherwise sum ~1,900 buckets, ~30 KB, per evaluation).
 //!
 //! A tracked window of `n` buckets on a ring of `len` is read as two parts, both exact and
-//! together equal, bucket for bucket, to summing the ring ([`Ring::sum`]; the proptests check
+//! together equal, bucket for bucket, to summing the ring ([`CountRing::sum`]; the proptests check
 //! this against raw events):
 //! - a running sum (`u128`, see [`WideCounts`]) of its newest `m = min(n, len - SLACK)` buckets
 //!   `(at - m, at]` for the head `at` it was last read at. Adds into that range update it; when
@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::slo::ring::{Counts, Ring, WideCounts};
+use crate::slo::ring::{CountRing, Counts, WideCounts};
 use crate::time::{Dur, Timestamp};
 
 /// Buckets of head movement a window sum tolerates between reads and still slides (see the
@@ -39,7 +39,7 @@ pub const SLACK: i64 = 8;
 pub struct CountTiers {
     #[serde(skip)]
     sums: Sums,
-    rings: [Ring<Counts>; 3],
+    rings: [CountRing; 3],
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ struct WindowSum {
 
 impl WindowSum {
     /// Brings the sum to the head `h` of `ring`.
-    fn slide(&mut self, ring: &Ring<Counts>, h: i64) {
+    fn slide(&mut self, ring: &CountRing, h: i64) {
         let (n, len) = (self.m, ring.len() as i64);
         match self.at {
             Some(a) if a == h => return,
@@ -96,7 +96,7 @@ impl CountTiers {
     pub fn new(res: [Dur; 3], lens: [usize; 3], windows: &[(usize, i64)]) -> CountTiers {
         let mut t = CountTiers {
             sums: Sums::default(),
-            rings: [0, 1, 2].map(|i| Ring::new(res[i], lens[i])),
+            rings: [0, 1, 2].map(|i| CountRing::new(res[i], lens[i])),
         };
         t.track(windows);
         t
@@ -130,11 +130,11 @@ impl CountTiers {
     }
 
     /// The ring of tier `i`.
-    pub fn ring(&self, i: usize) -> &Ring<Counts> {
+    pub fn ring(&self, i: usize) -> &CountRing {
         &self.rings[i]
     }
 
-    /// Adds `total` events of which `bad` are bad at `t` to every tier (see [`Ring::add`]).
+    /// Adds `total` events of which `bad` are bad at `t` to every tier (see [`CountRing::add`]).
     #[inline]
     pub fn add(&mut self, t: Timestamp, total: u64, bad: u64) {
         for i in 0..3 {
@@ -232,10 +232,9 @@ impl CountTiers {
         self.rings[2].late_dropped()
     }
 
-    /// Heap and inline bytes: 16 per bucket plus the window sums.
+    /// Heap and inline bytes: 8 per bucket (see [`CountRing`]) plus the window sums.
     pub fn bytes(&self) -> usize {
-        let buckets: usize = self.rings.iter().map(|r| r.len()).sum();
-        buckets * std::mem::size_of::<Counts>()
+        self.rings.iter().map(CountRing::bytes).sum::<usize>()
             + std::mem::size_of::<Sums>()
             + self.sums.windows.len() * std::mem::size_of::<WindowSum>()
     }
