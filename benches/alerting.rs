@@ -9,36 +9,13 @@
 use std::hint::black_box;
 
 use burnwatch::alerter::Alerter;
-use burnwatch::notify::dispatch::{Dispatcher, Receivers};
-use burnwatch::notify::inhibit::{Dependencies, Inhibitor};
 use burnwatch::notify::render::{self, RenderContext};
-use burnwatch::notify::route::{GroupBy, Route, RouteSpec};
 use burnwatch::notify::silence::Silences;
 use burnwatch::time::Dur;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 mod common;
-use common::{SLOS, rule_set, snapshot};
-
-fn dispatcher(rules: &burnwatch::rules::model::RuleSet) -> Dispatcher {
-    let spec = RouteSpec {
-        receiver: Some("oncall".to_owned()),
-        group_by: Some(GroupBy::Labels(
-            ["service", "slo"].iter().map(|s| s.to_string()).collect(),
-        )),
-        ..RouteSpec::default()
-    };
-    let route = match Route::build(spec) {
-        Ok(r) => r,
-        Err(e) => panic!("route: {e}"),
-    };
-    let inhibitor = Inhibitor::new(Vec::new(), true, Dependencies::from_rules(rules));
-    let receivers: Receivers = [("oncall".to_owned(), vec![true])].into_iter().collect();
-    match Dispatcher::new(route, inhibitor, receivers) {
-        Ok(d) => d,
-        Err(e) => panic!("dispatcher: {e}"),
-    }
-}
+use common::{SLOS, dispatcher, rule_set, snapshot};
 
 fn bench_alerting(c: &mut Criterion) {
     let rules = rule_set();

@@ -20,10 +20,8 @@ use burnwatch::agent::journal::{self, AlertingState, Journal, Record};
 use burnwatch::alert::{Alert, Matchers};
 use burnwatch::alerter::Alerter;
 use burnwatch::notify::Notification;
-use burnwatch::notify::dispatch::{Dispatcher, Receivers};
-use burnwatch::notify::inhibit::{Dependencies, Inhibitor};
+use burnwatch::notify::dispatch::Dispatcher;
 use burnwatch::notify::nflog::NflogKey;
-use burnwatch::notify::route::{GroupBy, Route, RouteSpec};
 use burnwatch::notify::silence::{SilenceLimits, SilenceRequest, Silences};
 use burnwatch::rules::model::Labels;
 use burnwatch::storage;
@@ -31,30 +29,10 @@ use burnwatch::time::{Dur, Timestamp};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
-use common::{rule_set, snapshot};
+use common::{dispatcher, rule_set, snapshot};
 
 const SILENCES: usize = 10_000;
 const ALERTS: usize = 50_000;
-
-fn dispatcher(rules: &burnwatch::rules::model::RuleSet) -> Dispatcher {
-    let spec = RouteSpec {
-        receiver: Some("oncall".to_owned()),
-        group_by: Some(GroupBy::Labels(
-            ["service", "slo"].iter().map(|s| s.to_string()).collect(),
-        )),
-        ..RouteSpec::default()
-    };
-    let route = match Route::build(spec) {
-        Ok(r) => r,
-        Err(e) => panic!("route: {e}"),
-    };
-    let inhibitor = Inhibitor::new(Vec::new(), true, Dependencies::from_rules(rules));
-    let receivers: Receivers = [("oncall".to_owned(), vec![true])].into_iter().collect();
-    match Dispatcher::new(route, inhibitor, receivers) {
-        Ok(d) => d,
-        Err(e) => panic!("dispatcher: {e}"),
-    }
-}
 
 fn request(i: usize) -> SilenceRequest {
     let matchers = match Matchers::parse(&format!("alertname=\"Maintenance{i}\", team=\"core\"")) {

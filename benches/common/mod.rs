@@ -114,3 +114,29 @@ fn snapshot_of(set: RuleSet) -> Arc<burnwatch::view::AgentSnapshot> {
     }
     Arc::new(ev.evaluate(Timestamp(T0 + 20 * 30_000)))
 }
+
+/// The alerting benches' dispatcher: one receiver, alerts grouped by service and SLO, the
+/// default inhibition.
+#[allow(dead_code)]
+pub fn dispatcher(rules: &RuleSet) -> burnwatch::notify::dispatch::Dispatcher {
+    use burnwatch::notify::dispatch::{Dispatcher, Receivers};
+    use burnwatch::notify::inhibit::{Dependencies, Inhibitor};
+    use burnwatch::notify::route::{GroupBy, Route, RouteSpec};
+    let spec = RouteSpec {
+        receiver: Some("oncall".to_owned()),
+        group_by: Some(GroupBy::Labels(
+            ["service", "slo"].iter().map(|s| s.to_string()).collect(),
+        )),
+        ..RouteSpec::default()
+    };
+    let route = match Route::build(spec) {
+        Ok(r) => r,
+        Err(e) => panic!("route: {e}"),
+    };
+    let inhibitor = Inhibitor::new(Vec::new(), true, Dependencies::from_rules(rules));
+    let receivers: Receivers = [("oncall".to_owned(), vec![true])].into_iter().collect();
+    match Dispatcher::new(route, inhibitor, receivers) {
+        Ok(d) => d,
+        Err(e) => panic!("dispatcher: {e}"),
+    }
+}
