@@ -34,6 +34,21 @@ use common::{dispatcher, rule_set, snapshot};
 const SILENCES: usize = 10_000;
 const ALERTS: usize = 50_000;
 
+/// Whether this is a measuring run (`cargo bench` passes `--bench`); `cargo test --all-targets`
+/// runs the bench once, on a small state and few operations, to check that it works.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Silences and stored alerts of the state: the figures when measuring.
+fn sizes() -> (usize, usize) {
+    if measuring() {
+        (SILENCES, ALERTS)
+    } else {
+        (100, 1_000)
+    }
+}
+
 fn request(i: usize) -> SilenceRequest {
     let matchers = match Matchers::parse(&format!("alertname=\"Maintenance{i}\", team=\"core\"")) {
         Ok(m) => m,
@@ -73,7 +88,8 @@ fn world() -> World {
     let mut dispatcher = dispatcher(&rules);
     let from_rules = set.alerts.len();
     dispatcher.upsert(set.alerts, now);
-    let extra = (from_rules..ALERTS).map(|i| {
+    let (silence_count, alert_count) = sizes();
+    let extra = (from_rules..alert_count.max(from_rules)).map(|i| {
         let labels: Labels = [
             ("alertname", "ExternalCheck".to_owned()),
             ("service", format!("svc{}", i % 500)),
@@ -96,7 +112,7 @@ fn world() -> World {
     });
     dispatcher.upsert(extra, now);
     let mut silences = Silences::default();
-    for i in 0..SILENCES {
+    for i in 0..silence_count {
         if let Err(e) = silences.set_within(request(i), now, &LIMITS, || format!("s-{i:08}")) {
             panic!("silence: {e}");
         }
@@ -269,6 +285,7 @@ fn bench_state(c: &mut Criterion) {
     // Single operations: the tail the criterion means hide.
     let base = 1_000_000;
     let report = |name: &str, n: usize, op: &mut dyn FnMut(usize)| {
+        let n = if measuring() { n } else { n.min(3) };
         let (median, p99) = distribution(n, op);
         println!("{name:<40} n={n:<5} median {median:8.3} ms   p99 {p99:8.3} ms");
     };
@@ -354,7 +371,8 @@ fn bench_state(c: &mut Criterion) {
     j.compact(w.state());
     let mut during = Vec::new();
     let mut k = 0;
-    while j.stats().compactions == before && k < 100_000 {
+    let most = if measuring() { 100_000 } else { 100 };
+    while j.stats().compactions == before && k < most {
         let r = w.set_silence(3 * base + k);
         let s = Instant::now();
         commit(&j, r);
