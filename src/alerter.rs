@@ -373,8 +373,9 @@ impl Alerter {
             );
         };
         for svc in &rules.services {
-            for slo in &svc.slos {
-                let url = format!("{base}/api/v1/slos/{}/{}", slo.id.service, slo.id.slo);
+            // A grouped rule has no alerts of its own; its instances have theirs.
+            for slo in svc.slos.iter().filter(|s| !s.is_template()) {
+                let url = format!("{base}/api/v1/slos/{}", slo.id.url_path());
                 let flap = slo.alerting.flap;
                 let slo_labels = |alertname: &str, severity: &str, extra: &Labels| {
                     let mut own = slo.labels.clone();
@@ -384,7 +385,7 @@ impl Alerter {
                         &[
                             (names::ALERTNAME, alertname),
                             (names::SERVICE, &slo.id.service),
-                            (names::SLO, &slo.id.slo),
+                            (names::SLO, slo.id.name()),
                             (names::SEVERITY, severity),
                         ],
                     )

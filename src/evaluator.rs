@@ -7,15 +7,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::probe::ProbeOutcome;
-use crate::rules::model::{Indicator, LatencySource, ProbeKind, RuleSet, Slo, SloId};
+use crate::rules::model::{
+    Grouping, Indicator, LatencySource, ProbeKind, RuleSet, Service, Slo, SloId,
+};
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx};
 use crate::slo::histogram::HistogramWindows;
 use crate::time::{Dur, Timestamp};
 use crate::view::{
-    AgentSnapshot, CheckpointStatus, ProbeResultView, ProbeStatus, RulesStatus, ScrapeFailure,
-    TargetStatus,
+    AgentSnapshot, CheckpointStatus, GroupStatus, ProbeResultView, ProbeStatus, RulesStatus,
+    ScrapeFailure, TargetStatus,
 };
 
 /// What a collector reports to the evaluator. `generation` is the rule set it was started for;
@@ -57,9 +59,71 @@ enum Feed {
     Latency,
 }
 
+/// The instances of one grouped rule (`group_by`).
+#[derive(Debug, Clone)]
+struct Group {
+    /// The rule as written.
+    template: Slo,
+    /// `max_instances`.
+    max: u32,
+    /// Each instance by its label values: its engine index and when a scrape last showed one
+    /// of its series.
+    instances: HashMap<Vec<String>, Instance>,
+    /// Label sets refused (counted at each scrape that showed them) because the rule had
+    /// `max_instances` instances already.
+    refused_total: u64,
+    /// The newest refused label set, as `{label="value"}`.
+    refused_example: Option<String>,
+    /// Instances created and aged out since the rule was loaded (restored ones count as
+    /// created).
+    created_total: u64,
+    aged_out_total: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Instance {
+    idx: SloIdx,
+    last_seen: Timestamp,
+}
+
+impl Group {
+    fn new(template: &Slo) -> Group {
+        let max = match &template.group {
+            Some(Grouping::Template { max_instances, .. }) => *max_instances,
+            _ => 0,
+        };
+        Group {
+            template: template.clone(),
+            max,
+            instances: HashMap::new(),
+            refused_total: 0,
+            refused_example: None,
+            created_total: 0,
+            aged_out_total: 0,
+        }
+    }
+
+    /// Instances sorted by their values (the order of the SLOs that stand in for the rule).
+    fn sorted(&self) -> Vec<(&Vec<String>, &Instance)> {
+        let mut v: Vec<_> = self.instances.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
 /// The evaluator: engine plus statuses.
 pub struct Evaluator {
+    /// The rule set as loaded (grouped rules as written).
+    base: Arc<RuleSet>,
+    /// The rule set in force: `base` with each grouped rule replaced by its instances, what
+    /// every reader (exports, alerting, the API) sees.
     rules: Arc<RuleSet>,
+    /// The grouped rules, in the order of [`ScrapePlan::groups`].
+    groups: Vec<Group>,
+    /// Per scrape target, the grouped rules (positions in `groups`) that may read it.
+    group_readers: HashMap<String, HashSet<u32>>,
+    /// Instances were created or aged out since `rules` was built.
+    instances_changed: bool,
     engine: Engine,
     feeds: HashMap<String, Vec<(SloIdx, Feed)>>,
     /// Per scrape target, the SLOs whose selectors may read its series
@@ -85,7 +149,11 @@ impl Evaluator {
     /// An evaluator for `rules` (generation 1), loaded at `now`.
     pub fn new(rules: RuleSet, now: Timestamp) -> Evaluator {
         let mut ev = Evaluator {
+            base: Arc::new(RuleSet::default()),
             rules: Arc::new(RuleSet::default()),
+            groups: Vec::new(),
+            group_readers: HashMap::new(),
+            instances_changed: false,
             engine: Engine::new(),
             feeds: HashMap::new(),
             readers: HashMap::new(),
@@ -110,7 +178,7 @@ impl Evaluator {
         self.extra_windows = Some(windows);
     }
 
-    /// The rule set in force.
+    /// The rule set in force: as loaded, each grouped rule replaced by its instances so far.
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
@@ -125,8 +193,31 @@ impl Evaluator {
         &self.plan
     }
 
-    /// Restores engine state saved earlier (matching SLOs by id and fingerprint).
+    /// Restores engine state saved earlier (matching SLOs by id and fingerprint). Instances of
+    /// grouped rules come back first (the checkpoint keeps them by id), up to each rule's
+    /// `max_instances`, as seen at load time: they age out a window after that unless their
+    /// series show up again.
     pub fn restore(&mut self, cp: EngineCheckpoint) -> RestoreReport {
+        let at = Timestamp(self.rules_status.loaded_at_ms);
+        for c in &cp.slos {
+            if !c.id.is_instance() {
+                continue;
+            }
+            let template = c.id.template();
+            let Some(g) = self.groups.iter().position(|g| g.template.id == template) else {
+                continue;
+            };
+            let Some(pairs) = c.id.instance_values() else {
+                continue;
+            };
+            let by = self.groups[g].template.group_by();
+            if pairs.len() != by.len() || pairs.iter().zip(by).any(|((l, _), b)| l != b) {
+                // The rule groups by other labels now: the old instances are gone.
+                continue;
+            }
+            let values: Vec<String> = pairs.into_iter().map(|(_, v)| v).collect();
+            self.add_instance(g, values, at);
+        }
         let report = self.engine.restore(cp);
         self.checkpoint.restored = Some([
             report.kept.len(),
@@ -134,6 +225,7 @@ impl Evaluator {
             report.added.len(),
             report.dropped.len(),
         ]);
+        self.publish_instances();
         report
     }
 
@@ -146,9 +238,42 @@ impl Evaluator {
     /// names still configured are kept. Returns what happened to each SLO.
     pub fn reload(&mut self, rules: RuleSet, now: Timestamp) -> RestoreReport {
         let before = self.events_by_id();
-        let report = self
-            .engine
-            .reload(rules.services.iter().flat_map(|s| &s.slos));
+        // A grouped rule that stays (same id, same labels) keeps its instances, redefined by the
+        // new rule (its objective or alerting may have changed); their state is kept like any
+        // SLO's. Plain SLOs first, then instances: plain indices never move when instances go.
+        let mut groups = Vec::new();
+        let mut instances: Vec<Slo> = Vec::new();
+        let mut placed: Vec<(usize, Vec<String>)> = Vec::new();
+        for t in rules.slos().filter(|s| s.is_template()) {
+            let mut g = Group::new(t);
+            if let Some(old) = self
+                .groups
+                .iter()
+                .find(|o| o.template.id == t.id && o.template.group_by() == t.group_by())
+            {
+                for (values, inst) in old.sorted().into_iter().take(g.max as usize) {
+                    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                    instances.push(t.instance(&refs));
+                    placed.push((groups.len(), values.clone()));
+                    g.instances.insert(values.clone(), *inst);
+                }
+                g.created_total = g.instances.len() as u64;
+            }
+            groups.push(g);
+        }
+        let report = self.engine.reload(
+            rules
+                .slos()
+                .filter(|s| !s.is_template())
+                .chain(instances.iter()),
+        );
+        for ((g, values), slo) in placed.into_iter().zip(&instances) {
+            let idx = self.engine.index_of(&slo.id);
+            if let (Some(inst), Some(idx)) = (groups[g].instances.get_mut(&values), idx) {
+                inst.idx = idx;
+            }
+        }
+        self.groups = groups;
         self.install_definitions(rules, now);
         for (id, counts) in before {
             if let Some(idx) = self.engine.index_of(&id) {
@@ -158,14 +283,127 @@ impl Evaluator {
         report
     }
 
+    /// Creates the instance of grouped rule `g` for `values` (seen at `at`), unless the rule has
+    /// `max_instances` already; returns its engine index.
+    fn add_instance(&mut self, g: usize, values: Vec<String>, at: Timestamp) -> Option<SloIdx> {
+        let group = self.groups.get_mut(g)?;
+        if let Some(inst) = group.instances.get_mut(&values) {
+            inst.last_seen = inst.last_seen.max(at);
+            return Some(inst.idx);
+        }
+        if group.instances.len() >= group.max as usize {
+            group.refused_total += 1;
+            group.refused_example = Some(label_set(group.template.group_by(), &values));
+            return None;
+        }
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let idx = self.engine.add_slo(&group.template.instance(&refs));
+        group
+            .instances
+            .insert(values, Instance { idx, last_seen: at });
+        group.created_total += 1;
+        if self.events.len() <= idx.0 as usize {
+            self.events.resize(idx.0 as usize + 1, (0, 0));
+        }
+        self.instances_changed = true;
+        Some(idx)
+    }
+
+    /// Drops the instances no scrape has shown for a whole window (the rule's nominal window):
+    /// their budget no longer holds anything, and a route that went away must not stay an SLO
+    /// (or an alert) forever. Their alerts resolve at the next alerting evaluation.
+    fn age_out(&mut self, now: Timestamp) {
+        let mut gone: HashSet<u32> = HashSet::new();
+        for g in &mut self.groups {
+            let window = g.template.window.nominal().millis() as i64;
+            let before = g.instances.len();
+            g.instances.retain(|_, inst| {
+                let keep = now.0.saturating_sub(inst.last_seen.0) <= window;
+                if !keep {
+                    gone.insert(inst.idx.0);
+                }
+                keep
+            });
+            g.aged_out_total += (before - g.instances.len()) as u64;
+        }
+        if gone.is_empty() {
+            return;
+        }
+        // Every instance comes after every plain SLO, so plain indices (which in-flight scrape
+        // results carry) do not move; an instance's index drops by the instances gone before it.
+        let mut moved_to = Vec::with_capacity(self.engine.len());
+        let mut kept = 0u32;
+        for i in 0..self.engine.len() as u32 {
+            moved_to.push(kept);
+            kept += u32::from(!gone.contains(&i));
+        }
+        let mut i = 0u32;
+        self.engine.retain(|_| {
+            i += 1;
+            !gone.contains(&(i - 1))
+        });
+        let mut i = 0u32;
+        self.events.retain(|_| {
+            i += 1;
+            !gone.contains(&(i - 1))
+        });
+        for g in &mut self.groups {
+            for inst in g.instances.values_mut() {
+                inst.idx = SloIdx(moved_to[inst.idx.0 as usize]);
+            }
+        }
+        let engine = &self.engine;
+        self.histograms
+            .retain(|id, _| engine.index_of(id).is_some());
+        self.instances_changed = true;
+    }
+
+    /// Rebuilds the rule set in force when instances came or went: the loaded rules with each
+    /// grouped rule replaced by its instances, sorted by their values.
+    fn publish_instances(&mut self) {
+        if !std::mem::take(&mut self.instances_changed) {
+            return;
+        }
+        let mut rules = RuleSet {
+            services: Vec::with_capacity(self.base.services.len()),
+            probes: self.base.probes.clone(),
+            scrapes: self.base.scrapes.clone(),
+        };
+        let mut groups = self.groups.iter();
+        for svc in &self.base.services {
+            let mut slos = Vec::with_capacity(svc.slos.len());
+            for slo in &svc.slos {
+                if !slo.is_template() {
+                    slos.push(slo.clone());
+                    continue;
+                }
+                let Some(g) = groups.next() else { continue };
+                for (_, inst) in g.sorted() {
+                    if let Some(def) = self.engine.slo(inst.idx) {
+                        slos.push(def.clone());
+                    }
+                }
+            }
+            rules.services.push(Service {
+                file: svc.file.clone(),
+                name: svc.name.clone(),
+                labels: svc.labels.clone(),
+                owner: svc.owner.clone(),
+                runbook: svc.runbook.clone(),
+                dashboard: svc.dashboard.clone(),
+                slos,
+            });
+        }
+        self.rules_status.slos = self.engine.len();
+        self.rules_status.slo_set += 1;
+        self.rules = Arc::new(rules);
+    }
+
     fn events_by_id(&self) -> BTreeMap<SloId, (u64, u64)> {
-        self.rules
-            .services
-            .iter()
-            .flat_map(|s| &s.slos)
-            .filter_map(|slo| {
-                let idx = self.engine.index_of(&slo.id)?;
-                Some((slo.id.clone(), *self.events.get(idx.0 as usize)?))
+        (0..self.engine.len() as u32)
+            .filter_map(|i| {
+                let slo = self.engine.slo(SloIdx(i))?;
+                Some((slo.id.clone(), *self.events.get(i as usize)?))
             })
             .collect()
     }
@@ -186,6 +424,11 @@ impl Evaluator {
 
     fn install(&mut self, rules: RuleSet, now: Timestamp) {
         self.engine = Engine::from_rules(&rules);
+        self.groups = rules
+            .slos()
+            .filter(|s| s.is_template())
+            .map(Group::new)
+            .collect();
         self.install_definitions(rules, now);
     }
 
@@ -231,15 +474,26 @@ impl Evaluator {
             }
         }
         self.readers = readers;
-        // Percentiles go on for histogram-fed latency SLOs that stay.
-        let histogram_fed: Vec<&SloId> = rules
-            .services
-            .iter()
-            .flat_map(|s| &s.slos)
-            .filter(|s| histogram_window(s).is_some())
-            .map(|s| &s.id)
-            .collect();
-        self.histograms.retain(|id, _| histogram_fed.contains(&id));
+        let mut group_readers: HashMap<String, HashSet<u32>> = HashMap::new();
+        for (g, slo) in rules.slos().filter(|s| s.is_template()).enumerate() {
+            for sel in slo.indicator.selectors() {
+                for t in targets.read_by(sel).0 {
+                    group_readers
+                        .entry(rules.scrapes[t].name.clone())
+                        .or_default()
+                        .insert(g as u32);
+                }
+            }
+        }
+        self.group_readers = group_readers;
+        // Percentiles go on for histogram-fed latency SLOs (and instances) that stay.
+        let engine = &self.engine;
+        self.histograms.retain(|id, _| {
+            engine
+                .index_of(id)
+                .and_then(|i| engine.slo(i))
+                .is_some_and(|s| histogram_window(s).is_some())
+        });
         self.events = vec![(0, 0); self.engine.len()];
         self.plan = Arc::new(ScrapePlan::new(&rules, |id| self.engine.index_of(id)));
         let mut probes = BTreeMap::new();
@@ -305,8 +559,11 @@ impl Evaluator {
             last_reload_ok: true,
             last_reload_errors: Vec::new(),
             reload_failures_total: self.rules_status.reload_failures_total,
+            slo_set: self.rules_status.slo_set,
         };
-        self.rules = Arc::new(rules);
+        self.base = Arc::new(rules);
+        self.instances_changed = true;
+        self.publish_instances();
     }
 
     /// Applies one observation: SLO events into the engine, and the probe or target status.
@@ -377,6 +634,33 @@ impl Evaluator {
         }
     }
 
+    /// One scrape's samples of one SLO: its percentiles' buckets, then its counters.
+    fn record(
+        &mut self,
+        idx: SloIdx,
+        at: Timestamp,
+        source: u64,
+        numerator: &[(u64, f64)],
+        total: &[(u64, f64)],
+        buckets: &[(u64, f64, f64)],
+    ) {
+        if !buckets.is_empty()
+            && let Some(slo) = self.engine.slo(idx)
+            && let Some(longest) = histogram_window(slo)
+        {
+            self.histograms
+                .entry(slo.id.clone())
+                .or_insert_with(|| HistogramWindows::new(longest))
+                .record(source, at, buckets);
+        }
+        if let Ok(out) = self
+            .engine
+            .record_counter_scrape(idx, at, source, numerator, total)
+        {
+            self.count(idx, out.good, out.total - out.good);
+        }
+    }
+
     fn apply_scrape(
         &mut self,
         target: &str,
@@ -405,28 +689,30 @@ impl Evaluator {
                 st.problem = m
                     .problem()
                     .map(|(reason, message)| ScrapeFailure { reason, message });
+                // Taken out for the loop (put back below), so recording may borrow the rest.
+                let readers = std::mem::take(&mut self.readers);
+                let reads = readers.get(target);
                 for s in &m.slos {
                     // A target none of the SLO's selectors can read carries none of its
                     // series: its scrape is no collection of the SLO (and leaves its counters
                     // alone).
-                    if !self.readers.get(target).is_some_and(|r| r.contains(&s.slo)) {
+                    if reads.is_some_and(|r| r.contains(&s.slo)) {
+                        self.record(s.slo, at, source, &s.numerator, &s.total, &s.buckets);
+                    }
+                }
+                self.readers = readers;
+                for s in m.groups {
+                    let g = s.slo.group;
+                    let reads = self.group_readers.get(target);
+                    if !reads.is_some_and(|r| r.contains(&g)) {
                         continue;
                     }
-                    if !s.buckets.is_empty()
-                        && let Some(slo) = self.engine.slo(s.slo)
-                        && let Some(longest) = histogram_window(slo)
-                    {
-                        self.histograms
-                            .entry(slo.id.clone())
-                            .or_insert_with(|| HistogramWindows::new(longest))
-                            .record(source, at, &s.buckets);
-                    }
-                    if let Ok(out) =
-                        self.engine
-                            .record_counter_scrape(s.slo, at, source, &s.numerator, &s.total)
-                    {
-                        self.count(s.slo, out.good, out.total - out.good);
-                    }
+                    // Each label set on the page is an instance (new ones are created here,
+                    // up to the rule's `max_instances`), fed like any SLO.
+                    let Some(idx) = self.add_instance(g as usize, s.slo.values, at) else {
+                        continue;
+                    };
+                    self.record(idx, at, source, &s.numerator, &s.total, &s.buckets);
                 }
             }
             Err(f) => {
@@ -440,6 +726,8 @@ impl Evaluator {
 
     /// Evaluates every SLO at `now` and builds the snapshot readers share.
     pub fn evaluate(&mut self, now: Timestamp) -> AgentSnapshot {
+        self.age_out(now);
+        self.publish_instances();
         let mut snap = match self.extra_windows {
             Some(f) => self.engine.evaluate_with(now, f),
             None => self.engine.evaluate(now),
@@ -467,8 +755,32 @@ impl Evaluator {
             events_total: self.events_by_id(),
             evaluation_seconds: 0.0,
             pace: Default::default(),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| GroupStatus {
+                    id: g.template.id.clone(),
+                    by: g.template.group_by().to_vec(),
+                    instances: g.instances.len(),
+                    max_instances: g.max,
+                    refused_total: g.refused_total,
+                    refused_example: g.refused_example.clone(),
+                    created_total: g.created_total,
+                    aged_out_total: g.aged_out_total,
+                })
+                .collect(),
         }
     }
+}
+
+/// `{label="value",...}` of a label set, for messages.
+fn label_set(by: &[String], values: &[String]) -> String {
+    let pairs: Vec<String> = by
+        .iter()
+        .zip(values)
+        .map(|(l, v)| format!("{l}={v:?}"))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
 }
 
 /// For a histogram-fed latency SLO, the longest window its percentiles are read over (the SLO

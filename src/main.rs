@@ -592,8 +592,13 @@ fn print_report(report: &CheckReport) {
                 .services
                 .iter()
                 .map(|s| {
+                    let grouped = if s.grouped > 0 {
+                        format!(" ({} grouped)", s.grouped)
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "service {}, {} SLO{}, {} probe{}, {} scrape target{}",
+                        "service {}, {} SLO{}{grouped}, {} probe{}, {} scrape target{}",
                         s.service,
                         s.slos,
                         plural(s.slos),

@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::exposition::{self, Format, Label, ParseError, Sample};
-use crate::rules::model::{Indicator, LatencySource, RuleSet, ScrapeTarget};
+use crate::rules::model::{Indicator, LatencySource, RuleSet, ScrapeTarget, SloId};
 use crate::rules::selector::{MatchOp, Matcher, Selector};
 use crate::slo::engine::SloIdx;
 use crate::slo::fingerprint::fnv1a64;
@@ -82,9 +82,18 @@ enum Role {
     },
 }
 
+/// Whose samples an entry's are: one SLO's, or a grouped rule's, to be split by the values of
+/// its `group_by` labels into instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner {
+    Slo(SloIdx),
+    /// Position in [`ScrapePlan::groups`].
+    Group(u32),
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
-    slo: SloIdx,
+    slo: Owner,
     role: Role,
     /// The metric name the samples must have (histograms: with the `_bucket`/`_count` suffix).
     name: Option<String>,
@@ -92,7 +101,12 @@ struct Entry {
 }
 
 impl Entry {
+    #[cfg(test)]
     fn new(slo: SloIdx, role: Role, selector: &Arc<Selector>) -> Entry {
+        Entry::owned(Owner::Slo(slo), role, selector)
+    }
+
+    fn owned(slo: Owner, role: Role, selector: &Arc<Selector>) -> Entry {
         let base = || selector.metric().unwrap_or_default();
         let name = match role {
             Role::Numerator | Role::Total => selector.metric().map(str::to_owned),
@@ -145,8 +159,11 @@ pub struct ScrapePlan {
     entries: Vec<Entry>,
     /// Per entry, what a sample is tested with.
     tests: Vec<Test>,
-    /// The SLOs with at least one entry, in plan order (the order of [`Matched::slos`]).
-    slos: Vec<SloIdx>,
+    /// The SLOs and grouped rules with at least one entry, in plan order (the order of
+    /// [`Matched::slos`] and of the rules in [`Matched::groups`]).
+    slos: Vec<Owner>,
+    /// The grouped rules, by [`GroupKey::group`].
+    groups: Vec<GroupRule>,
     /// Every distinct matcher of the plan once: thousands of selectors that share
     /// `code=~"5.."` share one compiled regex (each selector compiled its own), which stays in
     /// cache across a page instead of one cold regex per SLO.
@@ -378,16 +395,34 @@ fn label_value<'a>(labels: &[(&str, &'a str)], label: &str) -> &'a str {
         .map_or("", |(_, v)| v)
 }
 
+/// A grouped rule (`group_by`) as the plan reads it: its series are split by the values of these
+/// labels, one instance per distinct set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRule {
+    /// The rule's id (`service/name`, the instances' template).
+    pub id: SloId,
+    /// Its `group_by` labels, in order.
+    pub by: Vec<String>,
+}
+
 impl ScrapePlan {
-    /// The plan for `rules`, with engine indices from `index_of`.
-    pub fn new(
-        rules: &RuleSet,
-        index_of: impl Fn(&crate::rules::model::SloId) -> Option<SloIdx>,
-    ) -> ScrapePlan {
+    /// The plan for `rules`, with engine indices from `index_of`. A grouped rule's selectors
+    /// are read once for all its instances ([`Matched::groups`]).
+    pub fn new(rules: &RuleSet, index_of: impl Fn(&SloId) -> Option<SloIdx>) -> ScrapePlan {
         let mut entries = Vec::new();
+        let mut groups = Vec::new();
         for slo in rules.services.iter().flat_map(|s| &s.slos) {
-            let Some(idx) = index_of(&slo.id) else {
-                continue;
+            let idx = if slo.is_template() {
+                groups.push(GroupRule {
+                    id: slo.id.clone(),
+                    by: slo.group_by().to_vec(),
+                });
+                Owner::Group(index_u32(groups.len() - 1))
+            } else {
+                let Some(idx) = index_of(&slo.id) else {
+                    continue;
+                };
+                Owner::Slo(idx)
             };
             match &slo.indicator {
                 Indicator::Ratio {
@@ -395,8 +430,8 @@ impl ScrapePlan {
                     total,
                     ..
                 } => {
-                    entries.push(Entry::new(idx, Role::Numerator, numerator_selector));
-                    entries.push(Entry::new(idx, Role::Total, total));
+                    entries.push(Entry::owned(idx, Role::Numerator, numerator_selector));
+                    entries.push(Entry::owned(idx, Role::Total, total));
                 }
                 Indicator::LatencyThreshold {
                     threshold,
@@ -410,18 +445,25 @@ impl ScrapePlan {
                     let role = Role::Bucket {
                         threshold: threshold.as_secs_f64(),
                     };
-                    entries.push(Entry::new(idx, role, selector));
-                    entries.push(Entry::new(idx, Role::Count, selector));
+                    entries.push(Entry::owned(idx, role, selector));
+                    entries.push(Entry::owned(idx, Role::Count, selector));
                 }
                 _ => {}
             }
         }
-        ScrapePlan::from_entries(entries)
+        let mut plan = ScrapePlan::from_entries(entries);
+        plan.groups = groups;
+        plan
+    }
+
+    /// The grouped rules, by [`GroupKey::group`].
+    pub fn groups(&self) -> &[GroupRule] {
+        &self.groups
     }
 
     fn from_entries(entries: Vec<Entry>) -> ScrapePlan {
         let mut slos = Vec::new();
-        let mut slot_of: HashMap<SloIdx, u32> = HashMap::new();
+        let mut slot_of: HashMap<Owner, u32> = HashMap::new();
         let mut matchers: Vec<Matcher> = Vec::new();
         let mut matcher_of: HashMap<(&str, MatchOp, &str), u32> = HashMap::new();
         let mut matcher_ids = Vec::new();
@@ -456,6 +498,7 @@ impl ScrapePlan {
             entries,
             tests,
             slos,
+            groups: Vec::new(),
             matchers,
             matcher_ids,
             index,
@@ -567,11 +610,11 @@ pub fn instance_of(url: &str) -> String {
     }
 }
 
-/// The counter samples of one SLO from one scrape.
+/// The counter samples of one SLO (or of one instance of a grouped rule) from one scrape.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SloSamples {
-    /// The SLO.
-    pub slo: SloIdx,
+pub struct SloSamples<K = SloIdx> {
+    /// The SLO (or the grouped rule and the instance's label values).
+    pub slo: K,
     /// `(series id, value)` of the numerator (ratio numerator or histogram good bucket).
     pub numerator: Vec<(u64, f64)>,
     /// `(series id, value)` of the total.
@@ -581,11 +624,35 @@ pub struct SloSamples {
     pub buckets: Vec<(u64, f64, f64)>,
 }
 
+impl<K> SloSamples<K> {
+    fn empty(slo: K) -> SloSamples<K> {
+        SloSamples {
+            slo,
+            numerator: Vec::new(),
+            total: Vec::new(),
+            buckets: Vec::new(),
+        }
+    }
+}
+
+/// Which instance of which grouped rule samples belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    /// The rule's position in [`ScrapePlan::groups`].
+    pub group: u32,
+    /// The values of its `group_by` labels, in order (empty for a series without the label).
+    pub values: Vec<String>,
+}
+
 /// What one scrape yielded for the SLOs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Matched {
     /// Per SLO with at least one entry in the plan, in plan order.
     pub slos: Vec<SloSamples>,
+    /// Per grouped rule and label set its series on the page carry, the samples of that set:
+    /// by rule in plan order, then in the order the sets first appear on the page. A set is
+    /// here as long as one of its series is on the page (its counters may not have moved).
+    pub groups: Vec<SloSamples<GroupKey>>,
     /// Samples on the page.
     pub samples: u64,
     /// Samples dropped because their series had already appeared on the page.
@@ -676,6 +743,102 @@ fn example(name: &str, labels: &[(&str, &str)]) -> String {
     out
 }
 
+/// The label sets of the grouped rules' series on one page: which set each series belongs to,
+/// so a rule's samples are split into its instances once the page is read.
+#[derive(Debug, Default)]
+struct GroupSplit {
+    /// `(slot, series id)` to its set, a position in `sets`.
+    of_series: HashMap<(u32, u64), u32>,
+    /// A set's text (the slot, then each value followed by a byte no UTF-8 text holds) to its
+    /// position in `sets`.
+    by_text: HashMap<Vec<u8>, u32>,
+    /// `(slot, values)` in the order first seen.
+    sets: Vec<(u32, Vec<String>)>,
+    buf: Vec<u8>,
+}
+
+impl GroupSplit {
+    /// Files series `id` of `slot` under its values of `by` among `labels` (sorted by name).
+    fn note(&mut self, slot: u32, id: u64, by: &[String], labels: &[(&str, &str)]) {
+        if self.of_series.contains_key(&(slot, id)) {
+            return;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&slot.to_le_bytes());
+        for label in by {
+            self.buf
+                .extend_from_slice(label_value(labels, label).as_bytes());
+            self.buf.push(0xff);
+        }
+        let set = match self.by_text.get(&self.buf) {
+            Some(&set) => set,
+            None => {
+                let set = index_u32(self.sets.len());
+                self.by_text.insert(self.buf.clone(), set);
+                let values = by
+                    .iter()
+                    .map(|l| label_value(labels, l).to_owned())
+                    .collect();
+                self.sets.push((slot, values));
+                set
+            }
+        };
+        self.of_series.insert((slot, id), set);
+    }
+
+    /// The grouped rules' samples of `per_slot`, split into their label sets, in rule order then
+    /// first appearance; the plain SLOs' samples stay in `per_slot`.
+    fn split(
+        self,
+        plan: &ScrapePlan,
+        per_slot: &mut [SloSamples<Owner>],
+    ) -> Vec<SloSamples<GroupKey>> {
+        let mut order: Vec<u32> = (0..index_u32(self.sets.len())).collect();
+        order.sort_by_key(|&set| self.sets[set as usize].0);
+        let mut position = vec![0u32; self.sets.len()];
+        for (at, &set) in order.iter().enumerate() {
+            position[set as usize] = index_u32(at);
+        }
+        let mut sets: Vec<Option<(u32, Vec<String>)>> = self.sets.into_iter().map(Some).collect();
+        let mut out: Vec<SloSamples<GroupKey>> = order
+            .iter()
+            .filter_map(|&set| {
+                let (slot, values) = sets[set as usize].take()?;
+                let Owner::Group(group) = plan.slos[slot as usize] else {
+                    return None;
+                };
+                Some(SloSamples::empty(GroupKey { group, values }))
+            })
+            .collect();
+        let of = |slot: usize, id: u64| {
+            self.of_series
+                .get(&(index_u32(slot), id))
+                .map(|&set| position[set as usize] as usize)
+        };
+        for (slot, s) in per_slot.iter_mut().enumerate() {
+            if !matches!(s.slo, Owner::Group(_)) {
+                continue;
+            }
+            for (id, v) in s.numerator.drain(..) {
+                if let Some(at) = of(slot, id) {
+                    out[at].numerator.push((id, v));
+                }
+            }
+            for (id, v) in s.total.drain(..) {
+                if let Some(at) = of(slot, id) {
+                    out[at].total.push((id, v));
+                }
+            }
+            for (id, le, v) in s.buckets.drain(..) {
+                if let Some(at) = of(slot, id) {
+                    out[at].buckets.push((id, le, v));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Parses `body` and picks the samples of every SLO in `plan`. All or nothing: an error
 /// discards the scrape.
 ///
@@ -690,16 +853,12 @@ pub fn match_page(
     format: Format,
     sample_limit: u64,
 ) -> Result<Matched, ScrapeError> {
-    let mut per_slo: Vec<SloSamples> = plan
+    let mut per_slo: Vec<SloSamples<Owner>> = plan
         .slos
         .iter()
-        .map(|&slo| SloSamples {
-            slo,
-            numerator: Vec::new(),
-            total: Vec::new(),
-            buckets: Vec::new(),
-        })
+        .map(|&slo| SloSamples::empty(slo))
         .collect();
+    let mut split = GroupSplit::default();
     // Histogram buckets: per (entry, series without `le`) the best bucket so far.
     let mut buckets: HashMap<(usize, u64), (f64, f64)> = HashMap::new();
     let mut samples = 0u64;
@@ -753,6 +912,9 @@ pub fn match_page(
                         continue;
                     }
                     let id = *view_id.get_or_insert_with(|| series_id(&mut buf, s.name, &view));
+                    if let Owner::Group(g) = slot.slo {
+                        split.note(t.slot, id, &plan.groups[g as usize].by, &view);
+                    }
                     if t.role == Role::Numerator {
                         slot.numerator.push((id, s.value));
                     } else {
@@ -774,6 +936,9 @@ pub fn match_page(
                         continue;
                     }
                     let id = series_id(&mut buf, s.name, &rest);
+                    if let Owner::Group(g) = slot.slo {
+                        split.note(t.slot, id, &plan.groups[g as usize].by, &rest);
+                    }
                     slot.buckets.push((id, le, s.value));
                     if le > threshold {
                         continue;
@@ -796,8 +961,25 @@ pub fn match_page(
     for ((i, id), (_, v)) in picked {
         per_slo[plan.tests[i].slot as usize].numerator.push((id, v));
     }
+    let groups = if plan.groups.is_empty() {
+        Vec::new()
+    } else {
+        split.split(plan, &mut per_slo)
+    };
     Ok(Matched {
-        slos: per_slo,
+        slos: per_slo
+            .into_iter()
+            .filter_map(|s| match s.slo {
+                Owner::Slo(slo) => Some(SloSamples {
+                    slo,
+                    numerator: s.numerator,
+                    total: s.total,
+                    buckets: s.buckets,
+                }),
+                Owner::Group(_) => None,
+            })
+            .collect(),
+        groups,
         samples: summary.samples,
         duplicates,
         duplicate_example,
@@ -1044,15 +1226,13 @@ http_request_duration_seconds_count 5000
         sample_limit: u64,
     ) -> Result<Matched, ScrapeError> {
         let mut per_slo: Vec<SloSamples> = Vec::new();
-        let mut slot_of: HashMap<SloIdx, usize> = HashMap::new();
+        let mut slot_of: HashMap<Owner, usize> = HashMap::new();
         for e in &plan.entries {
+            let Owner::Slo(idx) = e.slo else {
+                panic!("the plain reference reads plans without grouped rules");
+            };
             slot_of.entry(e.slo).or_insert_with(|| {
-                per_slo.push(SloSamples {
-                    slo: e.slo,
-                    numerator: Vec::new(),
-                    total: Vec::new(),
-                    buckets: Vec::new(),
-                });
+                per_slo.push(SloSamples::empty(idx));
                 per_slo.len() - 1
             });
         }
@@ -1158,6 +1338,7 @@ http_request_duration_seconds_count 5000
         }
         Ok(Matched {
             slos: per_slo,
+            groups: Vec::new(),
             samples: summary.samples,
             duplicates,
             duplicate_example,
@@ -1411,6 +1592,110 @@ http_request_duration_seconds_count 5000
             ) {
                 let plan = ScrapePlan::from_entries(entries);
                 assert_same(&plan, &target, &page, limit);
+            }
+
+            /// A grouped rule's samples, split by the values of its label, are exactly what
+            /// one plain SLO per value gets, its selectors narrowed by `label="value"` (which is
+            /// what an instance means), and each set on the page is one of those values.
+            #[test]
+            fn a_group_splits_as_one_selector_per_value(
+                entries in entries(),
+                target in target(),
+                page in page(),
+                label in prop::sample::select(vec!["a", "b", "code", "job", "env", "instance"]),
+            ) {
+                let grouped_entries: Vec<Entry> = entries
+                    .iter()
+                    .map(|e| match e.slo {
+                        Owner::Slo(SloIdx(0)) => Entry::owned(Owner::Group(0), e.role, &e.selector),
+                        _ => e.clone(),
+                    })
+                    .collect();
+                let mut plan = ScrapePlan::from_entries(grouped_entries);
+                plan.groups = vec![GroupRule {
+                    id: SloId { service: "s".into(), slo: "g".into() },
+                    by: vec![label.to_owned()],
+                }];
+                let m = match_page(&plan, &target, page.as_bytes(), Format::Text, u64::MAX)
+                    .expect("the generated pages parse");
+                // The plain SLOs are untouched by the grouped rule beside them.
+                let others = ScrapePlan::from_entries(
+                    entries.iter().filter(|e| e.slo != Owner::Slo(SloIdx(0))).cloned().collect(),
+                );
+                let plain = match_page(&others, &target, page.as_bytes(), Format::Text, u64::MAX)
+                    .expect("parses");
+                prop_assert_eq!(format!("{:?}", m.slos), format!("{:?}", plain.slos));
+                // Every value the label takes on the page, and the empty one (series without it).
+                let mut values: Vec<String> = VALUES.iter().map(|v| (*v).to_owned()).collect();
+                values.extend(["abc", "h:80"].map(str::to_owned));
+                values.extend(target.0.iter().map(|(_, v)| v.clone()));
+                values.sort();
+                values.dedup();
+                let mut expected = Vec::new();
+                let mut refused: Vec<&String> = Vec::new();
+                for v in &values {
+                    let mut narrowed = Vec::new();
+                    for e in entries.iter().filter(|e| e.slo == Owner::Slo(SloIdx(0))) {
+                        let text = e.selector.to_string();
+                        let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+                        let matcher = format!("{label}=\"{escaped}\"");
+                        // `m` or `m{...}`: the matcher joins the braces, or opens them.
+                        let text = match text.strip_suffix('}') {
+                            Some(open) if open.ends_with('{') => format!("{open}{matcher}}}"),
+                            Some(open) => format!("{open},{matcher}}}"),
+                            None => format!("{text}{{{matcher}}}"),
+                        };
+                        let Ok(sel) = Selector::parse(&text) else {
+                            // `{label=""}` alone matches everything; the rules refuse it.
+                            refused.push(v);
+                            continue;
+                        };
+                        narrowed.push(Entry::new(SloIdx(0), e.role, &Arc::new(sel)));
+                    }
+                    let one = ScrapePlan::from_entries(narrowed);
+                    let got = match_page(&one, &target, page.as_bytes(), Format::Text, u64::MAX)
+                        .expect("parses");
+                    if let Some(s) = got.slos.into_iter().next()
+                        && !(s.numerator.is_empty() && s.total.is_empty() && s.buckets.is_empty())
+                    {
+                        expected.push((v.clone(), s));
+                    }
+                }
+                let mut got: Vec<(String, SloSamples)> = m
+                    .groups
+                    .into_iter()
+                    .map(|g| {
+                        assert_eq!(g.slo.group, 0);
+                        let [v] = <[String; 1]>::try_from(g.slo.values).expect("one label");
+                        (v, SloSamples {
+                            slo: SloIdx(0),
+                            numerator: g.numerator,
+                            total: g.total,
+                            buckets: g.buckets,
+                        })
+                    })
+                    .collect();
+                got.sort_by(|a, b| a.0.cmp(&b.0));
+                // A set whose series matched none of the narrowed selectors cannot be here, and
+                // the narrowed selector `{label=""}` is refused, so compare where both exist.
+                for (v, s) in &got {
+                    prop_assert!(
+                        !(s.numerator.is_empty() && s.total.is_empty() && s.buckets.is_empty()),
+                        "set {v:?} is on the page but has no samples"
+                    );
+                }
+                let got_values: Vec<&String> = got.iter().map(|(v, _)| v).collect();
+                for v in &got_values {
+                    prop_assert!(
+                        expected.iter().any(|(e, _)| e == *v) || refused.contains(v),
+                        "set {v:?} has samples no narrowed selector has"
+                    );
+                }
+                for (v, s) in &expected {
+                    let at = got_values.iter().position(|g| *g == v);
+                    prop_assert!(at.is_some(), "value {v:?} has samples but no set");
+                    prop_assert_eq!(format!("{:?}", got[at.unwrap_or(0)].1), format!("{s:?}"));
+                }
             }
         }
     }

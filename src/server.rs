@@ -631,10 +631,12 @@ fn route_accepting(
             json_response(StatusCode::OK, &json!({"at": snap.at, "slos": slos}))
         }
         ["api", "v1", "slos", service, slo] => {
+            // An instance of a grouped SLO is `name{label="value"}`, percent-encoded.
+            let slo = percent_decode(slo).unwrap_or_default();
             match snap
                 .slo_rows()
                 .into_iter()
-                .find(|(r, _, _)| r.id.service == *service && r.id.slo == *slo)
+                .find(|(r, _, _)| r.id.service == *service && r.id.slo == slo)
                 .map(|(r, _, def)| slo_json(r, def, tiers, true))
             {
                 Some(v) => json_response(StatusCode::OK, &v),
@@ -687,6 +689,16 @@ fn tier_json(r: &SloReport, t: &TierReport, tiers: Option<&TierPhases>) -> Value
     })
 }
 
+/// An instance's `group_by` labels and values (`null` for a plain SLO).
+fn group_json(def: &Slo) -> Value {
+    match &def.group {
+        Some(crate::rules::model::Grouping::Instance { values }) => {
+            Value::Object(values.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
 /// One SLO: definition, headline numbers, tier alert states (from the alerting view), and
 /// (detail) every window and tier.
 fn slo_json(r: &SloReport, def: &Slo, tiers: Option<&TierPhases>, detail: bool) -> Value {
@@ -698,6 +710,8 @@ fn slo_json(r: &SloReport, def: &Slo, tiers: Option<&TierPhases>, detail: bool) 
     let mut v = json!({
         "service": r.id.service,
         "slo": r.id.slo,
+        "name": r.id.name(),
+        "group": group_json(def),
         "objective_percent": def.objective.percent(),
         "window": window_text(&def.window),
         "labels": def.labels,

@@ -330,7 +330,9 @@ struct Task {
     cfg: AgentConfig,
     /// The agent's clock: alert, silence and delivery instants.
     clock: Clock,
-    generation: Option<u64>,
+    /// The rules generation and SLO set ([`crate::view::RulesStatus::slo_set`]) the alert
+    /// definitions were built from.
+    generation: Option<(u64, u64)>,
     alerter: Alerter,
     dispatcher: Dispatcher,
     silences: Silences,
@@ -501,21 +503,31 @@ impl Task {
 
     fn evaluate(&mut self, snap: &AgentSnapshot) {
         let now = self.clock.now();
-        if self.generation != Some(snap.rules_status.generation) {
-            if self.generation.is_some() {
+        // A reload, or instances of grouped rules created or aged out: the alerts defined
+        // change (an aged-out instance's firing alerts resolve).
+        let generation = (snap.rules_status.generation, snap.rules_status.slo_set);
+        if self.generation != Some(generation) {
+            if let Some((rules_generation, _)) = self.generation {
                 let gone = self.alerter.reload(&snap.rules, now);
                 self.dispatcher.upsert(gone.alerts, now);
-                let inhibitor = inhibitor_for(&self.cfg, &snap.rules);
-                if let Err(e) = self.dispatcher.reload(
-                    self.cfg.alerting.route.clone(),
-                    inhibitor,
-                    self.send_resolved.clone(),
-                    now,
-                ) {
-                    tracing::error!(error = %e, "alerting reload failed; keeping the old routes");
+                // Routes and inhibitions come from the config and the probes: only a reload
+                // changes them (instances of grouped rules are never probe-fed).
+                if rules_generation != generation.0 {
+                    let inhibitor = inhibitor_for(&self.cfg, &snap.rules);
+                    if let Err(e) = self.dispatcher.reload(
+                        self.cfg.alerting.route.clone(),
+                        inhibitor,
+                        self.send_resolved.clone(),
+                        now,
+                    ) {
+                        tracing::error!(
+                            error = %e,
+                            "alerting reload failed; keeping the old routes"
+                        );
+                    }
                 }
             }
-            self.generation = Some(snap.rules_status.generation);
+            self.generation = Some(generation);
         }
         let set = self.alerter.evaluate(snap, snap.at);
         for t in &set.transitions {

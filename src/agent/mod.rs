@@ -19,6 +19,7 @@ pub mod alerting;
 pub mod collect;
 pub mod journal;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -235,6 +236,49 @@ pub fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
     })
 }
 
+/// What [`log_groups`] remembers of a grouped rule: its created, aged-out and refused counts
+/// when last logged, and when it last warned of refusals (ms).
+type GroupsSeen = HashMap<crate::rules::model::SloId, ((u64, u64, u64), i64)>;
+
+/// Logs what changed in the grouped SLOs since the last evaluation: instances created and aged
+/// out (one line per rule, not per instance), and label sets refused at `max_instances`: a
+/// warning when refusals start and then at most hourly while they go on, so an exploding label
+/// shows in the logs without flooding them (`burnwatch_slo_group_refused_total` counts each).
+fn log_groups(seen: &mut GroupsSeen, snap: &AgentSnapshot) {
+    const WARN_EVERY_MS: i64 = 3_600_000;
+    for g in &snap.groups {
+        let now = (g.created_total, g.aged_out_total, g.refused_total);
+        let (was, warned) = seen.get(&g.id).copied().unwrap_or(((0, 0, 0), i64::MIN));
+        if now.0 > was.0 || now.1 > was.1 {
+            tracing::info!(
+                slo = %g.id,
+                created = now.0 - was.0,
+                aged_out = now.1.saturating_sub(was.1),
+                instances = g.instances,
+                "grouped SLO instances changed"
+            );
+        }
+        let mut warned_at = warned;
+        if now.2 > was.2 && snap.at.0.saturating_sub(warned) >= WARN_EVERY_MS {
+            warned_at = snap.at.0;
+            tracing::warn!(
+                slo = %g.id,
+                max_instances = g.max_instances,
+                refused = now.2,
+                example = g.refused_example.as_deref().unwrap_or(""),
+                "grouped SLO is at max_instances: new label sets are refused and their events are not counted; raise max_instances or group by a label with fewer values"
+            );
+        }
+        // Refusals counted while the warning waits are reported with the next one.
+        let logged = if warned_at == warned && now.2 > was.2 {
+            (now.0, now.1, was.2)
+        } else {
+            now
+        };
+        seen.insert(g.id.clone(), (logged, warned_at));
+    }
+}
+
 /// This agent's share of `rules` under `shard:` (everything without it), with the choice
 /// logged.
 fn share(cfg: &AgentConfig, rules: RuleSet) -> RuleSet {
@@ -324,6 +368,7 @@ async fn run_loop(
     // Whether the agent keeps up: published with every snapshot.
     let mut evaluations = Lag::default();
     let mut dropped = 0u64;
+    let mut groups_seen = GroupsSeen::new();
     tracing::info!(
         slos = ev
             .rules()
@@ -345,6 +390,7 @@ async fn run_loop(
                 let mut snap = ev.evaluate(shared.clock.now());
                 snap.evaluation_seconds = started.elapsed().as_secs_f64();
                 snap.pace = pace(&shared, &rx, evaluations, dropped);
+                log_groups(&mut groups_seen, &snap);
                 let _ = snap_tx.send(Arc::new(snap));
             }
             _ = cp_tick.tick() => checkpoint(&cfg, &mut ev, shared.clock).await,

@@ -181,6 +181,7 @@ fn bare(rules: &RuleSet, at: Timestamp, targets: Vec<TargetStatus>) -> AgentSnap
         events_total: BTreeMap::new(),
         evaluation_seconds: 0.0,
         pace: Default::default(),
+        groups: Vec::new(),
     }
 }
 

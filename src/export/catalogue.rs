@@ -30,7 +30,7 @@ use crate::notify::{NotifyReason, SuppressReason};
 use crate::rules::model::{Service, Slo, Window};
 use crate::slo::engine::{SloReport, WindowReport};
 use crate::time::Dur;
-use crate::view::{AgentSnapshot, AlertingView, Lag, ProbeStatus, TargetStatus};
+use crate::view::{AgentSnapshot, AlertingView, GroupStatus, Lag, ProbeStatus, TargetStatus};
 
 /// Whose labels start every sample of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -210,7 +210,7 @@ impl SloRow<'_> {
     pub fn labels(&self) -> Vec<(&str, &str)> {
         let mut v = vec![
             ("service", self.slo.id.service.as_str()),
-            ("slo", self.slo.id.slo.as_str()),
+            ("slo", self.slo.id.name()),
         ];
         v.extend(rule_labels(self.service, self.slo));
         v
@@ -288,6 +288,28 @@ impl<'a> Sources<'a> {
                 .iter()
                 .map(|w| (self.names.get(&w.length).map_or("", String::as_str), w)),
         )
+    }
+}
+
+/// A gauge per grouped rule (`service`, `slo`).
+fn group_gauge(s: &Sources<'_>, out: &mut dyn Sink, value: fn(&GroupStatus) -> f64) {
+    for g in &s.snap.groups {
+        let l = [
+            ("service", g.id.service.as_str()),
+            ("slo", g.id.slo.as_str()),
+        ];
+        gauge(out, None, &l, value(g));
+    }
+}
+
+/// A counter per grouped rule (`service`, `slo`).
+fn group_count(s: &Sources<'_>, out: &mut dyn Sink, value: fn(&GroupStatus) -> u64) {
+    for g in &s.snap.groups {
+        let l = [
+            ("service", g.id.service.as_str()),
+            ("slo", g.id.slo.as_str()),
+        ];
+        count(out, None, &l, value(g));
     }
 }
 
@@ -936,6 +958,46 @@ pub static FAMILIES: &[Family] = &[
         labels: &[],
         points: |s, out| gauge(out, None, &[], s.snap.rules_status.slos as f64),
     },
+    Family {
+        name: "burnwatch_slo_group_instances",
+        compact: Compact::All,
+        kind: Kind::Gauge,
+        unit: "{slo}",
+        help: "Instances of a grouped SLO (group_by) in force: one per label set its series carry",
+        subject: Subject::Agent,
+        labels: &[("service", ""), ("slo", "")],
+        points: |s, out| group_gauge(s, out, |g| g.instances as f64),
+    },
+    Family {
+        name: "burnwatch_slo_group_max_instances",
+        compact: Compact::All,
+        kind: Kind::Gauge,
+        unit: "{slo}",
+        help: "max_instances of a grouped SLO: label sets past it are refused",
+        subject: Subject::Agent,
+        labels: &[("service", ""), ("slo", "")],
+        points: |s, out| group_gauge(s, out, |g| f64::from(g.max_instances)),
+    },
+    Family {
+        name: "burnwatch_slo_group_refused",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{instance}",
+        help: "Label sets of a grouped SLO refused because it had max_instances instances, counted at each scrape that showed them (their events are not counted anywhere)",
+        subject: Subject::Agent,
+        labels: &[("service", ""), ("slo", "")],
+        points: |s, out| group_count(s, out, |g| g.refused_total),
+    },
+    Family {
+        name: "burnwatch_slo_group_aged_out",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{instance}",
+        help: "Instances of a grouped SLO dropped because no scrape showed their series for a whole SLO window",
+        subject: Subject::Agent,
+        labels: &[("service", ""), ("slo", "")],
+        points: |s, out| group_count(s, out, |g| g.aged_out_total),
+    },
     // ---- alerting ----
     Family {
         name: "burnwatch_alerts",
@@ -1256,7 +1318,7 @@ mod tests {
         use crate::time::Timestamp;
         let rules = crate::rules::load_str(
             "r.yaml",
-            "version: burnwatch/v1\nservice: shop\nprobes:\n  - name: home\n    http: {url: \"http://127.0.0.1:1/\"}\n    interval: 10s\nscrape:\n  - name: app\n    url: http://127.0.0.1:1/metrics\nslos:\n  - name: up\n    objective: 99.5\n    indicator: {probe: home}\n  - name: fast\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 300ms, probe: home}\n",
+            "version: burnwatch/v1\nservice: shop\nprobes:\n  - name: home\n    http: {url: \"http://127.0.0.1:1/\"}\n    interval: 10s\nscrape:\n  - name: app\n    url: http://127.0.0.1:1/metrics\nslos:\n  - name: up\n    objective: 99.5\n    indicator: {probe: home}\n  - name: fast\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 300ms, probe: home}\n  - name: routes\n    objective: 99\n    group_by: [route]\n    indicator:\n      ratio: {bad: 'req_total{code=\"500\"}', total: req_total}\n",
         )
         .expect("rules");
         let t0 = 1_780_000_000_000;

@@ -17,17 +17,8 @@ pub mod sloth;
 pub mod text;
 
 /// Label names burnwatch sets itself; a rules label with one of these names is not exported
-/// rather than duplicated.
-pub const RESERVED: [&str; 8] = [
-    "service",
-    "slo",
-    "window",
-    "tier",
-    "severity",
-    "percentile",
-    "result",
-    "phase",
-];
+/// rather than duplicated (defined with the rules, which refuse them as `group_by` labels).
+pub use crate::rules::model::RESERVED_LABELS as RESERVED;
 
 /// The rules' labels of an SLO: the service's, overridden by the SLO's, without reserved names,
 /// sorted by name.

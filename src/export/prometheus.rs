@@ -5,7 +5,8 @@
 //! 0.0.4 otherwise (curl, `promtool check metrics`, older scrapers), gzip-compressed when its
 //! `Accept-Encoding` allows ([`accepts_gzip`], [`gzip`]). The page is computed at
 //! scrape time; nothing is cached between scrapes, so a deleted SLO, probe or target disappears
-//! at once. Label sets come from the rules (bounded by config), never from scraped data.
+//! at once. Label sets come from the rules (bounded by config), never from scraped data, except the
+//! `group_by` labels of grouped SLOs, whose instances are bounded by each rule's `max_instances`.
 //!
 //! Cost: the full page for 10,000 SLOs has ~380k samples (the compact one ~150k), and each
 //! carries its SLO's whole label set. So an SLO's labels are escaped and rendered to text once

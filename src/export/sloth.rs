@@ -114,10 +114,10 @@ fn find<'r>(r: &'r SloReport, slo: &Slo, len: Dur) -> Option<&'r WindowReport> {
 /// rendered once; rules labels named `sloth_*` are left out rather than duplicated.
 fn id_labels(svc: &Service, slo: &Slo) -> String {
     let mut out = String::new();
-    let id = format!("{}-{}", slo.id.service, slo.id.slo);
+    let id = format!("{}-{}", slo.id.service, slo.id.name());
     render_label(&mut out, "sloth_id", &id);
     render_label(&mut out, "sloth_service", &slo.id.service);
-    render_label(&mut out, "sloth_slo", &slo.id.slo);
+    render_label(&mut out, "sloth_slo", slo.id.name());
     for (k, v) in merged_labels(svc, slo) {
         if !k.starts_with("sloth_") {
             render_label(&mut out, k, v);

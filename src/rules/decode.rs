@@ -14,10 +14,11 @@ use std::sync::Arc;
 use crate::rules::ServiceSummary;
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::{
-    AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_TIERS, FlapPolicy,
-    HttpProbe, Indicator, Labels, LatencySource, NoDataPolicy, Objective, Percentile, Probe,
-    ProbeAlert, ProbeKind, ProbeTrigger, RatioNumerator, ScrapeTarget, Service, Slo, SloId,
-    StatusRange, Window, burn_factor, default_tier,
+    AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_MAX_INSTANCES,
+    DEFAULT_TIERS, FlapPolicy, Grouping, HttpProbe, Indicator, Labels, LatencySource,
+    MAX_MAX_INSTANCES, NoDataPolicy, Objective, Percentile, Probe, ProbeAlert, ProbeKind,
+    ProbeTrigger, RESERVED_LABELS, RatioNumerator, ScrapeTarget, Service, Slo, SloId, StatusRange,
+    Window, burn_factor, default_tier,
 };
 use crate::rules::node::{Kind, Node, Pos};
 use crate::rules::selector::Selector;
@@ -96,6 +97,12 @@ fn fmt_edge(secs: f64) -> String {
         format!("{}s", fmt_num(secs))
     }
 }
+
+/// Label names `group_by` cannot use besides [`RESERVED_LABELS`] (which every export series
+/// of an SLO carries): the ones its alerts carry, which win over an instance's own value, and
+/// `le`, which tells a histogram's buckets apart. Either way two instances would share their
+/// series or alerts.
+const GROUP_BY_RESERVED: [&str; 4] = ["alertname", "probe", "target", "le"];
 
 fn valid_label_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -319,6 +326,7 @@ impl Decoder<'_, FileRules> {
         self.out.summaries.push(ServiceSummary {
             service: name.clone(),
             slos: slos.len(),
+            grouped: slos.iter().filter(|s| s.is_template()).count(),
             probes: probes.len(),
             scrapes: scrapes.len(),
         });
@@ -836,6 +844,8 @@ impl Decoder<'_, FileRules> {
             "labels",
             "indicator",
             "alerting",
+            "group_by",
+            "max_instances",
         ];
         let before = self.errors();
         let m = MapReader::new(self, node, "an SLO", KEYS)?;
@@ -966,6 +976,7 @@ impl Decoder<'_, FileRules> {
             None if percentile => Some(1.0),
             None => objective.map(Objective::ratio),
         };
+        let group = self.grouping(&m, indicator.as_ref().map(|i| &i.indicator), &labels);
         let alerting = match (m.get("alerting"), window.as_ref()) {
             (Some(n), Some(w)) => self.alerting(n, w),
             (None, Some(w)) => Some(Alerting {
@@ -998,8 +1009,109 @@ impl Decoder<'_, FileRules> {
             indicator: indicator?.indicator,
             alerting: alerting?,
             no_data,
+            group: group?,
         };
         Some(slo)
+    }
+
+    /// `group_by` and `max_instances` of an SLO (`Some(None)` when it is not grouped, `None` on
+    /// an error, which is reported).
+    fn grouping(
+        &mut self,
+        m: &MapReader<'_>,
+        indicator: Option<&Indicator>,
+        labels: &Labels,
+    ) -> Option<Option<Grouping>> {
+        let max = m.opt(self, "max_instances", Decoder::uint);
+        let Some(node) = m.get("group_by") else {
+            if m.get("max_instances").is_some() {
+                let pos = m.key_pos("max_instances").unwrap_or(m.pos);
+                self.error(
+                    pos,
+                    "`max_instances` only applies to a grouped SLO; add `group_by: [label]` or remove it",
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let before = self.errors();
+        let items = self.list(node, "group_by")?;
+        if items.is_empty() {
+            self.error(
+                node.pos(),
+                "`group_by` is empty; list the labels whose values make one SLO each, e.g. `group_by: [route]`, or remove it",
+            );
+        }
+        let mut by: Vec<String> = Vec::new();
+        for item in items {
+            let Some(name) = self.string(item, "group_by") else {
+                continue;
+            };
+            if !valid_label_name(&name) {
+                self.error(
+                    item.pos(),
+                    format!(
+                        "`group_by` label `{name}` is not a valid label name; use letters, digits and `_`, not starting with a digit or `__` (e.g. `route`)"
+                    ),
+                );
+            } else if RESERVED_LABELS.contains(&name.as_str())
+                || GROUP_BY_RESERVED.contains(&name.as_str())
+            {
+                self.error(
+                    item.pos(),
+                    format!(
+                        "`group_by` label `{name}` is a name burnwatch puts on every series or alert of an SLO, so the instances could not be told apart; group by the label of the data (relabel it on the target if its name is `{name}`)"
+                    ),
+                );
+            } else if labels.contains_key(&name) {
+                self.error(
+                    item.pos(),
+                    format!(
+                        "`group_by` label `{name}` is also one of the SLO's (or its service's) `labels`, so every instance would carry two values for it; remove it from `labels`"
+                    ),
+                );
+            } else if by.contains(&name) {
+                self.error(item.pos(), format!("`group_by` lists `{name}` twice"));
+            } else {
+                by.push(name);
+            }
+        }
+        match indicator {
+            Some(i) if i.selectors().is_empty() => {
+                self.error(
+                    node.pos(),
+                    "`group_by` needs an indicator read from scraped series (`ratio`, or a latency `histogram`); a probe is one target, so it has no label values to group by",
+                );
+            }
+            _ => {}
+        }
+        let max_instances = match max {
+            Some(0) => {
+                let pos = m.get("max_instances").map_or(m.pos, Node::pos);
+                self.error(pos, "`max_instances` must be at least 1");
+                None
+            }
+            Some(n) if n > u64::from(MAX_MAX_INSTANCES) => {
+                let pos = m.get("max_instances").map_or(m.pos, Node::pos);
+                self.error(
+                    pos,
+                    format!(
+                        "`max_instances` {n} is over the limit of {MAX_MAX_INSTANCES}; each instance is a whole SLO, so split the rule (e.g. by a selector per namespace)"
+                    ),
+                );
+                None
+            }
+            Some(n) => u32::try_from(n).ok(),
+            None if m.get("max_instances").is_some() => None,
+            None => Some(DEFAULT_MAX_INSTANCES),
+        };
+        if self.errors() > before {
+            return None;
+        }
+        Some(Some(Grouping::Template {
+            by,
+            max_instances: max_instances?,
+        }))
     }
 
     fn timeslice(&mut self, n: &Node, window: Option<&Window>) -> Option<Dur> {
@@ -2184,6 +2296,110 @@ mod tests {
         has(
             "version: burnwatch/v1\nservice: 'bad name'\nslos: []\n",
             "t.yaml:2:10: error: `service` `bad name` is not a valid name",
+        );
+    }
+
+    #[test]
+    fn grouped_slos_decode_with_their_guard() {
+        use crate::rules::model::Grouping;
+        let r = ok(&slo_with(
+            "    group_by: [route, method]
+",
+        ));
+        let slo = r.slos().next().expect("one SLO");
+        assert_eq!(
+            slo.group,
+            Some(Grouping::Template {
+                by: vec!["route".into(), "method".into()],
+                max_instances: crate::rules::model::DEFAULT_MAX_INSTANCES,
+            })
+        );
+        let r = ok(&slo_with(
+            "    group_by: [route]
+    max_instances: 20
+",
+        ));
+        assert!(matches!(
+            r.slos().next().expect("one").group,
+            Some(Grouping::Template {
+                max_instances: 20,
+                ..
+            })
+        ));
+        assert_eq!(ok(&slo_with("")).slos().next().expect("one").group, None);
+    }
+
+    #[test]
+    fn grouped_slo_mistakes_are_explained() {
+        has(
+            &slo_with(
+                "    group_by: [severity]
+",
+            ),
+            "t.yaml:10:16: error: `group_by` label `severity` is a name burnwatch puts on every series or alert of an SLO",
+        );
+        has(
+            &slo_with(
+                "    group_by: [le]
+",
+            ),
+            "t.yaml:10:16: error: `group_by` label `le` is a name burnwatch puts",
+        );
+        has(
+            &slo_with(
+                "    group_by: [route, route]
+",
+            ),
+            "t.yaml:10:23: error: `group_by` lists `route` twice",
+        );
+        has(
+            &slo_with(
+                "    group_by: [9route]
+",
+            ),
+            "t.yaml:10:16: error: `group_by` label `9route` is not a valid label name",
+        );
+        has(
+            &slo_with(
+                "    labels: {route: all}
+    group_by: [route]
+",
+            ),
+            "t.yaml:11:16: error: `group_by` label `route` is also one of the SLO's (or its service's) `labels`",
+        );
+        has(
+            &slo_with(
+                "    group_by: []
+",
+            ),
+            "t.yaml:10:15: error: `group_by` is empty",
+        );
+        has(
+            &slo_with(
+                "    max_instances: 10
+",
+            ),
+            "t.yaml:10:5: error: `max_instances` only applies to a grouped SLO",
+        );
+        has(
+            &slo_with(
+                "    group_by: [route]
+    max_instances: 0
+",
+            ),
+            "t.yaml:11:20: error: `max_instances` must be at least 1",
+        );
+        has(
+            &slo_with(
+                "    group_by: [route]
+    max_instances: 100001
+",
+            ),
+            "t.yaml:11:20: error: `max_instances` 100001 is over the limit of 100000",
+        );
+        has(
+            "version: burnwatch/v1\nservice: api\nprobes:\n  - name: home\n    http: {url: \"http://127.0.0.1:1/\"}\nslos:\n  - name: up\n    objective: 99\n    indicator: {probe: home}\n    group_by: [route]\n",
+            "t.yaml:10:15: error: `group_by` needs an indicator read from scraped series",
         );
     }
 

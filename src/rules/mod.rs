@@ -34,8 +34,10 @@ const MAX_DIR_DEPTH: usize = 32;
 pub struct ServiceSummary {
     /// The service name.
     pub service: String,
-    /// Number of SLOs.
+    /// Number of SLOs (a grouped rule counts once).
     pub slos: usize,
+    /// How many of them are grouped (`group_by`): one SLO per label set at run time.
+    pub grouped: usize,
     /// Number of probes declared in the same document.
     pub probes: usize,
     /// Number of scrape targets declared in the same document.

@@ -71,6 +71,78 @@ impl fmt::Display for SloId {
     }
 }
 
+impl SloId {
+    /// The SLO's name as the rules write it: `availability` for a plain SLO and for every
+    /// instance of a grouped one (whose `slo` is `availability{route="/api"}`, see
+    /// [`Slo::instance`]). Exports label series with this and the group labels apart.
+    pub fn name(&self) -> &str {
+        // Rule names never hold `{` (see `Decoder::name`), so the first one opens the group.
+        self.slo.split_once('{').map_or(&self.slo, |(name, _)| name)
+    }
+
+    /// True for an instance of a grouped SLO.
+    pub fn is_instance(&self) -> bool {
+        self.slo.contains('{')
+    }
+
+    /// An instance id's `(label, value)` pairs, read back from the form [`Slo::instance`]
+    /// writes (`None` for a plain id or text not in that form). A checkpoint keeps instances
+    /// by id only, so this is how they come back after a restart.
+    pub fn instance_values(&self) -> Option<Vec<(String, String)>> {
+        let (_, rest) = self.slo.split_once('{')?;
+        let mut body = rest.strip_suffix('}')?;
+        let mut out = Vec::new();
+        while !body.is_empty() {
+            let (label, after) = body.split_once("=\"")?;
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            out.push((label.to_owned(), value));
+            body = &after[end + 1..];
+            if let Some(next) = body.strip_prefix(',') {
+                body = next;
+            } else if !body.is_empty() {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    /// `service/slo` as two URL path segments, percent-encoded (an instance's `slo` holds `{`,
+    /// `"` and maybe `/`): what `/api/v1/slos/` links and alert generator URLs end with.
+    pub fn url_path(&self) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        // Everything but RFC 3986's unreserved characters.
+        const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        format!(
+            "{}/{}",
+            utf8_percent_encode(&self.service, SEGMENT),
+            utf8_percent_encode(&self.slo, SEGMENT)
+        )
+    }
+
+    /// The id of the grouped SLO an instance id belongs to (itself for any other id).
+    pub fn template(&self) -> SloId {
+        SloId {
+            service: self.service.clone(),
+            slo: self.name().to_owned(),
+        }
+    }
+}
+
 /// One service level objective, fully resolved (service labels merged in, defaults applied).
 #[derive(Debug, Clone)]
 pub struct Slo {
@@ -92,6 +164,102 @@ pub struct Slo {
     pub alerting: Alerting,
     /// What a window without any data means.
     pub no_data: NoDataPolicy,
+    /// `group_by`: this rule stands for one SLO per label set seen in the data (a template), or
+    /// is one of those SLOs (an instance). `None` for a plain SLO.
+    pub group: Option<Grouping>,
+}
+
+/// The grouping side of an SLO (`group_by` in the rules, see "Grouped SLOs" in docs/rules.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    /// A grouped rule as written: no SLO of its own, an instance per label set its selectors'
+    /// series carry. Only selector-fed indicators group.
+    Template {
+        /// The label names whose values tell instances apart, in the order written.
+        by: Vec<String>,
+        /// Most instances at once; label sets past it are refused (counted, never evaluated).
+        max_instances: u32,
+    },
+    /// One instance: the template's `by` labels and their values (an empty value is a series
+    /// without the label, as in PromQL's `sum by`).
+    Instance {
+        /// `(label, value)` in the template's `by` order.
+        values: Vec<(String, String)>,
+    },
+}
+
+/// Label names burnwatch sets itself on exported series; a rules label with one of these names
+/// is not exported rather than duplicated, and `group_by` may not use them.
+pub const RESERVED_LABELS: [&str; 8] = [
+    "service",
+    "slo",
+    "window",
+    "tier",
+    "severity",
+    "percentile",
+    "result",
+    "phase",
+];
+
+/// The default of `max_instances`: a label that explodes (a user id instead of a route) is
+/// stopped long before it costs the agent its memory, and a thousand routes per rule is more
+/// than any dashboard shows.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1_000;
+
+/// The hard ceiling of `max_instances` (every instance is a whole SLO, about 13 KiB of counts).
+pub const MAX_MAX_INSTANCES: u32 = 100_000;
+
+impl Slo {
+    /// True for a grouped rule as written (it has instances, not state of its own).
+    pub fn is_template(&self) -> bool {
+        matches!(self.group, Some(Grouping::Template { .. }))
+    }
+
+    /// The `group_by` labels of a grouped rule (empty for any other SLO).
+    pub fn group_by(&self) -> &[String] {
+        match &self.group {
+            Some(Grouping::Template { by, .. }) => by,
+            _ => &[],
+        }
+    }
+
+    /// The instance of this grouped rule for `values` (one per `group_by` label, in order):
+    /// the same objective, window, indicator and alerting, the id
+    /// `service/name{label="value",...}` (values escaped as in the exposition format) and the
+    /// group labels added to its labels, so every export, alert and notification of it carries
+    /// them. A label with an empty value is left off the labels, as Prometheus drops it.
+    pub fn instance(&self, values: &[&str]) -> Slo {
+        let by = self.group_by();
+        let mut slo = self.clone();
+        let mut name = String::with_capacity(self.id.slo.len() + 16);
+        name.push_str(&self.id.slo);
+        name.push('{');
+        let mut pairs = Vec::with_capacity(by.len());
+        for (i, (label, value)) in by.iter().zip(values).enumerate() {
+            if i > 0 {
+                name.push(',');
+            }
+            name.push_str(label);
+            name.push_str("=\"");
+            for c in value.chars() {
+                match c {
+                    '\\' => name.push_str("\\\\"),
+                    '"' => name.push_str("\\\""),
+                    '\n' => name.push_str("\\n"),
+                    c => name.push(c),
+                }
+            }
+            name.push('"');
+            if !value.is_empty() {
+                slo.labels.insert(label.clone(), (*value).to_owned());
+            }
+            pairs.push((label.clone(), (*value).to_owned()));
+        }
+        name.push('}');
+        slo.id.slo = name;
+        slo.group = Some(Grouping::Instance { values: pairs });
+        slo
+    }
 }
 
 /// An objective as a ratio in the open interval (0, 1). Written in YAML as a percentage
@@ -781,5 +949,59 @@ mod tests {
         assert_eq!(p95.rank(101), 96);
         assert_eq!(p95.rank(1), 1);
         assert_eq!(Percentile::from_percent(99.9).unwrap().ppm(), 999_000);
+    }
+
+    #[test]
+    fn an_instance_id_reads_back_its_values_whatever_they_hold() {
+        let rules = crate::rules::load_str(
+            "r.yaml",
+            "version: burnwatch/v1\nservice: shop\nlabels: {team: pay}\nslos:\n  - name: routes\n    objective: 99\n    group_by: [route, code]\n    indicator: {ratio: {bad: 'x{code=\"500\"}', total: x}}\n",
+        )
+        .expect("rules");
+        let template = rules.slos().next().expect("one");
+        assert!(template.is_template());
+        for value in [
+            "/api/cart",
+            "a\"b",
+            "c\\d",
+            "line\nbreak",
+            "x},y=\"z",
+            "",
+            "ünï",
+        ] {
+            let slo = template.instance(&[value, "200"]);
+            assert!(slo.id.is_instance() && !slo.is_template());
+            assert_eq!(slo.id.name(), "routes");
+            assert_eq!(slo.id.template(), template.id);
+            assert_eq!(
+                slo.id.instance_values(),
+                Some(vec![
+                    ("route".to_owned(), value.to_owned()),
+                    ("code".to_owned(), "200".to_owned())
+                ]),
+                "{}",
+                slo.id
+            );
+            // Empty values are no label, as in Prometheus; the service's labels stay.
+            assert_eq!(
+                slo.labels.get("route").map(String::as_str),
+                Some(value).filter(|v| !v.is_empty())
+            );
+            assert_eq!(slo.labels.get("team").map(String::as_str), Some("pay"));
+            // One `/` between service and SLO; nothing of the value breaks the path.
+            let path = slo.id.url_path();
+            assert_eq!(path.matches('/').count(), 1, "{path}");
+            assert!(!path.contains(['{', '"', '}', '\n']), "{path}");
+        }
+        assert_eq!(
+            template.instance(&["/a", "500"]).id.to_string(),
+            "shop/routes{route=\"/a\",code=\"500\"}"
+        );
+        assert_eq!(
+            template.instance(&["/a", "500"]).id.url_path(),
+            "shop/routes%7Broute%3D%22%2Fa%22%2Ccode%3D%22500%22%7D"
+        );
+        assert_eq!(template.id.instance_values(), None);
+        assert_eq!(template.id.name(), "routes");
     }
 }

@@ -640,13 +640,36 @@ impl Engine {
         Engine::default()
     }
 
-    /// An engine with every SLO of a rule set, in rule order.
+    /// An engine with every SLO of a rule set, in rule order. A grouped rule has no state of
+    /// its own: its instances are added as their label sets appear.
     pub fn from_rules(rules: &RuleSet) -> Engine {
         let mut e = Engine::new();
-        for slo in rules.slos() {
+        for slo in rules.slos().filter(|s| !s.is_template()) {
             e.add_slo(slo);
         }
         e
+    }
+
+    /// Drops every SLO `keep` refuses, with its state; the others keep their state and their
+    /// order, so an SLO before the first one dropped keeps its index. Returns how many went.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Slo) -> bool) -> usize {
+        let before = self.entries.len();
+        let mut kept = vec![false; before];
+        for (k, e) in kept.iter_mut().zip(&self.entries) {
+            *k = keep(&e.slo);
+        }
+        let mut flags = kept.iter();
+        self.entries
+            .retain(|_| flags.next().copied().unwrap_or(true));
+        let mut flags = kept.iter();
+        self.heads.retain(|_| flags.next().copied().unwrap_or(true));
+        self.by_id = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.slo.id.clone(), i as u32))
+            .collect();
+        before - self.entries.len()
     }
 
     /// Adds an SLO with fresh state and returns its index. Adding an id that is already present
@@ -934,6 +957,7 @@ mod tests {
             method: BudgetingMethod::Occurrences,
             indicator,
             no_data: NoDataPolicy::Ignore,
+            group: None,
         }
     }
 

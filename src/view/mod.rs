@@ -16,6 +16,6 @@ pub use alerting::{AlertingCounters, AlertingView, TierPhases};
 pub use handle::{AlertingHandle, CommandError, ReloadOutcome, Reloader, Stopped};
 pub(crate) use handle::{Command, ReloadRequest};
 pub use snapshot::{
-    AgentSnapshot, CheckpointStatus, Lag, Pace, ProbeResultView, ProbeStatus, RulesStatus,
-    ScrapeFailure, TargetStatus,
+    AgentSnapshot, CheckpointStatus, GroupStatus, Lag, Pace, ProbeResultView, ProbeStatus,
+    RulesStatus, ScrapeFailure, TargetStatus,
 };

@@ -138,6 +138,32 @@ pub struct RulesStatus {
     pub last_reload_errors: Vec<String>,
     /// Failed reloads since the agent started.
     pub reload_failures_total: u64,
+    /// Changes to the SLOs in force without a reload: instances of grouped rules created or
+    /// aged out (the rule set's `generation` stays, so results in flight still count). Readers
+    /// that build on the SLO definitions (alerting) rebuild when this or `generation` moves.
+    pub slo_set: u64,
+}
+
+/// One grouped rule (`group_by`) and its instances.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStatus {
+    /// The rule (`service/name`).
+    pub id: SloId,
+    /// Its `group_by` labels.
+    pub by: Vec<String>,
+    /// Instances in force.
+    pub instances: usize,
+    /// `max_instances`.
+    pub max_instances: u32,
+    /// Label sets refused because the rule had `max_instances` instances (counted at each
+    /// scrape that showed them).
+    pub refused_total: u64,
+    /// The newest refused label set, e.g. `{route="/u/8812"}`.
+    pub refused_example: Option<String>,
+    /// Instances created since the rules were loaded (those restored from a checkpoint too).
+    pub created_total: u64,
+    /// Instances aged out since the rules were loaded.
+    pub aged_out_total: u64,
 }
 
 /// Checkpoint bookkeeping.
@@ -223,6 +249,8 @@ pub struct AgentSnapshot {
     pub evaluation_seconds: f64,
     /// Whether the agent keeps up (set by the agent loop).
     pub pace: Pace,
+    /// The grouped rules, in rule order.
+    pub groups: Vec<GroupStatus>,
 }
 
 impl AgentSnapshot {

@@ -583,6 +583,10 @@ slos:
     labels: {env: prod}
     indicator:
       latency_threshold: {threshold: 300ms, probe: home}
+  - name: routes
+    objective: 99
+    group_by: [route]
+    indicator: {ratio: {bad: 'req_total{code="500"}', total: req_total}}
 "#;
 
 /// An alerting view with an alert of each state, silences, integrations and counters.

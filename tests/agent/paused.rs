@@ -136,6 +136,32 @@ fn config(dir: &std::path::Path, hook: &HookSink) -> String {
     )
 }
 
+/// The daemon on paused time with `rules` (written to `dir`) and the config of [`config`], the
+/// synthetic service answering in process (healthy): the daemon, the service and the API address.
+async fn start_shop(
+    dir: &std::path::Path,
+    rules: &str,
+    hook: &HookSink,
+) -> (Daemon, Service, std::net::SocketAddr) {
+    std::fs::write(dir.join("shop.yaml"), rules).expect("rules");
+    let cfg = burnwatch::config::parse(&dir.join("burnwatch.yaml"), config(dir, hook).as_bytes())
+        .expect("config");
+    let rule_set = burnwatch::rules::load_str("shop.yaml", rules).expect("rules");
+    let svc = Service::new(HEALTHY);
+    let env = Environment {
+        clock: Clock::following_tokio(START),
+        checker: Some(Arc::new(InProcess::new(BASE, svc.clone()))),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let daemon = Daemon::start(cfg, rule_set, listener, &Shutdown::new(), env)
+        .await
+        .expect("daemon starts");
+    (daemon, svc, addr)
+}
+
 /// What the webhook received, per alert (alertname and tier): the simulated instants of its
 /// firing and resolved notifications.
 type Seen = BTreeMap<String, (Vec<Instant>, Vec<Instant>)>;
@@ -197,24 +223,8 @@ fn above(log: &[Instant], t: Instant, w: Duration, factor: f64, sure: bool) -> b
 #[tokio::test(start_paused = true)]
 async fn an_outage_pages_every_tier_within_its_bounds_and_resolves_on_paused_time() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("shop.yaml"), rules()).expect("rules");
     let hook = HookSink::start().await;
-    let cfg_path = dir.path().join("burnwatch.yaml");
-    let cfg =
-        burnwatch::config::parse(&cfg_path, config(dir.path(), &hook).as_bytes()).expect("config");
-    let rule_set = burnwatch::rules::load_str("shop.yaml", &rules()).expect("rules");
-    let svc = Service::new(HEALTHY);
-    let env = Environment {
-        clock: Clock::following_tokio(START),
-        checker: Some(Arc::new(InProcess::new(BASE, svc.clone()))),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let shutdown = Shutdown::new();
-    let daemon = Daemon::start(cfg, rule_set, listener, &shutdown, env)
-        .await
-        .expect("daemon starts");
+    let (daemon, svc, _) = start_shop(dir.path(), &rules(), &hook).await;
 
     // Traffic at RPS, logging the instant of every failure (the ground truth).
     let failures: Arc<Mutex<Vec<Instant>>> = Arc::default();
@@ -629,4 +639,84 @@ async fn three_shards_evaluate_every_slo_once_and_their_union_equals_one_agent()
         parts.iter().map(|p| p.slos.len()).collect::<Vec<_>>(),
         single.len()
     );
+}
+
+/// A grouped SLO through the whole agent: its instance (the service's one `path`) is created
+/// from the scraped series, pages with its group label, and shows on `/metrics` and the API
+/// under its rule's name with that label, at the address its alert links to.
+#[tokio::test(start_paused = true)]
+async fn a_grouped_slo_instance_pages_and_exports_with_its_label() {
+    let rules = format!(
+        r#"version: burnwatch/v1
+service: shop
+scrape:
+  - name: shop
+    url: {BASE}/metrics
+    interval: 15s
+slos:
+  - name: by_path
+    objective: 99.9
+    group_by: [path]
+    max_instances: 10
+    indicator:
+      ratio:
+        bad: 'demo_http_requests_total{{code=~"5.."}}'
+        total: demo_http_requests_total
+"#
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start().await;
+    let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
+    let traffic = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PERIOD);
+            loop {
+                tick.tick().await;
+                svc.request().await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    traffic.abort();
+
+    let id = "by_path%7Bpath%3D%22%2Fapi%22%7D";
+    let pages: Vec<serde_json::Value> = hook
+        .received()
+        .iter()
+        .flat_map(|h| h.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["tier"] == "page_fast" && a["status"] == "firing")
+        .collect();
+    assert_eq!(pages.len(), 1, "one page for the one instance: {pages:?}");
+    let labels = &pages[0]["labels"];
+    assert_eq!(labels["slo"], "by_path");
+    assert_eq!(labels["path"], "/api");
+    let url = pages[0]["generatorURL"].as_str().expect("generatorURL");
+    assert!(url.ends_with(&format!("/api/v1/slos/shop/{id}")), "{url}");
+
+    let (status, page) = crate::common::exchange(addr, "GET", "/metrics", "")
+        .await
+        .expect("/metrics");
+    let page = String::from_utf8(page.to_vec()).expect("text");
+    assert_eq!(status, 200);
+    assert!(
+        page.lines().any(|l| l.starts_with("burnwatch_slo_")
+            && l.contains("slo=\"by_path\"")
+            && l.contains("path=\"/api\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains("burnwatch_slo_group_instances{service=\"shop\",slo=\"by_path\"} 1"),
+        "{page}"
+    );
+    let slo = crate::common::get_json(addr, &format!("/api/v1/slos/shop/{id}"))
+        .await
+        .expect("the alert's link answers");
+    assert_eq!(slo["name"], "by_path");
+    assert_eq!(slo["slo"], "by_path{path=\"/api\"}");
+    assert_eq!(slo["group"]["path"], "/api");
+    assert!(slo["total"].as_u64().is_some_and(|t| t > 0), "{slo}");
+    daemon.shutdown().await;
 }

@@ -52,6 +52,7 @@ fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo 
         method: BudgetingMethod::Occurrences,
         indicator,
         no_data: NoDataPolicy::Ignore,
+        group: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn slo(name: &str, min_events: u64) -> Slo {
         method: BudgetingMethod::Occurrences,
         indicator: Indicator::ProbeAvailability { probe: "p".into() },
         no_data: NoDataPolicy::Ignore,
+        group: None,
     }
 }
 

@@ -10,3 +10,4 @@ mod engine_model;
 mod engine_replay;
 mod examples_budget;
 mod exposition;
+mod grouped;
