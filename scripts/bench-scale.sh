@@ -22,6 +22,10 @@
 # notifications": notifications refused by a full queue or failed for good, since start.
 # "machine load": the share of both cores busy (all processes, /proc/stat) during the measurement.
 #
+# BENCH_GROUPED=1 writes the SLOs as grouped rules instead, the way a company reaches many SLOs:
+# one rule per target with `group_by: [route]`, whose instances (one per route) the agent creates
+# from the scraped series; the row's first cell then says "grouped".
+#
 # Environment: BENCH_WARMUP (seconds, default 60), BENCH_KEEP=1 keeps the work directory (rules,
 # config, logs) and prints its path, BENCH_READY_TIMEOUT (seconds the agent may take to become
 # ready, default 600), BENCH_MEMORY_LIMIT_MIB (optional bound on the agent's address space),
@@ -44,6 +48,7 @@ done
     exit 2
 }
 WARMUP=${BENCH_WARMUP:-60}
+GROUPED=${BENCH_GROUPED:-0}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-600}
 TARGETS=4
 SAMPLE_EVERY=5
@@ -138,7 +143,7 @@ for ((k = 0; k < TARGETS; k++)); do
         first=$((k + c * CHUNK * TARGETS))
         ((c == 0 || first < N_SLOS || first < N_PROBES)) || continue
         awk -v k="$k" -v t="$TARGETS" -v c="$c" -v chunk="$CHUNK" -v slos="$N_SLOS" \
-            -v probes="$N_PROBES" -v base="$SYN" 'BEGIN {
+            -v probes="$N_PROBES" -v base="$SYN" -v grouped="$GROUPED" 'BEGIN {
             first = k + c * chunk * t
             last = k + (c + 1) * chunk * t
             print "version: burnwatch/v1"
@@ -161,7 +166,20 @@ for ((k = 0; k < TARGETS; k++)); do
                 print "    sample_limit: 1000000"
                 print "    body_limit: 256MiB"
             }
-            if (slos > first) {
+            if (grouped == 1 && c == 0) {
+                # One rule for every route of this target: an instance per route.
+                print "slos:"
+                print "  - name: routes"
+                print "    objective: 99.9"
+                print "    window: 30d"
+                print "    group_by: [route]"
+                print "    max_instances: " int(slos / t + 1)
+                print "    indicator:"
+                print "      ratio:"
+                print "        bad: '\''bench_requests_total{job=\"bench-" k "\",code=~\"5..\"}'\''"
+                print "        total: '\''bench_requests_total{job=\"bench-" k "\"}'\''"
+            }
+            if (grouped != 1 && slos > first) {
                 print "slos:"
                 for (r = first; r < slos && r < last; r += t) {
                     print "  - name: r" r
@@ -187,7 +205,8 @@ log_level: warn
 alerting:
   route:
     receiver: hook
-    group_by: [service, slo]
+    # route: grouped instances share their rule's slo label.
+    group_by: [service, slo, route]
   receivers:
     - name: hook
       webhook:
@@ -293,9 +312,10 @@ metrics_bytes=$(wc -c <"$WORK/metrics.txt")
 python3 - "$N_SLOS" "$N_PROBES" "$TARGETS" "$ticks0" "$ticks1" "$t0" "$t1" "$(getconf CLK_TCK)" \
     "$max_scrape" "$checks0" "$checks1" "$scrapes0" "$scrapes1" "$behind0" "$behind1" \
     "$notif_dropped" "${eval_secs:-nan}" "$busy0" "$all0" "$busy1" "$all1" "$delivered" \
-    "$metrics_bytes" "$at0" "$at1" "${rss[@]}" <<'EOF'
+    "$metrics_bytes" "$at0" "$at1" "$GROUPED" "${rss[@]}" <<'EOF'
 import statistics, sys
 a = sys.argv[1:]
+grouped = a.pop(25) == "1"
 slos, probes, targets = int(a[0]), int(a[1]), int(a[2])
 ticks0, ticks1, t0, t1, hz = int(a[3]), int(a[4]), float(a[5]), float(a[6]), int(a[7])
 max_scrape = float(a[8])
@@ -319,7 +339,8 @@ checks_due, scrapes_due = (nan, nan) if span != span else (int(probes * span / 1
 missed = max(0, checks_due - checks) + max(0, scrapes_due - scrapes) if missed_known(checks_due, checks, scrapes_due, scrapes) else nan
 mib = lambda kib: kib / 1024
 machine = (busy1 - busy0) / max(1, all1 - all0)
-print(f"| {slos:,} / {probes:,} | {cores:.3f} | {mib(statistics.median(rss)):,.0f} MiB "
+kind = " grouped" if grouped else ""
+print(f"| {slos:,}{kind} / {probes:,} | {cores:.3f} | {mib(statistics.median(rss)):,.0f} MiB "
       f"({mib(max(rss)):,.0f}) | {n(max_scrape, '{:.3f}')} s | {n(behind1 - behind0 + missed)}, "
       f"{n(notif_dropped)} | {n(eval_secs * 1000, '{:.1f}')} | {n(scrapes)}/{n(scrapes_due)}, "
       f"{n(checks)}/{n(checks_due)} | {machine * 100:.0f} % |")

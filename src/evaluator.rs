@@ -74,8 +74,8 @@ struct Group {
     refused_total: u64,
     /// The newest refused label set, as `{label="value"}`.
     refused_example: Option<String>,
-    /// Instances created and aged out since the rule was loaded (restored ones count as
-    /// created).
+    /// Instances created and aged out since the agent started, kept across reloads (restored
+    /// ones count as created).
     created_total: u64,
     aged_out_total: u64,
 }
@@ -215,6 +215,11 @@ impl Evaluator {
                 // The rule groups by other labels now: the old instances are gone.
                 continue;
             }
+            if self.groups[g].instances.len() >= self.groups[g].max as usize {
+                // A lower max_instances than when the checkpoint was written: the rest start
+                // over when their series show up (and are refused, and counted, then).
+                continue;
+            }
             let values: Vec<String> = pairs.into_iter().map(|(_, v)| v).collect();
             self.add_instance(g, values, at);
         }
@@ -246,6 +251,13 @@ impl Evaluator {
         let mut placed: Vec<(usize, Vec<String>)> = Vec::new();
         for t in rules.slos().filter(|s| s.is_template()) {
             let mut g = Group::new(t);
+            // The rule's counters go on across reloads (they are exported as counters).
+            if let Some(old) = self.groups.iter().find(|o| o.template.id == t.id) {
+                g.refused_total = old.refused_total;
+                g.refused_example.clone_from(&old.refused_example);
+                g.created_total = old.created_total;
+                g.aged_out_total = old.aged_out_total;
+            }
             if let Some(old) = self
                 .groups
                 .iter()
@@ -257,7 +269,6 @@ impl Evaluator {
                     placed.push((groups.len(), values.clone()));
                     g.instances.insert(values.clone(), *inst);
                 }
-                g.created_total = g.instances.len() as u64;
             }
             groups.push(g);
         }

@@ -156,13 +156,13 @@ pub struct GroupStatus {
     /// `max_instances`.
     pub max_instances: u32,
     /// Label sets refused because the rule had `max_instances` instances (counted at each
-    /// scrape that showed them).
+    /// scrape that showed them, since the agent started).
     pub refused_total: u64,
     /// The newest refused label set, e.g. `{route="/u/8812"}`.
     pub refused_example: Option<String>,
-    /// Instances created since the rules were loaded (those restored from a checkpoint too).
+    /// Instances created since the agent started (those restored from a checkpoint too).
     pub created_total: u64,
-    /// Instances aged out since the rules were loaded.
+    /// Instances aged out since the agent started.
     pub aged_out_total: u64,
 }
 

@@ -221,6 +221,19 @@ fn label_sets_past_max_instances_are_refused_and_counted() {
         "{:?}",
         g.refused_example
     );
+    // The rule's counters are counters: a reload does not reset them.
+    ev.reload(
+        grouped("    max_instances: 5\n"),
+        Timestamp(T0 + 4 * SCRAPE_MS),
+    );
+    let reloaded = ev.evaluate(Timestamp(T0 + 4 * SCRAPE_MS));
+    assert_eq!(
+        (
+            reloaded.groups[0].refused_total,
+            reloaded.groups[0].instances
+        ),
+        (7 * 4, 5)
+    );
     // The admitted ones still count exactly.
     for r in snap.slos.iter() {
         let route: u32 = r.id.slo["routes{route=\"r".len()..r.id.slo.len() - 2]
