@@ -302,7 +302,11 @@ impl Evaluator {
             inst.last_seen = inst.last_seen.max(at);
             return Some(inst.idx);
         }
-        if group.instances.len() >= group.max as usize {
+        // A value longer than any route or namespace would be an instance id, a label on
+        // every series and alert, for as long as it lives: a target's data, so bounded.
+        if group.instances.len() >= group.max as usize
+            || values.iter().any(|v| v.len() > MAX_GROUP_VALUE_BYTES)
+        {
             group.refused_total += 1;
             group.refused_example = Some(label_set(group.template.group_by(), &values));
             return None;
@@ -784,14 +788,28 @@ impl Evaluator {
     }
 }
 
-/// `{label="value",...}` of a label set, for messages.
+/// The longest value of a `group_by` label that makes an instance; a label set with a longer
+/// one is refused (and counted) as one past `max_instances` is.
+pub const MAX_GROUP_VALUE_BYTES: usize = 1024;
+
+/// `{label="value",...}` of a label set, for messages: a target's data, so cut at
+/// [`crate::scrape::MAX_EXAMPLE_BYTES`].
 fn label_set(by: &[String], values: &[String]) -> String {
     let pairs: Vec<String> = by
         .iter()
         .zip(values)
         .map(|(l, v)| format!("{l}={v:?}"))
         .collect();
-    format!("{{{}}}", pairs.join(","))
+    let mut out = format!("{{{}}}", pairs.join(","));
+    if out.len() > crate::scrape::MAX_EXAMPLE_BYTES {
+        let mut cut = crate::scrape::MAX_EXAMPLE_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
 }
 
 /// For a histogram-fed latency SLO, the longest window its percentiles are read over (the SLO

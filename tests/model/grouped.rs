@@ -251,9 +251,12 @@ fn series_without_the_label_make_one_instance_without_it() {
     )
     .expect("rules");
     let mut ev = Evaluator::new(rules, Timestamp(T0));
+    // A value past MAX_GROUP_VALUE_BYTES is a target's garbage, not a route: refused, counted,
+    // and shown cut short.
+    let huge = "x".repeat(burnwatch::evaluator::MAX_GROUP_VALUE_BYTES + 1);
     for (i, n) in [(0i64, 10u64), (1, 30)] {
         let page = format!(
-            "req_total{{code=\"200\"}} {n}\nreq_total{{code=\"500\"}} 1\nreq_total{{code=\"200\",route=\"/a\"}} {}\n",
+            "req_total{{code=\"200\"}} {n}\nreq_total{{code=\"500\"}} 1\nreq_total{{code=\"200\",route=\"/a\"}} {}\nreq_total{{route=\"{huge}\"}} 5\n",
             2 * n
         );
         let t = &ev.rules().scrapes[0];
@@ -298,6 +301,13 @@ fn series_without_the_label_make_one_instance_without_it() {
             ("by_route{route=\"\"}".to_owned(), 20, false),
             ("by_route{route=\"/a\"}".to_owned(), 40, true),
         ]
+    );
+    let g = &snap.groups[0];
+    assert_eq!(g.refused_total, 2);
+    let example = g.refused_example.as_deref().expect("example");
+    assert!(
+        example.len() <= 260 && example.ends_with("..."),
+        "{example}"
     );
 }
 
