@@ -69,6 +69,12 @@ enum Command {
         #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
+    /// Write rules for another evaluator from burnwatch rules.
+    Generate {
+        /// Which evaluator.
+        #[command(subcommand)]
+        target: GenerateTarget,
+    },
     /// Run the agent: probe, scrape, evaluate, checkpoint; SIGHUP or a changed file reloads rules.
     Run {
         /// The agent config file.
@@ -135,6 +141,40 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         health: u32,
     },
+}
+
+/// `burnwatch generate ...`.
+#[derive(Debug, Subcommand)]
+enum GenerateTarget {
+    /// Prometheus recording and alerting rules in Sloth's shape (record names, labels, alert
+    /// windows), for Prometheus, Thanos Ruler or Mimir's ruler; SLOs without a PromQL equivalent
+    /// are named on stderr and in a comment.
+    Prometheus {
+        /// Write one file per service, `DIR/<service>.rules.yml`, instead of one file to stdout.
+        #[arg(long, short, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// A label added to every rule, `name=value` (repeatable); the rules' labels win.
+        #[arg(long = "extra-labels", short = 'l', value_name = "NAME=VALUE", value_parser = label_arg)]
+        extra_labels: Vec<(String, String)>,
+        /// Rules files, or directories searched recursively for *.yaml and *.yml.
+        #[arg(required = true, value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// `name=value` for `--extra-labels`.
+fn label_arg(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not name=value"))?;
+    let valid = k
+        .bytes()
+        .enumerate()
+        .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+    if k.is_empty() || !valid {
+        return Err(format!("`{k}` is not a label name"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// The agent's default API address (its default `listen`).
@@ -231,6 +271,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Generate {
+            target:
+                GenerateTarget::Prometheus {
+                    output,
+                    extra_labels,
+                    paths,
+                },
+        } => report_exit(generate_prometheus(&paths, output.as_deref(), extra_labels)),
         Command::Run { config } => report_exit(run(&config)),
         Command::Status { agent } => report_exit(status(&agent)),
         Command::Alerts { agent } => report_exit(alerts(&agent)),
@@ -270,6 +318,44 @@ fn main() -> ExitCode {
             health,
         } => report_exit(run_synthetic(listen, routes, targets, health)),
     }
+}
+
+/// `burnwatch generate prometheus`: the rules checked as `check` does (errors stop it), then one
+/// rule file to stdout or one per service into `output`.
+fn generate_prometheus(
+    paths: &[PathBuf],
+    output: Option<&std::path::Path>,
+    extra_labels: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    use burnwatch::generate::prometheus::{Options, generate, rule_file};
+    let report = burnwatch::rules::check_paths(paths);
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    let errors = report.errors();
+    let rules = report
+        .rules
+        .ok_or_else(|| anyhow::anyhow!("the rules have {errors} error(s); nothing generated"))?;
+    let opts = Options {
+        extra_labels: extra_labels.into_iter().collect(),
+    };
+    let services = generate(&rules, &opts);
+    for s in services.iter().flat_map(|s| &s.skipped) {
+        eprintln!("burnwatch: {}: not generated: {}", s.slo, s.why);
+    }
+    match output {
+        None => print!("{}", rule_file(&services.iter().collect::<Vec<_>>())),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for s in &services {
+                let path = dir.join(format!("{}.rules.yml", s.service));
+                std::fs::write(&path, rule_file(&[s]))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("burnwatch: wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn report_exit(r: anyhow::Result<()>) -> ExitCode {

@@ -11,6 +11,7 @@ mod common;
 mod alerting_e2e;
 mod alertmanager;
 mod email;
+mod generate;
 mod ha;
 mod prometheus_parity;
 mod prometheus_scrape;
