@@ -46,6 +46,13 @@ const NOT_IN_THIS_SETUP: [&str; 1] = ["burnwatch_probe_ssl_earliest_cert_expiry"
 fn rules(base: &str) -> String {
     let mut r = shop_rules(base, "99")
         + "  - name: health-latency\n    objective: 99\n    indicator:\n      latency_threshold: {threshold: 250ms, probe: health}\n";
+    // A grouped SLO: its instance (the service's one path) is on the page with a `path` label,
+    // and the rule's families have a series.
+    r.push_str(
+        "  - name: by-path\n    objective: 99\n    group_by: [path]\n    indicator:\n      ratio:\n        \
+         bad: 'demo_http_requests_total{code=~\"5..\",job=\"shop\"}'\n        \
+         total: 'demo_http_requests_total{job=\"shop\"}'\n",
+    );
     for (name, window) in OTHER_WINDOWS.iter().zip(["7d", "90d"]) {
         r.push_str(&format!(
             "  - name: {name}\n    objective: 99\n    window: {window}\n    indicator:\n      ratio:\n        \
