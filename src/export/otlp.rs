@@ -453,10 +453,14 @@ fn build_transport(cfg: &OtlpConfig) -> Result<Transport, OtlpError> {
             }
         }
         OtlpProtocol::HttpProtobuf => TransportKind::Http {
-            client: HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(|e| match e {
-                ClientError::CaFile { path, reason } => OtlpConfigError::CaFile { path, reason },
-                ClientError::Tls(e) => OtlpConfigError::Tls(e),
-            })?,
+            client: Box::new(HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(
+                |e| match e {
+                    ClientError::CaFile { path, reason } => {
+                        OtlpConfigError::CaFile { path, reason }
+                    }
+                    ClientError::Tls(e) => OtlpConfigError::Tls(e),
+                },
+            )?),
             uri: endpoint
                 .parse::<http::Uri>()
                 .map_err(|e| OtlpError::Build {
@@ -488,7 +492,7 @@ enum TransportKind {
     /// OTLP/HTTP with protobuf bodies, through the shared client (its connection is kept
     /// between requests).
     Http {
-        client: HttpClient,
+        client: Box<HttpClient>,
         uri: http::Uri,
         headers: http::HeaderMap,
     },
@@ -533,7 +537,7 @@ impl Transport {
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/x-protobuf"),
                 );
-                let client = client.clone();
+                let client = (**client).clone();
                 let bound = Dur(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
                 let call = async move {
                     let r = client
