@@ -694,7 +694,14 @@ fn decode_export(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<ExportCon
 /// refuse at start is reported here, at the offending line.
 fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig> {
     const KEYS: &[&str] = &[
-        "endpoint", "protocol", "interval", "timeout", "headers", "resource", "ca_file",
+        "endpoint",
+        "protocol",
+        "interval",
+        "timeout",
+        "headers",
+        "resource",
+        "ca_file",
+        "max_request_bytes",
     ];
     let m = MapReader::new(d, n, "`export.otlp`", KEYS)?;
     let before = d.errors();
@@ -711,6 +718,9 @@ fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig>
     }
     if let Some(v) = m.opt(d, "timeout", Decoder::pos_dur) {
         cfg.timeout = v.to_std();
+    }
+    if let Some(v) = m.opt(d, "max_request_bytes", Decoder::uint) {
+        cfg.max_request_bytes = usize::try_from(v).unwrap_or(usize::MAX);
     }
     if let Some(h) = m.opt(d, "headers", |d, n, _| decode_headers(d, base, n)) {
         cfg.headers = h;
@@ -740,6 +750,7 @@ fn decode_otlp(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<OtlpConfig>
                 header_pos(m.get("headers"), name).unwrap_or(m.pos)
             }
             OtlpConfigError::CaFile { .. } | OtlpConfigError::Tls(_) => at("ca_file"),
+            OtlpConfigError::RequestBytes(_) => at("max_request_bytes"),
             _ => m.pos,
         };
         d.error(pos, format!("{e}; fix `export.otlp`"));
@@ -1051,7 +1062,7 @@ mod tests {
     fn otlp_block_with_every_field() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("token"), "t0ken\n").expect("write");
-        let text = "rules: [r]\nexport:\n  otlp:\n    endpoint: https://collector:4318\n    protocol: http/protobuf\n    interval: 15s\n    timeout: 3s\n    headers: {x-api-key: {file: token}, x-tenant: 42}\n    resource: {deployment.environment.name: prod}\n    ca_file: /dev/null\n";
+        let text = "rules: [r]\nexport:\n  otlp:\n    endpoint: https://collector:4318\n    protocol: http/protobuf\n    interval: 15s\n    timeout: 3s\n    headers: {x-api-key: {file: token}, x-tenant: 42}\n    resource: {deployment.environment.name: prod}\n    max_request_bytes: 1048576\n    ca_file: /dev/null\n";
         // /dev/null holds no certificate: the CA file is checked here, not at the first push.
         let e = match parse(&dir.path().join("bw.yaml"), text.as_bytes()) {
             Ok(c) => panic!("expected an error, got {c:?}"),
@@ -1059,7 +1070,7 @@ mod tests {
         };
         assert_eq!(e.len(), 1, "{e:#?}");
         assert!(
-            e[0].contains("bw.yaml:10:14: error: OTLP ca_file /dev/null: no PEM certificate"),
+            e[0].contains("bw.yaml:11:14: error: OTLP ca_file /dev/null: no PEM certificate"),
             "{e:#?}"
         );
 
@@ -1073,6 +1084,7 @@ mod tests {
         assert_eq!(o.protocol, OtlpProtocol::HttpProtobuf);
         assert_eq!(o.interval, std::time::Duration::from_secs(15));
         assert_eq!(o.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(o.max_request_bytes, 1 << 20);
         assert_eq!(
             o.headers,
             vec![
@@ -1146,6 +1158,24 @@ mod tests {
             "{e:#?}"
         );
         assert!(e.iter().all(|l| !l.contains("s3cret")), "{e:#?}");
+        let e = errors(
+            "rules: [r]\nexport:\n  otlp:\n    endpoint: http://c:1\n    max_request_bytes: 1000\n",
+        );
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].contains(
+                "burnwatch.yaml:5:24: error: OTLP max_request_bytes 1000 is below the minimum of 16384"
+            ),
+            "{e:#?}"
+        );
+        let e = errors(
+            "rules: [r]\nexport:\n  otlp:\n    endpoint: http://c:1\n    max_request_bytes: 2MiB\n",
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.contains("burnwatch.yaml:5:24: error:") && l.contains("a whole number")),
+            "{e:#?}"
+        );
         let e =
             errors("rules: [r]\nexport:\n  otlp:\n    endpoint: http://c:1\n    ca_file: ca.pem\n");
         assert!(

@@ -18,8 +18,11 @@
 //!
 //! Each record is `length: u32 LE`, `CRC32 of the payload: u32 LE`, then the payload: one
 //! [`Record`] in postcard. The writer extends the file with zeros 1 MiB at a time ahead of the
-//! records, so that a synced append changes neither the file's size nor its extents; the
-//! records end at the first zero length. A record sets one keyed item to its new value or removes it
+//! records (between group commits, once less than a quarter MiB is left; a compaction writes
+//! the new log with its zeros), so that a synced append changes neither the file's size nor
+//! its extents and its fdatasync flushes the data alone; the records end at the first zero
+//! length. Zeros are written, not `fallocate`d: an allocated but unwritten extent is converted
+//! at its first write, a metadata change that would bring back the journal commit. A record sets one keyed item to its new value or removes it
 //! (a silence, a notification log entry, a notification in flight, an alert lifecycle, a
 //! stored alert, an aggregation group, ...), so replaying a record twice, or replaying one
 //! whose effect a snapshot already holds, changes nothing: records are idempotent.
@@ -849,6 +852,12 @@ impl Drop for Journal {
     }
 }
 
+/// The file length to allocate for a log whose records end at `end`: the next
+/// [`ALLOCATE_AHEAD`] boundary that leaves at least a quarter of a chunk of zeros after them.
+fn allocation_for(end: u64) -> u64 {
+    (end + ALLOCATE_AHEAD / 4).div_ceil(ALLOCATE_AHEAD) * ALLOCATE_AHEAD
+}
+
 /// Log length at which to compact after a snapshot of `snapshot_len` bytes.
 fn threshold(snapshot_len: u64) -> u64 {
     snapshot_len
@@ -946,6 +955,7 @@ impl Writer {
             if stop {
                 return;
             }
+            self.extend_ahead();
             if !self.compacting
                 && let Some((state, done)) = closing.take()
             {
@@ -1029,7 +1039,7 @@ impl Writer {
         // flushes data only, without a file-system journal commit (which is what queues behind
         // every other writer of the disk); the space is extended a block of zeros at a time.
         let ahead = (end > self.allocated).then(|| {
-            let to = end.div_ceil(ALLOCATE_AHEAD) * ALLOCATE_AHEAD;
+            let to = allocation_for(end);
             (self.allocated, to)
         });
         let r = (|| {
@@ -1056,6 +1066,30 @@ impl Writer {
         self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         self.shared.log_bytes.store(self.good, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Extends the zeros ahead of the records while nobody waits (between group commits)
+    /// once less than a quarter chunk is left, so that a commit rarely extends the file
+    /// itself: an extension changes the file's size, and its fdatasync then waits for a
+    /// file-system journal commit. A failure only leaves the extension to the next append.
+    fn extend_ahead(&mut self) {
+        if self.cut_tail || self.allocated - self.good.min(self.allocated) >= ALLOCATE_AHEAD / 4 {
+            return;
+        }
+        let to = allocation_for(self.good);
+        let from = self.allocated.max(self.good);
+        let r = (|| {
+            self.file.seek(SeekFrom::Start(from))?;
+            self.file.write_all(&vec![0u8; (to - from) as usize])?;
+            self.file.sync_data()
+        })();
+        match r {
+            Ok(()) => self.allocated = to,
+            Err(e) => tracing::debug!(
+                error = %e,
+                "alerting log: extending the space ahead failed; the next append extends it"
+            ),
+        }
     }
 
     fn check_threshold(&mut self) {
@@ -1125,7 +1159,7 @@ impl Writer {
                 len,
                 result,
             } => {
-                let r = result.and_then(|()| self.switch(id, cut, len));
+                let r = result.and_then(|()| self.switch(id, cut, len, true));
                 match r {
                     Ok(()) => self.compacting = false,
                     Err(e) => self.compaction_failed(&e),
@@ -1163,7 +1197,17 @@ impl Writer {
 
     /// Replaces the log by one continuing snapshot `id`: its header, then the records written
     /// since the cut.
-    fn switch(&mut self, id: SnapshotId, cut: u64, snapshot_len: u64) -> Result<(), String> {
+    ///
+    /// With `ahead`, the new log is written with zeros after the records up to the next
+    /// [`ALLOCATE_AHEAD`] boundary past a quarter chunk of room, so the commits that follow
+    /// write in place as before the switch (the final compaction at close leaves none).
+    fn switch(
+        &mut self,
+        id: SnapshotId,
+        cut: u64,
+        snapshot_len: u64,
+        ahead: bool,
+    ) -> Result<(), String> {
         let io_err =
             |op: &str, e: io::Error| format!("alerting log {}: {op}: {e}", self.log.display());
         let tail_len = self.good.saturating_sub(cut) as usize;
@@ -1186,6 +1230,10 @@ impl Writer {
             );
             new.drain(a..b);
         }
+        let records = new.len() as u64;
+        if ahead {
+            new.resize(allocation_for(records) as usize, 0);
+        }
         storage::save_bytes(&self.log, &new).map_err(|e| e.to_string())?;
         let file = OpenOptions::new()
             .read(true)
@@ -1194,8 +1242,8 @@ impl Writer {
             .map_err(|e| io_err("reopening", e))?;
         self.identity = identity_of(&file);
         self.file = file;
-        self.good = new.len() as u64;
-        self.allocated = self.good;
+        self.good = records;
+        self.allocated = new.len() as u64;
         self.cut_tail = false;
         self.threshold = threshold(snapshot_len);
         self.shared.log_bytes.store(self.good, Ordering::Relaxed);
@@ -1219,7 +1267,7 @@ impl Writer {
         let id = SnapshotId::of(&bytes);
         self.mark_cut(id, cut)?;
         storage::save_bytes(&self.snapshot, &bytes).map_err(|e| e.to_string())?;
-        self.switch(id, cut, bytes.len() as u64)
+        self.switch(id, cut, bytes.len() as u64, false)
     }
 }
 
@@ -1525,6 +1573,113 @@ mod tests {
         fs::write(&log, &flipped).expect("write");
         let (_j, state) = open(dir.path());
         assert_eq!(ids(&state.expect("state")), ["a", "b"]);
+    }
+
+    /// A silence whose record is about `bytes` long.
+    fn bulky(id: &str, bytes: usize) -> Record {
+        let mut s = silence(id, 10_000);
+        s.comment = "x".repeat(bytes);
+        Record::Silence {
+            id: id.to_owned(),
+            silence: Some(s),
+        }
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        fs::metadata(path).expect("metadata").len()
+    }
+
+    #[test]
+    fn a_zero_tail_is_the_end_of_the_log_not_damage() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alerting.bwcp");
+        let log = log_path(&path);
+        let (j, _) = open(dir.path());
+        commit(&j, &[put("a", 10_000), put("b", 10_000)]);
+        drop(j);
+        // The records, then the zeros written ahead: the file is longer than its records.
+        let written = fs::read(&log).expect("log");
+        let found = scan(&log, &written).expect("scan");
+        assert_eq!(found.records.len(), 2);
+        assert_eq!(found.torn, 0, "zeros ahead are no torn write");
+        assert_eq!(
+            written.len() as u64 % ALLOCATE_AHEAD,
+            0,
+            "allocated in chunks"
+        );
+        assert!(written.len() as u64 >= found.end + ALLOCATE_AHEAD / 4);
+        assert!(written[found.end as usize..].iter().all(|b| *b == 0));
+        let rec = recover(&path, RET).expect("recover");
+        assert_eq!((rec.replayed, rec.torn), (2, 0));
+        // Opening keeps the space (nothing to cut), and commits write into it in place.
+        let (j, state) = open(dir.path());
+        assert_eq!(ids(&state.expect("state")), ["a", "b"]);
+        assert_eq!(file_len(&log), written.len() as u64, "the zeros are kept");
+        commit(&j, &[put("c", 10_000)]);
+        drop(j);
+        assert_eq!(file_len(&log), written.len() as u64, "written in place");
+        let (_j, state) = open(dir.path());
+        assert_eq!(ids(&state.expect("state")), ["a", "b", "c"]);
+        // A log of the earlier layout (no zeros after the records) reads the same.
+        let mut bare = fs::read(&log).expect("log");
+        let end = scan(&log, &bare).expect("scan").end as usize;
+        bare.truncate(end);
+        fs::write(&log, &bare).expect("write");
+        let rec = recover(&path, RET).expect("recover");
+        assert_eq!((rec.replayed, rec.torn), (3, 0));
+        // A frame whose length reached the disk but whose payload did not (zeros after it) is
+        // a torn write, dropped; so is a frame cut off by the end of the file.
+        let mut torn = bare.clone();
+        torn.extend_from_slice(&[9, 0, 0, 0]);
+        torn.resize(end + 4096, 0);
+        fs::write(&log, &torn).expect("write");
+        let rec = recover(&path, RET).expect("recover");
+        assert_eq!(rec.replayed, 3);
+        assert_eq!(rec.torn, 4096, "the frame and what follows it");
+    }
+
+    #[test]
+    fn space_is_extended_between_commits_and_after_a_compaction() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("alerting.bwcp");
+        let log = log_path(&path);
+        let (j, _) = open(dir.path());
+        // 700 KB: the append itself allocates the first MiB, with room left.
+        commit(&j, &[bulky("a", 700_000)]);
+        assert_eq!(file_len(&log), ALLOCATE_AHEAD);
+        // 100 KB more fit, leaving less than a quarter MiB: the writer extends after the
+        // commit, before it takes the next one.
+        commit(&j, &[bulky("b", 100_000)]);
+        commit(&j, &[put("c", 10_000)]);
+        assert_eq!(file_len(&log), 2 * ALLOCATE_AHEAD);
+        assert_eq!(j.stats().log_bytes, {
+            let bytes = fs::read(&log).expect("log");
+            scan(&log, &bytes).expect("scan").end
+        });
+        // A compaction writes the new log with its zeros ahead.
+        let mut state = AlertingState::empty(RET);
+        for r in [bulky("a", 700_000), bulky("b", 100_000), put("c", 10_000)] {
+            if let Record::Silence { id, silence } = r {
+                state.silences.put(&id, silence);
+            }
+        }
+        j.compact(state.clone());
+        for _ in 0..1000 {
+            if j.stats().compactions == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(j.stats().compactions, 1);
+        assert_eq!(j.stats().log_bytes, HEADER_LEN as u64);
+        assert_eq!(file_len(&log), ALLOCATE_AHEAD, "zeros ahead of the new log");
+        commit(&j, &[put("d", 10_000)]);
+        assert_eq!(file_len(&log), ALLOCATE_AHEAD, "written in place");
+        // Killed here (no close): the snapshot and the new log with its zeros.
+        drop(j);
+        let rec = recover(&path, RET).expect("recover");
+        assert_eq!((rec.replayed, rec.torn), (1, 0));
+        assert_eq!(ids(&rec.state.expect("state")), ["a", "b", "c", "d"]);
     }
 
     #[test]

@@ -11,6 +11,15 @@ use crate::config::SeriesSet;
 /// The `service.name` resource attribute when [`OtlpConfig::resource`] sets none.
 pub const DEFAULT_SERVICE_NAME: &str = "burnwatch";
 
+/// The default of [`OtlpConfig::max_request_bytes`]: half of the 4 MiB that the OpenTelemetry
+/// Collector's gRPC receiver accepts by default (`max_recv_msg_size_mib`), so a default
+/// collector takes every request with room to spare (about 17,000 series a request).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 << 20;
+
+/// The smallest [`OtlpConfig::max_request_bytes`] accepted: a data point with its attributes
+/// is about 120 bytes, so even this bound carries over a hundred of them per request.
+pub const MIN_MAX_REQUEST_BYTES: usize = 16 << 10;
+
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
@@ -40,6 +49,12 @@ pub struct OtlpConfig {
     /// A PEM bundle trusted on top of the Mozilla roots for an `https://` endpoint (e.g. the
     /// private CA that signed the collector's certificate).
     pub ca_file: Option<PathBuf>,
+    /// The largest request of an export, in encoded bytes: an export whose request would be
+    /// larger is sent as several requests, each a complete `ExportMetricsServiceRequest` (the
+    /// resource, scope and metric descriptions repeated) with a share of the data points, all
+    /// from the same snapshot. A single data point larger than this goes alone. At least
+    /// [`MIN_MAX_REQUEST_BYTES`]; [`DEFAULT_MAX_REQUEST_BYTES`] unless set.
+    pub max_request_bytes: usize,
     /// The series set pushed: `export.series` (shared with `/metrics`, not a key of
     /// `export.otlp`), so the push and the page carry the same series.
     pub series: SeriesSet,
@@ -61,13 +76,15 @@ impl std::fmt::Debug for OtlpConfig {
             .field("resource", &self.resource)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
+            .field("max_request_bytes", &self.max_request_bytes)
             .field("series", &self.series)
             .finish()
     }
 }
 
 impl OtlpConfig {
-    /// A config with the OpenTelemetry defaults: 60 s interval, 10 s timeout, no headers.
+    /// A config with the OpenTelemetry defaults: 60 s interval, 10 s timeout, no headers;
+    /// requests of at most [`DEFAULT_MAX_REQUEST_BYTES`].
     pub fn new(endpoint: impl Into<String>, protocol: OtlpProtocol) -> OtlpConfig {
         OtlpConfig {
             endpoint: endpoint.into(),
@@ -77,6 +94,7 @@ impl OtlpConfig {
             resource: Vec::new(),
             timeout: Duration::from_secs(10),
             ca_file: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             series: SeriesSet::default(),
         }
     }
@@ -90,6 +108,9 @@ impl OtlpConfig {
         }
         if self.timeout.is_zero() {
             return Err(OtlpConfigError::ZeroDuration { what: "timeout" });
+        }
+        if self.max_request_bytes < MIN_MAX_REQUEST_BYTES {
+            return Err(OtlpConfigError::RequestBytes(self.max_request_bytes));
         }
         endpoint(self)?;
         header_map(&self.headers)?;
@@ -130,6 +151,12 @@ pub enum OtlpConfigError {
         /// `interval` or `timeout`.
         what: &'static str,
     },
+    /// `max_request_bytes` is below [`MIN_MAX_REQUEST_BYTES`].
+    #[error(
+        "OTLP max_request_bytes {0} is below the minimum of {MIN_MAX_REQUEST_BYTES} (a request \
+         must hold more than a handful of data points); the default is {DEFAULT_MAX_REQUEST_BYTES}"
+    )]
+    RequestBytes(usize),
     /// The `ca_file` cannot be read or holds no usable certificate.
     #[error("OTLP ca_file {path}: {reason}")]
     CaFile {

@@ -32,6 +32,16 @@
 //! of encoded request. Measured (debug build, 10,000 availability SLOs = 420,030 series): the
 //! process grew by about 650 MB, some 1.5 KB a series, while pushes ran back to back.
 //!
+//! **Bounded requests.** The SDK hands one collection to the exporter ([`Split`]), which
+//! converts it to the protobuf `ExportMetricsServiceRequest` and, when that is larger than
+//! [`OtlpConfig::max_request_bytes`], sends it as several requests ([`split_request`]): each
+//! complete (resource, scope, metric descriptions), with a share of the data points, every
+//! point in exactly one, in order, all from the collection's one snapshot. Collectors bound a
+//! request (the OpenTelemetry Collector's gRPC receiver to 4 MiB by default), and 10,000 SLOs
+//! make a 70 MB collection. The requests go one after another over the exporter's own
+//! transports (tonic's `MetricsService` client; the shared HTTP client with protobuf bodies),
+//! since the SDK's exporter sends one request per collection.
+//!
 //! **Names.** The metric names, units, descriptions and attributes are the catalogue's, so
 //! they are the Prometheus family names and labels of `/metrics`, with counters named without
 //! the `_total` suffix (as OTLP sums are): `burnwatch_slo_sli_ratio`, `burnwatch_slo_events`,
@@ -56,7 +66,6 @@
 //! **Secrets.** Header values are usually credentials: the `Debug` form of [`OtlpConfig`] shows
 //! header names only, and no error or log line carries a value.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -65,18 +74,22 @@ use opentelemetry::metrics::{
     AsyncInstrument, Meter, MeterProvider as _, ObservableCounter, ObservableGauge,
 };
 use opentelemetry::{Key, KeyValue};
-use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
-use opentelemetry_otlp::{
-    MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
 };
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{
     Instrument as SdkInstrument, PeriodicReader, SdkMeterProvider, Stream, Temporality,
 };
+use prost::Message as _;
 use tokio::sync::{Notify, watch};
+use tonic::transport::{Certificate, ClientTlsConfig};
 
 use crate::config::SeriesSet;
 use crate::export::catalogue::{FAMILIES, Family, Sink, Sources};
@@ -85,7 +98,10 @@ use crate::http_client::{ClientError, HttpClient};
 use crate::time::Dur;
 use crate::view::{AgentSnapshot, AlertingView};
 
-pub use crate::config::otlp::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpConfigError, OtlpProtocol};
+pub use crate::config::otlp::{
+    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SERVICE_NAME, MIN_MAX_REQUEST_BYTES, OtlpConfig,
+    OtlpConfigError, OtlpProtocol,
+};
 use crate::config::otlp::{endpoint, header_map, read_ca};
 
 /// Why the exporter could not start or stop cleanly.
@@ -97,14 +113,13 @@ pub enum OtlpError {
     /// Both transports run their connections on the caller's tokio runtime.
     #[error("OTLP exporter must be started inside a tokio runtime")]
     NoRuntime,
-    /// The SDK refused the exporter configuration.
-    #[error("building the OTLP exporter for {endpoint}: {source}")]
+    /// The transport cannot be built for the endpoint.
+    #[error("building the OTLP exporter for {endpoint}: {reason}")]
     Build {
         /// The endpoint used.
         endpoint: String,
-        /// The SDK's error.
-        #[source]
-        source: opentelemetry_otlp::ExporterBuildError,
+        /// What was refused.
+        reason: String,
     },
     /// The final flush on shutdown failed or did not finish in time.
     #[error("OTLP shutdown: {0}")]
@@ -292,9 +307,11 @@ impl Shared {
             fitting: Mutex::new(Some(Arc::new(pinned))),
             need: Mutex::new(None),
         });
-        let exporter = Logged {
-            inner: build_exporter(&self.cfg)?,
+        let exporter = Split {
+            transport: build_transport(&self.cfg)?,
             endpoint: self.cfg.endpoint.clone(),
+            timeout: self.cfg.timeout,
+            max_request_bytes: self.cfg.max_request_bytes,
             failing: AtomicBool::new(false),
             pin: pin.clone(),
         };
@@ -400,24 +417,21 @@ async fn resize(shared: Arc<Shared>) {
     }
 }
 
-fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
+/// The transport of [`Split`]: the gRPC client of the collector's `MetricsService`, or the
+/// shared HTTP client posting protobuf bodies.
+fn build_transport(cfg: &OtlpConfig) -> Result<Transport, OtlpError> {
     let endpoint = endpoint(cfg)?;
-    let build_err = |source| OtlpError::Build {
-        endpoint: endpoint.clone(),
-        source,
-    };
     let headers = header_map(&cfg.headers)?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| OtlpError::NoRuntime)?;
-    match cfg.protocol {
+    let kind = match cfg.protocol {
         OtlpProtocol::Grpc => {
-            let mut b = MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .with_timeout(cfg.timeout)
-                .with_temporality(Temporality::Cumulative)
-                .with_metadata(
-                    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
-                );
+            let build_err = |e: &dyn std::fmt::Display| OtlpError::Build {
+                endpoint: endpoint.clone(),
+                reason: e.to_string(),
+            };
+            let mut ep = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .map_err(|e| build_err(&e))?
+                .connect_timeout(cfg.timeout);
             if cfg.is_https() {
                 // tonic's default for https trusts no root at all; give it the same roots as
                 // the HTTP transport and the probes.
@@ -425,86 +439,178 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<MetricExporter, OtlpError> {
                 if let Some(path) = &cfg.ca_file {
                     tls = tls.ca_certificate(Certificate::from_pem(read_ca(path)?));
                 }
-                b = b.with_tls_config(tls);
+                ep = ep.tls_config(tls).map_err(|e| build_err(&e))?;
             }
-            b.build().map_err(build_err)
+            // The channel's worker runs on the exporter's runtime; it connects at the first
+            // request and reconnects after a failure.
+            let channel = {
+                let _in_runtime = runtime.enter();
+                ep.connect_lazy()
+            };
+            TransportKind::Grpc {
+                client: MetricsServiceClient::new(channel),
+                metadata: tonic::metadata::MetadataMap::from_headers(headers),
+            }
         }
-        OtlpProtocol::HttpProtobuf => {
-            let client = OtlpHttp {
-                runtime,
-                client: HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(|e| match e {
+        OtlpProtocol::HttpProtobuf => TransportKind::Http {
+            client: Box::new(HttpClient::with_ca_file(cfg.ca_file.as_deref()).map_err(
+                |e| match e {
                     ClientError::CaFile { path, reason } => {
                         OtlpConfigError::CaFile { path, reason }
                     }
                     ClientError::Tls(e) => OtlpConfigError::Tls(e),
+                },
+            )?),
+            uri: endpoint
+                .parse::<http::Uri>()
+                .map_err(|e| OtlpError::Build {
+                    endpoint: endpoint.clone(),
+                    reason: e.to_string(),
                 })?,
-                timeout: cfg.timeout,
-            };
-            let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
-            MetricExporter::builder()
-                .with_http()
-                .with_http_client(client)
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone())
-                .with_timeout(cfg.timeout)
-                .with_temporality(Temporality::Cumulative)
-                .with_headers(headers)
-                .build()
-                .map_err(build_err)
-        }
-    }
+            headers,
+        },
+    };
+    Ok(Transport { runtime, kind })
 }
 
-/// Largest collector response read (the SDK's own clients use the same bound).
+/// Largest collector response read.
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
-/// The OTLP/HTTP transport: the shared client (its connection is kept between exports when
-/// they are closer than its idle timeout). The SDK calls it from its own reader thread, outside
-/// any runtime, so each request runs on the runtime the exporter was started in.
-#[derive(Debug)]
-struct OtlpHttp {
+/// Sends requests on the runtime the exporter was started in (the SDK calls the exporter from
+/// its own reader thread, outside any runtime).
+struct Transport {
     runtime: tokio::runtime::Handle,
-    client: HttpClient,
-    timeout: Duration,
+    kind: TransportKind,
 }
 
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for OtlpHttp {
-    async fn send_bytes(
+enum TransportKind {
+    /// OTLP/gRPC: the header map is sent as metadata.
+    Grpc {
+        client: MetricsServiceClient<tonic::transport::Channel>,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    /// OTLP/HTTP with protobuf bodies, through the shared client (its connection is kept
+    /// between requests).
+    Http {
+        client: Box<HttpClient>,
+        uri: http::Uri,
+        headers: http::HeaderMap,
+    },
+}
+
+impl Transport {
+    /// Sends one request, answered within `timeout`; the error names no header value.
+    async fn send(
         &self,
-        request: http::Request<bytes::Bytes>,
-    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        let client = self.client.clone();
-        let timeout = Dur(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
-        let send = async move { client.send(request, timeout, MAX_RESPONSE_BYTES).await };
-        let r = self.runtime.spawn(send).await?;
-        let r = r?;
-        let mut response = http::Response::new(r.body);
-        *response.status_mut() = http::StatusCode::from_u16(r.status).map_err(|e| e.to_string())?;
-        *response.headers_mut() = r.headers;
-        Ok(response)
+        request: ExportMetricsServiceRequest,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let send = match &self.kind {
+            TransportKind::Grpc { client, metadata } => {
+                let mut client = client.clone();
+                let mut req = tonic::Request::new(request);
+                *req.metadata_mut() = metadata.clone();
+                req.set_timeout(timeout);
+                let call = async move {
+                    match tokio::time::timeout(timeout, client.export(req)).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(status)) => Err(format!(
+                            "gRPC status {:?}: {}",
+                            status.code(),
+                            status.message()
+                        )),
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    }
+                };
+                self.runtime.spawn(call)
+            }
+            TransportKind::Http {
+                client,
+                uri,
+                headers,
+            } => {
+                let mut req = http::Request::new(bytes::Bytes::from(request.encode_to_vec()));
+                *req.method_mut() = http::Method::POST;
+                *req.uri_mut() = uri.clone();
+                *req.headers_mut() = headers.clone();
+                req.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/x-protobuf"),
+                );
+                let client = (**client).clone();
+                let bound = Dur(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+                let call = async move {
+                    let r = client
+                        .send(req, bound, MAX_RESPONSE_BYTES)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if (200..300).contains(&r.status) {
+                        Ok(())
+                    } else {
+                        Err(format!("HTTP status {}", r.status))
+                    }
+                };
+                self.runtime.spawn(call)
+            }
+        };
+        send.await.map_err(|e| e.to_string())?
     }
 }
 
-/// The SDK exporter, logging each failed export (the SDK's own logging is compiled out) and
-/// the recovery after a failure; it also ends each collection's [`Pin`].
-struct Logged {
-    inner: MetricExporter,
+/// The exporter: turns a collection into requests of at most
+/// [`OtlpConfig::max_request_bytes`] ([`split_request`]) and sends them one after another,
+/// all within [`OtlpConfig::timeout`]; logs each failed export (the SDK's own logging is
+/// compiled out) and the recovery after a failure; ends each collection's [`Pin`].
+struct Split {
+    transport: Transport,
     endpoint: String,
+    timeout: Duration,
+    max_request_bytes: usize,
     failing: AtomicBool,
     pin: Arc<Pin>,
 }
 
-impl PushMetricExporter for Logged {
+impl Split {
+    /// Sends every request of one export; stops at the first that fails (the next interval
+    /// sends fresh values anyway).
+    async fn send_all(&self, requests: Vec<ExportMetricsServiceRequest>) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        let n = requests.len();
+        for (i, r) in requests.into_iter().enumerate() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "request {} of {n} not sent: the export took longer than {:?}",
+                    i + 1,
+                    self.timeout
+                ));
+            }
+            self.transport.send(r, left).await.map_err(|e| {
+                if n == 1 {
+                    e
+                } else {
+                    format!("request {} of {n}: {e}", i + 1)
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl PushMetricExporter for Split {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         // The collection is complete: the next one pins the snapshot newest by then.
         self.pin.release();
-        let r = self.inner.export(metrics).await;
-        match &r {
+        let requests = split_request(
+            ExportMetricsServiceRequest::from(metrics),
+            self.max_request_bytes,
+        );
+        match self.send_all(requests).await {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!(endpoint = %self.endpoint, "OTLP export works again");
                 }
+                Ok(())
             }
             Err(e) => {
                 self.failing.store(true, Ordering::Relaxed);
@@ -513,22 +619,156 @@ impl PushMetricExporter for Logged {
                     error = %e,
                     "OTLP export failed; the next interval sends fresh values"
                 );
+                Err(OTelSdkError::InternalFailure(e))
             }
         }
-        r
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        Ok(())
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
     }
 
     fn temporality(&self) -> Temporality {
-        self.inner.temporality()
+        Temporality::Cumulative
     }
+}
+
+/// Bytes a message field of `len` bytes takes inside its parent: a one-byte tag (every field
+/// number on the way from a request to a data point is below 16) and the length as a varint.
+fn framed(len: usize) -> usize {
+    1 + prost::length_delimiter_len(len) + len
+}
+
+/// One data point of any metric type, taken out of its metric.
+enum Point {
+    Number(NumberDataPoint),
+    Histogram(HistogramDataPoint),
+    Exponential(ExponentialHistogramDataPoint),
+    Summary(SummaryDataPoint),
+}
+
+impl Point {
+    fn encoded_len(&self) -> usize {
+        match self {
+            Point::Number(p) => p.encoded_len(),
+            Point::Histogram(p) => p.encoded_len(),
+            Point::Exponential(p) => p.encoded_len(),
+            Point::Summary(p) => p.encoded_len(),
+        }
+    }
+}
+
+/// Takes the data points out of `data`, leaving the metric's type, temporality and
+/// monotonicity.
+fn take_points(data: &mut Option<Data>) -> Vec<Point> {
+    match data {
+        Some(Data::Gauge(g)) => g.data_points.drain(..).map(Point::Number).collect(),
+        Some(Data::Sum(s)) => s.data_points.drain(..).map(Point::Number).collect(),
+        Some(Data::Histogram(h)) => h.data_points.drain(..).map(Point::Histogram).collect(),
+        Some(Data::ExponentialHistogram(h)) => {
+            h.data_points.drain(..).map(Point::Exponential).collect()
+        }
+        Some(Data::Summary(s)) => s.data_points.drain(..).map(Point::Summary).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Puts a data point back into a metric of its type.
+fn put_point(data: &mut Option<Data>, p: Point) {
+    match (data, p) {
+        (Some(Data::Gauge(g)), Point::Number(p)) => g.data_points.push(p),
+        (Some(Data::Sum(s)), Point::Number(p)) => s.data_points.push(p),
+        (Some(Data::Histogram(h)), Point::Histogram(p)) => h.data_points.push(p),
+        (Some(Data::ExponentialHistogram(h)), Point::Exponential(p)) => h.data_points.push(p),
+        (Some(Data::Summary(s)), Point::Summary(p)) => s.data_points.push(p),
+        // Points come from a metric of the same type (take_points).
+        _ => {}
+    }
+}
+
+/// Splits one export into requests of at most `max_bytes` encoded bytes each, in order: each
+/// is a complete request carrying the resource, scope and metric descriptions of its data
+/// points, and together they carry every data point once. A data point that does not fit even
+/// alone goes in a request of its own. The request itself when it fits.
+pub fn split_request(
+    req: ExportMetricsServiceRequest,
+    max_bytes: usize,
+) -> Vec<ExportMetricsServiceRequest> {
+    if req.encoded_len() <= max_bytes {
+        return vec![req];
+    }
+    let mut out = Vec::new();
+    let mut cur = ExportMetricsServiceRequest::default();
+    let mut cur_len = 0usize;
+    for mut rm in req.resource_metrics {
+        let scopes = std::mem::take(&mut rm.scope_metrics);
+        // Whether `cur`'s last resource, scope and metric are the ones being split.
+        let mut rm_open = false;
+        for mut sm in scopes {
+            let metrics = std::mem::take(&mut sm.metrics);
+            let mut sm_open = false;
+            for mut m in metrics {
+                let points = take_points(&mut m.data);
+                let mut m_open = false;
+                // A metric without points still travels (as the SDK sent it).
+                let mut points = points.into_iter().map(Some).collect::<Vec<_>>();
+                if points.is_empty() {
+                    points.push(None);
+                }
+                for p in points {
+                    let point_len = p.as_ref().map_or(0, |p| framed(p.encoded_len()));
+                    // Opening a container costs its description, framed, and the growth of
+                    // its length prefix as it fills (at most four bytes below 256 MiB).
+                    let opening = |open: bool, len: usize| if open { 0 } else { framed(len) + 4 };
+                    let mut need = point_len
+                        + opening(m_open, m.encoded_len())
+                        + opening(sm_open, sm.encoded_len())
+                        + opening(rm_open, rm.encoded_len());
+                    if cur_len > 0 && cur_len + need > max_bytes {
+                        out.push(std::mem::take(&mut cur));
+                        (rm_open, sm_open, m_open) = (false, false, false);
+                        need = point_len
+                            + opening(false, m.encoded_len())
+                            + opening(false, sm.encoded_len())
+                            + opening(false, rm.encoded_len());
+                        cur_len = 0;
+                    }
+                    if !rm_open {
+                        cur.resource_metrics.push(rm.clone());
+                        rm_open = true;
+                        sm_open = false;
+                    }
+                    let Some(r) = cur.resource_metrics.last_mut() else {
+                        continue;
+                    };
+                    if !sm_open {
+                        r.scope_metrics.push(sm.clone());
+                        sm_open = true;
+                        m_open = false;
+                    }
+                    let Some(s) = r.scope_metrics.last_mut() else {
+                        continue;
+                    };
+                    if !m_open {
+                        s.metrics.push(m.clone());
+                        m_open = true;
+                    }
+                    if let (Some(p), Some(dst)) = (p, s.metrics.last_mut()) {
+                        put_point(&mut dst.data, p);
+                    }
+                    cur_len += need;
+                }
+            }
+        }
+    }
+    if cur_len > 0 {
+        out.push(cur);
+    }
+    out
 }
 
 /// The SDK's resource (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`), then our service name
@@ -585,7 +825,7 @@ impl Pinned {
 /// One snapshot (and alerting view) per collection. The SDK calls each instrument's callback
 /// once per collection, one after another; the first to run pins the newest snapshot and view,
 /// every later one of that collection reads the pin, and the export of the collection
-/// ([`Logged::export`]) releases it, so one push never mixes two evaluations. A callback that
+/// ([`Split::export`]) releases it, so one push never mixes two evaluations. A callback that
 /// finds its own family already observed under the pin is the first of a new collection (one
 /// that failed before its export never released the pin), and pins afresh.
 ///
@@ -739,4 +979,190 @@ fn instrument(meter: &Meter, i: usize, f: &'static Family, pin: Arc<Pin>) -> Ins
 enum Instrument {
     Gauge(ObservableGauge<f64>),
     Counter(ObservableCounter<u64>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, ResourceMetrics as ProtoResourceMetrics, ScopeMetrics, Sum,
+        number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+
+    fn kv(k: &str, v: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+        opentelemetry_proto::tonic::common::v1::KeyValue {
+            key: k.to_owned(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.to_owned())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn point(i: usize, attrs: usize) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: (0..attrs)
+                .map(|a| kv(&format!("k{a}"), &format!("value-{i}-{a}")))
+                .collect(),
+            time_unix_nano: 1_780_000_000_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(i as f64 / 7.0)),
+            ..NumberDataPoint::default()
+        }
+    }
+
+    /// Two resources; metrics of both kinds, one without points, one with a huge point.
+    fn request() -> ExportMetricsServiceRequest {
+        let metric = |name: &str, n: usize, sum: bool, attrs: usize| {
+            let points = (0..n).map(|i| point(i, attrs)).collect();
+            Metric {
+                name: name.to_owned(),
+                description: format!("what {name} means"),
+                unit: "1".to_owned(),
+                data: Some(if sum {
+                    Data::Sum(Sum {
+                        data_points: points,
+                        aggregation_temporality: 2,
+                        is_monotonic: true,
+                    })
+                } else {
+                    Data::Gauge(Gauge {
+                        data_points: points,
+                    })
+                }),
+                ..Metric::default()
+            }
+        };
+        let resource = |svc: &str, metrics: Vec<Metric>| ProtoResourceMetrics {
+            resource: Some(ProtoResource {
+                attributes: vec![kv("service.name", svc)],
+                ..ProtoResource::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "burnwatch".to_owned(),
+                    ..InstrumentationScope::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                resource(
+                    "a",
+                    vec![
+                        metric("g", 700, false, 3),
+                        metric("empty", 0, false, 1),
+                        metric("c", 300, true, 2),
+                    ],
+                ),
+                resource(
+                    "b",
+                    vec![metric("big", 2, false, 400), metric("g", 50, false, 3)],
+                ),
+            ],
+        }
+    }
+
+    /// Every data point as (resource, scope, metric with its description, point), in order.
+    fn flat(reqs: &[ExportMetricsServiceRequest]) -> Vec<(String, String, String, String)> {
+        let mut out = Vec::new();
+        for r in reqs {
+            for rm in &r.resource_metrics {
+                let res = format!("{:?}", rm.resource);
+                for sm in &rm.scope_metrics {
+                    let scope = format!("{:?}", sm.scope);
+                    for m in &sm.metrics {
+                        let mut shell = m.clone();
+                        let points = take_points(&mut shell.data);
+                        let desc = format!("{shell:?}");
+                        if points.is_empty() {
+                            out.push((res.clone(), scope.clone(), desc.clone(), String::new()));
+                        }
+                        for p in points {
+                            let Point::Number(p) = p else {
+                                panic!("only number points here")
+                            };
+                            out.push((res.clone(), scope.clone(), desc.clone(), format!("{p:?}")));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_request_that_fits_is_sent_whole() {
+        let req = request();
+        let len = req.encoded_len();
+        let parts = split_request(req.clone(), len);
+        assert_eq!(parts, vec![req]);
+    }
+
+    #[test]
+    fn split_requests_are_bounded_and_carry_every_point_once_in_order() {
+        let req = request();
+        let whole = flat(std::slice::from_ref(&req));
+        let big_point = framed(point(0, 400).encoded_len());
+        for max in [600, 1_000, 4_096, 10_000, 30_000, req.encoded_len() - 1] {
+            let parts = split_request(req.clone(), max);
+            assert!(parts.len() > 1, "max {max}: {} parts", parts.len());
+            assert_eq!(
+                flat(&parts),
+                whole,
+                "max {max}: the points, once each, in order"
+            );
+            for p in &parts {
+                let n: usize = flat(std::slice::from_ref(p)).len();
+                assert!(n >= 1, "max {max}: an empty request");
+                // Only a request holding a point too large for any request may exceed.
+                assert!(
+                    p.encoded_len() <= max || (n == 1 && big_point + 200 > max),
+                    "max {max}: a request of {} bytes with {n} points",
+                    p.encoded_len()
+                );
+                // Each part is a valid request: it decodes to itself.
+                let bytes = p.encode_to_vec();
+                assert_eq!(
+                    ExportMetricsServiceRequest::decode(bytes.as_slice()).expect("decode"),
+                    *p
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_bound_is_used_not_just_respected() {
+        // 2,000 small points of one metric in 16 KiB requests: the requests are nearly full.
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ProtoResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "g".to_owned(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: (0..2_000).map(|i| point(i, 2)).collect(),
+                        })),
+                        ..Metric::default()
+                    }],
+                    ..ScopeMetrics::default()
+                }],
+                ..ProtoResourceMetrics::default()
+            }],
+        };
+        let max = MIN_MAX_REQUEST_BYTES;
+        let parts = split_request(req.clone(), max);
+        let total: usize = parts.iter().map(prost::Message::encoded_len).sum();
+        assert!(parts.iter().all(|p| p.encoded_len() <= max));
+        let least = (req.encoded_len()).div_ceil(max);
+        assert!(
+            parts.len() <= least + 1,
+            "{} requests for {} bytes ({total} sent), {least} would do",
+            parts.len(),
+            req.encoded_len()
+        );
+    }
 }

@@ -99,6 +99,8 @@ struct Received {
     meta: BTreeMap<String, (String, String)>,
     /// The test header, as the receiver saw it.
     token: Option<String>,
+    /// The request's encoded size.
+    bytes: usize,
 }
 
 fn text(v: &Option<AnyValue>) -> String {
@@ -117,6 +119,7 @@ fn attrs(kv: &[KeyValue]) -> Vec<(String, String)> {
 fn flatten(req: &ExportMetricsServiceRequest, token: Option<String>) -> Received {
     let mut out = Received {
         token,
+        bytes: req.encoded_len(),
         ..Received::default()
     };
     for rm in &req.resource_metrics {
@@ -886,6 +889,91 @@ async fn one_export_reads_one_snapshot() {
         .expect("final flush");
 }
 
+// ---- bounded requests: a large export split, arriving whole ----
+
+/// An export larger than `max_request_bytes` arrives as several requests, each within the
+/// bound and complete (resource, metric descriptions), which together carry exactly the
+/// points of the same export sent as one request, each point once.
+async fn a_large_export_arrives_whole_in_bounded_requests(protocol: OtlpProtocol) {
+    let snap = snapshot_of(&mixed_slos(300));
+    let view = tiers_view(&snap);
+    let start = |endpoint: String, max: usize| {
+        let cfg = OtlpConfig {
+            max_request_bytes: max,
+            timeout: Duration::from_secs(8),
+            ..config(endpoint, protocol)
+        };
+        let (_tx, snaps) = watch::channel(snap.clone());
+        let (_vtx, views) = watch::channel(view.clone());
+        let e = OtlpExporter::start_with(&cfg, snaps, Some(views)).expect("starts");
+        (e, _tx, _vtx)
+    };
+    let receiver = || async {
+        match protocol {
+            OtlpProtocol::Grpc => grpc_receiver().await,
+            OtlpProtocol::HttpProtobuf => http_receiver().await,
+        }
+    };
+    // The reference: the export as one request.
+    let (endpoint, mut rx) = receiver().await;
+    let (one, _t1, _v1) = start(endpoint, usize::MAX);
+    let whole = wait_within(LARGE_DEADLINE, &mut rx, |_| true).await;
+    let _ = tokio::time::timeout(DEADLINE, one.shutdown()).await;
+    let max = 64 << 10;
+    assert!(
+        whole.bytes > 4 * max,
+        "large enough to split: {} bytes",
+        whole.bytes
+    );
+    // The same export in requests of at most 64 KiB: the first requests received are the
+    // first export's, in order (the reader sends one export after the other).
+    let (endpoint, mut rx) = receiver().await;
+    let (split, _t2, _v2) = start(endpoint, max);
+    let mut union: BTreeMap<(String, Vec<(String, String)>), f64> = BTreeMap::new();
+    let mut meta = BTreeMap::new();
+    let mut requests = 0;
+    while union.len() < whole.points.len() && requests < 10_000 {
+        let r = wait_within(LARGE_DEADLINE, &mut rx, |_| true).await;
+        requests += 1;
+        assert!(r.bytes <= max, "request {requests}: {} bytes", r.bytes);
+        assert!(!r.points.is_empty(), "request {requests} carries no point");
+        assert_eq!(r.resource, whole.resource, "request {requests}: resource");
+        assert_eq!(
+            r.token.as_deref(),
+            Some("s3cret"),
+            "request {requests}: header"
+        );
+        for (k, v) in r.points {
+            assert!(
+                union.insert(k.clone(), v).is_none(),
+                "request {requests} repeats {k:?}"
+            );
+        }
+        meta.extend(r.meta);
+    }
+    let _ = tokio::time::timeout(DEADLINE, split.shutdown()).await;
+    assert!(
+        requests >= whole.bytes / max,
+        "{requests} requests for {} bytes",
+        whole.bytes
+    );
+    assert_eq!(union, whole.points, "the requests together are the export");
+    assert_eq!(
+        meta, whole.meta,
+        "every metric keeps its unit and description"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_splits_a_large_export_into_bounded_requests() {
+    a_large_export_arrives_whole_in_bounded_requests(OtlpProtocol::Grpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_splits_a_large_export_into_bounded_requests() {
+    a_large_export_arrives_whole_in_bounded_requests(OtlpProtocol::HttpProtobuf).await;
+}
+
 // ---- cardinality: thousands of SLOs, every series in every export ----
 
 /// `n` SLOs on one probe, every other one a latency SLO (four percentiles per window), each
@@ -910,9 +998,11 @@ fn mixed_slos(n: usize) -> String {
 
 /// The push settings of the large tests: an export of 120k series takes a few seconds in a
 /// debug build on a busy machine, more than [`config`]'s timeout.
+/// One request per export (no bound), so that each request received is a whole export.
 fn large_config(endpoint: String) -> OtlpConfig {
     OtlpConfig {
         timeout: Duration::from_secs(8),
+        max_request_bytes: usize::MAX,
         ..config(endpoint, OtlpProtocol::HttpProtobuf)
     }
 }
