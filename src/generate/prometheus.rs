@@ -387,7 +387,16 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
         }
         let mut l = Labels::new();
         l.extend(first.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        l.insert("sloth_severity".into(), first.severity.clone());
+        // Sloth's two alerts are `page` and `ticket`; a tier's own severity word (a Sloth
+        // file's `severity: pageteam`, the routing label) goes in `severity` beside it.
+        let kind = ["page", "ticket"]
+            .into_iter()
+            .find(|k| first.name.starts_with(k))
+            .unwrap_or(first.severity.as_str());
+        l.insert("sloth_severity".into(), kind.to_owned());
+        if first.severity != kind {
+            l.insert("severity".into(), first.severity.clone());
+        }
         // The series carry these already; written on the rule too, they make each SLO's alert
         // rule distinct in a file of many SLOs (promtool's duplicate-rule lint).
         for k in ["sloth_id", "sloth_service", "sloth_slo"] {
@@ -403,8 +412,7 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
         annotations.insert(
             "title".into(),
             format!(
-                "({}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast.",
-                first.severity
+                "({kind}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast."
             ),
         );
         annotations.insert(

@@ -161,7 +161,7 @@ impl Decoder<'_, FileRules> {
         (self.errors() == before).then_some(out)
     }
 
-    fn objective(&mut self, n: &Node, key: &str) -> Option<Objective> {
+    pub(crate) fn objective(&mut self, n: &Node, key: &str) -> Option<Objective> {
         let p = self.percent_number(n, key)?;
         match Objective::from_percent(p) {
             Ok(o) => {
@@ -226,7 +226,51 @@ impl Decoder<'_, FileRules> {
 
     // ---- schema ----
 
+    /// One document, read by the spec its `version` names (`burnwatch/v1`, or Sloth's
+    /// `prometheus/v1`).
     fn document(&mut self, doc: &Node) {
+        let version = match doc.kind() {
+            Kind::Map(e) => e
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("version"))
+                .and_then(|(_, v)| v.as_str()),
+            _ => None,
+        };
+        if version == Some(crate::rules::sloth::VERSION) {
+            self.sloth_document(doc);
+        } else {
+            self.burnwatch_document(doc);
+        }
+    }
+
+    /// Records a service name where it is declared (checked for uniqueness across the files).
+    pub(crate) fn declare_service(&mut self, name: &str, pos: Pos) {
+        self.out.service_decls.push(Decl {
+            name: name.to_owned(),
+            pos,
+        });
+    }
+
+    /// Adds a service that decoded without errors, with the probes and targets of its document.
+    pub(crate) fn add_service(
+        &mut self,
+        service: Service,
+        probes: Vec<Probe>,
+        scrapes: Vec<ScrapeTarget>,
+    ) {
+        self.out.summaries.push(ServiceSummary {
+            service: service.name.clone(),
+            slos: service.slos.len(),
+            grouped: service.slos.iter().filter(|s| s.is_template()).count(),
+            probes: probes.len(),
+            scrapes: scrapes.len(),
+        });
+        self.out.probes.extend(probes);
+        self.out.scrapes.extend(scrapes);
+        self.out.services.push(service);
+    }
+
+    fn burnwatch_document(&mut self, doc: &Node) {
         const KEYS: &[&str] = &[
             "version",
             "service",
@@ -248,15 +292,15 @@ impl Decoder<'_, FileRules> {
             let pos = m.get("version").map_or(m.pos, Node::pos);
             self.error(
                 pos,
-                format!("unknown version `{v}`; write `version: {VERSION}`"),
+                format!(
+                    "unknown version `{v}`; write `version: {VERSION}` (or `{}` for a Sloth file)",
+                    crate::rules::sloth::VERSION
+                ),
             );
         }
         let name = m.req(self, "service", "checkout", Decoder::name);
         if let (Some(name), Some(n)) = (&name, m.get("service")) {
-            self.out.service_decls.push(Decl {
-                name: name.clone(),
-                pos: n.pos(),
-            });
+            self.declare_service(name, n.pos());
         }
         let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
         let owner = m.opt(self, "owner", Decoder::scalar);
@@ -323,16 +367,7 @@ impl Decoder<'_, FileRules> {
             return;
         }
         let Some(name) = name else { return };
-        self.out.summaries.push(ServiceSummary {
-            service: name.clone(),
-            slos: slos.len(),
-            grouped: slos.iter().filter(|s| s.is_template()).count(),
-            probes: probes.len(),
-            scrapes: scrapes.len(),
-        });
-        self.out.probes.extend(probes);
-        self.out.scrapes.extend(scrapes);
-        self.out.services.push(Service {
+        let service = Service {
             file: self.file.to_path_buf(),
             name,
             labels,
@@ -340,7 +375,8 @@ impl Decoder<'_, FileRules> {
             runbook,
             dashboard,
             slos,
-        });
+        };
+        self.add_service(service, probes, scrapes);
     }
 
     /// Interval and timeout of a probe or scrape target: default timeout is 10s, or 90% of

@@ -13,7 +13,9 @@
 
 pub mod decode;
 pub mod model;
+pub mod promql;
 pub mod selector;
+mod sloth;
 
 pub use crate::schema::{diag, node};
 

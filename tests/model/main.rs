@@ -11,3 +11,4 @@ mod engine_replay;
 mod examples_budget;
 mod exposition;
 mod grouped;
+mod sloth;

@@ -1,0 +1,443 @@
+//! The common shapes of SLI queries in Sloth and OpenSLO files, translated to burnwatch
+//! selectors so the agent counts them exactly from scrapes.
+//!
+//! A query's events over a window are the increase of counters: `sum(rate(S[w]))` or
+//! `sum(increase(S[w]))` (Sloth writes the window `{{.window}}`), with optional parentheses, a
+//! `sum by (...)` whose labels become the SLO's `group_by`, and, for an error query, the
+//! difference of two such sums (all events minus good ones, or a histogram's `_count` minus the
+//! bucket at a threshold). `rate` and `increase` over the same window differ by the window's
+//! length only, which cancels in a ratio, so either reads as the counters' increase. Anything else
+//! (arithmetic on gauges, `histogram_quantile`, recording rules of other shapes) is not
+//! translated: it needs a query source that asks Prometheus (see [`Untranslated`]).
+//!
+//! Pure: text in, selectors out.
+
+use std::sync::Arc;
+
+use crate::rules::selector::{MatchOp, Selector};
+
+/// One `sum(rate(S[w]))`: its selector and its `by` labels (empty without `by`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sum {
+    /// The selector inside `rate`/`increase`.
+    pub selector: Arc<Selector>,
+    /// `sum by (...)` labels, in the order written.
+    pub by: Vec<String>,
+}
+
+/// What an events SLI (an error or good query over a total query) translates to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventsSli {
+    /// `errors / total`: bad events over all events.
+    Bad {
+        /// The error events.
+        bad: Sum,
+        /// All events.
+        total: Sum,
+    },
+    /// `(total - good) / total`: all events minus good ones.
+    Good {
+        /// The good events.
+        good: Sum,
+        /// All events.
+        total: Sum,
+    },
+    /// `(h_count - h_bucket{le="t"}) / h_count`: requests slower than a histogram bucket.
+    Histogram {
+        /// The histogram's base selector (without `_count` / `_bucket`).
+        selector: Arc<Selector>,
+        /// The bucket's `le`, in seconds.
+        threshold_secs: f64,
+        /// `sum by (...)` labels.
+        by: Vec<String>,
+    },
+}
+
+/// Why a query was not translated (it needs a query source).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Untranslated(pub String);
+
+/// The window placeholders a query may hold: Sloth's `{{.window}}` (any spacing) and OpenSLO's
+/// literal windows are both read as "the window".
+fn strip_window(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find("}}") {
+            Some(close) => {
+                out.push_str("$window");
+                rest = &rest[open + close + 2..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A cursor over a query's text.
+struct Cur<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn ws(&mut self) {
+        while self.s[self.at..].starts_with(char::is_whitespace) {
+            self.at += self.s[self.at..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    fn eat(&mut self, token: &str) -> bool {
+        self.ws();
+        if self.s[self.at..].starts_with(token) {
+            self.at += token.len();
+            true
+        } else {
+            false
+        }
+    }
+    fn word(&mut self) -> Option<&'a str> {
+        self.ws();
+        let rest = &self.s[self.at..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(rest.len());
+        if len == 0 {
+            return None;
+        }
+        self.at += len;
+        Some(&rest[..len])
+    }
+    fn done(&mut self) -> bool {
+        self.ws();
+        self.at == self.s.len()
+    }
+}
+
+/// `sum [by (l, ...)] (rate|increase(S[window]))`, maybe in parentheses.
+fn sum(c: &mut Cur<'_>) -> Result<Sum, Untranslated> {
+    let start = c.at;
+    if c.eat("(") {
+        let inner = sum(c)?;
+        if !c.eat(")") {
+            return Err(shape(c.s));
+        }
+        return Ok(inner);
+    }
+    c.at = start;
+    if c.word() != Some("sum") {
+        return Err(shape(c.s));
+    }
+    let mut by = Vec::new();
+    let save = c.at;
+    match c.word() {
+        Some("by") => {
+            if !c.eat("(") {
+                return Err(shape(c.s));
+            }
+            loop {
+                if c.eat(")") {
+                    break;
+                }
+                let l = c.word().ok_or_else(|| shape(c.s))?;
+                by.push(l.to_owned());
+                if !c.eat(",") {
+                    if !c.eat(")") {
+                        return Err(shape(c.s));
+                    }
+                    break;
+                }
+            }
+        }
+        Some("without") => {
+            return Err(Untranslated(
+                "`sum without (...)` keeps every label but the listed ones, which depends on the series; write `sum by (...)`".into(),
+            ));
+        }
+        _ => c.at = save,
+    }
+    if !c.eat("(") {
+        return Err(shape(c.s));
+    }
+    let func = c.word().ok_or_else(|| shape(c.s))?;
+    if func != "rate" && func != "increase" {
+        return Err(Untranslated(format!(
+            "`{func}(...)` inside `sum` is not a counter's increase; only `rate` and `increase` translate"
+        )));
+    }
+    if !c.eat("(") {
+        return Err(shape(c.s));
+    }
+    c.ws();
+    let rest = &c.s[c.at..];
+    let open = range_start(rest).ok_or_else(|| shape(c.s))?;
+    let selector_text = rest[..open].trim();
+    let selector = Selector::parse(selector_text)
+        .map_err(|e| Untranslated(format!("selector `{selector_text}`: {}", e.message)))?;
+    c.at += open + 1;
+    let close = c.s[c.at..].find(']').ok_or_else(|| shape(c.s))?;
+    let range = c.s[c.at..c.at + close].trim();
+    if range != "$window" {
+        return Err(Untranslated(format!(
+            "the range `[{range}]` is not the SLO's window (`{{{{.window}}}}`)"
+        )));
+    }
+    c.at += close + 1;
+    if !c.eat(")") || !c.eat(")") {
+        return Err(shape(c.s));
+    }
+    Ok(Sum {
+        selector: Arc::new(selector),
+        by,
+    })
+}
+
+/// The position of a range's `[` after a selector: the first one outside its braces and quoted
+/// values (`code=~"[45].."` holds one inside).
+fn range_start(text: &str) -> Option<usize> {
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0u32);
+    for (i, ch) in text.char_indices() {
+        if quoted {
+            match (escaped, ch) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' => quoted = true,
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            '[' if depth == 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn shape(query: &str) -> Untranslated {
+    Untranslated(format!(
+        "`{}` is not `sum(rate(<selector>[{{{{.window}}}}]))` (or `increase`, `sum by (...)`, or the difference of two of those)",
+        query.trim().replace("$window", "{{.window}}")
+    ))
+}
+
+/// A query that is one sum, or the difference of two (`a - b`), maybe in parentheses.
+fn terms(text: &str) -> Result<(Sum, Option<Sum>), Untranslated> {
+    let stripped = strip_window(text);
+    let mut c = Cur {
+        s: &stripped,
+        at: 0,
+    };
+    // `( a - b )`: the outer parentheses of a difference.
+    let outer = {
+        let save = c.at;
+        if c.eat("(") {
+            let mut probe = Cur {
+                s: &stripped,
+                at: c.at,
+            };
+            if sum(&mut probe).is_ok() && probe.eat("-") {
+                true
+            } else {
+                c.at = save;
+                false
+            }
+        } else {
+            false
+        }
+    };
+    let a = sum(&mut c)?;
+    let b = if c.eat("-") { Some(sum(&mut c)?) } else { None };
+    if outer && !c.eat(")") {
+        return Err(shape(&stripped));
+    }
+    if !c.done() {
+        return Err(shape(&stripped));
+    }
+    Ok((a, b))
+}
+
+/// The `le` of a bucket selector, and the selector without it.
+fn bucket_le(s: &Selector) -> Option<f64> {
+    s.matchers()
+        .iter()
+        .find(|m| m.label() == "le" && m.op() == MatchOp::Eq)
+        .and_then(|m| crate::exposition::parse_float(m.value().as_bytes()))
+}
+
+/// `s` without its `le` matcher and with `name` as metric name, compared as text.
+fn base_of(s: &Selector, suffix: &str) -> Option<String> {
+    let name = s.metric()?.strip_suffix(suffix)?;
+    let mut matchers: Vec<String> = s
+        .matchers()
+        .iter()
+        .filter(|m| m.label() != "le" && m.label() != "__name__")
+        .map(ToString::to_string)
+        .collect();
+    matchers.sort();
+    Some(if matchers.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{}}}", matchers.join(","))
+    })
+}
+
+/// Translates an events SLI: an error query over a total query.
+pub fn events(error_query: &str, total_query: &str) -> Result<EventsSli, Untranslated> {
+    let (total, extra) = terms(total_query)?;
+    if extra.is_some() {
+        return Err(Untranslated(
+            "the total query is a difference; only the error query may subtract".into(),
+        ));
+    }
+    let (a, b) = terms(error_query)?;
+    let same_by = |x: &Sum| x.by == total.by;
+    match b {
+        None => {
+            if !same_by(&a) {
+                return Err(by_mismatch());
+            }
+            Ok(EventsSli::Bad { bad: a, total })
+        }
+        Some(b) => {
+            if !same_by(&a) || !same_by(&b) {
+                return Err(by_mismatch());
+            }
+            // A histogram's count minus its bucket at the threshold: a latency SLO (with
+            // percentiles, and `le` compared as a number), before the general "all minus good".
+            let count = base_of(&a.selector, "_count");
+            let bucket = base_of(&b.selector, "_bucket");
+            let le = bucket_le(&b.selector);
+            match (count, bucket, le) {
+                (Some(c), Some(k), Some(le))
+                    if c == k && base_of(&total.selector, "_count") == Some(c.clone()) =>
+                {
+                    let selector = Selector::parse(&c)
+                        .map_err(|e| Untranslated(format!("selector `{c}`: {}", e.message)))?;
+                    Ok(EventsSli::Histogram {
+                        selector: Arc::new(selector),
+                        threshold_secs: le,
+                        by: total.by,
+                    })
+                }
+                // All events minus good ones.
+                _ if a.selector.to_string() == total.selector.to_string() => {
+                    Ok(EventsSli::Good { good: b, total })
+                }
+                _ => Err(Untranslated(
+                    "the error query subtracts, but neither as all events minus good ones (its first term is not the total query's) nor as a histogram's `_count` minus its `_bucket{le=...}` of the same series".into(),
+                )),
+            }
+        }
+    }
+}
+
+fn by_mismatch() -> Untranslated {
+    Untranslated(
+        "the queries sum by different labels; an SLO per label set needs the same `by (...)` in both".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(s: &str) -> String {
+        Selector::parse(s).expect("selector").to_string()
+    }
+
+    #[test]
+    fn sloths_shapes_translate() {
+        let e = events(
+            r#"sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{.window}}]))"#,
+            r#"sum(rate(http_request_duration_seconds_count{job="myservice"}[{{ .window }}]))"#,
+        )
+        .expect("translates");
+        let EventsSli::Bad { bad, total } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            bad.selector.to_string(),
+            sel(r#"http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}"#)
+        );
+        assert_eq!(
+            total.selector.to_string(),
+            sel(r#"http_request_duration_seconds_count{job="myservice"}"#)
+        );
+        assert!(bad.by.is_empty());
+
+        // Sloth's Kubernetes apiserver latency SLO: count minus the 0.4 bucket.
+        let e = events(
+            "(\n  sum(rate(apiserver_request_duration_seconds_count{verb!=\"WATCH\"}[{{.window}}]))\n  -\n  sum(rate(apiserver_request_duration_seconds_bucket{le=\"0.4\",verb!=\"WATCH\"}[{{.window}}]))\n)\n",
+            "sum(rate(apiserver_request_duration_seconds_count{verb!=\"WATCH\"}[{{.window}}]))",
+        )
+        .expect("translates");
+        assert_eq!(
+            e,
+            EventsSli::Histogram {
+                selector: Arc::new(
+                    Selector::parse("apiserver_request_duration_seconds{verb!=\"WATCH\"}")
+                        .expect("sel")
+                ),
+                threshold_secs: 0.4,
+                by: Vec::new(),
+            }
+        );
+
+        // All minus good, increase, `sum by`, parentheses.
+        let e = events(
+            "sum by (route) (increase(req_total[{{.window}}])) - sum by (route) (increase(req_total{code=\"200\"}[{{.window}}]))",
+            "(sum by (route) (increase(req_total[{{.window}}])))",
+        )
+        .expect("translates");
+        let EventsSli::Good { good, total } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(good.by, ["route"]);
+        assert_eq!(total.selector.to_string(), "req_total");
+    }
+
+    #[test]
+    fn other_shapes_say_why_they_need_a_query_source() {
+        let why = |e: &str, t: &str| events(e, t).expect_err("not translated").0;
+        assert!(
+            why("sum(rate(x[5m]))", "sum(rate(y[{{.window}}]))").contains("not the SLO's window")
+        );
+        assert!(
+            why(
+                "histogram_quantile(0.9, sum(rate(x[{{.window}}])))",
+                "sum(rate(y[{{.window}}]))"
+            )
+            .contains("is not `sum(rate(")
+        );
+        assert!(
+            why("sum(irate(x[{{.window}}]))", "sum(rate(y[{{.window}}]))").contains("`irate(...)`")
+        );
+        assert!(
+            why(
+                "sum by (a) (rate(x[{{.window}}]))",
+                "sum(rate(y[{{.window}}]))"
+            )
+            .contains("different labels")
+        );
+        assert!(
+            why(
+                "sum without (a) (rate(x[{{.window}}]))",
+                "sum(rate(y[{{.window}}]))"
+            )
+            .contains("sum without")
+        );
+        assert!(
+            why("sum(rate(x[{{.window}}])) / 2", "sum(rate(y[{{.window}}]))")
+                .contains("is not `sum(rate(")
+        );
+    }
+}

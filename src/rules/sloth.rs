@@ -1,0 +1,297 @@
+//! Sloth's `prometheus/v1` documents read as they are, into the same model as `burnwatch/v1`
+//! (see "Coming from Sloth / OpenSLO" in docs/rules.md).
+//!
+//! Every field is honoured or reported: the service, its labels, each SLO's name, description,
+//! objective, labels and events SLI (its queries translated to selectors by
+//! [`crate::rules::promql`], `sum by (...)` becoming `group_by`), and the alerting block's labels
+//! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers). What burnwatch
+//! does otherwise (alert names, annotations, Sloth's Go plugins) is a warning naming the field;
+//! what it cannot evaluate (a raw ratio query, an SLI plugin, a query shape that does not
+//! translate) is an error at the query's line, as the agent could not count it. A Sloth SLO's
+//! window is Sloth's default period, 30 days, with the same four burn-rate tiers Sloth writes.
+
+use crate::rules::decode::FileRules;
+use crate::rules::model::{
+    Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, LatencySource,
+    NoDataPolicy, RatioNumerator, Service, Slo, SloId, Window, default_tiers,
+};
+use crate::rules::node::{Kind, Node};
+use crate::rules::promql::{self, EventsSli};
+use crate::schema::{Decoder, MapReader};
+use crate::time::Dur;
+
+/// The `version` of Sloth's plain spec.
+pub const VERSION: &str = "prometheus/v1";
+
+impl Decoder<'_, FileRules> {
+    /// One `version: prometheus/v1` document: a service and its SLOs.
+    pub(crate) fn sloth_document(&mut self, doc: &Node) {
+        const KEYS: &[&str] = &["version", "service", "labels", "slo_plugins", "slos"];
+        let before = self.errors();
+        let Some(m) = MapReader::new(self, doc, "a Sloth prometheus/v1 document", KEYS) else {
+            return;
+        };
+        let name = m.req(self, "service", "myservice", Decoder::name);
+        if let (Some(name), Some(n)) = (&name, m.get("service")) {
+            self.declare_service(name, n.pos());
+        }
+        let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
+        if let Some(pos) = m.key_pos("slo_plugins") {
+            self.warn(
+                pos,
+                "ignored: `slo_plugins` (Sloth's SLO plugins are Go code that writes Prometheus rules; burnwatch evaluates the SLOs itself)",
+            );
+        }
+        let service = name.clone().unwrap_or_default();
+        let mut slos = Vec::new();
+        if let Some(items) = m.req(self, "slos", "[...]", Decoder::list) {
+            for item in items {
+                if let Some(slo) = self.sloth_slo(item, &service, &labels) {
+                    slos.push(slo);
+                }
+            }
+        }
+        if self.errors() > before {
+            return;
+        }
+        let Some(name) = name else { return };
+        self.add_service(
+            Service {
+                file: self.file.to_path_buf(),
+                name,
+                labels,
+                owner: None,
+                runbook: None,
+                dashboard: None,
+                slos,
+            },
+            Vec::new(),
+            Vec::new(),
+        );
+    }
+
+    fn sloth_slo(&mut self, node: &Node, service: &str, svc_labels: &Labels) -> Option<Slo> {
+        const KEYS: &[&str] = &[
+            "name",
+            "description",
+            "objective",
+            "plugins",
+            "labels",
+            "sli",
+            "alerting",
+        ];
+        let before = self.errors();
+        let m = MapReader::new(self, node, "a Sloth SLO", KEYS)?;
+        let name = m.req(self, "name", "requests-availability", Decoder::name);
+        let description = m.opt(self, "description", Decoder::scalar);
+        let objective = m.req(self, "objective", "99.9", |d, n, k| d.objective(n, k));
+        if let Some(pos) = m.key_pos("plugins") {
+            self.warn(
+                pos,
+                "ignored: `plugins` (Sloth's SLO plugins are Go code that writes Prometheus rules)",
+            );
+        }
+        let mut labels = svc_labels.clone();
+        if let Some(own) = m.opt(self, "labels", Decoder::labels) {
+            labels.extend(own);
+        }
+        let sli = m.req(
+            self,
+            "sli",
+            "{events: {error_query: ..., total_query: ...}}",
+            |d, n, _| d.sloth_sli(n),
+        );
+        let window = Window::Rolling(Dur::from_days(30));
+        let mut tiers = default_tiers(&window);
+        if let Some(n) = m.get("alerting") {
+            self.sloth_alerting(n, &mut tiers);
+        }
+        if self.errors() > before {
+            return None;
+        }
+        let (indicator, by) = sli?;
+        let group = if by.is_empty() {
+            None
+        } else {
+            Some(Grouping::Template {
+                by,
+                max_instances: DEFAULT_MAX_INSTANCES,
+            })
+        };
+        Some(Slo {
+            id: SloId {
+                service: service.to_owned(),
+                slo: name?,
+            },
+            description,
+            labels,
+            objective: objective?,
+            window,
+            method: BudgetingMethod::Occurrences,
+            indicator,
+            alerting: Alerting {
+                tiers,
+                ..Alerting::default()
+            },
+            no_data: NoDataPolicy::Ignore,
+            group,
+        })
+    }
+
+    /// `sli:` with exactly one of `events`, `raw`, `plugin`; the indicator and its `group_by`.
+    fn sloth_sli(&mut self, n: &Node) -> Option<(Indicator, Vec<String>)> {
+        let m = MapReader::new(self, n, "a Sloth SLI", &["events", "raw", "plugin"])?;
+        if let Some(pos) = m.key_pos("raw") {
+            self.error(
+                pos,
+                "a `raw` SLI is an error ratio computed by Prometheus, which burnwatch cannot count from scrapes; write it as `events` (an error query over a total query)",
+            );
+            return None;
+        }
+        if let Some(pos) = m.key_pos("plugin") {
+            self.error(
+                pos,
+                "an SLI `plugin` is Go code Sloth runs to write a query; write the query it produces as `events` (an error query over a total query)",
+            );
+            return None;
+        }
+        let events = m.req(
+            self,
+            "events",
+            "{error_query: ..., total_query: ...}",
+            |_, n, _| Some(n),
+        )?;
+        let e = MapReader::new(
+            self,
+            events,
+            "Sloth events",
+            &["error_query", "total_query"],
+        )?;
+        let error = e.req(
+            self,
+            "error_query",
+            "sum(rate(...[{{.window}}]))",
+            Decoder::string,
+        );
+        let total = e.req(
+            self,
+            "total_query",
+            "sum(rate(...[{{.window}}]))",
+            Decoder::string,
+        );
+        let (error, total) = (error?, total?);
+        match promql::events(&error, &total) {
+            Ok(EventsSli::Bad { bad, total }) => Some((
+                Indicator::Ratio {
+                    numerator: RatioNumerator::Bad,
+                    numerator_selector: bad.selector,
+                    total: total.selector,
+                },
+                total.by,
+            )),
+            Ok(EventsSli::Good { good, total }) => Some((
+                Indicator::Ratio {
+                    numerator: RatioNumerator::Good,
+                    numerator_selector: good.selector,
+                    total: total.selector,
+                },
+                total.by,
+            )),
+            Ok(EventsSli::Histogram {
+                selector,
+                threshold_secs,
+                by,
+            }) => Some((
+                Indicator::LatencyThreshold {
+                    threshold: Dur::from_millis((threshold_secs * 1000.0).round() as u64),
+                    source: LatencySource::Histogram {
+                        selector,
+                        buckets: None,
+                    },
+                },
+                by,
+            )),
+            Err(why) => {
+                let pos = e.get("error_query").map_or(e.pos, Node::pos);
+                self.error(
+                    pos,
+                    format!("this SLI's queries do not translate to selectors burnwatch counts from scrapes: {why}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `alerting:`: labels onto every tier, `page_alert` / `ticket_alert` labels onto the page /
+    /// ticket tiers, `disable` drops them; names and annotations are reported as ignored.
+    fn sloth_alerting(&mut self, n: &Node, tiers: &mut Vec<crate::rules::model::BurnTier>) {
+        const KEYS: &[&str] = &[
+            "name",
+            "labels",
+            "annotations",
+            "page_alert",
+            "ticket_alert",
+        ];
+        let Some(m) = MapReader::new(self, n, "Sloth alerting", KEYS) else {
+            return;
+        };
+        if let (Some(pos), Some(name)) =
+            (m.key_pos("name"), m.get("name").and_then(Node::scalar_text))
+        {
+            self.warn(
+                pos,
+                format!("ignored: alert name `{name}` (burnwatch's burn-rate alerts are `SloBurnRate`, with the SLO in their `service` and `slo` labels)"),
+            );
+        }
+        if let Some(pos) = m.key_pos("annotations") {
+            self.warn(
+                pos,
+                "ignored: `annotations` (burnwatch writes its own summary and description, with the numbers)",
+            );
+        }
+        let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
+        for t in tiers.iter_mut() {
+            t.labels
+                .extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        // Which tiers Sloth's page and ticket alerts are, before any severity is renamed.
+        let mut kind: Vec<String> = tiers.iter().map(|t| t.severity.clone()).collect();
+        for (key, severity) in [("page_alert", "page"), ("ticket_alert", "ticket")] {
+            let Some(a) = m.get(key) else { continue };
+            if matches!(a.kind(), Kind::Null) {
+                continue;
+            }
+            let Some(am) = MapReader::new(
+                self,
+                a,
+                "a Sloth alert",
+                &["disable", "labels", "annotations"],
+            ) else {
+                continue;
+            };
+            if am.opt(self, "disable", Decoder::bool) == Some(true) {
+                let mut k = kind.iter();
+                tiers.retain(|_| k.next().is_none_or(|s| s != severity));
+                kind.retain(|s| s != severity);
+                continue;
+            }
+            if let Some(pos) = am.key_pos("annotations") {
+                self.warn(
+                    pos,
+                    format!("ignored: `{key}.annotations` (burnwatch writes its own)"),
+                );
+            }
+            let mut own = am.opt(self, "labels", Decoder::labels).unwrap_or_default();
+            // Sloth users route on a `severity` label of their own (`critical`, `pageteam`):
+            // in burnwatch that is the tiers' severity, which alerts carry as `severity`.
+            let routed = own.remove("severity");
+            for (t, _) in tiers.iter_mut().zip(&kind).filter(|(_, k)| *k == severity) {
+                t.labels
+                    .extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if let Some(s) = &routed {
+                    t.severity.clone_from(s);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Sloth's `prometheus/v1` files read as they are: Sloth's own published examples
+//! (`tests/fixtures/sloth/`, from slok/sloth v0.16.0) decode into the SLOs they mean, what
+//! burnwatch does otherwise is reported, and `burnwatch generate prometheus` on them writes what
+//! `sloth generate` wrote for them (Sloth's published output): the same groups, record names,
+//! expressions (up to whitespace and matcher order), labels and alert windows and factors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burnwatch::generate::prometheus::{Options, generate, rule_file};
+use burnwatch::rules::check_paths;
+use burnwatch::rules::model::{Indicator, LatencySource, RatioNumerator, RuleSet};
+use burnwatch::time::Dur;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sloth")
+        .join(name)
+}
+
+/// The rules of one Sloth example, and the warnings reading it gave.
+fn read(name: &str) -> (RuleSet, Vec<String>) {
+    let report = check_paths(&[fixture(name)]);
+    let diags: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+    let rules = report
+        .rules
+        .unwrap_or_else(|| panic!("{name} is refused: {diags:#?}"));
+    (rules, diags)
+}
+
+#[test]
+fn sloths_getting_started_reads_as_it_means() {
+    let (rules, diags) = read("getting-started.yml");
+    let svc = &rules.services[0];
+    assert_eq!(svc.name, "myservice");
+    assert_eq!(
+        svc.labels,
+        [
+            ("owner", "myteam"),
+            ("repo", "myorg/myservice"),
+            ("tier", "2")
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into()
+    );
+    let slo = &svc.slos[0];
+    assert_eq!(slo.id.slo, "requests-availability");
+    assert_eq!(slo.objective.percent(), 99.9);
+    assert_eq!(slo.window.nominal(), Dur::from_days(30));
+    let Indicator::Ratio {
+        numerator,
+        numerator_selector,
+        total,
+    } = &slo.indicator
+    else {
+        panic!("{:?}", slo.indicator)
+    };
+    assert_eq!(*numerator, RatioNumerator::Bad);
+    assert_eq!(
+        numerator_selector.to_string(),
+        r#"http_request_duration_seconds_count{code=~"(5..|429)",job="myservice"}"#
+    );
+    assert_eq!(
+        total.to_string(),
+        r#"http_request_duration_seconds_count{job="myservice"}"#
+    );
+    // Sloth's page and ticket alerts are the page and ticket tiers, routed as the file routes
+    // them: `severity: pageteam` is the page tiers' severity, the other labels go on.
+    let tiers: Vec<(&str, &str, f64)> = slo
+        .alerting
+        .tiers
+        .iter()
+        .map(|t| (t.name.as_str(), t.severity.as_str(), t.factor))
+        .collect();
+    assert_eq!(
+        tiers,
+        [
+            ("page_fast", "pageteam", 14.4),
+            ("page_slow", "pageteam", 6.0),
+            ("ticket_fast", "slack", 3.0),
+            ("ticket_slow", "slack", 1.0)
+        ]
+    );
+    let page = &slo.alerting.tiers[0].labels;
+    assert_eq!(page.get("routing_key").map(String::as_str), Some("myteam"));
+    assert_eq!(
+        page.get("category").map(String::as_str),
+        Some("availability")
+    );
+    let ticket = &slo.alerting.tiers[3].labels;
+    assert_eq!(
+        ticket.get("slack_channel").map(String::as_str),
+        Some("#alerts-myteam")
+    );
+    // What burnwatch does its own way is reported, at its line.
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.contains("warning: ignored: alert name `MyServiceHighErrorRate`")),
+        "{diags:#?}"
+    );
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.contains("warning: ignored: `annotations`")),
+        "{diags:#?}"
+    );
+}
+
+#[test]
+fn sloths_apiserver_latency_query_is_a_histogram_latency_slo() {
+    let (rules, _) = read("kubernetes-apiserver.yml");
+    let latency = rules
+        .slos()
+        .find(|s| s.id.slo == "requests-latency")
+        .expect("latency SLO");
+    match &latency.indicator {
+        Indicator::LatencyThreshold {
+            threshold,
+            source: LatencySource::Histogram { selector, .. },
+        } => {
+            assert_eq!(*threshold, Dur::from_millis(400));
+            assert_eq!(
+                selector.to_string(),
+                r#"apiserver_request_duration_seconds{verb!="WATCH"}"#
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn what_burnwatch_cannot_count_is_an_error_at_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("s.yml");
+    let cases = [
+        (
+            "    sli:\n      raw:\n        error_ratio_query: x\n",
+            ":7:7: error: a `raw` SLI is an error ratio computed by Prometheus",
+        ),
+        (
+            "    sli:\n      plugin:\n        id: sloth-common/fake\n",
+            ":7:7: error: an SLI `plugin` is Go code",
+        ),
+        (
+            "    sli:\n      events:\n        error_query: histogram_quantile(0.9, sum(rate(x[{{.window}}])))\n        total_query: sum(rate(y[{{.window}}]))\n",
+            ":8:22: error: this SLI's queries do not translate to selectors burnwatch counts from scrapes",
+        ),
+    ];
+    for (sli, want) in cases {
+        std::fs::write(
+            &file,
+            format!(
+                "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n{sli}"
+            ),
+        )
+        .expect("write");
+        let report = check_paths(std::slice::from_ref(&file));
+        assert!(report.rules.is_none(), "{sli}");
+        let text: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|d| d.contains(want)), "{want}: {text:#?}");
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct File {
+    groups: Vec<Group>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Group {
+    name: String,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Rule {
+    record: Option<String>,
+    alert: Option<String>,
+    expr: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// An expression without whitespace, each `{...}` with its comma-separated parts sorted (matcher
+/// order does not change a selector), doubled parentheses as one (Sloth wraps a query the file
+/// wrote in parentheses in its own).
+fn normal(expr: &str) -> String {
+    let mut flat: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
+    while flat.contains("((") || flat.contains("))") {
+        flat = flat.replace("((", "(").replace("))", ")");
+    }
+    let mut out = String::new();
+    let mut rest = flat.as_str();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..=open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        let mut parts: Vec<&str> = rest[open + 1..close].split(',').collect();
+        parts.sort_unstable();
+        out.push_str(&parts.join(","));
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A rule as compared: its kind and name (alerts by kind only: burnwatch names them
+/// `SloBurnRate`, and reports the Sloth name as ignored), expression, and labels but the
+/// generator's own marks. burnwatch's alert rules also carry `sloth_id`, `sloth_service` and
+/// `sloth_slo`, the values their series carry already (one alert name for every SLO needs them
+/// for promtool's duplicate-rule lint), so the alerts they raise have the same labels.
+fn comparable(g: &Group) -> Vec<(String, String, BTreeMap<String, String>)> {
+    g.rules
+        .iter()
+        .map(|r| {
+            let name = match (&r.record, &r.alert) {
+                (Some(rec), _) => format!("record {rec}"),
+                (None, Some(_)) => "alert".to_owned(),
+                (None, None) => panic!("a rule with neither record nor alert"),
+            };
+            let mut labels = r.labels.clone();
+            for k in ["sloth_version", "sloth_mode", "sloth_spec"] {
+                labels.remove(k);
+            }
+            if r.alert.is_some() {
+                for k in ["sloth_id", "sloth_service", "sloth_slo"] {
+                    labels.remove(k);
+                }
+            }
+            (name, normal(&r.expr), labels)
+        })
+        .collect()
+}
+
+#[test]
+fn generate_writes_what_sloth_generate_wrote_for_its_examples() {
+    for example in ["getting-started", "kubernetes-apiserver"] {
+        let (rules, _) = read(&format!("{example}.yml"));
+        // Sloth's examples were generated with `--extra-labels cmd=examplesgen.sh`.
+        let opts = Options {
+            extra_labels: [("cmd".to_owned(), "examplesgen.sh".to_owned())].into(),
+        };
+        let services = generate(&rules, &opts);
+        let ours: File = serde_saphyr::from_str(&rule_file(&services.iter().collect::<Vec<_>>()))
+            .expect("our output is YAML");
+        let text =
+            std::fs::read_to_string(fixture(&format!("{example}.generated"))).expect("fixture");
+        let theirs: File = serde_saphyr::from_str(&text).expect("Sloth's output is YAML");
+        let names = |f: &File| f.groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs), "{example}: groups");
+        for (a, b) in ours.groups.iter().zip(&theirs.groups) {
+            assert_eq!(comparable(a), comparable(b), "{example}: group {}", a.name);
+        }
+    }
+}
