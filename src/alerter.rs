@@ -212,6 +212,15 @@ impl Alerter {
         &self.state
     }
 
+    /// How many alerts are pending (their condition holds, `for` has not elapsed yet).
+    pub fn pending_count(&self) -> usize {
+        self.state
+            .alerts
+            .values()
+            .filter(|e| e.lifecycle.state() == State::Pending)
+            .count()
+    }
+
     /// The phase of every burn-rate tier alert the rules define.
     pub fn tier_phases(&self) -> TierPhases {
         let mut out: BTreeMap<SloId, BTreeMap<String, Phase>> = BTreeMap::new();

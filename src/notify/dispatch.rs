@@ -347,6 +347,9 @@ pub struct Dispatcher {
     /// Keyed by (route id, group labels string).
     groups: Groups,
     nflog: Nflog,
+    /// Counts the changes to what [`Dispatcher::alerts_view`] and [`Dispatcher::groups`] show
+    /// (alerts, groups and their members and deadlines, the routing and inhibition config).
+    changes: u64,
 }
 
 fn check_receivers(route: &Route, receivers: &Receivers) -> Result<(), DispatchError> {
@@ -392,6 +395,7 @@ impl Dispatcher {
             alerts: BTreeMap::new(),
             groups: Groups::default(),
             nflog,
+            changes: 0,
         })
     }
 
@@ -404,6 +408,7 @@ impl Dispatcher {
     /// Returns how many alerts were ignored.
     pub fn upsert(&mut self, alerts: impl IntoIterator<Item = Alert>, now: Timestamp) -> usize {
         let mut ignored = 0;
+        self.changes += 1;
         for mut a in alerts {
             a.labels.retain(|_, v| !v.is_empty());
             if a.labels.is_empty() {
@@ -466,6 +471,7 @@ impl Dispatcher {
         // In id order, as before the deadline index: the order of the notifications.
         due.sort();
         if !due.is_empty() {
+            self.changes += 1;
             let inhibition = self.inhibitor.evaluate(self.alerts.values(), now);
             let mut silenced: BTreeMap<Fingerprint, Vec<String>> = BTreeMap::new();
             for id in due {
@@ -754,6 +760,11 @@ impl Dispatcher {
         // Only what this confirmation released: a full collection (every group, every alert,
         // the whole log) per delivery would cost the state, not the change; the next tick
         // collects the rest.
+        if !dropped.is_empty() {
+            // A confirmation changes what the views show only when it releases alerts (and
+            // perhaps their groups); the log is not shown.
+            self.changes += 1;
+        }
         self.collect_dropped(dropped, now);
     }
 
@@ -792,6 +803,23 @@ impl Dispatcher {
             .collect();
         out.sort_by(|a, b| alert_order(&a.alert.labels, &b.alert.labels));
         out
+    }
+
+    /// A number that changes whenever what [`Dispatcher::alerts_view`] and
+    /// [`Dispatcher::groups`] show may have changed, other than by time alone (see
+    /// [`Dispatcher::next_lease_end`]): a reader keeps what it built until then.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The first end of an alert's lease after `now` (an `ends_at` in the future): when time
+    /// alone resolves an alert, and so changes the alerts view and inhibition.
+    pub fn next_lease_end(&self, now: Timestamp) -> Option<Timestamp> {
+        self.alerts
+            .values()
+            .filter_map(|a| a.ends_at)
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// The aggregation groups, by group key and receiver.
@@ -889,6 +917,7 @@ impl Dispatcher {
         self.route = route;
         self.inhibitor = inhibitor;
         self.receivers = receivers;
+        self.changes += 1;
         self.groups.clear();
         self.regroup(now);
         Ok(())
@@ -954,16 +983,28 @@ fn label_set_order(a: &Labels, b: &Labels) -> Ordering {
     if a.len() != b.len() {
         return a.len().cmp(&b.len());
     }
-    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for n in names {
-        match (a.get(n), b.get(n)) {
-            (None, _) => return Ordering::Less,
-            (_, None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x != y => return x.cmp(y),
-            _ => {}
+    // Both sets iterate in name order: walking them side by side visits the union of the
+    // names in order (Prometheus sorts it), without collecting it for every comparison.
+    let (mut ai, mut bi) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        match (ai.peek(), bi.peek()) {
+            (None, None) => return Ordering::Equal,
+            // The smallest name is missing from `a` (the other side ran out or is further).
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some((na, va)), Some((nb, vb))) => match na.cmp(nb) {
+                Ordering::Less => return Ordering::Greater,
+                Ordering::Greater => return Ordering::Less,
+                Ordering::Equal => {
+                    if va != vb {
+                        return va.cmp(vb);
+                    }
+                    ai.next();
+                    bi.next();
+                }
+            },
         }
     }
-    Ordering::Equal
 }
 
 #[cfg(test)]
@@ -1330,6 +1371,35 @@ mod tests {
                 let scan = d.groups.by_id.values().map(|g| g.next_flush).min();
                 proptest::prop_assert_eq!(d.next_deadline(), scan);
             }
+        }
+    }
+
+    /// Prometheus' `LabelSet.Before` as written: the sorted union of the names, then pairwise.
+    fn label_set_order_by_the_book(a: &Labels, b: &Labels) -> Ordering {
+        if a.len() != b.len() {
+            return a.len().cmp(&b.len());
+        }
+        let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for n in names {
+            match (a.get(n), b.get(n)) {
+                (None, _) => return Ordering::Less,
+                (_, None) => return Ordering::Greater,
+                (Some(x), Some(y)) if x != y => return x.cmp(y),
+                _ => {}
+            }
+        }
+        Ordering::Equal
+    }
+
+    proptest::proptest! {
+        /// The side-by-side walk orders label sets exactly as the sorted union of names does.
+        #[test]
+        fn label_set_order_walks_the_sorted_union(
+            a in proptest::collection::btree_map("[a-d]", "[xy]{0,2}", 0..4),
+            b in proptest::collection::btree_map("[a-d]", "[xy]{0,2}", 0..4),
+        ) {
+            proptest::prop_assert_eq!(label_set_order(&a, &b), label_set_order_by_the_book(&a, &b));
+            proptest::prop_assert_eq!(label_set_order(&a, &a), Ordering::Equal);
         }
     }
 }

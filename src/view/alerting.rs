@@ -39,16 +39,18 @@ pub struct AlertingCounters {
 pub struct AlertingView {
     /// When it was computed (ms since the epoch).
     pub at: Timestamp,
-    /// Firing alerts with their status (silenced, inhibited, receivers).
-    pub alerts: Vec<AlertView>,
+    /// Firing alerts with their status (silenced, inhibited, receivers); shared between views
+    /// until they change.
+    pub alerts: Arc<Vec<AlertView>>,
     /// Fingerprints of alerts held by flap damping.
     pub flapping: BTreeSet<Fingerprint>,
     /// The phase of every burn-rate tier alert (the one alert state every reader shows).
     pub tiers: Arc<TierPhases>,
-    /// Every silence still kept (pending, active, and expired within the retention).
-    pub silences: Vec<Silence>,
-    /// Aggregation groups and their next flush.
-    pub groups: Vec<GroupView>,
+    /// Every silence still kept (pending, active, and expired within the retention); shared
+    /// between views until they change.
+    pub silences: Arc<Vec<Silence>>,
+    /// Aggregation groups and their next flush; shared between views until they change.
+    pub groups: Arc<Vec<GroupView>>,
     /// Per-integration delivery counters, queue and breaker state.
     pub integrations: Vec<IntegrationStats>,
     /// Counters by reason.
