@@ -183,6 +183,14 @@ impl Lifecycle {
         self.phase.state()
     }
 
+    /// True when the lifecycle holds nothing a fresh one would not: inactive, no counted
+    /// change, condition false. Stepping it and stepping a fresh [`Lifecycle`] decide the same
+    /// from then on (only `cond_since` differs, which matters only while flapping), so its
+    /// owner may drop it and start a fresh one when the condition next holds.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Inactive && self.changes.is_empty() && !self.cond
+    }
+
     /// Advances with the raw condition at `now`. Returns `(from, to)` when the state changed.
     /// Steps must come with non-decreasing instants; an older instant is treated as `now`.
     pub fn step(&mut self, cond: bool, now: Timestamp, p: &Params) -> Option<(State, State)> {

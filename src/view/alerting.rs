@@ -62,7 +62,8 @@ pub struct AlertingView {
 }
 
 /// Every burn-rate tier alert's phase, by SLO and tier name, as the lifecycles decided it at
-/// the newest evaluation: the one alert state that `/metrics`, OTLP, `/api/v1/slos`,
+/// the newest evaluation (only the phases other than inactive are stored: a missing one reads
+/// as inactive): the one alert state that `/metrics`, OTLP, `/api/v1/slos`,
 /// `burnwatch status` and the demo show (the engine only reports each tier's raw condition).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TierPhases(BTreeMap<SloId, BTreeMap<String, Phase>>);
@@ -77,12 +78,12 @@ impl TierPhases {
             .unwrap_or_default()
     }
 
-    /// Number of SLOs with tier alerts.
+    /// Number of SLOs with a tier alert that is not inactive.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// True without tier alerts.
+    /// True when every tier alert is inactive.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
