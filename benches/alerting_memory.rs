@@ -28,6 +28,7 @@ use burnwatch::rules::load_str;
 use burnwatch::time::{Dur, Timestamp};
 use criterion::Criterion;
 
+#[allow(dead_code)]
 mod common;
 
 /// Live heap bytes, as malloc chunks.

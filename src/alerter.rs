@@ -594,11 +594,14 @@ impl Alerter {
                 push_alert(&mut out, fp, &entry, to == State::Resolved);
             }
         }
-        self.state.events.retain(|id, _| {
-            self.defs
-                .values()
-                .any(|d| source_slo(&d.source) == Some(id))
-        });
+        // The SLOs collected first: a scan of every definition per SLO is quadratic (10^10
+        // steps at 100,000 SLOs, at every restart and reload).
+        let slos: std::collections::BTreeSet<&SloId> = self
+            .defs
+            .values()
+            .filter_map(|d| source_slo(&d.source))
+            .collect();
+        self.state.events.retain(|id, _| slos.contains(id));
         out
     }
 }

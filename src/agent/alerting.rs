@@ -444,7 +444,7 @@ impl Task {
                 changed = snapshots.changed() => match changed {
                     Ok(()) => {
                         let snap = snapshots.borrow_and_update().clone();
-                        self.evaluate(&snap);
+                        self.evaluate(&snap, Some(&mut probes));
                     }
                     // The evaluator has ended (shutdown) after publishing its last snapshot.
                     Err(_) => break,
@@ -479,6 +479,7 @@ impl Task {
             }
             self.maybe_compact();
             self.note_commits();
+            self.drain_probes(&mut probes);
             let _ = view_tx.send(Arc::new(self.view()));
             for r in replies.drain(..) {
                 r.send();
@@ -490,7 +491,7 @@ impl Task {
             self.alerter.observe_probe(&p.name, p.at, p.success);
         }
         let snap = snapshots.borrow_and_update().clone();
-        self.evaluate(&snap);
+        self.evaluate(&snap, None);
         self.flush(None).await;
         delivery_stop.trigger();
         loop {
@@ -521,6 +522,13 @@ impl Task {
         }
     }
 
+    /// [`Task::drain_probes`] when there is a receiver.
+    fn drain_some(&mut self, probes: &mut Option<&mut mpsc::Receiver<ProbeResult>>) {
+        if let Some(p) = probes.as_deref_mut() {
+            self.drain_probes(p);
+        }
+    }
+
     /// Time until the dispatcher's next flush (capped, so a clock jump is noticed).
     fn until_next_flush(&self) -> Duration {
         let cap = Duration::from_secs(60);
@@ -533,7 +541,13 @@ impl Task {
         }
     }
 
-    fn evaluate(&mut self, snap: &AgentSnapshot) {
+    /// `probes`: results queued meanwhile are taken between the steps, each of which costs
+    /// the alerts at 100,000 SLOs.
+    fn evaluate(
+        &mut self,
+        snap: &AgentSnapshot,
+        mut probes: Option<&mut mpsc::Receiver<ProbeResult>>,
+    ) {
         let now = self.clock.now();
         if self.generation != Some(snap.rules_status.generation) {
             if self.generation.is_some() {
@@ -552,6 +566,7 @@ impl Task {
             self.generation = Some(snap.rules_status.generation);
         }
         let set = self.alerter.evaluate(snap, snap.at);
+        self.drain_some(&mut probes);
         for t in &set.transitions {
             self.counters.transitions += 1;
             let name = t.labels.get("alertname").map_or("", String::as_str);
@@ -585,6 +600,7 @@ impl Task {
         }
         self.dispatcher.upsert(set.alerts, now);
         self.silences.gc(now);
+        self.drain_some(&mut probes);
         self.record_evaluation();
     }
 
@@ -706,9 +722,10 @@ impl Task {
     }
 
     /// Runs due flushes: write-ahead (in flight, committed) before handing over to delivery.
-    async fn flush(&mut self, probes: Option<&mut mpsc::Receiver<ProbeResult>>) {
+    async fn flush(&mut self, mut probes: Option<&mut mpsc::Receiver<ProbeResult>>) {
         let now = self.clock.now();
         let flush = self.dispatcher.tick(now, &self.silences);
+        self.drain_some(&mut probes);
         for s in &flush.suppressed {
             let key = s.reason.key();
             *self.counters.suppressed.entry(key).or_default() += 1;
@@ -744,10 +761,11 @@ impl Task {
         // Write-ahead: durable before delivery may start. On failure the records stay queued
         // in the journal for a retry, and delivery goes ahead (as a failed save always did).
         let bytes = std::mem::take(&mut self.pending);
-        let _ = self.commit(bytes, false, probes).await;
+        let _ = self.commit(bytes, false, probes.as_deref_mut()).await;
         for o in flush.notifications {
             self.submit(o.integration, o.notification);
         }
+        self.drain_some(&mut probes);
     }
 
     fn submit(&mut self, idx: usize, n: Notification) {
