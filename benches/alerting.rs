@@ -58,6 +58,10 @@ fn bench_alerting(c: &mut Criterion) {
             black_box(d.tick(now.add(Dur::from_secs(31)), &Silences::default()))
         })
     });
+    g.bench_function("dispatch/next_deadline/10k_groups", |b| {
+        // Once per alerting loop turn: the first of the ordered deadlines, not a scan.
+        b.iter(|| black_box(d.next_deadline()))
+    });
     let ctx = RenderContext::new("http://127.0.0.1:9464");
     let one = &flush.notifications[0].notification;
     g.bench_function("render/text_and_html", |b| {

@@ -17,6 +17,7 @@
 //! (serde) so a write-ahead log can persist it before the decisions are acted upon.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::alert::lifecycle::{Lifecycle, Params, Phase, State};
 use crate::alert::names::{
@@ -65,13 +66,47 @@ enum Source {
     Target { name: String },
 }
 
-/// One alert the rules define.
+/// One alert the rules define. Every SLO defines several and most never fire, so a
+/// definition is kept small: its labels packed in one allocation, the generator URL shared by
+/// the alerts of one SLO.
 #[derive(Debug, Clone)]
 struct Def {
-    labels: Labels,
+    labels: PackedLabels,
     source: Source,
     params: Params,
-    generator_url: String,
+    generator_url: Arc<str>,
+}
+
+/// A label set in one allocation: `name 0xff value 0xff` per pair in name order (0xff never
+/// occurs in UTF-8), unpacked when an alert needs its labels (it starts to hold, or is
+/// reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PackedLabels(Box<[u8]>);
+
+impl PackedLabels {
+    fn pack(labels: &Labels) -> PackedLabels {
+        let mut b = Vec::with_capacity(labels.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+        for (k, v) in labels {
+            b.extend_from_slice(k.as_bytes());
+            b.push(0xff);
+            b.extend_from_slice(v.as_bytes());
+            b.push(0xff);
+        }
+        PackedLabels(b.into_boxed_slice())
+    }
+
+    fn unpack(&self) -> Labels {
+        let mut out = Labels::new();
+        // Every part was a whole `str` when packed: cut at 0xff, it is valid UTF-8 again.
+        let mut parts = self
+            .0
+            .split(|b| *b == 0xff)
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+            out.insert(k, v);
+        }
+        out
+    }
 }
 
 /// One alert's lifecycle with what it last reported.
@@ -203,8 +238,19 @@ impl Alerter {
     }
 
     /// Every alert identity the rules define, with its labels (sorted by fingerprint).
-    pub fn defined(&self) -> Vec<(Fingerprint, &Labels)> {
-        self.defs.iter().map(|(f, d)| (*f, &d.labels)).collect()
+    pub fn defined(&self) -> Vec<(Fingerprint, Labels)> {
+        self.defs
+            .iter()
+            .map(|(f, d)| (*f, d.labels.unpack()))
+            .collect()
+    }
+
+    /// The phase of one alert (inactive when it has no lifecycle: never held, or idle).
+    pub fn phase(&self, fp: Fingerprint) -> Phase {
+        self.state
+            .alerts
+            .get(&fp)
+            .map_or(Phase::Inactive, |e| e.lifecycle.phase)
     }
 
     /// The state to persist.
@@ -212,16 +258,26 @@ impl Alerter {
         &self.state
     }
 
+    /// How many alerts are pending (their condition holds, `for` has not elapsed yet).
+    pub fn pending_count(&self) -> usize {
+        self.state
+            .alerts
+            .values()
+            .filter(|e| e.lifecycle.state() == State::Pending)
+            .count()
+    }
+
     /// The phase of every burn-rate tier alert the rules define.
     pub fn tier_phases(&self) -> TierPhases {
         let mut out: BTreeMap<SloId, BTreeMap<String, Phase>> = BTreeMap::new();
-        for (fp, def) in &self.defs {
-            if let Source::Burn { slo, tier } = &def.source {
-                let phase = self
-                    .state
-                    .alerts
-                    .get(fp)
-                    .map_or(Phase::Inactive, |e| e.lifecycle.phase);
+        // Inactive is what a missing phase reads as: only the others are kept (a few SLOs of
+        // a large rule set have any), from the lifecycles rather than every definition.
+        for (fp, e) in &self.state.alerts {
+            if e.lifecycle.phase == Phase::Inactive {
+                continue;
+            }
+            if let Some(Source::Burn { slo, tier }) = self.defs.get(fp).map(|d| &d.source) {
+                let phase = e.lifecycle.phase;
                 out.entry(slo.clone())
                     .or_default()
                     .insert(tier.clone(), phase);
@@ -311,20 +367,28 @@ impl Alerter {
                     .get(name.as_str())
                     .map(|t| t.last_scrape_ms.is_some() && !t.up),
             };
+            // Only alerts whose condition holds or held get a lifecycle: an idle one (never held,
+            // or back to inactive with nothing to remember) is the same as none, and most
+            // alerts of a large rule set are idle (their entries were most of its memory).
+            if cond != Some(true) && !self.state.alerts.contains_key(fp) {
+                continue;
+            }
             let entry = self.state.alerts.entry(*fp).or_insert_with(|| AlertEntry {
-                labels: def.labels.clone(),
+                labels: def.labels.unpack(),
                 lifecycle: Lifecycle::new(),
                 annotations: Labels::new(),
-                generator_url: def.generator_url.clone(),
+                generator_url: def.generator_url.to_string(),
             });
-            entry.generator_url.clone_from(&def.generator_url);
+            if *entry.generator_url != *def.generator_url {
+                entry.generator_url = def.generator_url.to_string();
+            }
             let mut newly_resolved = false;
             if let Some(cond) = cond {
                 if let Some((from, to)) = entry.lifecycle.step(cond, now, &def.params) {
                     newly_resolved = to == State::Resolved;
                     out.transitions.push(Transition {
                         fingerprint: *fp,
-                        labels: def.labels.clone(),
+                        labels: entry.labels.clone(),
                         from,
                         to,
                         at: now,
@@ -353,6 +417,9 @@ impl Alerter {
                 }
             }
             push_alert(&mut out, *fp, entry, newly_resolved);
+            if entry.lifecycle.is_idle() {
+                self.state.alerts.remove(fp);
+            }
         }
         out
     }
@@ -361,11 +428,11 @@ impl Alerter {
     fn set_rules(&mut self, rules: &RuleSet) {
         let base = &self.external_url;
         let mut defs = BTreeMap::new();
-        let mut add = |labels: Labels, source: Source, params: Params, url: String| {
+        let mut add = |labels: Labels, source: Source, params: Params, url: Arc<str>| {
             defs.insert(
                 Fingerprint::of(&labels),
                 Def {
-                    labels,
+                    labels: PackedLabels::pack(&labels),
                     source,
                     params,
                     generator_url: url,
@@ -375,7 +442,7 @@ impl Alerter {
         for svc in &rules.services {
             // A grouped rule has no alerts of its own; its instances have theirs.
             for slo in svc.slos.iter().filter(|s| !s.is_template()) {
-                let url = format!("{base}/api/v1/slos/{}", slo.id.url_path());
+                let url: Arc<str> = format!("{base}/api/v1/slos/{}", slo.id.url_path()).into();
                 let flap = slo.alerting.flap;
                 let slo_labels = |alertname: &str, severity: &str, extra: &Labels| {
                     let mut own = slo.labels.clone();
@@ -438,6 +505,8 @@ impl Alerter {
             }
         }
         let mut probe_rules = BTreeMap::new();
+        let probes_url: Arc<str> = format!("{base}/api/v1/probes").into();
+        let targets_url: Arc<str> = format!("{base}/api/v1/targets").into();
         for p in &rules.probes {
             let Some(a) = &p.alert else { continue };
             let l = with_builtins(
@@ -457,7 +526,7 @@ impl Alerter {
             let source = Source::Probe {
                 name: p.name.clone(),
             };
-            add(l, source, params, format!("{base}/api/v1/probes"));
+            add(l, source, params, probes_url.clone());
             probe_rules.insert(p.name.clone(), a.clone());
         }
         for t in &rules.scrapes {
@@ -479,7 +548,7 @@ impl Alerter {
             let source = Source::Target {
                 name: t.name.clone(),
             };
-            add(l, source, params, format!("{base}/api/v1/targets"));
+            add(l, source, params, targets_url.clone());
         }
         self.defs = defs;
         self.probe_rules = probe_rules;
@@ -525,11 +594,14 @@ impl Alerter {
                 push_alert(&mut out, fp, &entry, to == State::Resolved);
             }
         }
-        self.state.events.retain(|id, _| {
-            self.defs
-                .values()
-                .any(|d| source_slo(&d.source) == Some(id))
-        });
+        // The SLOs collected first: a scan of every definition per SLO is quadratic (10^10
+        // steps at 100,000 SLOs, at every restart and reload).
+        let slos: std::collections::BTreeSet<&SloId> = self
+            .defs
+            .values()
+            .filter_map(|d| source_slo(&d.source))
+            .collect();
+        self.state.events.retain(|id, _| slos.contains(id));
         out
     }
 }

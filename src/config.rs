@@ -67,7 +67,9 @@ pub struct AgentConfig {
     /// `max_concurrent_scrapes`: scrapes in flight at once. Default 16.
     pub max_concurrent_scrapes: usize,
     /// `queue_length`: results waiting for the evaluator; when full, collectors wait (a
-    /// slow evaluator slows collection instead of growing memory). Default 4096.
+    /// slow evaluator slows collection instead of growing memory). Default 4096. The probe
+    /// results forwarded to alerting's thresholds queue up to this many too, or two per probe
+    /// of the rules at start when that is more.
     pub queue_length: usize,
     /// `export`: pushes and exposition variants besides the default `/metrics` page.
     pub export: ExportConfig,

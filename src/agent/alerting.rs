@@ -236,7 +236,7 @@ impl Alerting {
             silences,
             send_resolved,
             kinds,
-            in_flight: Vec::new(),
+            in_flight: BTreeMap::new(),
             deliver,
             am_client,
             am_sender,
@@ -250,9 +250,12 @@ impl Alerting {
             journal: Some(journal),
             differ: Differ::default(),
             pending: Vec::new(),
+            parts: ViewParts::default(),
+            pending_alerts: 0,
         };
         task.dispatcher.upsert(gone.alerts, now);
         task.tiers = Arc::new(task.alerter.tier_phases());
+        task.pending_alerts = task.alerter.pending_count();
         // What the log holds is the state as restored: remember it without writing it again.
         let mut seen = Vec::new();
         if let Err(e) = task.differ.diff(
@@ -339,7 +342,10 @@ struct Task {
     send_resolved: Receivers,
     /// Integration type by (receiver, index), for counters and logs.
     kinds: BTreeMap<(String, usize), &'static str>,
-    in_flight: Vec<(usize, Notification)>,
+    /// The notifications handed to delivery and not confirmed, at most one per integration
+    /// and group (a newer flush replaces the older one), by (integration, receiver, group
+    /// key): a burst of outcomes finds each in O(log n), not by a scan of them all.
+    in_flight: BTreeMap<InFlightKey, Notification>,
     deliver: DeliveryHandle,
     am_client: Option<Arc<AlertmanagerClient>>,
     am_sender: Option<AlertmanagerSender>,
@@ -361,6 +367,17 @@ struct Task {
     differ: Differ,
     /// Encoded records not handed to the journal yet.
     pending: Vec<u8>,
+    /// The view's costly parts, kept until they change.
+    parts: ViewParts,
+    /// Pending (not yet firing) alerts as of the newest evaluation.
+    pending_alerts: usize,
+}
+
+/// (integration, receiver, group key) of a notification in flight.
+type InFlightKey = (usize, String, String);
+
+fn in_flight_key(integration: usize, n: &Notification) -> InFlightKey {
+    (integration, n.receiver.clone(), n.group_key.clone())
 }
 
 /// A silence change's undo: each touched silence's previous value, in the order touched.
@@ -399,6 +416,9 @@ impl Task {
         // undoes) only them.
         let mut changes: Vec<u8> = Vec::new();
         loop {
+            // Probe results first, whatever else is busy: outcomes win the biased select below,
+            // and a burst of them must not leave the results queue to fill up and drop.
+            self.drain_probes(&mut probes);
             let wait = self.until_next_flush();
             // Probe results only feed thresholds: no record, no new view (there may be many).
             let mut quiet = false;
@@ -420,12 +440,13 @@ impl Task {
                 }
                 Some(p) = probes.recv() => {
                     self.alerter.observe_probe(&p.name, p.at, p.success);
+                    self.drain_probes(&mut probes);
                     quiet = true;
                 }
                 changed = snapshots.changed() => match changed {
                     Ok(()) => {
                         let snap = snapshots.borrow_and_update().clone();
-                        self.evaluate(&snap);
+                        self.evaluate(&snap, Some(&mut probes));
                     }
                     // The evaluator has ended (shutdown) after publishing its last snapshot.
                     Err(_) => break,
@@ -436,7 +457,7 @@ impl Task {
                     self.am_push(&am_tx);
                     quiet = true;
                 }
-                _ = tokio::time::sleep(wait) => self.flush().await,
+                _ = tokio::time::sleep(wait) => self.flush(Some(&mut probes)).await,
             }
             if quiet {
                 continue;
@@ -444,7 +465,9 @@ impl Task {
             // Changes nobody waits for: written with the next group commit.
             self.hand_over();
             if !replies.is_empty() {
-                let saved = self.commit(std::mem::take(&mut changes), true).await;
+                let saved = self
+                    .commit(std::mem::take(&mut changes), true, Some(&mut probes))
+                    .await;
                 if let Err(e) = saved {
                     for (id, before) in undo.drain(..).rev() {
                         self.silences.put(&id, before);
@@ -458,6 +481,7 @@ impl Task {
             }
             self.maybe_compact();
             self.note_commits();
+            self.drain_probes(&mut probes);
             let _ = view_tx.send(Arc::new(self.view()));
             for r in replies.drain(..) {
                 r.send();
@@ -469,8 +493,8 @@ impl Task {
             self.alerter.observe_probe(&p.name, p.at, p.success);
         }
         let snap = snapshots.borrow_and_update().clone();
-        self.evaluate(&snap);
-        self.flush().await;
+        self.evaluate(&snap, None);
+        self.flush(None).await;
         delivery_stop.trigger();
         loop {
             tokio::select! {
@@ -489,6 +513,24 @@ impl Task {
         );
     }
 
+    /// Counts the probe results already queued (at most a queue's worth, so the loop keeps
+    /// turning).
+    fn drain_probes(&mut self, probes: &mut mpsc::Receiver<ProbeResult>) {
+        for _ in 0..probes.max_capacity() {
+            let Ok(p) = probes.try_recv() else {
+                break;
+            };
+            self.alerter.observe_probe(&p.name, p.at, p.success);
+        }
+    }
+
+    /// [`Task::drain_probes`] when there is a receiver.
+    fn drain_some(&mut self, probes: &mut Option<&mut mpsc::Receiver<ProbeResult>>) {
+        if let Some(p) = probes.as_deref_mut() {
+            self.drain_probes(p);
+        }
+    }
+
     /// Time until the dispatcher's next flush (capped, so a clock jump is noticed).
     fn until_next_flush(&self) -> Duration {
         let cap = Duration::from_secs(60);
@@ -501,7 +543,13 @@ impl Task {
         }
     }
 
-    fn evaluate(&mut self, snap: &AgentSnapshot) {
+    /// `probes`: results queued meanwhile are taken between the steps, each of which costs
+    /// the alerts at 100,000 SLOs.
+    fn evaluate(
+        &mut self,
+        snap: &AgentSnapshot,
+        mut probes: Option<&mut mpsc::Receiver<ProbeResult>>,
+    ) {
         let now = self.clock.now();
         // A reload, or instances of grouped rules created or aged out: the alerts defined
         // change (an aged-out instance's firing alerts resolve).
@@ -530,6 +578,7 @@ impl Task {
             self.generation = Some(generation);
         }
         let set = self.alerter.evaluate(snap, snap.at);
+        self.drain_some(&mut probes);
         for t in &set.transitions {
             self.counters.transitions += 1;
             let name = t.labels.get("alertname").map_or("", String::as_str);
@@ -557,11 +606,13 @@ impl Task {
         }
         self.flapping = flapping;
         self.tiers = Arc::new(self.alerter.tier_phases());
+        self.pending_alerts = self.alerter.pending_count();
         if let Some(s) = self.am_sender.as_mut() {
             s.update(&set.alerts, now);
         }
         self.dispatcher.upsert(set.alerts, now);
         self.silences.gc(now);
+        self.drain_some(&mut probes);
         self.record_evaluation();
     }
 
@@ -593,7 +644,14 @@ impl Task {
 
     /// Hands `bytes` to the journal and waits until they are durable (see
     /// [`Journal::commit`] for `undo_on_failure`).
-    async fn commit(&mut self, bytes: Vec<u8>, undo_on_failure: bool) -> Result<(), String> {
+    /// Probe results arriving meanwhile are counted (`probes`), so a long write (a burst of
+    /// notifications) does not fill their queue.
+    async fn commit(
+        &mut self,
+        bytes: Vec<u8>,
+        undo_on_failure: bool,
+        mut probes: Option<&mut mpsc::Receiver<ProbeResult>>,
+    ) -> Result<(), String> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -603,7 +661,26 @@ impl Task {
         let ack = j.commit(bytes, undo_on_failure);
         // Waited on the blocking pool, which (unlike a wait on another thread) keeps a paused
         // test clock from jumping ahead while the disk works, as the whole-file save did.
-        let r = match tokio::task::spawn_blocking(move || ack.blocking_recv()).await {
+        let mut done = tokio::task::spawn_blocking(move || ack.blocking_recv());
+        let r = loop {
+            let next = async {
+                match probes.as_deref_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = &mut done => break r,
+                p = next => match p {
+                    Some(p) => {
+                        self.alerter.observe_probe(&p.name, p.at, p.success);
+                    }
+                    // The evaluator has ended: nothing more to count.
+                    None => probes = None,
+                },
+            }
+        };
+        let r = match r {
             Ok(Ok(r)) => r,
             _ => Err("the alerting journal's writer is gone".to_owned()),
         };
@@ -657,9 +734,10 @@ impl Task {
     }
 
     /// Runs due flushes: write-ahead (in flight, committed) before handing over to delivery.
-    async fn flush(&mut self) {
+    async fn flush(&mut self, mut probes: Option<&mut mpsc::Receiver<ProbeResult>>) {
         let now = self.clock.now();
         let flush = self.dispatcher.tick(now, &self.silences);
+        self.drain_some(&mut probes);
         for s in &flush.suppressed {
             let key = s.reason.key();
             *self.counters.suppressed.entry(key).or_default() += 1;
@@ -681,12 +759,10 @@ impl Task {
             return;
         }
         for o in &flush.notifications {
-            self.in_flight.retain(|(i, n)| {
-                !(*i == o.integration
-                    && n.group_key == o.notification.group_key
-                    && n.receiver == o.notification.receiver)
-            });
-            self.in_flight.push((o.integration, o.notification.clone()));
+            self.in_flight.insert(
+                in_flight_key(o.integration, &o.notification),
+                o.notification.clone(),
+            );
             self.record(Record::InFlight {
                 integration: o.integration,
                 group_key: o.notification.group_key.clone(),
@@ -697,10 +773,11 @@ impl Task {
         // Write-ahead: durable before delivery may start. On failure the records stay queued
         // in the journal for a retry, and delivery goes ahead (as a failed save always did).
         let bytes = std::mem::take(&mut self.pending);
-        let _ = self.commit(bytes, false).await;
+        let _ = self.commit(bytes, false, probes.as_deref_mut()).await;
         for o in flush.notifications {
             self.submit(o.integration, o.notification);
         }
+        self.drain_some(&mut probes);
     }
 
     fn submit(&mut self, idx: usize, n: Notification) {
@@ -714,12 +791,15 @@ impl Task {
             inhibited = n.inhibited,
             "notifying"
         );
-        if !self.in_flight.iter().any(|(i, m)| *i == idx && m == &n) {
-            self.in_flight.push((idx, n.clone()));
+        let key = in_flight_key(idx, &n);
+        if self.in_flight.get(&key) != Some(&n) {
+            self.in_flight.insert(key.clone(), n.clone());
         }
         if let Err(e) = self.deliver.submit(idx, n.clone()) {
             // No outcome follows, so it is not in flight: the next flush decides again.
-            self.in_flight.retain(|(i, m)| !(*i == idx && m == &n));
+            if self.in_flight.get(&key) == Some(&n) {
+                self.in_flight.remove(&key);
+            }
             self.record(Record::InFlight {
                 integration: idx,
                 group_key: n.group_key.clone(),
@@ -732,10 +812,10 @@ impl Task {
 
     fn outcome(&mut self, o: DeliveryOutcome) {
         let n = &o.notification;
-        let before = self.in_flight.len();
-        self.in_flight
-            .retain(|(i, m)| !(*i == o.integration_idx && m == n));
-        if self.in_flight.len() != before {
+        let key = in_flight_key(o.integration_idx, n);
+        // Only this notification: an outcome of an older one leaves its successor in flight.
+        if self.in_flight.get(&key) == Some(n) {
+            self.in_flight.remove(&key);
             self.record(Record::InFlight {
                 integration: o.integration_idx,
                 group_key: n.group_key.clone(),
@@ -897,34 +977,101 @@ impl Task {
             dispatcher: self.dispatcher.state(),
             silences: self.silences.clone(),
             alertmanager: self.am_sender.clone(),
-            in_flight: self.in_flight.clone(),
+            in_flight: self
+                .in_flight
+                .iter()
+                .map(|((idx, _, _), n)| (*idx, n.clone()))
+                .collect(),
         }
     }
 
-    fn view(&self) -> AlertingView {
+    fn view(&mut self) -> AlertingView {
         let mut counters = self.counters.clone();
         if let Some(s) = self.journal.as_ref().map(Journal::stats) {
             counters.state_save_failures += s.failures;
         }
+        let now = self.clock.now();
+        self.parts.refresh(now, &self.dispatcher, &self.silences);
         AlertingView {
             integrations: self.deliver.stats(),
             counters,
             last_save_ms: self.last_save_ms,
-            ..AlertingView::decided(
-                self.clock.now(),
-                &self.alerter,
-                &self.dispatcher,
-                &self.silences,
-                &self.flapping,
-                &self.tiers,
-            )
+            ..self
+                .parts
+                .view(now, &self.flapping, &self.tiers, self.pending_alerts)
         }
     }
 }
 
+/// The parts of the view that cost O(alerts) or O(silences) to build (alerts with their
+/// status, groups, silences), kept and shared by every view until what they show changes: the
+/// dispatcher's or the silences' change count moves, or time reaches a silence's start or end
+/// or an alert's lease end. A loop turn that changed none of it (a delivery outcome, a probe
+/// result, an Alertmanager push) publishes its view without rebuilding them.
+#[derive(Debug, Clone, Default)]
+struct ViewParts {
+    /// (dispatcher changes, silences changes) they were built from.
+    built_from: Option<(u64, u64)>,
+    /// They hold while the clock is before this instant.
+    valid_until: Option<Timestamp>,
+    alerts: Arc<Vec<crate::notify::dispatch::AlertView>>,
+    groups: Arc<Vec<crate::notify::dispatch::GroupView>>,
+    silences: Arc<Vec<Silence>>,
+}
+
+impl ViewParts {
+    /// Brings the parts up to `now`: rebuilt when anything they show changed, else kept.
+    /// Returns whether they were rebuilt.
+    fn refresh(&mut self, now: Timestamp, dispatcher: &Dispatcher, silences: &Silences) -> bool {
+        let from = (dispatcher.changes(), silences.changes());
+        let fresh = self.built_from == Some(from) && self.valid_until.is_none_or(|t| now < t);
+        if fresh {
+            return false;
+        }
+        *self = ViewParts::build(now, dispatcher, silences);
+        true
+    }
+
+    fn build(now: Timestamp, dispatcher: &Dispatcher, silences: &Silences) -> ViewParts {
+        let valid_until = match (dispatcher.next_lease_end(now), silences.next_change(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ViewParts {
+            built_from: Some((dispatcher.changes(), silences.changes())),
+            valid_until,
+            alerts: Arc::new(dispatcher.alerts_view(now, silences)),
+            groups: Arc::new(dispatcher.groups()),
+            silences: Arc::new(silences.iter().cloned().collect()),
+        }
+    }
+
+    /// The decisions part of a view at `now` with these parts.
+    fn view(
+        &self,
+        now: Timestamp,
+        flapping: &BTreeSet<Fingerprint>,
+        tiers: &Arc<TierPhases>,
+        pending: usize,
+    ) -> AlertingView {
+        AlertingView {
+            at: now,
+            alerts: self.alerts.clone(),
+            flapping: flapping.clone(),
+            tiers: tiers.clone(),
+            silences: self.silences.clone(),
+            groups: self.groups.clone(),
+            pending,
+            ..AlertingView::default()
+        }
+    }
+}
+
+#[cfg(test)]
 impl AlertingView {
     /// The decisions part of a view at `now` (alerts with their status, flapping, tier
-    /// phases, silences, groups, pending count), without delivery statistics and counters.
+    /// phases, silences, groups, pending count), without delivery statistics and counters,
+    /// built whole.
     pub(crate) fn decided(
         now: Timestamp,
         alerter: &Alerter,
@@ -933,21 +1080,12 @@ impl AlertingView {
         flapping: &BTreeSet<Fingerprint>,
         tiers: &Arc<TierPhases>,
     ) -> AlertingView {
-        AlertingView {
-            at: now,
-            alerts: dispatcher.alerts_view(now, silences),
-            flapping: flapping.clone(),
-            tiers: tiers.clone(),
-            silences: silences.iter().cloned().collect(),
-            groups: dispatcher.groups(),
-            pending: alerter
-                .state()
-                .alerts
-                .values()
-                .filter(|e| e.lifecycle.state() == crate::alert::lifecycle::State::Pending)
-                .count(),
-            ..AlertingView::default()
-        }
+        ViewParts::build(now, dispatcher, silences).view(
+            now,
+            flapping,
+            tiers,
+            alerter.pending_count(),
+        )
     }
 }
 
@@ -1215,6 +1353,99 @@ slos:
             "{seen:?}"
         );
         assert_eq!(resolved_sent, 2);
+    }
+
+    proptest::proptest! {
+        /// The view's kept parts always equal parts built whole at the same instant, over
+        /// random alerts (some with leases ending later), resolves, flushes, confirmations,
+        /// silences starting later, expiries and garbage collection; and a confirmation that
+        /// releases nothing does not rebuild them.
+        #[test]
+        fn kept_view_parts_equal_parts_built_whole(
+            ops in proptest::collection::vec((0u8..7, 0usize..4, 0i64..7), 1..60),
+        ) {
+            use crate::alert::{Alert, Matchers};
+            use crate::notify::silence::SilenceRequest;
+            use crate::rules::model::Labels;
+            let route = crate::notify::route::parse_route(
+                std::path::Path::new("am.yml"),
+                "receiver: a\ngroup_by: [alertname]\ngroup_wait: 1s\ngroup_interval: 4s\n",
+            )
+            .expect("route");
+            let mut d = Dispatcher::new(
+                route,
+                Inhibitor::new(Vec::new(), true, Dependencies::default()),
+                [("a".to_string(), vec![true])].into_iter().collect(),
+            )
+            .expect("dispatcher");
+            let mut silences = Silences::new(crate::time::Dur::from_secs(5));
+            let mut parts = ViewParts::default();
+            let mut now = 0i64;
+            let mut n = 0;
+            for (op, i, dt) in ops {
+                now += dt;
+                let at = Timestamp::from_secs(now);
+                let labels: Labels = [("alertname".to_string(), format!("A{i}"))].into();
+                let alert = |ends_at: Option<i64>| Alert {
+                    labels: labels.clone(),
+                    annotations: Labels::new(),
+                    starts_at: at,
+                    ends_at: ends_at.map(Timestamp::from_secs),
+                    generator_url: String::new(),
+                };
+                let mut quiet_confirmation = false;
+                match op {
+                    0 => {
+                        d.upsert([alert(None)], at);
+                    }
+                    1 => {
+                        // A lease: resolves by itself `dt` later.
+                        d.upsert([alert(Some(now + dt + 1))], at);
+                    }
+                    2 => {
+                        d.upsert([alert(Some(now))], at);
+                    }
+                    3 => {
+                        let f = d.tick(at, &silences);
+                        parts.refresh(at, &d, &silences);
+                        let before = d.changes();
+                        for o in f.notifications {
+                            d.mark_sent(o.integration, &o.notification, at);
+                        }
+                        quiet_confirmation = d.changes() == before;
+                    }
+                    4 => {
+                        n += 1;
+                        let req = SilenceRequest {
+                            id: None,
+                            matchers: Matchers::parse(&format!("alertname=\"A{i}\"")).expect("valid"),
+                            starts_at: Some(Timestamp::from_secs(now + dt)),
+                            ends_at: Timestamp::from_secs(now + dt + 3),
+                            created_by: "t".into(),
+                            comment: "t".into(),
+                        };
+                        silences.set(req, at, || format!("s{n}")).expect("valid");
+                    }
+                    5 => {
+                        let first = silences.iter().next().map(|s| s.id.clone());
+                        if let Some(id) = first {
+                            let _ = silences.expire(&id, at);
+                        }
+                    }
+                    _ => {
+                        silences.gc(at);
+                    }
+                }
+                let rebuilt = parts.refresh(at, &d, &silences);
+                if quiet_confirmation {
+                    proptest::prop_assert!(!rebuilt, "a confirmation releasing nothing rebuilt the view");
+                }
+                let whole = ViewParts::build(at, &d, &silences);
+                proptest::prop_assert_eq!(&*parts.alerts, &*whole.alerts);
+                proptest::prop_assert_eq!(&*parts.groups, &*whole.groups);
+                proptest::prop_assert_eq!(&*parts.silences, &*whole.silences);
+            }
+        }
     }
 
     #[test]

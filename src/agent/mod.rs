@@ -168,7 +168,11 @@ impl Agent {
         };
         let first = Arc::new(ev.evaluate(now));
         let (snap_tx, snapshots) = watch::channel(first);
-        let (probe_tap, probe_results) = mpsc::channel(cfg.queue_length);
+        // Room for two results of every probe (at least a queue's worth): alerting may pause
+        // for a burst (the first flush of 10,000 notifications) for two probe intervals before
+        // a result is dropped, whatever the number of probes. A result is ~40 bytes.
+        let tap_len = cfg.queue_length.max(2 * ev.rules().probes.len());
+        let (probe_tap, probe_results) = mpsc::channel(tap_len);
         let alerting = Alerting::start(&cfg, ev.rules(), snapshots.clone(), probe_results, clock)?;
         let (reload, reload_rx) = mpsc::channel(4);
         let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, reload_rx, probe_tap));
@@ -450,8 +454,9 @@ fn pace(
 }
 
 /// Forwards a current-generation probe result to alerting (probe thresholds count every
-/// result). Never waits: when alerting lags by a whole queue, the result is dropped and logged
-/// rather than slowing evaluation; returns false then.
+/// result). Never waits: when alerting lags by a whole queue (two results per probe of the
+/// rules at start, at least `queue_length`), the result is dropped and logged rather than
+/// slowing evaluation; returns false then.
 fn tap(probe_tap: &mpsc::Sender<ProbeResult>, ev: &Evaluator, obs: &Observation) -> bool {
     if let Observation::Probe {
         generation,

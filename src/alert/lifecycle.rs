@@ -183,6 +183,14 @@ impl Lifecycle {
         self.phase.state()
     }
 
+    /// True when the lifecycle holds nothing a fresh one would not: inactive, no counted
+    /// change, condition false. Stepping it and stepping a fresh [`Lifecycle`] decide the same
+    /// from then on (only `cond_since` differs, which matters only while flapping), so its
+    /// owner may drop it and start a fresh one when the condition next holds.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Inactive && self.changes.is_empty() && !self.cond
+    }
+
     /// Advances with the raw condition at `now`. Returns `(from, to)` when the state changed.
     /// Steps must come with non-decreasing instants; an older instant is treated as `now`.
     pub fn step(&mut self, cond: bool, now: Timestamp, p: &Params) -> Option<(State, State)> {
@@ -577,5 +585,39 @@ mod tests {
             l.force_resolve(t(2)),
             Some((State::Pending, State::Inactive))
         );
+    }
+
+    proptest::proptest! {
+        /// Dropping a lifecycle once it is idle, and starting a fresh one only when the
+        /// condition next holds (what the alert source does to save memory), decides exactly
+        /// what one lifecycle kept throughout decides: the same state changes at every step.
+        #[test]
+        fn an_idle_lifecycle_dropped_and_started_afresh_decides_the_same(
+            for_min in 0u64..4,
+            keep_min in 0u64..4,
+            flap in proptest::option::of((5u64..30, 1u32..4, 0u64..8)),
+            steps in proptest::collection::vec((proptest::bool::ANY, 0i64..4), 1..80),
+        ) {
+            let p = params(for_min, keep_min, flap);
+            let mut kept = Lifecycle::new();
+            let mut compact: Option<Lifecycle> = None;
+            let mut now = 0;
+            for (cond, dt) in steps {
+                now += dt;
+                let want = kept.step(cond, t(now), &p);
+                let got = match compact.as_mut() {
+                    Some(l) => l.step(cond, t(now), &p),
+                    None if cond => compact.insert(Lifecycle::new()).step(cond, t(now), &p),
+                    // No lifecycle and no condition: nothing to decide.
+                    None => None,
+                };
+                proptest::prop_assert_eq!(got, want, "at minute {}", now);
+                let state = compact.as_ref().map_or(State::Inactive, Lifecycle::state);
+                proptest::prop_assert_eq!(state, kept.state());
+                if compact.as_ref().is_some_and(Lifecycle::is_idle) {
+                    compact = None;
+                }
+            }
+        }
     }
 }

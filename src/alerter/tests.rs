@@ -206,7 +206,7 @@ fn probe_states(alert: &str, results: &str) -> Vec<State> {
         let at = Timestamp(i as i64 * 10 * S);
         al.observe_probe("p", at, c == 'S');
         al.evaluate(&bare(&rules, at, Vec::new()), at);
-        out.push(al.state().alerts[&fp].lifecycle.state());
+        out.push(al.phase(fp).state());
     }
     out
 }

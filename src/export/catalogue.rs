@@ -1167,7 +1167,7 @@ pub static FAMILIES: &[Family] = &[
             .iter()
             .map(|s| (s.as_str(), 0))
             .collect();
-            for sil in &v.silences {
+            for sil in v.silences.iter() {
                 *rows.entry(sil.state(v.at).as_str()).or_default() += 1;
             }
             for (k, n) in rows {

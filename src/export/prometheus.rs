@@ -606,12 +606,12 @@ slos:
         };
         let mut view = AlertingView {
             at,
-            alerts: vec![
+            alerts: Arc::new(vec![
                 alert("A", SuppressionState::Active),
                 alert("B", SuppressionState::Suppressed),
-            ],
+            ]),
             pending: 3,
-            silences: vec![silence("s1", 60), silence("s2", 0), silence("s3", 0)],
+            silences: Arc::new(vec![silence("s1", 60), silence("s2", 0), silence("s3", 0)]),
             integrations: vec![
                 hook(0, 2, BreakerState::Open),
                 hook(1, 1, BreakerState::Closed),

@@ -209,6 +209,134 @@ impl DispatcherState {
     }
 }
 
+/// The aggregation groups with two indexes kept in step with them: the ordered set of their
+/// deadlines (so the next deadline and the due groups cost O(log groups), not a scan per loop
+/// turn) and the groups of each (group key, receiver) (so a delivery confirmation finds its
+/// group without a scan). Every change of a group's `next_flush`, `group_key` or `receiver`
+/// goes through here.
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    by_id: BTreeMap<GroupId, Group>,
+    deadlines: BTreeSet<(Timestamp, GroupId)>,
+    by_key: BTreeMap<(String, String), BTreeSet<GroupId>>,
+}
+
+impl Groups {
+    fn from_map(by_id: BTreeMap<GroupId, Group>) -> Groups {
+        let mut g = Groups {
+            by_id,
+            ..Groups::default()
+        };
+        for (id, group) in &g.by_id {
+            g.deadlines.insert((group.next_flush, id.clone()));
+            g.by_key
+                .entry((group.group_key.clone(), group.receiver.clone()))
+                .or_default()
+                .insert(id.clone());
+        }
+        g
+    }
+
+    fn get(&self, id: &GroupId) -> Option<&Group> {
+        self.by_id.get(id)
+    }
+
+    /// A group to change; its `next_flush`, `group_key` and `receiver` must not change through
+    /// it (use [`Groups::set_next_flush`]).
+    fn get_mut(&mut self, id: &GroupId) -> Option<&mut Group> {
+        self.by_id.get_mut(id)
+    }
+
+    /// The group `id`, created by `new` when missing.
+    fn get_or_insert(&mut self, id: &GroupId, new: impl FnOnce() -> Group) -> &mut Group {
+        if !self.by_id.contains_key(id) {
+            let g = new();
+            self.deadlines.insert((g.next_flush, id.clone()));
+            self.by_key
+                .entry((g.group_key.clone(), g.receiver.clone()))
+                .or_default()
+                .insert(id.clone());
+            self.by_id.insert(id.clone(), g);
+        }
+        match self.by_id.get_mut(id) {
+            Some(g) => g,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    fn set_next_flush(&mut self, id: &GroupId, at: Timestamp) {
+        if let Some(g) = self.by_id.get_mut(id)
+            && g.next_flush != at
+        {
+            self.deadlines.remove(&(g.next_flush, id.clone()));
+            self.deadlines.insert((at, id.clone()));
+            g.next_flush = at;
+        }
+    }
+
+    fn remove(&mut self, id: &GroupId) -> Option<Group> {
+        let g = self.by_id.remove(id)?;
+        self.deadlines.remove(&(g.next_flush, id.clone()));
+        let key = (g.group_key.clone(), g.receiver.clone());
+        if let Some(ids) = self.by_key.get_mut(&key) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_key.remove(&key);
+            }
+        }
+        Some(g)
+    }
+
+    fn clear(&mut self) {
+        *self = Groups::default();
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Group) -> bool) {
+        let gone: Vec<GroupId> = self
+            .by_id
+            .iter()
+            .filter(|(_, g)| !keep(g))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Group> {
+        self.by_id.values()
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// The groups due at `now`, earliest deadline first.
+    fn due(&self, now: Timestamp) -> Vec<GroupId> {
+        self.deadlines
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// The groups with this group key and receiver (in id order).
+    fn with_key(&self, group_key: &str, receiver: &str) -> Vec<GroupId> {
+        self.by_key
+            .get(&(group_key.to_owned(), receiver.to_owned()))
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Panics when an index disagrees with the groups (for tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let rebuilt = Groups::from_map(self.by_id.clone());
+        assert_eq!(self.deadlines, rebuilt.deadlines, "deadline index");
+        assert_eq!(self.by_key, rebuilt.by_key, "group key index");
+    }
+}
+
 /// The notification pipeline's state machine.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -217,8 +345,11 @@ pub struct Dispatcher {
     receivers: Receivers,
     alerts: BTreeMap<Fingerprint, Alert>,
     /// Keyed by (route id, group labels string).
-    groups: BTreeMap<GroupId, Group>,
+    groups: Groups,
     nflog: Nflog,
+    /// Counts the changes to what [`Dispatcher::alerts_view`] and [`Dispatcher::groups`] show
+    /// (alerts, groups and their members and deadlines, the routing and inhibition config).
+    changes: u64,
 }
 
 fn check_receivers(route: &Route, receivers: &Receivers) -> Result<(), DispatchError> {
@@ -262,8 +393,9 @@ impl Dispatcher {
             inhibitor,
             receivers,
             alerts: BTreeMap::new(),
-            groups: BTreeMap::new(),
+            groups: Groups::default(),
             nflog,
+            changes: 0,
         })
     }
 
@@ -276,6 +408,7 @@ impl Dispatcher {
     /// Returns how many alerts were ignored.
     pub fn upsert(&mut self, alerts: impl IntoIterator<Item = Alert>, now: Timestamp) -> usize {
         let mut ignored = 0;
+        self.changes += 1;
         for mut a in alerts {
             a.labels.retain(|_, v| !v.is_empty());
             if a.labels.is_empty() {
@@ -298,7 +431,7 @@ impl Dispatcher {
         for r in self.route.matching(&a.labels) {
             let group_labels = r.group_by.group_labels(&a.labels);
             let id = (r.id().to_string(), labels_string(&group_labels));
-            let g = self.groups.entry(id).or_insert_with(|| Group {
+            let g = self.groups.get_or_insert(&id, || Group {
                 route_id: r.id().to_string(),
                 group_key: r.group_key(&group_labels),
                 group_labels,
@@ -312,15 +445,19 @@ impl Dispatcher {
                 pending: None,
             });
             g.alerts.insert(fp);
-            if old_skips_wait && !g.has_flushed && a.starts_at.add(g.group_wait) < now {
-                g.next_flush = g.next_flush.min(now);
+            if old_skips_wait
+                && !g.has_flushed
+                && a.starts_at.add(g.group_wait) < now
+                && g.next_flush > now
+            {
+                self.groups.set_next_flush(&id, now);
             }
         }
     }
 
     /// When the next group flushes (`None` without groups). Call [`Dispatcher::tick`] then.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.groups.values().map(|g| g.next_flush).min()
+        self.groups.next_deadline()
     }
 
     /// Flushes every group that is due at `now`: evaluates inhibition over all alerts, removes
@@ -330,13 +467,11 @@ impl Dispatcher {
     /// decision and returns the notifications to send with their reasons, and the suppressions.
     pub fn tick(&mut self, now: Timestamp, silences: &Silences) -> Flush {
         let mut flush = Flush::default();
-        let due: Vec<(String, String)> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.next_flush <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let mut due = self.groups.due(now);
+        // In id order, as before the deadline index: the order of the notifications.
+        due.sort();
         if !due.is_empty() {
+            self.changes += 1;
             let inhibition = self.inhibitor.evaluate(self.alerts.values(), now);
             let mut silenced: BTreeMap<Fingerprint, Vec<String>> = BTreeMap::new();
             for id in due {
@@ -356,10 +491,13 @@ impl Dispatcher {
         silenced: &mut BTreeMap<Fingerprint, Vec<String>>,
         flush: &mut Flush,
     ) {
+        let Some(interval) = self.groups.get(id).map(|g| g.group_interval) else {
+            return;
+        };
+        self.groups.set_next_flush(id, now.add(interval));
         let Some(g) = self.groups.get_mut(id) else {
             return;
         };
-        g.next_flush = now.add(g.group_interval);
         g.has_flushed = true;
         // The snapshot: firing alerts carry no end (Alertmanager zeroes `EndsAt` at flush).
         let mut snapshot: Vec<(Fingerprint, Alert)> = g
@@ -570,12 +708,7 @@ impl Dispatcher {
     /// the notification log (firing and resolved sets of `n`, stamped `now`) and, once every
     /// send of the group's flush is confirmed, drops the resolved alerts it carried.
     pub fn mark_sent(&mut self, integration: usize, n: &Notification, now: Timestamp) {
-        let ids: Vec<(String, String)> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.group_key == n.group_key && g.receiver == n.receiver)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let ids = self.groups.with_key(&n.group_key, &n.receiver);
         // The group may be gone (a reload in between): fall back to its route's timers.
         let timers = ids
             .first()
@@ -627,6 +760,11 @@ impl Dispatcher {
         // Only what this confirmation released: a full collection (every group, every alert,
         // the whole log) per delivery would cost the state, not the change; the next tick
         // collects the rest.
+        if !dropped.is_empty() {
+            // A confirmation changes what the views show only when it releases alerts (and
+            // perhaps their groups); the log is not shown.
+            self.changes += 1;
+        }
         self.collect_dropped(dropped, now);
     }
 
@@ -667,6 +805,23 @@ impl Dispatcher {
         out
     }
 
+    /// A number that changes whenever what [`Dispatcher::alerts_view`] and
+    /// [`Dispatcher::groups`] show may have changed, other than by time alone (see
+    /// [`Dispatcher::next_lease_end`]): a reader keeps what it built until then.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The first end of an alert's lease after `now` (an `ends_at` in the future): when time
+    /// alone resolves an alert, and so changes the alerts view and inhibition.
+    pub fn next_lease_end(&self, now: Timestamp) -> Option<Timestamp> {
+        self.alerts
+            .values()
+            .filter_map(|a| a.ends_at)
+            .filter(|t| *t > now)
+            .min()
+    }
+
     /// The aggregation groups, by group key and receiver.
     pub fn groups(&self) -> Vec<GroupView> {
         let mut out: Vec<GroupView> = self
@@ -687,7 +842,7 @@ impl Dispatcher {
     /// The stored alerts and the groups as they are persisted, by key, so that the alerting
     /// journal can record what changed without copying the whole state.
     pub fn persisted(&self) -> (&BTreeMap<Fingerprint, Alert>, &BTreeMap<GroupId, Group>) {
-        (&self.alerts, &self.groups)
+        (&self.alerts, &self.groups.by_id)
     }
 
     /// The notification log.
@@ -738,7 +893,7 @@ impl Dispatcher {
                 },
             );
         }
-        d.groups = kept;
+        d.groups = Groups::from_map(kept);
         d.alerts = state
             .alerts
             .into_iter()
@@ -762,6 +917,7 @@ impl Dispatcher {
         self.route = route;
         self.inhibitor = inhibitor;
         self.receivers = receivers;
+        self.changes += 1;
         self.groups.clear();
         self.regroup(now);
         Ok(())
@@ -774,7 +930,7 @@ impl Dispatcher {
         for (fp, a) in &alerts {
             self.insert(*fp, a, now, true);
         }
-        self.groups.retain(|_, g| !g.alerts.is_empty());
+        self.groups.retain(|g| !g.alerts.is_empty());
     }
 }
 
@@ -827,16 +983,28 @@ fn label_set_order(a: &Labels, b: &Labels) -> Ordering {
     if a.len() != b.len() {
         return a.len().cmp(&b.len());
     }
-    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for n in names {
-        match (a.get(n), b.get(n)) {
-            (None, _) => return Ordering::Less,
-            (_, None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x != y => return x.cmp(y),
-            _ => {}
+    // Both sets iterate in name order: walking them side by side visits the union of the
+    // names in order (Prometheus sorts it), without collecting it for every comparison.
+    let (mut ai, mut bi) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        match (ai.peek(), bi.peek()) {
+            (None, None) => return Ordering::Equal,
+            // The smallest name is missing from `a` (the other side ran out or is further).
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some((na, va)), Some((nb, vb))) => match na.cmp(nb) {
+                Ordering::Less => return Ordering::Greater,
+                Ordering::Greater => return Ordering::Less,
+                Ordering::Equal => {
+                    if va != vb {
+                        return va.cmp(vb);
+                    }
+                    ai.next();
+                    bi.next();
+                }
+            },
         }
     }
-    Ordering::Equal
 }
 
 #[cfg(test)]
@@ -1121,5 +1289,117 @@ mod tests {
         assert_eq!(t.state, SuppressionState::Suppressed);
         assert_eq!(d.groups().len(), 1);
         assert_eq!(d.groups()[0].group_key, "{}:{}");
+    }
+
+    proptest::proptest! {
+        /// Over random upserts, resolves, flushes, confirmations (some never sent), reloads and
+        /// restores, the ordered deadline set names the same next deadline as a scan of every
+        /// group, the due groups are the ones a scan finds, and both indexes match the groups.
+        #[test]
+        fn the_deadline_set_agrees_with_a_scan_of_every_group(
+            ops in proptest::collection::vec((0u8..6, 0usize..5, 0usize..3, 0i64..9), 1..80),
+        ) {
+            let route = parse_route(
+                std::path::Path::new("am.yml"),
+                "receiver: a\ngroup_by: [g]\ngroup_wait: 2s\ngroup_interval: 5s\nrepeat_interval: 30s\nroutes:\n  - receiver: b\n    group_by: [alertname]\n    group_wait: 0s\n    group_interval: 3s\n    continue: true\n    matchers: ['g=~\"x|y\"']\n  - receiver: a\n",
+            )
+            .expect("route");
+            let receivers: Receivers =
+                [("a".to_string(), vec![true]), ("b".to_string(), vec![false, true])].into();
+            let mut d = Dispatcher::new(
+                route.clone(),
+                Inhibitor::new(Vec::new(), true, Dependencies::default()),
+                receivers.clone(),
+            )
+            .expect("receivers exist");
+            let s = Silences::default();
+            let mut now = 0i64;
+            let groups = ["x", "y", "z"];
+            for (op, i, g, dt) in ops {
+                now += dt;
+                let at = Timestamp::from_secs(now);
+                let name = format!("A{i}");
+                match op {
+                    0 | 1 => {
+                        let start = now - dt * (i as i64);
+                        let a = alert(&[("alertname", &name), ("g", groups[g])], start, None);
+                        d.upsert([a], at);
+                    }
+                    2 => {
+                        let a = alert(&[("alertname", &name), ("g", groups[g])], 0, Some(now));
+                        d.upsert([a], at);
+                    }
+                    3 => {
+                        let due: BTreeSet<GroupId> = d
+                            .groups
+                            .by_id
+                            .iter()
+                            .filter(|(_, g)| g.next_flush <= at)
+                            .map(|(id, _)| id.clone())
+                            .collect();
+                        let indexed: BTreeSet<GroupId> = d.groups.due(at).into_iter().collect();
+                        proptest::prop_assert_eq!(indexed, due);
+                        let f = d.tick(at, &s);
+                        // Confirm some sends, leave others outstanding.
+                        for (k, o) in f.notifications.iter().enumerate() {
+                            if (k + i) % 3 != 0 {
+                                d.mark_sent(o.integration, &o.notification, at);
+                            }
+                        }
+                    }
+                    4 => {
+                        d.reload(
+                            route.clone(),
+                            Inhibitor::new(Vec::new(), true, Dependencies::default()),
+                            receivers.clone(),
+                            at,
+                        )
+                        .expect("same config");
+                    }
+                    _ => {
+                        d = Dispatcher::restore(
+                            route.clone(),
+                            Inhibitor::new(Vec::new(), true, Dependencies::default()),
+                            receivers.clone(),
+                            d.state(),
+                            at,
+                        )
+                        .expect("same config");
+                    }
+                }
+                d.groups.check();
+                let scan = d.groups.by_id.values().map(|g| g.next_flush).min();
+                proptest::prop_assert_eq!(d.next_deadline(), scan);
+            }
+        }
+    }
+
+    /// Prometheus' `LabelSet.Before` as written: the sorted union of the names, then pairwise.
+    fn label_set_order_by_the_book(a: &Labels, b: &Labels) -> Ordering {
+        if a.len() != b.len() {
+            return a.len().cmp(&b.len());
+        }
+        let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for n in names {
+            match (a.get(n), b.get(n)) {
+                (None, _) => return Ordering::Less,
+                (_, None) => return Ordering::Greater,
+                (Some(x), Some(y)) if x != y => return x.cmp(y),
+                _ => {}
+            }
+        }
+        Ordering::Equal
+    }
+
+    proptest::proptest! {
+        /// The side-by-side walk orders label sets exactly as the sorted union of names does.
+        #[test]
+        fn label_set_order_walks_the_sorted_union(
+            a in proptest::collection::btree_map("[a-d]", "[xy]{0,2}", 0..4),
+            b in proptest::collection::btree_map("[a-d]", "[xy]{0,2}", 0..4),
+        ) {
+            proptest::prop_assert_eq!(label_set_order(&a, &b), label_set_order_by_the_book(&a, &b));
+            proptest::prop_assert_eq!(label_set_order(&a, &a), Ordering::Equal);
+        }
     }
 }

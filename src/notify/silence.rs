@@ -164,6 +164,8 @@ pub struct Silences {
     by_label: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
     /// Silences without such a matcher (only regex or negative ones): tested for every alert.
     unindexed: BTreeSet<String>,
+    /// Counts every change, so a reader can keep what it derived until the next one.
+    changes: u64,
 }
 
 impl PartialEq for Silences {
@@ -228,12 +230,14 @@ impl Silences {
             retention,
             by_label: BTreeMap::new(),
             unindexed: BTreeSet::new(),
+            changes: 0,
         }
     }
 
     /// Stores a silence, replacing the one with its id, and indexes it.
     fn insert(&mut self, s: Silence) {
         self.remove(&s.id);
+        self.changes += 1;
         match required_label(&s.matchers) {
             Some((name, value)) => {
                 self.by_label
@@ -253,6 +257,7 @@ impl Silences {
     /// Removes a silence and its index entry.
     fn remove(&mut self, id: &str) -> Option<Silence> {
         let s = self.silences.remove(id)?;
+        self.changes += 1;
         match required_label(&s.matchers) {
             Some((name, value)) => {
                 if let Some(values) = self.by_label.get_mut(name) {
@@ -442,6 +447,7 @@ impl Silences {
             .silences
             .get_mut(id)
             .ok_or_else(|| SilenceError::NotFound(id.to_string()))?;
+        self.changes += 1;
         match s.state(now) {
             SilenceState::Expired => return Err(SilenceError::AlreadyExpired(id.to_string())),
             SilenceState::Active => s.ends_at = now,
@@ -467,6 +473,23 @@ impl Silences {
             self.remove(id);
         }
         gone.len()
+    }
+
+    /// A number that changes whenever a silence is set, expired or removed: what was derived
+    /// from the silences at one value holds until it changes or time passes a silence's
+    /// [`Silences::next_change`].
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The first start or end of a silence after `now`: when time alone changes which alerts
+    /// the silences mute.
+    pub fn next_change(&self, now: Timestamp) -> Option<Timestamp> {
+        self.silences
+            .values()
+            .flat_map(|s| [s.starts_at, s.ends_at])
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// One silence.

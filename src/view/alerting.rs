@@ -39,16 +39,18 @@ pub struct AlertingCounters {
 pub struct AlertingView {
     /// When it was computed (ms since the epoch).
     pub at: Timestamp,
-    /// Firing alerts with their status (silenced, inhibited, receivers).
-    pub alerts: Vec<AlertView>,
+    /// Firing alerts with their status (silenced, inhibited, receivers); shared between views
+    /// until they change.
+    pub alerts: Arc<Vec<AlertView>>,
     /// Fingerprints of alerts held by flap damping.
     pub flapping: BTreeSet<Fingerprint>,
     /// The phase of every burn-rate tier alert (the one alert state every reader shows).
     pub tiers: Arc<TierPhases>,
-    /// Every silence still kept (pending, active, and expired within the retention).
-    pub silences: Vec<Silence>,
-    /// Aggregation groups and their next flush.
-    pub groups: Vec<GroupView>,
+    /// Every silence still kept (pending, active, and expired within the retention); shared
+    /// between views until they change.
+    pub silences: Arc<Vec<Silence>>,
+    /// Aggregation groups and their next flush; shared between views until they change.
+    pub groups: Arc<Vec<GroupView>>,
     /// Per-integration delivery counters, queue and breaker state.
     pub integrations: Vec<IntegrationStats>,
     /// Counters by reason.
@@ -60,7 +62,8 @@ pub struct AlertingView {
 }
 
 /// Every burn-rate tier alert's phase, by SLO and tier name, as the lifecycles decided it at
-/// the newest evaluation: the one alert state that `/metrics`, OTLP, `/api/v1/slos`,
+/// the newest evaluation (only the phases other than inactive are stored: a missing one reads
+/// as inactive): the one alert state that `/metrics`, OTLP, `/api/v1/slos`,
 /// `burnwatch status` and the demo show (the engine only reports each tier's raw condition).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TierPhases(BTreeMap<SloId, BTreeMap<String, Phase>>);
@@ -75,12 +78,12 @@ impl TierPhases {
             .unwrap_or_default()
     }
 
-    /// Number of SLOs with tier alerts.
+    /// Number of SLOs with a tier alert that is not inactive.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// True without tier alerts.
+    /// True when every tier alert is inactive.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

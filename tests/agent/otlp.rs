@@ -636,12 +636,12 @@ fn alerting_view() -> Arc<AlertingView> {
     };
     let mut view = AlertingView {
         at,
-        alerts: vec![
+        alerts: std::sync::Arc::new(vec![
             alert("A", SuppressionState::Active),
             alert("B", SuppressionState::Suppressed),
-        ],
+        ]),
         pending: 3,
-        silences: vec![silence("s1", 60), silence("s2", 0)],
+        silences: std::sync::Arc::new(vec![silence("s1", 60), silence("s2", 0)]),
         integrations: vec![
             hook(0, "webhook", 2, BreakerState::Open),
             hook(1, "slack", 1, BreakerState::Closed),
