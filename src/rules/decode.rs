@@ -226,18 +226,23 @@ impl Decoder<'_, FileRules> {
 
     // ---- schema ----
 
-    /// One document, read by the spec its `version` names (`burnwatch/v1`, or Sloth's
-    /// `prometheus/v1`).
+    /// One document, read by the spec its `version` (or `apiVersion` and `kind`) names:
+    /// `burnwatch/v1`, Sloth's `prometheus/v1` or its `PrometheusServiceLevel` resource.
     fn document(&mut self, doc: &Node) {
-        let version = match doc.kind() {
+        use crate::rules::sloth;
+        let field = |key: &str| match doc.kind() {
             Kind::Map(e) => e
                 .iter()
-                .find(|(k, _)| k.as_str() == Some("version"))
+                .find(|(k, _)| k.as_str() == Some(key))
                 .and_then(|(_, v)| v.as_str()),
             _ => None,
         };
-        if version == Some(crate::rules::sloth::VERSION) {
+        if field("version") == Some(sloth::VERSION) {
             self.sloth_document(doc);
+        } else if field("apiVersion") == Some(sloth::K8S_API_VERSION)
+            && field("kind") == Some(sloth::K8S_KIND)
+        {
+            self.sloth_k8s_document(doc);
         } else {
             self.burnwatch_document(doc);
         }

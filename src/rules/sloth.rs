@@ -1,5 +1,6 @@
-//! Sloth's `prometheus/v1` documents read as they are, into the same model as `burnwatch/v1`
-//! (see "Coming from Sloth / OpenSLO" in docs/rules.md).
+//! Sloth's `prometheus/v1` documents and `PrometheusServiceLevel` resources (the same spec with
+//! camelCase keys) read as they are, into the same model as `burnwatch/v1` (see "Coming from
+//! Sloth / OpenSLO" in docs/rules.md).
 //!
 //! Every field is honoured or reported: the service, its labels, each SLO's name, description,
 //! objective, labels and events SLI (its queries translated to selectors by
@@ -23,12 +24,77 @@ use crate::time::Dur;
 /// The `version` of Sloth's plain spec.
 pub const VERSION: &str = "prometheus/v1";
 
+/// The `apiVersion` and `kind` of Sloth's Kubernetes resource, whose `spec` is the plain spec
+/// with camelCase keys (`errorQuery`, `pageAlert`, ...).
+pub const K8S_API_VERSION: &str = "sloth.slok.dev/v1";
+/// See [`K8S_API_VERSION`].
+pub const K8S_KIND: &str = "PrometheusServiceLevel";
+
+/// Which of Sloth's two spellings a document uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// `prometheus/v1`: snake_case keys.
+    Plain,
+    /// `sloth.slok.dev/v1` `PrometheusServiceLevel`: camelCase keys.
+    Kubernetes,
+}
+
+impl Flavor {
+    /// A key as this flavour spells it (written in snake_case).
+    fn key(self, snake: &'static str) -> &'static str {
+        match (self, snake) {
+            (Flavor::Plain, k) => k,
+            (Flavor::Kubernetes, "slo_plugins") => "sloPlugins",
+            (Flavor::Kubernetes, "error_query") => "errorQuery",
+            (Flavor::Kubernetes, "total_query") => "totalQuery",
+            (Flavor::Kubernetes, "error_ratio_query") => "errorRatioQuery",
+            (Flavor::Kubernetes, "page_alert") => "pageAlert",
+            (Flavor::Kubernetes, "ticket_alert") => "ticketAlert",
+            (Flavor::Kubernetes, k) => k,
+        }
+    }
+
+    fn keys<const N: usize>(self, snake: [&'static str; N]) -> [&'static str; N] {
+        snake.map(|k| self.key(k))
+    }
+}
+
 impl Decoder<'_, FileRules> {
     /// One `version: prometheus/v1` document: a service and its SLOs.
     pub(crate) fn sloth_document(&mut self, doc: &Node) {
-        const KEYS: &[&str] = &["version", "service", "labels", "slo_plugins", "slos"];
+        self.sloth_service(doc, Flavor::Plain, "a Sloth prometheus/v1 document");
+    }
+
+    /// One `PrometheusServiceLevel` resource: its `spec`, read as a `prometheus/v1` document.
+    pub(crate) fn sloth_k8s_document(&mut self, doc: &Node) {
+        let Some(m) = MapReader::new(
+            self,
+            doc,
+            "a Sloth PrometheusServiceLevel",
+            &["apiVersion", "kind", "metadata", "spec"],
+        ) else {
+            return;
+        };
+        if let Some(pos) = m.key_pos("metadata") {
+            self.warn(
+                pos,
+                "ignored: `metadata` (the Kubernetes object's name, namespace and labels; the service is `spec.service`, its labels `spec.labels`)",
+            );
+        }
+        if let Some(spec) = m.req(self, "spec", "{service: ..., slos: [...]}", |_, n, _| {
+            Some(n)
+        }) {
+            self.sloth_service(spec, Flavor::Kubernetes, "a PrometheusServiceLevel spec");
+        }
+    }
+
+    fn sloth_service(&mut self, doc: &Node, flavor: Flavor, what: &'static str) {
+        let keys = match flavor {
+            Flavor::Plain => &["version", "service", "labels", "slo_plugins", "slos"][..],
+            Flavor::Kubernetes => &["service", "labels", "sloPlugins", "slos"][..],
+        };
         let before = self.errors();
-        let Some(m) = MapReader::new(self, doc, "a Sloth prometheus/v1 document", KEYS) else {
+        let Some(m) = MapReader::new(self, doc, what, keys) else {
             return;
         };
         let name = m.req(self, "service", "myservice", Decoder::name);
@@ -36,17 +102,18 @@ impl Decoder<'_, FileRules> {
             self.declare_service(name, n.pos());
         }
         let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
-        if let Some(pos) = m.key_pos("slo_plugins") {
+        let plugins = flavor.key("slo_plugins");
+        if let Some(pos) = m.key_pos(plugins) {
             self.warn(
                 pos,
-                "ignored: `slo_plugins` (Sloth's SLO plugins are Go code that writes Prometheus rules; burnwatch evaluates the SLOs itself)",
+                format!("ignored: `{plugins}` (Sloth's SLO plugins are Go code that writes Prometheus rules; burnwatch evaluates the SLOs itself)"),
             );
         }
         let service = name.clone().unwrap_or_default();
         let mut slos = Vec::new();
         if let Some(items) = m.req(self, "slos", "[...]", Decoder::list) {
             for item in items {
-                if let Some(slo) = self.sloth_slo(item, &service, &labels) {
+                if let Some(slo) = self.sloth_slo(item, &service, &labels, flavor) {
                     slos.push(slo);
                 }
             }
@@ -70,7 +137,13 @@ impl Decoder<'_, FileRules> {
         );
     }
 
-    fn sloth_slo(&mut self, node: &Node, service: &str, svc_labels: &Labels) -> Option<Slo> {
+    fn sloth_slo(
+        &mut self,
+        node: &Node,
+        service: &str,
+        svc_labels: &Labels,
+        flavor: Flavor,
+    ) -> Option<Slo> {
         const KEYS: &[&str] = &[
             "name",
             "description",
@@ -99,12 +172,12 @@ impl Decoder<'_, FileRules> {
             self,
             "sli",
             "{events: {error_query: ..., total_query: ...}}",
-            |d, n, _| d.sloth_sli(n),
+            |d, n, _| d.sloth_sli(n, flavor),
         );
         let window = Window::Rolling(Dur::from_days(30));
         let mut tiers = default_tiers(&window);
         if let Some(n) = m.get("alerting") {
-            self.sloth_alerting(n, &mut tiers);
+            self.sloth_alerting(n, &mut tiers, flavor);
         }
         if self.errors() > before {
             return None;
@@ -139,7 +212,7 @@ impl Decoder<'_, FileRules> {
     }
 
     /// `sli:` with exactly one of `events`, `raw`, `plugin`; the indicator and its `group_by`.
-    fn sloth_sli(&mut self, n: &Node) -> Option<(Indicator, Vec<String>)> {
+    fn sloth_sli(&mut self, n: &Node, flavor: Flavor) -> Option<(Indicator, Vec<String>)> {
         let m = MapReader::new(self, n, "a Sloth SLI", &["events", "raw", "plugin"])?;
         if let Some(pos) = m.key_pos("raw") {
             self.error(
@@ -161,24 +234,11 @@ impl Decoder<'_, FileRules> {
             "{error_query: ..., total_query: ...}",
             |_, n, _| Some(n),
         )?;
-        let e = MapReader::new(
-            self,
-            events,
-            "Sloth events",
-            &["error_query", "total_query"],
-        )?;
-        let error = e.req(
-            self,
-            "error_query",
-            "sum(rate(...[{{.window}}]))",
-            Decoder::string,
-        );
-        let total = e.req(
-            self,
-            "total_query",
-            "sum(rate(...[{{.window}}]))",
-            Decoder::string,
-        );
+        let [error_key, total_key] = flavor.keys(["error_query", "total_query"]);
+        let e = MapReader::new(self, events, "Sloth events", &[error_key, total_key])?;
+        let example = "sum(rate(...[{{.window}}]))";
+        let error = e.req(self, error_key, example, Decoder::string);
+        let total = e.req(self, total_key, example, Decoder::string);
         let (error, total) = (error?, total?);
         match promql::events(&error, &total) {
             Ok(EventsSli::Bad { bad, total }) => Some((
@@ -212,7 +272,7 @@ impl Decoder<'_, FileRules> {
                 by,
             )),
             Err(why) => {
-                let pos = e.get("error_query").map_or(e.pos, Node::pos);
+                let pos = e.get(error_key).map_or(e.pos, Node::pos);
                 self.error(
                     pos,
                     format!("this SLI's queries do not translate to selectors burnwatch counts from scrapes: {why}"),
@@ -224,15 +284,20 @@ impl Decoder<'_, FileRules> {
 
     /// `alerting:`: labels onto every tier, `page_alert` / `ticket_alert` labels onto the page /
     /// ticket tiers, `disable` drops them; names and annotations are reported as ignored.
-    fn sloth_alerting(&mut self, n: &Node, tiers: &mut Vec<crate::rules::model::BurnTier>) {
-        const KEYS: &[&str] = &[
+    fn sloth_alerting(
+        &mut self,
+        n: &Node,
+        tiers: &mut Vec<crate::rules::model::BurnTier>,
+        flavor: Flavor,
+    ) {
+        let keys = flavor.keys([
             "name",
             "labels",
             "annotations",
             "page_alert",
             "ticket_alert",
-        ];
-        let Some(m) = MapReader::new(self, n, "Sloth alerting", KEYS) else {
+        ]);
+        let Some(m) = MapReader::new(self, n, "Sloth alerting", &keys) else {
             return;
         };
         if let (Some(pos), Some(name)) =
@@ -256,7 +321,10 @@ impl Decoder<'_, FileRules> {
         }
         // Which tiers Sloth's page and ticket alerts are, before any severity is renamed.
         let mut kind: Vec<String> = tiers.iter().map(|t| t.severity.clone()).collect();
-        for (key, severity) in [("page_alert", "page"), ("ticket_alert", "ticket")] {
+        for (key, severity) in [
+            (flavor.key("page_alert"), "page"),
+            (flavor.key("ticket_alert"), "ticket"),
+        ] {
             let Some(a) = m.get(key) else { continue };
             if matches!(a.kind(), Kind::Null) {
                 continue;
