@@ -120,10 +120,23 @@ impl<'a> Cur<'a> {
 }
 
 /// `sum [by (l, ...)] (rate|increase(S[window]))`, maybe in parentheses.
+/// Parentheses deeper than this around one sum are refused: a query is a rules file's text, and
+/// the parser recurses once per pair.
+const MAX_PARENS: usize = 16;
+
 fn sum(c: &mut Cur<'_>) -> Result<Sum, Untranslated> {
+    sum_in(c, 0)
+}
+
+fn sum_in(c: &mut Cur<'_>, depth: usize) -> Result<Sum, Untranslated> {
     let start = c.at;
     if c.eat("(") {
-        let inner = sum(c)?;
+        if depth >= MAX_PARENS {
+            return Err(Untranslated(format!(
+                "more than {MAX_PARENS} parentheses around one sum"
+            )));
+        }
+        let inner = sum_in(c, depth + 1)?;
         if !c.eat(")") {
             return Err(shape(c.s));
         }
@@ -439,5 +452,12 @@ mod tests {
             why("sum(rate(x[{{.window}}])) / 2", "sum(rate(y[{{.window}}]))")
                 .contains("is not `sum(rate(")
         );
+        // Hostile nesting is refused, not recursed into.
+        let deep = format!(
+            "{}sum(rate(x[{{{{.window}}}}])){}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        assert!(why(&deep, "sum(rate(y[{{.window}}]))").contains("parentheses"));
     }
 }
