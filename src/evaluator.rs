@@ -407,6 +407,7 @@ impl Evaluator {
                 runbook: svc.runbook.clone(),
                 dashboard: svc.dashboard.clone(),
                 slos,
+                spec: svc.spec,
             });
         }
         self.rules_status.slos = self.engine.len();

@@ -69,6 +69,17 @@ enum Command {
         #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
+    /// Rewrite Sloth rules files (`prometheus/v1`, `PrometheusServiceLevel`) as `burnwatch/v1`,
+    /// with what burnwatch does otherwise noted in comments; `check` reads the output as the
+    /// same SLOs.
+    Convert {
+        /// Write `DIR/<file name>.yaml` per converted file instead of everything to stdout.
+        #[arg(long, short, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Rules files, or directories searched recursively for *.yaml and *.yml.
+        #[arg(required = true, value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
     /// Write rules for another evaluator from burnwatch rules.
     Generate {
         /// Which evaluator.
@@ -271,6 +282,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Convert { output, paths } => report_exit(convert(&paths, output.as_deref())),
         Command::Generate {
             target:
                 GenerateTarget::Prometheus {
@@ -318,6 +330,55 @@ fn main() -> ExitCode {
             health,
         } => report_exit(run_synthetic(listen, routes, targets, health)),
     }
+}
+
+/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth
+/// service written as a `burnwatch/v1` document, its file's warnings as comments; files already
+/// in `burnwatch/v1` are left alone.
+fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use burnwatch::rules::model::Spec;
+    let report = burnwatch::rules::check_paths(paths);
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    let errors = report.errors();
+    let rules = report
+        .rules
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the rules have {errors} error(s); nothing converted"))?;
+    let mut by_file: std::collections::BTreeMap<&std::path::Path, String> = Default::default();
+    for svc in rules.services.iter().filter(|s| s.spec != Spec::Burnwatch) {
+        let notes: Vec<String> = report
+            .diagnostics_for(&svc.file)
+            .filter(|d| !d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        let doc = burnwatch::rules::convert::service_document(svc, &notes);
+        by_file.entry(&svc.file).or_default().push_str(&doc);
+    }
+    if by_file.is_empty() {
+        eprintln!("burnwatch: nothing to convert: no Sloth file among the paths");
+    }
+    match output {
+        None => {
+            for text in by_file.values() {
+                print!("{text}");
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (file, text) in &by_file {
+                let stem = file
+                    .file_stem()
+                    .map_or_else(|| "rules".into(), |s| s.to_string_lossy().into_owned());
+                let path = dir.join(format!("{stem}.yaml"));
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("burnwatch: wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `burnwatch generate prometheus`: the rules checked as `check` does (errors stop it), then one

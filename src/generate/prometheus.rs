@@ -347,7 +347,7 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
     let mut info = labels.clone();
     info.insert("sloth_mode".into(), MODE.into());
     info.insert("sloth_objective".into(), go_float(slo.objective.percent()));
-    info.insert("sloth_spec".into(), "burnwatch/v1".into());
+    info.insert("sloth_spec".into(), svc.spec.as_str().into());
     info.insert(
         "sloth_version".into(),
         format!("burnwatch-{}", env!("CARGO_PKG_VERSION")),

@@ -380,6 +380,7 @@ impl Decoder<'_, FileRules> {
             runbook,
             dashboard,
             slos,
+            spec: crate::rules::model::Spec::Burnwatch,
         };
         self.add_service(service, probes, scrapes);
     }

@@ -11,6 +11,7 @@
 //! The YAML tree ([`node`]), diagnostics ([`diag`]) and the generic schema walker are
 //! [`crate::schema`]'s; they are re-exported here under their old paths.
 
+pub mod convert;
 pub mod decode;
 pub mod model;
 pub mod promql;

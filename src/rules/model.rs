@@ -51,6 +51,32 @@ pub struct Service {
     pub dashboard: Option<String>,
     /// The service's SLOs, in file order.
     pub slos: Vec<Slo>,
+    /// The spec the document was written in.
+    pub spec: Spec,
+}
+
+/// The specs a rules document may be written in (told apart by `version`, or `apiVersion` and
+/// `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spec {
+    /// `version: burnwatch/v1`.
+    #[default]
+    Burnwatch,
+    /// Sloth's `version: prometheus/v1`.
+    SlothPrometheus,
+    /// Sloth's `apiVersion: sloth.slok.dev/v1`, `kind: PrometheusServiceLevel`.
+    SlothKubernetes,
+}
+
+impl Spec {
+    /// The spec's name as its documents write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Spec::Burnwatch => "burnwatch/v1",
+            Spec::SlothPrometheus => "prometheus/v1",
+            Spec::SlothKubernetes => "sloth.slok.dev/v1",
+        }
+    }
 }
 
 /// The stable identity of an SLO: `service/slo`. State (budget history) is keyed by it, so label

@@ -14,7 +14,7 @@
 use crate::rules::decode::FileRules;
 use crate::rules::model::{
     Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, LatencySource,
-    NoDataPolicy, RatioNumerator, Service, Slo, SloId, Window, default_tiers,
+    NoDataPolicy, RatioNumerator, Service, Slo, SloId, Spec, Window, default_tiers,
 };
 use crate::rules::node::{Kind, Node};
 use crate::rules::promql::{self, EventsSli};
@@ -131,6 +131,10 @@ impl Decoder<'_, FileRules> {
                 runbook: None,
                 dashboard: None,
                 slos,
+                spec: match flavor {
+                    Flavor::Plain => Spec::SlothPrometheus,
+                    Flavor::Kubernetes => Spec::SlothKubernetes,
+                },
             },
             Vec::new(),
             Vec::new(),
@@ -264,9 +268,10 @@ impl Decoder<'_, FileRules> {
             }) => Some((
                 Indicator::LatencyThreshold {
                     threshold: Dur::from_millis((threshold_secs * 1000.0).round() as u64),
+                    // The query names the bucket, so the threshold is an edge of it.
                     source: LatencySource::Histogram {
                         selector,
-                        buckets: None,
+                        buckets: Some(vec![threshold_secs]),
                     },
                 },
                 by,

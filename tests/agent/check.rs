@@ -517,3 +517,41 @@ fn shipped_agent_config_passes_strict_check() {
     );
     assert!(!o.stdout.contains("warning"), "{}", o.stdout);
 }
+
+/// `burnwatch convert -o DIR` on Sloth's examples writes `burnwatch/v1` files that `check`
+/// accepts as the same SLOs, with the Sloth fields it ignores noted; `check` reads the Sloth
+/// files themselves too.
+#[test]
+fn convert_writes_files_check_accepts() {
+    let sloth = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sloth");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out = out_dir.path().to_str().expect("utf-8 path");
+    let sloth_path = sloth.to_str().expect("utf-8 path");
+    let files = [
+        format!("{sloth_path}/getting-started.yml"),
+        format!("{sloth_path}/kubernetes-apiserver.yml"),
+    ];
+    let o = run(&["convert", "-o", out, &files[0], &files[1]]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let checked = run(&["check", out]);
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    assert!(
+        checked
+            .stdout
+            .contains("getting-started.yaml: OK: service myservice, 1 SLO"),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked
+            .stdout
+            .contains("kubernetes-apiserver.yaml: OK: service k8s-apiserver, 2 SLOs"),
+        "{}",
+        checked.stdout
+    );
+    let text =
+        std::fs::read_to_string(out_dir.path().join("getting-started.yaml")).expect("written");
+    assert!(text.contains("# ") && text.contains("ignored: alert name `MyServiceHighErrorRate`"));
+    let sloth_checked = run(&["check", &files[0]]);
+    assert_eq!(sloth_checked.code, 0, "{}", sloth_checked.stderr);
+}

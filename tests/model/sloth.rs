@@ -179,6 +179,70 @@ fn what_burnwatch_cannot_count_is_an_error_at_its_line() {
     }
 }
 
+/// Everything an SLO means, its selectors in their canonical form (matcher order does not
+/// change a selector).
+fn summary(slo: &burnwatch::rules::model::Slo) -> String {
+    let indicator = match &slo.indicator {
+        Indicator::Ratio {
+            numerator,
+            numerator_selector,
+            total,
+        } => format!("ratio {numerator:?} {numerator_selector} / {total}"),
+        Indicator::LatencyThreshold {
+            threshold,
+            source: LatencySource::Histogram { selector, buckets },
+        } => format!("latency {threshold} {selector} {buckets:?}"),
+        other => format!("{other:?}"),
+    };
+    format!(
+        "{} {:?} {:?} {:?} {:?} {:?} {indicator} {:?} {:?} {:?} {:?} {:?} {:?}",
+        slo.id,
+        slo.description,
+        slo.labels,
+        slo.objective,
+        slo.window,
+        slo.method,
+        slo.alerting.tiers,
+        slo.alerting.min_events,
+        slo.alerting.budget_exhausted,
+        slo.alerting.no_data_alert,
+        slo.no_data,
+        slo.group
+    )
+}
+
+#[test]
+fn convert_writes_burnwatch_files_that_read_as_the_same_slos() {
+    for example in [
+        "getting-started.yml",
+        "kubernetes-apiserver.yml",
+        "k8s-getting-started.yml",
+    ] {
+        let (rules, diags) = read(example);
+        for svc in &rules.services {
+            let notes: Vec<String> = diags
+                .iter()
+                .filter(|d| d.contains("warning"))
+                .cloned()
+                .collect();
+            let text = burnwatch::rules::convert::service_document(svc, &notes);
+            let back = burnwatch::rules::load_str("converted.yaml", &text).unwrap_or_else(|d| {
+                panic!("{example}: the converted file is refused: {d:#?}\n{text}")
+            });
+            let again = &back.services[0];
+            assert_eq!(again.spec, burnwatch::rules::model::Spec::Burnwatch);
+            assert_eq!(again.labels, svc.labels, "{example}");
+            let a: Vec<String> = again.slos.iter().map(summary).collect();
+            let b: Vec<String> = svc.slos.iter().map(summary).collect();
+            assert_eq!(a, b, "{example}:\n{text}");
+            // What the Sloth file said that burnwatch ignores is in the comments.
+            for n in &notes {
+                assert!(text.contains(&format!("# {n}")), "{example}: {n}");
+            }
+        }
+    }
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct File {
     groups: Vec<Group>,
