@@ -331,8 +331,16 @@ impl Decoder<'_, FileRules> {
             }
         }
         let mut slos = Vec::new();
-        if let Some(items) = m.req(self, "slos", "[...]", Decoder::list) {
-            if items.is_empty() {
+        // A document of probes or scrape targets only (those a Sloth file's SLOs read, say)
+        // needs no SLOs; any other needs at least one.
+        let collects = !probes.is_empty() || !scrapes.is_empty();
+        let items = if collects {
+            m.opt(self, "slos", Decoder::list)
+        } else {
+            m.req(self, "slos", "[...]", Decoder::list)
+        };
+        if let Some(items) = items {
+            if items.is_empty() && !collects {
                 let pos = m.get("slos").map_or(m.pos, Node::pos);
                 self.error(
                     pos,
@@ -2338,6 +2346,22 @@ mod tests {
         has(
             "version: burnwatch/v1\nservice: 'bad name'\nslos: []\n",
             "t.yaml:2:10: error: `service` `bad name` is not a valid name",
+        );
+    }
+
+    #[test]
+    fn a_document_of_targets_needs_no_slos_but_an_empty_one_does() {
+        let r = ok(
+            "version: burnwatch/v1\nservice: t\nscrape:\n  - {name: app, url: \"http://127.0.0.1:1/metrics\"}\n",
+        );
+        assert_eq!((r.scrapes.len(), r.slos().count()), (1, 0));
+        has(
+            "version: burnwatch/v1\nservice: t\n",
+            "t.yaml:1:1: error: a rules document is missing required key `slos`",
+        );
+        has(
+            "version: burnwatch/v1\nservice: t\nslos: []\n",
+            "t.yaml:3:7: error: `slos` is empty",
         );
     }
 
