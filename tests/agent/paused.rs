@@ -720,3 +720,105 @@ slos:
     assert!(slo["total"].as_u64().is_some_and(|t| t > 0), "{slo}");
     daemon.shutdown().await;
 }
+
+/// A Sloth file run as it is (with a `burnwatch/v1` document declaring the target it reads):
+/// its events queries count the service's requests exactly, and an outage pages with the routing
+/// the Sloth file gave its page alert.
+#[tokio::test(start_paused = true)]
+async fn a_sloth_file_runs_as_it_is_and_pages_with_its_routing() {
+    let rules = format!(
+        r#"version: "prometheus/v1"
+service: "shop"
+labels:
+  owner: "myteam"
+slos:
+  - name: "requests-availability"
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(demo_http_requests_total{{job="shop",code=~"(5..|429)"}}[{{{{.window}}}}]))
+        total_query: sum(rate(demo_http_requests_total{{job="shop"}}[{{{{.window}}}}]))
+    alerting:
+      name: ShopHighErrorRate
+      labels:
+        category: "availability"
+      page_alert:
+        labels:
+          severity: critical
+          routing_key: myteam
+      ticket_alert:
+        disable: true
+---
+version: burnwatch/v1
+service: shop-targets
+scrape:
+  - name: shop
+    url: {BASE}/metrics
+    interval: 15s
+"#
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start().await;
+    let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
+    let traffic = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PERIOD);
+            loop {
+                tick.tick().await;
+                svc.request().await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    traffic.abort();
+    // A last scrape and evaluation after the traffic stopped.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let stats = svc.stats();
+    let errors: u64 = stats
+        .by_code
+        .iter()
+        .filter(|(c, _)| **c >= 500 || **c == 429)
+        .map(|(_, n)| n)
+        .sum();
+
+    let alerts: Vec<serde_json::Value> = hook
+        .received()
+        .iter()
+        .flat_map(|h| h.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["status"] == "firing" && a["labels"]["alertname"] == "SloBurnRate")
+        .collect();
+    let tiers: Vec<&str> = alerts
+        .iter()
+        .filter_map(|a| a["labels"]["tier"].as_str())
+        .collect();
+    assert!(tiers.contains(&"page_fast"), "{alerts:?}");
+    assert!(
+        tiers.iter().all(|t| t.starts_with("page")),
+        "the ticket alerts are disabled: {tiers:?}"
+    );
+    for a in &alerts {
+        let l = &a["labels"];
+        assert_eq!(l["severity"], "critical", "{l}");
+        assert_eq!(l["routing_key"], "myteam", "{l}");
+        assert_eq!(l["category"], "availability", "{l}");
+        assert_eq!(l["owner"], "myteam", "{l}");
+    }
+    // The SLO counted the service's requests exactly: every error (all served after the first
+    // scrape), and every request but those before the first scrape (at most 15 s at 2 a second).
+    let slo = crate::common::get_json(addr, "/api/v1/slos/shop/requests-availability")
+        .await
+        .expect("the SLO");
+    let total = slo["total"].as_u64().expect("total");
+    let bad = total - slo["good"].as_u64().expect("good");
+    assert_eq!(bad, errors, "every error counted, once");
+    assert!(errors > 0);
+    assert!(
+        total <= stats.requests && stats.requests - total <= 31,
+        "{total} counted of {} served",
+        stats.requests
+    );
+    daemon.shutdown().await;
+}
