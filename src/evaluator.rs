@@ -171,10 +171,7 @@ impl Evaluator {
     }
 
     fn count(&mut self, idx: SloIdx, good: u64, bad: u64) {
-        if let Some(e) = self.events.get_mut(idx.0 as usize) {
-            e.0 += good;
-            e.1 += bad;
-        }
+        count(&mut self.events, idx, good, bad);
     }
 
     /// Notes a rejected reload: the rule set in force stays.
@@ -405,11 +402,12 @@ impl Evaluator {
                 st.problem = m
                     .problem()
                     .map(|(reason, message)| ScrapeFailure { reason, message });
+                let readers = self.readers.get(target);
                 for s in &m.slos {
                     // A target none of the SLO's selectors can read carries none of its
                     // series: its scrape is no collection of the SLO (and leaves its counters
                     // alone).
-                    if !self.readers.get(target).is_some_and(|r| r.contains(&s.slo)) {
+                    if !readers.is_some_and(|r| r.contains(&s.slo)) {
                         continue;
                     }
                     if !s.buckets.is_empty()
@@ -425,7 +423,7 @@ impl Evaluator {
                         self.engine
                             .record_counter_scrape(s.slo, at, source, &s.numerator, &s.total)
                     {
-                        self.count(s.slo, out.good, out.total - out.good);
+                        count(&mut self.events, s.slo, out.good, out.total - out.good);
                     }
                 }
             }
@@ -468,6 +466,14 @@ impl Evaluator {
             evaluation_seconds: 0.0,
             pace: Default::default(),
         }
+    }
+}
+
+/// Adds events to an SLO's counts since start (`Evaluator::events`, by engine index).
+fn count(events: &mut [(u64, u64)], idx: SloIdx, good: u64, bad: u64) {
+    if let Some(e) = events.get_mut(idx.0 as usize) {
+        e.0 += good;
+        e.1 += bad;
     }
 }
 

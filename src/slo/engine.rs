@@ -1422,13 +1422,35 @@ mod tests {
     #[test]
     fn memory_of_a_30d_occurrences_slo() {
         let mut e = Engine::new();
-        let i = e.add_slo(&slo("mem", Window::Rolling(Dur::from_days(30)), probe()));
-        let bytes = e.count_bytes(i).expect("idx");
-        // The figure in the module docs and README ("count state per occurrences SLO").
-        assert_eq!(bytes, 12_808);
-        let buckets = 8 * (361 + 433 + 721);
-        // Plus the window sums: a few hundred bytes.
-        assert!(bytes > buckets && bytes < buckets + 1024, "{bytes}");
-        assert!(bytes < 64 * 1024);
+        let w = Window::Rolling(Dur::from_days(30));
+        let quiet = e.add_slo(&slo("quiet", w.clone(), probe()));
+        let small = e.add_slo(&slo("small", w.clone(), probe()));
+        let busy = e.add_slo(&slo("busy", w.clone(), probe()));
+        // Before any event: the window sums only (8 rolling windows), no bucket storage.
+        let sums = 688;
+        assert_eq!(e.count_bytes(quiet), Some(sums));
+        // 31 days, a minute at a time: 4 events a second with a bad one every 17 minutes, and
+        // 1,000 a second of which 0.1 % bad.
+        for m in 0..31 * 24 * 60 {
+            e.record_counts(small, t(m), 240 - u64::from(m % 17 == 0), 240)
+                .expect("ok");
+            e.record_counts(busy, t(m), 59_940, 60_000).expect("ok");
+        }
+        e.evaluate(t(31 * 24 * 60));
+        // The figures of the module docs and docs/rules.md ("Memory per SLO"): per bucket of the
+        // 1 m, 10 m and 1 h tiers (361, 433, 721 buckets) the widths of the largest total and
+        // bad count (1 + 1, 2 + 1, 2 + 1 bytes; 2 + 1, 4 + 2, 4 + 2 bytes).
+        assert_eq!(
+            e.count_bytes(small),
+            Some(sums + 361 * 2 + 433 * 3 + 721 * 3)
+        );
+        assert_eq!(e.count_bytes(small), Some(4_872));
+        assert_eq!(
+            e.count_bytes(busy),
+            Some(sums + 361 * 3 + 433 * 6 + 721 * 6)
+        );
+        assert_eq!(e.count_bytes(busy), Some(8_695));
+        // At most 16 bytes a bucket (counts beyond 2^32 a bucket), as a Ring<Counts>.
+        assert!(8_695 < sums + 16 * (361 + 433 + 721));
     }
 }
