@@ -168,7 +168,9 @@ pub struct ScrapeOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SloState {
     pub(crate) counts: CountTiers,
-    pub(crate) sketches: Option<LatencyTiers>,
+    /// Latency SLOs' percentile sketches, allocated at the first latency observed (boxed: most
+    /// SLOs have none, and the tiers are a few hundred bytes even empty).
+    pub(crate) sketches: Option<Box<LatencyTiers>>,
     pub(crate) numerator: CounterSet,
     pub(crate) total: CounterSet,
     pub(crate) slices: Option<SliceAcc>,
@@ -264,10 +266,7 @@ impl SloState {
     pub(crate) fn fresh(slo: &Slo, plan: &Plan) -> SloState {
         SloState {
             counts: CountTiers::new(COUNT_RES, plan.layout.lens, &plan.rolling),
-            sketches: slo
-                .indicator
-                .is_latency()
-                .then(|| LatencyTiers::new(plan.sketch_days)),
+            sketches: None,
             numerator: CounterSet::new(),
             total: CounterSet::new(),
             slices: match &slo.method {
@@ -307,7 +306,7 @@ impl SloState {
         self.counts.adapt(plan.layout.lens, &plan.rolling);
         match (&mut self.sketches, slo.indicator.is_latency()) {
             (Some(s), true) => s.resize_days(plan.sketch_days),
-            (s, true) => *s = Some(LatencyTiers::new(plan.sketch_days)),
+            (None, true) => {}
             (s, false) => *s = None,
         }
     }
@@ -826,8 +825,12 @@ impl Engine {
             .slices
             .as_ref()
             .is_none_or(|acc| acc.cur.is_none_or(|c| ts.0.div_euclid(acc.slice_ms) >= c));
-        if accepted_slice && let Some(s) = &mut e.state.sketches {
-            s.add(ts, secs);
+        if accepted_slice {
+            let days = e.plan.sketch_days;
+            e.state
+                .sketches
+                .get_or_insert_with(|| Box::new(LatencyTiers::new(days)))
+                .add(ts, secs);
         }
         self.ingest(idx, ts, u64::from(secs > threshold), 1)
     }
@@ -1205,6 +1208,35 @@ mod tests {
         e.record(i, t(5), false).expect("ok");
         e.restore(EngineCheckpoint::default());
         assert_eq!(e.evaluate_slo(i, t(6)).expect("idx").window.total, 0);
+    }
+
+    #[test]
+    fn sketches_are_allocated_at_the_first_latency() {
+        let w = Window::Rolling(Dur::from_days(30));
+        let mut e = Engine::new();
+        let l = e.add_slo(&slo("lat", w.clone(), latency(300)));
+        assert_eq!(e.sketch_bytes(l), Some(0));
+        // Probe failures are events but no latencies.
+        e.record(l, t(0), false).expect("ok");
+        assert_eq!(e.sketch_bytes(l), Some(0));
+        // A checkpoint of the SLO without sketches restores without them, and the same.
+        let mut restored = Engine::new();
+        restored.add_slo(&slo("lat", w.clone(), latency(300)));
+        restored.restore(e.checkpoint());
+        assert_eq!(restored.sketch_bytes(l), Some(0));
+        let a = e.evaluate_slo(l, t(1)).expect("idx");
+        assert_eq!(a, restored.evaluate_slo(l, t(1)).expect("idx"));
+        assert_eq!(a.window.latency, None);
+        for r in [&mut e, &mut restored] {
+            r.record_latency(l, t(2), 0.2).expect("ok");
+            assert!(r.sketch_bytes(l).expect("idx") > 0);
+        }
+        let (a, b) = (
+            e.evaluate_slo(l, t(3)).expect("idx"),
+            restored.evaluate_slo(l, t(3)).expect("idx"),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.window.latency.expect("observed").count, 1);
     }
 
     fn secs(s: i64) -> Timestamp {
