@@ -120,6 +120,11 @@ impl Evaluator {
         self.rules_status.generation
     }
 
+    /// The engine (read-only: its per-SLO figures, e.g. for memory accounting).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The scrape plan collectors of this generation use.
     pub fn plan(&self) -> &Arc<ScrapePlan> {
         &self.plan

@@ -276,7 +276,16 @@ fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>
 async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
     let path = cfg.state_file();
     let saved = match ev.encode_checkpoint() {
-        Ok(bytes) => tokio::task::spawn_blocking(move || storage::save_bytes(&path, &bytes)).await,
+        Ok(bytes) => {
+            tokio::task::spawn_blocking(move || {
+                let saved = storage::save_bytes(&path, &bytes);
+                // The image (megabytes per thousand SLOs) is the largest transient allocation.
+                drop(bytes);
+                crate::memory::release_free_memory();
+                saved
+            })
+            .await
+        }
         Err(e) => Ok(Err(e)),
     };
     match saved {
