@@ -453,8 +453,9 @@ impl Evaluator {
                     .chain(&mut r.alert_windows)
                     .chain(&mut r.extra_windows);
                 for w in windows {
-                    w.latency =
-                        h.quantiles(Dur::from_millis((now.0 - w.start.0).max(0) as u64), now);
+                    w.latency = h
+                        .quantiles(Dur::from_millis((now.0 - w.start.0).max(0) as u64), now)
+                        .map(Box::new);
                 }
             }
         }
@@ -639,7 +640,7 @@ slos:
         assert_eq!((up.window.good, up.window.total), (8, 10));
         let fast = report(&s, "fast");
         assert_eq!((fast.window.good, fast.window.total), (5, 10));
-        assert_eq!(fast.window.latency.expect("sketched").count, 8);
+        assert_eq!(fast.window.latency.as_ref().expect("sketched").count, 8);
         let errors = report(&s, "errors");
         // 100 events (2 bad) then a reset: 49 + 1 = 50 events (1 bad).
         assert_eq!((errors.window.good, errors.window.total), (147, 150));

@@ -232,7 +232,7 @@ impl CountTiers {
         self.rings[2].late_dropped()
     }
 
-    /// Heap and inline bytes: 8 per bucket (see [`CountRing`]) plus the window sums.
+    /// Heap and inline bytes: the bucket columns (see [`CountRing`]) plus the window sums.
     pub fn bytes(&self) -> usize {
         self.rings.iter().map(CountRing::bytes).sum::<usize>()
             + std::mem::size_of::<Sums>()
