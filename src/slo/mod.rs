@@ -12,8 +12,8 @@
 //! `u64` in every width): an occurrences SLO with a 30d window holds 361 + 433 + 721 buckets,
 //! 4.2 KB at a few events a second, 8 KB at a thousand, at most 24 KB; a calendar quarter (2211 h
 //! buckets) about twice that. Each rolling window an evaluation reads (SLO window, alert windows,
-//! 1 h) adds an 80-byte running sum ([`window_sums`]), so an evaluation reads a few buckets per
-//! window, not all of them: 688 B for a 30d SLO with the default tiers (8 sums). What the rest of
+//! 1 h) adds a 64-byte running sum ([`window_sums`]), so an evaluation reads a few buckets per
+//! window, not all of them: 560 B for a 30d SLO with the default tiers (8 sums). What the rest of
 //! the agent adds per SLO is measured in docs/scaling.md ("Memory per SLO").
 //!
 //! # Coverage
