@@ -328,10 +328,21 @@ fn measure(n: u32, minutes: i64) -> Vec<(&'static str, (isize, isize))> {
     let _ = alerter.evaluate(&snap, snap.at);
     out.push(("alerting: Alerter after one step", minus(live(), before)));
     drop(alerter);
+
+    // What handing free memory back costs (the agent does it once a checkpoint: src/memory.rs).
+    let started = std::time::Instant::now();
+    burnwatch::memory::release_free_memory();
+    println!(
+        "{n} SLOs: malloc_trim with {:.0} MB live took {:.1} ms",
+        live().0 as f64 / 1e6,
+        started.elapsed().as_secs_f64() * 1e3
+    );
     out
 }
 
 fn main() {
+    // The agent's allocator settings (its `main` sets them before any thread starts).
+    burnwatch::memory::tune();
     let measuring = std::env::args().any(|a| a == "--bench");
     let (counts, minutes) = if measuring {
         (vec![5_000u32, 20_000], 10)

@@ -6,14 +6,20 @@
 //! freed in an arena for that arena's later allocations. The agent's large transient work (an
 //! evaluation's snapshot, a scrape's samples, a `/metrics` page rendered on a blocking thread, a
 //! checkpoint image) runs on whichever thread is free, so every arena grew to the peak of the
-//! work that ever ran on it, and RSS stayed about 20 KiB per SLO above the live heap. Two
-//! arenas and a fixed mmap threshold ([`tune`]) and [`release_free_memory`] after each such
-//! piece of work bound that to what the next one reuses.
+//! work that ever ran on it, and RSS stayed about 20 KiB per SLO above the live heap. One arena
+//! and a fixed mmap threshold ([`tune`]) bound that to what the next piece of work reuses, and
+//! [`release_free_memory`] after each checkpoint hands back what earlier peaks (start-up's
+//! among them) left free in the middle of the heap: 156 MiB at 5,000 SLOs with it, 187 without.
+//!
+//! `malloc_trim` walks the free lists holding the arena's lock: 29 ms with 216 MB live (`cargo
+//! bench --bench memory`), so a few hundred ms at 100,000 SLOs during which other threads wait
+//! to allocate. Hence once a checkpoint (a minute by default), not after every `/metrics` page.
 
-/// Arenas the agent's threads share: its runtime has two kinds of busy threads (the async
-/// workers and the blocking ones), and glibc's per-thread caches keep small allocations off the
-/// arena locks.
-pub const ARENAS: i32 = 2;
+/// Arenas the agent's threads share: one. The agent has one writer (the evaluator) and a few
+/// threads that allocate at the same time only briefly, and glibc's per-thread caches keep most
+/// small allocations off the arena's lock. Measured with `scripts/bench-scale.sh 20000 1000 90`:
+/// 608 MiB with 2 arenas, 562 MiB with 1 (and 1,028 before any of this, with up to 16).
+pub const ARENAS: i32 = 1;
 
 /// Allocations from this size up get pages of their own (`mmap`), returned to the kernel when
 /// freed. glibc starts at 128 KiB but raises the threshold to the size of every such block
@@ -33,9 +39,8 @@ pub fn tune() {
     }
 }
 
-/// Returns the free pages of every arena to the kernel (`malloc_trim(0)`): after work whose
-/// peak the process will not need again soon. It walks the free lists (about a millisecond per
-/// hundred MiB of heap here), so call it after large transient work, not per allocation.
+/// Returns the free pages of every arena to the kernel (`malloc_trim(0)`); see the module docs
+/// for what it costs.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` has no preconditions; it only advises the kernel about free pages.

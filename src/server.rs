@@ -392,12 +392,7 @@ async fn dispatch(
             // A page of 100,000 SLOs takes a good part of a second to render and compress:
             // off the runtime's worker threads, so the API and the collectors keep going.
             let built = tokio::task::spawn_blocking(move || {
-                let response =
-                    metrics_response(&snap, view.as_ref(), page, accept.as_deref(), gzip);
-                // The rendering's per-series strings, freed by now, would otherwise stay with
-                // this blocking thread's arena (see crate::memory).
-                crate::memory::release_free_memory();
-                response
+                metrics_response(&snap, view.as_ref(), page, accept.as_deref(), gzip)
             })
             .await;
             return match built {

@@ -279,8 +279,8 @@ async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
         Ok(bytes) => {
             tokio::task::spawn_blocking(move || {
                 let saved = storage::save_bytes(&path, &bytes);
-                // The image (megabytes per thousand SLOs) is the largest transient allocation.
                 drop(bytes);
+                // Off the runtime's threads; see crate::memory for why and what it costs.
                 crate::memory::release_free_memory();
                 saved
             })
