@@ -188,6 +188,11 @@ impl Evaluator {
         self.rules_status.generation
     }
 
+    /// The engine (read-only: its per-SLO figures, e.g. for memory accounting).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The scrape plan collectors of this generation use.
     pub fn plan(&self) -> &Arc<ScrapePlan> {
         &self.plan
@@ -425,10 +430,7 @@ impl Evaluator {
     }
 
     fn count(&mut self, idx: SloIdx, good: u64, bad: u64) {
-        if let Some(e) = self.events.get_mut(idx.0 as usize) {
-            e.0 += good;
-            e.1 += bad;
-        }
+        count(&mut self.events, idx, good, bad);
     }
 
     /// Notes a rejected reload: the rule set in force stays.
@@ -754,8 +756,9 @@ impl Evaluator {
                     .chain(&mut r.alert_windows)
                     .chain(&mut r.extra_windows);
                 for w in windows {
-                    w.latency =
-                        h.quantiles(Dur::from_millis((now.0 - w.start.0).max(0) as u64), now);
+                    w.latency = h
+                        .quantiles(Dur::from_millis((now.0 - w.start.0).max(0) as u64), now)
+                        .map(Box::new);
                 }
             }
         }
@@ -811,6 +814,14 @@ fn label_set(by: &[String], values: &[String]) -> String {
         out.push_str("...");
     }
     out
+}
+
+/// Adds events to an SLO's counts since start (`Evaluator::events`, by engine index).
+fn count(events: &mut [(u64, u64)], idx: SloIdx, good: u64, bad: u64) {
+    if let Some(e) = events.get_mut(idx.0 as usize) {
+        e.0 += good;
+        e.1 += bad;
+    }
 }
 
 /// For a histogram-fed latency SLO, the longest window its percentiles are read over (the SLO
@@ -970,7 +981,7 @@ slos:
         assert_eq!((up.window.good, up.window.total), (8, 10));
         let fast = report(&s, "fast");
         assert_eq!((fast.window.good, fast.window.total), (5, 10));
-        assert_eq!(fast.window.latency.expect("sketched").count, 8);
+        assert_eq!(fast.window.latency.as_ref().expect("sketched").count, 8);
         let errors = report(&s, "errors");
         // 100 events (2 bad) then a reset: 49 + 1 = 50 events (1 bad).
         assert_eq!((errors.window.good, errors.window.total), (147, 150));

@@ -18,6 +18,8 @@
 //! - [`exposition`]: Prometheus text 0.0.4 / OpenMetrics 1.0 parsing of scraped bodies (pure).
 //! - [`http_client`]: the one outbound HTTP client (receivers, Alertmanager, OTLP/HTTP, the CLI): pooled
 //!   connections, timeouts, `Retry-After`, response classification, URL redaction.
+//! - [`memory`]: the heap allocator's arenas and handing the free memory of transient peaks
+//!   back (glibc; why in the module).
 //! - [`time`]: instants and durations (the engine never reads a clock).
 //! - [`clock`]: the runtime's wall clock, handed to the agent as a value so tests can run it on
 //!   tokio's paused time.
@@ -64,6 +66,7 @@ pub mod export;
 pub mod exposition;
 pub mod generate;
 pub mod http_client;
+pub mod memory;
 pub mod notify;
 pub mod preflight;
 pub mod probe;

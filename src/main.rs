@@ -461,6 +461,8 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Before the runtime's threads exist, so they share the arenas (see burnwatch::memory).
+    burnwatch::memory::tune();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

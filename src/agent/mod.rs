@@ -324,7 +324,16 @@ fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>
 async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
     let path = cfg.state_file();
     let saved = match ev.encode_checkpoint() {
-        Ok(bytes) => tokio::task::spawn_blocking(move || storage::save_bytes(&path, &bytes)).await,
+        Ok(bytes) => {
+            tokio::task::spawn_blocking(move || {
+                let saved = storage::save_bytes(&path, &bytes);
+                drop(bytes);
+                // Off the runtime's threads; see crate::memory for why and what it costs.
+                crate::memory::release_free_memory();
+                saved
+            })
+            .await
+        }
         Err(e) => Ok(Err(e)),
     };
     match saved {

@@ -67,7 +67,7 @@ pub(crate) struct SloCheckpointV1 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SloStateV1 {
     pub(crate) counts: CountTiers,
-    pub(crate) sketches: Option<LatencyTiers>,
+    pub(crate) sketches: Option<Box<LatencyTiers>>,
     pub(crate) numerator: CounterSet,
     pub(crate) total: CounterSet,
     pub(crate) slices: Option<SliceAcc>,

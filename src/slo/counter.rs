@@ -8,7 +8,7 @@
 //! that comes back starts again from a baseline; other sources' series are not touched (targets
 //! are scraped at different times).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +28,25 @@ struct Series {
     seen: u64,
 }
 
+/// Key of a series: (source, series id).
+type Key = (u64, u64);
+
+/// New series of one scrape, up to which a linear search finds a repeated one; past it a map
+/// does (a first scrape of thousands of series stays linear in them).
+const FRESH_SCAN: usize = 16;
+
 /// The last value of every tracked counter series.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Sorted vectors rather than trees: an SLO tracks a few series (one per matching series of each
+/// target), and a tree's node (about 370 bytes for one entry) per map and two maps per tracker
+/// and two trackers per SLO were a kilobyte of every SLO. Serialized as the two maps it held
+/// before, so checkpoints are unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CounterSet {
-    /// Keyed by (source, series id).
-    series: BTreeMap<(u64, u64), Series>,
-    /// Scrapes seen per source.
-    generations: BTreeMap<u64, u64>,
+    /// Sorted by (source, series id), unique.
+    series: Vec<(Key, Series)>,
+    /// Scrapes seen per source, sorted by source, unique.
+    generations: Vec<(u64, u64)>,
 }
 
 impl CounterSet {
@@ -57,13 +69,34 @@ impl CounterSet {
     /// source's series not in it. A refused sample still marks its series as seen (its state is
     /// kept as it was).
     pub fn scrape(&mut self, source: u64, samples: &[(u64, f64)]) -> ScrapeDelta {
-        let g = self.generations.entry(source).or_insert(0);
-        *g = g.wrapping_add(1);
-        let generation = *g;
+        let generation = match self.generations.binary_search_by_key(&source, |g| g.0) {
+            Ok(i) => {
+                let g = &mut self.generations[i].1;
+                *g = g.wrapping_add(1);
+                *g
+            }
+            Err(i) => {
+                self.generations.insert(i, (source, 1));
+                self.generations.shrink_to_fit();
+                1
+            }
+        };
         let mut out = ScrapeDelta::default();
+        // Series first seen in this scrape, in arrival order; merged in after it (inserting each
+        // into the sorted vector would move it once per new series).
+        let mut fresh: Vec<(Key, Series)> = Vec::new();
+        let mut fresh_at: HashMap<u64, usize> = HashMap::new();
         for &(id, v) in samples {
             let valid = v.is_finite() && v >= 0.0;
-            match self.series.get_mut(&(source, id)) {
+            let key = (source, id);
+            let known = match self.series.binary_search_by_key(&key, |e| e.0) {
+                Ok(i) => Some(&mut self.series[i].1),
+                Err(_) if fresh.len() <= FRESH_SCAN => {
+                    fresh.iter_mut().find(|e| e.0 == key).map(|e| &mut e.1)
+                }
+                Err(_) => fresh_at.get(&id).map(|&i| &mut fresh[i].1),
+            };
+            match known {
                 Some(s) => {
                     s.seen = generation;
                     if !valid {
@@ -80,30 +113,75 @@ impl CounterSet {
                         out.rejected += 1;
                         continue;
                     }
-                    self.series.insert(
-                        (source, id),
+                    fresh.push((
+                        key,
                         Series {
                             last: v,
                             seen: generation,
                         },
-                    );
+                    ));
+                    if fresh.len() > FRESH_SCAN {
+                        if fresh_at.is_empty() {
+                            fresh_at.extend(fresh.iter().enumerate().map(|(i, e)| (e.0.1, i)));
+                        } else {
+                            fresh_at.insert(id, fresh.len() - 1);
+                        }
+                    }
                 }
             }
         }
-        let gone: Vec<(u64, u64)> = self
-            .series
-            .range((source, 0)..=(source, u64::MAX))
-            .filter(|(_, s)| s.seen != generation)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in gone {
-            self.series.remove(&k);
+        let before = self.series.len();
+        self.series
+            .retain(|(k, s)| k.0 != source || s.seen == generation);
+        if !fresh.is_empty() {
+            self.series.append(&mut fresh);
+            // Keys are unique (a repeated new series was found in `fresh`), so the order is total.
+            self.series.sort_unstable_by_key(|e| e.0);
+        }
+        if self.series.len() != before {
+            self.series.shrink_to_fit();
         }
         if !out.delta.is_finite() {
             // Only reachable with values near f64::MAX; an increment that large is meaningless.
             out.delta = 0.0;
         }
         out
+    }
+}
+
+/// [`CounterSet`] as it was serialized: two maps (postcard writes a map as its length and its
+/// pairs, which is also what sorted vectors of pairs become).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "CounterSet")]
+struct CounterMaps {
+    series: BTreeMap<Key, Series>,
+    generations: BTreeMap<u64, u64>,
+}
+
+impl Serialize for CounterSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        /// Sorted unique pairs, written as a map.
+        struct AsMap<'a, K, V>(&'a [(K, V)]);
+        impl<K: Serialize, V: Serialize> Serialize for AsMap<'_, K, V> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        let mut st = s.serialize_struct("CounterSet", 2)?;
+        st.serialize_field("series", &AsMap(&self.series))?;
+        st.serialize_field("generations", &AsMap(&self.generations))?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CounterSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CounterSet, D::Error> {
+        let m = CounterMaps::deserialize(d)?;
+        Ok(CounterSet {
+            series: m.series.into_iter().collect(),
+            generations: m.generations.into_iter().collect(),
+        })
     }
 }
 
@@ -143,11 +221,11 @@ mod tests {
                     .map(|(k, s)| (
                         *k,
                         Series {
-                            seen: c.generations[&0],
+                            seen: c.generations[0].1,
                             ..*s
                         }
                     ))
-                    .collect()
+                    .collect::<Vec<_>>()
             );
         }
         assert_eq!(c.scrape(0, &[(1, 12.0)]).delta, 2.0);
@@ -169,5 +247,99 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c.scrape(1, &[(7, 13.0)]).delta, 1.0);
         assert_eq!(c.scrape(2, &[(7, 106.0)]).delta, 0.0);
+    }
+
+    /// The tracker as it was, two ordered maps: the model the sorted vectors must equal.
+    #[derive(Default)]
+    struct Model {
+        series: BTreeMap<Key, Series>,
+        generations: BTreeMap<u64, u64>,
+    }
+
+    impl Model {
+        fn scrape(&mut self, source: u64, samples: &[(u64, f64)]) -> ScrapeDelta {
+            let g = self.generations.entry(source).or_insert(0);
+            *g = g.wrapping_add(1);
+            let generation = *g;
+            let mut out = ScrapeDelta::default();
+            for &(id, v) in samples {
+                let valid = v.is_finite() && v >= 0.0;
+                match self.series.get_mut(&(source, id)) {
+                    Some(s) => {
+                        s.seen = generation;
+                        if !valid {
+                            out.rejected += 1;
+                            continue;
+                        }
+                        let d = if v >= s.last { v - s.last } else { v };
+                        s.last = v;
+                        out.delta += d;
+                    }
+                    None if !valid => out.rejected += 1,
+                    None => {
+                        self.series.insert(
+                            (source, id),
+                            Series {
+                                last: v,
+                                seen: generation,
+                            },
+                        );
+                    }
+                }
+            }
+            self.series
+                .retain(|k, s| k.0 != source || s.seen == generation);
+            if !out.delta.is_finite() {
+                out.delta = 0.0;
+            }
+            out
+        }
+    }
+
+    /// Random scrapes (few and many series, repeated ids, new series past the linear search,
+    /// resets, refused values, three sources): the same deltas, state and bytes as the maps.
+    #[test]
+    fn equals_the_ordered_maps_it_replaced() {
+        let mut seed = 7u64;
+        let mut next = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for _ in 0..60 {
+            let (mut c, mut m) = (CounterSet::new(), Model::default());
+            let width = [3, 20, 80][next(3) as usize];
+            for _ in 0..40 {
+                let source = next(3);
+                let n = next(width);
+                let samples: Vec<(u64, f64)> = (0..n)
+                    .map(|_| {
+                        let v = match next(12) {
+                            0 => f64::NAN,
+                            1 => -1.0,
+                            2 => f64::INFINITY,
+                            r => (next(1000) * r) as f64 / 4.0,
+                        };
+                        (next(width * 2), v)
+                    })
+                    .collect();
+                let (a, b) = (c.scrape(source, &samples), m.scrape(source, &samples));
+                assert_eq!(a.rejected, b.rejected);
+                assert_eq!(a.delta.to_bits(), b.delta.to_bits(), "{samples:?}");
+                let want: Vec<(Key, Series)> = m.series.iter().map(|(k, s)| (*k, *s)).collect();
+                assert_eq!(c.series, want);
+                let gens: Vec<(u64, u64)> = m.generations.iter().map(|(k, g)| (*k, *g)).collect();
+                assert_eq!(c.generations, gens);
+                let maps = CounterMaps {
+                    series: m.series.clone(),
+                    generations: m.generations.clone(),
+                };
+                let bytes = postcard::to_allocvec(&c).expect("encode");
+                assert_eq!(bytes, postcard::to_allocvec(&maps).expect("encode"));
+                let back: CounterSet = postcard::from_bytes(&bytes).expect("decode");
+                assert_eq!(back, c);
+            }
+        }
     }
 }

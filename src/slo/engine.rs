@@ -69,8 +69,9 @@ pub struct WindowReport {
     pub coverage: f64,
     /// False when the window holds no event.
     pub has_data: bool,
-    /// Latency percentiles (latency SLIs with observations only).
-    pub latency: Option<LatencyQuantiles>,
+    /// Latency percentiles (latency SLIs with observations only; boxed, so the windows of the
+    /// many SLOs without latencies do not carry its 40 bytes in every snapshot).
+    pub latency: Option<Box<LatencyQuantiles>>,
 }
 
 /// The error budget over the SLO window.
@@ -168,7 +169,9 @@ pub struct ScrapeOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SloState {
     pub(crate) counts: CountTiers,
-    pub(crate) sketches: Option<LatencyTiers>,
+    /// Latency SLOs' percentile sketches, allocated at the first latency observed (boxed: most
+    /// SLOs have none, and the tiers are a few hundred bytes even empty).
+    pub(crate) sketches: Option<Box<LatencyTiers>>,
     pub(crate) numerator: CounterSet,
     pub(crate) total: CounterSet,
     pub(crate) slices: Option<SliceAcc>,
@@ -264,10 +267,7 @@ impl SloState {
     pub(crate) fn fresh(slo: &Slo, plan: &Plan) -> SloState {
         SloState {
             counts: CountTiers::new(COUNT_RES, plan.layout.lens, &plan.rolling),
-            sketches: slo
-                .indicator
-                .is_latency()
-                .then(|| LatencyTiers::new(plan.sketch_days)),
+            sketches: None,
             numerator: CounterSet::new(),
             total: CounterSet::new(),
             slices: match &slo.method {
@@ -307,7 +307,7 @@ impl SloState {
         self.counts.adapt(plan.layout.lens, &plan.rolling);
         match (&mut self.sketches, slo.indicator.is_latency()) {
             (Some(s), true) => s.resize_days(plan.sketch_days),
-            (s, true) => *s = Some(LatencyTiers::new(plan.sketch_days)),
+            (None, true) => {}
             (s, false) => *s = None,
         }
     }
@@ -434,7 +434,8 @@ impl Entry {
                 .state
                 .sketches
                 .as_ref()
-                .and_then(|s| s.quantiles(Timestamp(first * r), now)),
+                .and_then(|s| s.quantiles(Timestamp(first * r), now))
+                .map(Box::new),
         }
     }
 
@@ -849,8 +850,12 @@ impl Engine {
             .slices
             .as_ref()
             .is_none_or(|acc| acc.cur.is_none_or(|c| ts.0.div_euclid(acc.slice_ms) >= c));
-        if accepted_slice && let Some(s) = &mut e.state.sketches {
-            s.add(ts, secs);
+        if accepted_slice {
+            let days = e.plan.sketch_days;
+            e.state
+                .sketches
+                .get_or_insert_with(|| Box::new(LatencyTiers::new(days)))
+                .add(ts, secs);
         }
         self.ingest(idx, ts, u64::from(secs > threshold), 1)
     }
@@ -1231,6 +1236,35 @@ mod tests {
         assert_eq!(e.evaluate_slo(i, t(6)).expect("idx").window.total, 0);
     }
 
+    #[test]
+    fn sketches_are_allocated_at_the_first_latency() {
+        let w = Window::Rolling(Dur::from_days(30));
+        let mut e = Engine::new();
+        let l = e.add_slo(&slo("lat", w.clone(), latency(300)));
+        assert_eq!(e.sketch_bytes(l), Some(0));
+        // Probe failures are events but no latencies.
+        e.record(l, t(0), false).expect("ok");
+        assert_eq!(e.sketch_bytes(l), Some(0));
+        // A checkpoint of the SLO without sketches restores without them, and the same.
+        let mut restored = Engine::new();
+        restored.add_slo(&slo("lat", w.clone(), latency(300)));
+        restored.restore(e.checkpoint());
+        assert_eq!(restored.sketch_bytes(l), Some(0));
+        let a = e.evaluate_slo(l, t(1)).expect("idx");
+        assert_eq!(a, restored.evaluate_slo(l, t(1)).expect("idx"));
+        assert_eq!(a.window.latency, None);
+        for r in [&mut e, &mut restored] {
+            r.record_latency(l, t(2), 0.2).expect("ok");
+            assert!(r.sketch_bytes(l).expect("idx") > 0);
+        }
+        let (a, b) = (
+            e.evaluate_slo(l, t(3)).expect("idx"),
+            restored.evaluate_slo(l, t(3)).expect("idx"),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.window.latency.expect("observed").count, 1);
+    }
+
     fn secs(s: i64) -> Timestamp {
         Timestamp(DAY0 + s * 1000)
     }
@@ -1446,13 +1480,35 @@ mod tests {
     #[test]
     fn memory_of_a_30d_occurrences_slo() {
         let mut e = Engine::new();
-        let i = e.add_slo(&slo("mem", Window::Rolling(Dur::from_days(30)), probe()));
-        let bytes = e.count_bytes(i).expect("idx");
-        // The figure in the module docs and README ("count state per occurrences SLO").
-        assert_eq!(bytes, 12_808);
-        let buckets = 8 * (361 + 433 + 721);
-        // Plus the window sums: a few hundred bytes.
-        assert!(bytes > buckets && bytes < buckets + 1024, "{bytes}");
-        assert!(bytes < 64 * 1024);
+        let w = Window::Rolling(Dur::from_days(30));
+        let quiet = e.add_slo(&slo("quiet", w.clone(), probe()));
+        let small = e.add_slo(&slo("small", w.clone(), probe()));
+        let busy = e.add_slo(&slo("busy", w.clone(), probe()));
+        // Before any event: the window sums only (8 rolling windows), no bucket storage.
+        let sums = 560;
+        assert_eq!(e.count_bytes(quiet), Some(sums));
+        // 31 days, a minute at a time: 4 events a second with a bad one every 17 minutes, and
+        // 1,000 a second of which 0.1 % bad.
+        for m in 0..31 * 24 * 60 {
+            e.record_counts(small, t(m), 240 - u64::from(m % 17 == 0), 240)
+                .expect("ok");
+            e.record_counts(busy, t(m), 59_940, 60_000).expect("ok");
+        }
+        e.evaluate(t(31 * 24 * 60));
+        // The figures of the module docs and docs/rules.md ("Memory per SLO"): per bucket of the
+        // 1 m, 10 m and 1 h tiers (361, 433, 721 buckets) the widths of the largest total and
+        // bad count (1 + 1, 2 + 1, 2 + 1 bytes; 2 + 1, 4 + 2, 4 + 2 bytes).
+        assert_eq!(
+            e.count_bytes(small),
+            Some(sums + 361 * 2 + 433 * 3 + 721 * 3)
+        );
+        assert_eq!(e.count_bytes(small), Some(4_744));
+        assert_eq!(
+            e.count_bytes(busy),
+            Some(sums + 361 * 3 + 433 * 6 + 721 * 6)
+        );
+        assert_eq!(e.count_bytes(busy), Some(8_567));
+        // At most 16 bytes a bucket (counts beyond 2^32 a bucket), as a Ring<Counts>.
+        assert!(8_567 < sums + 16 * (361 + 433 + 721));
     }
 }

@@ -6,22 +6,24 @@
 //! 1 h x N where N covers the SLO window, the longest calendar period incl. a DST hour, and the
 //! longest alert window; each plus one bucket, because a rolling window of `W` reads every bucket
 //! overlapping `[now - W, now]`, the current partial one included), so each tier is exact on its
-//! own and a window is read from the finest tier that holds it (see [`tiers`]). A bucket is 8
-//! bytes ([`ring::CountRing`]: two `u32`; a bucket that reaches 2^32 - 1 events moves whole to a
-//! short list of 16-byte buckets, so counts stay exact up to `u64`): an occurrences SLO with a
-//! 30d window holds 361 + 433 + 721 buckets, about 12 KiB; a calendar quarter (2211 h buckets)
-//! about 24 KiB. Each rolling window an evaluation reads (SLO window, alert windows, 1 h) adds an
-//! 80-byte running sum ([`window_sums`]), so an evaluation reads a few buckets per window, not all
-//! of them: 12,808 B in all for a 30d SLO with the default tiers (8 sums). What the rest of the
-//! agent adds per SLO is measured in the README ("Scale").
+//! own and a window is read from the finest tier that holds it (see [`tiers`]). A tier stores its
+//! buckets' totals and bad counts as two columns ([`ring::CountRing`]), each in the narrowest
+//! width that holds its largest count (nothing while all are 0, then 1, 2, 4 or 8 bytes; exact to
+//! `u64` in every width): an occurrences SLO with a 30d window holds 361 + 433 + 721 buckets,
+//! 4.2 KB at a few events a second, 8 KB at a thousand, at most 24 KB; a calendar quarter (2211 h
+//! buckets) about twice that. Each rolling window an evaluation reads (SLO window, alert windows,
+//! 1 h) adds a 64-byte running sum ([`window_sums`]), so an evaluation reads a few buckets per
+//! window, not all of them: 560 B for a 30d SLO with the default tiers (8 sums). What the rest of
+//! the agent adds per SLO is measured in docs/scaling.md ("Memory per SLO").
 //!
 //! # Coverage
 //! Each SLO records the instant of its first collection (persisted in checkpoints). Every window
 //! reports its coverage, the share of it after that instant; before it nothing is data, and the
 //! figures that spend budget (tier burn rates, budget left) count the bad events seen against the
 //! budget of the whole window (see "Fresh starts and coverage" in docs/rules.md). Latency SLIs add DDSketch tiers
-//! (5 m x 36, 1 h x 72, 1 d x (window days + 1)); an empty bucket costs 8 bytes and a filled one
-//! a sketch (a few hundred bytes to a few KiB depending on the latency spread).
+//! (5 m x 36, 1 h x 72, 1 d x (window days + 1)), allocated at the first latency; then an empty
+//! bucket costs 8 bytes and a filled one a sketch (a few hundred bytes to a few KiB depending on
+//! the latency spread).
 //!
 //! # Hot path
 //! [`Engine::record`] and [`Engine::record_counts`] do no allocation and, in the common case of
@@ -30,7 +32,7 @@
 //! cascade into the coarser tiers (one merge per bucket, not per observation).
 //!
 //! # Modules
-//! - [`ring`]: the time-bucketed ring and exact counts, packed in 8 bytes a bucket;
+//! - [`ring`]: the time-bucketed ring and exact counts, in columns of the narrowest width;
 //! - [`tiers`]: tier layout, window-to-tier choice, calendar periods;
 //! - [`sketch`]: latency sketch tiers;
 //! - [`histogram`]: bucket increases and `histogram_quantile` for histogram-fed latency SLOs;

@@ -10,6 +10,8 @@
 //! `Ring<Counts>` counts in half the memory. `Ring<Counts>` stays as its reference (and the
 //! serialized form).
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::{Dur, Timestamp};
@@ -309,6 +311,13 @@ impl<T: Default> Ring<T> {
     /// range maps to at most two contiguous runs of slots, walked without per-bucket index
     /// arithmetic.
     fn held(&self, lo_excl: i64, hi_incl: i64) -> impl Iterator<Item = (usize, &T)> {
+        let (a, b) = self.held_slots(lo_excl, hi_incl);
+        a.chain(b).map(move |slot| (slot, &self.slots[slot]))
+    }
+
+    /// The slots of the held buckets with index in `(lo_excl, hi_incl]`, oldest first, as two
+    /// contiguous runs (the second one empty unless the range wraps around the end).
+    fn held_slots(&self, lo_excl: i64, hi_incl: i64) -> (Range<usize>, Range<usize>) {
         let len = self.slots.len();
         let (first, n) = match self.head {
             Some(h) => {
@@ -325,9 +334,7 @@ impl<T: Default> Ring<T> {
             None => (0, 0),
         };
         let wrapped = (first + n).saturating_sub(len);
-        let a = first..first + (n - wrapped);
-        let b = 0..wrapped;
-        a.chain(b).map(move |slot| (slot, &self.slots[slot]))
+        (first..first + (n - wrapped), 0..wrapped)
     }
 
     /// The same ring with every bucket mapped by `f(slot, bucket)`.
@@ -400,29 +407,174 @@ impl Ring<Counts> {
     }
 }
 
-/// One bucket of a [`CountRing`] in 8 bytes: the counts when both fit below `u32::MAX`, else
-/// the marker `total == SPILLED` and the full counts kept in the ring's spill list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PackedCounts {
-    total: u32,
-    bad: u32,
+/// One count (the totals, or the bad counts) of every bucket of a [`CountRing`], by slot, in the
+/// narrowest width that holds every count it has held: no storage while every count is 0, then
+/// 1, 2, 4 or 8 bytes a bucket. A count that does not fit widens the whole column (at most four
+/// times in its life, since counts only grow between rotations); it never narrows while the
+/// agent runs (a restore picks the width of the restored counts again).
+#[derive(Debug, Clone)]
+enum Column {
+    /// Every count is 0.
+    Zero,
+    U8(Box<[u8]>),
+    U16(Box<[u16]>),
+    U32(Box<[u32]>),
+    U64(Box<[u64]>),
 }
 
-/// `PackedCounts::total` of a bucket whose counts live in the spill list.
-const SPILLED: u32 = u32::MAX;
+/// The narrowest [`Column`] width, in bytes, that holds `v` (0 for 0).
+fn width_of(v: u64) -> u8 {
+    if v == 0 {
+        0
+    } else if v <= u64::from(u8::MAX) {
+        1
+    } else if v <= u64::from(u16::MAX) {
+        2
+    } else if v <= u64::from(u32::MAX) {
+        4
+    } else {
+        8
+    }
+}
 
-/// A [`Ring`] of exact [`Counts`] in 8 bytes a bucket instead of 16: the count tiers of an SLO
-/// are most of its memory, and a bucket rarely holds 2^32 events (a 1-minute bucket would need
-/// 71 million events a second). A bucket that would reach `u32::MAX` moves, whole and exact, to a
-/// short list of full-width buckets ("spilled"), so every count is the same as in a
-/// `Ring<Counts>`, saturation at `u64::MAX` included (the tests compare the two). Serialized as
-/// the equivalent `Ring<Counts>`, so checkpoints are unchanged.
-#[derive(Debug, Clone, PartialEq)]
+/// Sum of the counts of a run of slots; `u64` is exact for runs shorter than 2^32 buckets of
+/// a width up to 4 bytes.
+fn sum_narrow<T: Copy + Into<u64>>(s: &[T]) -> u128 {
+    u128::from(s.iter().map(|&v| v.into()).sum::<u64>())
+}
+
+impl Column {
+    /// Bytes per bucket.
+    fn width(&self) -> u8 {
+        match self {
+            Column::Zero => 0,
+            Column::U8(_) => 1,
+            Column::U16(_) => 2,
+            Column::U32(_) => 4,
+            Column::U64(_) => 8,
+        }
+    }
+
+    /// The column of `len` buckets with these counts (by slot), in the narrowest width.
+    fn from_counts(len: usize, count: impl Fn(usize) -> u64) -> Column {
+        let width = (0..len).map(|i| width_of(count(i))).max().unwrap_or(0);
+        let mut c = Column::Zero;
+        c.widen(len, width);
+        for i in 0..len {
+            c.store(i, count(i));
+        }
+        c
+    }
+
+    /// The count of `slot`.
+    #[inline]
+    fn get(&self, slot: usize) -> u64 {
+        match self {
+            Column::Zero => 0,
+            Column::U8(s) => s[slot].into(),
+            Column::U16(s) => s[slot].into(),
+            Column::U32(s) => s[slot].into(),
+            Column::U64(s) => s[slot],
+        }
+    }
+
+    /// Stores `v` in `slot`; the column is at least as wide as `v` needs (truncating casts are
+    /// guarded by that).
+    #[inline]
+    fn store(&mut self, slot: usize, v: u64) {
+        match self {
+            Column::Zero => debug_assert_eq!(v, 0),
+            Column::U8(s) => s[slot] = v as u8,
+            Column::U16(s) => s[slot] = v as u16,
+            Column::U32(s) => s[slot] = v as u32,
+            Column::U64(s) => s[slot] = v,
+        }
+    }
+
+    /// Adds `n` to `slot`'s count, saturating at `u64::MAX` as [`Ring<Counts>`] does, widening the
+    /// column when the sum needs it; returns what the count actually grew by.
+    #[inline]
+    fn add(&mut self, len: usize, slot: usize, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let before = self.get(slot);
+        let after = before.saturating_add(n);
+        let need = width_of(after);
+        if need > self.width() {
+            self.widen(len, need);
+        }
+        self.store(slot, after);
+        after - before
+    }
+
+    /// Re-stores the `len` counts in `width` bytes each (wider than now).
+    #[cold]
+    fn widen(&mut self, len: usize, width: u8) {
+        let old = std::mem::replace(self, Column::Zero);
+        let get = |i: usize| old.get(i);
+        *self = match width {
+            0 => Column::Zero,
+            1 => Column::U8((0..len).map(|i| get(i) as u8).collect()),
+            2 => Column::U16((0..len).map(|i| get(i) as u16).collect()),
+            4 => Column::U32((0..len).map(|i| get(i) as u32).collect()),
+            _ => Column::U64((0..len).map(get).collect()),
+        };
+    }
+
+    /// Sets `slot`'s count to 0.
+    #[inline]
+    fn clear(&mut self, slot: usize) {
+        match self {
+            Column::Zero => {}
+            Column::U8(s) => s[slot] = 0,
+            Column::U16(s) => s[slot] = 0,
+            Column::U32(s) => s[slot] = 0,
+            Column::U64(s) => s[slot] = 0,
+        }
+    }
+
+    /// Sum of the counts of the slots `r`.
+    #[inline]
+    fn sum(&self, r: Range<usize>) -> u128 {
+        match self {
+            Column::Zero => 0,
+            Column::U8(s) => sum_narrow(&s[r]),
+            Column::U16(s) => sum_narrow(&s[r]),
+            Column::U32(s) => sum_narrow(&s[r]),
+            Column::U64(s) => s[r].iter().map(|&v| u128::from(v)).sum(),
+        }
+    }
+
+    /// Heap bytes.
+    fn bytes(&self, len: usize) -> usize {
+        len * usize::from(self.width())
+    }
+}
+
+/// A [`Ring`] of exact [`Counts`], stored as two columns (totals, bad counts) each in the
+/// narrowest width that holds its counts: the count tiers are most of an SLO's memory, and
+/// their buckets rarely need 8 bytes a count. An SLO without a bad event stores no bad counts;
+/// one of a few events a second stores a minute in 1 byte and an hour in 2. Counts are the same
+/// as in a `Ring<Counts>` in every case, saturation at `u64::MAX` included (the tests compare
+/// the two across every width edge). Serialized as the equivalent `Ring<Counts>`, so
+/// checkpoints are unchanged.
+#[derive(Debug, Clone)]
 pub struct CountRing {
-    ring: Ring<PackedCounts>,
-    /// Full counts of spilled buckets by slot; an entry whose slot is no longer marked (rotated
-    /// out and cleared) is stale and ignored, and dropped at the next spill. At most one per slot.
-    spilled: Vec<(usize, Counts)>,
+    /// Head and bucket arithmetic (its slots are zero-sized).
+    ring: Ring<()>,
+    total: Column,
+    bad: Column,
+}
+
+impl PartialEq for CountRing {
+    /// Equal counts in the same buckets, whatever the columns' widths.
+    fn eq(&self, other: &CountRing) -> bool {
+        self.ring == other.ring
+            && (0..self.len()).all(|i| {
+                self.total.get(i) == other.total.get(i) && self.bad.get(i) == other.bad.get(i)
+            })
+    }
 }
 
 impl CountRing {
@@ -430,7 +582,8 @@ impl CountRing {
     pub fn new(res: Dur, len: usize) -> CountRing {
         CountRing {
             ring: Ring::new(res, len),
-            spilled: Vec::new(),
+            total: Column::Zero,
+            bad: Column::Zero,
         }
     }
 
@@ -459,33 +612,53 @@ impl CountRing {
         self.ring.late_dropped()
     }
 
-    /// Moves the head forward to the bucket of `t` (clearing skipped buckets); never backward.
-    pub fn advance(&mut self, t: Timestamp) {
-        self.ring.advance(t);
+    /// Bytes per bucket of the totals and of the bad counts (0, 1, 2, 4 or 8 each).
+    pub fn widths(&self) -> (u8, u8) {
+        (self.total.width(), self.bad.width())
     }
 
-    /// The counts of the bucket in `slot` holding `cell`.
+    /// Moves the head forward to the bucket of `t` (clearing skipped buckets); never backward.
+    pub fn advance(&mut self, t: Timestamp) {
+        let (head, slot) = (self.ring.head, self.ring.head_slot);
+        self.ring.advance(t);
+        self.cleared(head, slot);
+    }
+
+    /// Clears the buckets the head skipped since it was `head` in `slot` (the zero-sized ring
+    /// clears nothing itself).
     #[inline]
-    fn unpack(&self, slot: usize, cell: PackedCounts) -> Counts {
-        if cell.total != SPILLED {
-            return Counts {
-                total: cell.total.into(),
-                bad: cell.bad.into(),
-            };
+    fn cleared(&mut self, head: Option<i64>, slot: usize) {
+        let (Some(old), Some(new)) = (head, self.ring.head) else {
+            return;
+        };
+        if new <= old {
+            return;
         }
-        // A marked slot always has its entry (`spill` writes both); the fallback is unreachable.
-        self.spilled
-            .iter()
-            .find(|(s, _)| *s == slot)
-            .map_or(Counts::default(), |(_, c)| *c)
+        let len = self.ring.len();
+        if (new - old) as u64 >= len as u64 {
+            // Everything left the ring: its columns go back to holding nothing.
+            self.total = Column::Zero;
+            self.bad = Column::Zero;
+            return;
+        }
+        let mut s = slot;
+        for _ in 0..new - old {
+            s += 1;
+            if s == len {
+                s = 0;
+            }
+            self.total.clear(s);
+            self.bad.clear(s);
+        }
     }
 
     /// The bucket `k`, if the ring holds it.
     pub fn get(&self, k: i64) -> Option<Counts> {
-        self.ring
-            .held(k.saturating_sub(1), k)
-            .next()
-            .map(|(slot, cell)| self.unpack(slot, *cell))
+        let (a, _) = self.ring.held_slots(k.saturating_sub(1), k);
+        (!a.is_empty()).then(|| Counts {
+            total: self.total.get(a.start),
+            bad: self.bad.get(a.start),
+        })
     }
 
     /// Adds `total` events of which `bad` are bad at `t` (see [`Ring::add`]).
@@ -498,64 +671,27 @@ impl CountRing {
     /// (less than asked only when a count saturates at `u64::MAX`), as [`Ring::add_tracked`].
     #[inline]
     pub fn add_tracked(&mut self, t: Timestamp, total: u64, bad: u64) -> Option<(i64, Counts)> {
-        let slot = match self.ring.locate(t) {
+        let (head, head_slot) = (self.ring.head, self.ring.head_slot);
+        let located = self.ring.locate(t);
+        if self.ring.head != head {
+            self.cleared(head, head_slot);
+        }
+        match located {
             Located::Slot { slot, back } => {
+                let len = self.ring.len();
+                let grew = Counts {
+                    total: self.total.add(len, slot, total),
+                    bad: self.bad.add(len, slot, bad),
+                };
                 // `locate` placed the instant, so the ring has a head.
-                let k = self.ring.head.unwrap_or(0) - back as i64;
-                (slot, k)
+                Some((self.ring.head.unwrap_or(0) - back as i64, grew))
             }
             Located::Late => {
                 self.ring.note_late(total);
-                return None;
+                None
             }
-            Located::Negative => return None,
-        };
-        let (slot, k) = slot;
-        let cell = &mut self.ring.slots[slot];
-        if cell.total != SPILLED {
-            let fits = |now: u32, add: u64| {
-                u64::from(now)
-                    .checked_add(add)
-                    .and_then(|v| u32::try_from(v).ok())
-                    .filter(|&v| v != SPILLED)
-            };
-            if let (Some(t2), Some(b2)) = (fits(cell.total, total), fits(cell.bad, bad)) {
-                *cell = PackedCounts { total: t2, bad: b2 };
-                return Some((k, Counts { total, bad }));
-            }
-            let before = Counts {
-                total: cell.total.into(),
-                bad: cell.bad.into(),
-            };
-            self.spill(slot, before);
+            Located::Negative => None,
         }
-        let c = self
-            .spilled
-            .iter_mut()
-            .find(|(s, _)| *s == slot)
-            .map(|(_, c)| c)?;
-        let before = *c;
-        c.add(Counts { total, bad });
-        Some((
-            k,
-            Counts {
-                total: c.total - before.total,
-                bad: c.bad - before.bad,
-            },
-        ))
-    }
-
-    /// Marks `slot` spilled with `counts`, dropping stale entries (and the slot's old one).
-    #[cold]
-    fn spill(&mut self, slot: usize, counts: Counts) {
-        let slots = &self.ring.slots;
-        self.spilled
-            .retain(|&(s, _)| s != slot && slots[s].total == SPILLED);
-        self.spilled.push((slot, counts));
-        self.ring.slots[slot] = PackedCounts {
-            total: SPILLED,
-            bad: 0,
-        };
     }
 
     /// Sum of the held buckets in `(lo_excl, hi_incl]`, saturated to `u64` (see
@@ -564,18 +700,14 @@ impl CountRing {
         self.sum_wide(lo_excl, hi_incl).counts()
     }
 
-    /// The exact (unsaturated) sum of the held buckets in `(lo_excl, hi_incl]`.
+    /// The exact (unsaturated) sum of the held buckets in `(lo_excl, hi_incl]`: at most two
+    /// contiguous runs of each column.
     pub fn sum_wide(&self, lo_excl: i64, hi_incl: i64) -> WideCounts {
-        let mut sum = WideCounts::default();
-        for (slot, cell) in self.ring.held(lo_excl, hi_incl) {
-            if cell.total == SPILLED {
-                sum.add(self.unpack(slot, *cell));
-            } else {
-                sum.total += u128::from(cell.total);
-                sum.bad += u128::from(cell.bad);
-            }
+        let (a, b) = self.ring.held_slots(lo_excl, hi_incl);
+        WideCounts {
+            total: self.total.sum(a.clone()) + self.total.sum(b.clone()),
+            bad: self.bad.sum(a) + self.bad.sum(b),
         }
-        sum
     }
 
     /// Changes the number of buckets, keeping the newest ones (and the head), as [`Ring::resize`].
@@ -587,39 +719,55 @@ impl CountRing {
 
     /// The same buckets as a full-width ring.
     pub fn to_wide(&self) -> Ring<Counts> {
-        self.ring.map(|slot, cell| self.unpack(slot, *cell))
+        self.ring.map(|slot, _| self.counts(slot))
     }
 
-    /// The same buckets from a full-width ring.
+    /// The counts of `slot`.
+    fn counts(&self, slot: usize) -> Counts {
+        Counts {
+            total: self.total.get(slot),
+            bad: self.bad.get(slot),
+        }
+    }
+
+    /// The same buckets from a full-width ring, each column in the narrowest width for them.
     pub fn from_wide(wide: &Ring<Counts>) -> CountRing {
-        let mut spilled = Vec::new();
-        let ring = wide.map(
-            |slot, c| match (u32::try_from(c.total), u32::try_from(c.bad)) {
-                (Ok(total), Ok(bad)) if total != SPILLED && bad != SPILLED => {
-                    PackedCounts { total, bad }
-                }
-                _ => {
-                    spilled.push((slot, *c));
-                    PackedCounts {
-                        total: SPILLED,
-                        bad: 0,
-                    }
-                }
-            },
-        );
-        CountRing { ring, spilled }
+        let len = wide.len();
+        CountRing {
+            ring: wide.map(|_, _| ()),
+            total: Column::from_counts(len, |i| wide.slots[i].total),
+            bad: Column::from_counts(len, |i| wide.slots[i].bad),
+        }
     }
 
-    /// Heap bytes: 8 per bucket plus the spill list.
+    /// Heap bytes: the two columns' widths per bucket.
     pub fn bytes(&self) -> usize {
-        self.ring.len() * std::mem::size_of::<PackedCounts>()
-            + self.spilled.capacity() * std::mem::size_of::<(usize, Counts)>()
+        let len = self.ring.len();
+        self.total.bytes(len) + self.bad.bytes(len)
     }
 }
 
 impl Serialize for CountRing {
+    /// Field for field what `Ring<Counts>` writes, read straight from the columns (no wide copy
+    /// of the ring per checkpoint).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_wide().serialize(s)
+        use serde::ser::SerializeStruct;
+        /// The buckets as the sequence of `Counts` a `Ring<Counts>` holds.
+        struct Slots<'a>(&'a CountRing);
+        impl Serialize for Slots<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((0..self.0.len()).map(|i| self.0.counts(i)))
+            }
+        }
+        let r = &self.ring;
+        let mut st = s.serialize_struct("Ring", 6)?;
+        st.serialize_field("res", &r.res)?;
+        st.serialize_field("slots", &Slots(self))?;
+        st.serialize_field("head", &r.head)?;
+        st.serialize_field("head_slot", &r.head_slot)?;
+        st.serialize_field("head_start", &r.head_start)?;
+        st.serialize_field("late_dropped", &r.late_dropped)?;
+        st.end()
     }
 }
 
@@ -724,40 +872,50 @@ mod tests {
         }
     }
 
-    /// An amount of events: mostly small, often around the 32-bit edge, sometimes near 2^64.
-    fn amount(seed: &mut u64) -> u64 {
+    /// An amount of events: mostly small, often just below or above the edge of a column width
+    /// up to `widest` (0: 1-byte edge only, 1: up to 2 bytes, 2: up to 4 bytes, 3: up to 8,
+    /// near 2^64 included), so rings stay narrow for a while in some runs and widen in others.
+    fn amount(seed: &mut u64, widest: u64) -> u64 {
         *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let r = *seed >> 33;
+        let edges = [
+            u64::from(u8::MAX),
+            u64::from(u16::MAX),
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let near = |edge: u64| edge.saturating_sub(2).saturating_add((r >> 6) % 4);
         match r % 8 {
-            0 => u64::from(u32::MAX) - (r >> 4) % 4,
-            1 => (u64::from(u32::MAX) >> 1) + (r >> 4) % 3,
-            2 => u64::MAX - (r >> 4) % 3,
-            3 => 0,
+            0 => near(edges[((r >> 3) % (widest + 1)) as usize]),
+            1 => edges[((r >> 3) % (widest + 1)) as usize] / 2 + (r >> 6) % 3,
+            2 => 0,
             _ => (r >> 4) % 5,
         }
     }
 
     #[test]
-    fn packed_ring_equals_the_wide_ring_across_the_32_bit_edge() {
-        for seed0 in 0..40u64 {
+    fn count_ring_equals_the_wide_ring_across_every_width_edge() {
+        let mut widths = std::collections::BTreeSet::new();
+        for seed0 in 0..48u64 {
             let mut seed = seed0;
+            let widest = seed0 % 4;
             let (res, len) = (5u64, 7usize);
             let mut wide: Ring<Counts> = Ring::new(Dur(res), len);
             let mut packed = CountRing::new(Dur(res), len);
             let mut t = 0i64;
             for step in 0..1500 {
-                let r = amount(&mut seed);
+                let r = amount(&mut seed, widest);
                 match r % 11 {
-                    // Backward, forward and far jumps, so spilled buckets rotate out and back in.
+                    // Backward, forward and far jumps, so wide buckets rotate out and back in.
                     0..=6 => {
                         t = (t + (r % 13) as i64 - 5).max(0);
                         if r.is_multiple_of(97) {
                             t += 100;
                         }
-                        let total = amount(&mut seed);
-                        let bad = amount(&mut seed).min(total);
+                        let total = amount(&mut seed, widest);
+                        let bad = amount(&mut seed, widest).min(total);
                         assert_eq!(
                             packed.add_tracked(Timestamp(t), total, bad),
                             wide.add_tracked(Timestamp(t), total, bad),
@@ -782,6 +940,7 @@ mod tests {
                 assert_eq!(packed.head(), wide.head());
                 assert_eq!(packed.late_dropped(), wide.late_dropped());
                 assert_eq!(packed.to_wide(), wide);
+                assert_eq!(packed, CountRing::from_wide(&wide));
                 let h = wide.head().unwrap_or(0);
                 for k in h - 12..=h + 1 {
                     assert_eq!(packed.get(k), wide.get(k).copied(), "bucket {k}");
@@ -789,70 +948,69 @@ mod tests {
                         assert_eq!(packed.sum_wide(lo, k), wide.sum_wide(lo, k));
                     }
                 }
-                assert!(packed.spilled.len() <= packed.len());
+                // Each column is as narrow as the largest count it held since it was last
+                // emptied or decoded, and never narrower than the counts it holds.
+                let (tw, bw) = packed.widths();
+                let most = |f: fn(&Counts) -> u64| wide.iter().map(f).max().unwrap_or(0);
+                assert!(
+                    tw >= width_of(most(|c| c.total)),
+                    "seed {seed0} step {step}"
+                );
+                assert!(bw >= width_of(most(|c| c.bad)), "seed {seed0} step {step}");
+                assert_eq!(packed.bytes(), packed.len() * usize::from(tw + bw));
+                widths.insert(tw);
+                widths.insert(bw);
             }
         }
+        // The runs went through every width.
+        assert_eq!(widths.into_iter().collect::<Vec<_>>(), [0, 1, 2, 4, 8]);
     }
 
     #[test]
-    fn a_bucket_at_the_32_bit_edge_spills_exactly() {
+    fn columns_widen_at_each_edge_and_stay_exact() {
         let mut r = CountRing::new(Dur(10), 3);
-        let edge = u64::from(u32::MAX);
-        // One below the marker still packs.
+        assert_eq!(r.bytes(), 0, "an empty ring stores no counts");
         assert_eq!(
-            r.add_tracked(ts(0), edge - 1, 0),
-            Some((
-                0,
-                Counts {
-                    total: edge - 1,
-                    bad: 0
-                }
-            ))
+            r.add_tracked(ts(0), 3, 0),
+            Some((0, Counts { total: 3, bad: 0 }))
         );
-        assert!(r.spilled.is_empty());
-        assert_eq!(
-            r.add_tracked(ts(1), 2, 1),
-            Some((0, Counts { total: 2, bad: 1 }))
-        );
-        assert_eq!(r.spilled.len(), 1);
-        assert_eq!(
-            r.get(0),
-            Some(Counts {
-                total: edge + 1,
-                bad: 1
-            })
-        );
+        assert_eq!(r.widths(), (1, 0));
+        for (edge, width) in [(255u64, 1u8), (65_535, 2), (u64::from(u32::MAX), 4)] {
+            // Up to the edge in this width, one more in the next.
+            let have = r.get(0).map_or(0, |c| c.total);
+            assert!(r.add(ts(1), edge - have, 0));
+            assert_eq!(r.widths().0, width, "at {edge}");
+            assert!(r.add(ts(2), 1, 1));
+            assert_eq!(r.get(0).map(|c| c.total), Some(edge + 1));
+            assert!(r.widths().0 > width, "past {edge}");
+        }
+        assert_eq!(r.widths(), (8, 1));
+        // Saturation at u64::MAX, as Ring<Counts>.
+        let have = r.get(0).map_or(0, |c| c.total);
         assert_eq!(
             r.add_tracked(ts(2), u64::MAX, 0),
             Some((
                 0,
                 Counts {
-                    total: u64::MAX - edge - 1,
+                    total: u64::MAX - have,
                     bad: 0
                 }
             ))
         );
-        assert_eq!(
-            r.sum(-1, 0),
-            Counts {
-                total: u64::MAX,
-                bad: 1
-            }
-        );
-        // Rotated out and reused: the slot packs again, the stale entry goes at the next spill.
-        r.advance(ts(30));
-        assert!(r.add(ts(30), 3, 1));
-        assert_eq!(r.get(3), Some(Counts { total: 3, bad: 1 }));
-        assert_eq!(r.sum(-1, 3), Counts { total: 3, bad: 1 });
-        assert!(r.add(ts(20), edge, edge));
-        assert_eq!(r.spilled.len(), 1, "the stale entry was dropped");
-        assert_eq!(
-            r.get(2),
-            Some(Counts {
-                total: edge,
-                bad: edge
-            })
-        );
-        assert_eq!(r.bytes(), 3 * 8 + r.spilled.capacity() * 24);
+        assert_eq!(r.sum(-1, 0).total, u64::MAX);
+        // A later bucket reads and sums in the wide column; a jump past the whole ring frees it.
+        assert!(r.add(ts(20), 7, 2));
+        assert_eq!(r.sum(0, 2), Counts { total: 7, bad: 2 });
+        assert_eq!(r.bytes(), 3 * (8 + 1));
+        r.advance(ts(100));
+        assert_eq!(r.widths(), (0, 0));
+        assert_eq!(r.bytes(), 0);
+        assert_eq!(r.sum(-1, 10), Counts::default());
+        // A decoded ring takes the width of its counts again.
+        assert!(r.add(ts(95), 300, 0));
+        let back: CountRing =
+            postcard::from_bytes(&postcard::to_allocvec(&r).expect("encode")).expect("decode");
+        assert_eq!(back.widths(), (2, 0));
+        assert_eq!(back, r);
     }
 }

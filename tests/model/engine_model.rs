@@ -480,6 +480,7 @@ fn all_finite(r: &SloReport) -> bool {
         w.sli.is_finite()
             && w.burn_rate.is_finite()
             && w.latency
+                .as_ref()
                 .is_none_or(|q| [q.p50, q.p90, q.p95, q.p99].iter().all(|v| v.is_finite()))
     };
     w(&r.window)
