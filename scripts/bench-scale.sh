@@ -141,7 +141,7 @@ per_target=$(((N_SLOS > N_PROBES ? N_SLOS : N_PROBES) / TARGETS + 1))
 for ((k = 0; k < TARGETS; k++)); do
     for ((c = 0; c * CHUNK < per_target; c++)); do
         first=$((k + c * CHUNK * TARGETS))
-        ((c == 0 || first < N_SLOS || first < N_PROBES)) || continue
+        ((c == 0 || first < N_PROBES || (GROUPED != 1 && first < N_SLOS))) || continue
         awk -v k="$k" -v t="$TARGETS" -v c="$c" -v chunk="$CHUNK" -v slos="$N_SLOS" \
             -v probes="$N_PROBES" -v base="$SYN" -v grouped="$GROUPED" 'BEGIN {
             first = k + c * chunk * t
