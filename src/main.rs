@@ -332,20 +332,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth
-/// service written as a `burnwatch/v1` document, its file's warnings as comments; files already
-/// in `burnwatch/v1` are left alone.
-fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use burnwatch::rules::model::Spec;
-    let report = burnwatch::rules::check_paths(paths);
+/// The rules of `paths`, checked as `check` checks them (every diagnostic on stderr), and the
+/// report for the diagnostics of each file; an error when any file has one, saying nothing was
+/// `done`.
+fn checked_rules(
+    paths: &[PathBuf],
+    done: &str,
+) -> anyhow::Result<(
+    burnwatch::rules::CheckReport,
+    burnwatch::rules::model::RuleSet,
+)> {
+    let mut report = burnwatch::rules::check_paths(paths);
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
     let errors = report.errors();
     let rules = report
         .rules
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("the rules have {errors} error(s); nothing converted"))?;
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the rules have {errors} error(s); nothing {done}"))?;
+    Ok((report, rules))
+}
+
+/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth
+/// service written as a `burnwatch/v1` document, its file's warnings as comments; files already
+/// in `burnwatch/v1` are left alone.
+fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use burnwatch::rules::model::Spec;
+    let (report, rules) = checked_rules(paths, "converted")?;
     let mut by_file: std::collections::BTreeMap<&std::path::Path, String> = Default::default();
     for svc in rules.services.iter().filter(|s| s.spec != Spec::Burnwatch) {
         let notes: Vec<String> = report
@@ -389,14 +403,7 @@ fn generate_prometheus(
     extra_labels: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     use burnwatch::generate::prometheus::{Options, generate, rule_file};
-    let report = burnwatch::rules::check_paths(paths);
-    for d in &report.diagnostics {
-        eprintln!("{d}");
-    }
-    let errors = report.errors();
-    let rules = report
-        .rules
-        .ok_or_else(|| anyhow::anyhow!("the rules have {errors} error(s); nothing generated"))?;
+    let (_, rules) = checked_rules(paths, "generated")?;
     let opts = Options {
         extra_labels: extra_labels.into_iter().collect(),
     };

@@ -162,6 +162,18 @@ async fn start_shop(
     (daemon, svc, addr)
 }
 
+/// Requests to `svc` at the tests' steady rate, until aborted.
+fn steady_traffic(svc: &Service) -> tokio::task::JoinHandle<()> {
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PERIOD);
+        loop {
+            tick.tick().await;
+            svc.request().await;
+        }
+    })
+}
+
 /// What the webhook received, per alert (alertname and tier): the simulated instants of its
 /// firing and resolved notifications.
 type Seen = BTreeMap<String, (Vec<Instant>, Vec<Instant>)>;
@@ -667,16 +679,7 @@ slos:
     let dir = tempfile::tempdir().expect("tempdir");
     let hook = HookSink::start().await;
     let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
-    let traffic = {
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PERIOD);
-            loop {
-                tick.tick().await;
-                svc.request().await;
-            }
-        })
-    };
+    let traffic = steady_traffic(&svc);
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     svc.set_behaviour(OUTAGE);
     tokio::time::sleep(Duration::from_secs(10 * 60)).await;
@@ -760,16 +763,7 @@ scrape:
     let dir = tempfile::tempdir().expect("tempdir");
     let hook = HookSink::start().await;
     let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
-    let traffic = {
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PERIOD);
-            loop {
-                tick.tick().await;
-                svc.request().await;
-            }
-        })
-    };
+    let traffic = steady_traffic(&svc);
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     svc.set_behaviour(OUTAGE);
     tokio::time::sleep(Duration::from_secs(10 * 60)).await;
