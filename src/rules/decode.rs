@@ -8,7 +8,6 @@
 //! names, probe references) are done by [`crate::rules`] after every file has been decoded, from
 //! the declarations collected here.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::rules::ServiceSummary;
@@ -66,26 +65,6 @@ pub struct FileRules {
     pub scrape_decls: Vec<Decl>,
     /// Every `probe:` and `depends_on:` reference, to be resolved against the whole file set.
     pub probe_refs: Vec<Decl>,
-}
-
-/// Decodes the documents of one file (`source` is its text, used to map offsets inside scalars
-/// to columns).
-pub fn decode_file(file: &Path, source: &str, docs: &[Node]) -> FileRules {
-    let mut d = Decoder::with(file, source, FileRules::default());
-    if docs.is_empty() {
-        d.error(
-            Pos::new(1, 1),
-            format!(
-                "the file holds no rules; start it with `version: {VERSION}`, `service: NAME` and `slos:`"
-            ),
-        );
-    }
-    for doc in docs {
-        d.document(doc);
-    }
-    let mut out = d.out;
-    out.diagnostics = d.diagnostics;
-    out
 }
 
 /// A bucket edge in seconds, printed as a duration when it is a whole number of milliseconds.
@@ -226,28 +205,6 @@ impl Decoder<'_, FileRules> {
 
     // ---- schema ----
 
-    /// One document, read by the spec its `version` (or `apiVersion` and `kind`) names:
-    /// `burnwatch/v1`, Sloth's `prometheus/v1` or its `PrometheusServiceLevel` resource.
-    fn document(&mut self, doc: &Node) {
-        use crate::rules::sloth;
-        let field = |key: &str| match doc.kind() {
-            Kind::Map(e) => e
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .and_then(|(_, v)| v.as_str()),
-            _ => None,
-        };
-        if field("version") == Some(sloth::VERSION) {
-            self.sloth_document(doc);
-        } else if field("apiVersion") == Some(sloth::K8S_API_VERSION)
-            && field("kind") == Some(sloth::K8S_KIND)
-        {
-            self.sloth_k8s_document(doc);
-        } else {
-            self.burnwatch_document(doc);
-        }
-    }
-
     /// Records a service name where it is declared (checked for uniqueness across the files).
     pub(crate) fn declare_service(&mut self, name: &str, pos: Pos) {
         self.out.service_decls.push(Decl {
@@ -275,7 +232,8 @@ impl Decoder<'_, FileRules> {
         self.out.services.push(service);
     }
 
-    fn burnwatch_document(&mut self, doc: &Node) {
+    /// One `version: burnwatch/v1` document (any document that names no other spec).
+    pub(crate) fn burnwatch_document(&mut self, doc: &Node) {
         const KEYS: &[&str] = &[
             "version",
             "service",
@@ -299,7 +257,7 @@ impl Decoder<'_, FileRules> {
                 pos,
                 format!(
                     "unknown version `{v}`; write `version: {VERSION}` (or `{}` for a Sloth file)",
-                    crate::rules::sloth::VERSION
+                    crate::rules::model::Spec::SlothPrometheus.as_str()
                 ),
             );
         }

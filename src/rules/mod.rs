@@ -16,7 +16,7 @@ pub mod decode;
 pub mod model;
 pub mod promql;
 pub mod selector;
-mod sloth;
+pub(crate) mod sloth;
 
 pub use crate::schema::{diag, node};
 
@@ -189,6 +189,45 @@ pub fn check_paths(paths: &[PathBuf]) -> CheckReport {
     report
 }
 
+/// Decodes the documents of one file (`source` is its text, used to map offsets inside scalars
+/// to columns), each by the spec its `version` (or `apiVersion` and `kind`) names:
+/// `burnwatch/v1` ([`decode`]), or Sloth's `prometheus/v1` and `PrometheusServiceLevel`
+/// ([`sloth`]). The choice is made here, above both readers, so neither depends on the other
+/// for it.
+fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> FileRules {
+    let mut d = crate::schema::Decoder::with(file, source, FileRules::default());
+    if docs.is_empty() {
+        d.error(
+            Pos::new(1, 1),
+            format!(
+                "the file holds no rules; start it with `version: {}`, `service: NAME` and `slos:`",
+                decode::VERSION
+            ),
+        );
+    }
+    for doc in docs {
+        let field = |key: &str| match doc.kind() {
+            node::Kind::Map(e) => e
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .and_then(|(_, v)| v.as_str()),
+            _ => None,
+        };
+        if field("version") == Some(sloth::VERSION) {
+            d.sloth_document(doc);
+        } else if field("apiVersion") == Some(sloth::K8S_API_VERSION)
+            && field("kind") == Some(sloth::K8S_KIND)
+        {
+            d.sloth_k8s_document(doc);
+        } else {
+            d.burnwatch_document(doc);
+        }
+    }
+    let mut out = d.out;
+    out.diagnostics = d.diagnostics;
+    out
+}
+
 /// Checks file contents already in memory, as one file set (no I/O).
 pub fn check_sources(sources: &[(PathBuf, Vec<u8>)]) -> CheckReport {
     let mut decoded: Vec<(PathBuf, FileRules)> = Vec::new();
@@ -197,7 +236,7 @@ pub fn check_sources(sources: &[(PathBuf, Vec<u8>)]) -> CheckReport {
             Ok(docs) => {
                 // parse_documents succeeded, so the bytes are UTF-8.
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
-                decode::decode_file(path, text, &docs)
+                decode_file(path, text, &docs)
             }
             Err(e) => FileRules {
                 diagnostics: vec![Diagnostic {

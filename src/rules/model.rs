@@ -69,8 +69,8 @@ pub enum Spec {
 }
 
 impl Spec {
-    /// The spec's name as its documents write it.
-    pub fn as_str(self) -> &'static str {
+    /// The spec's name as its documents write it (`version`, or `apiVersion`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Spec::Burnwatch => "burnwatch/v1",
             Spec::SlothPrometheus => "prometheus/v1",

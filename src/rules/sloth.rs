@@ -22,11 +22,11 @@ use crate::schema::{Decoder, MapReader};
 use crate::time::Dur;
 
 /// The `version` of Sloth's plain spec.
-pub const VERSION: &str = "prometheus/v1";
+pub const VERSION: &str = Spec::SlothPrometheus.as_str();
 
 /// The `apiVersion` and `kind` of Sloth's Kubernetes resource, whose `spec` is the plain spec
 /// with camelCase keys (`errorQuery`, `pageAlert`, ...).
-pub const K8S_API_VERSION: &str = "sloth.slok.dev/v1";
+pub const K8S_API_VERSION: &str = Spec::SlothKubernetes.as_str();
 /// See [`K8S_API_VERSION`].
 pub const K8S_KIND: &str = "PrometheusServiceLevel";
 
