@@ -13,8 +13,8 @@
 
 use crate::rules::decode::FileRules;
 use crate::rules::model::{
-    Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, LatencySource,
-    NoDataPolicy, RatioNumerator, Service, Slo, SloId, Spec, Window, default_tiers,
+    Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, NoDataPolicy,
+    Service, Slo, SloId, Spec, Window, default_tiers,
 };
 use crate::rules::node::{Kind, Node};
 use crate::rules::promql::{self, EventsSli};
@@ -244,38 +244,8 @@ impl Decoder<'_, FileRules> {
         let error = e.req(self, error_key, example, Decoder::string);
         let total = e.req(self, total_key, example, Decoder::string);
         let (error, total) = (error?, total?);
-        match promql::events(&error, &total) {
-            Ok(EventsSli::Bad { bad, total }) => Some((
-                Indicator::Ratio {
-                    numerator: RatioNumerator::Bad,
-                    numerator_selector: bad.selector,
-                    total: total.selector,
-                },
-                total.by,
-            )),
-            Ok(EventsSli::Good { good, total }) => Some((
-                Indicator::Ratio {
-                    numerator: RatioNumerator::Good,
-                    numerator_selector: good.selector,
-                    total: total.selector,
-                },
-                total.by,
-            )),
-            Ok(EventsSli::Histogram {
-                selector,
-                threshold_secs,
-                by,
-            }) => Some((
-                Indicator::LatencyThreshold {
-                    threshold: Dur::from_millis((threshold_secs * 1000.0).round() as u64),
-                    // The query names the bucket, so the threshold is an edge of it.
-                    source: LatencySource::Histogram {
-                        selector,
-                        buckets: Some(vec![threshold_secs]),
-                    },
-                },
-                by,
-            )),
+        match promql::events(&error, &total).map(EventsSli::into_indicator) {
+            Ok(found) => Some(found),
             Err(why) => {
                 let pos = e.get(error_key).map_or(e.pos, Node::pos);
                 self.error(
