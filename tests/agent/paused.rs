@@ -825,3 +825,94 @@ scrape:
     );
     daemon.shutdown().await;
 }
+
+/// `GET /api/v1/slos/{service}/{slo}/history` during an outage: the points add up to the
+/// window's counts the SLO reports, the outage shows in its steps and in the burn rates, and
+/// a bad query is a 400 saying what would do.
+#[tokio::test(start_paused = true)]
+async fn the_history_endpoint_adds_up_to_the_slo_and_shows_the_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start().await;
+    let (daemon, svc, addr) = start_shop(dir.path(), &rules(), &hook).await;
+    let traffic = steady_traffic(&svc);
+    tokio::time::sleep(Duration::from_secs(40 * 60)).await;
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    traffic.abort();
+    // A last scrape and evaluation after the traffic stopped.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+
+    let slo = crate::common::get_json(addr, "/api/v1/slos/shop/availability")
+        .await
+        .expect("the SLO");
+    let h = crate::common::get_json(addr, "/api/v1/slos/shop/availability/history")
+        .await
+        .expect("the history");
+    // The default range is the SLO's window, 30 days, at about 240 points of whole hours.
+    assert_eq!(h["range"], "30d", "{h}");
+    assert_eq!(h["resolution"], "1h", "{h}");
+    assert_eq!(h["step"], "3h", "{h}");
+    assert_eq!(h["unit"], "events", "{h}");
+    let points = h["points"].as_array().expect("points");
+    let sum = |k: &str| {
+        points
+            .iter()
+            .map(|p| p[k].as_u64().expect("count"))
+            .sum::<u64>()
+    };
+    assert_eq!(sum("total"), slo["total"].as_u64().expect("total"), "{slo}");
+    assert_eq!(sum("good"), slo["good"].as_u64().expect("good"), "{slo}");
+    assert!(sum("bad") > 0);
+    let last = points.last().expect("points");
+    let remaining = last["budget_remaining"].as_f64().expect("remaining");
+    let reported = slo["budget_remaining_ratio"]
+        .as_f64()
+        .expect("budget remaining");
+    assert!(
+        (remaining - reported).abs() < 1e-9,
+        "{remaining} vs {reported}"
+    );
+    // A finer look: the last hour by minutes. The outage is the last ten minutes with traffic.
+    let fine = crate::common::get_json(
+        addr,
+        "/api/v1/slos/shop/availability/history?range=1h&step=1m",
+    )
+    .await
+    .expect("the last hour");
+    assert_eq!(fine["resolution"], "1m", "{fine}");
+    let minutes = fine["points"].as_array().expect("points");
+    assert_eq!(minutes.len(), 61, "{fine}");
+    let failing = minutes
+        .iter()
+        .filter(|p| p["bad"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert!(
+        (9..=12).contains(&failing),
+        "{failing} minutes with errors: {fine}"
+    );
+    // The 5m burn rate peaks far above page_fast's 14.4 during the outage.
+    let burn5 = fine["burn_rates"]["5m"].as_array().expect("5m burn rates");
+    let peak = burn5.iter().filter_map(|b| b.as_f64()).fold(0.0, f64::max);
+    assert!(peak > 14.4, "{peak}");
+    // Bad queries say what would do.
+    let (status, body) = crate::common::request(
+        addr,
+        "GET",
+        "/api/v1/slos/shop/availability/history?range=1d&step=5m",
+        "",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("use a multiple of 10m")),
+        "{body}"
+    );
+    let (status, _) = crate::common::request(addr, "GET", "/api/v1/slos/shop/nope/history", "")
+        .await
+        .expect("answer");
+    assert_eq!(status, 404);
+    daemon.shutdown().await;
+}
