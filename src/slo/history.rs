@@ -1,7 +1,7 @@
 //! Time series of one SLO read from its count buckets, for charts and scripts
 //! (`GET /api/v1/slos/{service}/{slo}/history`): the events (or, for a timeslice SLO, the
-//! slices) good and bad in each step, the error budget left counted from the start of the range,
-//! and the burn rate over each alert window at the end of each step.
+//! slices) good and bad in each step, the error budget burning down over the range, and the
+//! burn rate over each alert window at the end of each step.
 //!
 //! Exact at the resolution of the bucket tier that holds the range (1 m up to 6 h, 10 m up to
 //! 3 d, 1 h beyond): a step is a whole number of buckets and steps are aligned to multiples of

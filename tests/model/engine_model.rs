@@ -35,7 +35,8 @@ fn calendar(unit: CalendarUnit, tz: &str) -> Window {
     }
 }
 
-fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo {
+/// An occurrences SLO of service `model` with the default tiers for its window.
+pub(crate) fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo {
     Slo {
         id: SloId {
             service: "model".into(),
@@ -56,7 +57,7 @@ fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo 
     }
 }
 
-fn probe() -> Indicator {
+pub(crate) fn probe() -> Indicator {
     Indicator::ProbeAvailability { probe: "p".into() }
 }
 

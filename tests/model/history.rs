@@ -5,10 +5,7 @@
 //! event; a burn rate over the window's whole steps, scaled by its coverage, `None` when the
 //! steps reach back past what the tier holds).
 
-use burnwatch::rules::model::{
-    Alerting, BudgetingMethod, Indicator, Labels, NoDataPolicy, Objective, Slo, SloId, Window,
-    default_tiers,
-};
+use burnwatch::rules::model::{Slo, Window};
 use burnwatch::slo::Engine;
 use burnwatch::slo::history::{HistoryError, HistoryQuery};
 use burnwatch::time::{Dur, Timestamp};
@@ -18,25 +15,12 @@ const MIN: i64 = 60_000;
 const DAY: i64 = 24 * 60 * MIN;
 
 fn slo() -> Slo {
-    let window = Window::Rolling(Dur::from_days(30));
-    Slo {
-        id: SloId {
-            service: "model".into(),
-            slo: "history".into(),
-        },
-        description: None,
-        labels: Labels::new(),
-        objective: Objective::from_percent(99.0).expect("objective"),
-        alerting: Alerting {
-            tiers: default_tiers(&window),
-            ..Alerting::default()
-        },
-        window,
-        method: BudgetingMethod::Occurrences,
-        indicator: Indicator::ProbeAvailability { probe: "p".into() },
-        no_data: NoDataPolicy::Ignore,
-        group: None,
-    }
+    crate::engine_model::slo(
+        "history",
+        99.0,
+        Window::Rolling(Dur::from_days(30)),
+        crate::engine_model::probe(),
+    )
 }
 
 /// Events `(at, bad)` in `[from, to)`.
