@@ -415,7 +415,7 @@ fn generate_prometheus(
     extra_labels: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     use burnwatch::generate::prometheus::{Options, generate, rule_file};
-    use burnwatch::generate::rule_test::test_file;
+    use burnwatch::generate::rule_test::{service_tests, test_file};
     let (_, rules) = checked_rules(paths, "generated")?;
     let opts = Options {
         extra_labels: extra_labels.into_iter().collect(),
@@ -424,29 +424,32 @@ fn generate_prometheus(
     for s in services.iter().flat_map(|s| &s.skipped) {
         eprintln!("burnwatch: {}: not generated: {}", s.slo, s.why);
     }
-    if output.is_some() && tests {
-        for u in services.iter().flat_map(|s| &s.untested) {
-            eprintln!("burnwatch: {u}");
-        }
-    }
     match output {
         None => print!("{}", rule_file(&services.iter().collect::<Vec<_>>())),
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let test_dir = dir.join("tests");
-            for s in &services {
+            // `generate` gives one entry per service, in rule order.
+            for (svc, s) in rules.services.iter().zip(&services) {
                 let name = format!("{}.rules.yml", s.service);
                 let path = dir.join(&name);
                 std::fs::write(&path, rule_file(&[s]))
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("burnwatch: wrote {}", path.display());
-                if !tests || s.tests.is_empty() {
+                if !tests {
+                    continue;
+                }
+                let (groups, untested) = service_tests(svc, s, &opts);
+                for u in &untested {
+                    eprintln!("burnwatch: {u}");
+                }
+                if groups.is_empty() {
                     continue;
                 }
                 std::fs::create_dir_all(&test_dir)
                     .with_context(|| format!("creating {}", test_dir.display()))?;
                 let path = test_dir.join(format!("{}.test.yml", s.service));
-                let text = test_file(&format!("../{name}"), &s.tests, &s.untested);
+                let text = test_file(&format!("../{name}"), &groups, &untested);
                 std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("burnwatch: wrote {}", path.display());

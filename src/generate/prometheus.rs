@@ -50,11 +50,6 @@ pub struct ServiceRules {
     pub groups: String,
     /// SLOs that have no Prometheus equivalent, and why.
     pub skipped: Vec<Skipped>,
-    /// The `promtool test rules` groups of its SLOs (items of a test file's `tests:`; see
-    /// [`super::rule_test`]).
-    pub tests: String,
-    /// SLOs with rules but no test, and why, one line each.
-    pub untested: Vec<String>,
 }
 
 /// A Prometheus rule file holding the groups of `services`, with a comment naming each SLO left
@@ -103,17 +98,9 @@ pub fn generate(rules: &RuleSet, opts: &Options) -> Vec<ServiceRules> {
 fn service_rules(svc: &Service, opts: &Options) -> ServiceRules {
     let mut groups = String::new();
     let mut skipped = Vec::new();
-    let mut tests = String::new();
-    let mut untested = Vec::new();
     for slo in &svc.slos {
         match slo_groups(svc, slo, opts) {
-            Ok(text) => {
-                groups.push_str(&text);
-                match super::rule_test::slo_test(svc, slo, opts) {
-                    Ok(t) => tests.push_str(&t),
-                    Err(why) => untested.push(format!("{}: no test: {why}", slo.id)),
-                }
-            }
+            Ok(text) => groups.push_str(&text),
             Err(why) => skipped.push(Skipped {
                 slo: slo.id.clone(),
                 why,
@@ -124,8 +111,6 @@ fn service_rules(svc: &Service, opts: &Options) -> ServiceRules {
         service: svc.name.clone(),
         groups,
         skipped,
-        tests,
-        untested,
     }
 }
 

@@ -22,12 +22,31 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::export::sloth::prom_duration;
-use crate::generate::prometheus::{AlertSpec, Options, alert_rules, escape, scalar, series_labels};
+use crate::generate::prometheus::{
+    AlertSpec, Options, ServiceRules, alert_rules, escape, scalar, series_labels,
+};
 use crate::rules::model::{BurnTier, Grouping, Labels, Service, Slo};
 use crate::time::Dur;
 
 /// The value each grouping label takes in a grouped SLO's test: one instance stands for all.
 const GROUP_VALUE: &str = "example";
+
+/// The unit tests of one service whose rules are `rules`: its test groups (items of a test
+/// file's `tests:`, one per SLO that has rules), and a line per SLO with rules but no test.
+pub fn service_tests(svc: &Service, rules: &ServiceRules, opts: &Options) -> (String, Vec<String>) {
+    let mut tests = String::new();
+    let mut untested = Vec::new();
+    for slo in &svc.slos {
+        if slo.id.is_instance() || rules.skipped.iter().any(|s| s.slo == slo.id) {
+            continue;
+        }
+        match slo_test(svc, slo, opts) {
+            Ok(t) => tests.push_str(&t),
+            Err(why) => untested.push(format!("{}: no test: {why}", slo.id)),
+        }
+    }
+    (tests, untested)
+}
 
 /// The test group of one SLO (an item of a test file's `tests:` list), or why it has none.
 pub fn slo_test(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String> {
