@@ -69,7 +69,7 @@ enum Command {
         #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
-    /// Rewrite Sloth rules files (`prometheus/v1`, `PrometheusServiceLevel`) as `burnwatch/v1`,
+    /// Rewrite Sloth (`prometheus/v1`, `PrometheusServiceLevel`) and OpenSLO (`openslo/v1`) rules files as `burnwatch/v1`,
     /// with what burnwatch does otherwise noted in comments; `check` reads the output as the
     /// same SLOs.
     Convert {
@@ -354,7 +354,7 @@ fn checked_rules(
     Ok((report, rules))
 }
 
-/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth
+/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth or OpenSLO
 /// service written as a `burnwatch/v1` document, its file's warnings as comments; files already
 /// in `burnwatch/v1` are left alone.
 fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -371,7 +371,7 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
         by_file.entry(&svc.file).or_default().push_str(&doc);
     }
     if by_file.is_empty() {
-        eprintln!("burnwatch: nothing to convert: no Sloth file among the paths");
+        eprintln!("burnwatch: nothing to convert: no Sloth or OpenSLO file among the paths");
     }
     match output {
         None => {
@@ -765,6 +765,14 @@ fn print_report(report: &CheckReport) {
                     )
                 })
                 .collect();
+            let mut parts = parts;
+            if f.openslo_objects > 0 {
+                parts.push(format!(
+                    "{} other OpenSLO object{} (SLIs, alert policies, ...)",
+                    f.openslo_objects,
+                    plural(f.openslo_objects)
+                ));
+            }
             println!("{}: OK: {}", f.path.display(), parts.join("; "));
         }
         for d in report.diagnostics_for(&f.path) {
