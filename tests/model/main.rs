@@ -11,4 +11,5 @@ mod engine_replay;
 mod examples_budget;
 mod exposition;
 mod grouped;
+mod openslo;
 mod sloth;
