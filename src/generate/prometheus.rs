@@ -11,7 +11,8 @@
 //!
 //! The windows and factors are the SLO's own burn-rate tiers (for any window length: 7d, 28d,
 //! 30d, 90d), one alert per run of tiers that share severity, `for`, `keep_firing_for` and labels
-//! (Sloth's page and ticket alerts, each the `or` of its two windows pairs). What PromQL rules
+//! (Sloth's page and ticket alerts, each the `or` of its two windows pairs), named by the SLO's
+//! `alert_name` (Sloth's `alerting.name`) or `SloBurnRate`, with its annotations. What PromQL rules
 //! cannot express is left out with a comment in the output and a [`Skipped`] entry: probe-fed SLOs
 //! (burnwatch's own health checks), timeslice budgets, percentile SLOs. A calendar window is
 //! generated over its nominal rolling length (30d for a month), said in a comment.
@@ -425,12 +426,25 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
         if let Some(d) = &svc.dashboard {
             annotations.insert("dashboard_url".into(), d.clone());
         }
+        // The tier's own annotations (Sloth's `alerting.annotations` and its page or ticket
+        // alert's) over the defaults, as Sloth merges them.
+        annotations.extend(
+            first
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         let extra = AlertExtra {
             for_: first.for_,
             keep_firing_for: first.keep_firing_for,
             annotations,
         };
-        rule(&mut out, "alert", "SloBurnRate", &expr, &l, Some(&extra));
+        let name = slo
+            .alerting
+            .alert_name
+            .as_deref()
+            .unwrap_or(crate::alert::names::SLO_BURN_RATE);
+        rule(&mut out, "alert", name, &expr, &l, Some(&extra));
     }
     Ok(out)
 }
@@ -454,8 +468,8 @@ pub fn windows(slo: &Slo) -> Vec<Dur> {
     w
 }
 
-/// Consecutive tiers that alert alike (severity, `for`, `keep_firing_for`, labels): Sloth's page
-/// alert is the default page tiers' `or`, its ticket alert the ticket tiers'.
+/// Consecutive tiers that alert alike (severity, `for`, `keep_firing_for`, labels, annotations):
+/// Sloth's page alert is the default page tiers' `or`, its ticket alert the ticket tiers'.
 fn alert_runs(tiers: &[BurnTier]) -> Vec<Vec<&BurnTier>> {
     let mut runs: Vec<Vec<&BurnTier>> = Vec::new();
     for t in tiers {
@@ -464,7 +478,8 @@ fn alert_runs(tiers: &[BurnTier]) -> Vec<Vec<&BurnTier>> {
                 if run[0].severity == t.severity
                     && run[0].for_ == t.for_
                     && run[0].keep_firing_for == t.keep_firing_for
-                    && run[0].labels == t.labels =>
+                    && run[0].labels == t.labels
+                    && run[0].annotations == t.annotations =>
             {
                 run.push(t)
             }

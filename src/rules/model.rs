@@ -596,6 +596,10 @@ pub struct Alerting {
     pub no_data_alert: Option<AlertRule>,
     /// Flap damping for every alert of the SLO; `None` when turned off.
     pub flap: Option<FlapPolicy>,
+    /// The name of the burn-rate alert rules `burnwatch generate prometheus` writes for the SLO
+    /// (Sloth's `alerting.name`); `SloBurnRate` when `None`. The agent's own burn-rate alerts
+    /// are always `SloBurnRate`, the name its built-in inhibition and the docs' routes match.
+    pub alert_name: Option<String>,
 }
 
 impl Default for Alerting {
@@ -608,6 +612,7 @@ impl Default for Alerting {
             budget_exhausted: Some(AlertRule::budget_exhausted_default()),
             no_data_alert: Some(AlertRule::no_data_default()),
             flap: Some(FlapPolicy::default()),
+            alert_name: None,
         }
     }
 }
@@ -694,6 +699,9 @@ pub struct BurnTier {
     pub keep_firing_for: Dur,
     /// Extra labels for the alert.
     pub labels: Labels,
+    /// Annotations of the tier's alert, added to the ones burnwatch computes (a name both have
+    /// takes the user's text): a runbook line, a team's own summary.
+    pub annotations: Labels,
 }
 
 /// What a window with no data at all means.
@@ -917,6 +925,7 @@ pub fn default_tier(
         for_: Dur(0),
         keep_firing_for: Dur(0),
         labels: Labels::new(),
+        annotations: Labels::new(),
     }
 }
 

@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
+use crate::rules::model::{Indicator, LatencySource, RatioNumerator};
 use crate::rules::selector::{MatchOp, Selector};
+use crate::time::Dur;
 
 /// One `sum(rate(S[w]))`: its selector and its `by` labels (empty without `by`).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,46 @@ pub enum EventsSli {
         /// `sum by (...)` labels.
         by: Vec<String>,
     },
+}
+
+impl EventsSli {
+    /// The engine's indicator for it, with the `sum by (...)` labels that become the SLO's
+    /// `group_by` (the total's, which a well-formed ratio shares with its numerator).
+    pub fn into_indicator(self) -> (Indicator, Vec<String>) {
+        match self {
+            EventsSli::Bad { bad, total } => (
+                Indicator::Ratio {
+                    numerator: RatioNumerator::Bad,
+                    numerator_selector: bad.selector,
+                    total: total.selector,
+                },
+                total.by,
+            ),
+            EventsSli::Good { good, total } => (
+                Indicator::Ratio {
+                    numerator: RatioNumerator::Good,
+                    numerator_selector: good.selector,
+                    total: total.selector,
+                },
+                total.by,
+            ),
+            EventsSli::Histogram {
+                selector,
+                threshold_secs,
+                by,
+            } => (
+                Indicator::LatencyThreshold {
+                    threshold: Dur::from_millis((threshold_secs * 1000.0).round() as u64),
+                    // The query names the bucket, so the threshold is an edge of it.
+                    source: LatencySource::Histogram {
+                        selector,
+                        buckets: Some(vec![threshold_secs]),
+                    },
+                },
+                by,
+            ),
+        }
+    }
 }
 
 /// Why a query was not translated (it needs a query source).

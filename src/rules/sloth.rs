@@ -5,16 +5,17 @@
 //! Every field is honoured or reported: the service, its labels, each SLO's name, description,
 //! objective, labels and events SLI (its queries translated to selectors by
 //! [`crate::rules::promql`], `sum by (...)` becoming `group_by`), and the alerting block's labels
-//! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers). What burnwatch
-//! does otherwise (alert names, annotations, Sloth's Go plugins) is a warning naming the field;
+//! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers), annotations
+//! (added to the alerts' own) and the alert name (which `burnwatch generate prometheus` gives the
+//! rules it writes). What burnwatch does otherwise (Sloth's Go plugins) is a warning naming it;
 //! what it cannot evaluate (a raw ratio query, an SLI plugin, a query shape that does not
 //! translate) is an error at the query's line, as the agent could not count it. A Sloth SLO's
 //! window is Sloth's default period, 30 days, with the same four burn-rate tiers Sloth writes.
 
 use crate::rules::decode::FileRules;
 use crate::rules::model::{
-    Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, LatencySource,
-    NoDataPolicy, RatioNumerator, Service, Slo, SloId, Spec, Window, default_tiers,
+    Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, NoDataPolicy,
+    Service, Slo, SloId, Spec, Window, default_tiers,
 };
 use crate::rules::node::{Kind, Node};
 use crate::rules::promql::{self, EventsSli};
@@ -180,8 +181,9 @@ impl Decoder<'_, FileRules> {
         );
         let window = Window::Rolling(Dur::from_days(30));
         let mut tiers = default_tiers(&window);
+        let mut alert_name = None;
         if let Some(n) = m.get("alerting") {
-            self.sloth_alerting(n, &mut tiers, flavor);
+            alert_name = self.sloth_alerting(n, &mut tiers, flavor);
         }
         if self.errors() > before {
             return None;
@@ -208,6 +210,7 @@ impl Decoder<'_, FileRules> {
             indicator,
             alerting: Alerting {
                 tiers,
+                alert_name,
                 ..Alerting::default()
             },
             no_data: NoDataPolicy::Ignore,
@@ -244,38 +247,8 @@ impl Decoder<'_, FileRules> {
         let error = e.req(self, error_key, example, Decoder::string);
         let total = e.req(self, total_key, example, Decoder::string);
         let (error, total) = (error?, total?);
-        match promql::events(&error, &total) {
-            Ok(EventsSli::Bad { bad, total }) => Some((
-                Indicator::Ratio {
-                    numerator: RatioNumerator::Bad,
-                    numerator_selector: bad.selector,
-                    total: total.selector,
-                },
-                total.by,
-            )),
-            Ok(EventsSli::Good { good, total }) => Some((
-                Indicator::Ratio {
-                    numerator: RatioNumerator::Good,
-                    numerator_selector: good.selector,
-                    total: total.selector,
-                },
-                total.by,
-            )),
-            Ok(EventsSli::Histogram {
-                selector,
-                threshold_secs,
-                by,
-            }) => Some((
-                Indicator::LatencyThreshold {
-                    threshold: Dur::from_millis((threshold_secs * 1000.0).round() as u64),
-                    // The query names the bucket, so the threshold is an edge of it.
-                    source: LatencySource::Histogram {
-                        selector,
-                        buckets: Some(vec![threshold_secs]),
-                    },
-                },
-                by,
-            )),
+        match promql::events(&error, &total).map(EventsSli::into_indicator) {
+            Ok(found) => Some(found),
             Err(why) => {
                 let pos = e.get(error_key).map_or(e.pos, Node::pos);
                 self.error(
@@ -287,14 +260,15 @@ impl Decoder<'_, FileRules> {
         }
     }
 
-    /// `alerting:`: labels onto every tier, `page_alert` / `ticket_alert` labels onto the page /
-    /// ticket tiers, `disable` drops them; names and annotations are reported as ignored.
+    /// `alerting:`: labels and annotations onto every tier, `page_alert` / `ticket_alert`
+    /// labels and annotations onto the page / ticket tiers (over the shared ones, as Sloth
+    /// merges them), `disable` drops them. Returns the alert `name`, which generated rules carry.
     fn sloth_alerting(
         &mut self,
         n: &Node,
         tiers: &mut Vec<crate::rules::model::BurnTier>,
         flavor: Flavor,
-    ) {
+    ) -> Option<String> {
         let keys = flavor.keys([
             "name",
             "labels",
@@ -302,22 +276,14 @@ impl Decoder<'_, FileRules> {
             "page_alert",
             "ticket_alert",
         ]);
-        let Some(m) = MapReader::new(self, n, "Sloth alerting", &keys) else {
-            return;
-        };
-        if let (Some(pos), Some(name)) =
-            (m.key_pos("name"), m.get("name").and_then(Node::scalar_text))
-        {
-            self.warn(
-                pos,
-                format!("ignored: alert name `{name}` (burnwatch's burn-rate alerts are `SloBurnRate`, with the SLO in their `service` and `slo` labels)"),
-            );
-        }
-        if let Some(pos) = m.key_pos("annotations") {
-            self.warn(
-                pos,
-                "ignored: `annotations` (burnwatch writes its own summary and description, with the numbers)",
-            );
+        let m = MapReader::new(self, n, "Sloth alerting", &keys)?;
+        let name = m.opt(self, "name", Decoder::alert_name);
+        let annotations = m
+            .opt(self, "annotations", Decoder::annotations)
+            .unwrap_or_default();
+        for t in tiers.iter_mut() {
+            t.annotations
+                .extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
         for t in tiers.iter_mut() {
@@ -348,12 +314,9 @@ impl Decoder<'_, FileRules> {
                 kind.retain(|s| s != severity);
                 continue;
             }
-            if let Some(pos) = am.key_pos("annotations") {
-                self.warn(
-                    pos,
-                    format!("ignored: `{key}.annotations` (burnwatch writes its own)"),
-                );
-            }
+            let own_annotations = am
+                .opt(self, "annotations", Decoder::annotations)
+                .unwrap_or_default();
             let mut own = am.opt(self, "labels", Decoder::labels).unwrap_or_default();
             // Sloth users route on a `severity` label of their own (`critical`, `pageteam`):
             // in burnwatch that is the tiers' severity, which alerts carry as `severity`.
@@ -361,10 +324,13 @@ impl Decoder<'_, FileRules> {
             for (t, _) in tiers.iter_mut().zip(&kind).filter(|(_, k)| *k == severity) {
                 t.labels
                     .extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                t.annotations
+                    .extend(own_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
                 if let Some(s) = &routed {
                     t.severity.clone_from(s);
                 }
             }
         }
+        name
     }
 }

@@ -1129,6 +1129,7 @@ mod tests {
             for_: Dur::from_mins(3),
             keep_firing_for: Dur(0),
             labels: Labels::new(),
+            annotations: Labels::new(),
         }];
         let mut e = Engine::new();
         let i = e.add_slo(&s);
@@ -1283,6 +1284,7 @@ mod tests {
             for_: Dur(0),
             keep_firing_for: Dur(0),
             labels: Labels::new(),
+            annotations: Labels::new(),
         }];
         let mut e = Engine::new();
         let i = e.add_slo(&s);

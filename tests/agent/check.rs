@@ -551,7 +551,14 @@ fn convert_writes_files_check_accepts() {
     );
     let text =
         std::fs::read_to_string(out_dir.path().join("getting-started.yaml")).expect("written");
-    assert!(text.contains("# ") && text.contains("ignored: alert name `MyServiceHighErrorRate`"));
+    // The alert name and annotations come along as burnwatch/v1 fields.
+    assert!(
+        text.contains("alert_name: \"MyServiceHighErrorRate\"")
+            && text.contains(
+                "annotations: {summary: \"High error rate on 'myservice' requests responses\"}"
+            ),
+        "{text}"
+    );
     let sloth_checked = run(&["check", &files[0]]);
     assert_eq!(sloth_checked.code, 0, "{}", sloth_checked.stderr);
 }

@@ -745,10 +745,14 @@ slos:
       name: ShopHighErrorRate
       labels:
         category: "availability"
+      annotations:
+        summary: "High error rate on 'shop' requests"
       page_alert:
         labels:
           severity: critical
           routing_key: myteam
+        annotations:
+          runbook: "https://runbooks.example/shop"
       ticket_alert:
         disable: true
 ---
@@ -799,6 +803,11 @@ scrape:
         assert_eq!(l["routing_key"], "myteam", "{l}");
         assert_eq!(l["category"], "availability", "{l}");
         assert_eq!(l["owner"], "myteam", "{l}");
+        // The file's annotations, over burnwatch's own (which keep the numbers).
+        let an = &a["annotations"];
+        assert_eq!(an["summary"], "High error rate on 'shop' requests", "{an}");
+        assert_eq!(an["runbook"], "https://runbooks.example/shop", "{an}");
+        assert!(an["burn_rate"].as_str().is_some(), "{an}");
     }
     // The SLO counted the service's requests exactly: every error (all served after the first
     // scrape), and every request but those before the first scrape (at most 15 s at 2 a second).

@@ -70,6 +70,7 @@ fn custom_tier(name: &str, long: u64, short: u64, factor: f64, for_: u64) -> Bur
         for_: Dur::from_mins(for_),
         keep_firing_for: Dur(0),
         labels: Labels::new(),
+        annotations: Labels::new(),
     }
 }
 
