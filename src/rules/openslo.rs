@@ -84,6 +84,7 @@ struct Meta {
     pos: Pos,
     display: Option<String>,
     labels: Labels,
+    annotations: Labels,
 }
 
 /// An object: its metadata and its decoded `spec`.
@@ -328,7 +329,8 @@ impl Decoder<'_, FileRules> {
     /// `metadata` of an object of `kind`: `name`; `labels` (a value may be a list) of an SLO
     /// (onto its SLOs) or a Service (onto its SLOs and alerts), reported elsewhere;
     /// `displayName` (an SLO's is its description when it has none; reported elsewhere) and
-    /// `annotations` (reported).
+    /// `annotations` of an SLO (onto its alerts; OpenSLO's own `openslo.com/` ones reported),
+    /// reported elsewhere.
     fn os_meta(&mut self, n: &Node, kind: &str) -> Option<Meta> {
         let display_used = kind == "SLO";
         let labels_used = kind == "SLO" || kind == "Service";
@@ -347,11 +349,19 @@ impl Decoder<'_, FileRules> {
                 "burnwatch names objects by `metadata.name`",
             );
         }
-        self.ignored(
-            &m,
-            "annotations",
-            "burnwatch writes its own alert annotations, with the numbers",
-        );
+        let annotations = if display_used {
+            m.opt(self, "annotations", |d, n, k| {
+                d.os_names(n, k, "annotation")
+            })
+            .unwrap_or_default()
+        } else {
+            self.ignored(
+                &m,
+                "annotations",
+                "annotations of an SLO go onto its alerts; this object's have no equivalent",
+            );
+            Labels::new()
+        };
         if !labels_used {
             self.ignored(
                 &m,
@@ -360,20 +370,22 @@ impl Decoder<'_, FileRules> {
             );
         }
         let labels = m
-            .opt(self, "labels", Decoder::os_labels)
+            .opt(self, "labels", |d, n, k| d.os_names(n, k, "label"))
             .unwrap_or_default();
         Some(Meta {
             name: name?,
             pos: m.get("name").map_or(m.pos, Node::pos),
             display,
             labels,
+            annotations,
         })
     }
 
-    /// `metadata.labels`: a value may be a list (joined with `,`, as burnwatch labels hold one
-    /// value), and a name with `-`, `.` or `/` is written with `_` (burnwatch label names are
-    /// Prometheus's); both are warnings.
-    fn os_labels(&mut self, n: &Node, key: &str) -> Option<Labels> {
+    /// `metadata.labels` or `annotations` (`what` is "label" or "annotation"): a value may be a
+    /// list (joined with `,`, as burnwatch labels hold one value), and a name with `-`, `.` or
+    /// `/` is written with `_` (burnwatch label and annotation names are Prometheus's); both are
+    /// warnings. OpenSLO's reserved `openslo.com/` names are reported.
+    fn os_names(&mut self, n: &Node, key: &str, what: &str) -> Option<Labels> {
         let Kind::Map(entries) = n.kind() else {
             if matches!(n.kind(), Kind::Null) {
                 return Some(Labels::new());
@@ -384,9 +396,18 @@ impl Decoder<'_, FileRules> {
         let mut out = Labels::new();
         for (k, v) in entries {
             let Some(written) = k.scalar_text() else {
-                self.type_error(k, key, "a label name");
+                self.type_error(k, key, "a name");
                 continue;
             };
+            if written.starts_with("openslo.com/") {
+                self.warn(
+                    k.pos(),
+                    format!(
+                        "ignored: {what} `{written}` (the `openslo.com/` prefix is OpenSLO's own)"
+                    ),
+                );
+                continue;
+            }
             let mut name: String = written
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -397,14 +418,14 @@ impl Decoder<'_, FileRules> {
             if name.is_empty() || name.starts_with("__") {
                 self.error(
                     k.pos(),
-                    format!("label name `{written}` has no letters; name it with letters, digits and `_`"),
+                    format!("{what} name `{written}` has no letters; name it with letters, digits and `_`"),
                 );
                 continue;
             }
             if name != written {
                 self.warn(
                     k.pos(),
-                    format!("label `{written}` is `{name}` in burnwatch (label names are letters, digits and `_`)"),
+                    format!("{what} `{written}` is `{name}` in burnwatch ({what} names are letters, digits and `_`)"),
                 );
             }
             let value = match v.kind() {
@@ -417,13 +438,13 @@ impl Decoder<'_, FileRules> {
                     if vals.len() > 1 {
                         self.warn(
                             v.pos(),
-                            format!("label `{written}` has {} values; a burnwatch label holds one, so it is `{joined}`", vals.len()),
+                            format!("{what} `{written}` has {} values; a burnwatch {what} holds one, so it is `{joined}`", vals.len()),
                         );
                     }
                     joined
                 }
                 Kind::Null => {
-                    self.error(v.pos(), format!("label `{written}` has no value"));
+                    self.error(v.pos(), format!("{what} `{written}` has no value"));
                     continue;
                 }
                 _ => self.scalar(v, &written)?,
@@ -1604,14 +1625,11 @@ impl Resolver<'_> {
                     );
                     return None;
                 }
-                Some((
-                    Indicator::Ratio {
-                        numerator: *numerator,
-                        numerator_selector: n.selector,
-                        total: t.selector,
-                    },
-                    t.by,
-                ))
+                let sli = match numerator {
+                    RatioNumerator::Good => promql::EventsSli::Good { good: n, total: t },
+                    RatioNumerator::Bad => promql::EventsSli::Bad { bad: n, total: t },
+                };
+                Some(sli.into_indicator())
             }
         }
     }
@@ -1703,6 +1721,7 @@ impl Resolver<'_> {
                 for_: c.for_,
                 keep_firing_for: Dur(0),
                 labels,
+                annotations: Labels::new(),
             });
         }
         ok.then_some((tiers, no_data))
@@ -1747,9 +1766,18 @@ impl Resolver<'_> {
                 self.error(file, o.pos, format!("the SLO name `{name}` made from this objective is over 128 characters; shorten its displayName"));
                 continue;
             }
-            let (Some((indicator, by)), Some((tiers, no_data))) = (ind, alerting.clone()) else {
+            let (Some((indicator, by)), Some((mut tiers, no_data))) = (ind, alerting.clone())
+            else {
                 continue;
             };
+            for t in &mut tiers {
+                t.annotations.extend(
+                    doc.meta
+                        .annotations
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+            }
             out.push(Slo {
                 id: SloId {
                     service: spec.service.0.clone(),

@@ -486,10 +486,21 @@ fn every_other_field_is_honoured_reported_or_refused() {
     // Annotations and labels with several values are reported; label names are Prometheus's.
     let src = slo_with("  objectives: [{target: 0.99}]\n").replace(
         "  name: api\n",
-        "  name: api\n  annotations: {openslo.com/key1: v}\n  labels: {cost-centre: [a, b]}\n",
+        "  name: api\n  annotations: {openslo.com/key1: v, runbook: \"https://rb/api\"}\n  labels: {cost-centre: [a, b]}\n",
     );
     let r = check(&[("f.yaml", &src)]);
-    assert_has(&r, "5:3: warning", "ignored: `annotations`");
+    assert_has(
+        &r,
+        "5:17: warning",
+        "ignored: annotation `openslo.com/key1` (the `openslo.com/` prefix is OpenSLO's own)",
+    );
+    // The SLO's other annotations go onto its alerts.
+    for t in &rules(&r).services[0].slos[0].alerting.tiers {
+        assert_eq!(
+            t.annotations.get("runbook").map(String::as_str),
+            Some("https://rb/api")
+        );
+    }
     assert_has(
         &r,
         "6:12: warning",
