@@ -825,3 +825,126 @@ scrape:
     );
     daemon.shutdown().await;
 }
+
+/// An OpenSLO file run as it is (objects in a list, an SLI and an alert policy by reference,
+/// beside a `burnwatch/v1` document declaring the target): its Prometheus counter queries count
+/// the service's requests exactly, and an outage pages through the policy's tier with its
+/// severity, its notification target's name for routes and the SLO's annotations.
+#[tokio::test(start_paused = true)]
+async fn an_openslo_file_runs_as_it_is_and_pages_through_its_policy() {
+    let rules = format!(
+        r#"- apiVersion: openslo/v1
+  kind: SLI
+  metadata:
+    name: shop-requests
+  spec:
+    ratioMetric:
+      counter: true
+      bad:
+        metricSource:
+          type: Prometheus
+          spec:
+            query: sum(demo_http_requests_total{{job="shop",code=~"(5..|429)"}})
+      total:
+        metricSource:
+          type: Prometheus
+          spec:
+            query: sum(rate(demo_http_requests_total{{job="shop"}}[5m]))
+- apiVersion: openslo/v1
+  kind: AlertPolicy
+  metadata:
+    name: fast-burn
+  spec:
+    conditions:
+      - kind: AlertCondition
+        metadata:
+          name: fast-burn-1h
+        spec:
+          severity: critical
+          condition:
+            kind: burnrate
+            op: gt
+            threshold: 14.4
+            lookbackWindow: 1h
+    notificationTargets:
+      - targetRef: oncall
+- apiVersion: openslo/v1
+  kind: AlertNotificationTarget
+  metadata:
+    name: oncall
+  spec:
+    target: pagerduty
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: requests-availability
+  annotations:
+    runbook: "https://runbooks.example/shop"
+spec:
+  service: shop
+  indicatorRef: shop-requests
+  timeWindow:
+    - duration: 30d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.999
+  alertPolicies:
+    - alertPolicyRef: fast-burn
+---
+version: burnwatch/v1
+service: shop-targets
+scrape:
+  - name: shop
+    url: {BASE}/metrics
+    interval: 15s
+"#
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start().await;
+    let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
+    let traffic = steady_traffic(&svc);
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    traffic.abort();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let stats = svc.stats();
+    let errors: u64 = stats
+        .by_code
+        .iter()
+        .filter(|(c, _)| **c >= 500 || **c == 429)
+        .map(|(_, n)| n)
+        .sum();
+
+    let alerts: Vec<serde_json::Value> = hook
+        .received()
+        .iter()
+        .flat_map(|h| h.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["status"] == "firing" && a["labels"]["alertname"] == "SloBurnRate")
+        .collect();
+    assert!(!alerts.is_empty(), "the outage pages");
+    for a in &alerts {
+        let l = &a["labels"];
+        // The policy is the only tier.
+        assert_eq!(l["tier"], "fast-burn", "{l}");
+        assert_eq!(l["severity"], "critical", "{l}");
+        assert_eq!(l["notification_target"], "oncall", "{l}");
+        let an = &a["annotations"];
+        assert_eq!(an["runbook"], "https://runbooks.example/shop", "{an}");
+    }
+    let slo = crate::common::get_json(addr, "/api/v1/slos/shop/requests-availability")
+        .await
+        .expect("the SLO");
+    let total = slo["total"].as_u64().expect("total");
+    let bad = total - slo["good"].as_u64().expect("good");
+    assert_eq!(bad, errors, "every error counted, once");
+    assert!(errors > 0);
+    assert!(
+        total <= stats.requests && stats.requests - total <= 31,
+        "{total} counted of {} served",
+        stats.requests
+    );
+    daemon.shutdown().await;
+}
