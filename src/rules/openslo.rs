@@ -266,56 +266,57 @@ impl Decoder<'_, FileRules> {
         let Some(spec) = m.req(self, "spec", "{...}", |_, n, _| Some(n)) else {
             return;
         };
-        let o = &mut *self;
         match kind {
             "SLO" => {
-                if let Some(s) = o.os_slo(spec, &meta)
-                    && o.errors() == before
-                {
-                    o.out.openslo.slos.push(Named { meta, spec: s });
-                }
+                let s = self.os_slo(spec, &meta);
+                self.keep(before, meta, s, |o| &mut o.slos);
             }
             "SLI" => {
-                if let Some(s) = o.os_sli(spec)
-                    && o.errors() == before
-                {
-                    o.out.openslo.slis.push(Named { meta, spec: s });
-                }
+                let s = self.os_sli(spec);
+                self.keep(before, meta, s, |o| &mut o.slis);
             }
             "AlertPolicy" => {
-                if let Some(s) = o.os_policy(spec)
-                    && o.errors() == before
-                {
-                    o.out.openslo.policies.push(Named { meta, spec: s });
-                }
+                let s = self.os_policy(spec);
+                self.keep(before, meta, s, |o| &mut o.policies);
             }
             "AlertCondition" => {
-                if let Some(s) = o.os_condition(spec)
-                    && o.errors() == before
-                {
-                    o.out.openslo.conditions.push(Named { meta, spec: s });
-                }
+                let s = self.os_condition(spec);
+                self.keep(before, meta, s, |o| &mut o.conditions);
             }
             "AlertNotificationTarget" => {
-                if o.os_target(spec).is_some() && o.errors() == before {
-                    o.out.openslo.targets.push(Named { meta, spec: () });
-                }
+                let s = self.os_target(spec);
+                self.keep(before, meta, s, |o| &mut o.targets);
             }
             "Service" => {
-                if let Some(sm) = MapReader::new(o, spec, "a Service spec", &["description"]) {
-                    o.ignored(&sm, "description", "a Service's description; burnwatch services have `owner`, `runbook` and `dashboard`");
-                    if o.errors() == before {
-                        o.out.openslo.services.push(Named { meta, spec: () });
-                    }
-                }
+                let s = MapReader::new(self, spec, "a Service spec", &["description"]).map(|sm| {
+                    self.ignored(
+                        &sm,
+                        "description",
+                        "a Service's description; burnwatch services have `owner`, `runbook` and `dashboard`",
+                    );
+                });
+                self.keep(before, meta, s, |o| &mut o.services);
             }
             _ => {
-                if let Some(t) = o.os_source(spec)
-                    && o.errors() == before
-                {
-                    o.out.openslo.sources.push(Named { meta, spec: t });
-                }
+                let s = self.os_source(spec);
+                self.keep(before, meta, s, |o| &mut o.sources);
             }
+        }
+    }
+
+    /// Keeps a decoded object for [`resolve`] when it decoded without errors (`before` is the
+    /// error count when its reading began).
+    fn keep<T>(
+        &mut self,
+        before: usize,
+        meta: Meta,
+        spec: Option<T>,
+        list: fn(&mut Objects) -> &mut Vec<Named<T>>,
+    ) {
+        if let Some(spec) = spec
+            && self.errors() == before
+        {
+            list(&mut self.out.openslo).push(Named { meta, spec });
         }
     }
 
@@ -515,6 +516,18 @@ impl Decoder<'_, FileRules> {
             .map(|o| Ref::Inline(Box::new(o)))
     }
 
+    /// `indicator` (an inline SLI) or `indicatorRef` (an SLI's name), exactly one of them.
+    fn os_indicator(&mut self, m: &MapReader<'_>) -> Option<Ref<Sli>> {
+        let k = m.exactly_one(self, &["indicator", "indicatorRef"])?;
+        let node = m.get(k)?;
+        if k == "indicatorRef" {
+            self.name(node, k).map(|s| Ref::Name(s, node.pos()))
+        } else {
+            self.os_inline(node, "SLI", Decoder::os_sli)
+                .map(|o| Ref::Inline(Box::new(o)))
+        }
+    }
+
     fn os_slo(&mut self, n: &Node, meta: &Meta) -> Option<SloDoc> {
         const KEYS: &[&str] = &[
             "description",
@@ -532,16 +545,7 @@ impl Decoder<'_, FileRules> {
             d.name(n, k).map(|s| (s, n.pos()))
         });
         let indicator = if m.get("indicator").is_some() || m.get("indicatorRef").is_some() {
-            m.exactly_one(self, &["indicator", "indicatorRef"])
-                .and_then(|k| {
-                    let node = m.get(k)?;
-                    if k == "indicatorRef" {
-                        self.name(node, k).map(|s| Ref::Name(s, node.pos()))
-                    } else {
-                        self.os_inline(node, "SLI", Decoder::os_sli)
-                            .map(|o| Ref::Inline(Box::new(o)))
-                    }
-                })
+            self.os_indicator(&m)
         } else {
             None
         };
@@ -924,16 +928,7 @@ impl Decoder<'_, FileRules> {
                     "each objective with its own indicator (a composite SLO) is its own burnwatch SLO; the composite budget over them is not computed",
                 );
             }
-            m.exactly_one(self, &["indicator", "indicatorRef"])
-                .and_then(|k| {
-                    let node = m.get(k)?;
-                    if k == "indicatorRef" {
-                        self.name(node, k).map(|s| Ref::Name(s, node.pos()))
-                    } else {
-                        self.os_inline(node, "SLI", Decoder::os_sli)
-                            .map(|o| Ref::Inline(Box::new(o)))
-                    }
-                })
+            self.os_indicator(&m)
         } else {
             None
         };

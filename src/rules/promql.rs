@@ -207,21 +207,12 @@ fn sum_in(c: &mut Cur<'_>, depth: usize) -> Result<Sum, Untranslated> {
     if !c.eat("(") {
         return Err(shape(c.s));
     }
-    c.ws();
-    let rest = &c.s[c.at..];
-    let open = range_start(rest).ok_or_else(|| shape(c.s))?;
-    let selector_text = rest[..open].trim();
-    let selector = Selector::parse(selector_text)
-        .map_err(|e| Untranslated(format!("selector `{selector_text}`: {}", e.message)))?;
-    c.at += open + 1;
-    let close = c.s[c.at..].find(']').ok_or_else(|| shape(c.s))?;
-    let range = c.s[c.at..c.at + close].trim();
+    let (selector, range) = ranged_selector(c, shape)?;
     if range != "$window" {
         return Err(Untranslated(format!(
             "the range `[{range}]` is not the SLO's window (`{{{{.window}}}}`)"
         )));
     }
-    c.at += close + 1;
     if !c.eat(")") || !c.eat(")") {
         return Err(shape(c.s));
     }
@@ -229,6 +220,27 @@ fn sum_in(c: &mut Cur<'_>, depth: usize) -> Result<Sum, Untranslated> {
         selector: Arc::new(selector),
         by,
     })
+}
+
+/// `S[range]` at the cursor (after `rate(`): the selector and the range's text, the cursor
+/// after the `]`. `bad` words the error when it is not written so.
+fn ranged_selector(
+    c: &mut Cur<'_>,
+    bad: fn(&str) -> Untranslated,
+) -> Result<(Selector, String), Untranslated> {
+    c.ws();
+    let rest = &c.s[c.at..];
+    let open = range_start(rest).ok_or_else(|| bad(c.s))?;
+    let selector = parse_selector(rest[..open].trim())?;
+    c.at += open + 1;
+    let close = c.s[c.at..].find(']').ok_or_else(|| bad(c.s))?;
+    let range = c.s[c.at..c.at + close].trim().to_owned();
+    c.at += close + 1;
+    Ok((selector, range))
+}
+
+fn parse_selector(text: &str) -> Result<Selector, Untranslated> {
+    Selector::parse(text).map_err(|e| Untranslated(format!("selector `{text}`: {}", e.message)))
 }
 
 /// The position of a range's `[` after a selector: the first one outside its braces and quoted
@@ -457,15 +469,8 @@ fn counter_in(c: &mut Cur<'_>, depth: usize, counter_values: bool) -> Result<Sum
     let inner_start = c.at;
     let func = c.word();
     let selector = if matches!(func, Some("rate" | "increase")) && c.eat("(") {
-        c.ws();
-        let rest = &c.s[c.at..];
-        let open = range_start(rest).ok_or_else(|| single_shape(c.s))?;
-        let text = rest[..open].trim();
-        let selector = Selector::parse(text)
-            .map_err(|e| Untranslated(format!("selector `{text}`: {}", e.message)))?;
-        c.at += open + 1;
-        let close = c.s[c.at..].find(']').ok_or_else(|| single_shape(c.s))?;
-        c.at += close + 1;
+        // Any range: good and total share it, so its length cancels.
+        let (selector, _range) = ranged_selector(c, single_shape)?;
         if !c.eat(")") {
             return Err(single_shape(c.s));
         }
@@ -485,8 +490,7 @@ fn counter_in(c: &mut Cur<'_>, depth: usize, counter_values: bool) -> Result<Sum
             None => return Err(single_shape(c.s)),
         };
         let text = rest[..end].trim();
-        let selector = Selector::parse(text)
-            .map_err(|e| Untranslated(format!("selector `{text}`: {}", e.message)))?;
+        let selector = parse_selector(text)?;
         if !counter_values {
             return Err(Untranslated(format!(
                 "`{text}` is read as a gauge (`counter` is not `true`), whose values are not events; set `counter: true` if it is a counter, or write `sum(rate({text}[5m]))`"

@@ -659,33 +659,9 @@ fn converted_files_read_back_as_the_same_slos() {
         let again = &back.services[0];
         assert_eq!(again.spec, burnwatch::rules::model::Spec::Burnwatch);
         assert_eq!(again.labels, svc.labels);
+        let summary = crate::sloth::summary;
         let a: Vec<String> = again.slos.iter().map(summary).collect();
         let b: Vec<String> = svc.slos.iter().map(summary).collect();
         assert_eq!(a, b, "{text}");
     }
-}
-
-/// Everything an SLO means, its selectors in their canonical form (matcher order does not
-/// change a selector).
-fn summary(slo: &Slo) -> String {
-    let indicator = match &slo.indicator {
-        Indicator::Ratio {
-            numerator,
-            numerator_selector,
-            total,
-        } => format!("ratio {numerator:?} {numerator_selector} / {total}"),
-        other => format!("{other:?}"),
-    };
-    format!(
-        "{} {:?} {:?} {:?} {:?} {:?} {indicator} {:?} {:?} {:?}",
-        slo.id,
-        slo.description,
-        slo.labels,
-        slo.objective,
-        slo.window,
-        slo.method,
-        slo.alerting,
-        slo.no_data,
-        slo.group
-    )
 }
