@@ -362,8 +362,14 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
     let (report, rules) = checked_rules(paths, "converted")?;
     let mut by_file: std::collections::BTreeMap<&std::path::Path, String> = Default::default();
     for svc in rules.services.iter().filter(|s| s.spec != Spec::Burnwatch) {
-        let notes: Vec<String> = report
-            .diagnostics_for(&svc.file)
+        // An OpenSLO service's SLOs may name objects in files of their own (SLIs, policies):
+        // what those files said that burnwatch does otherwise is noted with it too.
+        let object_files = report.files.iter().filter(|f| {
+            svc.spec == Spec::OpenSlo && f.services.is_empty() && f.openslo_objects > 0
+        });
+        let notes: Vec<String> = std::iter::once(svc.file.as_path())
+            .chain(object_files.map(|f| f.path.as_path()))
+            .flat_map(|file| report.diagnostics_for(file))
             .filter(|d| !d.is_error())
             .map(ToString::to_string)
             .collect();

@@ -1839,4 +1839,29 @@ mod tests {
         assert_eq!(start_time("2022-13-01 00:00:00"), None);
         assert_eq!(start_time("yesterday"), None);
     }
+
+    /// An SLO, its SLI in a list, and a policy: every kind and reference the reader resolves.
+    const GOOD: &str = "- apiVersion: openslo/v1\n  kind: SLI\n  metadata: {name: s}\n  spec:\n    ratioMetric:\n      counter: true\n      good: {metricSource: {type: Prometheus, spec: {query: 'sum(x{code=\"200\"})'}}}\n      total: {metricSource: {metricSourceRef: p, spec: {query: 'sum(rate(x[5m]))'}}}\n- apiVersion: openslo/v1\n  kind: DataSource\n  metadata: {name: p}\n  spec: {type: Prometheus}\n---\napiVersion: openslo/v1\nkind: SLO\nmetadata: {name: a, labels: {team: [x, y]}}\nspec:\n  service: shop\n  indicatorRef: s\n  timeWindow: [{duration: 1M, calendar: {startTime: 2024-01-01 00:00:00, timeZone: UTC}}]\n  budgetingMethod: Timeslices\n  objectives: [{displayName: A, target: 0.99, timeSliceTarget: 0.9, timeSliceWindow: 1m}, {targetPercent: 99.9, timeSliceTarget: 1, timeSliceWindow: 5}]\n  alertPolicies:\n    - kind: AlertPolicy\n      metadata: {name: p}\n      spec:\n        alertWhenNoData: true\n        conditions: [{kind: AlertCondition, metadata: {name: c}, spec: {severity: page, condition: {op: gt, threshold: 14.4, lookbackWindow: 1h, alertAfter: 5m}}}]\n        notificationTargets: [{kind: AlertNotificationTarget, metadata: {name: t}, spec: {target: email}}]\n";
+
+    #[test]
+    fn the_good_file_reads() {
+        let rules = crate::rules::load_str("g.yaml", GOOD).expect("reads");
+        let names: Vec<&str> = rules.slos().map(|s| s.id.slo.as_str()).collect();
+        assert_eq!(names, ["a-a", "a-2"]);
+        let t = &rules.slos().next().expect("slo").alerting.tiers[0];
+        assert_eq!(t.labels.get(TARGET_LABEL).map(String::as_str), Some("t"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,200}", cut in 0usize..2000, insert in "[ :\\-\\[\\]{},'\"a-zA-Z0-9%.]{0,6}") {
+            let _ = crate::rules::load_str("t.yaml", &format!("apiVersion: openslo/v1\n{text}"));
+            let mut good = GOOD.to_owned();
+            let at = cut.min(good.len());
+            if good.is_char_boundary(at) {
+                good.insert_str(at, &insert);
+                let _ = crate::rules::load_str("t.yaml", &good);
+            }
+        }
+    }
 }

@@ -594,6 +594,11 @@ fn openslo_files_check_convert_and_check_again() {
         checked.stdout
     );
     let text = std::fs::read_to_string(out_dir.path().join("slos.yaml")).expect("written");
+    // What the object files said burnwatch does otherwise is noted with the SLOs naming them.
+    assert!(
+        text.contains("# prometheus/web-shop.yaml:22:5: warning: ignored: `connectionDetails`"),
+        "{text}"
+    );
     assert!(
         text.contains("fast-burn: {long: 1h, short: 5m, burn_rate: 14, severity: \"page\", for: 2m, labels: {notification_target:"),
         "{text}"
