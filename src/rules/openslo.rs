@@ -83,6 +83,8 @@ struct Meta {
     name: String,
     pos: Pos,
     display: Option<String>,
+    /// Where `displayName` is written.
+    display_pos: Option<Pos>,
     labels: Labels,
     annotations: Labels,
 }
@@ -136,6 +138,7 @@ enum Sli {
 struct ObjectiveDoc {
     pos: Pos,
     display: Option<String>,
+    display_pos: Option<Pos>,
     objective: Objective,
     method: BudgetingMethod,
     indicator: Option<Ref<Sli>>,
@@ -377,6 +380,7 @@ impl Decoder<'_, FileRules> {
             name: name?,
             pos: m.get("name").map_or(m.pos, Node::pos),
             display,
+            display_pos: m.key_pos("displayName"),
             labels,
             annotations,
         })
@@ -642,6 +646,21 @@ impl Decoder<'_, FileRules> {
                 )
             };
             self.warn(pos, msg);
+        }
+        if let (Some(_), Some(pos)) = (&description, meta.display_pos) {
+            self.warn(
+                pos,
+                "ignored: `displayName` (the SLO has a `description`, which burnwatch shows)",
+            );
+        }
+        if let [one] = objectives.as_slice()
+            && one.display.is_some()
+        {
+            let pos = one.display_pos.unwrap_or(one.pos);
+            self.warn(
+                pos,
+                "ignored: `displayName` (an SLO with one objective is named by its `metadata.name`)",
+            );
         }
         Some(SloDoc {
             description: description.or_else(|| meta.display.clone()),
@@ -943,6 +962,7 @@ impl Decoder<'_, FileRules> {
         Some(ObjectiveDoc {
             pos: m.pos,
             display,
+            display_pos: m.key_pos("displayName"),
             objective: objective?,
             method,
             indicator,
