@@ -161,9 +161,13 @@ enum GenerateTarget {
     /// windows), for Prometheus, Thanos Ruler or Mimir's ruler; SLOs without a PromQL equivalent
     /// are named on stderr and in a comment.
     Prometheus {
-        /// Write one file per service, `DIR/<service>.rules.yml`, instead of one file to stdout.
+        /// Write one file per service, `DIR/<service>.rules.yml`, instead of one file to stdout,
+        /// and its `promtool test rules` unit tests, `DIR/tests/<service>.test.yml`.
         #[arg(long, short, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// With `-o`, do not write the unit tests.
+        #[arg(long = "no-tests", requires = "output")]
+        no_tests: bool,
         /// A label added to every rule, `name=value` (repeatable); the rules' labels win.
         #[arg(long = "extra-labels", short = 'l', value_name = "NAME=VALUE", value_parser = label_arg)]
         extra_labels: Vec<(String, String)>,
@@ -287,10 +291,16 @@ fn main() -> ExitCode {
             target:
                 GenerateTarget::Prometheus {
                     output,
+                    no_tests,
                     extra_labels,
                     paths,
                 },
-        } => report_exit(generate_prometheus(&paths, output.as_deref(), extra_labels)),
+        } => report_exit(generate_prometheus(
+            &paths,
+            output.as_deref(),
+            !no_tests,
+            extra_labels,
+        )),
         Command::Run { config } => report_exit(run(&config)),
         Command::Status { agent } => report_exit(status(&agent)),
         Command::Alerts { agent } => report_exit(alerts(&agent)),
@@ -402,13 +412,16 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
 }
 
 /// `burnwatch generate prometheus`: the rules checked as `check` does (errors stop it), then one
-/// rule file to stdout or one per service into `output`.
+/// rule file to stdout or one per service into `output`, with its unit tests in `output/tests/`
+/// when `tests` (a subdirectory, so a `rule_files: [DIR/*.yml]` glob does not load them).
 fn generate_prometheus(
     paths: &[PathBuf],
     output: Option<&std::path::Path>,
+    tests: bool,
     extra_labels: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     use burnwatch::generate::prometheus::{Options, generate, rule_file};
+    use burnwatch::generate::rule_test::test_file;
     let (_, rules) = checked_rules(paths, "generated")?;
     let opts = Options {
         extra_labels: extra_labels.into_iter().collect(),
@@ -417,13 +430,30 @@ fn generate_prometheus(
     for s in services.iter().flat_map(|s| &s.skipped) {
         eprintln!("burnwatch: {}: not generated: {}", s.slo, s.why);
     }
+    if output.is_some() && tests {
+        for u in services.iter().flat_map(|s| &s.untested) {
+            eprintln!("burnwatch: {u}");
+        }
+    }
     match output {
         None => print!("{}", rule_file(&services.iter().collect::<Vec<_>>())),
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let test_dir = dir.join("tests");
             for s in &services {
-                let path = dir.join(format!("{}.rules.yml", s.service));
+                let name = format!("{}.rules.yml", s.service);
+                let path = dir.join(&name);
                 std::fs::write(&path, rule_file(&[s]))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("burnwatch: wrote {}", path.display());
+                if !tests || s.tests.is_empty() {
+                    continue;
+                }
+                std::fs::create_dir_all(&test_dir)
+                    .with_context(|| format!("creating {}", test_dir.display()))?;
+                let path = test_dir.join(format!("{}.test.yml", s.service));
+                let text = test_file(&format!("../{name}"), &s.tests, &s.untested);
+                std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("burnwatch: wrote {}", path.display());
             }

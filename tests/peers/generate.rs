@@ -1,5 +1,6 @@
 //! `burnwatch generate prometheus` against the real promtool (2.42, installed by the test
-//! script): every shipped rules file generates rules `promtool check rules` accepts, and the
+//! script): every shipped rules file generates rules `promtool check rules` accepts and unit
+//! tests `promtool test rules` passes (and fails once a tier is written wrong), and the
 //! generated burn-rate alerts fire, in `promtool test rules`, exactly for what burns in a synthetic
 //! outage (a plain ratio SLO, a grouped one whose failing route alone alerts, and a histogram
 //! latency SLO), and for nothing before it.
@@ -38,6 +39,7 @@ fn every_shipped_rules_file_generates_rules_promtool_accepts() {
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .expect("output dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
         .collect();
     assert!(files.len() >= 10, "one file per service: {files:?}");
     let mut check = Command::new("promtool");
@@ -48,6 +50,35 @@ fn every_shipped_rules_file_generates_rules_promtool_accepts() {
         files.len(),
         "every file passes, lint included:\n{text}"
     );
+    // The unit tests generated beside them pass: every alert of every SLO fires in promtool
+    // where the tiers say, and only there.
+    let tests: Vec<_> = std::fs::read_dir(dir.path().join("tests"))
+        .expect("tests dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(tests.len() >= 10, "one test file per service: {tests:?}");
+    let mut promtool = Command::new("promtool");
+    promtool.args(["test", "rules"]).args(&tests);
+    let text = run(promtool, "promtool test rules (generated tests)");
+    assert_eq!(text.matches("SUCCESS").count(), tests.len(), "{text}");
+    // And they bite: a page tier written with a factor more than 1.5 times off fails its phase.
+    let storefront = dir.path().join("storefront.rules.yml");
+    let rules_text = std::fs::read_to_string(&storefront).expect("storefront rules");
+    assert!(rules_text.contains("(14.4 * "), "{rules_text}");
+    std::fs::write(&storefront, rules_text.replacen("(14.4 * ", "(30 * ", 1)).expect("write");
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(dir.path().join("tests/storefront.test.yml"))
+        .output()
+        .expect("promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success() && text.contains("FAILED"), "{text}");
+    std::fs::write(&storefront, rules_text).expect("restore");
+
     // And as one file on stdout.
     let mut cmd = burnwatch();
     cmd.args(["generate", "prometheus"]).arg(&rules);
