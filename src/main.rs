@@ -69,7 +69,7 @@ enum Command {
         #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
-    /// Rewrite Sloth rules files (`prometheus/v1`, `PrometheusServiceLevel`) as `burnwatch/v1`,
+    /// Rewrite Sloth (`prometheus/v1`, `PrometheusServiceLevel`) and OpenSLO (`openslo/v1`) rules files as `burnwatch/v1`,
     /// with what burnwatch does otherwise noted in comments; `check` reads the output as the
     /// same SLOs.
     Convert {
@@ -364,7 +364,7 @@ fn checked_rules(
     Ok((report, rules))
 }
 
-/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth
+/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth or OpenSLO
 /// service written as a `burnwatch/v1` document, its file's warnings as comments; files already
 /// in `burnwatch/v1` are left alone.
 fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -372,8 +372,14 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
     let (report, rules) = checked_rules(paths, "converted")?;
     let mut by_file: std::collections::BTreeMap<&std::path::Path, String> = Default::default();
     for svc in rules.services.iter().filter(|s| s.spec != Spec::Burnwatch) {
-        let notes: Vec<String> = report
-            .diagnostics_for(&svc.file)
+        // An OpenSLO service's SLOs may name objects in files of their own (SLIs, policies):
+        // what those files said that burnwatch does otherwise is noted with it too.
+        let object_files = report.files.iter().filter(|f| {
+            svc.spec == Spec::OpenSlo && f.services.is_empty() && f.openslo_objects > 0
+        });
+        let notes: Vec<String> = std::iter::once(svc.file.as_path())
+            .chain(object_files.map(|f| f.path.as_path()))
+            .flat_map(|file| report.diagnostics_for(file))
             .filter(|d| !d.is_error())
             .map(ToString::to_string)
             .collect();
@@ -381,7 +387,7 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
         by_file.entry(&svc.file).or_default().push_str(&doc);
     }
     if by_file.is_empty() {
-        eprintln!("burnwatch: nothing to convert: no Sloth file among the paths");
+        eprintln!("burnwatch: nothing to convert: no Sloth or OpenSLO file among the paths");
     }
     match output {
         None => {
@@ -798,6 +804,14 @@ fn print_report(report: &CheckReport) {
                     )
                 })
                 .collect();
+            let mut parts = parts;
+            if f.openslo_objects > 0 {
+                parts.push(format!(
+                    "{} other OpenSLO object{} (SLIs, alert policies, ...)",
+                    f.openslo_objects,
+                    plural(f.openslo_objects)
+                ));
+            }
             println!("{}: OK: {}", f.path.display(), parts.join("; "));
         }
         for d in report.diagnostics_for(&f.path) {

@@ -65,6 +65,10 @@ pub struct FileRules {
     pub scrape_decls: Vec<Decl>,
     /// Every `probe:` and `depends_on:` reference, to be resolved against the whole file set.
     pub probe_refs: Vec<Decl>,
+    /// The file's OpenSLO objects, joined across the file set by [`crate::rules::openslo`].
+    pub(crate) openslo: crate::rules::openslo::Objects,
+    /// How many of them are not SLOs (what the `OK` line counts besides services).
+    pub openslo_objects: usize,
 }
 
 /// A bucket edge in seconds, printed as a duration when it is a whole number of milliseconds.
@@ -1720,7 +1724,7 @@ impl Decoder<'_, FileRules> {
     }
 
     /// A routing word: one word such as `page` or `ticket`.
-    fn severity(&mut self, n: &Node, key: &str) -> Option<String> {
+    pub(crate) fn severity(&mut self, n: &Node, key: &str) -> Option<String> {
         let s = self.string(n, key)?;
         if s.is_empty() || s.chars().any(char::is_whitespace) {
             self.error(

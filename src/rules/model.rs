@@ -66,6 +66,8 @@ pub enum Spec {
     SlothPrometheus,
     /// Sloth's `apiVersion: sloth.slok.dev/v1`, `kind: PrometheusServiceLevel`.
     SlothKubernetes,
+    /// OpenSLO's `apiVersion: openslo/v1` (any of its kinds).
+    OpenSlo,
 }
 
 impl Spec {
@@ -75,6 +77,7 @@ impl Spec {
             Spec::Burnwatch => "burnwatch/v1",
             Spec::SlothPrometheus => "prometheus/v1",
             Spec::SlothKubernetes => "sloth.slok.dev/v1",
+            Spec::OpenSlo => "openslo/v1",
         }
     }
 }

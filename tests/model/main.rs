@@ -12,4 +12,5 @@ mod examples_budget;
 mod exposition;
 mod grouped;
 mod history;
+mod openslo;
 mod sloth;

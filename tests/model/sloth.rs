@@ -185,7 +185,7 @@ fn what_burnwatch_cannot_count_is_an_error_at_its_line() {
 
 /// Everything an SLO means, its selectors in their canonical form (matcher order does not
 /// change a selector).
-fn summary(slo: &burnwatch::rules::model::Slo) -> String {
+pub(crate) fn summary(slo: &burnwatch::rules::model::Slo) -> String {
     let indicator = match &slo.indicator {
         Indicator::Ratio {
             numerator,

@@ -179,3 +179,46 @@ fn generated_burn_alerts_fire_in_promtool_on_an_outage_and_only_for_what_burns()
     let text = run(promtool, "promtool test rules");
     assert!(text.contains("SUCCESS"), "{text}");
 }
+
+/// `generate prometheus` on OpenSLO files (references across files, alert policies as tiers):
+/// rules `promtool check rules` accepts, their generated unit tests pass in `promtool test
+/// rules`, the policies' notification targets are on the alerts for Alertmanager's routes, and
+/// what recording rules cannot express (a Timeslices budget) is said in the file.
+#[test]
+fn openslo_files_generate_rules_promtool_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let openslo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openslo/prometheus");
+    let mut cmd = burnwatch();
+    cmd.args(["generate", "prometheus", "-o"])
+        .arg(dir.path())
+        .arg(&openslo);
+    run(cmd, "burnwatch generate prometheus -o (OpenSLO)");
+    let shop = dir.path().join("web-shop.rules.yml");
+    let availability = dir.path().join("web-availability.rules.yml");
+    let mut check = Command::new("promtool");
+    check.args(["check", "rules"]).arg(&shop).arg(&availability);
+    let text = run(check, "promtool check rules (OpenSLO)");
+    assert_eq!(text.matches("SUCCESS").count(), 2, "{text}");
+    let rules_text = std::fs::read_to_string(&shop).expect("web-shop rules");
+    assert!(
+        rules_text.contains("sloth_spec: openslo/v1"),
+        "{rules_text}"
+    );
+    assert!(
+        rules_text.contains(
+            "notification_target: \"on-call-devops-mail-notification,on-call-devops-slack-notification\""
+        ),
+        "{rules_text}"
+    );
+    let skipped = std::fs::read_to_string(&availability).expect("web-availability rules");
+    assert!(
+        skipped.contains("service-availability-sla: not generated: a timeslice budget"),
+        "{skipped}"
+    );
+    let mut promtool = Command::new("promtool");
+    promtool
+        .args(["test", "rules"])
+        .arg(dir.path().join("tests/web-shop.test.yml"));
+    let text = run(promtool, "promtool test rules (OpenSLO)");
+    assert!(text.contains("SUCCESS"), "{text}");
+}
