@@ -340,48 +340,38 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 /// memory this takes does not grow with the payload. A serialization error leaves `path` as it
 /// was and removes the temporary file.
 pub fn save<T: Serialize + ?Sized>(path: &Path, payload: &T) -> Result<(), StorageError> {
-    let tmp = temp_path(path)?;
-    let written = (|| {
-        let mut file = create_temp(&tmp)?;
+    replace_with(path, |file, tmp| {
         file.write_all(&[0u8; HEADER_LEN])
-            .map_err(io_err(&tmp, "writing the temporary file"))?;
+            .map_err(io_err(tmp, "writing the temporary file"))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, Framed::new(file));
         if let Err(source) = postcard::to_io(payload, &mut out) {
             // postcard reports a failed write as a full buffer: the writer kept the real error.
             return Err(match out.get_mut().error.take() {
-                Some(e) => io_err(&tmp, "writing the temporary file")(e),
+                Some(e) => io_err(tmp, "writing the temporary file")(e),
                 None => StorageError::Encode { source },
             });
         }
         let framed = out
             .into_inner()
-            .map_err(|e| io_err(&tmp, "writing the temporary file")(e.into_error()))?;
+            .map_err(|e| io_err(tmp, "writing the temporary file")(e.into_error()))?;
         let (len, crc) = (framed.len, framed.crc.finalize());
-        let mut file = framed.file;
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(&header(len, crc)))
-            .map_err(io_err(&tmp, "writing the header of the temporary file"))?;
-        finish_temp(file, &tmp, path)
-    })();
-    if let Err(e) = written {
-        // Best effort, as in save_bytes.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(parent_dir(path))
+            .map_err(io_err(tmp, "writing the header of the temporary file"))
+    })
 }
 
 /// The payload's way to the temporary file: counts its bytes and their CRC as they pass, and
 /// keeps the first write error, which postcard would otherwise turn into "buffer full".
-struct Framed {
-    file: File,
+struct Framed<'a> {
+    file: &'a mut File,
     len: u64,
     crc: crc32fast::Hasher,
     error: Option<io::Error>,
 }
 
-impl Framed {
-    fn new(file: File) -> Framed {
+impl Framed<'_> {
+    fn new(file: &mut File) -> Framed<'_> {
         Framed {
             file,
             len: 0,
@@ -391,7 +381,7 @@ impl Framed {
     }
 }
 
-impl Write for Framed {
+impl Write for Framed<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.file.write(buf) {
             Ok(n) => {
@@ -423,34 +413,26 @@ fn io_err(p: &Path, op: &'static str) -> impl FnOnce(io::Error) -> StorageError 
     }
 }
 
-/// Creates (or truncates) the temporary file.
-fn create_temp(tmp: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)
-        .map_err(io_err(tmp, "creating the temporary file"))
-}
-
-/// Syncs the complete temporary file and renames it over `path`.
-fn finish_temp(file: File, tmp: &Path, path: &Path) -> Result<(), StorageError> {
-    file.sync_all()
-        .map_err(io_err(tmp, "syncing the temporary file"))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(io_err(path, "renaming the temporary file over"))
-}
-
-/// Replaces `path` atomically with `bytes`, exactly as [`save`] does: an [`encode`]d image
-/// whose identity the caller needs before it is written (the alerting snapshot), or any other
-/// file whose writer needs the same crash safety.
-pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+/// Replaces `path` atomically with what `write` puts into a new temporary file (named as its
+/// second argument): the temporary file is fsynced, renamed over `path`, and the directory is
+/// fsynced. On any error `path` is left as it was and the temporary file is removed.
+fn replace_with(
+    path: &Path,
+    write: impl FnOnce(&mut File, &Path) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
     let tmp = temp_path(path)?;
     let written = (|| {
-        let mut file = create_temp(&tmp)?;
-        file.write_all(bytes)
-            .map_err(io_err(&tmp, "writing the temporary file"))?;
-        finish_temp(file, &tmp, path)
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp, "creating the temporary file"))?;
+        write(&mut file, &tmp)?;
+        file.sync_all()
+            .map_err(io_err(&tmp, "syncing the temporary file"))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(io_err(path, "renaming the temporary file over"))
     })();
     if let Err(e) = written {
         // Best effort: the error that matters is the one already in hand, and a leftover
@@ -459,6 +441,16 @@ pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         return Err(e);
     }
     sync_dir(parent_dir(path))
+}
+
+/// Replaces `path` atomically with `bytes`, exactly as [`save`] does: an [`encode`]d image
+/// whose identity the caller needs before it is written (the alerting snapshot), or any other
+/// file whose writer needs the same crash safety.
+pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    replace_with(path, |file, tmp| {
+        file.write_all(bytes)
+            .map_err(io_err(tmp, "writing the temporary file"))
+    })
 }
 
 /// Makes a rename in `dir` durable.

@@ -43,9 +43,11 @@
 //! The `Cut` record of a compaction is fdatasynced before the new snapshot replaces the old
 //! one in either mode (a power loss must not leave a log that names neither snapshot). A
 //! failed background fdatasync is counted and logged, and asks for a compaction, whose
-//! snapshot and new log are written with fsync. A failed write is cut off again (`ftruncate`); the records of a
-//! caller that waits for the answer are dropped (the caller undoes its change and reports the
-//! failure), other records are kept and written with the next commit. Before every write the
+//! snapshot and new log are written with fsync.
+//!
+//! A failed write is cut off again (`ftruncate`); the records of a caller that waits for the
+//! answer are dropped (the caller undoes its change and reports the failure), other records
+//! are kept and written with the next commit. Before every write the
 //! writer checks that the log path still names the file it holds open, so a log that was
 //! moved or replaced fails loudly instead of collecting changes no restart would read.
 //!
