@@ -41,7 +41,8 @@
 //!   answered 200 only once its record would survive a power loss.
 //!
 //! The `Cut` record of a compaction is fdatasynced before the new snapshot replaces the old
-//! one in either mode (a power loss must not leave a log that names neither snapshot). A
+//! one in either mode (a power loss must not leave a log that names neither snapshot); with
+//! `process`, by the helper that writes the snapshot, so commits do not wait for it. A
 //! failed background fdatasync is counted and logged, and asks for a compaction, whose
 //! snapshot and new log are written with fsync.
 //!
@@ -1196,15 +1197,34 @@ impl Writer {
                     Err(e) => return self.compaction_failed(&e),
                 };
                 let id = SnapshotId::of(&bytes);
-                if let Err(e) = self.mark_cut(id, cut) {
+                // The new snapshot may replace the old one only once a power loss cannot take
+                // the record naming it, in either durability. With `process` the helper syncs
+                // the log (its own handle) before writing the snapshot, off the writer.
+                let log = match &self.syncer {
+                    Some(_) => self.file.try_clone().ok(),
+                    None => None,
+                };
+                if let Err(e) = self.mark_cut(id, cut, log.is_none()) {
                     return self.compaction_failed(&e);
                 }
                 let tx = self.tx.clone();
                 let path = self.snapshot.clone();
+                let log_path = self.log.clone();
                 let spawned = std::thread::Builder::new()
                     .name("alerting-snapshot".to_owned())
                     .spawn(move || {
-                        let result = storage::save_bytes(&path, &bytes).map_err(|e| e.to_string());
+                        let synced = match log {
+                            Some(f) => f.sync_data().map_err(|e| {
+                                format!(
+                                    "alerting log {}: syncing the cut record failed: {e}",
+                                    log_path.display()
+                                )
+                            }),
+                            None => Ok(()),
+                        };
+                        let result = synced.and_then(|()| {
+                            storage::save_bytes(&path, &bytes).map_err(|e| e.to_string())
+                        });
                         let len = bytes.len() as u64;
                         let _ = tx.send(Msg::Saved {
                             id,
@@ -1235,7 +1255,11 @@ impl Writer {
 
     /// Appends and syncs the `Cut` record naming snapshot `id`, before that snapshot may
     /// replace the old one.
-    fn mark_cut(&mut self, id: SnapshotId, cut: u64) -> Result<(), String> {
+    ///
+    /// With `sync` it is fdatasynced here; otherwise the caller syncs the log before the
+    /// snapshot's rename (the helper thread that writes the snapshot does, so commits do not
+    /// wait behind that fdatasync).
+    fn mark_cut(&mut self, id: SnapshotId, cut: u64, sync: bool) -> Result<(), String> {
         let mut bytes = Vec::new();
         encode_record(
             &Record::Cut {
@@ -1247,14 +1271,12 @@ impl Writer {
         .map_err(|e| e.to_string())?;
         let at = self.good + self.retry.len() as u64;
         let len = bytes.len() as u64;
-        // Synced in either durability: the new snapshot may replace the old one only once a
-        // power loss cannot take the record naming it.
         let ok = self.write(
             Batch {
                 parts: vec![(0..bytes.len(), true, None)],
                 bytes,
             },
-            true,
+            sync,
         );
         if ok {
             self.cut_record = Some(at..at + len);
@@ -1350,7 +1372,7 @@ impl Writer {
         let cut = self.good;
         let bytes = storage::encode(&state).map_err(|e| e.to_string())?;
         let id = SnapshotId::of(&bytes);
-        self.mark_cut(id, cut)?;
+        self.mark_cut(id, cut, true)?;
         storage::save_bytes(&self.snapshot, &bytes).map_err(|e| e.to_string())?;
         self.switch(id, cut, bytes.len() as u64, false)
     }
