@@ -349,22 +349,17 @@ fn bench_state(c: &mut Criterion) {
     report("delivery_outcome CPU (mark + records)", 2_000, &mut |k| {
         black_box(w.delivered(4 * base + k));
     });
-    report("silence_post/log", 2_000, &mut |k| {
-        let r = w.set_silence(2 * base + k);
-        commit(&j, r);
-    });
-    report("delivery_outcome/log", 2_000, &mut |k| {
-        let r = w.delivered(2 * base + k);
-        commit(&j, r);
-    });
-    report("silence_post/log_power", 2_000, &mut |k| {
-        let r = w.set_silence(5 * base + k);
-        commit(&jp, r);
-    });
-    report("delivery_outcome/log_power", 2_000, &mut |k| {
-        let r = w.delivered(5 * base + k);
-        commit(&jp, r);
-    });
+    // Each durability: `process` answers once written, `power` after the fdatasync.
+    for (path, journal, first) in [("log", &j, 2 * base), ("log_power", &jp, 5 * base)] {
+        report(&format!("silence_post/{path}"), 2_000, &mut |k| {
+            let r = w.set_silence(first + k);
+            commit(journal, r);
+        });
+        report(&format!("delivery_outcome/{path}"), 2_000, &mut |k| {
+            let r = w.delivered(first + k);
+            commit(journal, r);
+        });
+    }
     println!(
         "background fdatasyncs behind the process-durability commits: {}",
         j.stats().background_syncs
