@@ -2,8 +2,9 @@
 //! state: a silence POST (set the silence, commit it) and a delivery outcome (write the
 //! notification log, settle the notification in flight, commit), on the whole-file path of
 //! earlier releases (`storage::save` of the whole state: encode, write, fsync, rename, fsync
-//! the directory) and on the log path (`agent::journal`: encode the records, append, one
-//! fdatasync per group commit).
+//! the directory) and on the log path (`agent::journal`: encode the records, append one group
+//! commit) in each `alerting.state_durability`: `process` (answered once written, fdatasync
+//! in the background: `/log`) and `power` (answered after the fdatasync: `/log_power`).
 //!
 //! Target (issue 11): under 5 ms p99 for either change. Criterion reports the medians; a plain
 //! loop of single operations prints median and p99 of each path, of the log path while a
@@ -21,6 +22,7 @@ use burnwatch::agent::journal::{self, AlertingState, Journal, Record};
 use burnwatch::alert::{Alert, Matchers};
 use burnwatch::alerter::Alerter;
 use burnwatch::notify::Notification;
+use burnwatch::notify::config::StateDurability;
 use burnwatch::notify::dispatch::Dispatcher;
 use burnwatch::notify::nflog::NflogKey;
 use burnwatch::notify::silence::{SilenceLimits, SilenceRequest, Silences};
@@ -232,14 +234,18 @@ fn bench_state(c: &mut Criterion) {
     let whole = dir.path().join("whole.bwcp");
     save_whole(&whole, &w);
     let size = std::fs::metadata(&whole).map(|m| m.len()).unwrap_or(0);
-    let path = dir.path().join("alerting.bwcp");
-    if let Err(e) = storage::save(&path, &w.state()) {
-        panic!("save: {e}");
-    }
-    let j = match Journal::open(&path, Dur::from_hours(120)) {
-        Ok((j, _)) => j,
-        Err(e) => panic!("open: {e}"),
+    let open = |name: &str, durability: StateDurability| {
+        let path = dir.path().join(name);
+        if let Err(e) = storage::save(&path, &w.state()) {
+            panic!("save: {e}");
+        }
+        match Journal::open(&path, Dur::from_hours(120), durability) {
+            Ok((j, _)) => j,
+            Err(e) => panic!("open: {e}"),
+        }
     };
+    let j = open("alerting.bwcp", StateDurability::Process);
+    let jp = open("alerting-power.bwcp", StateDurability::Power);
     println!(
         "state: {} stored alerts, {} lifecycles, {} silences, {} notifications in flight; \
          whole file {:.1} MB",
@@ -267,6 +273,13 @@ fn bench_state(c: &mut Criterion) {
             commit(&j, r);
         })
     });
+    g.bench_function("silence_post/log_power", |b| {
+        b.iter(|| {
+            i += 1;
+            let r = w.set_silence(i);
+            commit(&jp, r);
+        })
+    });
     g.bench_function("delivery_outcome/whole_file", |b| {
         b.iter(|| {
             i += 1;
@@ -279,6 +292,13 @@ fn bench_state(c: &mut Criterion) {
             i += 1;
             let r = w.delivered(i);
             commit(&j, r);
+        })
+    });
+    g.bench_function("delivery_outcome/log_power", |b| {
+        b.iter(|| {
+            i += 1;
+            let r = w.delivered(i);
+            commit(&jp, r);
         })
     });
     g.finish();
@@ -329,14 +349,21 @@ fn bench_state(c: &mut Criterion) {
     report("delivery_outcome CPU (mark + records)", 2_000, &mut |k| {
         black_box(w.delivered(4 * base + k));
     });
-    report("silence_post/log", 2_000, &mut |k| {
-        let r = w.set_silence(2 * base + k);
-        commit(&j, r);
-    });
-    report("delivery_outcome/log", 2_000, &mut |k| {
-        let r = w.delivered(2 * base + k);
-        commit(&j, r);
-    });
+    // Each durability: `process` answers once written, `power` after the fdatasync.
+    for (path, journal, first) in [("log", &j, 2 * base), ("log_power", &jp, 5 * base)] {
+        report(&format!("silence_post/{path}"), 2_000, &mut |k| {
+            let r = w.set_silence(first + k);
+            commit(journal, r);
+        });
+        report(&format!("delivery_outcome/{path}"), 2_000, &mut |k| {
+            let r = w.delivered(first + k);
+            commit(journal, r);
+        });
+    }
+    println!(
+        "background fdatasyncs behind the process-durability commits: {}",
+        j.stats().background_syncs
+    );
     // The view published after a change: every firing alert with the silences that mute it
     // (indexed by label, so not every silence is tested for every alert).
     let now = w.now;

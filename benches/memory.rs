@@ -4,9 +4,9 @@
 //! and ticket tiers), counted by a global allocator that tracks live and peak bytes.
 //!
 //! For two SLO counts it builds the parts the agent builds (rules, evaluator with engine,
-//! scrape plan and counter trackers, snapshots, a checkpoint image, the `/metrics` page, the
-//! alerting lifecycles) and prints, per part, the bytes held at each count and the slope
-//! between them: bytes per added SLO. Bytes are counted twice: as requested, and as glibc
+//! scrape plan and counter trackers, snapshots, a checkpoint streamed to a file and, for
+//! comparison, as a whole image, the `/metrics` page, the alerting lifecycles) and prints, per
+//! part, the bytes held at each count and the slope between them: bytes per added SLO. Bytes are counted twice: as requested, and as glibc
 //! malloc's chunks take them (8 bytes of header, rounded up to 16, at least 32), which is what
 //! RSS sees of a heap without fragmentation. What RSS holds beyond that is the allocator's
 //! retention, measured by `scripts/bench-scale.sh`.
@@ -122,6 +122,8 @@ fn minus(a: (isize, isize), b: (isize, isize)) -> (isize, isize) {
 }
 
 const TARGETS: u32 = 4;
+/// The row of the checkpoint streamed to a file, which must not grow with the SLOs.
+const STREAMED: &str = "checkpoint save, streamed to a file: peak";
 /// SLOs per rules file, as `scripts/bench-scale.sh` writes them.
 const CHUNK: u32 = 4_000;
 /// The fleet's counters at the first scrape: an hour after its start.
@@ -306,6 +308,21 @@ fn measure(n: u32, minutes: i64) -> Vec<(&'static str, (isize, isize))> {
     out.push(("evaluate: peak, above the held snapshot", eval_peak));
     out.push(("scrape of one target: peak", scrape_peak));
 
+    // The agent's checkpoint: streamed to the file, no image held (src/storage.rs `save`).
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("a temporary directory: {e}"),
+    };
+    let before = live();
+    reset_peak();
+    if let Err(e) = ev.save_checkpoint(&dir.path().join("state.bwcp")) {
+        panic!("checkpoint: {e}");
+    }
+    out.push((STREAMED, minus(peak(), before)));
+    drop(dir);
+
+    // The image the agent built whole before (kept for comparison: the alerting snapshot is
+    // still written this way).
     let before = live();
     reset_peak();
     let image = match ev.encode_checkpoint() {
@@ -380,5 +397,13 @@ fn main() {
             slope(a.1, b.1)
         );
         assert!(b.0 >= 0, "{}: negative bytes", r.what);
+        if r.what == STREAMED {
+            // O(1): the write buffer and the file handle, whatever the SLO count (a few bytes
+            // of slack per SLO for the allocator's bookkeeping of the count).
+            assert!(
+                slope(a.0, b.0) < 16.0 && b.0 < 256 * 1024,
+                "a streamed checkpoint grows with the SLOs: {a:?} -> {b:?}"
+            );
+        }
     }
 }

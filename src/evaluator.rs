@@ -256,6 +256,15 @@ impl Evaluator {
         self.engine.encode_checkpoint()
     }
 
+    /// Writes the engine state's checkpoint to `path`, streamed (see
+    /// [`Engine::save_checkpoint`]).
+    pub fn save_checkpoint(
+        &mut self,
+        path: &std::path::Path,
+    ) -> Result<(), crate::storage::StorageError> {
+        self.engine.save_checkpoint(path)
+    }
+
     /// Replaces the rule set: unchanged SLOs keep their state; probe and target statuses of
     /// names still configured are kept. Returns what happened to each SLO.
     pub fn reload(&mut self, rules: RuleSet, now: Timestamp) -> RestoreReport {

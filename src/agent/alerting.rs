@@ -171,13 +171,15 @@ impl Alerting {
         }
         let inhibitor = inhibitor_for(cfg, rules);
         let path = cfg.alerting_state_file();
-        let (journal, saved) =
-            Journal::open(&path, cfg.alerting.silence_retention).map_err(|source| {
-                AlertingError::State {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+        let (journal, saved) = Journal::open(
+            &path,
+            cfg.alerting.silence_retention,
+            cfg.alerting.state_durability,
+        )
+        .map_err(|source| AlertingError::State {
+            path: path.clone(),
+            source,
+        })?;
         let mut alerter = Alerter::new(rules, &external_url);
         let eval = cfg.evaluation_interval;
         let am = match &cfg.alerting.alertmanager {

@@ -342,32 +342,30 @@ fn rules_fingerprint(cfg: &AgentConfig) -> Vec<(PathBuf, u64, Option<SystemTime>
         .collect()
 }
 
-async fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
+fn checkpoint(cfg: &AgentConfig, ev: &mut Evaluator, clock: Clock) {
     let path = cfg.state_file();
-    let saved = match ev.encode_checkpoint() {
-        Ok(bytes) => {
-            tokio::task::spawn_blocking(move || {
-                let saved = storage::save_bytes(&path, &bytes);
-                drop(bytes);
-                // Off the runtime's threads; see crate::memory for why and what it costs.
-                crate::memory::release_free_memory();
-                saved
-            })
-            .await
-        }
-        Err(e) => Ok(Err(e)),
+    // The engine is serialized in place and streamed to the file, so no image of it is held
+    // (about 5 KB per SLO); the write therefore runs here, with the engine borrowed. This task
+    // waited for the write before as well; `block_in_place` lets the runtime move the other
+    // tasks of this worker elsewhere meanwhile (a current-thread runtime, in tests, just
+    // waits).
+    let save = |ev: &mut Evaluator| {
+        let saved = ev.save_checkpoint(&path);
+        // See crate::memory for why and what it costs.
+        crate::memory::release_free_memory();
+        saved
+    };
+    let saved = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| save(ev)),
+        _ => save(ev),
     };
     match saved {
-        Ok(Ok(())) => {
+        Ok(()) => {
             ev.checkpoint.last_ok_ms = Some(clock.now().0);
             ev.checkpoint.last_error = None;
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "checkpoint failed");
-            ev.checkpoint.last_error = Some(e.to_string());
-        }
         Err(e) => {
-            tracing::error!(error = %e, "checkpoint task failed");
+            tracing::error!(error = %e, "checkpoint failed");
             ev.checkpoint.last_error = Some(e.to_string());
         }
     }
@@ -427,7 +425,7 @@ async fn run_loop(
                 log_groups(&mut groups_seen, &snap);
                 let _ = snap_tx.send(Arc::new(snap));
             }
-            _ = cp_tick.tick() => checkpoint(&cfg, &mut ev, shared.clock).await,
+            _ = cp_tick.tick() => checkpoint(&cfg, &mut ev, shared.clock),
             Some((id, query, reply)) = requests.history.recv() => {
                 let answer = match ev.history(&id, shared.clock.now(), query) {
                     Some(h) => h.map_err(HistoryFailure::from),
@@ -465,7 +463,7 @@ async fn run_loop(
     let mut snap = ev.evaluate(shared.clock.now());
     snap.pace = pace(&shared, &rx, evaluations, dropped);
     let _ = snap_tx.send(Arc::new(snap));
-    checkpoint(&cfg, &mut ev, shared.clock).await;
+    checkpoint(&cfg, &mut ev, shared.clock);
     tracing::info!("agent stopped; state checkpointed");
 }
 

@@ -93,3 +93,26 @@ fn alertmanager_alone_lets_alertmanager_route() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn state_durability_is_process_unless_power_is_asked_for() {
+    use crate::notify::config::StateDurability;
+    let am = "alerting:\n  alertmanager: {urls: [http://127.0.0.1:9093]}\n";
+    let cfg = parse(Path::new("b.yaml"), format!("rules: [r]\n{am}").as_bytes()).expect("valid");
+    assert_eq!(cfg.alerting.state_durability, StateDurability::Process);
+    for (v, want) in [
+        ("process", StateDurability::Process),
+        ("power", StateDurability::Power),
+    ] {
+        let text = format!("rules: [r]\n{am}  state_durability: {v}\n");
+        let cfg = parse(Path::new("b.yaml"), text.as_bytes()).expect("valid");
+        assert_eq!(cfg.alerting.state_durability, want);
+    }
+    let e = errors(&format!("rules: [r]\n{am}  state_durability: powr\n"));
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("burnwatch.yaml:4:21: error:")
+                && l.contains("did you mean `power`?")),
+        "{e:#?}"
+    );
+}

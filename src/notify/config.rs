@@ -18,6 +18,22 @@ use crate::time::Dur;
 /// The receiver of the built-in route used when the config has no `alerting:` section.
 pub const NOWHERE: &str = "nowhere";
 
+/// `state_durability`: what a change of the alerting state has survived once it is
+/// acknowledged (a silence POST answered 200, a notification handed to delivery). See
+/// docs/alerting.md, "State on disk".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateDurability {
+    /// `process` (default): acknowledged once its record is written to the log file (in the
+    /// kernel's page cache), which survives SIGKILL and every crash of the agent; a background
+    /// fdatasync follows at once, so a power loss or kernel crash loses at most the changes of
+    /// the last moments (one or two fdatasyncs of the disk, milliseconds).
+    #[default]
+    Process,
+    /// `power`: acknowledged after the record's fdatasync, which also survives a power loss; a
+    /// commit then takes one fdatasync of the disk (4 ms median, 8 ms p99 on the benchmark's).
+    Power,
+}
+
 /// The validated `alerting:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertingConfig {
@@ -42,6 +58,9 @@ pub struct AlertingConfig {
     /// `silence_retention` (default 120h): how long expired silences are kept (for the API and
     /// `burnwatch alerts`) before they are forgotten.
     pub silence_retention: Dur,
+    /// `state_durability` (`process`, the default, or `power`): when a change of the alerting
+    /// state is acknowledged, after its write or after its fdatasync ([`StateDurability`]).
+    pub state_durability: StateDurability,
 }
 
 impl Default for AlertingConfig {
@@ -64,6 +83,7 @@ impl Default for AlertingConfig {
             default_inhibit_rules: true,
             alertmanager: None,
             silence_retention: Dur::from_hours(120),
+            state_durability: StateDurability::Process,
         }
     }
 }
@@ -76,6 +96,7 @@ const KEYS: &[&str] = &[
     "default_inhibit_rules",
     "alertmanager",
     "silence_retention",
+    "state_durability",
 ];
 
 /// Decodes the `alerting:` mapping; every problem is reported with its position.
@@ -110,6 +131,17 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertingConfig>
     let default_inhibit_rules = m.opt(d, "default_inhibit_rules", Decoder::bool);
     let alertmanager = m.opt(d, "alertmanager", |d, n, _| alertmanager::decode(d, n));
     let silence_retention = m.opt(d, "silence_retention", Decoder::pos_dur);
+    let state_durability = m
+        .opt(d, "state_durability", |d, n, k| {
+            d.choice(n, k, &["process", "power"])
+        })
+        .map(|v| {
+            if v == "power" {
+                StateDurability::Power
+            } else {
+                StateDurability::Process
+            }
+        });
     let (route, receivers) = (route?, receivers?);
     if let Some(route_node) = m.get("route") {
         for name in route.receivers() {
@@ -134,5 +166,6 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertingConfig>
         default_inhibit_rules: default_inhibit_rules.unwrap_or(defaults.default_inhibit_rules),
         alertmanager,
         silence_retention: silence_retention.unwrap_or(defaults.silence_retention),
+        state_durability: state_durability.unwrap_or(defaults.state_durability),
     })
 }

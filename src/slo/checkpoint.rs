@@ -175,10 +175,24 @@ impl Engine {
     }
 
     /// The checkpoint file image of all state, byte for byte `storage::encode(&self.checkpoint())`,
-    /// serialized from the engine in place: a copy of every SLO's rings (12 KiB per 30d SLO)
-    /// doubled the engine's memory at every checkpoint. Pending events in the write-combining
-    /// and sketch heads are settled into the rings first, as every evaluation does.
+    /// serialized from the engine in place (see [`Engine::save_checkpoint`], which the agent
+    /// uses: it writes the same bytes without holding them).
     pub fn encode_checkpoint(&mut self) -> Result<Vec<u8>, storage::StorageError> {
+        storage::encode(&self.checkpoint_view())
+    }
+
+    /// Writes the checkpoint of all state to `path` atomically ([`storage::save`]), serialized
+    /// from the engine in place and streamed to the file: a copy of every SLO's rings (12 KiB
+    /// per 30d SLO) doubled the engine's memory at every checkpoint, and the file's image
+    /// (about 5 KB per SLO) was the agent's peak at 100,000 SLOs; this holds neither.
+    pub fn save_checkpoint(&mut self, path: &std::path::Path) -> Result<(), storage::StorageError> {
+        storage::save(path, &self.checkpoint_view())
+    }
+
+    /// All state as [`EngineCheckpoint`] serializes it, borrowed from the engine. Pending
+    /// events in the write-combining and sketch heads are settled into the rings first, as
+    /// every evaluation does.
+    fn checkpoint_view(&mut self) -> impl Serialize + '_ {
         self.flush_heads();
         for e in &mut self.entries {
             if let Some(s) = &mut e.state.sketches {
@@ -192,22 +206,33 @@ impl Engine {
             fingerprint: u64,
             state: &'a SloState,
         }
-        /// [`EngineCheckpoint`] borrowed.
-        #[derive(Serialize)]
+        /// [`EngineCheckpoint`] borrowed; its SLOs serialized one by one from the entries
+        /// (a sequence of known length, as a `Vec` is), with no list of references built.
         struct EngineRef<'a> {
-            slos: Vec<SloRef<'a>>,
+            entries: &'a [Entry],
         }
-        storage::encode(&EngineRef {
-            slos: self
-                .entries
-                .iter()
-                .map(|e| SloRef {
-                    id: &e.slo.id,
-                    fingerprint: e.fingerprint,
-                    state: &e.state,
-                })
-                .collect(),
-        })
+        impl Serialize for EngineRef<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                /// The `slos` field.
+                struct Slos<'a>(&'a [Entry]);
+                impl Serialize for Slos<'_> {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        s.collect_seq(self.0.iter().map(|e| SloRef {
+                            id: &e.slo.id,
+                            fingerprint: e.fingerprint,
+                            state: &e.state,
+                        }))
+                    }
+                }
+                let mut st = s.serialize_struct("EngineRef", 1)?;
+                st.serialize_field("slos", &Slos(self.entries))?;
+                st.end()
+            }
+        }
+        EngineRef {
+            entries: &self.entries,
+        }
     }
 
     /// All state, consuming the engine (no copy).
@@ -309,6 +334,11 @@ mod tests {
         feed(&mut b, 0);
         let copied = storage::encode(&a.checkpoint()).expect("encode the copy");
         assert_eq!(a.encode_checkpoint().expect("encode in place"), copied);
+        // Streamed to a file, the same bytes.
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("state.bwcp");
+        a.save_checkpoint(&path).expect("save in place");
+        assert_eq!(std::fs::read(&path).expect("read back"), copied);
         // Settling the heads in place is what evaluation does: every figure stays the same.
         feed(&mut a, 3_200_000);
         feed(&mut b, 3_200_000);
@@ -325,6 +355,17 @@ mod tests {
     fn reads_a_version_1_checkpoint() {
         assert_eq!(V1_DEMO[8..12], 1u32.to_le_bytes());
         let cp: EngineCheckpoint = storage::decode(V1_DEMO).expect("version 1 is read");
+        // And from the file, as the agent reads it at start.
+        let from_file: EngineCheckpoint = storage::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/checkpoint-v1-demo.bwcp"
+        )))
+        .expect("version 1 file is read")
+        .expect("the fixture exists");
+        assert_eq!(
+            storage::encode(&from_file).expect("encode"),
+            storage::encode(&cp).expect("encode")
+        );
         let rules = crate::rules::load_str(
             "demo.yaml",
             &crate::synthetic::rules_yaml("http://127.0.0.1:1"),
@@ -360,8 +401,12 @@ mod tests {
                 .expect("slo");
             assert_eq!(e.evaluate_slo(i, latest).expect("idx").window.total, 392);
         }
-        // Written again, it is version 2 and reads back the same.
-        let bytes = storage::encode(&e.checkpoint()).expect("encode");
+        // Written again (streamed, as the agent writes it), it is version 2 and reads back the
+        // same.
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("state.bwcp");
+        e.save_checkpoint(&path).expect("save");
+        let bytes = std::fs::read(&path).expect("read back");
         assert_eq!(bytes[8..12], storage::FORMAT_VERSION.to_le_bytes());
         let mut again = Engine::from_rules(&rules);
         again.restore(storage::decode(&bytes).expect("version 2"));

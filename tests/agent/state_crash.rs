@@ -1,6 +1,7 @@
 //! SIGKILL in the middle of a burst of deliveries and silence POSTs: after the restart,
 //! everything that was acknowledged is there and nothing the notification log recorded is
-//! delivered again. The alerting state is a snapshot plus an append-only log
+//! delivered again, with either `alerting.state_durability` (`process`: acknowledged once
+//! written; `power`: once fdatasynced). The alerting state is a snapshot plus an append-only log
 //! (`src/agent/journal.rs`), so the kill lands between, or in the middle of, its group commits.
 //!
 //! Every wait is bounded and fails with what it waited for.
@@ -61,6 +62,19 @@ async fn wait_until<T>(within: Duration, what: &str, mut f: impl FnMut() -> Opti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_deliveries_and_silences_keeps_what_was_acknowledged() {
+    // The default: acknowledged once written, synced in the background.
+    burst_then_sigkill("process").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_keeps_what_was_acknowledged_with_power_durability() {
+    // Acknowledged after each group commit's fdatasync.
+    burst_then_sigkill("power").await;
+}
+
+/// Runs the burst with `alerting.state_durability: <durability>`, kills the agent in its
+/// middle, and checks the state and the restart.
+async fn burst_then_sigkill(durability: &str) {
     let hook = HookSink::start_slow(HOOK_DELAY).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("shop.yaml"), rules()).expect("rules");
@@ -70,7 +84,7 @@ async fn sigkill_during_deliveries_and_silences_keeps_what_was_acknowledged() {
         &config,
         format!(
             "listen: {listen}\nrules: [shop.yaml]\nevaluation_interval: 1s\ndata_dir: data\n\
-             log_format: json\nlog_level: info\nalerting:\n  route:\n    receiver: hook\n    \
+             log_format: json\nlog_level: info\nalerting:\n  state_durability: {durability}\n  route:\n    receiver: hook\n    \
              group_by: [alertname, probe]\n    group_wait: 0s\n    group_interval: 1s\n    \
              repeat_interval: 1h\n  receivers:\n    - name: hook\n      webhook:\n        - url: {}\n",
             hook.url("/alerts")
@@ -127,8 +141,8 @@ async fn sigkill_during_deliveries_and_silences_keeps_what_was_acknowledged() {
         "no silence was acknowledged before the kill"
     );
     println!(
-        "killed after {delivered_before} of {PROBES} notifications and {} acknowledged silences \
-         ({posted} POSTs sent)",
+        "{durability}: killed after {delivered_before} of {PROBES} notifications and {} \
+         acknowledged silences ({posted} POSTs sent)",
         acked.len()
     );
 
