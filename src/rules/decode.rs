@@ -91,6 +91,27 @@ fn valid_label_name(s: &str) -> bool {
         && !s.starts_with("__")
 }
 
+/// The longest PromQL query accepted in a `query` indicator.
+const MAX_QUERY_BYTES: usize = 16 << 10;
+
+/// Why the `{{ ... }}` placeholders of a query are not all `{{.window}}`, if they are not.
+fn placeholder_error(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            return Some("has a `{{` without `}}`".to_owned());
+        };
+        let inner = rest[open + 2..open + close].trim();
+        if inner != ".window" {
+            return Some(format!(
+                "has the placeholder `{{{{{inner}}}}}`; the only one burnwatch fills in is `{{{{.window}}}}`"
+            ));
+        }
+        rest = &rest[open + close + 2..];
+    }
+    None
+}
+
 /// What an indicator decoded to, with what the method rules need to know about it.
 struct IndicatorOut {
     indicator: Indicator,
@@ -194,6 +215,30 @@ impl Decoder<'_, FileRules> {
         }
     }
 
+    /// PromQL for a query source: not parsed here (the backend parses it, and its dialects
+    /// differ: Prometheus, Thanos, Mimir, VictoriaMetrics), only bounded and checked for the
+    /// one placeholder burnwatch fills in, `{{.window}}`.
+    fn promql(&mut self, n: &Node, key: &str) -> Option<String> {
+        let text = self.string(n, key)?;
+        let why = if text.trim().is_empty() {
+            Some("is empty".to_owned())
+        } else if text.len() > MAX_QUERY_BYTES {
+            Some(format!("is longer than {MAX_QUERY_BYTES} bytes"))
+        } else {
+            placeholder_error(&text)
+        };
+        match why {
+            Some(why) => {
+                self.error(
+                    n.pos(),
+                    format!("`{key}` {why}; write PromQL such as `sum(rate(http_requests_total{{code=~\"5..\"}}[{{{{.window}}}}]))` or a counter selector"),
+                );
+                None
+            }
+            None => Some(text),
+        }
+    }
+
     fn probe_ref(&mut self, n: &Node, key: &str) -> Option<String> {
         let name = self.name(n, key)?;
         self.out.probe_refs.push(Decl {
@@ -226,6 +271,12 @@ impl Decoder<'_, FileRules> {
             grouped: service.slos.iter().filter(|s| s.is_template()).count(),
             probes: probes.len(),
             scrapes: scrapes.len(),
+            queries: service
+                .slos
+                .iter()
+                .filter(|s| s.indicator.query_source().is_some())
+                .count(),
+            spec: service.spec,
         });
         self.out.probes.extend(probes);
         self.out.scrapes.extend(scrapes);
@@ -1088,7 +1139,7 @@ impl Decoder<'_, FileRules> {
             Some(i) if i.selectors().is_empty() => {
                 self.error(
                     node.pos(),
-                    "`group_by` needs an indicator read from scraped series (`ratio`, or a latency `histogram`); a probe is one target, so it has no label values to group by",
+                    "`group_by` needs an indicator read from scraped series (`ratio`, or a latency `histogram`); a probe is one target, so it has no label values to group by, and a `query` is summed by its PromQL (write one SLO per label value, or `sum by` in a `ratio`)",
                 );
             }
             _ => {}
@@ -1148,7 +1199,13 @@ impl Decoder<'_, FileRules> {
     }
 
     fn indicator(&mut self, node: &Node) -> Option<IndicatorOut> {
-        const KINDS: &[&str] = &["ratio", "probe", "latency_threshold", "latency_percentile"];
+        const KINDS: &[&str] = &[
+            "ratio",
+            "query",
+            "probe",
+            "latency_threshold",
+            "latency_percentile",
+        ];
         let m = MapReader::new(self, node, "the indicator", KINDS)?;
         let which = m.exactly_one(self, KINDS)?;
         let n = m.get(which)?;
@@ -1176,6 +1233,40 @@ impl Decoder<'_, FileRules> {
                         },
                         numerator_selector: sel?,
                         total: total?,
+                    },
+                    percentile: false,
+                })
+            }
+            "query" => {
+                let before = self.errors();
+                let q = MapReader::new(
+                    self,
+                    n,
+                    "a query indicator",
+                    &["source", "good", "bad", "total"],
+                )?;
+                let source = q.opt(self, "source", Decoder::name);
+                let numerator = q.exactly_one(self, &["good", "bad"]);
+                let num = numerator.and_then(|k| q.opt(self, k, Decoder::promql));
+                let total = q.req(
+                    self,
+                    "total",
+                    "'sum(rate(http_requests_total{job=\"api\"}[{{.window}}]))'",
+                    Decoder::promql,
+                );
+                if self.errors() > before {
+                    return None;
+                }
+                Some(IndicatorOut {
+                    indicator: Indicator::Query {
+                        source,
+                        numerator: if numerator? == "good" {
+                            RatioNumerator::Good
+                        } else {
+                            RatioNumerator::Bad
+                        },
+                        numerator_query: num?,
+                        total_query: total?,
                     },
                     percentile: false,
                 })

@@ -7,14 +7,15 @@
 //! [`crate::rules::promql`], `sum by (...)` becoming `group_by`), and the alerting block's labels
 //! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers). What burnwatch
 //! does otherwise (alert names, annotations, Sloth's Go plugins) is a warning naming the field;
-//! what it cannot evaluate (a raw ratio query, an SLI plugin, a query shape that does not
-//! translate) is an error at the query's line, as the agent could not count it. A Sloth SLO's
+//! what it cannot evaluate (a raw ratio query, an SLI plugin) is an error at its line, as the
+//! agent could not count it. A query shape that does not translate becomes a query indicator,
+//! read from the agent's Prometheus source, with a warning saying so. A Sloth SLO's
 //! window is Sloth's default period, 30 days, with the same four burn-rate tiers Sloth writes.
 
 use crate::rules::decode::FileRules;
 use crate::rules::model::{
     Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, NoDataPolicy,
-    Service, Slo, SloId, Spec, Window, default_tiers,
+    RatioNumerator, Service, Slo, SloId, Spec, Window, default_tiers,
 };
 use crate::rules::node::{Kind, Node};
 use crate::rules::promql::{self, EventsSli};
@@ -247,12 +248,22 @@ impl Decoder<'_, FileRules> {
         match promql::events(&error, &total).map(EventsSli::into_indicator) {
             Ok(found) => Some(found),
             Err(why) => {
+                // Not an error: the agent reads such an SLO from its Prometheus source, which
+                // evaluates the queries as they are (docs/sources.md).
                 let pos = e.get(error_key).map_or(e.pos, Node::pos);
-                self.error(
+                self.warn(
                     pos,
-                    format!("this SLI's queries do not translate to selectors burnwatch counts from scrapes: {why}"),
+                    format!("needs a query source: this SLI's queries do not translate to selectors ({why}), so the agent reads them from its `sources.prometheus` entry"),
                 );
-                None
+                Some((
+                    Indicator::Query {
+                        source: None,
+                        numerator: RatioNumerator::Bad,
+                        numerator_query: error,
+                        total_query: total,
+                    },
+                    Vec::new(),
+                ))
             }
         }
     }

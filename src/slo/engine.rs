@@ -209,7 +209,7 @@ impl Plan {
             _ => None,
         };
         let numerator = match &slo.indicator {
-            Indicator::Ratio { numerator, .. } => *numerator,
+            Indicator::Ratio { numerator, .. } | Indicator::Query { numerator, .. } => *numerator,
             // Histogram `le` buckets count good events.
             _ => RatioNumerator::Good,
         };
