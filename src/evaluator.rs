@@ -8,16 +8,17 @@ use std::sync::Arc;
 
 use crate::probe::ProbeOutcome;
 use crate::rules::model::{
-    Grouping, Indicator, LatencySource, ProbeKind, RuleSet, Service, Slo, SloId,
+    Grouping, Indicator, LatencySource, ProbeKind, RatioNumerator, RuleSet, Service, Slo, SloId,
 };
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx};
 use crate::slo::histogram::HistogramWindows;
+use crate::source::{QueryRead, REASONS, ReadError, WindowCarry};
 use crate::time::{Dur, Timestamp};
 use crate::view::{
     AgentSnapshot, CheckpointStatus, GroupStatus, ProbeResultView, ProbeStatus, RulesStatus,
-    ScrapeFailure, TargetStatus,
+    ScrapeFailure, SourceStatus, TargetStatus,
 };
 
 /// What a collector reports to the evaluator. `generation` is the rule set it was started for;
@@ -48,6 +49,32 @@ pub enum Observation {
         /// The samples per SLO, or why the scrape failed.
         result: Result<Matched, ScrapeFailure>,
     },
+    /// One read of a `query` SLO's queries from its source.
+    Query {
+        /// Rule set generation.
+        generation: u64,
+        /// The SLO.
+        slo: Arc<SloId>,
+        /// The source's name.
+        source: Arc<str>,
+        /// The read instant (the queries' `time`).
+        at: Timestamp,
+        /// What the queries gave, or why they gave nothing.
+        result: Result<QueryRead, ReadError>,
+    },
+}
+
+/// The [`crate::slo::counter::CounterSet`] source id of counters read through a query source
+/// (a scrape target's id is its own; a query SLO is read from one source only).
+const QUERY_COUNTERS: u64 = 0x7175_6572_7900_0001;
+
+/// What the evaluator keeps per `query` SLO between reads.
+#[derive(Debug, Clone, Copy, Default)]
+struct QueryState {
+    /// Whole events of the window-mode reads.
+    carry: WindowCarry,
+    /// The newest read applied (window mode: where the next read's window starts).
+    last_read: Option<Timestamp>,
 }
 
 /// How a probe feeds an SLO.
@@ -143,6 +170,10 @@ pub struct Evaluator {
     extra_windows: Option<fn(&Slo) -> Vec<Dur>>,
     /// Bucket increases of the histogram-fed latency SLOs, for their percentiles.
     histograms: HashMap<SloId, HistogramWindows>,
+    /// Per `query` SLO: its carry and newest read.
+    queries: HashMap<SloId, QueryState>,
+    /// Reads and errors per query source, by name.
+    sources: BTreeMap<String, SourceStatus>,
 }
 
 impl Evaluator {
@@ -166,6 +197,8 @@ impl Evaluator {
             events: Vec::new(),
             extra_windows: None,
             histograms: HashMap::new(),
+            queries: HashMap::new(),
+            sources: BTreeMap::new(),
         };
         ev.install(rules, now);
         ev
@@ -229,6 +262,18 @@ impl Evaluator {
             self.add_instance(g, values, at);
         }
         let report = self.engine.restore(cp);
+        // Every read applied before the checkpoint was at or before the SLO's newest instant:
+        // window-mode reads resume from there, so a restart neither re-reads nor skips them.
+        for id in &report.kept {
+            if let Some(idx) = self.engine.index_of(id)
+                && self
+                    .engine
+                    .slo(idx)
+                    .is_some_and(|s| s.indicator.query_source().is_some())
+            {
+                self.queries.entry(id.clone()).or_default().last_read = self.engine.latest(idx);
+            }
+        }
         self.checkpoint.restored = Some([
             report.kept.len(),
             report.reset.len(),
@@ -291,6 +336,10 @@ impl Evaluator {
         }
         self.groups = groups;
         self.install_definitions(rules, now);
+        // A changed or removed query starts over; a kept one resumes from its newest read.
+        for id in report.reset.iter().chain(&report.dropped) {
+            self.queries.remove(id);
+        }
         for (id, counts) in before {
             if let Some(idx) = self.engine.index_of(&id) {
                 self.events[idx.0 as usize] = counts;
@@ -612,6 +661,99 @@ impl Evaluator {
                 }
                 self.apply_scrape(&target, at, duration_secs, bytes, result);
             }
+            Observation::Query {
+                generation,
+                slo,
+                source,
+                at,
+                result,
+            } => {
+                if generation != self.generation() {
+                    self.stale += 1;
+                    return;
+                }
+                self.apply_query(&slo, &source, at, result);
+            }
+        }
+    }
+
+    /// Names the query sources whose reads the snapshots report (all of them from the start,
+    /// so their error counters exist before the first failure).
+    pub fn declare_sources<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for n in names {
+            self.sources
+                .entry(n.to_owned())
+                .or_insert_with(|| SourceStatus::new(n, &REASONS));
+        }
+    }
+
+    /// Where the next window-mode read of a `query` SLO starts: its newest read applied (or,
+    /// after a restart, its newest instant in the checkpoint); `None` for an SLO never read.
+    pub fn query_resume(&self, id: &SloId) -> Option<Timestamp> {
+        self.queries.get(id).and_then(|q| q.last_read)
+    }
+
+    /// One read of a query SLO: counters go to the engine's counter tracking (as a scrape's),
+    /// window events through the SLO's carry; a failed read is no data, counted by reason.
+    fn apply_query(
+        &mut self,
+        id: &SloId,
+        source: &str,
+        at: Timestamp,
+        result: Result<QueryRead, ReadError>,
+    ) {
+        let status = self
+            .sources
+            .entry(source.to_owned())
+            .or_insert_with(|| SourceStatus::new(source, &REASONS));
+        let read = match result {
+            Ok(r) => {
+                status.reads_total += 1;
+                status.last_error = None;
+                r
+            }
+            Err(e) => {
+                *status.errors_total.entry(e.reason()).or_default() += 1;
+                status.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        let Some(idx) = self.engine.index_of(id) else {
+            return;
+        };
+        let numerator = match self.engine.slo(idx).map(|s| &s.indicator) {
+            Some(Indicator::Query { numerator, .. }) => *numerator,
+            _ => return,
+        };
+        let state = self.queries.entry(id.clone()).or_default();
+        if state.last_read.is_some_and(|l| at <= l) {
+            // Already counted up to here (a read from before a reload finishing late).
+            return;
+        }
+        state.last_read = Some(at);
+        let counted = match read {
+            QueryRead::Counters { numerator, total } => self
+                .engine
+                .record_counter_scrape(idx, at, QUERY_COUNTERS, &numerator, &total)
+                .map(|o| (o.good, o.total)),
+            QueryRead::Window {
+                numerator: n,
+                total: t,
+            } => {
+                let (n, total) = state.carry.add(n, t);
+                let n = n.min(total);
+                let good = match numerator {
+                    RatioNumerator::Good => n,
+                    RatioNumerator::Bad => total - n,
+                };
+                // Recorded even when empty: a read is a collection (coverage starts with it).
+                self.engine
+                    .record_counts(idx, at, good, total)
+                    .map(|()| (good, total))
+            }
+        };
+        if let Ok((good, total)) = counted {
+            self.count(idx, good, total - good);
         }
     }
 
@@ -771,6 +913,7 @@ impl Evaluator {
             rules_status: self.rules_status.clone(),
             checkpoint: self.checkpoint.clone(),
             stale_observations: self.stale,
+            sources: self.sources.values().cloned().collect(),
             events_total: self.events_by_id(),
             evaluation_seconds: 0.0,
             pace: Default::default(),

@@ -175,7 +175,7 @@ fn decode_prometheus(d: &mut Decoder<'_>, base: &Path, n: &Node) -> Option<Prome
         .unwrap_or(DEFAULT_INTERVAL);
     let default = m.opt(d, "default", Decoder::bool).unwrap_or(false);
     let tls_ca = m.opt(d, "tls_ca", Decoder::string).map(|p| base.join(p));
-    if let (Some(ca), Some(pos)) = (&tls_ca, m.key_pos("tls_ca")) {
+    if let (Some(ca), Some(pos)) = (&tls_ca, m.get("tls_ca").map(Node::pos)) {
         if url.as_deref().is_some_and(|u| u.starts_with("http://")) {
             d.error(
                 pos,
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn mistakes_are_errors_at_their_line() {
         let e = errors(
-            "rules: [r.yaml]\nsources:\n  prometheus:\n    - name: a\n      url: prom:9090\n    - name: b\n      url: http://p\n      tls_ca: ca.pem\n      bearer_token: x\n      basic_auth: {username: u, password: p}\n    - name: c\n      url: http://p\n      interval: 100ms\n",
+            "rules: [r.yaml]\nsources:\n  prometheus:\n    - name: a\n      url: prom:9090\n    - name: b\n      url: http://p\n      tls_ca: ca.pem\n      bearer_token: {env: T}\n      basic_auth: {username: u, password: {env: P}}\n    - name: c\n      url: http://p\n      interval: 100ms\n",
         );
         let text = e.join("\n");
         assert!(text.contains("burnwatch.yaml:5:12: error:"), "{text}");

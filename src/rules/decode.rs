@@ -16,8 +16,8 @@ use crate::rules::model::{
     AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_MAX_INSTANCES,
     DEFAULT_TIERS, FlapPolicy, Grouping, HttpProbe, Indicator, Labels, LatencySource,
     MAX_MAX_INSTANCES, NoDataPolicy, Objective, Percentile, Probe, ProbeAlert, ProbeKind,
-    ProbeTrigger, RESERVED_LABELS, RatioNumerator, ScrapeTarget, Service, Slo, SloId, StatusRange,
-    Window, burn_factor, default_tier,
+    ProbeTrigger, QueryMode, RESERVED_LABELS, RatioNumerator, ScrapeTarget, Service, Slo, SloId,
+    StatusRange, Window, burn_factor, default_tier,
 };
 use crate::rules::node::{Kind, Node, Pos};
 use crate::rules::selector::Selector;
@@ -1254,6 +1254,15 @@ impl Decoder<'_, FileRules> {
                     "'sum(rate(http_requests_total{job=\"api\"}[{{.window}}]))'",
                     Decoder::promql,
                 );
+                if let (Some(nq), Some(tq)) = (&num, &total)
+                    && (QueryMode::of(nq) == QueryMode::Counter)
+                        != (QueryMode::of(tq) == QueryMode::Counter)
+                {
+                    self.error(
+                        n.pos(),
+                        "the queries of a `query` indicator must both use `{{.window}}` (events per read window) or neither (counters); write them alike",
+                    );
+                }
                 if self.errors() > before {
                     return None;
                 }

@@ -898,6 +898,20 @@ impl Engine {
         })
     }
 
+    /// The newest instant an SLO has seen: its newest event, collection or evaluation (`None`
+    /// before any). A query source resumes its window-mode reads from it after a restart,
+    /// since every read applied before the checkpoint is at or before it.
+    pub fn latest(&self, idx: SloIdx) -> Option<Timestamp> {
+        let i = idx.0 as usize;
+        let state = self.entries.get(i)?.state.latest;
+        let head = self
+            .heads
+            .get(i)
+            .filter(|h| h.minute >= 0)
+            .map(|h| Timestamp(h.latest));
+        state.max(head)
+    }
+
     /// Moves every SLO's clock to `now`: judges finished slices and rotates rings.
     pub fn advance(&mut self, now: Timestamp) {
         let now = Timestamp(now.0.clamp(0, MAX_TIMESTAMP.0));

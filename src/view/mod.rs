@@ -17,5 +17,5 @@ pub use handle::{AlertingHandle, CommandError, ReloadOutcome, Reloader, Stopped}
 pub(crate) use handle::{Command, ReloadRequest};
 pub use snapshot::{
     AgentSnapshot, CheckpointStatus, GroupStatus, Lag, Pace, ProbeResultView, ProbeStatus,
-    RulesStatus, ScrapeFailure, TargetStatus,
+    RulesStatus, ScrapeFailure, SourceStatus, TargetStatus,
 };
