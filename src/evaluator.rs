@@ -1241,6 +1241,129 @@ slos:
         assert_eq!(s.rules_status.generation, old + 1);
     }
 
+    const QUERY_RULES: &str = r#"
+version: burnwatch/v1
+service: shop
+slos:
+  - name: counters
+    objective: 99
+    indicator:
+      query:
+        bad: 'req_total{code="500"}'
+        total: req_total
+  - name: windows
+    objective: 99
+    indicator:
+      query:
+        source: prom
+        good: 'sum(rate(req_total{code="200"}[{{.window}}]))'
+        total: 'sum(rate(req_total[{{.window}}]))'
+"#;
+
+    fn read(
+        ev: &Evaluator,
+        slo: &str,
+        at: i64,
+        result: Result<QueryRead, ReadError>,
+    ) -> Observation {
+        Observation::Query {
+            generation: ev.generation(),
+            slo: Arc::new(SloId {
+                service: "shop".into(),
+                slo: slo.into(),
+            }),
+            source: "prom".into(),
+            at: Timestamp(at),
+            result,
+        }
+    }
+
+    fn counters(bad: &[(u64, f64)], total: &[(u64, f64)]) -> Result<QueryRead, ReadError> {
+        Ok(QueryRead::Counters {
+            numerator: bad.to_vec(),
+            total: total.to_vec(),
+        })
+    }
+
+    #[test]
+    fn counter_reads_count_like_scrapes_with_resets_nan_and_missing_series() {
+        let mut ev = Evaluator::new(
+            load_str("q.yaml", QUERY_RULES).expect("rules"),
+            Timestamp(T0),
+        );
+        ev.declare_sources(["prom"]);
+        // Two instances (series 1 and 2 of the total, 11 of the errors). The first read is
+        // the baseline, as a first scrape is.
+        let steps: Vec<Result<QueryRead, ReadError>> = vec![
+            counters(&[(11, 5.0)], &[(1, 100.0), (2, 50.0)]),
+            // +10 and +5 requests, +2 errors.
+            counters(&[(11, 7.0)], &[(1, 110.0), (2, 55.0)]),
+            // Instance 1 restarted: its counter is 4 (4 new requests), instance 2 +5;
+            // the error series is missing (no errors yet since the restart): forgotten.
+            counters(&[], &[(1, 4.0), (2, 60.0)]),
+            // The backend failed: no data, nothing changes.
+            Err(ReadError::Timeout(Dur::from_secs(10))),
+            // A NaN sample is refused; the other series counts +1; the error series comes
+            // back and is a baseline again.
+            counters(&[(11, 1.0)], &[(1, f64::NAN), (2, 61.0)]),
+            // An empty vector: every series gone (nothing counted).
+            counters(&[], &[]),
+        ];
+        for (i, r) in steps.into_iter().enumerate() {
+            ev.apply(read(&ev, "counters", T0 + 1000 + i as i64 * 10_000, r));
+        }
+        let s = ev.evaluate(Timestamp(T0 + 120_000));
+        let c = report_of(&s, "counters");
+        // Total: 15 + 9 + 1 = 25; bad: 2.
+        assert_eq!((c.window.total, c.window.total - c.window.good), (25, 2));
+        assert_eq!(c.rejected, 1);
+        let src = &s.sources[0];
+        assert_eq!((src.name.as_str(), src.reads_total), ("prom", 5));
+        assert_eq!(src.errors_total["timeout"], 1);
+        assert_eq!(src.errors_total["unreachable"], 0);
+        assert!(src.last_error.is_none(), "cleared by the next read");
+    }
+
+    #[test]
+    fn window_reads_count_whole_events_and_resume_after_a_restart() {
+        let rules = || load_str("q.yaml", QUERY_RULES).expect("rules");
+        let mut ev = Evaluator::new(rules(), Timestamp(T0));
+        let id = SloId {
+            service: "shop".into(),
+            slo: "windows".into(),
+        };
+        assert_eq!(ev.query_resume(&id), None);
+        let w = |numerator, total| Ok(QueryRead::Window { numerator, total });
+        // Fractional events (extrapolated): 9.6 good of 10.4, then 0.6 of 0.6, then 0.3 of 0.3.
+        for (i, r) in [w(9.6, 10.4), w(0.6, 0.6), w(0.3, 0.3)]
+            .into_iter()
+            .enumerate()
+        {
+            ev.apply(read(&ev, "windows", T0 + 60_000 * (i as i64 + 1), r));
+        }
+        assert_eq!(ev.query_resume(&id), Some(Timestamp(T0 + 180_000)));
+        // A read older than the newest applied one (from before a reload) is not counted.
+        ev.apply(read(&ev, "windows", T0 + 120_000, w(100.0, 100.0)));
+        let s = ev.evaluate(Timestamp(T0 + 200_000));
+        let r = report_of(&s, "windows");
+        // Sums 10.5 good of 11.3 total: 11 events by rounding the running sum, 10 of them
+        // good (the 11th good one waits for a total event to be counted with).
+        assert_eq!((r.window.good, r.window.total), (10, 11));
+        // A restart: the checkpoint's newest instant is where reads resume (the evaluation
+        // above, which is after every read applied), so no read is counted twice.
+        let cp = ev.engine.checkpoint();
+        let mut again = Evaluator::new(rules(), Timestamp(T0 + 300_000));
+        again.restore(cp);
+        assert_eq!(again.query_resume(&id), Some(Timestamp(T0 + 200_000)));
+        // A changed query starts over (fresh state, no resume point).
+        let changed = QUERY_RULES.replace("code=\"200\"", "code=\"204\"");
+        again.reload(
+            load_str("q.yaml", &changed).expect("rules"),
+            Timestamp(T0 + 301_000),
+        );
+        assert_eq!(again.query_resume(&id), None);
+    }
+
     fn report_of<'a>(s: &'a AgentSnapshot, name: &str) -> &'a SloReport {
         report(s, name)
     }

@@ -265,24 +265,32 @@ pub fn window_events(samples: &[Sample], increase: bool, secs: f64) -> Result<f6
 
 /// Whole events of the fractional window-mode reads of one SLO: each read counts the change of
 /// the rounded running sums, so however many reads, the events counted stay within half an
-/// event of the sums Prometheus gave (held in memory only: a restart loses under one event).
+/// event of the sums Prometheus gave. A read's numerator events are at most its total events
+/// (the engine counts a read as so many events of which so many good): what the numerator
+/// cannot count yet waits for the total's next whole event, so it lags by at most one event.
+/// Held in memory only: a restart loses under one event.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WindowCarry {
     numerator: f64,
     total: f64,
+    counted_numerator: u64,
+    counted_total: u64,
 }
 
 impl WindowCarry {
-    /// Adds one read's events; returns the whole (numerator, total) events it makes.
+    /// Adds one read's events; returns the whole (numerator, total) events it makes, the
+    /// numerator at most the total.
     pub fn add(&mut self, numerator: f64, total: f64) -> (u64, u64) {
         let whole = |x: f64| x.round() as u64;
-        let (n0, t0) = (whole(self.numerator), whole(self.total));
         self.numerator += numerator.max(0.0);
         self.total += total.max(0.0);
-        (
-            whole(self.numerator).saturating_sub(n0),
-            whole(self.total).saturating_sub(t0),
-        )
+        let t = whole(self.total).saturating_sub(self.counted_total);
+        self.counted_total += t;
+        let n = whole(self.numerator)
+            .saturating_sub(self.counted_numerator)
+            .min(t);
+        self.counted_numerator += n;
+        (n, t)
     }
 }
 
@@ -610,6 +618,12 @@ mod tests {
             assert!(t >= n);
         }
         assert_eq!(counted, 14);
+        // A numerator rounding up before its total waits for the total's next event.
+        let mut c = WindowCarry::default();
+        assert_eq!(c.add(9.6, 10.4), (10, 10));
+        assert_eq!(c.add(0.6, 0.6), (0, 1));
+        assert_eq!(c.add(0.3, 0.3), (0, 0));
+        assert_eq!(c.add(0.0, 1.0), (1, 1));
     }
 
     #[test]
