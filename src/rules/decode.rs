@@ -1991,6 +1991,66 @@ mod tests {
         );
     }
 
+    #[test]
+    fn query_indicators_read_promql_with_one_placeholder() {
+        let slo = |q: &str| {
+            format!(
+                "version: burnwatch/v1\nservice: api\nslos:\n  - name: a\n    objective: 99\n    indicator:\n      query:\n{q}"
+            )
+        };
+        let rules = ok(&slo(
+            "        source: mimir\n        good: 'sum(rate(x{code!~\"5..\"}[{{ .window }}]))'\n        total: 'sum(increase(x[{{.window}}]))'\n",
+        ));
+        let s = rules.slos().next().expect("slo");
+        let Indicator::Query {
+            source,
+            numerator,
+            numerator_query,
+            total_query,
+        } = &s.indicator
+        else {
+            panic!("{:?}", s.indicator)
+        };
+        assert_eq!(source.as_deref(), Some("mimir"));
+        assert_eq!(*numerator, RatioNumerator::Good);
+        assert_eq!(
+            QueryMode::of(numerator_query),
+            QueryMode::Window { increase: false }
+        );
+        assert_eq!(
+            QueryMode::of(total_query),
+            QueryMode::Window { increase: true }
+        );
+        let counters = ok(&slo("        bad: 'x{code=~\"5..\"}'\n        total: x\n"));
+        let Indicator::Query { total_query, .. } = &counters.slos().next().expect("slo").indicator
+        else {
+            panic!()
+        };
+        assert_eq!(QueryMode::of(total_query), QueryMode::Counter);
+        has(
+            &slo("        bad: 'sum(rate(x[{{.window}}]))'\n        total: x\n"),
+            "t.yaml:8:9: error: the queries of a `query` indicator must both use `{{.window}}`",
+        );
+        has(
+            &slo(
+                "        bad: 'sum(rate(x[{{.range}}]))'\n        total: 'sum(rate(x[{{.window}}]))'\n",
+            ),
+            "t.yaml:8:14: error: `bad` has the placeholder `{{.range}}`",
+        );
+        has(
+            &slo("        bad: ''\n        total: x\n"),
+            "t.yaml:8:14: error: `bad` is empty",
+        );
+        has(
+            &slo("        total: x\n"),
+            "t.yaml:8:9: error: a query indicator needs exactly one of `good`, `bad`",
+        );
+        has(
+            &(slo("        bad: errs\n        total: x\n") + "    group_by: [route]\n"),
+            "t.yaml:10:15: error: `group_by` needs an indicator read from scraped series",
+        );
+    }
+
     fn ok(src: &str) -> crate::rules::model::RuleSet {
         match load_str("t.yaml", src) {
             Ok(r) => r,
