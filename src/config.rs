@@ -1266,12 +1266,21 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n")
             .replace("{env: OTLP_API_KEY}", "k3y")
-            .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string());
+            .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string())
+            .replace("/etc/ssl/internal-ca.pem", &ca.display().to_string())
+            .replace("url: http://prometheus:9090", "url: https://prometheus:9090");
         let c = parse(&path, format!("rules: [r]\n{example}\n").as_bytes())
             .expect("the uncommented example is valid");
         let o = c.export.otlp.expect("otlp");
         assert_eq!(o.endpoint, "https://otel-collector.internal:4317");
         assert_eq!(o.headers, vec![("x-api-key".to_owned(), "k3y".to_owned())]);
+        let [prom] = c.sources.prometheus.as_slice() else {
+            panic!("{:?}", c.sources)
+        };
+        assert_eq!(
+            (prom.name.as_str(), prom.headers.len(), prom.default),
+            ("prom", 1, true)
+        );
         let a = &c.alerting;
         assert_eq!(a.route.receiver, "tickets");
         assert_eq!(a.receivers.len(), 2);
