@@ -1268,7 +1268,10 @@ mod tests {
             .replace("{env: OTLP_API_KEY}", "k3y")
             .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string())
             .replace("/etc/ssl/internal-ca.pem", &ca.display().to_string())
-            .replace("url: http://prometheus:9090", "url: https://prometheus:9090");
+            .replace(
+                "url: http://prometheus:9090",
+                "url: https://prometheus:9090",
+            );
         let c = parse(&path, format!("rules: [r]\n{example}\n").as_bytes())
             .expect("the uncommented example is valid");
         let o = c.export.otlp.expect("otlp");

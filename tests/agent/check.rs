@@ -555,3 +555,53 @@ fn convert_writes_files_check_accepts() {
     let sloth_checked = run(&["check", &files[0]]);
     assert_eq!(sloth_checked.code, 0, "{}", sloth_checked.stderr);
 }
+
+/// A Sloth SLO whose queries do not translate is a `query` SLO: `check` passes with a warning
+/// at the query and says per service how many were translated and how many need a query
+/// source; `check --config` and `run` refuse it, naming the SLO, while the config has no
+/// `sources.prometheus` entry, and accept it once the config has one.
+#[test]
+fn query_slos_need_a_source_in_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sloth.yml"),
+        "version: prometheus/v1\nservice: api\nslos:\n  - name: ok\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(x{code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(x[{{.window}}]))\n  - name: ratio-of-rates\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(x{code=\"500\"}[{{.window}}])) * 2\n        total_query: sum(rate(x[{{.window}}]))\n",
+    )
+    .expect("rules");
+    let o = run_in(dir.path(), &["check", "sloth.yml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains(
+            "sloth.yml: OK: service api, 2 SLOs (1 translated to selectors, 1 needs a query source)"
+        ),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("sloth.yml:14:22: warning: needs a query source"),
+        "{}",
+        o.stdout
+    );
+    let cfg = dir.path().join("burnwatch.yaml");
+    std::fs::write(&cfg, "rules: [sloth.yml]\ndata_dir: data\n").expect("config");
+    for args in [
+        &["check", "--config", "burnwatch.yaml"][..],
+        &["run", "--config", "burnwatch.yaml"][..],
+    ] {
+        let o = run_in(dir.path(), args);
+        assert_eq!(o.code, 1, "{args:?}: {}{}", o.stdout, o.stderr);
+        let all = format!("{}{}", o.stdout, o.stderr);
+        assert!(
+            all.contains("SLO api/ratio-of-rates: it needs a query source"),
+            "{args:?}: {all}"
+        );
+    }
+    std::fs::write(
+        &cfg,
+        "rules: [sloth.yml]\ndata_dir: data\nsources:\n  prometheus:\n    - {name: prom, url: 'http://127.0.0.1:1'}\n",
+    )
+    .expect("config");
+    let o = run_in(dir.path(), &["check", "--config", "burnwatch.yaml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+}
