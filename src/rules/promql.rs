@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::rules::model::{Indicator, LatencySource, RatioNumerator};
+use crate::rules::model::{Indicator, LatencySource, QueryMode, RatioNumerator};
 use crate::rules::selector::{MatchOp, Selector};
 use crate::time::Dur;
 
@@ -103,23 +103,7 @@ pub struct Untranslated(pub String);
 /// The window placeholders a query may hold: Sloth's `{{.window}}` (any spacing) and OpenSLO's
 /// literal windows are both read as "the window".
 fn strip_window(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        match rest[open..].find("}}") {
-            Some(close) => {
-                out.push_str("$window");
-                rest = &rest[open + close + 2..];
-            }
-            None => {
-                out.push_str(&rest[open..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    QueryMode::with_window(text, "$window")
 }
 
 /// A cursor over a query's text.

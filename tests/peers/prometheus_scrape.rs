@@ -23,8 +23,8 @@ use burnwatch::server::percent_encode;
 use burnwatch::synthetic::Behaviour;
 use burnwatch::time::Dur;
 use common::{
-    Proc, drive, free_addr, get_json, prometheus_binary, run_agent, shop_rules, start_receiver,
-    start_service, wait_for,
+    Proc, drive, free_addr, get_json, run_agent, shop_rules, start_prometheus, start_receiver,
+    start_service, wait_baseline_scrapes, wait_for,
 };
 use serde_json::Value;
 
@@ -340,7 +340,6 @@ async fn promtool_checks_a_live_page(addr: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has_data() {
     let started = Instant::now();
-    let prometheus = prometheus_binary();
 
     // 1 request in 8 fails (500); 1 in 5 takes 320 ms (over the latency SLO's 300 ms).
     let behaviour = Behaviour {
@@ -369,54 +368,15 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     let _agent = run_agent(&cfg);
     let (_plain_agent, plain_addr) = start_plain_agent(&dir, &rules(&base), &hooks.to_string());
 
-    let prom_dir = dir.path().join("prometheus");
-    std::fs::create_dir(&prom_dir).expect("prometheus dir");
-    let prom_cfg = prom_dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
-             - job_name: burnwatch\n  static_configs:\n  - targets: ['{agent_addr}']\n"
-        ),
-    )
-    .expect("prometheus config");
-    let prom = free_addr();
-    let log_path = prom_dir.join("prometheus.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let _prometheus = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                prom_dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prom}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus"),
+    let (_prometheus, prom) = start_prometheus(
+        &dir.path().join("prometheus"),
+        "burnwatch",
+        &agent_addr.to_string(),
     );
 
     // The agent's baseline scrape of the service: two completed scrapes after its API is up, so
     // every request from here on is counted (as tests/agent/agent.rs does).
-    let scrapes = || async {
-        let t = get_json(agent_addr, "/api/v1/targets").await?;
-        t["targets"][0]["scrapes_total"]
-            .as_u64()
-            .filter(|_| t["targets"][0]["up"] == true)
-            .ok_or_else(|| format!("no successful scrape yet: {t}"))
-    };
-    let first = wait_for("the agent's first scrape", scrapes).await;
-    wait_for("the agent's baseline scrape", || async {
-        let n = scrapes().await?;
-        if n >= first + 2 {
-            Ok(())
-        } else {
-            Err(format!("{n} scrapes"))
-        }
-    })
-    .await;
+    wait_baseline_scrapes(agent_addr).await;
     let before = svc.stats();
     let prober = Prober::new(&[]).expect("prober");
     drive(&prober, &base, DRIVEN).await;
