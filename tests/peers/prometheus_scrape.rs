@@ -7,7 +7,8 @@
 //! live page of an agent without the Sloth series (their `:` names are Sloth's, and a lint). The agent runs with
 //! `export.prometheus.sloth_compatible` on, and the queries of Sloth's "Detailed SLOs" Grafana
 //! dashboard (14348) return the exact numbers of the driven traffic. Alerting is configured with
-//! a webhook receiver (an in-process endpoint), so the alerting families have their rows.
+//! a webhook receiver (an in-process endpoint), so the alerting families have their rows, and a
+//! query source no SLO reads, so the source families have theirs.
 
 use crate::common;
 
@@ -361,6 +362,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         &cfg,
         format!(
             "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n\
+             sources: {{prometheus: [{{name: archive, url: 'http://127.0.0.1:9'}}]}}\n\
              alerting:\n  route: {{receiver: oncall, group_wait: 1s}}\n  receivers:\n    - name: oncall\n      webhook: [{{url: 'http://{hooks}/hook'}}]\n"
         ),
     )
