@@ -352,9 +352,52 @@ pub struct PrometheusClient {
     headers: Vec<(HeaderName, HeaderValue)>,
     auth: Option<HttpAuth>,
     timeout: Dur,
+    /// When a failure was last logged, and whether reads are failing: one log gate per source,
+    /// so a backend that is down logs one line per [`LOG_EVERY`], not one per SLO.
+    log: std::sync::Mutex<(Option<std::time::Instant>, bool)>,
+}
+
+/// How often a failing source logs: when failures start, then at most this often while they
+/// go on (every failure is counted in `burnwatch_source_errors_total`), and once when a read
+/// answers again.
+pub const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What to log after a read, by [`PrometheusClient::log_outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLine {
+    /// Nothing.
+    None,
+    /// The failure (the first, or the first for [`LOG_EVERY`]).
+    Failure,
+    /// The source answers again after failures.
+    Recovered,
 }
 
 impl PrometheusClient {
+    /// Whether the outcome of a read (`failed` or not) is worth a log line, by the source's
+    /// gate (see [`LOG_EVERY`]).
+    pub fn log_outcome(&self, failed: bool) -> LogLine {
+        let mut g = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !failed {
+            return if std::mem::take(&mut g.1) {
+                g.0 = None;
+                LogLine::Recovered
+            } else {
+                LogLine::None
+            };
+        }
+        g.1 = true;
+        if g.0.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            g.0 = Some(std::time::Instant::now());
+            LogLine::Failure
+        } else {
+            LogLine::None
+        }
+    }
+
     /// A client for `cfg` (its CA file read now). Does not connect.
     pub fn new(cfg: &PrometheusSource) -> Result<PrometheusClient, SourceError> {
         let endpoint = format!("{}/api/v1/query", cfg.url);
@@ -387,6 +430,7 @@ impl PrometheusClient {
             headers,
             auth: cfg.auth.clone(),
             timeout: cfg.timeout,
+            log: std::sync::Mutex::new((None, false)),
         })
     }
 
@@ -624,6 +668,37 @@ mod tests {
         assert_eq!(c.add(0.6, 0.6), (0, 1));
         assert_eq!(c.add(0.3, 0.3), (0, 0));
         assert_eq!(c.add(0.0, 1.0), (1, 1));
+    }
+
+    #[test]
+    fn a_failing_source_logs_once_then_once_more_when_it_answers() {
+        let cfg = PrometheusSource {
+            name: "prom".into(),
+            url: "http://127.0.0.1:1".into(),
+            auth: None,
+            headers: vec![("X-Scope-OrgID".into(), "t1".into())],
+            tls_ca: None,
+            timeout: Dur::from_secs(1),
+            interval: Dur::from_secs(60),
+            default: false,
+        };
+        let c = PrometheusClient::new(&cfg).expect("client");
+        assert_eq!(c.log_outcome(false), LogLine::None);
+        // Many SLOs of the source failing together: one line.
+        assert_eq!(c.log_outcome(true), LogLine::Failure);
+        assert_eq!(c.log_outcome(true), LogLine::None);
+        assert_eq!(c.log_outcome(true), LogLine::None);
+        assert_eq!(c.log_outcome(false), LogLine::Recovered);
+        assert_eq!(c.log_outcome(false), LogLine::None);
+        assert_eq!(c.log_outcome(true), LogLine::Failure);
+        let bad = PrometheusSource {
+            url: "http://a b".into(),
+            ..cfg
+        };
+        assert!(matches!(
+            PrometheusClient::new(&bad),
+            Err(SourceError::Url { .. })
+        ));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::shutdown::Shutdown;
 use crate::slo::fingerprint::fnv1a64;
-use crate::source::PrometheusClient;
+use crate::source::{LogLine, PrometheusClient};
 use crate::time::{Dur, Timestamp};
 use crate::view::{Lag, ScrapeFailure};
 
@@ -95,10 +95,6 @@ pub struct QueryJob {
     /// The newest read already counted, if any.
     pub resume: Option<Timestamp>,
 }
-
-/// How often a failing query SLO logs: the first failure, then at most this often while it
-/// goes on (every failure is counted in `burnwatch_source_errors_total`).
-const QUERY_LOG_EVERY: Duration = Duration::from_secs(300);
 
 /// The running collectors of one rule set generation.
 pub struct Collectors {
@@ -285,62 +281,42 @@ async fn scrape_loop(
     .await;
 }
 
-/// What a query SLO's collector remembers between reads.
-struct QueryProgress {
-    /// The newest successful read: the next window starts there.
-    from: Option<Timestamp>,
-    /// When a failure was last logged, and whether the reads are failing.
-    logged: Option<Instant>,
-    failing: bool,
-}
-
 /// Reads one `query` SLO every interval of its source (sharing the scrapes' concurrency
 /// bound). A window-mode read covers the time since the previous successful read (a first
 /// read, one interval), so a failed read's events are counted by the next one that answers;
-/// failures are logged when they start, at most every [`QUERY_LOG_EVERY`] while they go on,
-/// and when they end.
+/// failures are logged per source when they start, at most every
+/// [`crate::source::LOG_EVERY`] while they go on, and when they end.
 async fn query_loop(job: QueryJob, generation: u64, shared: Shared, stop: Shutdown) {
     let interval = job.client.interval;
     let name = format!("query {}", job.slo);
-    let progress = Arc::new(Mutex::new(QueryProgress {
-        from: job.resume,
-        logged: None,
-        failing: false,
-    }));
+    // The newest successful read: the next window starts there.
+    let progress = Arc::new(Mutex::new(job.resume));
     let job = Arc::new(job);
     let clock = shared.clock;
     let check = || {
         let (job, progress) = (job.clone(), progress.clone());
         async move {
             let at = clock.now();
-            let from = {
-                let p = progress.lock().unwrap_or_else(PoisonError::into_inner);
-                p.from
-            }
-            .unwrap_or(Timestamp(at.0.saturating_sub(interval.millis() as i64)));
+            let from = progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or(Timestamp(at.0.saturating_sub(interval.millis() as i64)));
             let result = job.client.read(&job.numerator, &job.total, from, at).await;
-            let mut p = progress.lock().unwrap_or_else(PoisonError::into_inner);
-            match &result {
-                Ok(_) => {
-                    p.from = Some(at);
-                    if std::mem::take(&mut p.failing) {
-                        tracing::info!(slo = %job.slo, source = %job.client.name, "query source answers again");
-                    }
-                    p.logged = None;
+            if result.is_ok() {
+                *progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
+            }
+            match (job.client.log_outcome(result.is_err()), &result) {
+                (LogLine::Failure, Err(e)) => tracing::warn!(
+                    slo = %job.slo,
+                    source = %job.client.name,
+                    reason = e.reason(),
+                    error = %e,
+                    "query source read failed: no data for this interval (retried next interval; the SLO's no_data policy applies; further failures of this source are logged at most every 5 minutes)"
+                ),
+                (LogLine::Recovered, _) => {
+                    tracing::info!(source = %job.client.name, "query source answers again");
                 }
-                Err(e) => {
-                    p.failing = true;
-                    if p.logged.is_none_or(|t| t.elapsed() >= QUERY_LOG_EVERY) {
-                        p.logged = Some(Instant::now());
-                        tracing::warn!(
-                            slo = %job.slo,
-                            source = %job.client.name,
-                            reason = e.reason(),
-                            error = %e,
-                            "query source read failed: no data for this interval (retried next interval; the SLO's no_data policy applies)"
-                        );
-                    }
-                }
+                _ => {}
             }
             Observation::Query {
                 generation,
