@@ -15,10 +15,10 @@
 use crate::rules::decode::FileRules;
 use crate::rules::model::{
     Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, NoDataPolicy,
-    RatioNumerator, Service, Slo, SloId, Spec, Window, default_tiers,
+    Service, Slo, SloId, Spec, Window, default_tiers,
 };
 use crate::rules::node::{Kind, Node};
-use crate::rules::promql::{self, EventsSli};
+use crate::rules::promql;
 use crate::schema::{Decoder, MapReader};
 use crate::time::Dur;
 
@@ -245,27 +245,14 @@ impl Decoder<'_, FileRules> {
         let error = e.req(self, error_key, example, Decoder::string);
         let total = e.req(self, total_key, example, Decoder::string);
         let (error, total) = (error?, total?);
-        match promql::events(&error, &total).map(EventsSli::into_indicator) {
-            Ok(found) => Some(found),
-            Err(why) => {
-                // Not an error: the agent reads such an SLO from its Prometheus source, which
-                // evaluates the queries as they are (docs/sources.md).
-                let pos = e.get(error_key).map_or(e.pos, Node::pos);
-                self.warn(
-                    pos,
-                    format!("needs a query source: this SLI's queries do not translate to selectors ({why}), so the agent reads them from its `sources.prometheus` entry"),
-                );
-                Some((
-                    Indicator::Query {
-                        source: None,
-                        numerator: RatioNumerator::Bad,
-                        numerator_query: error,
-                        total_query: total,
-                    },
-                    Vec::new(),
-                ))
-            }
+        let (found, untranslated) = promql::events_or_query(error, total);
+        if let Some(why) = untranslated {
+            // Not an error: the agent reads such an SLO from its Prometheus source, which
+            // evaluates the queries as they are (docs/sources.md).
+            let pos = e.get(error_key).map_or(e.pos, Node::pos);
+            self.warn(pos, why.needs_a_source());
         }
+        Some(found)
     }
 
     /// `alerting:`: labels onto every tier, `page_alert` / `ticket_alert` labels onto the page /
