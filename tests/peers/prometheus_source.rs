@@ -5,8 +5,10 @@
 //!   scraped SLO's exactly, and the service's own counts;
 //! - window mode (`sum(increase(...[{{.window}}]))`, Sloth's style): within Prometheus's
 //!   extrapolation of the driven traffic (the bound docs/sources.md gives);
-//! - a source nobody listens on and one that is not a Prometheus API: no data for their SLOs,
-//!   errors counted by reason, no alert, and the agent keeps running.
+//! - a source nobody listens on, one that never answers and one that is not a Prometheus API:
+//!   no data for their SLOs, errors counted by reason, no alert, and the agent keeps running;
+//! - after a SIGKILL and traffic while the agent is down, counter mode counts the downtime
+//!   exactly and window mode resumes where the checkpoint ends.
 
 use crate::common;
 
@@ -63,6 +65,10 @@ slos:
     objective: 99
     indicator:
       query: {{source: wrong, bad: '{bad}', total: '{all}'}}
+  - name: slow-backend
+    objective: 99
+    indicator:
+      query: {{source: mute, bad: '{bad}', total: '{all}'}}
 "#
     )
 }
@@ -148,6 +154,17 @@ async fn query_slos_read_from_prometheus_equal_the_scraped_counts() {
 
     let agent = free_addr();
     let down = free_addr();
+    // A backend that accepts connections and never answers (held open until the test ends).
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mute_addr = mute.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = mute.accept().await {
+            held.push(conn);
+        }
+    });
     std::fs::write(dir.path().join("shop.yaml"), rules(&base)).expect("rules");
     let cfg = dir.path().join("burnwatch.yaml");
     std::fs::write(
@@ -158,7 +175,8 @@ async fn query_slos_read_from_prometheus_equal_the_scraped_counts() {
              \x20   - {{name: prom, url: 'http://{prom}', interval: 1s, default: true}}\n\
              \x20   - {{name: slow, url: 'http://{prom}', interval: 4s}}\n\
              \x20   - {{name: down, url: 'http://{down}', interval: 1s, timeout: 1s}}\n\
-             \x20   - {{name: wrong, url: '{base}', interval: 1s, headers: {{X-Scope-OrgID: tenant-1}}}}\n"
+             \x20   - {{name: wrong, url: '{base}', interval: 1s, headers: {{X-Scope-OrgID: tenant-1}}}}\n\
+             \x20   - {{name: mute, url: 'http://{mute_addr}', interval: 1s, timeout: 500ms}}\n"
         ),
     )
     .expect("config");
@@ -243,14 +261,17 @@ async fn query_slos_read_from_prometheus_equal_the_scraped_counts() {
             .as_u64()
             .unwrap_or(0);
     assert!(status_or_invalid > 0, "{wrong}");
-    for name in ["unreachable", "not-prometheus"] {
+    let mute = source(agent, "mute").await.expect("mute");
+    assert_eq!(mute["reads_total"], 0, "{mute}");
+    assert!(mute["errors_total"]["timeout"].as_u64() > Some(0), "{mute}");
+    for name in ["unreachable", "not-prometheus", "slow-backend"] {
         assert_eq!(slo(agent, name).await, Ok((0, 0)), "{name}");
     }
     let alerts = get_json(agent, "/api/v1/alerts").await.expect("alerts");
     assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
     let page = get_json(agent, "/api/v1/status").await.expect("status");
     assert!(
-        page["sources"].as_array().is_some_and(|a| a.len() == 4),
+        page["sources"].as_array().is_some_and(|a| a.len() == 5),
         "{page}"
     );
 
