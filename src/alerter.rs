@@ -624,7 +624,6 @@ fn source_slo(s: &Source) -> Option<&SloId> {
     }
 }
 
-/// Adds the entry's alert to `out` when it is firing, or when it resolved in this step.
 /// What the annotations of one evaluation are computed from.
 struct Context<'a> {
     rows: &'a HashMap<&'a SloId, (&'a SloReport, &'a Service, &'a Slo)>,
@@ -639,11 +638,21 @@ struct Context<'a> {
 impl Context<'_> {
     /// The current annotations of an alert from `source`; None when its SLO, probe or target
     /// is not in the snapshot. A `resolved` alert's summary and description say that it
-    /// recovered, with the final figures, instead of repeating the symptom.
+    /// recovered, with the final figures, instead of repeating the symptom. A burn tier's own
+    /// `annotations` go on last, the same text firing and resolved, as the user wrote it.
     fn annotations(&self, source: &Source, resolved: bool) -> Option<Labels> {
         let mut a = self.symptom_annotations(source)?;
         if resolved {
             recovered(&mut a, source, self.rows);
+        }
+        if let Source::Burn { slo, tier } = source {
+            let own = self
+                .rows
+                .get(slo)
+                .and_then(|(_, _, s)| s.alerting.tiers.iter().find(|t| &t.name == tier));
+            if let Some(t) = own {
+                a.extend(t.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
         }
         Some(a)
     }
@@ -680,6 +689,7 @@ impl Context<'_> {
     }
 }
 
+/// Adds the entry's alert to `out` when it is firing, or when it resolved in this step.
 fn push_alert(out: &mut AlertSet, fp: Fingerprint, entry: &AlertEntry, newly_resolved: bool) {
     let phase = &entry.lifecycle.phase;
     let Some((starts_at, ends_at)) = phase.instance() else {

@@ -95,6 +95,7 @@ impl Daemon {
             ServerOptions {
                 alerting: Some(agent.alerting()),
                 reload: Some(agent.reloader()),
+                history: Some(agent.history()),
                 ..server_opts
             },
             shutdown.clone(),

@@ -226,6 +226,18 @@ impl Evaluator {
         &self.engine
     }
 
+    /// The history of an SLO (or grouped-SLO instance) from the engine's buckets, up to `now`
+    /// (see [`crate::slo::history`]); `None` for an unknown id.
+    pub fn history(
+        &mut self,
+        id: &SloId,
+        now: Timestamp,
+        query: crate::slo::history::HistoryQuery,
+    ) -> Option<Result<crate::slo::history::History, crate::slo::history::HistoryError>> {
+        let idx = self.engine.index_of(id)?;
+        self.engine.history(idx, now, query)
+    }
+
     /// The scrape plan collectors of this generation use.
     pub fn plan(&self) -> &Arc<ScrapePlan> {
         &self.plan

@@ -69,7 +69,7 @@ enum Command {
         #[arg(required_unless_present = "config", value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
-    /// Rewrite Sloth rules files (`prometheus/v1`, `PrometheusServiceLevel`) as `burnwatch/v1`,
+    /// Rewrite Sloth (`prometheus/v1`, `PrometheusServiceLevel`) and OpenSLO (`openslo/v1`) rules files as `burnwatch/v1`,
     /// with what burnwatch does otherwise noted in comments; `check` reads the output as the
     /// same SLOs.
     Convert {
@@ -161,9 +161,13 @@ enum GenerateTarget {
     /// windows), for Prometheus, Thanos Ruler or Mimir's ruler; SLOs without a PromQL equivalent
     /// are named on stderr and in a comment.
     Prometheus {
-        /// Write one file per service, `DIR/<service>.rules.yml`, instead of one file to stdout.
+        /// Write one file per service, `DIR/<service>.rules.yml`, instead of one file to stdout,
+        /// and its `promtool test rules` unit tests, `DIR/tests/<service>.test.yml`.
         #[arg(long, short, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// With `-o`, do not write the unit tests.
+        #[arg(long = "no-tests", requires = "output")]
+        no_tests: bool,
         /// A label added to every rule, `name=value` (repeatable); the rules' labels win.
         #[arg(long = "extra-labels", short = 'l', value_name = "NAME=VALUE", value_parser = label_arg)]
         extra_labels: Vec<(String, String)>,
@@ -287,10 +291,16 @@ fn main() -> ExitCode {
             target:
                 GenerateTarget::Prometheus {
                     output,
+                    no_tests,
                     extra_labels,
                     paths,
                 },
-        } => report_exit(generate_prometheus(&paths, output.as_deref(), extra_labels)),
+        } => report_exit(generate_prometheus(
+            &paths,
+            output.as_deref(),
+            !no_tests,
+            extra_labels,
+        )),
         Command::Run { config } => report_exit(run(&config)),
         Command::Status { agent } => report_exit(status(&agent)),
         Command::Alerts { agent } => report_exit(alerts(&agent)),
@@ -354,7 +364,7 @@ fn checked_rules(
     Ok((report, rules))
 }
 
-/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth
+/// `burnwatch convert`: the files checked as `check` does (errors stop it), then each Sloth or OpenSLO
 /// service written as a `burnwatch/v1` document, its file's warnings as comments; files already
 /// in `burnwatch/v1` are left alone.
 fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -362,8 +372,14 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
     let (report, rules) = checked_rules(paths, "converted")?;
     let mut by_file: std::collections::BTreeMap<&std::path::Path, String> = Default::default();
     for svc in rules.services.iter().filter(|s| s.spec != Spec::Burnwatch) {
-        let notes: Vec<String> = report
-            .diagnostics_for(&svc.file)
+        // An OpenSLO service's SLOs may name objects in files of their own (SLIs, policies):
+        // what those files said that burnwatch does otherwise is noted with it too.
+        let object_files = report.files.iter().filter(|f| {
+            svc.spec == Spec::OpenSlo && f.services.is_empty() && f.openslo_objects > 0
+        });
+        let notes: Vec<String> = std::iter::once(svc.file.as_path())
+            .chain(object_files.map(|f| f.path.as_path()))
+            .flat_map(|file| report.diagnostics_for(file))
             .filter(|d| !d.is_error())
             .map(ToString::to_string)
             .collect();
@@ -371,7 +387,7 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
         by_file.entry(&svc.file).or_default().push_str(&doc);
     }
     if by_file.is_empty() {
-        eprintln!("burnwatch: nothing to convert: no Sloth file among the paths");
+        eprintln!("burnwatch: nothing to convert: no Sloth or OpenSLO file among the paths");
     }
     match output {
         None => {
@@ -396,13 +412,16 @@ fn convert(paths: &[PathBuf], output: Option<&std::path::Path>) -> anyhow::Resul
 }
 
 /// `burnwatch generate prometheus`: the rules checked as `check` does (errors stop it), then one
-/// rule file to stdout or one per service into `output`.
+/// rule file to stdout or one per service into `output`, with its unit tests in `output/tests/`
+/// when `tests` (a subdirectory, so a `rule_files: [DIR/*.yml]` glob does not load them).
 fn generate_prometheus(
     paths: &[PathBuf],
     output: Option<&std::path::Path>,
+    tests: bool,
     extra_labels: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     use burnwatch::generate::prometheus::{Options, generate, rule_file};
+    use burnwatch::generate::rule_test::{service_tests, test_file};
     let (_, rules) = checked_rules(paths, "generated")?;
     let opts = Options {
         extra_labels: extra_labels.into_iter().collect(),
@@ -415,9 +434,29 @@ fn generate_prometheus(
         None => print!("{}", rule_file(&services.iter().collect::<Vec<_>>())),
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            for s in &services {
-                let path = dir.join(format!("{}.rules.yml", s.service));
+            let test_dir = dir.join("tests");
+            // `generate` gives one entry per service, in rule order.
+            for (svc, s) in rules.services.iter().zip(&services) {
+                let name = format!("{}.rules.yml", s.service);
+                let path = dir.join(&name);
                 std::fs::write(&path, rule_file(&[s]))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("burnwatch: wrote {}", path.display());
+                if !tests {
+                    continue;
+                }
+                let (groups, untested) = service_tests(svc, s, &opts);
+                for u in &untested {
+                    eprintln!("burnwatch: {u}");
+                }
+                if groups.is_empty() {
+                    continue;
+                }
+                std::fs::create_dir_all(&test_dir)
+                    .with_context(|| format!("creating {}", test_dir.display()))?;
+                let path = test_dir.join(format!("{}.test.yml", s.service));
+                let text = test_file(&format!("../{name}"), &groups, &untested);
+                std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("burnwatch: wrote {}", path.display());
             }
@@ -779,6 +818,14 @@ fn print_report(report: &CheckReport) {
                     )
                 })
                 .collect();
+            let mut parts = parts;
+            if f.openslo_objects > 0 {
+                parts.push(format!(
+                    "{} other OpenSLO object{} (SLIs, alert policies, ...)",
+                    f.openslo_objects,
+                    plural(f.openslo_objects)
+                ));
+            }
             println!("{}: OK: {}", f.path.display(), parts.join("; "));
         }
         for d in report.diagnostics_for(&f.path) {

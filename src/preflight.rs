@@ -467,9 +467,19 @@ fn reserved_label_warnings(report: &CheckReport) -> Vec<Diagnostic> {
                 Kind::Seq(items) => items.as_slice(),
                 _ => &[],
             });
+            // OpenSLO objects (one, or a list of them) hold theirs in `metadata.labels`.
+            let objects = match doc.kind() {
+                Kind::Seq(items) => items.as_slice(),
+                _ => std::slice::from_ref(&doc),
+            };
+            let openslo = objects
+                .iter()
+                .filter_map(|o| locate_key(o, "metadata"))
+                .filter_map(|m| locate_key(m, "labels"));
             let label_maps = std::iter::once(&doc)
                 .chain(slos)
-                .filter_map(|n| locate_key(n, "labels"));
+                .filter_map(|n| locate_key(n, "labels"))
+                .chain(openslo);
             for labels in label_maps {
                 for (k, _) in entries(labels) {
                     let Some(name) = k.as_str().filter(|n| RESERVED.contains(n)) else {

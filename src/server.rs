@@ -38,13 +38,14 @@ use crate::config::ApiConfig;
 use crate::export::prometheus::PageOptions;
 use crate::notify::dispatch::{AlertView, SuppressionState};
 use crate::notify::silence::{Silence, SilenceError, SilenceRequest};
-use crate::rules::model::{Slo, Window};
+use crate::rules::model::{BudgetingMethod, Slo, SloId, Window};
 use crate::secret::SecretValue;
 use crate::shutdown::Shutdown;
 use crate::slo::engine::{SloReport, TierReport};
+use crate::slo::history::History;
 use crate::time::{Dur, Timestamp};
 use crate::view::{
-    AgentSnapshot, AlertingHandle, AlertingView, CommandError, Reloader, TierPhases,
+    AgentSnapshot, AlertingHandle, AlertingView, CommandError, HistoryHandle, Reloader, TierPhases,
 };
 
 /// How long open connections may take to finish after shutdown starts.
@@ -64,6 +65,9 @@ pub struct ServerOptions {
     pub alerting: Option<AlertingHandle>,
     /// The agent's reload handle (`POST /-/reload`); without it that route answers 503.
     pub reload: Option<Reloader>,
+    /// The agent's history handle (`GET /api/v1/slos/{service}/{slo}/history`); without it that
+    /// route answers 503.
+    pub history: Option<HistoryHandle>,
     /// `api.token`: required as `Authorization: Bearer ...` on every state-changing request
     /// (and on reads with `protect_reads`).
     pub token: Option<SecretValue>,
@@ -92,6 +96,7 @@ impl ServerOptions {
             page,
             alerting: None,
             reload: None,
+            history: None,
             token: api.token.clone(),
             protect_reads: api.protect_reads,
             hostnames: api.hostnames.clone(),
@@ -370,6 +375,10 @@ async fn dispatch(
     let read_only = is_read(&method);
     match parts.as_slice() {
         ["api", "v1", "alerts", ..] | ["api", "v1", "silences", ..] => {}
+        ["api", "v1", "slos", service, slo, "history"] if read_only => {
+            let resp = history(opts, &snap, service, slo, req.uri().query()).await;
+            return (resp, false);
+        }
         ["-", "reload"] if method == Method::POST => return (reload(opts).await, false),
         ["-", "reload"] => {
             return (
@@ -478,6 +487,147 @@ async fn dispatch(
         ),
     };
     (resp, false)
+}
+
+/// `GET /api/v1/slos/{service}/{slo}/history?range=30d&step=1h`: the SLO's counts, budget and
+/// burn rates over time from the engine's buckets (see [`crate::slo::history`]). `range`
+/// defaults to the SLO's window (a calendar window's period so far), `step` to about
+/// [`crate::slo::history::DEFAULT_POINTS`] points.
+async fn history(
+    opts: &ServerOptions,
+    snap: &AgentSnapshot,
+    service: &str,
+    slo: &str,
+    query: Option<&str>,
+) -> Resp {
+    let Some(handle) = &opts.history else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server has no agent to read histories from",
+        );
+    };
+    let slo = percent_decode(slo).unwrap_or_default();
+    let Some((report, def)) = snap
+        .slo_rows()
+        .into_iter()
+        .find(|(r, _, _)| r.id.service == service && r.id.slo == slo)
+        .map(|(r, _, def)| (r.clone(), def.clone()))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no SLO `{slo}` in service `{service}`; GET /api/v1/slos lists them"),
+        );
+    };
+    let pairs = match query_pairs(query.unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    let mut range = None;
+    let mut step = None;
+    for (k, v) in &pairs {
+        let slot = match k.as_str() {
+            "range" => &mut range,
+            "step" => &mut step,
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "unknown parameter `{other}`; use `range` and `step`, e.g. ?range=30d&step=1h"
+                    ),
+                );
+            }
+        };
+        match v.parse::<Dur>() {
+            Ok(d) => *slot = Some(d),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("`{k}`: {e}; write a duration such as 30d, 6h or 5m"),
+                );
+            }
+        }
+    }
+    let now = opts.clock.now();
+    // The SLO's window: rolling, or the calendar period so far.
+    let range = range.unwrap_or(match &def.window {
+        Window::Rolling(w) => *w,
+        Window::Calendar { unit, tz, .. } => {
+            let (start, _) = crate::slo::tiers::calendar_period(*unit, tz, now);
+            Dur(now.0.saturating_sub(start.0).max(1) as u64)
+        }
+    });
+    let q = crate::slo::history::HistoryQuery { range, step };
+    let h = match handle.history(report.id.clone(), q).await {
+        Ok(h) => h,
+        Err(e @ crate::view::HistoryFailure::Query(_)) => {
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        Err(e @ crate::view::HistoryFailure::UnknownSlo(_)) => {
+            return error(StatusCode::NOT_FOUND, &e.to_string());
+        }
+        Err(e @ crate::view::HistoryFailure::Stopped) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+    };
+    json_response(
+        StatusCode::OK,
+        &history_json(&report.id, &def, range, now, &h),
+    )
+}
+
+fn history_json(id: &SloId, def: &Slo, range: Dur, now: Timestamp, h: &History) -> Value {
+    let unit = match def.method {
+        BudgetingMethod::Occurrences => "events",
+        BudgetingMethod::Timeslices { .. } => "slices",
+    };
+    let points: Vec<Value> = h
+        .points
+        .iter()
+        .zip(&h.budget_remaining)
+        .map(|(p, remaining)| {
+            json!({
+                "start": p.start,
+                "end": p.end,
+                "total": p.total,
+                "good": p.total - p.bad,
+                "bad": p.bad,
+                "sli": (p.total > 0).then(|| (p.total - p.bad) as f64 / p.total as f64),
+                "budget_remaining": remaining,
+            })
+        })
+        .collect();
+    let tiers: Vec<Value> = def
+        .alerting
+        .tiers
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "severity": t.severity,
+                "long": t.long.to_string(),
+                "short": t.short.to_string(),
+                "factor": t.factor,
+            })
+        })
+        .collect();
+    let burn: serde_json::Map<String, Value> = h
+        .burn_rates
+        .iter()
+        .map(|(w, series)| (w.to_string(), json!(series)))
+        .collect();
+    json!({
+        "service": id.service,
+        "slo": id.slo,
+        "at": now,
+        "range": range.to_string(),
+        "step": h.step.to_string(),
+        "resolution": h.resolution.to_string(),
+        "unit": unit,
+        "objective": def.objective.percent(),
+        "points": points,
+        "burn_rates": burn,
+        "tiers": tiers,
+    })
 }
 
 /// `POST /-/reload`: reloads the rules as SIGHUP does and answers with the outcome: 200 with

@@ -38,7 +38,8 @@ use crate::slo::checkpoint::EngineCheckpoint;
 use crate::storage::{self, StorageError};
 use crate::time::Timestamp;
 use crate::view::{
-    AgentSnapshot, AlertingHandle, Lag, Pace, ReloadOutcome, ReloadRequest, Reloader,
+    AgentSnapshot, AlertingHandle, HistoryFailure, HistoryHandle, HistoryRequest, Lag, Pace,
+    ReloadOutcome, ReloadRequest, Reloader,
 };
 
 use alerting::{Alerting, ProbeResult};
@@ -100,9 +101,16 @@ pub struct Environment {
 pub struct Agent {
     snapshots: watch::Receiver<Arc<AgentSnapshot>>,
     reload: mpsc::Sender<ReloadRequest>,
+    history: mpsc::Sender<HistoryRequest>,
     shutdown: Shutdown,
     task: JoinHandle<()>,
     alerting: Alerting,
+}
+
+/// What readers ask of the agent loop besides observations: reloads and histories.
+struct Requests {
+    reload: mpsc::Receiver<ReloadRequest>,
+    history: mpsc::Receiver<HistoryRequest>,
 }
 
 impl Agent {
@@ -194,10 +202,18 @@ impl Agent {
         let (probe_tap, probe_results) = mpsc::channel(tap_len);
         let alerting = Alerting::start(&cfg, ev.rules(), snapshots.clone(), probe_results, clock)?;
         let (reload, reload_rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, reload_rx, probe_tap));
+        // A few at a time: each is answered between two steps of the loop, in well under a
+        // millisecond, and a UI asks for one chart at a time.
+        let (history, history_rx) = mpsc::channel(16);
+        let requests = Requests {
+            reload: reload_rx,
+            history: history_rx,
+        };
+        let task = tokio::spawn(run_loop(cfg, ev, shared, rx, snap_tx, requests, probe_tap));
         Ok(Agent {
             snapshots,
             reload,
+            history,
             shutdown: shutdown.clone(),
             task,
             alerting,
@@ -217,6 +233,11 @@ impl Agent {
     /// A handle that asks for a reload (as SIGHUP does).
     pub fn reloader(&self) -> Reloader {
         Reloader(self.reload.clone())
+    }
+
+    /// A handle that reads SLO histories from the engine.
+    pub fn history(&self) -> HistoryHandle {
+        HistoryHandle(self.history.clone())
     }
 
     /// The alerting task's handle (alerts, silences).
@@ -420,7 +441,7 @@ async fn run_loop(
     shared: Shared,
     mut rx: mpsc::Receiver<Observation>,
     snap_tx: watch::Sender<Arc<AgentSnapshot>>,
-    mut reload_rx: mpsc::Receiver<ReloadRequest>,
+    mut requests: Requests,
     probe_tap: mpsc::Sender<ProbeResult>,
 ) {
     let mut collectors = Collectors::spawn(
@@ -466,7 +487,14 @@ async fn run_loop(
                 let _ = snap_tx.send(Arc::new(snap));
             }
             _ = cp_tick.tick() => checkpoint(&cfg, &mut ev, shared.clock).await,
-            Some(reply) = reload_rx.recv() => {
+            Some((id, query, reply)) = requests.history.recv() => {
+                let answer = match ev.history(&id, shared.clock.now(), query) {
+                    Some(h) => h.map_err(HistoryFailure::from),
+                    None => Err(HistoryFailure::UnknownSlo(id)),
+                };
+                let _ = reply.send(answer);
+            }
+            Some(reply) = requests.reload.recv() => {
                 files = rules_fingerprint(&cfg);
                 let outcome;
                 (collectors, outcome) = reload(&cfg, &mut ev, collectors, &shared).await;

@@ -11,7 +11,8 @@
 //!
 //! The windows and factors are the SLO's own burn-rate tiers (for any window length: 7d, 28d,
 //! 30d, 90d), one alert per run of tiers that share severity, `for`, `keep_firing_for` and labels
-//! (Sloth's page and ticket alerts, each the `or` of its two windows pairs). What PromQL rules
+//! (Sloth's page and ticket alerts, each the `or` of its two windows pairs), named by the SLO's
+//! `alert_name` (Sloth's `alerting.name`) or `SloBurnRate`, with its annotations. What PromQL rules
 //! cannot express is left out with a comment in the output and a [`Skipped`] entry: probe-fed SLOs
 //! (burnwatch's own health checks), timeslice budgets, percentile SLOs. A calendar window is
 //! generated over its nominal rolling length (30d for a month), said in a comment.
@@ -253,12 +254,7 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
     let id = format!("{}-{}", slo.id.service, slo.id.name());
     let period = slo.window.nominal();
     let period_name = prom_duration(period);
-    let mut labels: Labels = opts.extra_labels.clone();
-    labels.extend(svc.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    labels.extend(slo.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    labels.insert("sloth_id".into(), id.clone());
-    labels.insert("sloth_service".into(), slo.id.service.clone());
-    labels.insert("sloth_slo".into(), slo.id.name().to_owned());
+    let labels = series_labels(svc, slo, opts);
     let ids = format!(
         "{{sloth_id=\"{}\", sloth_service=\"{}\", sloth_slo=\"{}\"}}",
         escape(&id),
@@ -365,17 +361,13 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
     );
 
     // Alerts: one per run of tiers that alert alike.
-    let runs = alert_runs(&slo.alerting.tiers);
-    // Two alerts of one severity (tiers that differ in `for` or labels) are told apart by their
-    // tiers, as Prometheus needs every alert's labels distinct.
-    let shared = |sev: &str| runs.iter().filter(|r| r[0].severity == sev).count() > 1;
-    if !runs.is_empty() {
+    let alerts = alert_rules(svc, slo, &labels);
+    if !alerts.is_empty() {
         let _ = writeln!(out, "- name: sloth-slo-alerts-{id}\n  rules:");
     }
-    for run in &runs {
-        let first = run[0];
+    for a in &alerts {
         let mut expr = String::new();
-        for (i, t) in run.iter().enumerate() {
+        for (i, t) in a.tiers.iter().enumerate() {
             if i > 0 {
                 expr.push_str("or\n");
             }
@@ -388,54 +380,115 @@ fn slo_groups(svc: &Service, slo: &Slo, opts: &Options) -> Result<String, String
             };
             let _ = write!(expr, "(\n{}    and\n{})\n", cond(t.short), cond(t.long));
         }
-        let mut l = Labels::new();
-        l.extend(first.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        // Sloth's two alerts are `page` and `ticket`; a tier's own severity word (a Sloth
-        // file's `severity: pageteam`, the routing label) goes in `severity` beside it.
-        let kind = ["page", "ticket"]
-            .into_iter()
-            .find(|k| first.name.starts_with(k))
-            .unwrap_or(first.severity.as_str());
-        l.insert("sloth_severity".into(), kind.to_owned());
-        if first.severity != kind {
-            l.insert("severity".into(), first.severity.clone());
-        }
-        // The series carry these already; written on the rule too, they make each SLO's alert
-        // rule distinct in a file of many SLOs (promtool's duplicate-rule lint).
-        for k in ["sloth_id", "sloth_service", "sloth_slo"] {
-            if let Some(v) = labels.get(k) {
-                l.insert(k.into(), v.clone());
-            }
-        }
-        if shared(&first.severity) {
-            let names: Vec<&str> = run.iter().map(|t| t.name.as_str()).collect();
-            l.insert("tier".into(), names.join("+"));
-        }
-        let mut annotations = Labels::new();
-        annotations.insert(
-            "title".into(),
-            format!(
-                "({kind}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast."
-            ),
-        );
-        annotations.insert(
-            "summary".into(),
-            "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected.".into(),
-        );
-        if let Some(r) = &svc.runbook {
-            annotations.insert("runbook_url".into(), r.clone());
-        }
-        if let Some(d) = &svc.dashboard {
-            annotations.insert("dashboard_url".into(), d.clone());
-        }
         let extra = AlertExtra {
-            for_: first.for_,
-            keep_firing_for: first.keep_firing_for,
-            annotations,
+            for_: a.for_,
+            keep_firing_for: a.keep_firing_for,
+            annotations: a.annotations.clone(),
         };
-        rule(&mut out, "alert", "SloBurnRate", &expr, &l, Some(&extra));
+        rule(&mut out, "alert", &a.name, &expr, &a.labels, Some(&extra));
     }
     Ok(out)
+}
+
+/// The labels every series and rule of an SLO carries: `--extra-labels`, the service's and the
+/// SLO's labels (later ones win), and Sloth's `sloth_id`, `sloth_service`, `sloth_slo`.
+pub(crate) fn series_labels(svc: &Service, slo: &Slo, opts: &Options) -> Labels {
+    let mut labels: Labels = opts.extra_labels.clone();
+    labels.extend(svc.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.extend(slo.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.insert(
+        "sloth_id".into(),
+        format!("{}-{}", slo.id.service, slo.id.name()),
+    );
+    labels.insert("sloth_service".into(), slo.id.service.clone());
+    labels.insert("sloth_slo".into(), slo.id.name().to_owned());
+    labels
+}
+
+/// One generated alert rule: a run of tiers that alert alike.
+pub(crate) struct AlertSpec<'a> {
+    /// `alert:` (the SLO's `alert_name` or `SloBurnRate`).
+    pub name: String,
+    /// The tiers whose conditions it `or`s, each its short and long window above its factor.
+    pub tiers: Vec<&'a BurnTier>,
+    /// The rule's own labels (the series bring the rest).
+    pub labels: Labels,
+    /// The rule's annotations, templates unexpanded.
+    pub annotations: Labels,
+    /// `for:`.
+    pub for_: Dur,
+    /// `keep_firing_for:`.
+    pub keep_firing_for: Dur,
+}
+
+/// The alert rules of an SLO whose series carry `series` labels: one per run of tiers that
+/// alert alike.
+pub(crate) fn alert_rules<'a>(svc: &Service, slo: &'a Slo, series: &Labels) -> Vec<AlertSpec<'a>> {
+    let runs = alert_runs(&slo.alerting.tiers);
+    // Two alerts of one severity (tiers that differ in `for` or labels) are told apart by their
+    // tiers, as Prometheus needs every alert's labels distinct.
+    let shared = |sev: &str| runs.iter().filter(|r| r[0].severity == sev).count() > 1;
+    let name = slo
+        .alerting
+        .alert_name
+        .as_deref()
+        .unwrap_or(crate::alert::names::SLO_BURN_RATE);
+    runs.iter()
+        .map(|run| {
+            let first = run[0];
+            let mut l = Labels::new();
+            l.extend(first.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            // Sloth's two alerts are `page` and `ticket`; a tier's own severity word (a Sloth
+            // file's `severity: pageteam`, the routing label) goes in `severity` beside it.
+            let kind = ["page", "ticket"]
+                .into_iter()
+                .find(|k| first.name.starts_with(k))
+                .unwrap_or(first.severity.as_str());
+            l.insert("sloth_severity".into(), kind.to_owned());
+            if first.severity != kind {
+                l.insert("severity".into(), first.severity.clone());
+            }
+            // The series carry these already; written on the rule too, they make each SLO's
+            // alert rule distinct in a file of many SLOs (promtool's duplicate-rule lint).
+            for k in ["sloth_id", "sloth_service", "sloth_slo"] {
+                if let Some(v) = series.get(k) {
+                    l.insert(k.into(), v.clone());
+                }
+            }
+            if shared(&first.severity) {
+                let names: Vec<&str> = run.iter().map(|t| t.name.as_str()).collect();
+                l.insert("tier".into(), names.join("+"));
+            }
+            let mut annotations = Labels::new();
+            annotations.insert(
+                "title".into(),
+                format!(
+                    "({kind}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate is too fast."
+                ),
+            );
+            annotations.insert(
+                "summary".into(),
+                "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate is over expected.".into(),
+            );
+            if let Some(r) = &svc.runbook {
+                annotations.insert("runbook_url".into(), r.clone());
+            }
+            if let Some(d) = &svc.dashboard {
+                annotations.insert("dashboard_url".into(), d.clone());
+            }
+            // The tier's own annotations (Sloth's `alerting.annotations` and its page or ticket
+            // alert's) over the defaults, as Sloth merges them.
+            annotations.extend(first.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+            AlertSpec {
+                name: name.to_owned(),
+                tiers: run.clone(),
+                labels: l,
+                annotations,
+                for_: first.for_,
+                keep_firing_for: first.keep_firing_for,
+            }
+        })
+        .collect()
 }
 
 /// The windows an SLO's rules record, shortest first: every tier's short and long window
@@ -457,8 +510,8 @@ pub fn windows(slo: &Slo) -> Vec<Dur> {
     w
 }
 
-/// Consecutive tiers that alert alike (severity, `for`, `keep_firing_for`, labels): Sloth's page
-/// alert is the default page tiers' `or`, its ticket alert the ticket tiers'.
+/// Consecutive tiers that alert alike (severity, `for`, `keep_firing_for`, labels, annotations):
+/// Sloth's page alert is the default page tiers' `or`, its ticket alert the ticket tiers'.
 fn alert_runs(tiers: &[BurnTier]) -> Vec<Vec<&BurnTier>> {
     let mut runs: Vec<Vec<&BurnTier>> = Vec::new();
     for t in tiers {
@@ -467,7 +520,8 @@ fn alert_runs(tiers: &[BurnTier]) -> Vec<Vec<&BurnTier>> {
                 if run[0].severity == t.severity
                     && run[0].for_ == t.for_
                     && run[0].keep_firing_for == t.keep_firing_for
-                    && run[0].labels == t.labels =>
+                    && run[0].labels == t.labels
+                    && run[0].annotations == t.annotations =>
             {
                 run.push(t)
             }
@@ -532,7 +586,7 @@ fn map(out: &mut String, key: &str, m: &BTreeMap<String, String>) {
 
 /// A YAML scalar: plain when it cannot be read as anything but this string, double-quoted
 /// (JSON escapes, which YAML's double-quoted style reads) otherwise.
-fn scalar(s: &str) -> String {
+pub(crate) fn scalar(s: &str) -> String {
     let plain = !s.is_empty()
         && s.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':' | b'+')
@@ -564,7 +618,7 @@ fn expr_scalar(s: &str) -> String {
 }
 
 /// A label value inside a PromQL string.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -169,6 +169,9 @@ fn alerting(out: &mut String, slo: &Slo) {
     if a.min_events > 0 {
         let _ = writeln!(body, "      min_events: {}", a.min_events);
     }
+    if let Some(name) = &a.alert_name {
+        let _ = writeln!(body, "      alert_name: {}", text(name));
+    }
     rule(
         &mut body,
         "budget_exhausted",
@@ -259,13 +262,14 @@ fn tier_diff(out: &mut String, t: &BurnTier, default: Option<&BurnTier>) {
     if t.keep_firing_for.millis() > 0 {
         fields.push(format!("keep_firing_for: {}", t.keep_firing_for));
     }
-    if !t.labels.is_empty() {
-        let l: Vec<String> = t
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", text(v)))
-            .collect();
-        fields.push(format!("labels: {{{}}}", l.join(", ")));
+    for (key, map) in [("labels", &t.labels), ("annotations", &t.annotations)] {
+        if !map.is_empty() {
+            let l: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", text(v)))
+                .collect();
+            fields.push(format!("{key}: {{{}}}", l.join(", ")));
+        }
     }
     if !fields.is_empty() {
         let _ = writeln!(out, "        {}: {{{}}}", t.name, fields.join(", "));

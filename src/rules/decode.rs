@@ -65,6 +65,10 @@ pub struct FileRules {
     pub scrape_decls: Vec<Decl>,
     /// Every `probe:` and `depends_on:` reference, to be resolved against the whole file set.
     pub probe_refs: Vec<Decl>,
+    /// The file's OpenSLO objects, joined across the file set by [`crate::rules::openslo`].
+    pub(crate) openslo: crate::rules::openslo::Objects,
+    /// How many of them are not SLOs (what the `OK` line counts besides services).
+    pub openslo_objects: usize,
 }
 
 /// A bucket edge in seconds, printed as a duration when it is a whole number of milliseconds.
@@ -120,29 +124,71 @@ struct IndicatorOut {
 
 impl Decoder<'_, FileRules> {
     pub(crate) fn labels(&mut self, n: &Node, key: &str) -> Option<Labels> {
+        self.name_map(
+            n,
+            key,
+            "label",
+            "a mapping of label names to values, e.g. {team: payments}",
+        )
+    }
+
+    /// The name of generated alert rules: a Prometheus metric name, as an `alertname` is.
+    pub(crate) fn alert_name(&mut self, n: &Node, key: &str) -> Option<String> {
+        let name = self.string(n, key)?;
+        let mut chars = name.chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        if ok {
+            Some(name)
+        } else {
+            self.error(
+                n.pos(),
+                format!(
+                    "`{key}` `{name}` is not a valid alert name; use letters, digits, `_` and `:`, not starting with a digit (e.g. `CheckoutHighErrorRate`)"
+                ),
+            );
+            None
+        }
+    }
+
+    /// Alert annotations: a map whose names follow Prometheus's label-name rules, as
+    /// Alertmanager's do.
+    pub(crate) fn annotations(&mut self, n: &Node, key: &str) -> Option<Labels> {
+        self.name_map(
+            n,
+            key,
+            "annotation",
+            "a mapping of annotation names to text, e.g. {summary: Checkout is failing}",
+        )
+    }
+
+    fn name_map(&mut self, n: &Node, key: &str, what: &str, expected: &str) -> Option<Labels> {
         if matches!(n.kind(), Kind::Null) {
             return Some(Labels::new());
         }
         let Kind::Map(entries) = n.kind() else {
-            self.type_error(
-                n,
-                key,
-                "a mapping of label names to values, e.g. {team: payments}",
-            );
+            self.type_error(n, key, expected);
             return None;
         };
         let mut out = Labels::new();
         let before = self.errors();
         for (k, v) in entries {
             let Some(name) = k.scalar_text() else {
-                self.type_error(k, key, "a label name");
+                self.type_error(
+                    k,
+                    key,
+                    &format!("{} {what} name", if what == "label" { "a" } else { "an" }),
+                );
                 continue;
             };
             if !valid_label_name(&name) {
                 self.error(
                     k.pos(),
                     format!(
-                        "label name `{name}` is not valid; use letters, digits and `_`, not starting with a digit or `__` (e.g. `team`)"
+                        "{what} name `{name}` is not valid; use letters, digits and `_`, not starting with a digit or `__` (e.g. `{}`)",
+                        if what == "label" { "team" } else { "summary" }
                     ),
                 );
                 continue;
@@ -150,7 +196,7 @@ impl Decoder<'_, FileRules> {
             if matches!(v.kind(), Kind::Null) {
                 self.error(
                     v.pos(),
-                    format!("label `{name}` has no value; write `{name}: value` or remove it"),
+                    format!("{what} `{name}` has no value; write `{name}: value` or remove it"),
                 );
                 continue;
             }
@@ -1509,9 +1555,11 @@ impl Decoder<'_, FileRules> {
             "budget_exhausted",
             "no_data",
             "flap",
+            "alert_name",
         ];
         let m = MapReader::new(self, node, "alerting", KEYS)?;
         let min_events = m.opt(self, "min_events", Decoder::uint).unwrap_or(0);
+        let alert_name = m.opt(self, "alert_name", Decoder::alert_name);
         let disabled = m.opt(self, "disabled", Decoder::bool).unwrap_or(false);
         let budget_exhausted = match m.get("budget_exhausted") {
             Some(n) => self
@@ -1587,6 +1635,7 @@ impl Decoder<'_, FileRules> {
                 budget_exhausted: None,
                 no_data_alert: None,
                 flap: flap?,
+                alert_name,
             });
         }
         Some(Alerting {
@@ -1595,6 +1644,7 @@ impl Decoder<'_, FileRules> {
             budget_exhausted: budget_exhausted?,
             no_data_alert: no_data_alert?,
             flap: flap?,
+            alert_name,
         })
     }
 
@@ -1616,6 +1666,7 @@ impl Decoder<'_, FileRules> {
             "for",
             "keep_firing_for",
             "labels",
+            "annotations",
             "disabled",
         ];
         let before = self.errors();
@@ -1647,6 +1698,7 @@ impl Decoder<'_, FileRules> {
         let for_ = m.opt(self, "for", Decoder::dur);
         let keep_firing_for = m.opt(self, "keep_firing_for", Decoder::dur);
         let labels = m.opt(self, "labels", Decoder::labels);
+        let annotations = m.opt(self, "annotations", Decoder::annotations);
         if let (Some(_), Some(p)) = (m.get("budget_consumed"), m.key_pos("burn_rate")) {
             self.error(
                 p,
@@ -1668,6 +1720,7 @@ impl Decoder<'_, FileRules> {
                 for_: Dur(0),
                 keep_firing_for: Dur(0),
                 labels: Labels::new(),
+                annotations: Labels::new(),
             });
             return Some((t, None, false));
         }
@@ -1700,6 +1753,7 @@ impl Decoder<'_, FileRules> {
                     for_: Dur(0),
                     keep_firing_for: Dur(0),
                     labels: Labels::new(),
+                    annotations: Labels::new(),
                 };
                 (t, None)
             }
@@ -1738,6 +1792,9 @@ impl Decoder<'_, FileRules> {
         if let Some(l) = labels {
             t.labels = l;
         }
+        if let Some(a) = annotations {
+            t.annotations = a;
+        }
         let long_pos = m.get("long").map_or(m.pos, Node::pos);
         if t.long > nominal {
             self.error(
@@ -1767,7 +1824,7 @@ impl Decoder<'_, FileRules> {
     }
 
     /// A routing word: one word such as `page` or `ticket`.
-    fn severity(&mut self, n: &Node, key: &str) -> Option<String> {
+    pub(crate) fn severity(&mut self, n: &Node, key: &str) -> Option<String> {
         let s = self.string(n, key)?;
         if s.is_empty() || s.chars().any(char::is_whitespace) {
             self.error(
@@ -2210,6 +2267,32 @@ mod tests {
                 "    window: 1d\n    alerting:\n      tiers:\n        ticket_slow: {for: 1h}\n",
             ),
             "t.yaml:13:22: error: tier `ticket_slow` has long window 3d but the SLO window is only 1d",
+        );
+    }
+
+    #[test]
+    fn alert_name_and_tier_annotations() {
+        let r = ok(&slo_with(
+            "    alerting:\n      alert_name: CheckoutHighErrorRate\n      tiers:\n        page_fast: {annotations: {summary: Checkout fails, runbook: \"https://rb/x\"}}\n",
+        ));
+        let a = &r.slos().next().expect("one SLO").alerting;
+        assert_eq!(a.alert_name.as_deref(), Some("CheckoutHighErrorRate"));
+        let page = &a.tiers[0];
+        assert_eq!(page.name, "page_fast");
+        assert_eq!(
+            page.annotations.get("summary").map(String::as_str),
+            Some("Checkout fails")
+        );
+        assert!(a.tiers[1].annotations.is_empty());
+        has(
+            &slo_with("    alerting:\n      alert_name: 9lives\n"),
+            "t.yaml:11:19: error: `alert_name` `9lives` is not a valid alert name",
+        );
+        has(
+            &slo_with(
+                "    alerting:\n      tiers:\n        page_fast: {annotations: {run-book: x}}\n",
+            ),
+            "t.yaml:12:35: error: annotation name `run-book` is not valid; use letters, digits and `_`, not starting with a digit or `__` (e.g. `summary`)",
         );
     }
 

@@ -14,6 +14,7 @@
 pub mod convert;
 pub mod decode;
 pub mod model;
+pub(crate) mod openslo;
 pub mod promql;
 pub mod selector;
 pub(crate) mod sloth;
@@ -64,6 +65,9 @@ pub struct FileReport {
     pub errors: usize,
     /// Number of warnings about this file.
     pub warnings: usize,
+    /// OpenSLO objects in the file other than SLOs (SLIs, alert policies, data sources, ...),
+    /// which SLOs in this or other files name.
+    pub openslo_objects: usize,
 }
 
 /// The outcome of checking a set of paths.
@@ -197,9 +201,10 @@ pub fn check_paths(paths: &[PathBuf]) -> CheckReport {
 
 /// Decodes the documents of one file (`source` is its text, used to map offsets inside scalars
 /// to columns), each by the spec its `version` (or `apiVersion` and `kind`) names:
-/// `burnwatch/v1` ([`decode`]), or Sloth's `prometheus/v1` and `PrometheusServiceLevel`
-/// ([`sloth`]). The choice is made here, above both readers, so neither depends on the other
-/// for it.
+/// `burnwatch/v1` ([`decode`]), Sloth's `prometheus/v1` and `PrometheusServiceLevel`
+/// ([`sloth`]), or OpenSLO's `openslo/v1` objects, one or a list of them per document
+/// ([`openslo`], joined across files by [`openslo::resolve`]). The choice is made here, above the
+/// readers, so none depends on another for it.
 fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> FileRules {
     let mut d = crate::schema::Decoder::with(file, source, FileRules::default());
     if docs.is_empty() {
@@ -219,7 +224,21 @@ fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> FileRules {
                 .and_then(|(_, v)| v.as_str()),
             _ => None,
         };
-        if field("version") == Some(sloth::VERSION) {
+        // OpenSLO: one object, or a list of them.
+        let first_item = match doc.kind() {
+            node::Kind::Seq(items) => items.first(),
+            _ => Some(doc),
+        };
+        let openslo = first_item.is_some_and(|n| match n.kind() {
+            node::Kind::Map(e) => e.iter().any(|(k, v)| {
+                k.as_str() == Some("apiVersion")
+                    && v.as_str().is_some_and(|s| s.starts_with("openslo"))
+            }),
+            _ => false,
+        });
+        if openslo {
+            d.openslo_document(doc);
+        } else if field("version") == Some(sloth::VERSION) {
             d.sloth_document(doc);
         } else if field("apiVersion") == Some(sloth::K8S_API_VERSION)
             && field("kind") == Some(sloth::K8S_KIND)
@@ -256,6 +275,7 @@ pub fn check_sources(sources: &[(PathBuf, Vec<u8>)]) -> CheckReport {
         };
         decoded.push((path.clone(), rules));
     }
+    openslo::resolve(&mut decoded);
     cross_checks(&mut decoded);
 
     let mut report = CheckReport::default();
@@ -273,6 +293,7 @@ pub fn check_sources(sources: &[(PathBuf, Vec<u8>)]) -> CheckReport {
             },
             errors,
             warnings: fr.diagnostics.len() - errors,
+            openslo_objects: fr.openslo_objects,
         });
         report.diagnostics.append(&mut fr.diagnostics);
         set.services.append(&mut fr.services);

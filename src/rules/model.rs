@@ -66,6 +66,8 @@ pub enum Spec {
     SlothPrometheus,
     /// Sloth's `apiVersion: sloth.slok.dev/v1`, `kind: PrometheusServiceLevel`.
     SlothKubernetes,
+    /// OpenSLO's `apiVersion: openslo/v1` (any of its kinds).
+    OpenSlo,
 }
 
 impl Spec {
@@ -75,6 +77,7 @@ impl Spec {
             Spec::Burnwatch => "burnwatch/v1",
             Spec::SlothPrometheus => "prometheus/v1",
             Spec::SlothKubernetes => "sloth.slok.dev/v1",
+            Spec::OpenSlo => "openslo/v1",
         }
     }
 }
@@ -668,6 +671,10 @@ pub struct Alerting {
     pub no_data_alert: Option<AlertRule>,
     /// Flap damping for every alert of the SLO; `None` when turned off.
     pub flap: Option<FlapPolicy>,
+    /// The name of the burn-rate alert rules `burnwatch generate prometheus` writes for the SLO
+    /// (Sloth's `alerting.name`); `SloBurnRate` when `None`. The agent's own burn-rate alerts
+    /// are always `SloBurnRate`, the name its built-in inhibition and the docs' routes match.
+    pub alert_name: Option<String>,
 }
 
 impl Default for Alerting {
@@ -680,6 +687,7 @@ impl Default for Alerting {
             budget_exhausted: Some(AlertRule::budget_exhausted_default()),
             no_data_alert: Some(AlertRule::no_data_default()),
             flap: Some(FlapPolicy::default()),
+            alert_name: None,
         }
     }
 }
@@ -766,6 +774,9 @@ pub struct BurnTier {
     pub keep_firing_for: Dur,
     /// Extra labels for the alert.
     pub labels: Labels,
+    /// Annotations of the tier's alert, added to the ones burnwatch computes (a name both have
+    /// takes the user's text): a runbook line, a team's own summary.
+    pub annotations: Labels,
 }
 
 /// What a window with no data at all means.
@@ -989,6 +1000,7 @@ pub fn default_tier(
         for_: Dur(0),
         keep_firing_for: Dur(0),
         labels: Labels::new(),
+        annotations: Labels::new(),
     }
 }
 

@@ -209,29 +209,8 @@ fn sum_in(c: &mut Cur<'_>, depth: usize) -> Result<Sum, Untranslated> {
     let mut by = Vec::new();
     let save = c.at;
     match c.word() {
-        Some("by") => {
-            if !c.eat("(") {
-                return Err(shape(c.s));
-            }
-            loop {
-                if c.eat(")") {
-                    break;
-                }
-                let l = c.word().ok_or_else(|| shape(c.s))?;
-                by.push(l.to_owned());
-                if !c.eat(",") {
-                    if !c.eat(")") {
-                        return Err(shape(c.s));
-                    }
-                    break;
-                }
-            }
-        }
-        Some("without") => {
-            return Err(Untranslated(
-                "`sum without (...)` keeps every label but the listed ones, which depends on the series; write `sum by (...)`".into(),
-            ));
-        }
+        Some("by") => by = by_list(c).ok_or_else(|| shape(c.s))?,
+        Some("without") => return Err(without()),
         _ => c.at = save,
     }
     if !c.eat("(") {
@@ -246,21 +225,12 @@ fn sum_in(c: &mut Cur<'_>, depth: usize) -> Result<Sum, Untranslated> {
     if !c.eat("(") {
         return Err(shape(c.s));
     }
-    c.ws();
-    let rest = &c.s[c.at..];
-    let open = range_start(rest).ok_or_else(|| shape(c.s))?;
-    let selector_text = rest[..open].trim();
-    let selector = Selector::parse(selector_text)
-        .map_err(|e| Untranslated(format!("selector `{selector_text}`: {}", e.message)))?;
-    c.at += open + 1;
-    let close = c.s[c.at..].find(']').ok_or_else(|| shape(c.s))?;
-    let range = c.s[c.at..c.at + close].trim();
+    let (selector, range) = ranged_selector(c, shape)?;
     if range != "$window" {
         return Err(Untranslated(format!(
             "the range `[{range}]` is not the SLO's window (`{{{{.window}}}}`)"
         )));
     }
-    c.at += close + 1;
     if !c.eat(")") || !c.eat(")") {
         return Err(shape(c.s));
     }
@@ -270,9 +240,35 @@ fn sum_in(c: &mut Cur<'_>, depth: usize) -> Result<Sum, Untranslated> {
     })
 }
 
+/// `S[range]` at the cursor (after `rate(`): the selector and the range's text, the cursor
+/// after the `]`. `bad` words the error when it is not written so.
+fn ranged_selector(
+    c: &mut Cur<'_>,
+    bad: fn(&str) -> Untranslated,
+) -> Result<(Selector, String), Untranslated> {
+    c.ws();
+    let rest = &c.s[c.at..];
+    let open = range_start(rest).ok_or_else(|| bad(c.s))?;
+    let selector = parse_selector(rest[..open].trim())?;
+    c.at += open + 1;
+    let close = c.s[c.at..].find(']').ok_or_else(|| bad(c.s))?;
+    let range = c.s[c.at..c.at + close].trim().to_owned();
+    c.at += close + 1;
+    Ok((selector, range))
+}
+
+fn parse_selector(text: &str) -> Result<Selector, Untranslated> {
+    Selector::parse(text).map_err(|e| Untranslated(format!("selector `{text}`: {}", e.message)))
+}
+
 /// The position of a range's `[` after a selector: the first one outside its braces and quoted
 /// values (`code=~"[45].."` holds one inside).
 fn range_start(text: &str) -> Option<usize> {
+    first_outside(text, '[')
+}
+
+/// The first `target` in `text` outside braces and quoted values.
+fn first_outside(text: &str, target: char) -> Option<usize> {
     let (mut quoted, mut escaped, mut depth) = (false, false, 0u32);
     for (i, ch) in text.char_indices() {
         if quoted {
@@ -288,11 +284,28 @@ fn range_start(text: &str) -> Option<usize> {
             '"' => quoted = true,
             '{' => depth += 1,
             '}' => depth = depth.saturating_sub(1),
-            '[' if depth == 0 => return Some(i),
+            c if c == target && depth == 0 => return Some(i),
             _ => {}
         }
     }
     None
+}
+
+/// The labels of `by (l, ...)`, after `by`; None when it is not written so.
+fn by_list(c: &mut Cur<'_>) -> Option<Vec<String>> {
+    let mut by = Vec::new();
+    if !c.eat("(") {
+        return None;
+    }
+    loop {
+        if c.eat(")") {
+            return Some(by);
+        }
+        by.push(c.word()?.to_owned());
+        if !c.eat(",") {
+            return c.eat(")").then_some(by);
+        }
+    }
 }
 
 fn shape(query: &str) -> Untranslated {
@@ -413,6 +426,122 @@ pub fn events(error_query: &str, total_query: &str) -> Result<EventsSli, Untrans
     }
 }
 
+/// What one OpenSLO query counts, read as a counter's events: `S`, `sum(S)`,
+/// `sum [by (l, ...)] (rate|increase(S[w]))`, maybe in parentheses. `rate` or `increase` over any
+/// range (`[5m]`, `[{{.window}}]`) reads as the counters' increase: good and total are read over
+/// the same range, so its length cancels in their ratio. `counter_values` says whether a bare
+/// `S` or `sum(S)` holds counters (OpenSLO's `counter: true`); when it does not (a gauge), only
+/// the `rate`/`increase` shapes translate.
+pub fn counter(query: &str, counter_values: bool) -> Result<Sum, Untranslated> {
+    let stripped = strip_window(query);
+    let mut c = Cur {
+        s: &stripped,
+        at: 0,
+    };
+    let out = counter_in(&mut c, 0, counter_values)?;
+    if !c.done() {
+        return Err(single_shape(&stripped));
+    }
+    Ok(out)
+}
+
+fn counter_in(c: &mut Cur<'_>, depth: usize, counter_values: bool) -> Result<Sum, Untranslated> {
+    let start = c.at;
+    if c.eat("(") {
+        if depth >= MAX_PARENS {
+            return Err(Untranslated(format!(
+                "more than {MAX_PARENS} parentheses around one sum"
+            )));
+        }
+        let inner = counter_in(c, depth + 1, counter_values)?;
+        if !c.eat(")") {
+            return Err(single_shape(c.s));
+        }
+        return Ok(inner);
+    }
+    c.at = start;
+    let save = c.at;
+    let mut by = Vec::new();
+    let summed = match c.word() {
+        Some("sum") => {
+            let after = c.at;
+            match c.word() {
+                Some("by") => by = by_list(c).ok_or_else(|| single_shape(c.s))?,
+                Some("without") => return Err(without()),
+                _ => c.at = after,
+            }
+            if !c.eat("(") {
+                // `sum` alone is a metric named `sum`.
+                c.at = save;
+                false
+            } else {
+                true
+            }
+        }
+        _ => {
+            c.at = save;
+            false
+        }
+    };
+    // rate/increase(S[w]) or a bare selector.
+    let inner_start = c.at;
+    let func = c.word();
+    let selector = if matches!(func, Some("rate" | "increase")) && c.eat("(") {
+        // Any range: good and total share it, so its length cancels.
+        let (selector, _range) = ranged_selector(c, single_shape)?;
+        if !c.eat(")") {
+            return Err(single_shape(c.s));
+        }
+        selector
+    } else {
+        if let Some(f) = func.filter(|_| c.s[c.at..].trim_start().starts_with('(')) {
+            return Err(Untranslated(format!(
+                "`{f}(...)` is not a counter's increase; only `rate` and `increase` translate"
+            )));
+        }
+        c.at = inner_start;
+        c.ws();
+        let rest = &c.s[c.at..];
+        let end = match first_outside(rest, ')') {
+            Some(end) => end,
+            None if !summed => rest.len(),
+            None => return Err(single_shape(c.s)),
+        };
+        let text = rest[..end].trim();
+        let selector = parse_selector(text)?;
+        if !counter_values {
+            return Err(Untranslated(format!(
+                "`{text}` is read as a gauge (`counter` is not `true`), whose values are not events; set `counter: true` if it is a counter, or write `sum(rate({text}[5m]))`"
+            )));
+        }
+        c.at += end;
+        selector
+    };
+    if summed && !c.eat(")") {
+        return Err(single_shape(c.s));
+    }
+    if !summed && !by.is_empty() {
+        return Err(single_shape(c.s));
+    }
+    Ok(Sum {
+        selector: Arc::new(selector),
+        by,
+    })
+}
+
+fn single_shape(query: &str) -> Untranslated {
+    Untranslated(format!(
+        "`{}` is not `<selector>`, `sum(<selector>)` or `sum(rate(<selector>[<range>]))` (or `increase`, `sum by (...)`)",
+        query.trim().replace("$window", "{{.window}}")
+    ))
+}
+
+fn without() -> Untranslated {
+    Untranslated(
+        "`sum without (...)` keeps every label but the listed ones, which depends on the series; write `sum by (...)`".into(),
+    )
+}
+
 fn by_mismatch() -> Untranslated {
     Untranslated(
         "the queries sum by different labels; an SLO per label set needs the same `by (...)` in both".into(),
@@ -519,5 +648,60 @@ mod tests {
             ")".repeat(100_000)
         );
         assert!(why(&deep, "sum(rate(y[{{.window}}]))").contains("parentheses"));
+    }
+
+    #[test]
+    fn single_counter_queries_translate() {
+        let sel_of = |q: &str, counter_values: bool| {
+            counter(q, counter_values).map(|s| (s.selector.to_string(), s.by))
+        };
+        let plain = |s: &str| (sel(s), Vec::<String>::new());
+        // OpenSLO's README ratioMetric, `counter: true`.
+        assert_eq!(
+            sel_of(
+                r#"sum(localhost_server_requests{code=~"2xx|3xx",host="*",instance="127.0.0.1:9090"})"#,
+                true
+            ),
+            Ok(plain(
+                r#"localhost_server_requests{code=~"2xx|3xx",host="*",instance="127.0.0.1:9090"}"#
+            ))
+        );
+        assert_eq!(
+            sel_of(r#"localhost_server_requests{code="total"}"#, true),
+            Ok(plain(r#"localhost_server_requests{code="total"}"#))
+        );
+        // A `)` inside a quoted value does not end the selector.
+        assert_eq!(
+            sel_of(r#"sum(x{path="/a)b"})"#, true),
+            Ok(plain(r#"x{path="/a)b"}"#))
+        );
+        for q in [
+            "sum(rate(req_total{code!~\"5..\"}[5m]))",
+            "(sum(increase(req_total{code!~\"5..\"}[{{.window}}])))",
+            "sum ( rate ( req_total{code!~\"5..\"} [1h] ) )",
+        ] {
+            // Rates are events whatever `counter` says.
+            assert_eq!(
+                sel_of(q, false),
+                Ok(plain("req_total{code!~\"5..\"}")),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            sel_of("sum by (route, code) (rate(req_total[5m]))", true),
+            Ok((
+                sel("req_total"),
+                vec!["route".to_owned(), "code".to_owned()]
+            ))
+        );
+        let why = |q: &str, c: bool| counter(q, c).expect_err("not translated").0;
+        assert!(why("sum(x)", false).contains("gauge"));
+        assert!(why("x", false).contains("gauge"));
+        assert!(why("sum(irate(x[5m]))", true).contains("`irate(...)`"));
+        assert!(why("avg(x)", true).contains("`avg(...)`"));
+        assert!(why("sum(x) / 2", true).contains("is not `<selector>`"));
+        assert!(why("sum without (a) (x)", true).contains("sum without"));
+        let deep = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(why(&deep, true).contains("parentheses"));
     }
 }

@@ -5,8 +5,9 @@
 //! Every field is honoured or reported: the service, its labels, each SLO's name, description,
 //! objective, labels and events SLI (its queries translated to selectors by
 //! [`crate::rules::promql`], `sum by (...)` becoming `group_by`), and the alerting block's labels
-//! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers). What burnwatch
-//! does otherwise (alert names, annotations, Sloth's Go plugins) is a warning naming the field;
+//! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers), annotations
+//! (added to the alerts' own) and the alert name (which `burnwatch generate prometheus` gives the
+//! rules it writes). What burnwatch does otherwise (Sloth's Go plugins) is a warning naming it;
 //! what it cannot evaluate (a raw ratio query, an SLI plugin) is an error at its line, as the
 //! agent could not count it. A query shape that does not translate becomes a query indicator,
 //! read from the agent's Prometheus source, with a warning saying so. A Sloth SLO's
@@ -181,8 +182,9 @@ impl Decoder<'_, FileRules> {
         );
         let window = Window::Rolling(Dur::from_days(30));
         let mut tiers = default_tiers(&window);
+        let mut alert_name = None;
         if let Some(n) = m.get("alerting") {
-            self.sloth_alerting(n, &mut tiers, flavor);
+            alert_name = self.sloth_alerting(n, &mut tiers, flavor);
         }
         if self.errors() > before {
             return None;
@@ -209,6 +211,7 @@ impl Decoder<'_, FileRules> {
             indicator,
             alerting: Alerting {
                 tiers,
+                alert_name,
                 ..Alerting::default()
             },
             no_data: NoDataPolicy::Ignore,
@@ -255,14 +258,15 @@ impl Decoder<'_, FileRules> {
         Some(found)
     }
 
-    /// `alerting:`: labels onto every tier, `page_alert` / `ticket_alert` labels onto the page /
-    /// ticket tiers, `disable` drops them; names and annotations are reported as ignored.
+    /// `alerting:`: labels and annotations onto every tier, `page_alert` / `ticket_alert`
+    /// labels and annotations onto the page / ticket tiers (over the shared ones, as Sloth
+    /// merges them), `disable` drops them. Returns the alert `name`, which generated rules carry.
     fn sloth_alerting(
         &mut self,
         n: &Node,
         tiers: &mut Vec<crate::rules::model::BurnTier>,
         flavor: Flavor,
-    ) {
+    ) -> Option<String> {
         let keys = flavor.keys([
             "name",
             "labels",
@@ -270,22 +274,14 @@ impl Decoder<'_, FileRules> {
             "page_alert",
             "ticket_alert",
         ]);
-        let Some(m) = MapReader::new(self, n, "Sloth alerting", &keys) else {
-            return;
-        };
-        if let (Some(pos), Some(name)) =
-            (m.key_pos("name"), m.get("name").and_then(Node::scalar_text))
-        {
-            self.warn(
-                pos,
-                format!("ignored: alert name `{name}` (burnwatch's burn-rate alerts are `SloBurnRate`, with the SLO in their `service` and `slo` labels)"),
-            );
-        }
-        if let Some(pos) = m.key_pos("annotations") {
-            self.warn(
-                pos,
-                "ignored: `annotations` (burnwatch writes its own summary and description, with the numbers)",
-            );
+        let m = MapReader::new(self, n, "Sloth alerting", &keys)?;
+        let name = m.opt(self, "name", Decoder::alert_name);
+        let annotations = m
+            .opt(self, "annotations", Decoder::annotations)
+            .unwrap_or_default();
+        for t in tiers.iter_mut() {
+            t.annotations
+                .extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let labels = m.opt(self, "labels", Decoder::labels).unwrap_or_default();
         for t in tiers.iter_mut() {
@@ -316,12 +312,9 @@ impl Decoder<'_, FileRules> {
                 kind.retain(|s| s != severity);
                 continue;
             }
-            if let Some(pos) = am.key_pos("annotations") {
-                self.warn(
-                    pos,
-                    format!("ignored: `{key}.annotations` (burnwatch writes its own)"),
-                );
-            }
+            let own_annotations = am
+                .opt(self, "annotations", Decoder::annotations)
+                .unwrap_or_default();
             let mut own = am.opt(self, "labels", Decoder::labels).unwrap_or_default();
             // Sloth users route on a `severity` label of their own (`critical`, `pageteam`):
             // in burnwatch that is the tiers' severity, which alerts carry as `severity`.
@@ -329,10 +322,13 @@ impl Decoder<'_, FileRules> {
             for (t, _) in tiers.iter_mut().zip(&kind).filter(|(_, k)| *k == severity) {
                 t.labels
                     .extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                t.annotations
+                    .extend(own_annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
                 if let Some(s) = &routed {
                     t.severity.clone_from(s);
                 }
             }
         }
+        name
     }
 }

@@ -729,6 +729,51 @@ impl Engine {
             .map(|e| e.state.sketches.as_ref().map_or(0, |s| s.approx_bytes()))
     }
 
+    /// The history of an SLO over `q.range` up to `now` (see [`crate::slo::history`]); `None`
+    /// for an unknown index. Pending events are flushed first, so it counts what an evaluation
+    /// at `now` counts.
+    pub fn history(
+        &mut self,
+        idx: SloIdx,
+        now: Timestamp,
+        q: crate::slo::history::HistoryQuery,
+    ) -> Option<Result<crate::slo::history::History, crate::slo::history::HistoryError>> {
+        use crate::slo::history;
+        let i = idx.0 as usize;
+        self.flush_head(i);
+        let e = self.entries.get(i)?;
+        let (tier, step) = match history::plan(&e.plan.layout, q) {
+            Ok(p) => p,
+            Err(err) => return Some(Err(err)),
+        };
+        let ring = e.state.counts.ring(tier);
+        let r = COUNT_RES[tier].millis() as i64;
+        // What an evaluation at `now` would hold: the ring advanced to now's bucket keeps its
+        // `len` newest buckets; a bucket after the head holds nothing yet.
+        let newest = now.0.div_euclid(r);
+        let oldest = newest - ring.len() as i64 + 1;
+        let head = ring.head();
+        let bucket = |k: i64| {
+            if k < oldest {
+                return None;
+            }
+            match head {
+                Some(h) if k <= h => ring.get(k),
+                _ => Some(Counts::default()),
+            }
+        };
+        let at = history::Reading {
+            res: COUNT_RES[tier],
+            step,
+            range: q.range,
+            now,
+            budget: e.plan.budget,
+            windows: &e.plan.alert_windows,
+            first_collection: e.state.first,
+        };
+        Some(Ok(history::read(&at, bucket)))
+    }
+
     #[inline]
     fn entry_mut(&mut self, idx: SloIdx) -> Result<&mut Entry, IngestError> {
         self.entries
@@ -1143,6 +1188,7 @@ mod tests {
             for_: Dur::from_mins(3),
             keep_firing_for: Dur(0),
             labels: Labels::new(),
+            annotations: Labels::new(),
         }];
         let mut e = Engine::new();
         let i = e.add_slo(&s);
@@ -1297,6 +1343,7 @@ mod tests {
             for_: Dur(0),
             keep_firing_for: Dur(0),
             labels: Labels::new(),
+            annotations: Labels::new(),
         }];
         let mut e = Engine::new();
         let i = e.add_slo(&s);

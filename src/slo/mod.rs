@@ -35,6 +35,7 @@
 //! - [`ring`]: the time-bucketed ring and exact counts, in columns of the narrowest width;
 //! - [`tiers`]: tier layout, window-to-tier choice, calendar periods;
 //! - [`sketch`]: latency sketch tiers;
+//! - [`history`]: time series of an SLO's counts, budget and burn rates, read from its buckets;
 //! - [`histogram`]: bucket increases and `histogram_quantile` for histogram-fed latency SLOs;
 //! - [`counter`]: cumulative counter increments with resets;
 //! - [`slice`]: timeslice accumulation and judgement;
@@ -48,6 +49,7 @@ pub mod counter;
 pub mod engine;
 pub mod fingerprint;
 pub mod histogram;
+pub mod history;
 pub mod ring;
 pub mod sketch;
 pub mod slice;

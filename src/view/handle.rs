@@ -1,12 +1,15 @@
-//! The handles readers hold to the agent's writers: the newest published view, and the few
-//! changes readers may ask for (silences from the API, reloads from the API and SIGHUP). A
-//! writer applies a change itself, in its own order, and answers once it is done.
+//! The handles readers hold to the agent's writers: the newest published view, the few changes
+//! readers may ask for (silences from the API, reloads from the API and SIGHUP), and the one
+//! read too large to publish with every snapshot (an SLO's history from its buckets). A writer
+//! applies a change, or answers a read, itself, in its own order.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::notify::silence::{SilenceError, SilenceRequest};
+use crate::rules::model::SloId;
+use crate::slo::history::{History, HistoryError, HistoryQuery};
 use crate::view::AlertingView;
 
 /// Why a command from the API failed.
@@ -113,5 +116,44 @@ impl Reloader {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.0.send(Some(tx)).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// A history request: the SLO, what is asked, and where the answer goes.
+pub(crate) type HistoryRequest = (
+    SloId,
+    HistoryQuery,
+    oneshot::Sender<Result<History, HistoryFailure>>,
+);
+
+/// Why a history was not given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryFailure {
+    /// No SLO (or grouped-SLO instance) has this id.
+    #[error("no SLO `{0}`")]
+    UnknownSlo(SloId),
+    /// The range or step cannot be read.
+    #[error(transparent)]
+    Query(#[from] HistoryError),
+    /// The agent has stopped.
+    #[error("the agent is shutting down")]
+    Stopped,
+}
+
+/// Reads SLO histories from the agent's engine, which keeps the buckets (`GET
+/// /api/v1/slos/{service}/{slo}/history`). The agent answers between two of its steps, so a
+/// history and the snapshot of the same instant agree. Cheap to clone.
+#[derive(Clone)]
+pub struct HistoryHandle(pub(crate) mpsc::Sender<HistoryRequest>);
+
+impl HistoryHandle {
+    /// The history of `id` over `query`, up to the agent's now.
+    pub async fn history(&self, id: SloId, query: HistoryQuery) -> Result<History, HistoryFailure> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send((id, query, tx))
+            .await
+            .map_err(|_| HistoryFailure::Stopped)?;
+        rx.await.map_err(|_| HistoryFailure::Stopped)?
     }
 }

@@ -13,8 +13,10 @@ mod handle;
 mod snapshot;
 
 pub use alerting::{AlertingCounters, AlertingView, TierPhases};
-pub use handle::{AlertingHandle, CommandError, ReloadOutcome, Reloader, Stopped};
-pub(crate) use handle::{Command, ReloadRequest};
+pub use handle::{
+    AlertingHandle, CommandError, HistoryFailure, HistoryHandle, ReloadOutcome, Reloader, Stopped,
+};
+pub(crate) use handle::{Command, HistoryRequest, ReloadRequest};
 pub use snapshot::{
     AgentSnapshot, CheckpointStatus, GroupStatus, Lag, Pace, ProbeResultView, ProbeStatus,
     RulesStatus, ScrapeFailure, SourceStatus, TargetStatus,

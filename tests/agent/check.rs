@@ -551,7 +551,14 @@ fn convert_writes_files_check_accepts() {
     );
     let text =
         std::fs::read_to_string(out_dir.path().join("getting-started.yaml")).expect("written");
-    assert!(text.contains("# ") && text.contains("ignored: alert name `MyServiceHighErrorRate`"));
+    // The alert name and annotations come along as burnwatch/v1 fields.
+    assert!(
+        text.contains("alert_name: \"MyServiceHighErrorRate\"")
+            && text.contains(
+                "annotations: {summary: \"High error rate on 'myservice' requests responses\"}"
+            ),
+        "{text}"
+    );
     let sloth_checked = run(&["check", &files[0]]);
     assert_eq!(sloth_checked.code, 0, "{}", sloth_checked.stderr);
 }
@@ -604,4 +611,58 @@ fn query_slos_need_a_source_in_the_config() {
     .expect("config");
     let o = run_in(dir.path(), &["check", "--config", "burnwatch.yaml"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+}
+
+/// `burnwatch check` on OpenSLO files: per service OK lines where the SLOs are, the other objects
+/// counted, every reported field printed; `convert -o DIR` writes `burnwatch/v1` that `check`
+/// accepts; OpenSLO's own published example is refused at the field with the reason.
+#[test]
+fn openslo_files_check_convert_and_check_again() {
+    let openslo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openslo");
+    let o = run_in(&openslo, &["check", "prometheus"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    for line in [
+        "prometheus/slos.yaml: OK: service web-shop, 1 SLO (1 translated to selectors), 0 probes, 0 scrape targets; service web-availability, 2 SLOs (2 translated to selectors), 0 probes, 0 scrape targets",
+        "prometheus/alerting.yaml: OK: 5 other OpenSLO objects (SLIs, alert policies, ...)",
+        "prometheus/web-shop.yaml: OK: 3 other OpenSLO objects (SLIs, alert policies, ...)",
+        "prometheus/web-shop.yaml:22:5: warning: ignored: `connectionDetails`",
+        "prometheus/alerting.yaml:9:3: warning: ignored: `alertWhenResolved`",
+    ] {
+        assert!(o.stdout.contains(line), "{line}\n{}", o.stdout);
+    }
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out = out_dir.path().to_str().expect("utf-8 path");
+    let c = run_in(&openslo, &["convert", "-o", out, "prometheus"]);
+    assert_eq!(c.code, 0, "{}{}", c.stdout, c.stderr);
+    let checked = run(&["check", "--strict", out]);
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    assert!(
+        checked.stdout.contains(
+            "slos.yaml: OK: service web-shop, 1 SLO, 0 probes, 0 scrape targets; service web-availability, 2 SLOs"
+        ),
+        "{}",
+        checked.stdout
+    );
+    let text = std::fs::read_to_string(out_dir.path().join("slos.yaml")).expect("written");
+    // What the object files said burnwatch does otherwise is noted with the SLOs naming them.
+    assert!(
+        text.contains("# prometheus/web-shop.yaml:22:5: warning: ignored: `connectionDetails`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fast-burn: {long: 1h, short: 5m, burn_rate: 14, severity: \"page\", for: 2m, labels: {notification_target:"),
+        "{text}"
+    );
+    // The published example: its placeholder source and its `1m` calendar window, at their lines.
+    let p = run_in(&openslo, &["check", "timeslices-slo.yaml"]);
+    assert_eq!(p.code, 1, "{}{}", p.stdout, p.stderr);
+    assert!(
+        p.stdout
+            .contains("timeslices-slo.yaml:18:13: error: this SLI needs a query source")
+            && p.stdout.contains(
+                "timeslices-slo.yaml:27:17: warning: calendar `duration: 1m` is one minute"
+            ),
+        "{}",
+        p.stdout
+    );
 }

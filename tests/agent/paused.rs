@@ -729,8 +729,7 @@ slos:
 /// the Sloth file gave its page alert.
 #[tokio::test(start_paused = true)]
 async fn a_sloth_file_runs_as_it_is_and_pages_with_its_routing() {
-    let rules = format!(
-        r#"version: "prometheus/v1"
+    let rules = r#"version: "prometheus/v1"
 service: "shop"
 labels:
   owner: "myteam"
@@ -739,51 +738,24 @@ slos:
     objective: 99.9
     sli:
       events:
-        error_query: sum(rate(demo_http_requests_total{{job="shop",code=~"(5..|429)"}}[{{{{.window}}}}]))
-        total_query: sum(rate(demo_http_requests_total{{job="shop"}}[{{{{.window}}}}]))
+        error_query: sum(rate(demo_http_requests_total{job="shop",code=~"(5..|429)"}[{{.window}}]))
+        total_query: sum(rate(demo_http_requests_total{job="shop"}[{{.window}}]))
     alerting:
       name: ShopHighErrorRate
       labels:
         category: "availability"
+      annotations:
+        summary: "High error rate on 'shop' requests"
       page_alert:
         labels:
           severity: critical
           routing_key: myteam
+        annotations:
+          runbook: "https://runbooks.example/shop"
       ticket_alert:
         disable: true
----
-version: burnwatch/v1
-service: shop-targets
-scrape:
-  - name: shop
-    url: {BASE}/metrics
-    interval: 15s
-"#
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let hook = HookSink::start().await;
-    let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
-    let traffic = steady_traffic(&svc);
-    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
-    svc.set_behaviour(OUTAGE);
-    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
-    traffic.abort();
-    // A last scrape and evaluation after the traffic stopped.
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    let stats = svc.stats();
-    let errors: u64 = stats
-        .by_code
-        .iter()
-        .filter(|(c, _)| **c >= 500 || **c == 429)
-        .map(|(_, n)| n)
-        .sum();
-
-    let alerts: Vec<serde_json::Value> = hook
-        .received()
-        .iter()
-        .flat_map(|h| h.body["alerts"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["status"] == "firing" && a["labels"]["alertname"] == "SloBurnRate")
-        .collect();
+"#;
+    let alerts = imported_file_outage(rules, "requests-availability").await;
     let tiers: Vec<&str> = alerts
         .iter()
         .filter_map(|a| a["labels"]["tier"].as_str())
@@ -799,14 +771,130 @@ scrape:
         assert_eq!(l["routing_key"], "myteam", "{l}");
         assert_eq!(l["category"], "availability", "{l}");
         assert_eq!(l["owner"], "myteam", "{l}");
+        // The file's annotations, over burnwatch's own (which keep the numbers).
+        let an = &a["annotations"];
+        assert_eq!(an["summary"], "High error rate on 'shop' requests", "{an}");
+        assert_eq!(an["runbook"], "https://runbooks.example/shop", "{an}");
+        assert!(an["burn_rate"].as_str().is_some(), "{an}");
     }
-    // The SLO counted the service's requests exactly: every error (all served after the first
-    // scrape), and every request but those before the first scrape (at most 15 s at 2 a second).
-    let slo = crate::common::get_json(addr, "/api/v1/slos/shop/requests-availability")
+}
+
+/// An OpenSLO file run as it is (objects in a list, an SLI and an alert policy by reference,
+/// beside a `burnwatch/v1` document declaring the target): its Prometheus counter queries count
+/// the service's requests exactly, and an outage pages through the policy's tier with its
+/// severity, its notification target's name for routes and the SLO's annotations.
+#[tokio::test(start_paused = true)]
+async fn an_openslo_file_runs_as_it_is_and_pages_through_its_policy() {
+    let rules = r#"- apiVersion: openslo/v1
+  kind: SLI
+  metadata:
+    name: shop-requests
+  spec:
+    ratioMetric:
+      counter: true
+      bad:
+        metricSource:
+          type: Prometheus
+          spec:
+            query: sum(demo_http_requests_total{job="shop",code=~"(5..|429)"})
+      total:
+        metricSource:
+          type: Prometheus
+          spec:
+            query: sum(rate(demo_http_requests_total{job="shop"}[5m]))
+- apiVersion: openslo/v1
+  kind: AlertPolicy
+  metadata:
+    name: fast-burn
+  spec:
+    conditions:
+      - kind: AlertCondition
+        metadata:
+          name: fast-burn-1h
+        spec:
+          severity: critical
+          condition:
+            kind: burnrate
+            op: gt
+            threshold: 14.4
+            lookbackWindow: 1h
+    notificationTargets:
+      - targetRef: oncall
+- apiVersion: openslo/v1
+  kind: AlertNotificationTarget
+  metadata:
+    name: oncall
+  spec:
+    target: pagerduty
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: requests-availability
+  annotations:
+    runbook: "https://runbooks.example/shop"
+spec:
+  service: shop
+  indicatorRef: shop-requests
+  timeWindow:
+    - duration: 30d
+      isRolling: true
+  budgetingMethod: Occurrences
+  objectives:
+    - target: 0.999
+  alertPolicies:
+    - alertPolicyRef: fast-burn
+"#;
+    let alerts = imported_file_outage(rules, "requests-availability").await;
+    assert!(!alerts.is_empty(), "the outage pages");
+    for a in &alerts {
+        let l = &a["labels"];
+        // The policy is the only tier.
+        assert_eq!(l["tier"], "fast-burn", "{l}");
+        assert_eq!(l["severity"], "critical", "{l}");
+        assert_eq!(l["notification_target"], "oncall", "{l}");
+        let an = &a["annotations"];
+        assert_eq!(an["runbook"], "https://runbooks.example/shop", "{an}");
+    }
+}
+
+/// A rules file written in another spec, run as it is (with a `burnwatch/v1` document declaring
+/// the `shop` target its selectors read, `job="shop"`) through 30 minutes of steady traffic and
+/// a 10-minute outage: the firing burn-rate alerts it sent, once it is checked that SLO
+/// `shop/<slo>` counted the service's requests exactly (every error, all served after the first
+/// scrape, and every request but those before the first scrape: at most 15 s at 2 a second).
+async fn imported_file_outage(rules: &str, slo: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start().await;
+    let rules = format!(
+        "{rules}---\nversion: burnwatch/v1\nservice: shop-targets\nscrape:\n  - name: shop\n    url: {BASE}/metrics\n    interval: 15s\n"
+    );
+    let (daemon, svc, addr) = start_shop(dir.path(), &rules, &hook).await;
+    let traffic = steady_traffic(&svc);
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    traffic.abort();
+    // A last scrape and evaluation after the traffic stopped.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let stats = svc.stats();
+    let errors: u64 = stats
+        .by_code
+        .iter()
+        .filter(|(c, _)| **c >= 500 || **c == 429)
+        .map(|(_, n)| n)
+        .sum();
+    let alerts: Vec<serde_json::Value> = hook
+        .received()
+        .iter()
+        .flat_map(|h| h.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["status"] == "firing" && a["labels"]["alertname"] == "SloBurnRate")
+        .collect();
+    let body = crate::common::get_json(addr, &format!("/api/v1/slos/shop/{slo}"))
         .await
         .expect("the SLO");
-    let total = slo["total"].as_u64().expect("total");
-    let bad = total - slo["good"].as_u64().expect("good");
+    let total = body["total"].as_u64().expect("total");
+    let bad = total - body["good"].as_u64().expect("good");
     assert_eq!(bad, errors, "every error counted, once");
     assert!(errors > 0);
     assert!(
@@ -814,5 +902,97 @@ scrape:
         "{total} counted of {} served",
         stats.requests
     );
+    daemon.shutdown().await;
+    alerts
+}
+
+/// `GET /api/v1/slos/{service}/{slo}/history` during an outage: the points add up to the
+/// window's counts the SLO reports, the outage shows in its steps and in the burn rates, and
+/// a bad query is a 400 saying what would do.
+#[tokio::test(start_paused = true)]
+async fn the_history_endpoint_adds_up_to_the_slo_and_shows_the_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start().await;
+    let (daemon, svc, addr) = start_shop(dir.path(), &rules(), &hook).await;
+    let traffic = steady_traffic(&svc);
+    tokio::time::sleep(Duration::from_secs(40 * 60)).await;
+    svc.set_behaviour(OUTAGE);
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    traffic.abort();
+    // A last scrape and evaluation after the traffic stopped.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+
+    let slo = crate::common::get_json(addr, "/api/v1/slos/shop/availability")
+        .await
+        .expect("the SLO");
+    let h = crate::common::get_json(addr, "/api/v1/slos/shop/availability/history")
+        .await
+        .expect("the history");
+    // The default range is the SLO's window, 30 days, at about 240 points of whole hours.
+    assert_eq!(h["range"], "30d", "{h}");
+    assert_eq!(h["resolution"], "1h", "{h}");
+    assert_eq!(h["step"], "3h", "{h}");
+    assert_eq!(h["unit"], "events", "{h}");
+    let points = h["points"].as_array().expect("points");
+    let sum = |k: &str| {
+        points
+            .iter()
+            .map(|p| p[k].as_u64().expect("count"))
+            .sum::<u64>()
+    };
+    assert_eq!(sum("total"), slo["total"].as_u64().expect("total"), "{slo}");
+    assert_eq!(sum("good"), slo["good"].as_u64().expect("good"), "{slo}");
+    assert!(sum("bad") > 0);
+    let last = points.last().expect("points");
+    let remaining = last["budget_remaining"].as_f64().expect("remaining");
+    let reported = slo["budget_remaining_ratio"]
+        .as_f64()
+        .expect("budget remaining");
+    assert!(
+        (remaining - reported).abs() < 1e-9,
+        "{remaining} vs {reported}"
+    );
+    // A finer look: the last hour by minutes. The outage is the last ten minutes with traffic.
+    let fine = crate::common::get_json(
+        addr,
+        "/api/v1/slos/shop/availability/history?range=1h&step=1m",
+    )
+    .await
+    .expect("the last hour");
+    assert_eq!(fine["resolution"], "1m", "{fine}");
+    let minutes = fine["points"].as_array().expect("points");
+    assert_eq!(minutes.len(), 61, "{fine}");
+    let failing = minutes
+        .iter()
+        .filter(|p| p["bad"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert!(
+        (9..=12).contains(&failing),
+        "{failing} minutes with errors: {fine}"
+    );
+    // The 5m burn rate peaks far above page_fast's 14.4 during the outage.
+    let burn5 = fine["burn_rates"]["5m"].as_array().expect("5m burn rates");
+    let peak = burn5.iter().filter_map(|b| b.as_f64()).fold(0.0, f64::max);
+    assert!(peak > 14.4, "{peak}");
+    // Bad queries say what would do.
+    let (status, body) = crate::common::request(
+        addr,
+        "GET",
+        "/api/v1/slos/shop/availability/history?range=1d&step=5m",
+        "",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("use a multiple of 10m")),
+        "{body}"
+    );
+    let (status, _) = crate::common::request(addr, "GET", "/api/v1/slos/shop/nope/history", "")
+        .await
+        .expect("answer");
+    assert_eq!(status, 404);
     daemon.shutdown().await;
 }

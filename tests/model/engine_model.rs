@@ -35,7 +35,8 @@ fn calendar(unit: CalendarUnit, tz: &str) -> Window {
     }
 }
 
-fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo {
+/// An occurrences SLO of service `model` with the default tiers for its window.
+pub(crate) fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo {
     Slo {
         id: SloId {
             service: "model".into(),
@@ -56,7 +57,7 @@ fn slo(name: &str, objective: f64, window: Window, indicator: Indicator) -> Slo 
     }
 }
 
-fn probe() -> Indicator {
+pub(crate) fn probe() -> Indicator {
     Indicator::ProbeAvailability { probe: "p".into() }
 }
 
@@ -70,6 +71,7 @@ fn custom_tier(name: &str, long: u64, short: u64, factor: f64, for_: u64) -> Bur
         for_: Dur::from_mins(for_),
         keep_firing_for: Dur(0),
         labels: Labels::new(),
+        annotations: Labels::new(),
     }
 }
 

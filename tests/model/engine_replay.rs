@@ -111,6 +111,7 @@ fn one_month_outage_slow_burn_and_low_traffic() {
         for_: Dur(0),
         keep_firing_for: Dur(0),
         labels: Labels::new(),
+        annotations: Labels::new(),
     }];
     let mut checks = Engine::new();
     let ic = checks.add_slo(&short);

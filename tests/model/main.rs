@@ -11,4 +11,6 @@ mod engine_replay;
 mod examples_budget;
 mod exposition;
 mod grouped;
+mod history;
+mod openslo;
 mod sloth;

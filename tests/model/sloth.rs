@@ -92,18 +92,22 @@ fn sloths_getting_started_reads_as_it_means() {
         ticket.get("slack_channel").map(String::as_str),
         Some("#alerts-myteam")
     );
-    // What burnwatch does its own way is reported, at its line.
-    assert!(
-        diags
-            .iter()
-            .any(|d| d.contains("warning: ignored: alert name `MyServiceHighErrorRate`")),
-        "{diags:#?}"
+    // The alert name is the generated rules'; the annotations go on every tier's alerts.
+    assert_eq!(
+        slo.alerting.alert_name.as_deref(),
+        Some("MyServiceHighErrorRate")
     );
+    for t in &slo.alerting.tiers {
+        assert_eq!(
+            t.annotations.get("summary").map(String::as_str),
+            Some("High error rate on 'myservice' requests responses"),
+            "{}",
+            t.name
+        );
+    }
     assert!(
-        diags
-            .iter()
-            .any(|d| d.contains("warning: ignored: `annotations`")),
-        "{diags:#?}"
+        !diags.iter().any(|d| d.contains("ignored")),
+        "every field of the example is honoured: {diags:#?}"
     );
 }
 
@@ -219,7 +223,7 @@ fn queries_that_do_not_translate_are_query_slos_with_a_warning() {
 
 /// Everything an SLO means, its selectors in their canonical form (matcher order does not
 /// change a selector).
-fn summary(slo: &burnwatch::rules::model::Slo) -> String {
+pub(crate) fn summary(slo: &burnwatch::rules::model::Slo) -> String {
     let indicator = match &slo.indicator {
         Indicator::Ratio {
             numerator,
@@ -233,7 +237,7 @@ fn summary(slo: &burnwatch::rules::model::Slo) -> String {
         other => format!("{other:?}"),
     };
     format!(
-        "{} {:?} {:?} {:?} {:?} {:?} {indicator} {:?} {:?} {:?} {:?} {:?} {:?}",
+        "{} {:?} {:?} {:?} {:?} {:?} {indicator} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
         slo.id,
         slo.description,
         slo.labels,
@@ -244,6 +248,7 @@ fn summary(slo: &burnwatch::rules::model::Slo) -> String {
         slo.alerting.min_events,
         slo.alerting.budget_exhausted,
         slo.alerting.no_data_alert,
+        slo.alerting.alert_name,
         slo.no_data,
         slo.group
     )
@@ -305,6 +310,8 @@ struct Rule {
     expr: String,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 /// An expression without whitespace, each `{...}` with its comma-separated parts sorted (matcher
@@ -329,18 +336,24 @@ fn normal(expr: &str) -> String {
     out
 }
 
-/// A rule as compared: its kind and name (alerts by kind only: burnwatch names them
-/// `SloBurnRate`, and reports the Sloth name as ignored), expression, and labels but the
-/// generator's own marks. burnwatch's alert rules also carry `sloth_id`, `sloth_service` and
-/// `sloth_slo`, the values their series carry already (one alert name for every SLO needs them
-/// for promtool's duplicate-rule lint), so the alerts they raise have the same labels.
-fn comparable(g: &Group) -> Vec<(String, String, BTreeMap<String, String>)> {
+/// A rule as compared: its kind and name, expression, labels but the generator's own marks, and
+/// annotations. burnwatch's alert rules also carry `sloth_id`, `sloth_service` and `sloth_slo`,
+/// the values their series carry already (an alert name shared by SLOs needs them for promtool's
+/// duplicate-rule lint), so the alerts they raise have the same labels.
+type Comparable = (
+    String,
+    String,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
+
+fn comparable(g: &Group) -> Vec<Comparable> {
     g.rules
         .iter()
         .map(|r| {
             let name = match (&r.record, &r.alert) {
                 (Some(rec), _) => format!("record {rec}"),
-                (None, Some(_)) => "alert".to_owned(),
+                (None, Some(alert)) => format!("alert {alert}"),
                 (None, None) => panic!("a rule with neither record nor alert"),
             };
             let mut labels = r.labels.clone();
@@ -352,7 +365,7 @@ fn comparable(g: &Group) -> Vec<(String, String, BTreeMap<String, String>)> {
                     labels.remove(k);
                 }
             }
-            (name, normal(&r.expr), labels)
+            (name, normal(&r.expr), labels, r.annotations.clone())
         })
         .collect()
 }

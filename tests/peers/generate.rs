@@ -1,5 +1,6 @@
 //! `burnwatch generate prometheus` against the real promtool (2.42, installed by the test
-//! script): every shipped rules file generates rules `promtool check rules` accepts, and the
+//! script): every shipped rules file generates rules `promtool check rules` accepts and unit
+//! tests `promtool test rules` passes (and fails once a tier is written wrong), and the
 //! generated burn-rate alerts fire, in `promtool test rules`, exactly for what burns in a synthetic
 //! outage (a plain ratio SLO, a grouped one whose failing route alone alerts, and a histogram
 //! latency SLO), and for nothing before it.
@@ -38,6 +39,7 @@ fn every_shipped_rules_file_generates_rules_promtool_accepts() {
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .expect("output dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
         .collect();
     assert!(files.len() >= 10, "one file per service: {files:?}");
     let mut check = Command::new("promtool");
@@ -48,6 +50,35 @@ fn every_shipped_rules_file_generates_rules_promtool_accepts() {
         files.len(),
         "every file passes, lint included:\n{text}"
     );
+    // The unit tests generated beside them pass: every alert of every SLO fires in promtool
+    // where the tiers say, and only there.
+    let tests: Vec<_> = std::fs::read_dir(dir.path().join("tests"))
+        .expect("tests dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(tests.len() >= 10, "one test file per service: {tests:?}");
+    let mut promtool = Command::new("promtool");
+    promtool.args(["test", "rules"]).args(&tests);
+    let text = run(promtool, "promtool test rules (generated tests)");
+    assert_eq!(text.matches("SUCCESS").count(), tests.len(), "{text}");
+    // And they bite: a page tier written with a factor more than 1.5 times off fails its phase.
+    let storefront = dir.path().join("storefront.rules.yml");
+    let rules_text = std::fs::read_to_string(&storefront).expect("storefront rules");
+    assert!(rules_text.contains("(14.4 * "), "{rules_text}");
+    std::fs::write(&storefront, rules_text.replacen("(14.4 * ", "(30 * ", 1)).expect("write");
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(dir.path().join("tests/storefront.test.yml"))
+        .output()
+        .expect("promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success() && text.contains("FAILED"), "{text}");
+    std::fs::write(&storefront, rules_text).expect("restore");
+
     // And as one file on stdout.
     let mut cmd = burnwatch();
     cmd.args(["generate", "prometheus"]).arg(&rules);
@@ -146,5 +177,48 @@ fn generated_burn_alerts_fire_in_promtool_on_an_outage_and_only_for_what_burns()
     let mut promtool = Command::new("promtool");
     promtool.args(["test", "rules"]).arg(&test);
     let text = run(promtool, "promtool test rules");
+    assert!(text.contains("SUCCESS"), "{text}");
+}
+
+/// `generate prometheus` on OpenSLO files (references across files, alert policies as tiers):
+/// rules `promtool check rules` accepts, their generated unit tests pass in `promtool test
+/// rules`, the policies' notification targets are on the alerts for Alertmanager's routes, and
+/// what recording rules cannot express (a Timeslices budget) is said in the file.
+#[test]
+fn openslo_files_generate_rules_promtool_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let openslo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openslo/prometheus");
+    let mut cmd = burnwatch();
+    cmd.args(["generate", "prometheus", "-o"])
+        .arg(dir.path())
+        .arg(&openslo);
+    run(cmd, "burnwatch generate prometheus -o (OpenSLO)");
+    let shop = dir.path().join("web-shop.rules.yml");
+    let availability = dir.path().join("web-availability.rules.yml");
+    let mut check = Command::new("promtool");
+    check.args(["check", "rules"]).arg(&shop).arg(&availability);
+    let text = run(check, "promtool check rules (OpenSLO)");
+    assert_eq!(text.matches("SUCCESS").count(), 2, "{text}");
+    let rules_text = std::fs::read_to_string(&shop).expect("web-shop rules");
+    assert!(
+        rules_text.contains("sloth_spec: openslo/v1"),
+        "{rules_text}"
+    );
+    assert!(
+        rules_text.contains(
+            "notification_target: \"on-call-devops-mail-notification,on-call-devops-slack-notification\""
+        ),
+        "{rules_text}"
+    );
+    let skipped = std::fs::read_to_string(&availability).expect("web-availability rules");
+    assert!(
+        skipped.contains("service-availability-sla: not generated: a timeslice budget"),
+        "{skipped}"
+    );
+    let mut promtool = Command::new("promtool");
+    promtool
+        .args(["test", "rules"])
+        .arg(dir.path().join("tests/web-shop.test.yml"));
+    let text = run(promtool, "promtool test rules (OpenSLO)");
     assert!(text.contains("SUCCESS"), "{text}");
 }
