@@ -18,6 +18,7 @@ use crate::secret::SecretValue;
 use crate::time::Dur;
 
 pub mod otlp;
+pub mod sources;
 
 use otlp::{OtlpConfig, OtlpConfigError, OtlpProtocol};
 
@@ -85,6 +86,9 @@ pub struct AgentConfig {
     /// docs/scaling.md). `index` is a number from 0, or `hostname` for the ordinal at the end
     /// of the host name (a Kubernetes StatefulSet's `burnwatch-2` is 2). Absent: everything.
     pub shard: Option<crate::shard::Shard>,
+    /// `sources`: Prometheus-compatible query APIs that `query` indicators read their SLIs
+    /// from (see [`sources`] and docs/sources.md). Read at start only.
+    pub sources: sources::SourcesConfig,
 }
 
 /// The default of `api.max_connections`: far below the usual soft limit of 1024 open files,
@@ -215,6 +219,7 @@ impl AgentConfig {
             alerting: AlertingConfig::default(),
             api: ApiConfig::default(),
             shard: None,
+            sources: sources::SourcesConfig::default(),
         }
     }
 
@@ -377,6 +382,7 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
         "alerting",
         "api",
         "shard",
+        "sources",
     ];
     let m = MapReader::new(d, doc, "the agent config", KEYS)?;
     let before = d.errors();
@@ -463,6 +469,9 @@ fn decode(d: &mut Decoder<'_>, path: &Path, doc: &Node) -> Option<AgentConfig> {
     }
     if let Some(n) = m.get("shard") {
         cfg.shard = decode_shard(d, n, &host_name());
+    }
+    if let Some(s) = m.opt(d, "sources", |d, n, _| sources::decode(d, base, n)) {
+        cfg.sources = s;
     }
     check_api_exposure(d, &m, &cfg);
     (d.errors() == before).then_some(cfg)
@@ -1257,12 +1266,24 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n")
             .replace("{env: OTLP_API_KEY}", "k3y")
-            .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string());
+            .replace("/etc/ssl/collector-ca.pem", &ca.display().to_string())
+            .replace("/etc/ssl/internal-ca.pem", &ca.display().to_string())
+            .replace(
+                "url: http://prometheus:9090",
+                "url: https://prometheus:9090",
+            );
         let c = parse(&path, format!("rules: [r]\n{example}\n").as_bytes())
             .expect("the uncommented example is valid");
         let o = c.export.otlp.expect("otlp");
         assert_eq!(o.endpoint, "https://otel-collector.internal:4317");
         assert_eq!(o.headers, vec![("x-api-key".to_owned(), "k3y".to_owned())]);
+        let [prom] = c.sources.prometheus.as_slice() else {
+            panic!("{:?}", c.sources)
+        };
+        assert_eq!(
+            (prom.name.as_str(), prom.headers.len(), prom.default),
+            ("prom", 1, true)
+        );
         let a = &c.alerting;
         assert_eq!(a.route.receiver, "tickets");
         assert_eq!(a.receivers.len(), 2);

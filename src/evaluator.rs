@@ -8,16 +8,17 @@ use std::sync::Arc;
 
 use crate::probe::ProbeOutcome;
 use crate::rules::model::{
-    Grouping, Indicator, LatencySource, ProbeKind, RuleSet, Service, Slo, SloId,
+    Grouping, Indicator, LatencySource, ProbeKind, RatioNumerator, RuleSet, Service, Slo, SloId,
 };
 use crate::scrape::{Matched, ScrapePlan};
 use crate::slo::checkpoint::{EngineCheckpoint, RestoreReport};
 use crate::slo::engine::{Engine, SloIdx};
 use crate::slo::histogram::HistogramWindows;
+use crate::source::{QueryRead, REASONS, ReadError, WindowCarry};
 use crate::time::{Dur, Timestamp};
 use crate::view::{
     AgentSnapshot, CheckpointStatus, GroupStatus, ProbeResultView, ProbeStatus, RulesStatus,
-    ScrapeFailure, TargetStatus,
+    ScrapeFailure, SourceStatus, TargetStatus,
 };
 
 /// What a collector reports to the evaluator. `generation` is the rule set it was started for;
@@ -48,6 +49,32 @@ pub enum Observation {
         /// The samples per SLO, or why the scrape failed.
         result: Result<Matched, ScrapeFailure>,
     },
+    /// One read of a `query` SLO's queries from its source.
+    Query {
+        /// Rule set generation.
+        generation: u64,
+        /// The SLO.
+        slo: Arc<SloId>,
+        /// The source's name.
+        source: Arc<str>,
+        /// The read instant (the queries' `time`).
+        at: Timestamp,
+        /// What the queries gave, or why they gave nothing.
+        result: Result<QueryRead, ReadError>,
+    },
+}
+
+/// The [`crate::slo::counter::CounterSet`] source id of counters read through a query source
+/// (a scrape target's id is its own; a query SLO is read from one source only).
+const QUERY_COUNTERS: u64 = 0x7175_6572_7900_0001;
+
+/// What the evaluator keeps per `query` SLO between reads.
+#[derive(Debug, Clone, Copy, Default)]
+struct QueryState {
+    /// Whole events of the window-mode reads.
+    carry: WindowCarry,
+    /// The newest read applied (window mode: where the next read's window starts).
+    last_read: Option<Timestamp>,
 }
 
 /// How a probe feeds an SLO.
@@ -143,6 +170,10 @@ pub struct Evaluator {
     extra_windows: Option<fn(&Slo) -> Vec<Dur>>,
     /// Bucket increases of the histogram-fed latency SLOs, for their percentiles.
     histograms: HashMap<SloId, HistogramWindows>,
+    /// Per `query` SLO: its carry and newest read.
+    queries: HashMap<SloId, QueryState>,
+    /// Reads and errors per query source, by name.
+    sources: BTreeMap<String, SourceStatus>,
 }
 
 impl Evaluator {
@@ -166,6 +197,8 @@ impl Evaluator {
             events: Vec::new(),
             extra_windows: None,
             histograms: HashMap::new(),
+            queries: HashMap::new(),
+            sources: BTreeMap::new(),
         };
         ev.install(rules, now);
         ev
@@ -241,6 +274,18 @@ impl Evaluator {
             self.add_instance(g, values, at);
         }
         let report = self.engine.restore(cp);
+        // Every read applied before the checkpoint was at or before the SLO's newest instant:
+        // window-mode reads resume from there, so a restart neither re-reads nor skips them.
+        for id in &report.kept {
+            if let Some(idx) = self.engine.index_of(id)
+                && self
+                    .engine
+                    .slo(idx)
+                    .is_some_and(|s| s.indicator.query_source().is_some())
+            {
+                self.queries.entry(id.clone()).or_default().last_read = self.engine.latest(idx);
+            }
+        }
         self.checkpoint.restored = Some([
             report.kept.len(),
             report.reset.len(),
@@ -312,6 +357,10 @@ impl Evaluator {
         }
         self.groups = groups;
         self.install_definitions(rules, now);
+        // A changed or removed query starts over; a kept one resumes from its newest read.
+        for id in report.reset.iter().chain(&report.dropped) {
+            self.queries.remove(id);
+        }
         for (id, counts) in before {
             if let Some(idx) = self.engine.index_of(&id) {
                 self.events[idx.0 as usize] = counts;
@@ -633,6 +682,99 @@ impl Evaluator {
                 }
                 self.apply_scrape(&target, at, duration_secs, bytes, result);
             }
+            Observation::Query {
+                generation,
+                slo,
+                source,
+                at,
+                result,
+            } => {
+                if generation != self.generation() {
+                    self.stale += 1;
+                    return;
+                }
+                self.apply_query(&slo, &source, at, result);
+            }
+        }
+    }
+
+    /// Names the query sources whose reads the snapshots report (all of them from the start,
+    /// so their error counters exist before the first failure).
+    pub fn declare_sources<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for n in names {
+            self.sources
+                .entry(n.to_owned())
+                .or_insert_with(|| SourceStatus::new(n, &REASONS));
+        }
+    }
+
+    /// Where the next window-mode read of a `query` SLO starts: its newest read applied (or,
+    /// after a restart, its newest instant in the checkpoint); `None` for an SLO never read.
+    pub fn query_resume(&self, id: &SloId) -> Option<Timestamp> {
+        self.queries.get(id).and_then(|q| q.last_read)
+    }
+
+    /// One read of a query SLO: counters go to the engine's counter tracking (as a scrape's),
+    /// window events through the SLO's carry; a failed read is no data, counted by reason.
+    fn apply_query(
+        &mut self,
+        id: &SloId,
+        source: &str,
+        at: Timestamp,
+        result: Result<QueryRead, ReadError>,
+    ) {
+        let status = self
+            .sources
+            .entry(source.to_owned())
+            .or_insert_with(|| SourceStatus::new(source, &REASONS));
+        let read = match result {
+            Ok(r) => {
+                status.reads_total += 1;
+                status.last_error = None;
+                r
+            }
+            Err(e) => {
+                *status.errors_total.entry(e.reason()).or_default() += 1;
+                status.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        let Some(idx) = self.engine.index_of(id) else {
+            return;
+        };
+        let numerator = match self.engine.slo(idx).map(|s| &s.indicator) {
+            Some(Indicator::Query { numerator, .. }) => *numerator,
+            _ => return,
+        };
+        let state = self.queries.entry(id.clone()).or_default();
+        if state.last_read.is_some_and(|l| at <= l) {
+            // Already counted up to here (a read from before a reload finishing late).
+            return;
+        }
+        state.last_read = Some(at);
+        let counted = match read {
+            QueryRead::Counters { numerator, total } => self
+                .engine
+                .record_counter_scrape(idx, at, QUERY_COUNTERS, &numerator, &total)
+                .map(|o| (o.good, o.total)),
+            QueryRead::Window {
+                numerator: n,
+                total: t,
+            } => {
+                let (n, total) = state.carry.add(n, t);
+                let n = n.min(total);
+                let good = match numerator {
+                    RatioNumerator::Good => n,
+                    RatioNumerator::Bad => total - n,
+                };
+                // Recorded even when empty: a read is a collection (coverage starts with it).
+                self.engine
+                    .record_counts(idx, at, good, total)
+                    .map(|()| (good, total))
+            }
+        };
+        if let Ok((good, total)) = counted {
+            self.count(idx, good, total - good);
         }
     }
 
@@ -792,6 +934,7 @@ impl Evaluator {
             rules_status: self.rules_status.clone(),
             checkpoint: self.checkpoint.clone(),
             stale_observations: self.stale,
+            sources: self.sources.values().cloned().collect(),
             events_total: self.events_by_id(),
             evaluation_seconds: 0.0,
             pace: Default::default(),
@@ -1117,6 +1260,129 @@ slos:
         assert!(!s.rules_status.last_reload_ok);
         assert_eq!(s.rules_status.reload_failures_total, 1);
         assert_eq!(s.rules_status.generation, old + 1);
+    }
+
+    const QUERY_RULES: &str = r#"
+version: burnwatch/v1
+service: shop
+slos:
+  - name: counters
+    objective: 99
+    indicator:
+      query:
+        bad: 'req_total{code="500"}'
+        total: req_total
+  - name: windows
+    objective: 99
+    indicator:
+      query:
+        source: prom
+        good: 'sum(rate(req_total{code="200"}[{{.window}}]))'
+        total: 'sum(rate(req_total[{{.window}}]))'
+"#;
+
+    fn read(
+        ev: &Evaluator,
+        slo: &str,
+        at: i64,
+        result: Result<QueryRead, ReadError>,
+    ) -> Observation {
+        Observation::Query {
+            generation: ev.generation(),
+            slo: Arc::new(SloId {
+                service: "shop".into(),
+                slo: slo.into(),
+            }),
+            source: "prom".into(),
+            at: Timestamp(at),
+            result,
+        }
+    }
+
+    fn counters(bad: &[(u64, f64)], total: &[(u64, f64)]) -> Result<QueryRead, ReadError> {
+        Ok(QueryRead::Counters {
+            numerator: bad.to_vec(),
+            total: total.to_vec(),
+        })
+    }
+
+    #[test]
+    fn counter_reads_count_like_scrapes_with_resets_nan_and_missing_series() {
+        let mut ev = Evaluator::new(
+            load_str("q.yaml", QUERY_RULES).expect("rules"),
+            Timestamp(T0),
+        );
+        ev.declare_sources(["prom"]);
+        // Two instances (series 1 and 2 of the total, 11 of the errors). The first read is
+        // the baseline, as a first scrape is.
+        let steps: Vec<Result<QueryRead, ReadError>> = vec![
+            counters(&[(11, 5.0)], &[(1, 100.0), (2, 50.0)]),
+            // +10 and +5 requests, +2 errors.
+            counters(&[(11, 7.0)], &[(1, 110.0), (2, 55.0)]),
+            // Instance 1 restarted: its counter is 4 (4 new requests), instance 2 +5;
+            // the error series is missing (no errors yet since the restart): forgotten.
+            counters(&[], &[(1, 4.0), (2, 60.0)]),
+            // The backend failed: no data, nothing changes.
+            Err(ReadError::Timeout(Dur::from_secs(10))),
+            // A NaN sample is refused; the other series counts +1; the error series comes
+            // back and is a baseline again.
+            counters(&[(11, 1.0)], &[(1, f64::NAN), (2, 61.0)]),
+            // An empty vector: every series gone (nothing counted).
+            counters(&[], &[]),
+        ];
+        for (i, r) in steps.into_iter().enumerate() {
+            ev.apply(read(&ev, "counters", T0 + 1000 + i as i64 * 10_000, r));
+        }
+        let s = ev.evaluate(Timestamp(T0 + 120_000));
+        let c = report_of(&s, "counters");
+        // Total: 15 + 9 + 1 = 25; bad: 2.
+        assert_eq!((c.window.total, c.window.total - c.window.good), (25, 2));
+        assert_eq!(c.rejected, 1);
+        let src = &s.sources[0];
+        assert_eq!((src.name.as_str(), src.reads_total), ("prom", 5));
+        assert_eq!(src.errors_total["timeout"], 1);
+        assert_eq!(src.errors_total["unreachable"], 0);
+        assert!(src.last_error.is_none(), "cleared by the next read");
+    }
+
+    #[test]
+    fn window_reads_count_whole_events_and_resume_after_a_restart() {
+        let rules = || load_str("q.yaml", QUERY_RULES).expect("rules");
+        let mut ev = Evaluator::new(rules(), Timestamp(T0));
+        let id = SloId {
+            service: "shop".into(),
+            slo: "windows".into(),
+        };
+        assert_eq!(ev.query_resume(&id), None);
+        let w = |numerator, total| Ok(QueryRead::Window { numerator, total });
+        // Fractional events (extrapolated): 9.6 good of 10.4, then 0.6 of 0.6, then 0.3 of 0.3.
+        for (i, r) in [w(9.6, 10.4), w(0.6, 0.6), w(0.3, 0.3)]
+            .into_iter()
+            .enumerate()
+        {
+            ev.apply(read(&ev, "windows", T0 + 60_000 * (i as i64 + 1), r));
+        }
+        assert_eq!(ev.query_resume(&id), Some(Timestamp(T0 + 180_000)));
+        // A read older than the newest applied one (from before a reload) is not counted.
+        ev.apply(read(&ev, "windows", T0 + 120_000, w(100.0, 100.0)));
+        let s = ev.evaluate(Timestamp(T0 + 200_000));
+        let r = report_of(&s, "windows");
+        // Sums 10.5 good of 11.3 total: 11 events by rounding the running sum, 10 of them
+        // good (the 11th good one waits for a total event to be counted with).
+        assert_eq!((r.window.good, r.window.total), (10, 11));
+        // A restart: the checkpoint's newest instant is where reads resume (the evaluation
+        // above, which is after every read applied), so no read is counted twice.
+        let cp = ev.engine.checkpoint();
+        let mut again = Evaluator::new(rules(), Timestamp(T0 + 300_000));
+        again.restore(cp);
+        assert_eq!(again.query_resume(&id), Some(Timestamp(T0 + 200_000)));
+        // A changed query starts over (fresh state, no resume point).
+        let changed = QUERY_RULES.replace("code=\"200\"", "code=\"204\"");
+        again.reload(
+            load_str("q.yaml", &changed).expect("rules"),
+            Timestamp(T0 + 301_000),
+        );
+        assert_eq!(again.query_resume(&id), None);
     }
 
     fn report_of<'a>(s: &'a AgentSnapshot, name: &str) -> &'a SloReport {

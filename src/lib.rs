@@ -33,6 +33,8 @@
 //! - [`secret`]: credentials in config files (inline, `{env: VAR}`, `{file: path}`), never printed.
 //! - [`server`]: the HTTP server: health, readiness and the JSON API, read from snapshots.
 //! - [`slo`]: the SLO engine, pure logic over a simulated clock.
+//! - [`source`]: SLIs read from a Prometheus-compatible query API (`query` indicators): the
+//!   instant query, its bounded parsing, and how each read becomes events.
 //! - [`notify`]: notifications to receivers, and the reasons they were (not) sent.
 //! - [`preflight`]: every check `run` makes before it starts (config, rules, receivers' secrets
 //!   and CA files), shared with `burnwatch check --config`.
@@ -78,6 +80,7 @@ pub mod server;
 pub mod shard;
 pub mod shutdown;
 pub mod slo;
+pub mod source;
 pub mod status;
 pub mod storage;
 pub mod synthetic;

@@ -787,10 +787,24 @@ fn print_report(report: &CheckReport) {
                 .services
                 .iter()
                 .map(|s| {
-                    let grouped = if s.grouped > 0 {
-                        format!(" ({} grouped)", s.grouped)
-                    } else {
+                    let mut notes = Vec::new();
+                    if s.grouped > 0 {
+                        notes.push(format!("{} grouped", s.grouped));
+                    }
+                    if s.spec != burnwatch::rules::model::Spec::Burnwatch {
+                        notes.push(format!("{} translated to selectors", s.slos - s.queries));
+                    }
+                    if s.queries > 0 {
+                        notes.push(format!(
+                            "{} need{} a query source",
+                            s.queries,
+                            if s.queries == 1 { "s" } else { "" }
+                        ));
+                    }
+                    let grouped = if notes.is_empty() {
                         String::new()
+                    } else {
+                        format!(" ({})", notes.join(", "))
                     };
                     format!(
                         "service {}, {} SLO{}{grouped}, {} probe{}, {} scrape target{}",

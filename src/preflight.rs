@@ -3,7 +3,7 @@
 //!
 //! This module owns the one list of start-time checks: the config file (schema, OTLP block,
 //! alerting section), the rules it names (the whole file set, as `burnwatch check PATHS`), the
-//! probes' CA files, and each receiver and the Alertmanager client built exactly as the agent
+//! query sources their `query` SLOs read, the probes' CA files, and each receiver and the Alertmanager client built exactly as the agent
 //! builds them (secrets resolved, URLs read from secrets, CA files read and parsed). `run` and
 //! `check --config` both call [`agent`], so they report the same errors and warnings (an API
 //! left open on purpose, `api.allow_unauthenticated`, is one of them). Secret
@@ -78,6 +78,7 @@ pub fn agent(path: &Path) -> Preflight {
         }
         diags.extend(alerting(cfg));
         diags.extend(api_warning(cfg));
+        diags.extend(sources(cfg, &rules_report));
     }
     diags.sort_by_key(|d| d.pos);
     let config = cfg.filter(|_| !diags.iter().any(Diagnostic::is_error));
@@ -198,6 +199,38 @@ fn api_warning(cfg: &AgentConfig) -> Option<Diagnostic> {
         severity: Severity::Warning,
         message,
     })
+}
+
+/// Every `query` SLO of the rules whose source the config lacks, and every source the agent
+/// could not build (its CA file), as errors at the config's `sources` (`run` refuses to start:
+/// such an SLO could never be read).
+fn sources(cfg: &AgentConfig, report: &CheckReport) -> Vec<Diagnostic> {
+    let missing = report
+        .rules
+        .as_ref()
+        .map(|r| cfg.sources.missing(r))
+        .unwrap_or_default();
+    let broken = cfg
+        .sources
+        .prometheus
+        .iter()
+        .filter_map(|s| crate::source::PrometheusClient::new(s).err())
+        .map(|e| e.to_string());
+    let messages: Vec<String> = missing.into_iter().chain(broken).collect();
+    if messages.is_empty() {
+        return Vec::new();
+    }
+    let docs = documents(&cfg.path);
+    let pos = config_pos(&docs, &[Step::Key("sources")]);
+    messages
+        .into_iter()
+        .map(|message| Diagnostic {
+            file: cfg.path.clone(),
+            pos,
+            severity: Severity::Error,
+            message,
+        })
+        .collect()
 }
 
 /// Builds every receiver and the Alertmanager client as the agent does at start, turning each

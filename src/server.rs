@@ -808,6 +808,7 @@ fn route_accepting(
                 "rules": snap.rules_status,
                 "checkpoint": snap.checkpoint,
                 "stale_observations": snap.stale_observations,
+                "sources": snap.sources,
             }),
         ),
         _ => error(

@@ -17,10 +17,12 @@ use crate::clock::Clock;
 use crate::evaluator::Observation;
 use crate::exposition::Format;
 use crate::probe::{Checker, FetchRequest};
+use crate::rules::model::SloId;
 use crate::rules::model::{Probe, RuleSet, ScrapeTarget};
 use crate::scrape::{ScrapePlan, TargetLabels, match_page};
 use crate::shutdown::Shutdown;
 use crate::slo::fingerprint::fnv1a64;
+use crate::source::{LogLine, PrometheusClient};
 use crate::time::{Dur, Timestamp};
 use crate::view::{Lag, ScrapeFailure};
 
@@ -44,6 +46,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     /// How late each collector runs, read into every snapshot.
     pub lags: Arc<Lags>,
+    /// The query sources' clients, by name (`sources.prometheus`).
+    pub sources: Arc<std::collections::HashMap<String, Arc<PrometheusClient>>>,
 }
 
 /// Every collector's [`Lag`] since the agent started, by probe and by target name (kept
@@ -76,6 +80,22 @@ impl Lags {
     }
 }
 
+/// One `query` SLO to read: its source, its two queries, and where its window-mode reads
+/// resume ([`crate::evaluator::Evaluator::query_resume`]).
+#[derive(Debug, Clone)]
+pub struct QueryJob {
+    /// The SLO.
+    pub slo: Arc<SloId>,
+    /// Its source.
+    pub client: Arc<PrometheusClient>,
+    /// The numerator's PromQL.
+    pub numerator: String,
+    /// The total's PromQL.
+    pub total: String,
+    /// The newest read already counted, if any.
+    pub resume: Option<Timestamp>,
+}
+
 /// The running collectors of one rule set generation.
 pub struct Collectors {
     /// This generation's stop: a child of the daemon's shutdown.
@@ -84,11 +104,13 @@ pub struct Collectors {
 }
 
 impl Collectors {
-    /// Starts a collector for every probe and scrape target of `rules`.
+    /// Starts a collector for every probe and scrape target of `rules`, and one per `query`
+    /// SLO of `queries`.
     pub fn spawn(
         rules: &RuleSet,
         generation: u64,
         plan: Arc<ScrapePlan>,
+        queries: Vec<QueryJob>,
         shared: &Shared,
     ) -> Collectors {
         let stop = shared.shutdown.child();
@@ -109,6 +131,9 @@ impl Collectors {
                 shared.clone(),
                 stop.clone(),
             ));
+        }
+        for q in queries {
+            tasks.spawn(query_loop(q, generation, shared.clone(), stop.clone()));
         }
         Collectors { stop, tasks }
     }
@@ -148,7 +173,7 @@ async fn run_every<F, Fut>(
     slots: Arc<Semaphore>,
     tx: mpsc::Sender<Observation>,
     stop: Shutdown,
-    lags: &Mutex<BTreeMap<String, Lag>>,
+    lags: Option<&Mutex<BTreeMap<String, Lag>>>,
     mut check: F,
 ) where
     F: FnMut() -> Fut,
@@ -168,7 +193,9 @@ async fn run_every<F, Fut>(
             let Ok(_permit) = slots.acquire().await else {
                 return;
             };
-            Lags::record(lags, name, scheduled.elapsed(), interval);
+            if let Some(lags) = lags {
+                Lags::record(lags, name, scheduled.elapsed(), interval);
+            }
             tokio::select! {
                 o = check() => o,
                 _ = stop.requested() => return,
@@ -204,7 +231,7 @@ async fn probe_loop(probe: Probe, generation: u64, shared: Shared, stop: Shutdow
         shared.probe_slots.clone(),
         shared.tx.clone(),
         stop,
-        &shared.lags.probes,
+        Some(&shared.lags.probes),
         check,
     )
     .await;
@@ -248,7 +275,65 @@ async fn scrape_loop(
         shared.scrape_slots.clone(),
         shared.tx.clone(),
         stop,
-        &shared.lags.targets,
+        Some(&shared.lags.targets),
+        check,
+    )
+    .await;
+}
+
+/// Reads one `query` SLO every interval of its source (sharing the scrapes' concurrency
+/// bound). A window-mode read covers the time since the previous successful read (a first
+/// read, one interval), so a failed read's events are counted by the next one that answers;
+/// failures are logged per source when they start, at most every
+/// [`crate::source::LOG_EVERY`] while they go on, and when they end.
+async fn query_loop(job: QueryJob, generation: u64, shared: Shared, stop: Shutdown) {
+    let interval = job.client.interval;
+    let name = format!("query {}", job.slo);
+    // The newest successful read: the next window starts there.
+    let progress = Arc::new(Mutex::new(job.resume));
+    let job = Arc::new(job);
+    let clock = shared.clock;
+    let check = || {
+        let (job, progress) = (job.clone(), progress.clone());
+        async move {
+            let at = clock.now();
+            let from = progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or(Timestamp(at.0.saturating_sub(interval.millis() as i64)));
+            let result = job.client.read(&job.numerator, &job.total, from, at).await;
+            if result.is_ok() {
+                *progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
+            }
+            match (job.client.log_outcome(result.is_err()), &result) {
+                (LogLine::Failure, Err(e)) => tracing::warn!(
+                    slo = %job.slo,
+                    source = %job.client.name,
+                    reason = e.reason(),
+                    error = %e,
+                    "query source read failed: no data for this interval (retried next interval; the SLO's no_data policy applies; further failures of this source are logged at most every 5 minutes)"
+                ),
+                (LogLine::Recovered, _) => {
+                    tracing::info!(source = %job.client.name, "query source answers again");
+                }
+                _ => {}
+            }
+            Observation::Query {
+                generation,
+                slo: job.slo.clone(),
+                source: job.client.name.clone(),
+                at,
+                result,
+            }
+        }
+    };
+    run_every(
+        &name,
+        interval,
+        shared.scrape_slots.clone(),
+        shared.tx.clone(),
+        stop,
+        None,
         check,
     )
     .await;

@@ -43,7 +43,10 @@ use crate::view::{
 };
 
 use alerting::{Alerting, ProbeResult};
-use collect::{Collectors, Shared};
+use collect::{Collectors, QueryJob, Shared};
+
+use crate::rules::model::Indicator;
+use crate::source::PrometheusClient;
 
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,9 @@ pub enum AgentError {
     /// Alerting could not start (unreadable state, a receiver's missing secret).
     #[error("alerting: {0}")]
     Alerting(#[from] alerting::AlertingError),
+    /// A query source cannot be used (its URL, CA file or TLS setup).
+    #[error("sources: {0}")]
+    Source(#[from] crate::source::SourceError),
 }
 
 /// What the agent runs on besides its config and rules: the clock it stamps every instant with,
@@ -130,7 +136,19 @@ impl Agent {
         })?;
         let clock = env.clock;
         let now = clock.now();
+        let missing = cfg.sources.missing(&rules);
+        if !missing.is_empty() {
+            return Err(AgentError::Rules(missing));
+        }
+        let clients = Arc::new(
+            cfg.sources
+                .prometheus
+                .iter()
+                .map(|s| Ok((s.name.clone(), Arc::new(PrometheusClient::new(s)?))))
+                .collect::<Result<HashMap<_, _>, crate::source::SourceError>>()?,
+        );
         let mut ev = Evaluator::new(share(&cfg, rules), now);
+        ev.declare_sources(cfg.sources.prometheus.iter().map(|s| s.name.as_str()));
         if cfg.export.prometheus.sloth_compatible {
             ev.report_extra_windows(crate::export::sloth::windows);
         }
@@ -173,6 +191,7 @@ impl Agent {
             scrape_slots: Arc::new(Semaphore::new(cfg.max_concurrent_scrapes)),
             shutdown: shutdown.clone(),
             lags: Arc::default(),
+            sources: clients,
         };
         let first = Arc::new(ev.evaluate(now));
         let (snap_tx, snapshots) = watch::channel(first);
@@ -249,7 +268,7 @@ pub fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
     for d in report.diagnostics.iter().filter(|d| !d.is_error()) {
         tracing::warn!("{d}");
     }
-    report.rules.ok_or_else(|| {
+    let rules = report.rules.ok_or_else(|| {
         AgentError::Rules(
             report
                 .diagnostics
@@ -258,7 +277,41 @@ pub fn load_rules(cfg: &AgentConfig) -> Result<RuleSet, AgentError> {
                 .map(ToString::to_string)
                 .collect(),
         )
-    })
+    })?;
+    // A query SLO without its source could never be read: refused like a rules error.
+    let missing = cfg.sources.missing(&rules);
+    if missing.is_empty() {
+        Ok(rules)
+    } else {
+        Err(AgentError::Rules(missing))
+    }
+}
+
+/// One [`QueryJob`] per `query` SLO of the evaluator's rules, with its source's client
+/// (checked at load) and where its reads resume.
+fn query_jobs(ev: &Evaluator, shared: &Shared, cfg: &AgentConfig) -> Vec<QueryJob> {
+    ev.rules()
+        .slos()
+        .filter_map(|slo| {
+            let Indicator::Query {
+                source,
+                numerator_query,
+                total_query,
+                ..
+            } = &slo.indicator
+            else {
+                return None;
+            };
+            let name = &cfg.sources.resolve(source.as_deref()).ok()?.name;
+            Some(QueryJob {
+                slo: Arc::new(slo.id.clone()),
+                client: shared.sources.get(name)?.clone(),
+                numerator: numerator_query.clone(),
+                total: total_query.clone(),
+                resume: ev.query_resume(&slo.id),
+            })
+        })
+        .collect()
 }
 
 /// What [`log_groups`] remembers of a grouped rule: its created, aged-out and refused counts
@@ -389,7 +442,13 @@ async fn run_loop(
     mut requests: Requests,
     probe_tap: mpsc::Sender<ProbeResult>,
 ) {
-    let mut collectors = Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), &shared);
+    let mut collectors = Collectors::spawn(
+        ev.rules(),
+        ev.generation(),
+        ev.plan().clone(),
+        query_jobs(&ev, &shared, &cfg),
+        &shared,
+    );
     let mut eval_tick = interval(cfg.evaluation_interval.to_std());
     let mut cp_tick = interval(cfg.checkpoint_interval.to_std());
     let watch_every = cfg
@@ -539,7 +598,13 @@ async fn reload(
                 errors: Vec::new(),
             };
             (
-                Collectors::spawn(ev.rules(), ev.generation(), ev.plan().clone(), shared),
+                Collectors::spawn(
+                    ev.rules(),
+                    ev.generation(),
+                    ev.plan().clone(),
+                    query_jobs(ev, shared, cfg),
+                    shared,
+                ),
                 outcome,
             )
         }

@@ -178,6 +178,7 @@ fn bare(rules: &RuleSet, at: Timestamp, targets: Vec<TargetStatus>) -> AgentSnap
         rules_status: Default::default(),
         checkpoint: Default::default(),
         stale_observations: 0,
+        sources: Vec::new(),
         events_total: BTreeMap::new(),
         evaluation_seconds: 0.0,
         pace: Default::default(),

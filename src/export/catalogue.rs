@@ -888,6 +888,47 @@ pub static FAMILIES: &[Family] = &[
         points: |s, out| gauge(out, None, &[], s.snap.pace.queue_capacity as f64),
     },
     Family {
+        name: "burnwatch_source_reads",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{read}",
+        help: "Reads of a query SLO's queries that a query source (sources.prometheus) answered",
+        subject: Subject::Agent,
+        labels: &[("source", "")],
+        points: |s, out| {
+            for src in &s.snap.sources {
+                count(out, None, &[("source", src.name.as_str())], src.reads_total);
+            }
+        },
+    },
+    Family {
+        name: "burnwatch_source_errors",
+        compact: Compact::All,
+        kind: Kind::Counter,
+        unit: "{read}",
+        help: "Reads of a query SLO that a query source did not answer with data, by reason: no data for that interval, counted by the next read that answers",
+        subject: Subject::Agent,
+        labels: &[
+            ("source", ""),
+            (
+                "reason",
+                "`unreachable`/`timeout`/`status`/`query_error`/`invalid_response`/`invalid_value`/`too_many_series`/`secret`",
+            ),
+        ],
+        points: |s, out| {
+            for src in &s.snap.sources {
+                for (reason, n) in &src.errors_total {
+                    count(
+                        out,
+                        None,
+                        &[("source", src.name.as_str()), ("reason", reason)],
+                        *n,
+                    );
+                }
+            }
+        },
+    },
+    Family {
         name: "burnwatch_observations_stale",
         compact: Compact::All,
         kind: Kind::Counter,
@@ -1340,6 +1381,10 @@ mod tests {
         }
         let mut snap = ev.evaluate(Timestamp(t0 + 120_000));
         snap.checkpoint.last_ok_ms = Some(t0);
+        snap.sources.push(crate::view::SourceStatus::new(
+            "prom",
+            &crate::source::REASONS,
+        ));
         let mut view = AlertingView {
             last_save_ms: Some(t0),
             ..AlertingView::default()

@@ -194,6 +194,9 @@ impl Sli {
                     },
                 })
             }
+            Indicator::Query { .. } => Err(
+                "its queries did not translate to selectors (burnwatch reads them from a query source); write the recording rules for them by hand".into(),
+            ),
             Indicator::LatencyPercentile { .. } => Err(
                 "a percentile per timeslice is judged slice by slice, which recording rules over rates cannot; write a latency_threshold SLO for Prometheus".into(),
             ),

@@ -64,6 +64,47 @@ pub enum HttpAuth {
     Bearer(Secret),
 }
 
+impl HttpAuth {
+    /// The `Authorization` header value, the secrets read now (so a rotated file is picked up).
+    pub fn authorization(&self) -> Result<SecretValue, SecretError> {
+        Ok(match self {
+            HttpAuth::Bearer(token) => {
+                SecretValue::new(format!("Bearer {}", token.resolve()?.expose()))
+            }
+            HttpAuth::Basic { username, password } => {
+                let pair = format!("{username}:{}", password.resolve()?.expose());
+                SecretValue::new(format!("Basic {}", base64(pair.as_bytes())))
+            }
+        })
+    }
+}
+
+/// The optional `basic_auth: {username, password}` or `bearer_token` keys of the block `m`
+/// (at most one of them), secrets written inline, `{env: VAR}` or `{file: path}`. The
+/// Alertmanager client and the query sources read the same keys.
+pub(crate) fn decode_auth(d: &mut Decoder<'_>, m: &MapReader<'_>) -> Option<HttpAuth> {
+    let basic = m.opt(d, "basic_auth", |d, n, _| {
+        let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
+        let username = b.req(d, "username", "burnwatch", Decoder::string);
+        let password = b.req(d, "password", "{env: PASSWORD}", decode_password);
+        Some(HttpAuth::Basic {
+            username: username?,
+            password: password?,
+        })
+    });
+    let bearer = m.opt(d, "bearer_token", decode_password);
+    match (basic, bearer) {
+        (Some(_), Some(_)) => {
+            let pos = m.key_pos("bearer_token").unwrap_or(m.pos);
+            d.error(pos, "use either `basic_auth` or `bearer_token`, not both");
+            None
+        }
+        (Some(b), None) => Some(b),
+        (None, Some(t)) => Some(HttpAuth::Bearer(t)),
+        (None, None) => None,
+    }
+}
+
 /// One validated `alertmanager` client section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertmanagerConfig {
@@ -125,26 +166,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<AlertmanagerCon
     let resend_interval = m
         .opt(d, "resend_interval", Decoder::pos_dur)
         .unwrap_or(DEFAULT_RESEND_INTERVAL);
-    let basic = m.opt(d, "basic_auth", |d, n, _| {
-        let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
-        let username = b.req(d, "username", "burnwatch", Decoder::string);
-        let password = b.req(d, "password", "{env: AM_PASSWORD}", decode_password);
-        Some(HttpAuth::Basic {
-            username: username?,
-            password: password?,
-        })
-    });
-    let bearer = m.opt(d, "bearer_token", decode_password);
-    let auth = match (basic, bearer) {
-        (Some(_), Some(_)) => {
-            let pos = m.key_pos("bearer_token").unwrap_or(m.pos);
-            d.error(pos, "use either `basic_auth` or `bearer_token`, not both");
-            None
-        }
-        (Some(b), None) => Some(b),
-        (None, Some(t)) => Some(HttpAuth::Bearer(t)),
-        (None, None) => None,
-    };
+    let auth = decode_auth(d, &m);
     let ca_file = m
         .opt(d, "ca_file", Decoder::string)
         .map(|p| relative_to_config(d, &p));
@@ -411,20 +433,11 @@ impl AlertmanagerClient {
             .iter()
             .map(|u| Endpoint::parse(u))
             .collect::<Result<Vec<_>, _>>()?;
-        let authorization = match &config.auth {
-            None => None,
-            Some(HttpAuth::Bearer(token)) => Some(SecretValue::new(format!(
-                "Bearer {}",
-                token.resolve()?.expose()
-            ))),
-            Some(HttpAuth::Basic { username, password }) => {
-                let pair = format!("{username}:{}", password.resolve()?.expose());
-                Some(SecretValue::new(format!(
-                    "Basic {}",
-                    base64(pair.as_bytes())
-                )))
-            }
-        };
+        let authorization = config
+            .auth
+            .as_ref()
+            .map(HttpAuth::authorization)
+            .transpose()?;
         let client = HttpClient::with_ca_file(config.ca_file.as_deref()).map_err(|e| match e {
             ClientError::CaFile { path, reason } => AlertmanagerError::CaFile { path, reason },
             ClientError::Tls(e) => AlertmanagerError::Tls(e),

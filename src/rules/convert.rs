@@ -110,6 +110,23 @@ fn indicator(out: &mut String, i: &Indicator) {
             );
             let _ = writeln!(out, "        total: {}", quoted(&total.to_string()));
         }
+        Indicator::Query {
+            source,
+            numerator,
+            numerator_query,
+            total_query,
+        } => {
+            let key = match numerator {
+                RatioNumerator::Good => "good",
+                RatioNumerator::Bad => "bad",
+            };
+            out.push_str("      query:\n");
+            if let Some(source) = source {
+                let _ = writeln!(out, "        source: {}", text(source));
+            }
+            let _ = writeln!(out, "        {key}: {}", quoted(numerator_query));
+            let _ = writeln!(out, "        total: {}", quoted(total_query));
+        }
         Indicator::ProbeAvailability { probe } => {
             let _ = writeln!(out, "      probe: {}", text(probe));
         }

@@ -16,8 +16,8 @@ use crate::rules::model::{
     AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_MAX_INSTANCES,
     DEFAULT_TIERS, FlapPolicy, Grouping, HttpProbe, Indicator, Labels, LatencySource,
     MAX_MAX_INSTANCES, NoDataPolicy, Objective, Percentile, Probe, ProbeAlert, ProbeKind,
-    ProbeTrigger, RESERVED_LABELS, RatioNumerator, ScrapeTarget, Service, Slo, SloId, StatusRange,
-    Window, burn_factor, default_tier,
+    ProbeTrigger, QueryMode, RESERVED_LABELS, RatioNumerator, ScrapeTarget, Service, Slo, SloId,
+    StatusRange, Window, burn_factor, default_tier,
 };
 use crate::rules::node::{Kind, Node, Pos};
 use crate::rules::selector::Selector;
@@ -93,6 +93,27 @@ fn valid_label_name(s: &str) -> bool {
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
         && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
         && !s.starts_with("__")
+}
+
+/// The longest PromQL query accepted in a `query` indicator.
+const MAX_QUERY_BYTES: usize = 16 << 10;
+
+/// Why the `{{ ... }}` placeholders of a query are not all `{{.window}}`, if they are not.
+fn placeholder_error(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            return Some("has a `{{` without `}}`".to_owned());
+        };
+        let inner = rest[open + 2..open + close].trim();
+        if inner != ".window" {
+            return Some(format!(
+                "has the placeholder `{{{{{inner}}}}}`; the only one burnwatch fills in is `{{{{.window}}}}`"
+            ));
+        }
+        rest = &rest[open + close + 2..];
+    }
+    None
 }
 
 /// What an indicator decoded to, with what the method rules need to know about it.
@@ -240,6 +261,30 @@ impl Decoder<'_, FileRules> {
         }
     }
 
+    /// PromQL for a query source: not parsed here (the backend parses it, and its dialects
+    /// differ: Prometheus, Thanos, Mimir, VictoriaMetrics), only bounded and checked for the
+    /// one placeholder burnwatch fills in, `{{.window}}`.
+    fn promql(&mut self, n: &Node, key: &str) -> Option<String> {
+        let text = self.string(n, key)?;
+        let why = if text.trim().is_empty() {
+            Some("is empty".to_owned())
+        } else if text.len() > MAX_QUERY_BYTES {
+            Some(format!("is longer than {MAX_QUERY_BYTES} bytes"))
+        } else {
+            placeholder_error(&text)
+        };
+        match why {
+            Some(why) => {
+                self.error(
+                    n.pos(),
+                    format!("`{key}` {why}; write PromQL such as `sum(rate(http_requests_total{{code=~\"5..\"}}[{{{{.window}}}}]))` or a counter selector"),
+                );
+                None
+            }
+            None => Some(text),
+        }
+    }
+
     fn probe_ref(&mut self, n: &Node, key: &str) -> Option<String> {
         let name = self.name(n, key)?;
         self.out.probe_refs.push(Decl {
@@ -272,6 +317,12 @@ impl Decoder<'_, FileRules> {
             grouped: service.slos.iter().filter(|s| s.is_template()).count(),
             probes: probes.len(),
             scrapes: scrapes.len(),
+            queries: service
+                .slos
+                .iter()
+                .filter(|s| s.indicator.query_source().is_some())
+                .count(),
+            spec: service.spec,
         });
         self.out.probes.extend(probes);
         self.out.scrapes.extend(scrapes);
@@ -1134,7 +1185,7 @@ impl Decoder<'_, FileRules> {
             Some(i) if i.selectors().is_empty() => {
                 self.error(
                     node.pos(),
-                    "`group_by` needs an indicator read from scraped series (`ratio`, or a latency `histogram`); a probe is one target, so it has no label values to group by",
+                    "`group_by` needs an indicator read from scraped series (`ratio`, or a latency `histogram`); a probe is one target, so it has no label values to group by, and a `query` is summed by its PromQL (write one SLO per label value, or `sum by` in a `ratio`)",
                 );
             }
             _ => {}
@@ -1194,7 +1245,13 @@ impl Decoder<'_, FileRules> {
     }
 
     fn indicator(&mut self, node: &Node) -> Option<IndicatorOut> {
-        const KINDS: &[&str] = &["ratio", "probe", "latency_threshold", "latency_percentile"];
+        const KINDS: &[&str] = &[
+            "ratio",
+            "query",
+            "probe",
+            "latency_threshold",
+            "latency_percentile",
+        ];
         let m = MapReader::new(self, node, "the indicator", KINDS)?;
         let which = m.exactly_one(self, KINDS)?;
         let n = m.get(which)?;
@@ -1222,6 +1279,49 @@ impl Decoder<'_, FileRules> {
                         },
                         numerator_selector: sel?,
                         total: total?,
+                    },
+                    percentile: false,
+                })
+            }
+            "query" => {
+                let before = self.errors();
+                let q = MapReader::new(
+                    self,
+                    n,
+                    "a query indicator",
+                    &["source", "good", "bad", "total"],
+                )?;
+                let source = q.opt(self, "source", Decoder::name);
+                let numerator = q.exactly_one(self, &["good", "bad"]);
+                let num = numerator.and_then(|k| q.opt(self, k, Decoder::promql));
+                let total = q.req(
+                    self,
+                    "total",
+                    "'sum(rate(http_requests_total{job=\"api\"}[{{.window}}]))'",
+                    Decoder::promql,
+                );
+                if let (Some(nq), Some(tq)) = (&num, &total)
+                    && (QueryMode::of(nq) == QueryMode::Counter)
+                        != (QueryMode::of(tq) == QueryMode::Counter)
+                {
+                    self.error(
+                        n.pos(),
+                        "the queries of a `query` indicator must both use `{{.window}}` (events per read window) or neither (counters); write them alike",
+                    );
+                }
+                if self.errors() > before {
+                    return None;
+                }
+                Some(IndicatorOut {
+                    indicator: Indicator::Query {
+                        source,
+                        numerator: if numerator? == "good" {
+                            RatioNumerator::Good
+                        } else {
+                            RatioNumerator::Bad
+                        },
+                        numerator_query: num?,
+                        total_query: total?,
                     },
                     percentile: false,
                 })
@@ -1945,6 +2045,66 @@ mod tests {
         assert!(
             d.iter().any(|l| l.starts_with(want)),
             "missing {want:?} in {d:#?}"
+        );
+    }
+
+    #[test]
+    fn query_indicators_read_promql_with_one_placeholder() {
+        let slo = |q: &str| {
+            format!(
+                "version: burnwatch/v1\nservice: api\nslos:\n  - name: a\n    objective: 99\n    indicator:\n      query:\n{q}"
+            )
+        };
+        let rules = ok(&slo(
+            "        source: mimir\n        good: 'sum(rate(x{code!~\"5..\"}[{{ .window }}]))'\n        total: 'sum(increase(x[{{.window}}]))'\n",
+        ));
+        let s = rules.slos().next().expect("slo");
+        let Indicator::Query {
+            source,
+            numerator,
+            numerator_query,
+            total_query,
+        } = &s.indicator
+        else {
+            panic!("{:?}", s.indicator)
+        };
+        assert_eq!(source.as_deref(), Some("mimir"));
+        assert_eq!(*numerator, RatioNumerator::Good);
+        assert_eq!(
+            QueryMode::of(numerator_query),
+            QueryMode::Window { increase: false }
+        );
+        assert_eq!(
+            QueryMode::of(total_query),
+            QueryMode::Window { increase: true }
+        );
+        let counters = ok(&slo("        bad: 'x{code=~\"5..\"}'\n        total: x\n"));
+        let Indicator::Query { total_query, .. } = &counters.slos().next().expect("slo").indicator
+        else {
+            panic!()
+        };
+        assert_eq!(QueryMode::of(total_query), QueryMode::Counter);
+        has(
+            &slo("        bad: 'sum(rate(x[{{.window}}]))'\n        total: x\n"),
+            "t.yaml:8:9: error: the queries of a `query` indicator must both use `{{.window}}`",
+        );
+        has(
+            &slo(
+                "        bad: 'sum(rate(x[{{.range}}]))'\n        total: 'sum(rate(x[{{.window}}]))'\n",
+            ),
+            "t.yaml:8:14: error: `bad` has the placeholder `{{.range}}`",
+        );
+        has(
+            &slo("        bad: ''\n        total: x\n"),
+            "t.yaml:8:14: error: `bad` is empty",
+        );
+        has(
+            &slo("        total: x\n"),
+            "t.yaml:8:9: error: a query indicator needs exactly one of `good`, `bad`",
+        );
+        has(
+            &(slo("        bad: errs\n        total: x\n") + "    group_by: [route]\n"),
+            "t.yaml:10:15: error: `group_by` needs an indicator read from scraped series",
         );
     }
 

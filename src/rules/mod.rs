@@ -46,6 +46,12 @@ pub struct ServiceSummary {
     pub probes: usize,
     /// Number of scrape targets declared in the same document.
     pub scrapes: usize,
+    /// How many SLOs read a query source (`query` indicators, and Sloth SLOs whose queries
+    /// did not translate to selectors).
+    pub queries: usize,
+    /// The document's spec: for Sloth's, the `OK` line says how many SLOs were translated to
+    /// selectors.
+    pub spec: crate::rules::model::Spec,
 }
 
 /// The outcome for one file.

@@ -453,6 +453,19 @@ pub enum Indicator {
         /// Selector of the total counter(s); matching series are summed.
         total: Arc<Selector>,
     },
+    /// Good (or bad) events over total events, read from a Prometheus-compatible query API
+    /// (a `sources.prometheus` entry of the agent config) instead of scraped targets; see
+    /// [`QueryMode`] for how each read becomes events, and docs/sources.md.
+    Query {
+        /// The source's name; `None`: the agent's only (or default) Prometheus source.
+        source: Option<String>,
+        /// Which query the numerator is: `good` or `bad` events.
+        numerator: RatioNumerator,
+        /// The numerator's PromQL.
+        numerator_query: String,
+        /// The total's PromQL.
+        total_query: String,
+    },
     /// Success ratio of a named health-check probe.
     ProbeAvailability {
         /// Name of a probe declared in the rule set.
@@ -490,7 +503,15 @@ impl Indicator {
                 LatencySource::Histogram { selector, .. } => vec![selector],
                 LatencySource::Probe { .. } => Vec::new(),
             },
-            Indicator::ProbeAvailability { .. } => Vec::new(),
+            Indicator::ProbeAvailability { .. } | Indicator::Query { .. } => Vec::new(),
+        }
+    }
+
+    /// The query source it reads (`Some(None)`: the default source), if it is query-fed.
+    pub fn query_source(&self) -> Option<Option<&str>> {
+        match self {
+            Indicator::Query { source, .. } => Some(source.as_deref()),
+            _ => None,
         }
     }
 
@@ -516,6 +537,60 @@ impl Indicator {
             self,
             Indicator::LatencyThreshold { .. } | Indicator::LatencyPercentile { .. }
         )
+    }
+}
+
+/// How the reads of a query indicator's PromQL become events (decided per query by its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryMode {
+    /// The query holds the window placeholder `{{.window}}` (Sloth's and OpenSLO's style): each
+    /// read replaces it with the exact time since the previous read and evaluates at the read
+    /// instant; the value is the events of that interval, multiplied by its seconds unless the
+    /// query uses `increase(` (a per-second rate otherwise, as Sloth writes them). Prometheus
+    /// extrapolates at the interval's edges, so the sum of the reads can differ from the
+    /// counters' increase (docs/sources.md says by how much).
+    Window {
+        /// The query is an `increase(...)` (a count), not a rate.
+        increase: bool,
+    },
+    /// No placeholder: the query's result is cumulative counters (e.g. a plain selector such as
+    /// `http_requests_total{code=~"5.."}`), read at each interval and tracked per series like
+    /// scraped counters (differences, resets), so the events equal the counters' increase
+    /// exactly and a restart recounts from the checkpointed values.
+    Counter,
+}
+
+impl QueryMode {
+    /// The mode of a query's text.
+    pub fn of(query: &str) -> QueryMode {
+        if query.contains("{{") {
+            QueryMode::Window {
+                increase: query.contains("increase("),
+            }
+        } else {
+            QueryMode::Counter
+        }
+    }
+
+    /// The query with every `{{ .window }}` placeholder (any spacing) replaced by `range`.
+    pub fn with_window(query: &str, range: &str) -> String {
+        let mut out = String::with_capacity(query.len());
+        let mut rest = query;
+        while let Some(open) = rest.find("{{") {
+            out.push_str(&rest[..open]);
+            match rest[open..].find("}}") {
+                Some(close) => {
+                    out.push_str(range);
+                    rest = &rest[open + close + 2..];
+                }
+                None => {
+                    out.push_str(&rest[open..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }
 

@@ -18,8 +18,10 @@
 //! - `budgetingMethod`: `Occurrences`, `Timeslices` (`timeSliceWindow`, `timeSliceTarget`);
 //!   `RatioTimeslices` is refused (the engine has no average-of-slices budget).
 //! - `ratioMetric` of a Prometheus metric source: its queries are translated to selectors by
-//!   [`promql::counter`]; everything else (`raw`, `thresholdMetric`, other sources, other query
-//!   shapes) needs a query source, reported in one place ([`Resolver::needs_query_source`]).
+//!   [`promql::counter`]; with `counter: true`, other query shapes become a `query` indicator
+//!   read from the agent's query source (counter mode, docs/sources.md), with a warning;
+//!   everything else (`raw`, `thresholdMetric`, other sources, a gauge query that does not
+//!   translate) is an error, reported in one place ([`Resolver::needs_query_source`]).
 //! - `AlertPolicy` + burn-rate `AlertCondition`: one tier per policy (factor = `threshold`, long
 //!   window = `lookbackWindow`, short = long/12, `for` = `alertAfter`, the condition's
 //!   `severity`), its notification targets' names in the tier's `notification_target` label for
@@ -1469,6 +1471,12 @@ pub(crate) fn resolve(files: &mut [(PathBuf, FileRules)]) {
             grouped: svc.slos.iter().filter(|s| s.is_template()).count(),
             probes: 0,
             scrapes: 0,
+            queries: svc
+                .slos
+                .iter()
+                .filter(|s| s.indicator.query_source().is_some())
+                .count(),
+            spec: svc.spec,
         });
         fr.services.push(svc);
     }
@@ -1559,7 +1567,7 @@ impl Resolver<'_> {
         self.error(
             file,
             pos,
-            format!("this SLI needs a query source, which burnwatch does not have yet: {why}; burnwatch counts Prometheus counters from its own scrapes (a `type: Prometheus` source with `counter: true` and a query `sum(<selector>)`, `<selector>` or `sum(rate(<selector>[5m]))`)"),
+            format!("this SLI needs a query source that reads counters, which burnwatch cannot make of it: {why}; burnwatch counts Prometheus counters, from its own scrapes (a `type: Prometheus` source with a query `sum(<selector>)`, `<selector>` or `sum(rate(<selector>[5m]))`) or from a `sources.prometheus` query source (any query of a `type: Prometheus` source with `counter: true`)"),
         );
         None
     }
@@ -1601,6 +1609,9 @@ impl Resolver<'_> {
                 total,
             } => {
                 let mut sums = Vec::new();
+                // The queries as written, and the first one that did not translate.
+                let mut queries = Vec::new();
+                let mut untranslated = None;
                 for s in [num, total] {
                     let kind = self.source_type(file, s, ix)?;
                     if !kind.eq_ignore_ascii_case("prometheus") {
@@ -1626,10 +1637,31 @@ impl Resolver<'_> {
                             "a Prometheus source without `spec.query`",
                         );
                     };
+                    queries.push(q.clone());
                     match promql::counter(q, *counter) {
                         Ok(sum) => sums.push(sum),
-                        Err(why) => return self.needs_query_source(file, *qpos, &why.0),
+                        Err(why) => {
+                            untranslated.get_or_insert((why, *qpos));
+                        }
                     }
+                }
+                if let Some((why, pos)) = untranslated {
+                    // `counter: true` says the queries return counters: the agent reads them
+                    // from its query source and tracks them per series (docs/sources.md).
+                    let [nq, tq] = <[String; 2]>::try_from(queries).ok()?;
+                    if !*counter || nq.contains("{{") || tq.contains("{{") {
+                        return self.needs_query_source(file, pos, &why.0);
+                    }
+                    self.warn(file, pos, why.needs_a_source());
+                    return Some((
+                        Indicator::Query {
+                            source: None,
+                            numerator: *numerator,
+                            numerator_query: nq,
+                            total_query: tq,
+                        },
+                        Vec::new(),
+                    ));
                 }
                 let [n, t] = <[promql::Sum; 2]>::try_from(sums).ok()?;
                 if n.by != t.by {

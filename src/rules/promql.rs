@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::rules::model::{Indicator, LatencySource, RatioNumerator};
+use crate::rules::model::{Indicator, LatencySource, QueryMode, RatioNumerator};
 use crate::rules::selector::{MatchOp, Selector};
 use crate::time::Dur;
 
@@ -100,26 +100,44 @@ impl EventsSli {
 #[error("{0}")]
 pub struct Untranslated(pub String);
 
+impl Untranslated {
+    /// The warning a spec reader gives at the query: the SLO is read from a query source.
+    pub fn needs_a_source(&self) -> String {
+        format!(
+            "needs a query source: this SLI's queries do not translate to selectors ({self}), so the agent reads them from its `sources.prometheus` entry (docs/sources.md)"
+        )
+    }
+}
+
+/// The indicator of an events SLI (an error query over a total query, as Sloth and OpenSLO
+/// write them) and its `group_by`: selectors when its shape translates ([`events`]),
+/// otherwise a `query` indicator of the default source, with why it did not translate (the
+/// reader warns with [`Untranslated::needs_a_source`]).
+pub fn events_or_query(
+    error_query: String,
+    total_query: String,
+) -> ((Indicator, Vec<String>), Option<Untranslated>) {
+    match events(&error_query, &total_query) {
+        Ok(sli) => (sli.into_indicator(), None),
+        Err(why) => (
+            (
+                Indicator::Query {
+                    source: None,
+                    numerator: RatioNumerator::Bad,
+                    numerator_query: error_query,
+                    total_query,
+                },
+                Vec::new(),
+            ),
+            Some(why),
+        ),
+    }
+}
+
 /// The window placeholders a query may hold: Sloth's `{{.window}}` (any spacing) and OpenSLO's
 /// literal windows are both read as "the window".
 fn strip_window(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        match rest[open..].find("}}") {
-            Some(close) => {
-                out.push_str("$window");
-                rest = &rest[open + close + 2..];
-            }
-            None => {
-                out.push_str(&rest[open..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    QueryMode::with_window(text, "$window")
 }
 
 /// A cursor over a query's text.

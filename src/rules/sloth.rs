@@ -8,8 +8,9 @@
 //! and `disable` (page alerts are the page tiers, ticket alerts the ticket tiers), annotations
 //! (added to the alerts' own) and the alert name (which `burnwatch generate prometheus` gives the
 //! rules it writes). What burnwatch does otherwise (Sloth's Go plugins) is a warning naming it;
-//! what it cannot evaluate (a raw ratio query, an SLI plugin, a query shape that does not
-//! translate) is an error at the query's line, as the agent could not count it. A Sloth SLO's
+//! what it cannot evaluate (a raw ratio query, an SLI plugin) is an error at its line, as the
+//! agent could not count it. A query shape that does not translate becomes a query indicator,
+//! read from the agent's Prometheus source, with a warning saying so. A Sloth SLO's
 //! window is Sloth's default period, 30 days, with the same four burn-rate tiers Sloth writes.
 
 use crate::rules::decode::FileRules;
@@ -18,7 +19,7 @@ use crate::rules::model::{
     Service, Slo, SloId, Spec, Window, default_tiers,
 };
 use crate::rules::node::{Kind, Node};
-use crate::rules::promql::{self, EventsSli};
+use crate::rules::promql;
 use crate::schema::{Decoder, MapReader};
 use crate::time::Dur;
 
@@ -247,17 +248,14 @@ impl Decoder<'_, FileRules> {
         let error = e.req(self, error_key, example, Decoder::string);
         let total = e.req(self, total_key, example, Decoder::string);
         let (error, total) = (error?, total?);
-        match promql::events(&error, &total).map(EventsSli::into_indicator) {
-            Ok(found) => Some(found),
-            Err(why) => {
-                let pos = e.get(error_key).map_or(e.pos, Node::pos);
-                self.error(
-                    pos,
-                    format!("this SLI's queries do not translate to selectors burnwatch counts from scrapes: {why}"),
-                );
-                None
-            }
+        let (found, untranslated) = promql::events_or_query(error, total);
+        if let Some(why) = untranslated {
+            // Not an error: the agent reads such an SLO from its Prometheus source, which
+            // evaluates the queries as they are (docs/sources.md).
+            let pos = e.get(error_key).map_or(e.pos, Node::pos);
+            self.warn(pos, why.needs_a_source());
         }
+        Some(found)
     }
 
     /// `alerting:`: labels and annotations onto every tier, `page_alert` / `ticket_alert`

@@ -209,7 +209,7 @@ impl Plan {
             _ => None,
         };
         let numerator = match &slo.indicator {
-            Indicator::Ratio { numerator, .. } => *numerator,
+            Indicator::Ratio { numerator, .. } | Indicator::Query { numerator, .. } => *numerator,
             // Histogram `le` buckets count good events.
             _ => RatioNumerator::Good,
         };
@@ -941,6 +941,20 @@ impl Engine {
             total,
             rejected,
         })
+    }
+
+    /// The newest instant an SLO has seen: its newest event, collection or evaluation (`None`
+    /// before any). A query source resumes its window-mode reads from it after a restart,
+    /// since every read applied before the checkpoint is at or before it.
+    pub fn latest(&self, idx: SloIdx) -> Option<Timestamp> {
+        let i = idx.0 as usize;
+        let state = self.entries.get(i)?.state.latest;
+        let head = self
+            .heads
+            .get(i)
+            .filter(|h| h.minute >= 0)
+            .map(|h| Timestamp(h.latest));
+        state.max(head)
     }
 
     /// Moves every SLO's clock to `now`: judges finished slices and rotates rings.

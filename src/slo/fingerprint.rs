@@ -34,6 +34,17 @@ pub fn canonical_text(slo: &Slo) -> String {
         } => {
             write!(s, "ratio;{numerator:?}={numerator_selector};total={total}")
         }
+        // The source name is not in it: moving a query to another replica of the same
+        // backend keeps the state.
+        Indicator::Query {
+            numerator,
+            numerator_query,
+            total_query,
+            ..
+        } => write!(
+            s,
+            "query;{numerator:?}={numerator_query};total={total_query}"
+        ),
         Indicator::ProbeAvailability { probe } => write!(s, "probe;{probe}"),
         Indicator::LatencyThreshold {
             threshold,

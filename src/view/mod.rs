@@ -19,5 +19,5 @@ pub use handle::{
 pub(crate) use handle::{Command, HistoryRequest, ReloadRequest};
 pub use snapshot::{
     AgentSnapshot, CheckpointStatus, GroupStatus, Lag, Pace, ProbeResultView, ProbeStatus,
-    RulesStatus, ScrapeFailure, TargetStatus,
+    RulesStatus, ScrapeFailure, SourceStatus, TargetStatus,
 };

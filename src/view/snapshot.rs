@@ -223,6 +223,32 @@ pub struct Pace {
     pub probe_results_dropped: u64,
 }
 
+/// Reads and errors of one query source (`sources.prometheus`) since the agent started, for
+/// the API and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceStatus {
+    /// The source's name.
+    pub name: String,
+    /// Reads that gave data (both queries of an SLO answered).
+    pub reads_total: u64,
+    /// Failed reads by reason (every reason the source reports, zero or not).
+    pub errors_total: BTreeMap<&'static str, u64>,
+    /// The newest failure's message, cleared by a successful read.
+    pub last_error: Option<String>,
+}
+
+impl SourceStatus {
+    /// A source with no reads yet, a zero counter per reason of `reasons`.
+    pub fn new(name: &str, reasons: &[&'static str]) -> SourceStatus {
+        SourceStatus {
+            name: name.to_owned(),
+            reads_total: 0,
+            errors_total: reasons.iter().map(|r| (*r, 0)).collect(),
+            last_error: None,
+        }
+    }
+}
+
 /// Everything readers (exporters, API, CLI) see, published whole after each evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentSnapshot {
@@ -243,6 +269,8 @@ pub struct AgentSnapshot {
     pub checkpoint: CheckpointStatus,
     /// Observations dropped because their rule set was replaced while they were in flight.
     pub stale_observations: u64,
+    /// Reads and errors of each query source (`sources.prometheus`), by name.
+    pub sources: Vec<SourceStatus>,
     /// Events counted per SLO since the agent started (good, bad): monotonic, for counters.
     pub events_total: BTreeMap<SloId, (u64, u64)>,
     /// Seconds the evaluation that produced this snapshot took (set by the agent loop).

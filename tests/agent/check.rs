@@ -563,6 +563,56 @@ fn convert_writes_files_check_accepts() {
     assert_eq!(sloth_checked.code, 0, "{}", sloth_checked.stderr);
 }
 
+/// A Sloth SLO whose queries do not translate is a `query` SLO: `check` passes with a warning
+/// at the query and says per service how many were translated and how many need a query
+/// source; `check --config` and `run` refuse it, naming the SLO, while the config has no
+/// `sources.prometheus` entry, and accept it once the config has one.
+#[test]
+fn query_slos_need_a_source_in_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sloth.yml"),
+        "version: prometheus/v1\nservice: api\nslos:\n  - name: ok\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(x{code=\"500\"}[{{.window}}]))\n        total_query: sum(rate(x[{{.window}}]))\n  - name: ratio-of-rates\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(x{code=\"500\"}[{{.window}}])) * 2\n        total_query: sum(rate(x[{{.window}}]))\n",
+    )
+    .expect("rules");
+    let o = run_in(dir.path(), &["check", "sloth.yml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains(
+            "sloth.yml: OK: service api, 2 SLOs (1 translated to selectors, 1 needs a query source)"
+        ),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("sloth.yml:14:22: warning: needs a query source"),
+        "{}",
+        o.stdout
+    );
+    let cfg = dir.path().join("burnwatch.yaml");
+    std::fs::write(&cfg, "rules: [sloth.yml]\ndata_dir: data\n").expect("config");
+    for args in [
+        &["check", "--config", "burnwatch.yaml"][..],
+        &["run", "--config", "burnwatch.yaml"][..],
+    ] {
+        let o = run_in(dir.path(), args);
+        assert_eq!(o.code, 1, "{args:?}: {}{}", o.stdout, o.stderr);
+        let all = format!("{}{}", o.stdout, o.stderr);
+        assert!(
+            all.contains("SLO api/ratio-of-rates: it needs a query source"),
+            "{args:?}: {all}"
+        );
+    }
+    std::fs::write(
+        &cfg,
+        "rules: [sloth.yml]\ndata_dir: data\nsources:\n  prometheus:\n    - {name: prom, url: 'http://127.0.0.1:1'}\n",
+    )
+    .expect("config");
+    let o = run_in(dir.path(), &["check", "--config", "burnwatch.yaml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+}
+
 /// `burnwatch check` on OpenSLO files: per service OK lines where the SLOs are, the other objects
 /// counted, every reported field printed; `convert -o DIR` writes `burnwatch/v1` that `check`
 /// accepts; OpenSLO's own published example is refused at the field with the reason.
@@ -572,7 +622,7 @@ fn openslo_files_check_convert_and_check_again() {
     let o = run_in(&openslo, &["check", "prometheus"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     for line in [
-        "prometheus/slos.yaml: OK: service web-shop, 1 SLO, 0 probes, 0 scrape targets; service web-availability, 2 SLOs, 0 probes, 0 scrape targets",
+        "prometheus/slos.yaml: OK: service web-shop, 1 SLO (1 translated to selectors), 0 probes, 0 scrape targets; service web-availability, 2 SLOs (2 translated to selectors), 0 probes, 0 scrape targets",
         "prometheus/alerting.yaml: OK: 5 other OpenSLO objects (SLIs, alert policies, ...)",
         "prometheus/web-shop.yaml: OK: 3 other OpenSLO objects (SLIs, alert policies, ...)",
         "prometheus/web-shop.yaml:22:5: warning: ignored: `connectionDetails`",

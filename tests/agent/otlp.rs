@@ -696,6 +696,11 @@ async fn same_on_the_page_and_in_otlp(series: SeriesSet) {
     let mut snap = (*snapshot_of(FULL_RULES)).clone();
     snap.checkpoint.last_ok_ms = Some(1_780_000_100_000);
     snap.evaluation_seconds = 0.125;
+    // A query source, so its families have samples.
+    snap.sources.push(burnwatch::view::SourceStatus::new(
+        "prom",
+        &burnwatch::source::REASONS,
+    ));
     let snap = Arc::new(snap);
     let view = alerting_view();
     let (_tx, snaps) = watch::channel(snap.clone());

@@ -526,6 +526,60 @@ pub fn labels(pairs: &[(&str, &str)]) -> burnwatch::rules::model::Labels {
         .collect()
 }
 
+/// Waits (bounded) until the agent on `agent` has completed two more successful scrapes of its
+/// first target than at its first one: every request from then on is counted (its baseline
+/// is taken).
+pub async fn wait_baseline_scrapes(agent: SocketAddr) {
+    let scrapes = || async {
+        let t = get_json(agent, "/api/v1/targets").await?;
+        t["targets"][0]["scrapes_total"]
+            .as_u64()
+            .filter(|_| t["targets"][0]["up"] == true)
+            .ok_or_else(|| format!("no successful scrape yet: {t}"))
+    };
+    let first = wait_for("the agent's first scrape", scrapes).await;
+    wait_for("the agent's baseline scrape", || async {
+        let n = scrapes().await?;
+        if n >= first + 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} scrapes"))
+        }
+    })
+    .await;
+}
+
+/// Starts the Prometheus 2.42 the test script installs on a free loopback port, scraping
+/// `target` (`host:port`) as job `job` every second, its data and log (`prometheus.log`) under
+/// `dir`; killed when the guard drops. Callers wait (bounded) for what they need it to store.
+pub fn start_prometheus(dir: &std::path::Path, job: &str, target: &str) -> (Proc, SocketAddr) {
+    std::fs::create_dir_all(dir).expect("prometheus dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
+             - job_name: {job}\n  static_configs:\n  - targets: ['{target}']\n"
+        ),
+    )
+    .expect("prometheus config");
+    let addr = free_addr();
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
+    let child = std::process::Command::new(prometheus_binary())
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    (Proc(child), addr)
+}
+
 /// Starts Debian's Alertmanager on a free loopback port (HA off, one receiver that sends
 /// nowhere) and waits (bounded) until its API answers.
 pub async fn start_alertmanager(dir: &std::path::Path) -> (Proc, SocketAddr) {

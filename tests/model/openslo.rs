@@ -90,7 +90,7 @@ fn the_published_examples_say_what_burnwatch_cannot_run_at_the_field() {
     assert_has(
         &r,
         "18:13: error",
-        "this SLI needs a query source, which burnwatch does not have yet: a metric source of type `Any`",
+        "this SLI needs a query source that reads counters, which burnwatch cannot make of it: a metric source of type `Any`",
     );
     // The example's calendar window of `1m`, commented "1 month": one minute under the spec.
     assert_has(
@@ -535,10 +535,6 @@ fn slis_burnwatch_cannot_count_need_a_query_source() {
             "a `thresholdMetric`",
         ),
         (
-            "      ratioMetric:\n        counter: true\n        good: {metricSource: {type: Prometheus, spec: {query: 'histogram_quantile(0.9, x)'}}}\n        total: {metricSource: {type: Prometheus, spec: {query: 'sum(x)'}}}\n",
-            "`histogram_quantile(...)` is not a counter's increase",
-        ),
-        (
             "      ratioMetric:\n        counter: false\n        good: {metricSource: {type: Prometheus, spec: {query: 'sum(x)'}}}\n        total: {metricSource: {type: Prometheus, spec: {query: 'sum(y)'}}}\n",
             "is read as a gauge (`counter` is not `true`)",
         ),
@@ -560,6 +556,30 @@ fn slis_burnwatch_cannot_count_need_a_query_source() {
             "{why}: {:#?}",
             text(&r)
         );
+    }
+    // Counter queries of another shape: a query SLO, read from the agent's query source.
+    let src = format!(
+        "{SLO_HEAD}  indicator:\n    metadata: {{name: s}}\n    spec:\n      ratioMetric:\n        counter: true\n        good: {{metricSource: {{type: Prometheus, spec: {{query: 'x{{code=\"200\"}} + x{{code=\"204\"}}'}}}}}}\n        total: {{metricSource: {{type: Prometheus, spec: {{query: 'sum(x)'}}}}}}\n  objectives: [{{target: 0.99}}]\n"
+    );
+    let r = check(&[("q.yaml", &src)]);
+    assert!(
+        text(&r)
+            .iter()
+            .any(|d| d.contains("warning: needs a query source")),
+        "{:#?}",
+        text(&r)
+    );
+    match &rules(&r).services[0].slos[0].indicator {
+        burnwatch::rules::model::Indicator::Query {
+            source: None,
+            numerator: burnwatch::rules::model::RatioNumerator::Good,
+            numerator_query,
+            total_query,
+        } => assert_eq!(
+            (numerator_query.as_str(), total_query.as_str()),
+            ("x{code=\"200\"} + x{code=\"204\"}", "sum(x)")
+        ),
+        other => panic!("{other:?}"),
     }
     // `sum by` in both queries: one SLO per label set.
     let src = format!(

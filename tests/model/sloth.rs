@@ -163,10 +163,6 @@ fn what_burnwatch_cannot_count_is_an_error_at_its_line() {
             "    sli:\n      plugin:\n        id: sloth-common/fake\n",
             ":7:7: error: an SLI `plugin` is Go code",
         ),
-        (
-            "    sli:\n      events:\n        error_query: histogram_quantile(0.9, sum(rate(x[{{.window}}])))\n        total_query: sum(rate(y[{{.window}}]))\n",
-            ":8:22: error: this SLI's queries do not translate to selectors burnwatch counts from scrapes",
-        ),
     ];
     for (sli, want) in cases {
         std::fs::write(
@@ -181,6 +177,48 @@ fn what_burnwatch_cannot_count_is_an_error_at_its_line() {
         let text: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
         assert!(text.iter().any(|d| d.contains(want)), "{want}: {text:#?}");
     }
+}
+
+#[test]
+fn queries_that_do_not_translate_are_query_slos_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("s.yml");
+    let error = "sum(rate(x{code=~\"5..\"}[{{.window}}])) / 2";
+    std::fs::write(
+        &file,
+        format!(
+            "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n    sli:\n      events:\n        error_query: '{error}'\n        total_query: sum(rate(y[{{{{.window}}}}]))\n  - name: b\n    objective: 99\n    sli:\n      events:\n        error_query: sum(rate(y{{code=\"500\"}}[{{{{.window}}}}]))\n        total_query: sum(rate(y[{{{{.window}}}}]))\n"
+        ),
+    )
+    .expect("write");
+    let report = check_paths(std::slice::from_ref(&file));
+    let text: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+    assert_eq!(report.errors(), 0, "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|d| d.contains(":8:22: warning: needs a query source")),
+        "{text:#?}"
+    );
+    let rules = report.rules.expect("rules");
+    let a = rules.slos().find(|s| s.id.slo == "a").expect("a");
+    match &a.indicator {
+        Indicator::Query {
+            source,
+            numerator,
+            numerator_query,
+            total_query,
+        } => {
+            assert_eq!(*source, None);
+            assert_eq!(*numerator, RatioNumerator::Bad);
+            assert_eq!(numerator_query, error);
+            assert_eq!(total_query, "sum(rate(y[{{.window}}]))");
+        }
+        other => panic!("{other:?}"),
+    }
+    let b = rules.slos().find(|s| s.id.slo == "b").expect("b");
+    assert!(matches!(b.indicator, Indicator::Ratio { .. }), "{b:?}");
+    let summary = &report.files[0].services[0];
+    assert_eq!((summary.slos, summary.queries), (2, 1));
 }
 
 /// Everything an SLO means, its selectors in their canonical form (matcher order does not

@@ -15,3 +15,4 @@ mod generate;
 mod ha;
 mod prometheus_parity;
 mod prometheus_scrape;
+mod prometheus_source;

@@ -7,7 +7,8 @@
 //! live page of an agent without the Sloth series (their `:` names are Sloth's, and a lint). The agent runs with
 //! `export.prometheus.sloth_compatible` on, and the queries of Sloth's "Detailed SLOs" Grafana
 //! dashboard (14348) return the exact numbers of the driven traffic. Alerting is configured with
-//! a webhook receiver (an in-process endpoint), so the alerting families have their rows.
+//! a webhook receiver (an in-process endpoint), so the alerting families have their rows, and a
+//! query source no SLO reads, so the source families have theirs.
 
 use crate::common;
 
@@ -23,8 +24,8 @@ use burnwatch::server::percent_encode;
 use burnwatch::synthetic::Behaviour;
 use burnwatch::time::Dur;
 use common::{
-    Proc, drive, free_addr, get_json, prometheus_binary, run_agent, shop_rules, start_receiver,
-    start_service, wait_for,
+    Proc, drive, free_addr, get_json, run_agent, shop_rules, start_prometheus, start_receiver,
+    start_service, wait_baseline_scrapes, wait_for,
 };
 use serde_json::Value;
 
@@ -340,7 +341,6 @@ async fn promtool_checks_a_live_page(addr: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has_data() {
     let started = Instant::now();
-    let prometheus = prometheus_binary();
 
     // 1 request in 8 fails (500); 1 in 5 takes 320 ms (over the latency SLO's 300 ms).
     let behaviour = Behaviour {
@@ -362,6 +362,7 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
         &cfg,
         format!(
             "listen: {agent_addr}\nrules: [shop.yaml]\nevaluation_interval: 1s\ncheckpoint_interval: 1s\nexport:\n  prometheus:\n    sloth_compatible: true\n\
+             sources: {{prometheus: [{{name: archive, url: 'http://127.0.0.1:9'}}]}}\n\
              alerting:\n  route: {{receiver: oncall, group_wait: 1s}}\n  receivers:\n    - name: oncall\n      webhook: [{{url: 'http://{hooks}/hook'}}]\n"
         ),
     )
@@ -369,54 +370,15 @@ async fn prometheus_stores_the_documented_families_and_every_dashboard_query_has
     let _agent = run_agent(&cfg);
     let (_plain_agent, plain_addr) = start_plain_agent(&dir, &rules(&base), &hooks.to_string());
 
-    let prom_dir = dir.path().join("prometheus");
-    std::fs::create_dir(&prom_dir).expect("prometheus dir");
-    let prom_cfg = prom_dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
-             - job_name: burnwatch\n  static_configs:\n  - targets: ['{agent_addr}']\n"
-        ),
-    )
-    .expect("prometheus config");
-    let prom = free_addr();
-    let log_path = prom_dir.join("prometheus.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let _prometheus = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                prom_dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={prom}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus"),
+    let (_prometheus, prom) = start_prometheus(
+        &dir.path().join("prometheus"),
+        "burnwatch",
+        &agent_addr.to_string(),
     );
 
     // The agent's baseline scrape of the service: two completed scrapes after its API is up, so
     // every request from here on is counted (as tests/agent/agent.rs does).
-    let scrapes = || async {
-        let t = get_json(agent_addr, "/api/v1/targets").await?;
-        t["targets"][0]["scrapes_total"]
-            .as_u64()
-            .filter(|_| t["targets"][0]["up"] == true)
-            .ok_or_else(|| format!("no successful scrape yet: {t}"))
-    };
-    let first = wait_for("the agent's first scrape", scrapes).await;
-    wait_for("the agent's baseline scrape", || async {
-        let n = scrapes().await?;
-        if n >= first + 2 {
-            Ok(())
-        } else {
-            Err(format!("{n} scrapes"))
-        }
-    })
-    .await;
+    wait_baseline_scrapes(agent_addr).await;
     let before = svc.stats();
     let prober = Prober::new(&[]).expect("prober");
     drive(&prober, &base, DRIVEN).await;
