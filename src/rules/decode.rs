@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use crate::rules::ServiceSummary;
-use crate::rules::diag::Diagnostic;
 use crate::rules::model::{
     AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_MAX_INSTANCES,
     DEFAULT_TIERS, FlapPolicy, Grouping, HttpProbe, Indicator, Labels, LatencySource,
@@ -28,48 +27,14 @@ use crate::time::{Dur, DurError};
 // import it from this path.
 pub(crate) use crate::schema::{Decoder, MapReader};
 
+use crate::rules::file::{Decl, FileRules};
+
 /// The only `version:` this decoder reads.
 pub const VERSION: &str = "burnwatch/v1";
 /// Prometheus client libraries' default histogram buckets, in seconds.
 pub const PROMETHEUS_DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-/// A name declared somewhere, for checks across the file set.
-#[derive(Debug, Clone)]
-pub struct Decl {
-    /// The name as written.
-    pub name: String,
-    /// Where it is written.
-    pub pos: Pos,
-}
-
-/// Everything decoded from one file.
-#[derive(Debug, Default)]
-pub struct FileRules {
-    /// Services whose documents decoded without errors.
-    pub services: Vec<Service>,
-    /// Probes that decoded without errors.
-    pub probes: Vec<Probe>,
-    /// Scrape targets that decoded without errors.
-    pub scrapes: Vec<ScrapeTarget>,
-    /// One summary per service document that decoded without errors.
-    pub summaries: Vec<ServiceSummary>,
-    /// Every problem of the file.
-    pub diagnostics: Vec<Diagnostic>,
-    /// Service names declared (even in documents with errors).
-    pub service_decls: Vec<Decl>,
-    /// Probe names declared.
-    pub probe_decls: Vec<Decl>,
-    /// Scrape target names declared.
-    pub scrape_decls: Vec<Decl>,
-    /// Every `probe:` and `depends_on:` reference, to be resolved against the whole file set.
-    pub probe_refs: Vec<Decl>,
-    /// The file's OpenSLO objects, joined across the file set by [`crate::rules::openslo`].
-    pub(crate) openslo: crate::rules::openslo::Objects,
-    /// How many of them are not SLOs (what the `OK` line counts besides services).
-    pub openslo_objects: usize,
-}
 
 /// A bucket edge in seconds, printed as a duration when it is a whole number of milliseconds.
 fn fmt_edge(secs: f64) -> String {

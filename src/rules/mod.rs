@@ -13,6 +13,7 @@
 
 pub mod convert;
 pub mod decode;
+pub mod file;
 pub mod model;
 pub(crate) mod openslo;
 pub mod promql;
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Severity};
 
-use crate::rules::decode::{Decl, FileRules};
+use crate::rules::file::{Decl, FileRules};
 use crate::rules::model::RuleSet;
 use crate::rules::node::{MAX_FILE_BYTES, Pos};
 
@@ -205,8 +206,9 @@ pub fn check_paths(paths: &[PathBuf]) -> CheckReport {
 /// ([`sloth`]), or OpenSLO's `openslo/v1` objects, one or a list of them per document
 /// ([`openslo`], joined across files by [`openslo::resolve`]). The choice is made here, above the
 /// readers, so none depends on another for it.
-fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> FileRules {
+fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> (FileRules, openslo::Objects) {
     let mut d = crate::schema::Decoder::with(file, source, FileRules::default());
+    let mut objects = openslo::Objects::default();
     if docs.is_empty() {
         d.error(
             Pos::new(1, 1),
@@ -237,7 +239,7 @@ fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> FileRules {
             _ => false,
         });
         if openslo {
-            d.openslo_document(doc);
+            d.openslo_document(doc, &mut objects);
         } else if field("version") == Some(sloth::VERSION) {
             d.sloth_document(doc);
         } else if field("apiVersion") == Some(sloth::K8S_API_VERSION)
@@ -250,32 +252,38 @@ fn decode_file(file: &Path, source: &str, docs: &[node::Node]) -> FileRules {
     }
     let mut out = d.out;
     out.diagnostics = d.diagnostics;
-    out
+    (out, objects)
 }
 
 /// Checks file contents already in memory, as one file set (no I/O).
 pub fn check_sources(sources: &[(PathBuf, Vec<u8>)]) -> CheckReport {
     let mut decoded: Vec<(PathBuf, FileRules)> = Vec::new();
+    // Each file's OpenSLO objects, joined across the set once every file is read.
+    let mut objects: Vec<openslo::Objects> = Vec::new();
     for (path, bytes) in sources {
-        let rules = match node::parse_documents(bytes) {
+        let (rules, file_objects) = match node::parse_documents(bytes) {
             Ok(docs) => {
                 // parse_documents succeeded, so the bytes are UTF-8.
                 let text = std::str::from_utf8(bytes).unwrap_or_default();
                 decode_file(path, text, &docs)
             }
-            Err(e) => FileRules {
-                diagnostics: vec![Diagnostic {
-                    file: path.clone(),
-                    pos: e.pos,
-                    severity: Severity::Error,
-                    message: e.message,
-                }],
-                ..FileRules::default()
-            },
+            Err(e) => (
+                FileRules {
+                    diagnostics: vec![Diagnostic {
+                        file: path.clone(),
+                        pos: e.pos,
+                        severity: Severity::Error,
+                        message: e.message,
+                    }],
+                    ..FileRules::default()
+                },
+                openslo::Objects::default(),
+            ),
         };
         decoded.push((path.clone(), rules));
+        objects.push(file_objects);
     }
-    openslo::resolve(&mut decoded);
+    openslo::resolve(&mut decoded, objects);
     cross_checks(&mut decoded);
 
     let mut report = CheckReport::default();

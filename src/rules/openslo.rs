@@ -33,8 +33,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::rules::ServiceSummary;
-use crate::rules::decode::{Decl, FileRules};
 use crate::rules::diag::{Diagnostic, Severity};
+use crate::rules::file::{Decl, FileRules};
 use crate::rules::model::{
     AlertRule, Alerting, BudgetingMethod, BurnTier, CalendarUnit, DEFAULT_MAX_INSTANCES, Grouping,
     Indicator, Labels, NoDataPolicy, Objective, RatioNumerator, Service, Slo, SloId, Spec, Window,
@@ -220,19 +220,20 @@ fn slug(text: &str) -> String {
 }
 
 impl Decoder<'_, FileRules> {
-    /// One YAML document of OpenSLO objects: one object, or a list of them.
-    pub(crate) fn openslo_document(&mut self, doc: &Node) {
+    /// One YAML document of OpenSLO objects: one object, or a list of them, kept in `objects`
+    /// for [`resolve`].
+    pub(crate) fn openslo_document(&mut self, doc: &Node, objects: &mut Objects) {
         match doc.kind() {
             Kind::Seq(items) => {
                 for item in items {
-                    self.os_object(item);
+                    self.os_object(item, objects);
                 }
             }
-            _ => self.os_object(doc),
+            _ => self.os_object(doc, objects),
         }
     }
 
-    fn os_object(&mut self, node: &Node) {
+    fn os_object(&mut self, node: &Node, objects: &mut Objects) {
         let Some(m) = MapReader::new(
             self,
             node,
@@ -261,7 +262,7 @@ impl Decoder<'_, FileRules> {
         }) else {
             return;
         };
-        self.out.openslo.decls.push((
+        objects.decls.push((
             kind,
             Decl {
                 name: meta.name.clone(),
@@ -274,23 +275,23 @@ impl Decoder<'_, FileRules> {
         match kind {
             "SLO" => {
                 let s = self.os_slo(spec, &meta);
-                self.keep(before, meta, s, |o| &mut o.slos);
+                self.keep(objects, before, meta, s, |o| &mut o.slos);
             }
             "SLI" => {
                 let s = self.os_sli(spec);
-                self.keep(before, meta, s, |o| &mut o.slis);
+                self.keep(objects, before, meta, s, |o| &mut o.slis);
             }
             "AlertPolicy" => {
                 let s = self.os_policy(spec);
-                self.keep(before, meta, s, |o| &mut o.policies);
+                self.keep(objects, before, meta, s, |o| &mut o.policies);
             }
             "AlertCondition" => {
                 let s = self.os_condition(spec);
-                self.keep(before, meta, s, |o| &mut o.conditions);
+                self.keep(objects, before, meta, s, |o| &mut o.conditions);
             }
             "AlertNotificationTarget" => {
                 let s = self.os_target(spec);
-                self.keep(before, meta, s, |o| &mut o.targets);
+                self.keep(objects, before, meta, s, |o| &mut o.targets);
             }
             "Service" => {
                 let s = MapReader::new(self, spec, "a Service spec", &["description"]).map(|sm| {
@@ -300,11 +301,11 @@ impl Decoder<'_, FileRules> {
                         "a Service's description; burnwatch services have `owner`, `runbook` and `dashboard`",
                     );
                 });
-                self.keep(before, meta, s, |o| &mut o.services);
+                self.keep(objects, before, meta, s, |o| &mut o.services);
             }
             _ => {
                 let s = self.os_source(spec);
-                self.keep(before, meta, s, |o| &mut o.sources);
+                self.keep(objects, before, meta, s, |o| &mut o.sources);
             }
         }
     }
@@ -313,6 +314,7 @@ impl Decoder<'_, FileRules> {
     /// error count when its reading began).
     fn keep<T>(
         &mut self,
+        objects: &mut Objects,
         before: usize,
         meta: Meta,
         spec: Option<T>,
@@ -321,7 +323,7 @@ impl Decoder<'_, FileRules> {
         if let Some(spec) = spec
             && self.errors() == before
         {
-            list(&mut self.out.openslo).push(Named { meta, spec });
+            list(objects).push(Named { meta, spec });
         }
     }
 
@@ -1351,11 +1353,7 @@ type At<'a, T> = (usize, &'a Named<T>);
 /// Joins the OpenSLO objects of a file set: reports duplicate names and dangling references,
 /// builds the SLOs (one per objective) and services (one per `spec.service`), and adds them to the
 /// file each service is first named in.
-pub(crate) fn resolve(files: &mut [(PathBuf, FileRules)]) {
-    let objects: Vec<Objects> = files
-        .iter_mut()
-        .map(|(_, f)| std::mem::take(&mut f.openslo))
-        .collect();
+pub(crate) fn resolve(files: &mut [(PathBuf, FileRules)], objects: Vec<Objects>) {
     if objects.iter().all(|o| o.decls.is_empty()) {
         return;
     }

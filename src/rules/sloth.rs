@@ -13,7 +13,7 @@
 //! read from the agent's Prometheus source, with a warning saying so. A Sloth SLO's
 //! window is Sloth's default period, 30 days, with the same four burn-rate tiers Sloth writes.
 
-use crate::rules::decode::FileRules;
+use crate::rules::file::FileRules;
 use crate::rules::model::{
     Alerting, BudgetingMethod, DEFAULT_MAX_INSTANCES, Grouping, Indicator, Labels, NoDataPolicy,
     Service, Slo, SloId, Spec, Window, default_tiers,
