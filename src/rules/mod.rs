@@ -5,6 +5,9 @@
 //! scrape names; `probe:` references). Every problem of every file is reported in one pass.
 //!
 //! - [`decode`]: the rules schema, from the YAML tree to the model, collecting every diagnostic.
+//! - [`sloth`], [`openslo`]: Sloth's and OpenSLO's files read into the same model, their queries
+//!   translated by [`promql`]; [`convert`] writes the model back as `burnwatch/v1`.
+//! - [`file`]: what one file declares, whichever reader filled it.
 //! - [`selector`]: Prometheus series selectors.
 //! - [`model`]: the validated model.
 //!
