@@ -28,8 +28,8 @@ use std::fmt::Write as _;
 
 use crate::export::sloth::prom_duration;
 use crate::rules::model::{
-    BudgetingMethod, BurnTier, Indicator, Labels, LatencySource, RatioNumerator, RuleSet, Service,
-    Slo, SloId, Window,
+    BudgetingMethod, BurnTier, Indicator, Labels, LatencySource, QueryMode, RatioNumerator,
+    RuleSet, Service, Slo, SloId, Window,
 };
 use crate::rules::selector::Selector;
 use crate::time::Dur;
@@ -116,13 +116,24 @@ fn service_rules(svc: &Service, opts: &Options) -> ServiceRules {
 
 /// The error and total queries of an SLO at a window (`{{.window}}` in Sloth's terms), or why
 /// it has none in PromQL.
-struct Sli {
-    /// `sum by (group labels)` or `sum`.
-    sum: String,
-    /// The error events' rate (numerator of the error ratio).
-    errors: Vec<Term>,
-    /// Every event's rate.
-    total: Term,
+enum Sli {
+    /// Sums of rates of selectors.
+    Sums {
+        /// `sum by (group labels)` or `sum`.
+        sum: String,
+        /// The error events' rate (numerator of the error ratio).
+        errors: Vec<Term>,
+        /// Every event's rate.
+        total: Term,
+    },
+    /// A query SLO's own PromQL with `{{.window}}` in place of the window, written as it is (as
+    /// Sloth writes a file's queries).
+    Queries {
+        /// The error events' query.
+        errors: String,
+        /// Every event's query.
+        total: String,
+    },
 }
 
 /// `sum(rate(<selector>[w]))`, added (`+`) or subtracted (`-`).
@@ -162,7 +173,7 @@ impl Sli {
                         },
                     ],
                 };
-                Ok(Sli {
+                Ok(Sli::Sums {
                     sum,
                     errors,
                     total: plus(total),
@@ -176,7 +187,7 @@ impl Sli {
                 // `le` as Go's client libraries write it (`0.3`, `1`), matched as text by PromQL.
                 let le = go_float(threshold.as_secs_f64());
                 let bucket = suffixed(selector, "_bucket", Some(&le));
-                Ok(Sli {
+                Ok(Sli::Sums {
                     sum,
                     errors: vec![
                         Term {
@@ -194,9 +205,29 @@ impl Sli {
                     },
                 })
             }
-            Indicator::Query { .. } => Err(
-                "its queries did not translate to selectors (burnwatch reads them from a query source); write the recording rules for them by hand".into(),
-            ),
+            Indicator::Query {
+                numerator,
+                numerator_query,
+                total_query,
+                ..
+            } => {
+                if [numerator_query, total_query]
+                    .iter()
+                    .any(|q| QueryMode::of(q) == QueryMode::Counter)
+                {
+                    return Err("its queries read counters without a `{{.window}}` range (burnwatch tracks their increase itself); recording rules need the rate over each window: write them with `[{{.window}}]`".into());
+                }
+                let errors = match numerator {
+                    RatioNumerator::Bad => numerator_query.trim().to_owned(),
+                    RatioNumerator::Good => {
+                        format!("({}) - ({})", total_query.trim(), numerator_query.trim())
+                    }
+                };
+                Ok(Sli::Queries {
+                    errors,
+                    total: total_query.trim().to_owned(),
+                })
+            }
             Indicator::LatencyPercentile { .. } => Err(
                 "a percentile per timeslice is judged slice by slice, which recording rules over rates cannot; write a latency_threshold SLO for Prometheus".into(),
             ),
@@ -212,15 +243,25 @@ impl Sli {
 
     /// `(<errors>)\n/\n(<total>)\n` at window `w`, as Sloth writes an events SLI.
     fn expr(&self, w: &str) -> String {
-        let term = |t: &Term| format!("{}(rate({}[{w}]))", self.sum, t.selector);
-        let mut errors = String::new();
-        for (i, t) in self.errors.iter().enumerate() {
-            if i > 0 {
-                let _ = write!(errors, " {} ", t.sign);
+        let (sum, errors, total) = match self {
+            Sli::Queries { errors, total } => {
+                return format!(
+                    "({})\n/\n({})\n",
+                    QueryMode::with_window(errors, w),
+                    QueryMode::with_window(total, w)
+                );
             }
-            errors.push_str(&term(t));
+            Sli::Sums { sum, errors, total } => (sum, errors, total),
+        };
+        let term = |t: &Term| format!("{sum}(rate({}[{w}]))", t.selector);
+        let mut text = String::new();
+        for (i, t) in errors.iter().enumerate() {
+            if i > 0 {
+                let _ = write!(text, " {} ", t.sign);
+            }
+            text.push_str(&term(t));
         }
-        format!("({errors})\n/\n({})\n", term(&self.total))
+        format!("({text})\n/\n({})\n", term(total))
     }
 }
 
@@ -757,6 +798,31 @@ mod tests {
             file.contains("# s/up: not generated: it reads burnwatch's own health check `home`")
         );
         assert!(file.contains("groups: []"));
+    }
+
+    #[test]
+    fn query_slos_with_a_window_are_written_as_their_queries_and_counter_ones_are_named() {
+        let rules = crate::rules::load_str(
+            "s.yaml",
+            "version: burnwatch/v1\nservice: s\nslos:\n  - name: windowed\n    objective: 99\n    indicator:\n      query:\n        good: 'sum(rate(ok_total[{{.window}}])) * 2'\n        total: 'sum(rate(all_total[{{ .window }}])) * 2'\n  - name: counters\n    objective: 99\n    indicator:\n      query: {bad: 'sum(errors_total)', total: 'sum(requests_total)'}\n",
+        )
+        .expect("rules");
+        let r = generate(&rules, &Options::default()).remove(0);
+        let names: Vec<&str> = r.skipped.iter().map(|s| s.slo.slo.as_str()).collect();
+        assert_eq!(names, ["counters"]);
+        assert!(
+            r.skipped[0].why.contains("`{{.window}}`"),
+            "{}",
+            r.skipped[0].why
+        );
+        // The good query is subtracted from the total, each at the record's window.
+        assert!(
+            r.groups.contains(
+                "      ((sum(rate(all_total[5m])) * 2) - (sum(rate(ok_total[5m])) * 2))\n      /\n      (sum(rate(all_total[5m])) * 2)\n"
+            ),
+            "{}",
+            r.groups
+        );
     }
 
     #[test]
