@@ -39,6 +39,8 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::probe::tls::ClientStream;
+use crate::rules::decode::{Decoder, MapReader};
+use crate::secret::{Secret, SecretError, SecretValue, decode_password};
 use crate::time::{Dur, Timestamp};
 
 /// `User-Agent` of every outbound request that does not set its own (the probes' too).
@@ -495,5 +497,85 @@ impl hyper::rt::Write for Conn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+// ---- authentication ----
+
+/// How a client authenticates to a server it posts to or queries (Alertmanager or the proxy in
+/// front of it, a webhook, a Prometheus query source): the `bearer_token` or `basic_auth` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAuth {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password reference.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+impl HttpAuth {
+    /// The `Authorization` header value, the secrets read now (so a rotated file is picked up).
+    pub fn authorization(&self) -> Result<SecretValue, SecretError> {
+        Ok(match self {
+            HttpAuth::Bearer(token) => {
+                SecretValue::new(format!("Bearer {}", token.resolve()?.expose()))
+            }
+            HttpAuth::Basic { username, password } => {
+                let pair = format!("{username}:{}", password.resolve()?.expose());
+                SecretValue::new(format!("Basic {}", base64(pair.as_bytes())))
+            }
+        })
+    }
+}
+
+/// The optional `basic_auth: {username, password}` or `bearer_token` keys of the block `m`
+/// (at most one of them), secrets written inline (with a warning), `{env: VAR}` or
+/// `{file: path}`. The Alertmanager client, webhooks and the query sources read the same keys.
+pub(crate) fn decode_auth(d: &mut Decoder<'_>, m: &MapReader<'_>) -> Option<HttpAuth> {
+    if let (Some(_), Some(pos)) = (m.get("basic_auth"), m.key_pos("bearer_token")) {
+        d.error(pos, "use either `basic_auth` or `bearer_token`, not both");
+        return None;
+    }
+    if let Some(t) = m.opt(d, "bearer_token", decode_password) {
+        return Some(HttpAuth::Bearer(t));
+    }
+    m.opt(d, "basic_auth", |d, n, _| {
+        let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
+        let username = b.req(d, "username", "burnwatch", Decoder::string);
+        let password = b.req(d, "password", "{env: PASSWORD}", decode_password);
+        Some(HttpAuth::Basic {
+            username: username?,
+            password: password?,
+        })
+    })
+}
+
+/// Standard base64 with padding (RFC 4648), for basic auth.
+fn base64(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
     }
 }

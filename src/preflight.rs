@@ -283,10 +283,7 @@ fn alerting(cfg: &AgentConfig) -> Vec<Diagnostic> {
 }
 
 fn am_uses_basic_auth(am: &crate::notify::alertmanager::AlertmanagerConfig) -> bool {
-    matches!(
-        am.auth,
-        Some(crate::notify::alertmanager::HttpAuth::Basic { .. })
-    )
+    matches!(am.auth, Some(crate::http_client::HttpAuth::Basic { .. }))
 }
 
 /// The receiver once per integration, holding only that one, with the integration's index

@@ -168,6 +168,21 @@ pub(crate) fn decode_url_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Opt
     decode_secret(d, n, key)
 }
 
+/// Decodes a password-like secret with [`decode`], warning when it is written in the
+/// config itself (the config ends up in backups and reviews).
+pub(crate) fn decode_password(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
+    if let Kind::Str(_) = n.kind() {
+        d.warn(
+            n.pos(),
+            format!(
+                "`{key}` is written in the config; prefer `{key}: {{env: VAR}}` or `{key}: {{file: /path}}` so the secret stays out of the file"
+            ),
+        );
+    }
+    let base = config_dir(d);
+    decode(d, base, n, key)
+}
+
 /// [`decode`] with paths relative to the file being decoded.
 pub(crate) fn decode_secret(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
     let base = config_dir(d);

@@ -24,8 +24,8 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 
 use crate::config::sources::PrometheusSource;
+use crate::http_client::HttpAuth;
 use crate::http_client::{ClientError, HttpClient, NoAnswer, Url, body_excerpt, secret_header};
-use crate::notify::alertmanager::HttpAuth;
 use crate::rules::model::QueryMode;
 use crate::slo::fingerprint::fnv1a64;
 use crate::time::{Dur, Timestamp};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::notify::alertmanager::{HttpAuth, decode_auth};
+use crate::http_client::{HttpAuth, decode_auth};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::RuleSet;
 use crate::rules::node::Node;

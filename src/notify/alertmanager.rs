@@ -25,14 +25,16 @@ use bytes::Bytes;
 use hyper::header;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
-use crate::http_client::{ClientError, HttpClient, Url, classify, secret_header, wall_now};
+use crate::http_client::{
+    ClientError, HttpAuth, HttpClient, Url, classify, decode_auth, secret_header, wall_now,
+};
 use crate::notify::SendError;
-use crate::notify::email::{decode_password, relative_to_config};
+use crate::notify::email::relative_to_config;
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
-use crate::secret::{Secret, SecretError, SecretValue};
+use crate::secret::{SecretError, SecretValue};
 use crate::time::{Dur, Timestamp};
 
 /// Default `resend_interval` (Prometheus' `--rules.alert.resend-delay`).
@@ -48,61 +50,6 @@ pub const RESOLVED_RETENTION: Dur = Dur(15 * 60_000);
 /// alert by itself once the lease runs out.
 pub fn lease(evaluation_interval: Dur, resend_interval: Dur) -> Dur {
     Dur(4 * evaluation_interval.millis().max(resend_interval.millis()))
-}
-
-/// How burnwatch authenticates to Alertmanager (or the proxy in front of it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpAuth {
-    /// `Authorization: Basic base64(username:password)`.
-    Basic {
-        /// The user name.
-        username: String,
-        /// The password reference.
-        password: Secret,
-    },
-    /// `Authorization: Bearer <token>`.
-    Bearer(Secret),
-}
-
-impl HttpAuth {
-    /// The `Authorization` header value, the secrets read now (so a rotated file is picked up).
-    pub fn authorization(&self) -> Result<SecretValue, SecretError> {
-        Ok(match self {
-            HttpAuth::Bearer(token) => {
-                SecretValue::new(format!("Bearer {}", token.resolve()?.expose()))
-            }
-            HttpAuth::Basic { username, password } => {
-                let pair = format!("{username}:{}", password.resolve()?.expose());
-                SecretValue::new(format!("Basic {}", base64(pair.as_bytes())))
-            }
-        })
-    }
-}
-
-/// The optional `basic_auth: {username, password}` or `bearer_token` keys of the block `m`
-/// (at most one of them), secrets written inline, `{env: VAR}` or `{file: path}`. The
-/// Alertmanager client and the query sources read the same keys.
-pub(crate) fn decode_auth(d: &mut Decoder<'_>, m: &MapReader<'_>) -> Option<HttpAuth> {
-    let basic = m.opt(d, "basic_auth", |d, n, _| {
-        let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
-        let username = b.req(d, "username", "burnwatch", Decoder::string);
-        let password = b.req(d, "password", "{env: PASSWORD}", decode_password);
-        Some(HttpAuth::Basic {
-            username: username?,
-            password: password?,
-        })
-    });
-    let bearer = m.opt(d, "bearer_token", decode_password);
-    match (basic, bearer) {
-        (Some(_), Some(_)) => {
-            let pos = m.key_pos("bearer_token").unwrap_or(m.pos);
-            d.error(pos, "use either `basic_auth` or `bearer_token`, not both");
-            None
-        }
-        (Some(b), None) => Some(b),
-        (None, Some(t)) => Some(HttpAuth::Bearer(t)),
-        (None, None) => None,
-    }
 }
 
 /// One validated `alertmanager` client section.
@@ -537,15 +484,10 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
     out.into_iter().flatten().collect()
 }
 
-/// Standard base64 with padding (RFC 4648), for basic auth: the crate the webhook uses too.
-fn base64(input: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(input)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     fn alert(name: &str, ends_at: Option<Timestamp>) -> Alert {
         Alert {
@@ -673,21 +615,6 @@ mod tests {
                  "startsAt": "1970-01-01T00:01:40.000Z", "endsAt": "2026-11-18T11:06:40.500Z"}
             ])
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::diag::Diagnostic;
 use crate::rules::node::{Kind, Node};
-use crate::secret::{self, Secret, SecretError};
+use crate::secret::{Secret, SecretError, decode_password};
 use crate::time::Dur;
 
 /// Default bound on one whole delivery (connect, TLS, AUTH, DATA).
@@ -57,21 +57,6 @@ pub enum TlsMode {
     Implicit,
     /// No TLS at all (a local relay only). Never allowed together with AUTH.
     None,
-}
-
-/// Decodes a password-like secret with [`secret::decode`], warning when it is written in the
-/// config itself (the config ends up in backups and reviews).
-pub(crate) fn decode_password(d: &mut Decoder<'_>, n: &Node, key: &str) -> Option<Secret> {
-    if let Kind::Str(_) = n.kind() {
-        d.warn(
-            n.pos(),
-            format!(
-                "`{key}` is written in the config; prefer `{key}: {{env: VAR}}` or `{key}: {{file: /path}}` so the secret stays out of the file"
-            ),
-        );
-    }
-    let base = secret::config_dir(d);
-    secret::decode(d, base, n, key)
 }
 
 /// A path from the config, resolved against the config file's directory when relative.

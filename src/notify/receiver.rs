@@ -203,10 +203,10 @@ pub fn build_with(
     for (i, w) in cfg.webhook.iter().enumerate() {
         url("webhook", i, &w.url)?;
         match &w.auth {
-            Some(webhook::HttpAuth::Bearer(s)) => {
+            Some(crate::http_client::HttpAuth::Bearer(s)) => {
                 secret("webhook", i, "bearer_token", s)?;
             }
-            Some(webhook::HttpAuth::Basic { password, .. }) => {
+            Some(crate::http_client::HttpAuth::Basic { password, .. }) => {
                 secret("webhook", i, "basic_auth.password", password)?;
             }
             None => {}
@@ -305,7 +305,9 @@ receivers:
         assert_eq!(w.timeout, Dur::from_secs(3));
         assert_eq!(
             w.auth,
-            Some(webhook::HttpAuth::Bearer(Secret::Env("HOOK_TOKEN".into())))
+            Some(crate::http_client::HttpAuth::Bearer(Secret::Env(
+                "HOOK_TOKEN".into()
+            )))
         );
         let w2 = &oncall.webhook[1];
         assert!(w2.send_resolved);
@@ -315,7 +317,7 @@ receivers:
         );
         assert_eq!(
             w2.auth,
-            Some(webhook::HttpAuth::Basic {
+            Some(crate::http_client::HttpAuth::Basic {
                 username: "bw".into(),
                 password: Secret::File(PathBuf::from("/run/secrets/pw"))
             })
@@ -357,7 +359,7 @@ receivers:
             vec![
                 "/etc/burnwatch/alerting.yaml:4:5: error: unknown key `opsgenie` in a receiver; allowed keys are `name`, `webhook`, `slack`, `pagerduty`, `email`",
                 "/etc/burnwatch/alerting.yaml:6:14: error: `url` `ftp://x` is not an http(s) URL; write a URL such as https://host.example/path",
-                "/etc/burnwatch/alerting.yaml:8:9: error: a webhook takes exactly one of `bearer_token`, `basic_auth`, found `bearer_token`, `basic_auth`; keep only one",
+                "/etc/burnwatch/alerting.yaml:7:9: error: use either `basic_auth` or `bearer_token`, not both",
                 "/etc/burnwatch/alerting.yaml:10:9: error: a PagerDuty integration is missing required key `routing_key`; add `routing_key: {env: PAGERDUTY_ROUTING_KEY}`",
                 "/etc/burnwatch/alerting.yaml:10:26: error: `severity: urgent` is not allowed; write one of `critical`, `error`, `warning`, `info`",
                 "/etc/burnwatch/alerting.yaml:12:28: error: a secret (`{env: VAR}` or `{file: path}`) takes exactly one of `env`, `file`, found `env`, `file`; keep only one",

@@ -7,38 +7,25 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use hyper::header;
 
 use crate::alert::{Alert, Fingerprint, rfc3339};
-use crate::http_client::{DEFAULT_TIMEOUT, HttpClient, Url, classify, secret_header, wall_now};
+use crate::http_client::{
+    DEFAULT_TIMEOUT, HttpAuth, HttpClient, Url, classify, decode_auth, secret_header, wall_now,
+};
 use crate::notify::render::RenderContext;
 use crate::notify::{Integration, Notification, SendError, SendFuture};
 use crate::rules::decode::{Decoder, MapReader};
 use crate::rules::model::Labels;
 use crate::rules::node::Node;
 use crate::secret::Secret;
-use crate::secret::{decode_secret, decode_url_secret};
+use crate::secret::decode_url_secret;
 use crate::time::{Dur, Timestamp};
 
 /// Alertmanager's zero time, which it writes as `endsAt` of firing alerts.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 // ---- the webhook ----
-
-/// How a webhook authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpAuth {
-    /// `Authorization: Bearer <token>`.
-    Bearer(Secret),
-    /// `Authorization: Basic base64(username:password)`.
-    Basic {
-        /// The user name (not secret).
-        username: String,
-        /// The password.
-        password: Secret,
-    },
-}
 
 /// One `webhook:` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,23 +61,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, node: &Node) -> Option<WebhookConfig> 
     let timeout = m
         .opt(d, "timeout", Decoder::pos_dur)
         .unwrap_or(DEFAULT_TIMEOUT);
-    let auth = if m.get("bearer_token").is_some() && m.get("basic_auth").is_some() {
-        m.exactly_one(d, &["bearer_token", "basic_auth"]);
-        None
-    } else if m.get("bearer_token").is_some() {
-        m.opt(d, "bearer_token", decode_secret)
-            .map(HttpAuth::Bearer)
-    } else {
-        m.opt(d, "basic_auth", |d, n, _| {
-            let b = MapReader::new(d, n, "`basic_auth`", &["username", "password"])?;
-            let username = b.req(d, "username", "burnwatch", Decoder::string);
-            let password = b.req(d, "password", "{env: HOOK_PASSWORD}", decode_secret);
-            Some(HttpAuth::Basic {
-                username: username?,
-                password: password?,
-            })
-        })
-    };
+    let auth = decode_auth(d, &m);
     let url = url?;
     (d.errors() == before).then_some(WebhookConfig {
         url,
@@ -275,26 +246,10 @@ impl Webhook {
             .into_inner();
         let mut headers = Vec::new();
         if let Some(auth) = &self.cfg.auth {
-            let value = match auth {
-                HttpAuth::Bearer(token) => format!(
-                    "Bearer {}",
-                    token
-                        .resolve()
-                        .map_err(|e| permanent(format!("webhook bearer_token: {e}")))?
-                        .expose()
-                ),
-                HttpAuth::Basic { username, password } => {
-                    let password = password
-                        .resolve()
-                        .map_err(|e| permanent(format!("webhook basic_auth password: {e}")))?;
-                    let raw = format!("{username}:{}", password.expose());
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(raw)
-                    )
-                }
-            };
-            let value = secret_header(&value)
+            let value = auth
+                .authorization()
+                .map_err(|e| permanent(format!("webhook credentials: {e}")))?;
+            let value = secret_header(value.expose())
                 .map_err(|_| permanent("webhook credentials are not a valid header".into()))?;
             headers.push((header::AUTHORIZATION, value));
         }

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
 use burnwatch::alert::Alert;
+use burnwatch::http_client::HttpAuth;
 use burnwatch::notify::delivery::{
     BreakerState, Delivery, DeliveryConfig, DeliveryError, DeliveryOutcome,
 };
@@ -26,7 +27,7 @@ use burnwatch::notify::pagerduty::{self, PagerDutyConfig};
 use burnwatch::notify::receiver::{self, ReceiverConfig, Secret};
 use burnwatch::notify::render::RenderContext;
 use burnwatch::notify::slack::SlackConfig;
-use burnwatch::notify::webhook::{HttpAuth, Payload, WebhookConfig};
+use burnwatch::notify::webhook::{Payload, WebhookConfig};
 use burnwatch::notify::{Integration, Notification, NotifyReason, SendError};
 use burnwatch::rules::model::Labels;
 use burnwatch::time::{Dur, Timestamp};
